@@ -1,0 +1,198 @@
+"""`nsplane up` and `nsplane down`: the machine's side of a cluster.
+
+up: the underlay bridge, the API server process, one network namespace and
+one agent process per node; idempotent (what runs keeps running) and
+restoring (after a reboot or killed processes, the store brings back every
+object, and the kubelets rebuild pods with their old IPs).
+
+down: stops our processes by PID (checked against their start time, so a
+reused PID is never signalled), every container process, and sweeps every
+namespace, link, mount and file of the cluster. The store stays unless
+purged, so the next `up` brings everything back.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from agent.client import APIStatusError, Client
+from agent.config import ClusterConfig
+from agent.containers import proc_start_time
+from dataplane import cleanup, names, netns
+from dataplane import node as nodenet
+
+
+class ClusterError(Exception):
+    pass
+
+
+# ---- processes ---------------------------------------------------------
+
+def _pidfile(cfg: ClusterConfig, role: str) -> str:
+    return os.path.join(cfg.rundir, f"{role}.pid")
+
+
+def running_pid(cfg: ClusterConfig, role: str) -> int | None:
+    try:
+        with open(_pidfile(cfg, role)) as f:
+            pid, ticks = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return None
+    return pid if proc_start_time(pid) == ticks else None
+
+
+def spawn(cfg: ClusterConfig, role: str, argv: list[str], net: str | None = None) -> int:
+    if net:
+        argv = ["nsenter", f"--net={netns.path(net)}", "--", *argv]
+    os.makedirs(os.path.join(cfg.dir, "logs"), exist_ok=True)
+    os.makedirs(cfg.rundir, exist_ok=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(os.path.join(cfg.dir, "logs", f"{role}.log"), "ab") as log:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                             start_new_session=True, env=env, cwd="/")
+    with open(_pidfile(cfg, role), "w") as f:
+        f.write(f"{p.pid} {proc_start_time(p.pid) or 0}\n")
+    return p.pid
+
+
+def stop_pid(pid: int, ticks: int | None, timeout: float = 10.0) -> None:
+    if ticks is None or proc_start_time(pid) != ticks:
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc_start_time(pid) == ticks:
+        time.sleep(0.05)
+    if proc_start_time(pid) == ticks:
+        os.kill(pid, signal.SIGKILL)
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def stop_role(cfg: ClusterConfig, role: str) -> bool:
+    pid = running_pid(cfg, role)
+    if pid:
+        stop_pid(pid, proc_start_time(pid))
+    try:
+        os.remove(_pidfile(cfg, role))
+    except OSError:
+        pass
+    return pid is not None
+
+
+def python(cfg: ClusterConfig) -> str:
+    return cfg.python or sys.executable
+
+
+# ---- up ----------------------------------------------------------------
+
+def up(cfg: ClusterConfig, say=print, timeout: float = 60.0) -> Client:
+    if os.geteuid() != 0:
+        raise ClusterError("nsplane up needs root (it creates network namespaces and iptables rules); "
+                           "run it with sudo")
+    for tool in ("ip", "nsenter", "iptables-legacy-restore", "conntrack"):
+        if not shutil.which(tool):
+            raise ClusterError(f"{tool} is not installed; run vagrant/provision.sh (or apt-get install "
+                               "iproute2 util-linux iptables conntrack)")
+    cfg.save()
+    os.makedirs(cfg.rundir, exist_ok=True)
+    if cfg.host_netns:
+        netns.create(cfg.host_netns)
+    nodenet.ensure_bridge(cfg.bridge, f"{cfg.host_ip}/{cfg.underlay_prefix}", host_netns=cfg.host_netns,
+                          alias=cfg.name)
+    client = Client(cfg.local_api_url)
+    if running_pid(cfg, "server"):
+        say(f"API server of {cfg.name} already running")
+    else:
+        spawn(cfg, "server", [python(cfg), "-m", "agent.server", "--config", cfg.path], cfg.host_netns)
+    _wait(lambda: client.request("GET", "/readyz") == "ok", timeout, "the API server",
+          os.path.join(cfg.dir, "logs", "server.log"))
+    for i in range(1, cfg.nodes + 1):
+        add_node(cfg, i, say)
+    _wait(lambda: _nodes_ready(client, cfg.nodes), timeout, f"{cfg.nodes} node(s) to be Ready",
+          os.path.join(cfg.dir, "logs", "node-1.log"))
+    return client
+
+
+def add_node(cfg: ClusterConfig, index: int, say=print) -> None:
+    name, ip = cfg.node_name(index), cfg.node_ip(index)
+    node_ns = names.node_netns(cfg.name, name)
+    nodenet.setup_node(node_ns, cfg.bridge, names.node_ifname(cfg.name, name), f"{ip}/{cfg.underlay_prefix}",
+                       host_netns=cfg.host_netns)
+    if running_pid(cfg, name):
+        return
+    spawn(cfg, name, [python(cfg), "-m", "agent.node", "--config", cfg.path, "--node", name, "--ip", ip], node_ns)
+    say(f"node {name}: namespace {node_ns}, InternalIP {ip}")
+
+
+def _nodes_ready(client: Client, n: int) -> bool:
+    nodes = client.list("nodes")["items"]
+    ready = [x for x in nodes if any(c["type"] == "Ready" and c["status"] == "True"
+                                     for c in x.get("status", {}).get("conditions", []))]
+    return len(ready) >= n
+
+
+def _wait(check, timeout: float, what: str, log_path: str) -> None:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, APIStatusError, ValueError) as e:
+            last = e
+        time.sleep(0.1)
+    raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what} ({last}); see {log_path}")
+
+
+# ---- down --------------------------------------------------------------
+
+def container_pids(cfg: ClusterConfig) -> list[tuple[int, int]]:
+    out = []
+    for state in glob.glob(os.path.join(cfg.dir, "nodes", "*", "pods", "*", "state.json")):
+        try:
+            with open(state) as f:
+                st = json.load(f)
+        except (OSError, ValueError):
+            continue
+        for c in st.get("containers", []):
+            if c.get("pid"):
+                out.append((c["pid"], c.get("start_ticks", 0)))
+    return out
+
+
+def down(cfg: ClusterConfig, purge: bool = False, say=print) -> None:
+    roles = [os.path.basename(p)[:-4] for p in glob.glob(os.path.join(cfg.rundir, "*.pid"))]
+    for role in sorted(roles, key=lambda r: r == "server"):   # agents first, then the server
+        if stop_role(cfg, role):
+            say(f"stopped {role}")
+    pids = container_pids(cfg)
+    for pid, ticks in pids:
+        if proc_start_time(pid) == ticks:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    if pids:
+        say(f"stopped {len(pids)} container process(es)")
+    swept = cleanup.sweep(cfg.name, os.path.join(cfg.rundir, "uts"), host_netns=cfg.host_netns)
+    if cfg.host_netns and netns.exists(cfg.host_netns):
+        netns.delete(cfg.host_netns)
+    for line in swept.lines():
+        say(f"removed {line}")
+    shutil.rmtree(cfg.rundir, ignore_errors=True)
+    for d in glob.glob(os.path.join(cfg.dir, "nodes", "*", "pods", "*")):
+        shutil.rmtree(d, ignore_errors=True)   # runtime state; the store keeps the pods
+    if purge:
+        shutil.rmtree(cfg.dir, ignore_errors=True)
+        say(f"removed {cfg.dir}")

@@ -1,0 +1,116 @@
+"""Cluster configuration: the addresses, ranges and paths one cluster uses.
+
+Written by `nsplane up` to <state_dir>/cluster.json and read by every process
+of the cluster (server, node agents, CLI). Defaults follow DESIGN.md's
+network model. Tests make their own cluster with another name, state dir,
+bridge and underlay, so they never touch a user's cluster.
+"""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+from dataclasses import dataclass, field
+
+from dataplane import names
+
+DEFAULT_CLUSTER = "nsplane"
+
+
+@dataclass
+class ClusterConfig:
+    name: str = DEFAULT_CLUSTER
+    state_dir: str = "/var/lib/nsplane"
+    run_dir: str = "/run/nsplane"
+    service_cidr: str = "10.96.0.0/12"
+    cluster_cidr: str = "10.244.0.0/16"
+    node_port_range: tuple[int, int] = (30000, 32767)
+    cluster_domain: str = "cluster.local"
+    dns_ip: str = "10.96.0.10"
+    underlay_cidr: str = "172.28.0.0/24"
+    api_port: int = 6443
+    kubelet_port: int = 10250
+    nodes: int = 1
+    host_netns: str | None = None         # where the bridge lives; None = this (root) namespace
+    dns: bool = True                      # run coredns behind kube-dns
+    upstream_dns: list[str] = field(default_factory=list)
+    python: str = ""                      # interpreter for our processes (default: the running one)
+
+    def __post_init__(self):
+        if not self.name.startswith(names.PREFIX):
+            raise ValueError(f"cluster name {self.name!r} must start with {names.PREFIX!r}")
+        self.node_port_range = tuple(self.node_port_range)
+
+    # ---- derived ---------------------------------------------------
+    @property
+    def dir(self) -> str:
+        return os.path.join(self.state_dir, self.name)
+
+    @property
+    def rundir(self) -> str:
+        return os.path.join(self.run_dir, self.name)
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.dir, "cluster.json")
+
+    @property
+    def db_path(self) -> str:
+        return os.path.join(self.dir, "store.db")
+
+    @property
+    def api_socket(self) -> str:
+        return os.path.join(self.rundir, "api.sock")
+
+    @property
+    def bridge(self) -> str:
+        return names.bridge_name(self.name)
+
+    @property
+    def host_ip(self) -> str:
+        """The host's (the "outside world's") address on the underlay: the API listens here."""
+        return str(ipaddress.ip_network(self.underlay_cidr).network_address + 1)
+
+    @property
+    def underlay_prefix(self) -> int:
+        return ipaddress.ip_network(self.underlay_cidr).prefixlen
+
+    def node_name(self, index: int) -> str:
+        return f"node-{index}"
+
+    def node_ip(self, index: int) -> str:
+        return str(ipaddress.ip_network(self.underlay_cidr).network_address + 10 + index)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host_ip}:{self.api_port}"
+
+    @property
+    def local_api_url(self) -> str:
+        return f"unix://{self.api_socket}"
+
+    # ---- persistence ------------------------------------------------
+    def save(self) -> None:
+        os.makedirs(self.dir, exist_ok=True)
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(dataclasses.asdict(self), f, indent=2)
+        os.replace(tmp, self.path)
+
+    @classmethod
+    def load(cls, path: str) -> "ClusterConfig":
+        with open(path) as f:
+            data = json.load(f)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def find(cls, name: str | None = None, state_dir: str | None = None) -> "ClusterConfig":
+        """The saved config of cluster `name` (env NSPLANE_CLUSTER, else the default)."""
+        name = name or os.environ.get("NSPLANE_CLUSTER") or DEFAULT_CLUSTER
+        state_dir = state_dir or os.environ.get("NSPLANE_STATE_DIR") or cls.state_dir
+        path = os.path.join(state_dir, name, "cluster.json")
+        if os.path.exists(path):
+            return cls.load(path)
+        return cls(name=name, state_dir=state_dir)

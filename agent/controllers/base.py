@@ -1,0 +1,130 @@
+"""The controller machinery: an in-process watch of the store feeding a
+deduplicating work queue, and one worker thread that retries with backoff."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Iterable
+
+from agent.store import Event, Store
+
+log = logging.getLogger("nsplane.controllers")
+
+
+class WorkQueue:
+    """Keys waiting to be synced; a key queued twice is synced once."""
+
+    def __init__(self):
+        self._keys: dict = {}
+        self._cond = threading.Condition()
+
+    def add(self, key, delay: float = 0.0) -> None:
+        due = time.monotonic() + delay
+        with self._cond:
+            if key not in self._keys or self._keys[key] > due:
+                self._keys[key] = due
+            self._cond.notify()
+
+    def get(self, stop: threading.Event):
+        with self._cond:
+            while not stop.is_set():
+                now = time.monotonic()
+                ready = [k for k, due in self._keys.items() if due <= now]
+                if ready:
+                    key = min(ready, key=self._keys.__getitem__)
+                    del self._keys[key]
+                    return key
+                wait = min((due - now for due in self._keys.values()), default=1.0)
+                self._cond.wait(min(max(wait, 0.01), 1.0))
+        return None
+
+
+def watch_store(store: Store, resource: str, handler: Callable[[Event], None],
+                stop: threading.Event, initial: Callable[[dict], None] | None = None) -> threading.Thread:
+    """Call `initial(obj)` for what exists, then `handler(event)` for every change."""
+    def run():
+        while not stop.is_set():
+            items, rv = store.list(resource)
+            if initial:
+                for obj in items:
+                    initial(obj)
+            try:
+                for ev in store.watch(resource, None, rv, stop, timeout=3600):
+                    if ev is not None:
+                        handler(ev)
+            except Exception:
+                log.exception("store watch of %s failed; restarting", resource)
+                stop.wait(1.0)
+    t = threading.Thread(target=run, name=f"watch-{resource}", daemon=True)
+    t.start()
+    return t
+
+
+class Controller:
+    """Subclasses set `name`, `watches` (resource -> key function returning
+    keys to enqueue) and implement `sync(key)`."""
+
+    name = "controller"
+    watches: dict[str, Callable] = {}
+
+    def __init__(self, store: Store, registry):
+        self.store, self.registry = store, registry
+        self.queue = WorkQueue()
+        self._failures: dict = {}
+
+    def keys_for(self, resource: str, obj: dict) -> Iterable:
+        return self.watches[resource](self, obj)
+
+    def start(self, stop: threading.Event) -> None:
+        for resource in self.watches:
+            watch_store(self.store, resource,
+                        lambda ev, r=resource: self._enqueue(r, ev.obj),
+                        stop, initial=lambda obj, r=resource: self._enqueue(r, obj))
+        threading.Thread(target=self._work, args=(stop,), name=self.name, daemon=True).start()
+
+    def _enqueue(self, resource: str, obj: dict) -> None:
+        for key in self.keys_for(resource, obj) or ():
+            self.queue.add(key)
+
+    def _work(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            key = self.queue.get(stop)
+            if key is None:
+                return
+            try:
+                again = self.sync(key)
+                self._failures.pop(key, None)
+                if again:
+                    self.queue.add(key, again)
+            except Exception as e:
+                n = self._failures.get(key, 0) + 1
+                self._failures[key] = n
+                delay = min(0.05 * 2 ** n, 5.0)
+                log.warning("%s: sync %s failed (%s); retry in %.2fs", self.name, key, e, delay,
+                            exc_info=n == 1)
+                self.queue.add(key, delay)
+
+    def sync(self, key) -> float | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def ns_name(obj: dict) -> tuple[str, str]:
+    md = obj["metadata"]
+    return md.get("namespace", ""), md["name"]
+
+
+def owned_by(obj: dict, uid: str) -> bool:
+    return any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences", []) or [])
+
+
+def controller_ref(obj: dict) -> dict | None:
+    for r in obj["metadata"].get("ownerReferences", []) or []:
+        if r.get("controller"):
+            return r
+    return None
+
+
+def owner_ref(owner: dict) -> dict:
+    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}

@@ -1,0 +1,74 @@
+"""The scheduler: binds each pending pod to a Ready node that satisfies its
+nodeName / nodeSelector, preferring the node with the fewest pods (spread)."""
+from __future__ import annotations
+
+from agent import events
+from agent.controllers.base import Controller, ns_name
+
+
+def node_ready(node: dict) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in node.get("status", {}).get("conditions", []) or [])
+
+
+def pick_node(pod: dict, nodes: list[dict], load: dict[str, int]) -> tuple[str | None, str]:
+    """Pure: the node for `pod`, or None and kube-scheduler-style reason."""
+    spec = pod.get("spec", {})
+    wanted = spec.get("nodeSelector") or {}
+    fits, reasons = [], {}
+    for n in nodes:
+        labels = n["metadata"].get("labels", {}) or {}
+        if not node_ready(n):
+            reasons["node(s) were not ready"] = reasons.get("node(s) were not ready", 0) + 1
+        elif n.get("spec", {}).get("unschedulable"):
+            reasons["node(s) were unschedulable"] = reasons.get("node(s) were unschedulable", 0) + 1
+        elif any(labels.get(k) != v for k, v in wanted.items()):
+            r = "node(s) didn't match Pod's node affinity/selector"
+            reasons[r] = reasons.get(r, 0) + 1
+        else:
+            fits.append(n["metadata"]["name"])
+    if fits:
+        return min(fits, key=lambda name: (load.get(name, 0), name)), ""
+    why = ", ".join(f"{c} {r}" for r, c in sorted(reasons.items())) or "no nodes available to schedule pods"
+    return None, f"0/{len(nodes)} nodes are available: {why}."
+
+
+class Scheduler(Controller):
+    name = "scheduler"
+    watches = {
+        "pods": lambda self, o: [ns_name(o)] if not o.get("spec", {}).get("nodeName") else [],
+        "nodes": lambda self, o: [ns_name(p) for p in self.store.list("pods")[0]
+                                  if not p.get("spec", {}).get("nodeName")],
+    }
+
+    def sync(self, key):
+        ns, name = key
+        try:
+            pod = self.store.get("pods", ns, name)
+        except Exception:
+            return None
+        if pod["spec"].get("nodeName") or pod["metadata"].get("deletionTimestamp"):
+            return None
+        nodes = self.store.list("nodes")[0]
+        load: dict[str, int] = {}
+        for p in self.store.list("pods")[0]:
+            n = p.get("spec", {}).get("nodeName")
+            if n:
+                load[n] = load.get(n, 0) + 1
+        node, why = pick_node(pod, nodes, load)
+        if node is None:
+            events.record(self.store, pod, "FailedScheduling", why, "Warning", "default-scheduler")
+            return 1.0
+
+        def bind(cur):
+            if cur["spec"].get("nodeName"):
+                return None
+            cur["spec"]["nodeName"] = node
+            conds = cur.setdefault("status", {}).setdefault("conditions", [])
+            conds[:] = [c for c in conds if c.get("type") != "PodScheduled"]
+            conds.append({"type": "PodScheduled", "status": "True"})
+            return cur
+        self.store.guaranteed_update("pods", ns, name, bind)
+        events.record(self.store, pod, "Scheduled", f"Successfully assigned {ns}/{name} to {node}",
+                      component="default-scheduler")
+        return None

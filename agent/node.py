@@ -1,0 +1,220 @@
+"""The node agent process: registers the Node, heart-beats, and runs the
+kubelet (pods), the proxier (Service rules) and the routes to other nodes'
+pod CIDRs. It runs inside its node's network namespace and talks to the API
+over TCP, like a kubelet and kube-proxy on a real node.
+
+Run by `nsplane up` as
+`nsenter --net=/run/netns/<node netns> python -m agent.node --config ... --node node-1`.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import signal
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from agent.client import APIStatusError, Client, Informer
+from agent.config import ClusterConfig
+from agent.kubelet import Kubelet
+from agent.registry import now_iso
+from dataplane import node as nodenet
+from dataplane.model import NodeInfo
+
+log = logging.getLogger("nsplane.node")
+HEARTBEAT = 10.0
+VERSION = "v1.32.0-nsplane"
+
+
+def os_image() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def node_object(name: str, ip: str, kubelet_port: int) -> dict:
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                                                  "kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+                                                  "beta.kubernetes.io/arch": "amd64"}},
+            "spec": {}, "status": node_status(name, ip, kubelet_port)}
+
+
+def node_status(name: str, ip: str, kubelet_port: int, since: str | None = None) -> dict:
+    now = now_iso()
+    return {
+        "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+        "capacity": {"cpu": str(os.cpu_count() or 1), "pods": "110"},
+        "allocatable": {"cpu": str(os.cpu_count() or 1), "pods": "110"},
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                        "message": "kubelet is posting ready status", "lastHeartbeatTime": now,
+                        "lastTransitionTime": since or now}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
+        "nodeInfo": {"kubeletVersion": VERSION, "kubeProxyVersion": VERSION, "osImage": os_image(),
+                     "kernelVersion": platform.release(), "containerRuntimeVersion": "nsplane://0.1.0",
+                     "operatingSystem": "linux", "architecture": "amd64"},
+    }
+
+
+class NodeAgent:
+    def __init__(self, cfg: ClusterConfig, name: str, ip: str, api_url: str | None = None):
+        self.cfg, self.name, self.ip = cfg, name, ip
+        self.client = Client(api_url or cfg.api_url)
+        self.stop = threading.Event()
+
+    def register(self) -> dict:
+        """Create or refresh our Node; wait until the controller gave it a pod CIDR."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                try:
+                    cur = self.client.get("nodes", self.name)
+                    cur["status"] = node_status(self.name, self.ip, self.cfg.kubelet_port)
+                    cur["metadata"].pop("resourceVersion", None)
+                    cur = self.client.update("nodes", cur, subresource="status")
+                except APIStatusError as e:
+                    if e.code != 404:
+                        raise
+                    cur = self.client.create("nodes", node_object(self.name, self.ip, self.cfg.kubelet_port))
+                if cur.get("spec", {}).get("podCIDR"):
+                    return cur
+            except (OSError, APIStatusError) as e:
+                log.info("waiting for the API server at %s: %s", self.client.server, e)
+            if time.monotonic() > deadline:
+                raise SystemExit(f"node {self.name}: no pod CIDR from the API server at {self.client.server} "
+                                 "after 60 s; is `nsplane-server` running? (see its log)")
+            time.sleep(0.2)
+
+    def heartbeat(self) -> None:
+        since = None
+        while not self.stop.wait(HEARTBEAT):
+            try:
+                cur = self.client.get("nodes", self.name)
+                ready = next((c for c in cur.get("status", {}).get("conditions", []) if c["type"] == "Ready"), {})
+                since = ready.get("lastTransitionTime") if ready.get("status") == "True" else None
+                cur["status"] = node_status(self.name, self.ip, self.cfg.kubelet_port, since)
+                cur["metadata"].pop("resourceVersion", None)
+                self.client.update("nodes", cur, subresource="status")
+            except (OSError, APIStatusError) as e:
+                log.warning("heartbeat failed: %s", e)
+
+    def routes(self, nodes: Informer) -> None:
+        """Routes to every other node's pod CIDR via its underlay address."""
+        def sync(*_):
+            want = {}
+            for n in nodes.items():
+                cidr = n.get("spec", {}).get("podCIDR")
+                addr = next((a["address"] for a in n.get("status", {}).get("addresses", [])
+                             if a["type"] == "InternalIP"), None)
+                if n["metadata"]["name"] != self.name and cidr and addr:
+                    want[cidr] = addr
+            try:
+                added, removed = nodenet.set_pod_routes(None, want)
+                if added or removed:
+                    log.info("pod routes: +%s -%s", added, removed)
+            except Exception as e:
+                log.error("pod routes: %s", e)
+        nodes.add_handler(sync)
+
+    def run(self) -> None:
+        node = self.register()
+        pod_cidr = node["spec"]["podCIDR"]
+        log.info("node %s registered: InternalIP %s, podCIDR %s", self.name, self.ip, pod_cidr)
+        services = Informer(self.client, "services")
+        slices = Informer(self.client, "endpointslices")
+        nodes = Informer(self.client, "nodes")
+        from agent.proxier import Proxier
+        proxier = Proxier(NodeInfo(self.name, self.cfg.cluster_cidr, (self.ip,)))
+        services.add_handler(proxier.on_service)
+        slices.add_handler(proxier.on_endpointslice)
+        self.routes(nodes)
+        kubelet = Kubelet(self.client, self.cfg, self.name, pod_cidr, self.ip, services)
+        for inf in (services, slices, nodes):
+            inf.start(self.stop)
+        serve_kubelet_api(kubelet, self.ip, self.cfg.kubelet_port, self.stop)
+        threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True).start()
+        threading.Thread(target=proxier.run, args=(self.stop,), name="proxier", daemon=True).start()
+        kubelet.run(self.stop)
+
+
+class KubeletAPI(BaseHTTPRequestHandler):
+    """The kubelet's port: /containerLogs/<ns>/<pod>?container=&tailLines=&previous=,
+    which the API server's pods/log proxies to."""
+    kubelet: Kubelet
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):  # noqa: N802
+        url = urllib.parse.urlsplit(self.path)
+        q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
+        parts = url.path.strip("/").split("/")
+        if len(parts) != 3 or parts[0] != "containerLogs":
+            return self._send(404, "not found")
+        ns, name = parts[1], parts[2]
+        rt = next((r for r in self.kubelet.pods.values() if r.key == (ns, name)), None)
+        if rt is None:
+            return self._send(404, f'pod "{name}" not found on this node')
+        cname = q.get("container") or next(iter(rt.containers), None)
+        c = rt.containers.get(cname)
+        if c is None:
+            names = " ".join(rt.containers)
+            return self._send(400, f'container {cname} is not valid for pod {name}' +
+                              (f"; choose one of: [{names}]" if names else ""))
+        try:
+            with open(c.log_path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        if q.get("tailLines"):
+            n = int(q["tailLines"])
+            lines = data.splitlines(keepends=True)
+            data = b"".join(lines[-n:]) if n else b""
+        self._send(200, data)
+
+    def _send(self, code: int, body) -> None:
+        data = body if isinstance(body, bytes) else body.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def serve_kubelet_api(kubelet: Kubelet, ip: str, port: int, stop: threading.Event) -> None:
+    handler = type("BoundKubeletAPI", (KubeletAPI,), {"kubelet": kubelet})
+    srv = ThreadingHTTPServer((ip, port), handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, name="kubelet-api", daemon=True).start()
+    threading.Thread(target=lambda: (stop.wait(), srv.shutdown()), daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="nsplane-node")
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--node", required=True)
+    ap.add_argument("--ip", required=True, help="this node's InternalIP")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format=f"%(asctime)s {args.node} %(name)s %(levelname)s %(message)s")
+    cfg = ClusterConfig.load(args.config)
+    agent = NodeAgent(cfg, args.node, args.ip)
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop.set())
+    signal.signal(signal.SIGINT, lambda *_: agent.stop.set())
+    agent.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

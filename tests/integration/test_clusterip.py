@@ -1,0 +1,201 @@
+"""Issue 2's walkthrough on a real single-node cluster: real namespaces,
+veths, iptables and processes; traffic checked with curl from inside pods.
+One cluster serves the module; the last tests restart and tear it down."""
+import re
+import subprocess
+import time
+
+import pytest
+
+from tests.integration.cluster import TestCluster
+
+pytestmark = pytest.mark.integration
+
+AGNHOST = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: echo
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: echo}
+  template:
+    metadata:
+      labels: {app: echo}
+    spec:
+      containers:
+      - name: agnhost
+        image: registry.k8s.io/e2e-test-images/agnhost:2.47
+        args: ["netexec", "--http-port=8080", "--udp-port=8081"]
+        ports:
+        - {name: http, containerPort: 8080}
+        readinessProbe:
+          httpGet: {path: /healthz, port: http}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: echo
+spec:
+  selector: {app: echo}
+  ports:
+  - {name: http, port: 80, targetPort: http}
+  - {name: udp, port: 81, targetPort: 8081, protocol: UDP}
+"""
+
+WEB = open(__file__.replace("tests/integration/test_clusterip.py", "vagrant/demo/web.yaml")).read()
+WEB_SVC = open(__file__.replace("tests/integration/test_clusterip.py", "vagrant/demo/web-svc.yaml")).read()
+
+
+@pytest.fixture(scope="module")
+def c(tmp_path_factory):
+    tc = TestCluster(str(tmp_path_factory.mktemp("cluster")))
+    try:
+        tc.up()
+        tc.apply(AGNHOST)
+        tc.nsplane("run", "tmp", "--image=curlimages/curl", "--", "sleep", "3600")
+        tc.wait_ready("app=echo", 3)
+        tc.wait_ready("run=tmp", 1)
+        yield tc
+    finally:
+        tc.down()
+        assert tc.leftovers() == []
+
+
+def cluster_ip(c, name):
+    return c.get("svc", name)["spec"]["clusterIP"]
+
+
+def curl(c, url, *extra):
+    return c.exec("tmp", "curl", "-sS", "--max-time", "3", *extra, url)
+
+
+def test_get_svc_lists_kubernetes_and_echo(c):
+    out = c.nsplane("get", "svc").stdout.splitlines()
+    assert out[0].split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+    rows = {line.split()[0]: line.split() for line in out[1:]}
+    assert rows["kubernetes"][1:5] == ["ClusterIP", "10.96.0.1", "<none>", "443/TCP"]
+    assert rows["echo"][1] == "ClusterIP" and rows["echo"][4] == "80/TCP,81/UDP"
+
+
+def test_endpoints_are_the_three_pod_ips(c):
+    ips = sorted(p["status"]["podIP"] for p in c.ready_pods("app=echo"))
+    line = c.nsplane("get", "endpoints", "echo").stdout.splitlines()[1]
+    listed = line.split()[1].split(",")
+    assert sorted({e.rsplit(":", 1)[0] for e in listed if not e.startswith("+")}) == ips
+    assert all(e.endswith((":8080", ":8081")) for e in listed if ":" in e)
+
+
+def test_traffic_reaches_all_three_pods(c):
+    ip = cluster_ip(c, "echo")
+    seen = set()
+    for _ in range(30):
+        r = curl(c, f"http://{ip}/hostname")
+        assert r.returncode == 0, r.stderr
+        seen.add(r.stdout.strip())
+    assert seen == {p["metadata"]["name"] for p in c.ready_pods("app=echo")}
+
+
+def test_client_ip_is_preserved(c):
+    r = curl(c, f"http://{cluster_ip(c, 'echo')}/clientip")
+    tmp_ip = c.get("pod", "tmp")["status"]["podIP"]
+    assert r.stdout.strip().rsplit(":", 1)[0] == tmp_ip
+
+
+def test_udp_service_answers(c):
+    ip = cluster_ip(c, "echo")
+    names = {p["metadata"]["name"] for p in c.ready_pods("app=echo")}
+    script = f"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2); " \
+             f"s.sendto(b'hostname', ('{ip}', 81)); print(s.recv(100).decode())"
+    r = c.exec("tmp", "python3", "-c", script)
+    assert r.stdout.strip() in names, r.stderr
+
+
+def test_hairpin_pod_reaches_itself_through_its_service(c):
+    pod = c.ready_pods("app=echo")[0]["metadata"]["name"]
+    ip = cluster_ip(c, "echo")
+    seen = set()
+    for _ in range(15):
+        r = c.exec(pod, "curl", "-sS", "--max-time", "3", f"http://{ip}/hostname")
+        assert r.returncode == 0, r.stderr
+        seen.add(r.stdout.strip())
+    assert pod in seen
+
+
+def test_nginx_welcome_page_through_cluster_ip(c):
+    c.apply(WEB)
+    assert c.apply(WEB_SVC).strip() == "service/web created"
+    assert c.apply(WEB_SVC).strip() == "service/web unchanged"
+    c.wait_ready("app=web", 3)
+    ip = cluster_ip(c, "web")
+    assert re.fullmatch(r"10\.(9[6-9]|10[0-9]|11[01])\.\d+\.\d+", ip)
+    r = c.wait(lambda: (r := curl(c, f"http://{ip}")).returncode == 0 and r, 10, "nginx via ClusterIP")
+    assert r.stdout.startswith("<!DOCTYPE html>") and "Welcome to nginx!" in r.stdout
+    rules = subprocess.run(["ip", "netns", "exec", c.node_netns(), "iptables-legacy", "-t", "nat", "-S",
+                            "KUBE-SERVICES"], capture_output=True, text=True).stdout
+    assert f'-d {ip}/32 -p tcp -m comment --comment "default/web cluster IP"' in rules or \
+        ("default/web cluster IP" in rules and f"{ip}/32" in rules)
+    logs = "".join(c.nsplane("logs", p["metadata"]["name"]).stdout for p in c.ready_pods("app=web"))
+    assert '"GET / HTTP/1.1" 200' in logs
+
+
+def test_selector_typo_empties_endpoints_and_refuses(c):
+    ip = cluster_ip(c, "echo")
+    c.nsplane("apply", "-f", "-", input=AGNHOST.replace("selector: {app: echo}", "selector: {app: echoo}"))
+    c.wait(lambda: "<none>" in c.nsplane("get", "ep", "echo").stdout, 10, "endpoints to empty")
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    r = curl(c, f"http://{ip}/hostname")
+    took = time.monotonic() - t0
+    assert r.returncode != 0 and "refused" in r.stderr.lower(), r.stderr
+    assert took < 2.0   # REJECT, not a timeout (includes exec overhead)
+    c.apply(AGNHOST)
+    c.wait(lambda: curl(c, f"http://{ip}/hostname").returncode == 0, 10, "traffic back")
+
+
+def test_scale_down_and_up_is_followed(c):
+    ip = cluster_ip(c, "echo")
+    c.nsplane("scale", "deploy", "echo", "--replicas=1")
+    survivor = c.wait(lambda: (p := c.ready_pods("app=echo")) and len(p) == 1 and
+                      len(c.get("ep", "echo")["subsets"][0]["addresses"]) == 1 and p, 30, "scale to 1")
+    name = survivor[0]["metadata"]["name"]
+    assert {curl(c, f"http://{ip}/hostname").stdout.strip() for _ in range(8)} == {name}
+    c.nsplane("scale", "deploy", "echo", "--replicas=3")
+    c.wait_ready("app=echo", 3)
+    c.wait(lambda: len(c.get("ep", "echo")["subsets"][0]["addresses"]) == 3, 10, "3 endpoints")
+    seen = {curl(c, f"http://{ip}/hostname").stdout.strip() for _ in range(30)}
+    assert len(seen) == 3
+
+
+def test_deleted_pod_never_answers_again(c):
+    ip = cluster_ip(c, "echo")
+    victim = c.ready_pods("app=echo")[0]["metadata"]["name"]
+    c.nsplane("delete", "pod", victim)
+    c.wait_ready("app=echo", 3)
+    seen = {curl(c, f"http://{ip}/hostname").stdout.strip() for _ in range(30)}
+    assert victim not in seen and len(seen) == 3
+
+
+def test_bad_input_changes_nothing(c):
+    before = c.get("svc", "echo")
+    r = c.nsplane("apply", "-f", "-", check=False, input=AGNHOST.split("---")[1].replace("port: 80,", "port: 70000,"))
+    assert r.returncode != 0
+    assert 'Service "echo" is invalid: spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive' \
+        in r.stderr
+    assert c.get("svc", "echo")["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    r = c.nsplane("apply", "-f", "-", check=False, input="kind: Service\napiVersion: v1\nmetadata:\n  name: [x\n")
+    assert r.returncode != 0 and "line" in r.stderr
+
+
+def test_restart_keeps_services_and_traffic(c):
+    ip = cluster_ip(c, "echo")
+    pids = subprocess.run(["pgrep", "-f", f"--config {c.cfg.path}"], capture_output=True, text=True).stdout.split()
+    assert pids
+    for pid in pids:
+        subprocess.run(["kill", "-9", pid])
+    c.up()
+    assert cluster_ip(c, "echo") == ip
+    c.wait(lambda: len({curl(c, f"http://{ip}/hostname").stdout.strip() for _ in range(15)} - {""}) == 3,
+           30, "traffic to all 3 pods after restart")
