@@ -97,11 +97,12 @@ def apply_one(client: Client, kind, doc: dict, ns: str | None) -> str:
     return "configured" if new["metadata"]["resourceVersion"] != live["metadata"]["resourceVersion"] else "unchanged"
 
 
-def documents(args):
+def documents(args) -> list[tuple[str, dict]]:
     try:
-        return manifests.load(args.filename, recursive=getattr(args, "recursive", False))
+        docs = manifests.load(args.filename, recursive=getattr(args, "recursive", False))
     except manifests.ManifestError as e:
         die(f"error: {e}")
+    return [(d.source, d.obj) for d in docs]
 
 
 def cmd_apply(cfg, args) -> int:
@@ -109,12 +110,9 @@ def cmd_apply(cfg, args) -> int:
     failed = 0
     for source, doc in documents(args):
         try:
-            kind = manifests.kind_of(doc)
+            kind = manifests.resolve_kind(doc)
             result = apply_one(client, kind, doc, args.namespace)
             print(f"{ref(kind, doc['metadata']['name'])} {result}")
-        except manifests.ManifestError as e:
-            failed += 1
-            print(f'error: error validating "{source}": {e}', file=sys.stderr)
         except UnknownKind as e:
             failed += 1
             print(f'error: resource mapping not found for "{source}": {e}', file=sys.stderr)
@@ -141,8 +139,8 @@ def cmd_delete(cfg, args) -> int:
     if args.filename:
         for source, doc in documents(args):
             try:
-                kind = manifests.kind_of(doc)
-            except (manifests.ManifestError, UnknownKind) as e:
+                kind = manifests.resolve_kind(doc)
+            except UnknownKind as e:
                 print(f'error: "{source}": {e}', file=sys.stderr)
                 continue
             targets.append((kind, doc["metadata"]["name"], doc["metadata"].get("namespace") or args.namespace))
@@ -205,8 +203,9 @@ def cmd_get(cfg, args) -> int:
     out = args.output or ""
     everything = [o for _, objs in objs_by_kind for o in objs]
     if out in ("yaml", "json"):
-        print(printers.to_yaml(everything, single=bool(wanted) and len(everything) == 1) if out == "yaml"
-              else printers.to_json(everything, single=bool(wanted) and len(everything) == 1), end="")
+        doc = everything[0] if wanted and len(everything) == 1 else everything
+        text = printers.to_yaml(doc) if out == "yaml" else printers.to_json(doc)
+        print(text, end="" if text.endswith("\n") else "\n")
         return 0
     if out == "name":
         for kind, objs in objs_by_kind:
@@ -217,15 +216,15 @@ def cmd_get(cfg, args) -> int:
         die(f"error: unable to match a printer suitable for the output format \"{out}\", "
             "allowed formats are: json,name,wide,yaml")
     if not everything:
-        where = "" if not kinds[0].namespaced else (" in any namespace" if ns is None else f" in {ns} namespace")
-        print(f"No resources found{where}.", file=sys.stderr)
+        print(printers.no_resources_message(ns, all_namespaces=ns is None, namespaced=kinds[0].namespaced),
+              file=sys.stderr)
         return 0
     blocks = []
     for kind, objs in objs_by_kind:
         if objs:
             blocks.append(printers.table(kind.kind, objs, wide=out == "wide",
                                          all_namespaces=ns is None and kind.namespaced,
-                                         show_labels=args.show_labels, kind_prefix=len(kinds) > 1))
+                                         show_labels=args.show_labels, with_kind=len(kinds) > 1))
     print("\n".join(b.rstrip("\n") + "\n" for b in blocks), end="")
     return 0
 
@@ -442,7 +441,16 @@ COMMANDS = {"up": cmd_up, "down": cmd_down, "apply": cmd_apply, "create": cmd_ap
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    rest = None
+    if "--" in argv:   # everything after `--` is the pod's command, untouched
+        i = argv.index("--")
+        argv, rest = argv[:i], argv[i + 1:]
     args = parser().parse_args(argv)
+    if rest is not None:
+        if args.cmd == "run":
+            args.args = args.args + rest
+        elif args.cmd == "exec":
+            args.command = args.command + rest
     cfg = ClusterConfig.find(args.cluster)
     if args.cmd not in ("up", "down") and not os.path.exists(cfg.api_socket):
         die(f"The connection to the server was refused: cluster {cfg.name} is not running "
@@ -455,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
         die(server_error(e))
     except ConnectionRefusedError:
         die(f"The connection to the server {cfg.local_api_url} was refused - is `nsplane up` running?")
+    except BrokenPipeError:   # `nsplane get ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

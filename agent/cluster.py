@@ -108,6 +108,7 @@ def up(cfg: ClusterConfig, say=print, timeout: float = 60.0) -> Client:
     os.makedirs(cfg.rundir, exist_ok=True)
     if cfg.host_netns:
         netns.create(cfg.host_netns)
+        nodenet.ensure_loopback(cfg.host_netns)
     nodenet.ensure_bridge(cfg.bridge, f"{cfg.host_ip}/{cfg.underlay_prefix}", host_netns=cfg.host_netns,
                           alias=cfg.name)
     client = Client(cfg.local_api_url)
@@ -129,6 +130,7 @@ def add_node(cfg: ClusterConfig, index: int, say=print) -> None:
     node_ns = names.node_netns(cfg.name, name)
     nodenet.setup_node(node_ns, cfg.bridge, names.node_ifname(cfg.name, name), f"{ip}/{cfg.underlay_prefix}",
                        host_netns=cfg.host_netns)
+    nodenet.ensure_service_route(node_ns, cfg.service_cidr)
     if running_pid(cfg, name):
         return
     spawn(cfg, name, [python(cfg), "-m", "agent.node", "--config", cfg.path, "--node", name, "--ip", ip], node_ns)

@@ -183,7 +183,7 @@ class Kubelet:
         used = {r.ip for r in self.pods.values() if r.uid != uid}
         size = self.net.num_addresses
         for step in range(1, size - 2):
-            n = (self._last_ip - 1 + step) % (size - 3) + 2
+            n = (self._last_ip - 2 + step) % (size - 3) + 2
             ip = str(self.net.network_address + n)
             if ip not in used:
                 self._last_ip = n

@@ -422,6 +422,8 @@ def _cluster_ips(spec: dict, old_spec: dict | None) -> list:
             and old_spec.get("type", "ClusterIP") != "ExternalName" \
             and (ips == old_ips or not ips) and ip in ("", old_spec.get("clusterIP")):
         return []                         # dropTypeDependentFields clears them
+    if old_spec is not None and not ip and not ips and spec.get("type", "ClusterIP") != "ExternalName":
+        return old_ips or ([old_spec["clusterIP"]] if old_spec.get("clusterIP") else [])  # patchAllocatedValues
     if ip and (not ips or (old_spec is not None and ips == old_ips)):
         return [ip] + ips[1:]
     return ips

@@ -1,0 +1,102 @@
+"""`nsplane down`'s sweep: remove every kernel object a cluster left behind.
+
+Like mininet's `mn -c`, but exact: it removes only what `names` produces for
+the given cluster, never anything else.
+
+- links in the host namespace: the cluster's bridge (`names.bridge_name`),
+  every link whose alias is "<cluster>" (pass `alias=cluster` to
+  `ensure_bridge`) or starts with "<cluster>-" (setup_node stamps each node's
+  uplink with its node namespace name);
+- network namespaces named "<cluster>-*" (nodes and pods; veth ends inside
+  them go with them);
+- persisted UTS namespaces whose file is named "<cluster>-*" (umount, unlink),
+  in `uts_dir` and anywhere else mountinfo shows one;
+- /etc/netns/<cluster>-* directories (pod resolv.conf and hosts).
+
+Processes are not ours to kill here: the caller stops the agents and pods
+first, otherwise a namespace lives on (invisible) until its last process exits.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+
+from . import names, netns, uts
+from .node import delete_bridge
+
+
+@dataclass
+class Swept:
+    """What `sweep` removed, per kind of object."""
+
+    links: list[str] = field(default_factory=list)
+    netns: list[str] = field(default_factory=list)
+    uts_files: list[str] = field(default_factory=list)
+    etc_dirs: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """One human-readable line per removed object, for `nsplane down`."""
+        return ([f"link {n}" for n in self.links]
+                + [f"netns {n}" for n in self.netns]
+                + [f"uts {p}" for p in self.uts_files]
+                + [f"dir {p}" for p in self.etc_dirs])
+
+    def __bool__(self) -> bool:
+        return bool(self.lines())
+
+
+def sweep(cluster: str, uts_dir: str | None = None, host_netns: str | None = None,
+          etc_dir: str = netns.ETC_NETNS_DIR) -> Swept:
+    """Remove everything of `cluster`; idempotent. Returns what was removed."""
+    prefix = names.netns_prefix(cluster)
+    swept = Swept()
+    swept.links = _sweep_links(cluster, prefix, host_netns)
+    swept.uts_files = _sweep_uts(prefix, uts_dir)
+    for name in netns.list_names(prefix):
+        if netns.delete(name):
+            swept.netns.append(name)
+    swept.etc_dirs = _sweep_etc(prefix, etc_dir)
+    return swept
+
+
+def _sweep_links(cluster: str, prefix: str, host_netns: str | None) -> list[str]:
+    if host_netns is not None and not netns.exists(host_netns):
+        return []
+    with netns.ipr(host_netns) as sock:
+        ours = [m.get_attr("IFLA_IFNAME") for m in sock.get_links()
+                if _owned_alias(m.get_attr("IFLA_IFALIAS") or "", cluster, prefix)]
+    removed = [n for n in ours if netns.delete_link(host_netns, n)]
+    bridge = names.bridge_name(cluster)
+    if delete_bridge(bridge, host_netns):
+        removed.append(bridge)
+    return removed
+
+
+def _owned_alias(alias: str, cluster: str, prefix: str) -> bool:
+    """Bridges carry the cluster name as alias, node uplinks their netns name."""
+    return alias == cluster or alias.startswith(prefix)
+
+
+def _sweep_uts(prefix: str, uts_dir: str | None) -> list[str]:
+    candidates = {p for p in uts.mounted_files()
+                  if os.path.basename(p).startswith(prefix)}
+    if uts_dir and os.path.isdir(uts_dir):
+        candidates |= {uts.uts_path(uts_dir, n) for n in os.listdir(uts_dir)
+                       if n.startswith(prefix)}
+    return sorted(p for p in candidates if uts.remove(p))
+
+
+def _sweep_etc(prefix: str, etc_dir: str) -> list[str]:
+    try:
+        entries = os.listdir(etc_dir)
+    except FileNotFoundError:
+        return []
+    removed = []
+    for name in sorted(entries):
+        full = os.path.join(etc_dir, name)
+        if name.startswith(prefix) and os.path.isdir(full) and not os.path.islink(full):
+            shutil.rmtree(full)
+            removed.append(full)
+    return removed

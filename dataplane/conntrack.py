@@ -1,0 +1,66 @@
+"""Delete stale UDP conntrack entries, as kube-proxy does after a sync.
+
+UDP has no connection teardown, so a conntrack entry created while a Service
+had no endpoints (or pointed at an endpoint that is now gone) keeps steering
+the client's packets to nowhere until it times out. kube-proxy therefore
+deletes, after each successful sync:
+- entries to a Service IP:port that just got its first endpoint, and to its
+  NodePort;
+- entries DNATed to an endpoint that was removed, for each Service IP and the
+  NodePort.
+
+This module is the thin kernel edge for that: the `conntrack` tool (from
+conntrack-tools) called with argument lists, in the network namespace of the
+calling process. Deciding *what* to clear is the proxier's job.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+
+log = logging.getLogger(__name__)
+
+CONNTRACK = "conntrack"
+TIMEOUT = 30.0
+
+
+class ConntrackError(RuntimeError):
+    """The conntrack tool failed for a reason other than "nothing to delete"."""
+
+
+def clear_udp(service_ip: str, port: int | None = None, endpoint_ip: str | None = None) -> int:
+    """Delete UDP entries whose original destination is `service_ip`[:`port`]
+    (only those DNATed to `endpoint_ip` when given). Returns how many went."""
+    args = ["-p", "udp", "--orig-dst", service_ip]
+    if port:
+        args += ["--orig-port-dst", str(port)]
+    if endpoint_ip:
+        args += ["--reply-src", endpoint_ip]
+    return _delete(args)
+
+
+def clear_udp_node_port(node_port: int, endpoint_ip: str | None = None) -> int:
+    """Delete UDP entries to NodePort `node_port` on any local address (only
+    those DNATed to `endpoint_ip` when given). Returns how many went."""
+    args = ["-p", "udp", "--orig-port-dst", str(node_port)]
+    if endpoint_ip:
+        args += ["--reply-src", endpoint_ip]
+    return _delete(args)
+
+
+def _delete(filter_args: list[str]) -> int:
+    argv = [CONNTRACK, "-D", *filter_args]
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=TIMEOUT, check=False)
+    except FileNotFoundError as err:
+        raise ConntrackError("the conntrack tool is not installed; install conntrack (conntrack-tools)") from err
+    output = (proc.stdout + proc.stderr).decode(errors="replace")
+    match = re.search(r"(\d+) flow entries have been deleted", output)
+    deleted = int(match.group(1)) if match else 0
+    # conntrack exits 1 when nothing matched ("0 flow entries have been deleted").
+    if proc.returncode != 0 and deleted == 0 and not match:
+        raise ConntrackError(f"{' '.join(argv)} failed (exit {proc.returncode}): {output.strip()}")
+    if deleted:
+        log.debug("conntrack %s: deleted %d entries", " ".join(filter_args), deleted)
+    return deleted

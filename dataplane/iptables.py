@@ -1,0 +1,284 @@
+"""Apply a rendered `Ruleset` to the kernel, atomically, like kube-proxy does.
+
+This module owns the kernel side of the proxier for the network namespace the
+calling process is in (a node namespace in tests and multi-node setups; the
+VM's root namespace only in host mode). It never touches rules it does not
+own: ours are the chains `dataplane.rules` declares, the per-service chains
+(KUBE-SVC-/SVL-/EXT-/FW-/SEP-), the KUBE-PROXY-CANARY chains, and the jump
+rules from built-in chains listed in `JUMPS` (kube-proxy's iptablesJumpChains
+plus the kubelet KUBE-FIREWALL jumps it also ensures).
+
+`apply()` reads the current tables once with iptables-legacy-save, then writes
+everything in ONE `iptables-legacy-restore --noflush` call: the ruleset, the
+declaration + `-X` of stale service chains (so chains of deleted Services go
+away), the canary chains, and `-I`/`-D` lines that leave each jump rule present
+exactly once. kube-proxy ensures jumps with separate `iptables -C/-I` calls;
+folding them into the restore keeps the whole change atomic.
+
+`canary_missing()` reads back through python-iptables (libiptc), as
+DESIGN.md asks for readback; `cleanup()` removes everything of ours and nothing
+else.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+from dataclasses import dataclass
+from typing import Iterable
+
+from dataplane.rules import FILTER_CHAINS, KUBELET_FIREWALL_CHAIN, NAT_CHAINS, Ruleset, is_service_chain
+
+log = logging.getLogger(__name__)
+
+RESTORE = ("iptables-legacy-restore", "--noflush", "--wait=10")
+SAVE = "iptables-legacy-save"
+CANARY = "KUBE-PROXY-CANARY"
+CANARY_TABLES = ("mangle", "filter", "nat")  # cheapest to read first
+TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class JumpRule:
+    """A rule in a built-in chain that sends packets into one of our chains."""
+
+    table: str
+    chain: str  # built-in source chain, e.g. PREROUTING
+    target: str  # our chain
+    comment: str = ""
+    ctstate_new: bool = False
+
+    @property
+    def spec(self) -> str:
+        """The rule as iptables-save prints it (so it can be matched verbatim)."""
+        parts = []
+        if self.ctstate_new:
+            parts.append("-m conntrack --ctstate NEW")
+        if self.comment:
+            parts.append(f'-m comment --comment "{self.comment}"')
+        parts.append(f"-j {self.target}")
+        return " ".join(parts)
+
+
+_EXT, _LB, _PORTALS = "kubernetes externally-visible service portals", "kubernetes load balancer firewall", (
+    "kubernetes service portals"
+)
+
+# kube-proxy's iptablesJumpChains, in its order (each is prepended), then the
+# kubelet firewall jumps it ensures alongside.
+JUMPS: tuple[JumpRule, ...] = (
+    JumpRule("filter", "INPUT", "KUBE-EXTERNAL-SERVICES", _EXT, True),
+    JumpRule("filter", "FORWARD", "KUBE-EXTERNAL-SERVICES", _EXT, True),
+    JumpRule("filter", "INPUT", "KUBE-NODEPORTS", "kubernetes health check service ports"),
+    JumpRule("filter", "FORWARD", "KUBE-SERVICES", _PORTALS, True),
+    JumpRule("filter", "OUTPUT", "KUBE-SERVICES", _PORTALS, True),
+    JumpRule("filter", "FORWARD", "KUBE-FORWARD", "kubernetes forwarding rules"),
+    JumpRule("filter", "INPUT", "KUBE-PROXY-FIREWALL", _LB, True),
+    JumpRule("filter", "OUTPUT", "KUBE-PROXY-FIREWALL", _LB, True),
+    JumpRule("filter", "FORWARD", "KUBE-PROXY-FIREWALL", _LB, True),
+    JumpRule("nat", "OUTPUT", "KUBE-SERVICES", _PORTALS),
+    JumpRule("nat", "PREROUTING", "KUBE-SERVICES", _PORTALS),
+    JumpRule("nat", "POSTROUTING", "KUBE-POSTROUTING", "kubernetes postrouting rules"),
+    JumpRule("filter", "INPUT", KUBELET_FIREWALL_CHAIN),
+    JumpRule("filter", "OUTPUT", KUBELET_FIREWALL_CHAIN),
+)
+
+# Every fixed chain of ours, per table (service chains are found by prefix).
+OWNED_CHAINS: dict[str, tuple[str, ...]] = {
+    "filter": (*FILTER_CHAINS, KUBELET_FIREWALL_CHAIN, CANARY),
+    "nat": (*NAT_CHAINS, CANARY),
+    "mangle": (CANARY,),
+}
+
+
+class IptablesError(RuntimeError):
+    """An iptables command failed; the message names the command and the fix."""
+
+
+class IptablesRestoreError(IptablesError):
+    """iptables-restore rejected its input; `line_number`/`line` say where."""
+
+    def __init__(self, message: str, line_number: int | None, line: str | None, stderr: str):
+        super().__init__(message)
+        self.line_number = line_number
+        self.line = line
+        self.stderr = stderr
+
+
+@dataclass
+class TableState:
+    """What iptables-save shows for one table: chain names and every rule."""
+
+    chains: set[str]
+    rules: list[str]
+
+    def count(self, chain: str, spec: str) -> int:
+        wanted = f"-A {chain} {spec}"
+        return sum(1 for rule in self.rules if rule == wanted)
+
+
+# ---------------------------------------------------------------- reading
+
+
+def parse_save(text: str) -> dict[str, TableState]:
+    """iptables-save output -> {table: TableState}."""
+    tables: dict[str, TableState] = {}
+    current: TableState | None = None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            current = tables.setdefault(line[1:].strip(), TableState(set(), []))
+        elif current is None:
+            continue
+        elif line.startswith(":"):
+            current.chains.add(line[1:].split(" ", 1)[0])
+        elif line.startswith("-A "):
+            current.rules.append(line)
+    return tables
+
+
+def read_tables(tables: Iterable[str] = ("filter", "nat", "mangle")) -> dict[str, TableState]:
+    """Current state of `tables` in this network namespace (iptables-legacy-save)."""
+    state: dict[str, TableState] = {}
+    for table in tables:
+        out = _run([SAVE, "-t", table], what=f"read the {table} table")
+        state[table] = parse_save(out).get(table, TableState(set(), []))
+    return state
+
+
+# ---------------------------------------------------------------- composing (pure)
+
+
+def _jump_fixes(state: dict[str, TableState], table: str) -> list[str]:
+    """-I for missing jump rules, -D for duplicates: each exactly once afterwards."""
+    lines = []
+    current = state.get(table, TableState(set(), []))
+    for jump in JUMPS:
+        if jump.table != table:
+            continue
+        n = current.count(jump.chain, jump.spec)
+        if n == 0:
+            lines.append(f"-I {jump.chain} 1 {jump.spec}")
+        lines += [f"-D {jump.chain} {jump.spec}"] * max(0, n - 1)
+    return lines
+
+
+def compose_restore(ruleset: Ruleset, state: dict[str, TableState]) -> str:
+    """The single iptables-restore input for `apply` (pure, unit-testable)."""
+    text = ruleset.text
+    for table in ("filter", "nat"):
+        existing = state.get(table, TableState(set(), [])).chains
+        stale = sorted(c for c in existing if is_service_chain(c) and c not in ruleset.chains_in(table))
+        decls = [f":{CANARY} - [0:0]"] + [f":{c} - [0:0]" for c in stale]
+        tail = _jump_fixes(state, table) + [f"-X {c}" for c in stale]
+        text = _splice(text, table, decls, tail)
+    return f"*mangle\n:{CANARY} - [0:0]\nCOMMIT\n" + text
+
+
+def _splice(text: str, table: str, head: list[str], tail: list[str]) -> str:
+    """Insert lines after `*table` and before that table's COMMIT."""
+    start = text.find(f"*{table}\n")
+    if start < 0:
+        raise ValueError(f"ruleset has no *{table} section; render() always writes one")
+    body = start + len(table) + 2
+    commit = text.find("\nCOMMIT\n", body - 1)
+    if commit < 0:
+        raise ValueError(f"ruleset's *{table} section has no COMMIT line")
+    head_text = "".join(line + "\n" for line in head)
+    tail_text = "".join("\n" + line for line in tail)
+    return text[:body] + head_text + text[body:commit] + tail_text + text[commit:]
+
+
+def compose_cleanup(state: dict[str, TableState]) -> str:
+    """iptables-restore input removing all our jumps and chains (pure)."""
+    sections = []
+    for table in ("mangle", "filter", "nat"):
+        current = state.get(table)
+        if current is None:
+            continue
+        ours = [c for c in OWNED_CHAINS[table] if c in current.chains]
+        ours += sorted(c for c in current.chains if is_service_chain(c))
+        deletes = []
+        for jump in JUMPS:
+            if jump.table == table:
+                deletes += [f"-D {jump.chain} {jump.spec}"] * current.count(jump.chain, jump.spec)
+        if not ours and not deletes:
+            continue
+        lines = [f"*{table}", *(f":{c} - [0:0]" for c in ours), *deletes, *(f"-X {c}" for c in ours), "COMMIT"]
+        sections.append("\n".join(lines) + "\n")
+    return "".join(sections)
+
+
+# ---------------------------------------------------------------- kernel calls
+
+
+def apply(ruleset: Ruleset) -> None:
+    """Write `ruleset` atomically into this namespace's filter and nat tables,
+    delete our stale service chains, ensure our jump rules exist exactly once
+    and (re)create the canaries. Raises IptablesRestoreError naming the line."""
+    state = read_tables()
+    restore(compose_restore(ruleset, state))
+
+
+def cleanup() -> None:
+    """Remove every chain and jump rule of ours from this namespace; others' rules stay."""
+    text = compose_cleanup(read_tables())
+    if text:
+        restore(text)
+
+
+def canary_missing() -> bool:
+    """True when a KUBE-PROXY-CANARY chain is gone from mangle, nat or filter,
+    i.e. someone deleted our chains (firewall reload, `iptables -X`): resync."""
+    import iptc  # python-iptables (libiptc); imported lazily so pure code never needs it
+
+    for name in CANARY_TABLES:
+        table = iptc.Table(name)
+        table.refresh()
+        if not table.is_chain(CANARY):
+            return True
+    return False
+
+
+def chain_counters(table: str, chain: str) -> list[tuple[int, int]]:
+    """(packets, bytes) of each rule in `chain`, read through python-iptables."""
+    import iptc
+
+    t = iptc.Table(table)
+    t.refresh()
+    if not t.is_chain(chain):
+        raise IptablesError(f"chain {chain} does not exist in table {table}; has the proxier synced yet?")
+    return [tuple(rule.get_counters()) for rule in iptc.Chain(t, chain).rules]
+
+
+def restore(text: str) -> None:
+    """Feed `text` to iptables-legacy-restore --noflush; errors name the bad line."""
+    proc = subprocess.run(list(RESTORE), input=text.encode(), capture_output=True, timeout=TIMEOUT)
+    if proc.returncode == 0:
+        return
+    stderr = proc.stderr.decode(errors="replace").strip()
+    number = _failed_line(stderr)
+    lines = text.splitlines()
+    line = lines[number - 1] if number and 0 < number <= len(lines) else None
+    where = f"line {number}: {line!r}" if line is not None else "unknown line"
+    raise IptablesRestoreError(
+        f"iptables-legacy-restore rejected {where} ({stderr}); "
+        "check that the rendered rule is valid and the needed xtables modules are available",
+        number,
+        line,
+        stderr,
+    )
+
+
+def _failed_line(stderr: str) -> int | None:
+    match = re.search(r"(?:Error occurred at line: |line )(\d+)", stderr)
+    return int(match.group(1)) if match else None
+
+
+def _run(argv: list[str], what: str) -> str:
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=TIMEOUT, check=False)
+    except FileNotFoundError as err:
+        raise IptablesError(f"cannot {what}: {argv[0]} is not installed (install the iptables package)") from err
+    if proc.returncode != 0:
+        raise IptablesError(f"cannot {what}: {' '.join(argv)} failed: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout.decode()

@@ -1,0 +1,252 @@
+"""dataplane.iptables (and the proxier) on the real kernel, in throwaway netns.
+
+The test process stays in the root namespace; every piece of code that writes
+iptables rules runs in a child `ip netns exec nsplane-hp-... python -c ...`.
+Namespaces (and with them their veths and rules) are removed on every exit
+path, and server processes are stopped by PID.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from contextlib import ExitStack, contextmanager
+
+import pytest
+
+pytestmark = pytest.mark.kernel
+
+PY = sys.executable if os.path.exists(sys.executable) else "/opt/nsplane/venv/bin/python"
+PREFIX = "nsplane-hp"
+
+if os.geteuid() != 0:
+    pytest.skip("kernel tests need root", allow_module_level=True)
+
+
+def sh(*argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=timeout)
+
+
+@contextmanager
+def netns(name: str):
+    assert name.startswith(PREFIX)
+    sh("ip", "netns", "add", name)
+    try:
+        sh("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
+        yield name
+    finally:
+        sh("ip", "netns", "del", name, check=False)
+
+
+def py_in(ns: str, code: str, timeout: float = 60) -> str:
+    """Run Python `code` inside netns `ns`; return stdout, fail with its stderr."""
+    proc = subprocess.run(["ip", "netns", "exec", ns, PY, "-c", textwrap.dedent(code)],
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"in {ns}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def save(ns: str, table: str) -> str:
+    return sh("ip", "netns", "exec", ns, "iptables-legacy-save", "-t", table).stdout
+
+
+RENDER = """
+import json
+from dataplane.model import Endpoint, NodeInfo, ServicePort
+from dataplane import rules, iptables
+node = NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",))
+web = ServicePort("default", "web", "http", "TCP", "10.96.0.20", 80, node_port=30080)
+api = ServicePort("default", "api", "", "TCP", "10.96.0.30", 443, load_balancer_ips=("1.2.3.4",),
+                  load_balancer_source_ranges=("203.0.113.0/24",), node_port=30443)
+dns = ServicePort("kube-system", "kube-dns", "dns", "UDP", "10.96.0.10", 53)
+full = {web: [Endpoint("10.244.0.5", 8080), Endpoint("10.244.1.5", 8080)],
+        api: [Endpoint("10.244.0.7", 6443)], dns: []}
+smaller = {web: [Endpoint("10.244.0.5", 8080)]}
+"""
+
+
+def test_apply_readback_stale_chains_canary_and_cleanup():
+    with netns(f"{PREFIX}-ipt") as ns:
+        # Someone else's rules, which we must never touch.
+        sh("ip", "netns", "exec", ns, "iptables-legacy", "-N", "OTHER-CHAIN")
+        sh("ip", "netns", "exec", ns, "iptables-legacy", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT")
+        sh("ip", "netns", "exec", ns, "iptables-legacy", "-t", "nat", "-A", "POSTROUTING", "-o", "lo", "-j", "RETURN")
+
+        out = py_in(ns, RENDER + """
+iptables.apply(rules.render(full, node))
+iptables.apply(rules.render(full, node))   # idempotent: jump rules stay single
+print(json.dumps(sorted(rules.render(full, node).chains["nat"])))
+print(iptables.canary_missing())
+""")
+        full_chains, canary = out.splitlines()
+        assert canary == "False"
+        nat = save(ns, "nat")
+        for chain in json.loads(full_chains):
+            assert f":{chain} - " in nat
+        assert '-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m comment --comment "default/web:http cluster IP" ' \
+               "-m tcp --dport 80 -j KUBE-SVC-" in nat
+        assert "-j DNAT --to-destination 10.244.1.5:8080" in nat
+        assert "-j MASQUERADE --random-fully" in nat
+        assert nat.count('-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES') == 1
+        assert nat.count('-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING') == 1
+        filt = save(ns, "filter")
+        assert '"kube-system/kube-dns:dns has no endpoints" -m udp --dport 53 -j REJECT' in filt
+        assert filt.count("-A FORWARD -m conntrack --ctstate NEW -m comment --comment "
+                          '"kubernetes service portals" -j KUBE-SERVICES') == 1
+        assert ":KUBE-PROXY-CANARY" in save(ns, "mangle")
+
+        # A smaller ruleset: chains of the deleted Services and endpoints go away.
+        out = py_in(ns, RENDER + """
+iptables.apply(rules.render(smaller, node))
+print(" ".join(sorted(rules.render(smaller, node).chains["nat"])))
+""")
+        kept = set(out.split())
+        nat = save(ns, "nat")
+        ours = {line[1:].split()[0] for line in nat.splitlines() if line.startswith(":KUBE-")}
+        assert ours == kept | {"KUBE-PROXY-CANARY"}
+        assert "10.96.0.30" not in nat and "10.244.1.5" not in nat
+
+        # Someone flushes and deletes every nat chain: the canary notices, a resync repairs.
+        sh("ip", "netns", "exec", ns, "iptables-legacy", "-t", "nat", "-F")
+        sh("ip", "netns", "exec", ns, "iptables-legacy", "-t", "nat", "-X")
+        sh("ip", "netns", "exec", ns, "iptables-legacy", "-t", "nat", "-A", "POSTROUTING", "-o", "lo", "-j", "RETURN")
+        out = py_in(ns, RENDER + """
+print(iptables.canary_missing())
+iptables.apply(rules.render(smaller, node))
+print(iptables.canary_missing())
+""")
+        assert out.split() == ["True", "False"]
+        assert "--to-destination 10.244.0.5:8080" in save(ns, "nat")
+
+        # Errors name the failing line.
+        out = py_in(ns, RENDER + """
+bad = rules.Ruleset(text="*filter\\n:KUBE-SERVICES - [0:0]\\n-A KUBE-SERVICES -m nosuchmatch -j ACCEPT\\nCOMMIT\\n"
+                          "*nat\\nCOMMIT\\n", chains={"filter": frozenset({"KUBE-SERVICES"}), "nat": frozenset()})
+try:
+    iptables.apply(bad)
+except iptables.IptablesRestoreError as err:
+    print(err.line)
+""")
+        assert "nosuchmatch" in out
+
+        # conntrack cleanup tolerates "0 flow entries".
+        out = py_in(ns, "from dataplane import conntrack; print(conntrack.clear_udp('10.96.0.10', 53, '10.244.0.9'),"
+                        " conntrack.clear_udp_node_port(30053))")
+        assert out.split() == ["0", "0"]
+
+        py_in(ns, "from dataplane import iptables; iptables.cleanup(); iptables.cleanup()")
+        everything = save(ns, "nat") + save(ns, "filter") + save(ns, "mangle")
+        assert "KUBE-" not in everything
+        assert ":OTHER-CHAIN - [0:0]" in everything
+        assert "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT" in everything
+        assert "-A POSTROUTING -o lo -j RETURN" in everything
+
+
+# ---------------------------------------------------------------- real traffic
+
+SERVER = """
+import socket, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", 8080))
+srv.listen(16)
+print("ready", flush=True)
+for _ in range(50):
+    conn, peer = srv.accept()
+    conn.sendall(f"hello {peer[0]}\\n".encode())
+    conn.close()
+"""
+
+CLIENT = """
+import socket, sys, time
+ip, port = sys.argv[1], int(sys.argv[2])
+start = time.monotonic()
+try:
+    with socket.create_connection((ip, port), timeout=5) as s:
+        print(s.recv(100).decode().strip())
+except ConnectionRefusedError:
+    print(f"refused {time.monotonic() - start:.3f}")
+except OSError as err:
+    print(f"error {err}")
+"""
+
+PROXIER = """
+import json, logging, sys
+from agent.proxier import Proxier
+from dataplane.model import NodeInfo
+logging.basicConfig(level=logging.INFO)
+p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)))
+web = {"metadata": {"name": "web", "namespace": "default"},
+       "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.20", "ports": [{"port": 80, "targetPort": 8080}]}}
+empty = {"metadata": {"name": "empty", "namespace": "default"},
+         "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.21", "ports": [{"port": 80}]}}
+eps = {"metadata": {"name": "web-abc", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
+       "addressType": "IPv4", "ports": [{"name": "", "port": 8080, "protocol": "TCP"}],
+       "endpoints": [{"addresses": ["10.244.0.5"], "conditions": {"ready": True}, "nodeName": "node-a"}]}
+p.on_service(None, web)
+p.on_service(None, empty)
+p.on_endpointslice(None, eps)
+print(p.sync_once())
+"""
+
+
+def add_pod(node: str, pod: str, host_if: str, ip: str) -> None:
+    """A routed pod: veth with one end as eth0 in `pod`, /32 routes both ways."""
+    run = lambda *a: sh("ip", *a)  # noqa: E731
+    run("link", "add", host_if, "netns", node, "type", "veth", "peer", "name", "eth0", "netns", pod)
+    run("-n", pod, "addr", "add", f"{ip}/32", "dev", "eth0")
+    run("-n", pod, "link", "set", "eth0", "up")
+    run("-n", pod, "route", "add", "10.244.0.1", "dev", "eth0")
+    run("-n", pod, "route", "add", "default", "via", "10.244.0.1", "dev", "eth0")
+    run("-n", node, "addr", "add", "10.244.0.1/32", "dev", host_if)
+    run("-n", node, "link", "set", host_if, "up")
+    run("-n", node, "route", "add", f"{ip}/32", "dev", host_if)
+
+
+def client(pod: str, ip: str, port: int) -> str:
+    return sh("ip", "netns", "exec", pod, PY, "-c", CLIENT, ip, str(port), timeout=20).stdout.strip()
+
+
+def test_cluster_ip_traffic_is_dnated_and_no_endpoints_is_refused():
+    with ExitStack() as stack:
+        node = stack.enter_context(netns(f"{PREFIX}-node"))
+        server_pod = stack.enter_context(netns(f"{PREFIX}-pa"))
+        client_pod = stack.enter_context(netns(f"{PREFIX}-pb"))
+        sh("ip", "netns", "exec", node, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        add_pod(node, server_pod, "hp-pa0", "10.244.0.5")
+        add_pod(node, client_pod, "hp-pb0", "10.244.0.6")
+        # Like a real node, ours has a default route (here into a veth stub standing in
+        # for the underlay), so Service traffic reaches FORWARD instead of dying at routing.
+        sh("ip", "-n", node, "link", "add", "hp-under0", "type", "veth", "peer", "name", "hp-under1")
+        sh("ip", "-n", node, "addr", "add", "192.168.50.2/24", "dev", "hp-under0")
+        sh("ip", "-n", node, "link", "set", "hp-under0", "up")
+        sh("ip", "-n", node, "link", "set", "hp-under1", "up")
+        sh("ip", "-n", node, "route", "add", "default", "via", "192.168.50.1")
+
+        server = subprocess.Popen(["ip", "netns", "exec", server_pod, PY, "-c", SERVER],
+                                  stdout=subprocess.PIPE, text=True)
+        stack.callback(lambda: (server.kill(), server.wait(timeout=5)))
+        assert server.stdout.readline().strip() == "ready"
+
+        py_in(node, PROXIER)
+        # DNATed to the pod, source IP preserved (pod -> ClusterIP is not masqueraded).
+        assert client(client_pod, "10.96.0.20", 80) == "hello 10.244.0.6"
+        assert client(client_pod, "10.96.0.20", 80) == "hello 10.244.0.6"
+        reply = client(client_pod, "10.96.0.21", 80)
+        assert reply.startswith("refused"), reply
+        assert float(reply.split()[1]) < 1.0
+        conntrack = sh("ip", "netns", "exec", node, "conntrack", "-L", "-p", "tcp", "--orig-dst", "10.96.0.20").stdout
+        assert "dst=10.96.0.20" in conntrack and "src=10.244.0.5" in conntrack
+
+        py_in(node, "from dataplane import iptables; iptables.cleanup()")
+        assert "KUBE-" not in save(node, "nat") + save(node, "filter")
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers():
+    yield
+    left = [ns for ns in sh("ip", "netns", "list").stdout.split() if ns.startswith(PREFIX)]
+    assert not left, f"namespaces left behind: {left}"

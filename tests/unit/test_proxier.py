@@ -1,0 +1,328 @@
+"""agent.proxier: API objects -> model, change tracking, the sync loop.
+
+The kernel is replaced at the proxier's seams: a fake `apply` that records
+rulesets, a fake conntrack that records what would be cleared, and a canary
+flag the test flips.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+
+import pytest
+
+from agent.proxier import ChangeTracker, Proxier, service_ports, slice_endpoints
+from dataplane.model import Endpoint, NodeInfo, ServicePort
+from dataplane.rules import service_chains
+
+NODE = NodeInfo(name="node-a", cluster_cidr="10.244.0.0/16", node_ips=("192.168.50.2",))
+
+
+def service(name="web", ns="default", cluster_ip="10.96.0.20", ports=None, **spec):
+    ports = ports if ports is not None else [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}]
+    obj = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": ns, "resourceVersion": "1"},
+        "spec": {"type": "ClusterIP", "clusterIP": cluster_ip, "ports": ports, **spec},
+    }
+    return obj
+
+
+def endpoint_slice(name, service_name="web", ns="default", ips=(), port=8080, port_name="http", protocol="TCP",
+                   **endpoint_extra):
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": name, "namespace": ns, "labels": {"kubernetes.io/service-name": service_name},
+                     "resourceVersion": "1"},
+        "addressType": "IPv4",
+        "ports": [{"name": port_name, "port": port, "protocol": protocol}],
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": True}, **endpoint_extra} for ip in ips],
+    }
+
+
+class FakeConntrack:
+    def __init__(self):
+        self.calls = []
+
+    def clear_udp(self, service_ip, port=None, endpoint_ip=None):
+        self.calls.append(("svc", service_ip, port, endpoint_ip))
+        return 0
+
+    def clear_udp_node_port(self, node_port, endpoint_ip=None):
+        self.calls.append(("nodeport", node_port, endpoint_ip))
+        return 0
+
+
+class Recorder:
+    def __init__(self):
+        self.rulesets = []
+
+    def __call__(self, ruleset):
+        self.rulesets.append(ruleset)
+
+
+@pytest.fixture
+def proxier():
+    applied, conntrack = Recorder(), FakeConntrack()
+    p = Proxier(NODE, apply=applied, min_sync_period=0.01, sync_period=30.0,
+                canary_missing=lambda: False, conntrack=conntrack)
+    p.applied, p.conntrack = applied, conntrack
+    return p
+
+
+def dnat_targets(ruleset) -> set[str]:
+    return {line.rsplit(" ", 1)[1] for line in ruleset.text.splitlines() if "--to-destination" in line}
+
+
+# ---------------------------------------------------------------- conversion
+
+
+def test_service_conversion():
+    svc = service(
+        type="LoadBalancer", externalTrafficPolicy="Local", healthCheckNodePort=31000,
+        externalIPs=["192.168.99.1", "fd00::1"], loadBalancerSourceRanges=[" 203.0.113.7/24", "bogus"],
+        sessionAffinity="ClientIP", sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}},
+        ports=[{"name": "http", "port": 80, "nodePort": 30080}, {"name": "dns", "port": 53, "protocol": "UDP"}],
+    )
+    svc["status"] = {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}, {"ip": "5.6.7.8", "ipMode": "Proxy"},
+                                                  {"hostname": "lb.example"}]}}
+    http, dns = service_ports(svc)
+    assert http == ServicePort(
+        "default", "web", "http", "TCP", "10.96.0.20", 80, node_port=30080, external_ips=("192.168.99.1",),
+        load_balancer_ips=("1.2.3.4",), load_balancer_source_ranges=("203.0.113.0/24",),
+        external_policy_local=True, health_check_node_port=31000, affinity_timeout=60,
+    )
+    assert (dns.protocol, dns.port, dns.node_port, dns.spn) == ("UDP", 53, 0, "default/web:dns")
+
+
+def test_policies_and_defaults():
+    # externalTrafficPolicy only counts for externally accessible Services.
+    (plain,) = service_ports(service(externalTrafficPolicy="Local", internalTrafficPolicy="Local",
+                                     sessionAffinity="ClientIP"))
+    assert not plain.external_policy_local and plain.internal_policy_local
+    assert plain.affinity_timeout == 10800
+    (unnamed,) = service_ports(service(ports=[{"port": 443}]))
+    assert (unnamed.port_name, unnamed.protocol, unnamed.spn) == ("", "TCP", "default/web")
+
+
+@pytest.mark.parametrize("spec", [
+    {"type": "ExternalName", "externalName": "example.com", "clusterIP": ""},
+    {"clusterIP": "None"},
+    {"clusterIP": ""},
+])
+def test_external_name_and_headless_are_ignored(spec):
+    svc = service()
+    svc["spec"].update(spec)
+    assert service_ports(svc) == ()
+
+
+def test_slice_conversion_conditions():
+    eps = endpoint_slice("web-1", ips=["10.244.0.5"], nodeName="node-a")
+    eps["endpoints"] += [
+        {"addresses": ["10.244.1.5"], "conditions": {}},
+        {"addresses": ["10.244.1.6"], "conditions": {"ready": False, "serving": True, "terminating": True}},
+        {"addresses": []},
+    ]
+    service_key, ports = slice_endpoints(eps)
+    assert service_key == ("default", "web")
+    assert ports == ((("http", "TCP"), (
+        Endpoint("10.244.0.5", 8080, node_name="node-a"),
+        Endpoint("10.244.1.5", 8080),
+        Endpoint("10.244.1.6", 8080, ready=False, serving=True, terminating=True),
+    )),)
+    unlabeled = endpoint_slice("x")
+    del unlabeled["metadata"]["labels"]
+    assert slice_endpoints(unlabeled) is None
+    assert slice_endpoints({**endpoint_slice("y"), "addressType": "IPv6"}) is None
+
+
+# ---------------------------------------------------------------- change tracking
+
+
+def test_change_tracker_drops_noops_and_reverts():
+    t = ChangeTracker()
+    assert t.update("a", 1) and t.pending() == 1
+    assert not t.update("a", None)  # added then deleted before a sync: nothing to do
+    assert t.pending() == 0
+    t.update("a", 1)
+    assert t.checkout() == {"a": (None, 1)}
+    assert not t.update("a", 1)
+    assert t.update("a", 2) and not t.update("a", 1)
+    assert t.checkout() == {} and t.applied == {"a": 1}
+
+
+def test_callbacks_record_only_and_noop_updates_are_dropped(proxier):
+    svc = service()
+    proxier.on_service(None, svc)
+    proxier.on_endpointslice(None, endpoint_slice("web-1", ips=["10.244.0.5"]))
+    assert proxier.applied.rulesets == []  # callbacks never apply
+    result = proxier.sync_once()
+    assert (result.service_ports, result.endpoints, result.services_changed, result.slices_changed) == (1, 1, 1, 1)
+    assert len(proxier.applied.rulesets) == 1
+
+    newer = copy.deepcopy(svc)
+    newer["metadata"]["resourceVersion"] = "2"
+    newer["metadata"]["annotations"] = {"irrelevant": "yes"}
+    proxier.on_service(svc, newer)
+    assert not proxier.has_pending_changes()
+    changed = copy.deepcopy(newer)
+    changed["spec"]["ports"][0]["port"] = 81
+    proxier.on_service(newer, changed)
+    assert proxier.has_pending_changes()
+    proxier.on_service(changed, newer)  # changed back before the sync
+    assert not proxier.has_pending_changes()
+
+
+def test_slices_are_merged(proxier):
+    proxier.on_service(None, service())
+    proxier.on_endpointslice(None, endpoint_slice("web-1", ips=["10.244.0.5", "10.244.0.6"]))
+    proxier.on_endpointslice(None, endpoint_slice("web-2", ips=["10.244.1.5", "10.244.0.6"]))
+    proxier.on_endpointslice(None, endpoint_slice("other-1", service_name="other", ips=["10.244.9.9"]))
+    proxier.sync_once()
+    assert dnat_targets(proxier.applied.rulesets[-1]) == {"10.244.0.5:8080", "10.244.0.6:8080", "10.244.1.5:8080"}
+    proxier.on_endpointslice(endpoint_slice("web-1", ips=[]), None)
+    proxier.sync_once()
+    assert dnat_targets(proxier.applied.rulesets[-1]) == {"10.244.0.6:8080", "10.244.1.5:8080"}
+
+
+def test_ports_matched_by_name_and_protocol(proxier):
+    proxier.on_service(None, service(ports=[{"name": "dns", "port": 53, "protocol": "UDP"},
+                                            {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]))
+    proxier.on_endpointslice(None, endpoint_slice("a", ips=["10.244.0.9"], port=5353, port_name="dns", protocol="UDP"))
+    proxier.sync_once()
+    text = proxier.applied.rulesets[-1].text
+    assert "-m udp -p udp -j DNAT --to-destination 10.244.0.9:5353" in text
+    assert '"default/web:dns-tcp has no endpoints"' in text
+
+
+def test_service_without_slices_rejects_and_deleted_service_goes(proxier):
+    proxier.on_service(None, service())
+    proxier.sync_once()
+    assert '"default/web:http has no endpoints"' in proxier.applied.rulesets[-1].text
+    proxier.on_service(service(), None)
+    proxier.sync_once()
+    last = proxier.applied.rulesets[-1]
+    assert "default/web" not in last.text
+    assert service_chains("default/web:http", "TCP").svc not in last.chains["nat"]
+
+
+def test_external_name_and_headless_produce_no_rules(proxier):
+    proxier.on_service(None, service(name="ext", type="ExternalName", externalName="example.com", cluster_ip=""))
+    proxier.on_service(None, service(name="db", cluster_ip="None"))
+    proxier.on_endpointslice(None, endpoint_slice("db-1", service_name="db", ips=["10.244.0.7"]))
+    assert not proxier._services.pending()
+    proxier.sync_once()
+    text = proxier.applied.rulesets[-1].text
+    assert "default/ext" not in text and "default/db" not in text
+
+
+def test_node_name_decides_local_endpoints(proxier):
+    proxier.on_service(None, service(type="NodePort", externalTrafficPolicy="Local",
+                                     ports=[{"name": "http", "port": 80, "nodePort": 30080}]))
+    eps = endpoint_slice("web-1", ips=["10.244.0.5"], nodeName="node-b")
+    proxier.on_endpointslice(None, eps)
+    proxier.sync_once()
+    svl = service_chains("default/web:http", "TCP").svl
+    assert svl not in proxier.applied.rulesets[-1].chains["nat"]
+    proxier.set_node(NodeInfo("node-b", NODE.cluster_cidr))
+    proxier.sync_once()
+    assert svl in proxier.applied.rulesets[-1].chains["nat"]
+
+
+def test_wait_for_initial_sync():
+    applied = Recorder()
+    p = Proxier(NODE, apply=applied, canary_missing=lambda: False, conntrack=FakeConntrack(),
+                wait_for_initial_sync=True)
+    p.on_service(None, service())
+    assert p.sync_once() is None and applied.rulesets == []
+    p.services_synced()
+    p.endpointslices_synced()
+    assert p.sync_once() is not None and len(applied.rulesets) == 1
+
+
+def test_failed_apply_is_retried_with_full_state(proxier):
+    def failing(ruleset):
+        raise RuntimeError("iptables-restore: line 3 failed")
+
+    proxier._apply = failing
+    proxier.on_service(None, service())
+    with pytest.raises(RuntimeError):
+        proxier.sync_once()
+    assert proxier.has_pending_changes()
+    proxier._apply = proxier.applied
+    proxier.sync_once()
+    assert "default/web:http" in proxier.applied.rulesets[-1].text
+
+
+# ---------------------------------------------------------------- conntrack
+
+
+def test_udp_conntrack_cleanup(proxier):
+    dns = service(name="dns", cluster_ip="10.96.0.10", ports=[{"name": "dns", "port": 53, "protocol": "UDP"}])
+    proxier.on_service(None, dns)
+    proxier.sync_once()
+    assert proxier.conntrack.calls == []  # no endpoints yet: nothing to clear
+    proxier.on_endpointslice(None, endpoint_slice("dns-1", service_name="dns", ips=["10.244.0.9", "10.244.1.9"],
+                                                  port=53, port_name="dns", protocol="UDP"))
+    proxier.sync_once()
+    # First endpoints: entries cached while the Service rejected must go.
+    assert proxier.conntrack.calls == [("svc", "10.96.0.10", 53, None)]
+    proxier.conntrack.calls.clear()
+    proxier.on_endpointslice(None, endpoint_slice("dns-1", service_name="dns", ips=["10.244.0.9"],
+                                                  port=53, port_name="dns", protocol="UDP"))
+    proxier.sync_once()
+    assert proxier.conntrack.calls == [("svc", "10.96.0.10", 53, "10.244.1.9")]
+
+
+def test_tcp_services_need_no_conntrack_cleanup(proxier):
+    proxier.on_service(None, service())
+    proxier.on_endpointslice(None, endpoint_slice("web-1", ips=["10.244.0.5"]))
+    proxier.sync_once()
+    proxier.on_endpointslice(None, endpoint_slice("web-1", ips=[]))
+    proxier.sync_once()
+    assert proxier.conntrack.calls == []
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_run_loop_syncs_batches_and_resyncs_on_missing_canary(caplog):
+    applied, canary = Recorder(), {"missing": False}
+    p = Proxier(NODE, apply=applied, min_sync_period=0.2, sync_period=30.0,
+                canary_missing=lambda: canary["missing"], conntrack=FakeConntrack())
+    stop = threading.Event()
+    thread = threading.Thread(target=p.run, args=(stop,), daemon=True)
+    caplog.set_level(logging.INFO, logger="nsplane.proxier")
+    thread.start()
+    try:
+        assert wait_for(lambda: len(applied.rulesets) == 1)  # initial full sync
+        for i in range(20):  # a burst of changes is rate-limited into few syncs
+            p.on_endpointslice(None, endpoint_slice("web-1", ips=[f"10.244.0.{i + 1}"]))
+        p.on_service(None, service())
+        assert wait_for(lambda: "10.244.0.20:8080" in applied.rulesets[-1].text)
+        assert len(applied.rulesets) <= 4
+        count = len(applied.rulesets)
+        time.sleep(0.5)
+        assert len(applied.rulesets) == count  # idle: no syncs
+        canary["missing"] = True
+        assert wait_for(lambda: len(applied.rulesets) > count, timeout=3.0)
+        canary["missing"] = False
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert any("synced 1 service ports" in r.getMessage() for r in caplog.records)
+    assert any("KUBE-PROXY-CANARY is gone" in r.getMessage() for r in caplog.records)
