@@ -1,13 +1,19 @@
 """Node controllers: pod-CIDR allocation (one /24 per node out of the cluster
-CIDR, lowest free first, like kube-controller-manager's range allocator) and
-node lifecycle (a node whose agent stopped heart-beating turns Ready=Unknown)."""
+CIDR, lowest free first, like kube-controller-manager's range allocator),
+node lifecycle (a node whose agent stopped heart-beating turns Ready=Unknown),
+and the host's routes to every node's pod CIDR over the underlay, so the API
+server answers pods (the `kubernetes` Service keeps their source address)."""
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from datetime import datetime, timezone
 
 from agent.controllers.base import Controller, ns_name
+from dataplane import node as nodenet
+
+log = logging.getLogger("nsplane.controllers.nodes")
 
 
 def next_pod_cidr(cluster_cidr: str, used: set[str], prefix: int = 24) -> str:
@@ -35,6 +41,7 @@ class NodeController(Controller):
 
     def sync(self, key):
         _, name = key
+        self._host_routes()
         try:
             node = self.store.get("nodes", "", name)
         except Exception:
@@ -49,6 +56,7 @@ class NodeController(Controller):
                 cur["spec"]["podCIDR"], cur["spec"]["podCIDRs"] = cidr, [cidr]
                 return cur
             self.store.guaranteed_update("nodes", "", name, assign)
+            self._host_routes()
         ready = next((c for c in node.get("status", {}).get("conditions", []) or []
                       if c.get("type") == "Ready"), None)
         if ready and ready.get("status") == "True":
@@ -65,3 +73,17 @@ class NodeController(Controller):
                 return None
             self.store.guaranteed_update("nodes", "", name, unknown)
         return None
+
+    def _host_routes(self) -> None:
+        want = {}
+        for n in self.store.list("nodes")[0]:
+            cidr = n.get("spec", {}).get("podCIDR")
+            ip = next((a["address"] for a in n.get("status", {}).get("addresses", []) if a["type"] == "InternalIP"), None)
+            if cidr and ip:
+                want[cidr] = ip
+        try:
+            added, removed = nodenet.set_pod_routes(None, want)
+            if added or removed:
+                log.info("host routes to pod CIDRs: +%s -%s", added, removed)
+        except Exception as e:
+            log.error("host routes to pod CIDRs %s: %s", want, e)

@@ -40,6 +40,7 @@ IMAGES: dict[str, Image] = {
     "alpine": Image((), ("/bin/sh",)),
     "ubuntu": Image((), ("/bin/bash",)),
     "debian": Image((), ("bash",)),
+    "coredns/coredns": Image(("/coredns",), ()),
 }
 
 AGNHOST_SUBCOMMANDS = ("netexec", "pause")
@@ -94,6 +95,8 @@ def _interpret(repo: str, argv: list[str], image_name: str) -> list[str]:
             return python_module("nginx")
     if repo == "e2e-test-images/agnhost" and program in ("/agnhost", "agnhost"):
         return _agnhost(rest, image_name)
+    if repo == "coredns/coredns" and program in ("/coredns", "coredns"):
+        return [sys.executable, "-m", "agent.coredns", *rest]
     if repo == "curlimages/curl" and program == "/entrypoint.sh":
         return _curl_entrypoint(rest)
     return argv

@@ -16,8 +16,8 @@ from dataplane import names, netns
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-class TestCluster:
-    def __init__(self, tmp: str, nodes: int = 1, dns: bool = False):
+class ThrowawayCluster:
+    def __init__(self, tmp: str, nodes: int = 1, dns: bool = True):
         tag = f"{os.getpid() % 0xffff:04x}{int(time.time() * 1000) % 0xff:02x}"
         name = f"nsplane-t{tag}"
         self.cfg = ClusterConfig(name=name, state_dir=tmp, nodes=nodes, host_netns=f"{name}-host",

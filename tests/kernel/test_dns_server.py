@@ -11,13 +11,10 @@ that answers *.example.test, so forwarding never touches a real resolver.
 
 import json
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 

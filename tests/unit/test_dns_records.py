@@ -240,3 +240,13 @@ def test_watch_events_change_answers():
     # a restarted pod's new IP shows in headless answers at once
     state.apply("EndpointSlice", "MODIFIED", eps("default", "headless", [ep("10.244.9.9", hostname="db-0")], [HTTP]))
     assert text(resolve(state.view(), labels_of(H), QTYPE.A, CFG).answer) == [f"{H} 30 IN A 10.244.9.9"]
+
+
+def test_no_op_updates_do_not_invalidate_and_replace_drops_missing():
+    state = cluster()
+    gen = state.generation
+    state.apply("Service", "MODIFIED", svc("default", "web", "10.96.0.20", [HTTP]))
+    assert state.generation == gen  # same slim object: prepared answers stay valid
+    state.replace("Service", [svc("default", "web", "10.96.0.20", [HTTP])])
+    assert state.generation == gen + 1
+    assert resolve(state.view(), labels_of("kubernetes.default.svc.cluster.local."), QTYPE.A, CFG).rcode == NX

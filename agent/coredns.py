@@ -1,0 +1,104 @@
+"""The cluster DNS as Kubernetes has it: Deployment kube-system/coredns
+behind Service kube-system/kube-dns (10.96.0.10: 53/UDP, 53/TCP, 9153/TCP),
+created at bootstrap; and the process its pods run (`python -m
+agent.coredns`), which list+watches Services, EndpointSlices, Pods and
+Namespaces through the `kubernetes` Service, like CoreDNS's in-cluster
+client, and serves them with the `dns` package.
+
+The pod takes the coredns image's `-conf` flag but reads no Corefile: it
+behaves as kubeadm's default Corefile (cluster.local, `pods insecure`,
+`ttl 30`, forward to the node's resolv.conf), with settings from the
+environment (NSPLANE_DNS_DOMAIN, NSPLANE_DNS_UPSTREAMS).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+
+from agent.controllers.bootstrap import ensure
+
+IMAGE = "registry.k8s.io/coredns/coredns:v1.11.3"
+LABELS = {"k8s-app": "kube-dns"}
+
+
+def bootstrap(registry, cfg) -> None:
+    ensure(registry, "services", {
+        "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                     "labels": {**LABELS, "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"},
+                     "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"}},
+        "spec": {"type": "ClusterIP", "clusterIP": cfg.dns_ip, "selector": LABELS,
+                 "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                           {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                           {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]}})
+    env = [{"name": "NSPLANE_DNS_DOMAIN", "value": cfg.cluster_domain}]
+    if cfg.upstream_dns:
+        env.append({"name": "NSPLANE_DNS_UPSTREAMS", "value": ",".join(cfg.upstream_dns)})
+    ensure(registry, "deployments", {
+        "metadata": {"name": "coredns", "namespace": "kube-system", "labels": LABELS},
+        "spec": {"replicas": 2, "selector": {"matchLabels": LABELS},
+                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}},
+                 "template": {"metadata": {"labels": LABELS}, "spec": {
+                     "dnsPolicy": "Default",
+                     "containers": [{
+                         "name": "coredns", "image": IMAGE, "args": ["-conf", "/etc/coredns/Corefile"],
+                         "env": env,
+                         "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                                   {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+                                   {"name": "metrics", "containerPort": 9153, "protocol": "TCP"}],
+                         "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}, "initialDelaySeconds": 60,
+                                           "timeoutSeconds": 5, "failureThreshold": 5},
+                         "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 1}}]}}}})
+
+
+WATCHED = (("services", "Service"), ("endpointslices", "EndpointSlice"), ("pods", "Pod"),
+           ("namespaces", "Namespace"))
+
+
+def feed(client, state, stop: threading.Event):
+    """Informers for every kind DNS answers from; the state is marked synced
+    once all have listed."""
+    from agent.client import Informer, wait_synced
+    informers = []
+    for resource, kind in WATCHED:
+        inf = Informer(client, resource)
+        inf.add_handler(lambda old, new, kind=kind: state.apply(
+            kind, "DELETED" if new is None else ("ADDED" if old is None else "MODIFIED"), new or old))
+        inf.start(stop)
+        informers.append(inf)
+
+    def synced():
+        if wait_synced(informers, timeout=600):
+            state.mark_synced()
+            logging.getLogger("nsplane.coredns").info("cluster state synced; answering")
+    threading.Thread(target=synced, name="dns-sync", daemon=True).start()
+    return informers
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="coredns")
+    ap.add_argument("-conf", default=None, help="accepted for the image's args; not read")
+    ap.add_argument("--api", default=None, help="API URL (default: the kubernetes Service from the environment)")
+    ap.add_argument("--port", type=int, default=53)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from agent.client import Client
+    from dns import server
+    from dns.cluster import ClusterState
+    api = args.api or "http://{}:{}".format(os.environ.get("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+                                            os.environ.get("KUBERNETES_SERVICE_PORT", "443"))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    state = ClusterState()
+    feed(Client(api), state, stop)
+    upstreams = [u for u in os.environ.get("NSPLANE_DNS_UPSTREAMS", "").split(",") if u] or None
+    server.run(state, port=args.port, upstreams=upstreams,
+               domain=os.environ.get("NSPLANE_DNS_DOMAIN", "cluster.local"), stop=stop)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

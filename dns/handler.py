@@ -1,0 +1,153 @@
+"""One DNS message in, one answer out: the server-level checks, then cluster or upstream.
+
+The order follows CoreDNS's core/dnsserver/server.go and the kubernetes
+plugin's handler.go:
+
+1. header acceptance (miekg/dns): drop responses and short packets; NOTIMP for
+   opcodes other than QUERY; FORMERR for anything that is not one question or
+   does not parse;
+2. a class other than IN: REFUSED; an EDNS version other than 0: BADVERS;
+3. the prepared answer for the question (records.resolve via prepared.py):
+   sent as is (UDP answers over the client's size are cut with TC set), or
+   forwarded upstream, or completed by chasing an out-of-cluster CNAME.
+
+`handle()` returns the reply bytes, or None when there is nothing to send now
+(dropped, or forwarded: `send` is then called from the forwarder's thread).
+It never raises: an unexpected error is logged, counted as a panic and
+answered SERVFAIL, as CoreDNS's recover() does.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import time
+from dataclasses import replace
+
+from dnslib import RCODE, DNSQuestion, DNSRecord
+
+from dns import wire
+from dns.cluster import ClusterState
+from dns.forward import Forwarder
+from dns.metrics import Metrics
+from dns.prepared import Prepared, PreparedAnswers, message, split
+from dns.records import Config, label
+
+log = logging.getLogger(__name__)
+
+MAX_TCP = 65535
+
+
+class QueryHandler:
+    def __init__(self, state: ClusterState, cfg: Config, forwarder: Forwarder | None = None,
+                 metrics: Metrics | None = None) -> None:
+        self.state = state
+        self.cfg = cfg
+        self.forwarder = forwarder
+        self.metrics = metrics or Metrics()
+        self.prepared = PreparedAnswers(state, cfg)
+        self.zone_name = ".".join(cfg.domain) + "."
+
+    def handle(self, data: bytes, proto: str, family: int, send) -> bytes | None:
+        started = time.perf_counter()
+        if type(data) is not bytes:
+            data = bytes(data)
+        try:
+            return self._handle(data, proto, family, send, started)
+        except Exception:
+            log.exception("dns: unexpected error answering a %d-byte %s query", len(data), proto)
+            self.metrics.panic()
+            try:
+                return wire.header_only(data, RCODE.SERVFAIL)
+            except Exception:
+                return None
+
+    def _handle(self, data, proto, family, send, started) -> bytes | None:
+        try:
+            q = wire.parse_query(data) or wire.parse_query_slow(data)
+        except wire.Drop:
+            return None
+        except wire.Reject as rej:
+            return wire.header_only(data, rej.rcode)
+        if q.qclass != 1:
+            return self._done(q, wire.simple_reply(q, RCODE.REFUSED), proto, family, started, "")
+        if q.edns_size is not None and q.edns_version != 0:
+            return self._done(q, wire.simple_reply(q, wire.RCODE_BADVERS), proto, family, started, "")
+        fwd = self.forwarder
+        if fwd is not None and fwd.probes and q.key in fwd.probes:
+            index = fwd.seen_probe(q.key)
+            if fwd.looped(index):
+                return self._done(q, wire.simple_reply(q, RCODE.SERVFAIL), proto, family, started, "loop")
+            return self._forward(q, data, proto, family, send, started, upstream=index)
+        p = self.prepared.get(q)
+        if p.forward:
+            return self._forward(q, data, proto, family, send, started)
+        if p.answer.chase is not None:
+            return self._chase(q, p, proto, family, send, started)
+        return self._done(q, self._render(q, p, proto), proto, family, started, "kubernetes")
+
+    def _render(self, q: wire.Query, p: Prepared, proto: str) -> bytes:
+        counts, body = p.body()
+        reply = wire.response(q, p.flags, counts, body)
+        if proto == "udp":
+            limit = q.udp_limit()
+            if len(reply) > limit:
+                budget = limit - (wire.OPT_SIZE if q.edns_size is not None else 0)
+                counts, body = p.truncated_body(budget)
+                reply = wire.response(q, p.flags | wire.FLAG_TC, counts, body)
+        return reply
+
+    def _done(self, q, reply, proto, family, started, plugin) -> bytes:
+        zone = self.zone_name if plugin == "kubernetes" else "."
+        self.metrics.observe(zone, proto, family, q.qtype, reply[3] & 0xF, plugin,
+                             time.perf_counter() - started)
+        return reply
+
+    # -- upstream ------------------------------------------------------------
+
+    def _forward(self, q, data, proto, family, send, started, upstream=None) -> bytes | None:
+        if self.forwarder is None:
+            return self._done(q, wire.simple_reply(q, RCODE.SERVFAIL), proto, family, started, "forward")
+        if proto == "tcp":
+            reply, rcode = self.forwarder.ask(q, data)
+            if reply is not None and reply[2] & 0x02:  # TC from upstream: ask it over TCP
+                full = self.forwarder.ask_tcp(struct.pack("!H", q.qid) + data[2:])
+                reply = full or reply
+            reply = reply or wire.simple_reply(q, rcode)
+            return self._done(q, reply, proto, family, started, "forward")
+
+        def done(reply: bytes | None, rcode: int) -> None:
+            reply = reply or wire.simple_reply(q, rcode)
+            send(self._done(q, reply, proto, family, started, "forward"))
+
+        self.forwarder.submit(q, data, done, upstream=upstream)
+        return None
+
+    def _chase(self, q: wire.Query, p: Prepared, proto, family, send, started) -> bytes | None:
+        """CNAME to a name outside the cluster: the CNAME first, then what upstream says for
+        the target (CoreDNS's Upstream.Lookup). Without an answer, the CNAME alone."""
+        if self.forwarder is None:
+            return self._done(q, self._render(q, p, proto), proto, family, started, "kubernetes")
+        target, qtype = p.answer.chase
+        ask = DNSRecord(q=DNSQuestion(label(target), qtype))
+        ask.header.rd = 1
+        data = bytes(ask.pack())
+        sub = wire.parse_query(data)
+
+        def finish(reply: bytes | None, _rcode: int) -> bytes:
+            extra = []
+            if reply is not None:
+                try:
+                    extra = DNSRecord.parse(reply).rr
+                except Exception:
+                    extra = []
+            records = tuple(p.answer.answer) + tuple(extra)
+            counts, body = split(message(p.labels, p.qtype, p.answer, records).pack(), p.labels)
+            chased = Prepared(replace(p.answer, answer=records), p.labels, p.qtype,
+                              flags=p.flags, bodies=((counts, body),))
+            return self._done(q, self._render(q, chased, proto), proto, family, started, "kubernetes")
+
+        if proto == "tcp":
+            return finish(*self.forwarder.ask(sub, data))
+        self.forwarder.submit(sub, data, lambda reply, rcode: send(finish(reply, rcode)))
+        return None

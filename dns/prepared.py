@@ -1,0 +1,141 @@
+"""Prepared answers: cluster names answered by a dictionary lookup of ready wire bytes.
+
+Answers for cluster names change only when the watch changes the state, so
+each (name, type) is resolved once per state generation with dnslib (the
+builder of record) and kept as the bytes after the question. A query is then
+answered by: header (its ID and RD/CD echoed) + its own question bytes (so the
+client's case comes back, and every compression pointer into the question
+still lands) + the prepared body (+ an OPT record when the query had one).
+
+Every state change swaps in an empty table (O(1), done by a ClusterState
+listener under the state lock); entries are rebuilt lazily by the first query
+that needs them. An entry built from an older generation is never stored in
+a newer table. The table is bounded, so a flood of random names cannot grow
+it without limit.
+
+Several A/AAAA records are served in rotation (as CoreDNS's `loadbalance`
+shuffles them), from up to `MAX_ROTATIONS` pre-built bodies.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from dnslib import QTYPE, DNSHeader, DNSQuestion, DNSRecord
+
+from dns.cluster import ClusterState
+from dns.records import Answer, Config, label, resolve
+from dns.wire import FLAG_AA, FLAG_QR, Query
+
+MAX_ENTRIES = 50_000
+MAX_ROTATIONS = 8
+
+
+@dataclass(slots=True)
+class Prepared:
+    """One question's answer, ready to send."""
+
+    answer: Answer
+    labels: tuple
+    qtype: int
+    flags: int = 0
+    bodies: tuple = ()                      # ((an, ns, ar), body) per rotation
+    truncated: dict = field(default_factory=dict)
+    turn: itertools.count = field(default_factory=itertools.count)
+
+    @property
+    def forward(self) -> bool:
+        return self.answer.forward
+
+    def body(self) -> tuple:
+        if len(self.bodies) == 1:
+            return self.bodies[0]
+        return self.bodies[next(self.turn) % len(self.bodies)]
+
+    def truncated_body(self, budget: int) -> tuple:
+        """The largest prefix of the answer section that fits `budget` bytes, TC set."""
+        hit = self.truncated.get(budget)
+        if hit is None:
+            hit = _truncate(self, budget)
+            self.truncated[budget] = hit
+        return hit
+
+
+def message(labels: tuple, qtype: int, answer: Answer, records: tuple | None = None,
+            extra: bool = True) -> DNSRecord:
+    rec = DNSRecord(DNSHeader(id=0, qr=1, aa=int(not answer.forward), rcode=answer.rcode),
+                    q=DNSQuestion(label(labels), qtype))
+    rec.rr = list(answer.answer if records is None else records)
+    if extra:
+        rec.auth = list(answer.authority)
+        rec.ar = list(answer.additional)
+    return rec
+
+
+def split(wire: bytes, labels: tuple) -> tuple:
+    """Packed message -> ((an, ns, ar), bytes after the question)."""
+    qlen = sum(len(p.encode("latin-1")) + 1 for p in labels) + 1 + 4
+    an, ns, ar = (int.from_bytes(wire[i:i + 2], "big") for i in (6, 8, 10))
+    return (an, ns, ar), wire[12 + qlen:]
+
+
+def _rotations(records: tuple) -> list[tuple]:
+    if len(records) < 2 or any(rr.rtype not in (QTYPE.A, QTYPE.AAAA) for rr in records):
+        return [records]
+    n = min(len(records), MAX_ROTATIONS)
+    step = max(1, len(records) // n)
+    return [records[i * step:] + records[:i * step] for i in range(n)]
+
+
+def prepare(answer: Answer, labels: tuple, qtype: int) -> Prepared:
+    """Pack an Answer into sendable bodies (nothing to pack when it is forwarded)."""
+    p = Prepared(answer, labels, qtype)
+    if answer.forward:
+        return p
+    p.flags = FLAG_QR | (FLAG_AA if answer.rcode != 2 else 0) | answer.rcode
+    if answer.rcode == 2:  # SERVFAIL before the first sync: no SOA, not authoritative
+        p.flags = FLAG_QR | 2
+    p.bodies = tuple(split(message(labels, qtype, answer, rot).pack(), labels)
+                     for rot in _rotations(answer.answer))
+    return p
+
+
+def _truncate(p: Prepared, budget: int) -> tuple:
+    qlen = sum(len(x.encode("latin-1")) + 1 for x in p.labels) + 5
+    for keep in range(len(p.answer.answer), -1, -1):
+        wire = message(p.labels, p.qtype, p.answer, p.answer.answer[:keep], extra=False).pack()
+        if len(wire) <= budget or keep == 0:
+            counts, body = split(wire, p.labels)
+            return counts, body
+    raise AssertionError("unreachable")  # keep == 0 always returns
+
+
+class PreparedAnswers:
+    """The per-generation table of Prepared answers for one ClusterState."""
+
+    def __init__(self, state: ClusterState, cfg: Config) -> None:
+        self._state = state
+        self._cfg = cfg
+        self._entries: dict[bytes, Prepared] = {}
+        state.add_listener(self._invalidate)
+
+    def _invalidate(self) -> None:
+        self._entries = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, q: Query) -> Prepared:
+        entries = self._entries
+        hit = entries.get(q.key)
+        if hit is not None:
+            return hit
+        generation = self._state.generation
+        view = self._state.view()
+        prepared = prepare(resolve(view, q.labels, q.qtype, self._cfg), q.labels, q.qtype)
+        if view.generation == generation:
+            if len(entries) >= MAX_ENTRIES:
+                self._entries = entries = {}
+            entries[q.key] = prepared
+        return prepared
