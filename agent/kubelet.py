@@ -156,6 +156,10 @@ class Kubelet:
             log.error("pod %s/%s: sandbox failed: %s", *rt.key, e)
             self._event(rt.pod, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {e}", "Warning")
             return
+        for spec in rt.pod["spec"].get("containers", []):
+            c = rt.containers.get(spec["name"])
+            if adopted and c is not None and c.running():
+                self._arm(rt, c, spec)
         rt.save()
         log.info("pod %s/%s: sandbox %s ip %s ready in %.0f ms%s", *rt.key, rt.netns, rt.ip,
                  (time.monotonic() - t0) * 1000, " (adopted)" if adopted else "")
@@ -248,14 +252,19 @@ class Kubelet:
             self._event(rt.pod, "Failed", c.message, "Warning")
             return True
         c.backoff_until = 0.0
+        self._arm(rt, c, spec)
+        self._event(rt.pod, "Started", f"Started container {c.name}")
+        log.info("pod %s/%s: container %s started (pid %d, restarts %d)", *rt.key, c.name, c.pid, c.restarts)
+        return True
+
+    def _arm(self, rt: PodRuntime, c: Container, spec: dict) -> None:
+        """Readiness starts false under a readiness probe, true without one;
+        probes start after initialDelaySeconds."""
         c.ready = "readinessProbe" not in spec
         for kind in ("readinessProbe", "livenessProbe"):
             if kind in spec:
                 st = rt.probes[(c.name, kind)] = ProbeState(spec[kind], initial=kind == "livenessProbe")
                 st.next_at = time.time() + float(spec[kind].get("initialDelaySeconds", 0))
-        self._event(rt.pod, "Started", f"Started container {c.name}")
-        log.info("pod %s/%s: container %s started (pid %d, restarts %d)", *rt.key, c.name, c.pid, c.restarts)
-        return True
 
     def _run_probes(self, rt: PodRuntime) -> None:
         now = time.time()

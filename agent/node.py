@@ -133,9 +133,13 @@ class NodeAgent:
         slices = Informer(self.client, "endpointslices")
         nodes = Informer(self.client, "nodes")
         from agent.proxier import Proxier
-        proxier = Proxier(NodeInfo(self.name, self.cfg.cluster_cidr, (self.ip,)))
+        proxier = Proxier(NodeInfo(self.name, self.cfg.cluster_cidr, (self.ip,)), wait_for_initial_sync=True)
         services.add_handler(proxier.on_service)
         slices.add_handler(proxier.on_endpointslice)
+        # Like kube-proxy: no rules are written until both lists are in, so a
+        # restarted agent never syncs an empty table over live Services.
+        for inf, done in ((services, proxier.services_synced), (slices, proxier.endpointslices_synced)):
+            threading.Thread(target=lambda inf=inf, done=done: inf.synced.wait() and done(), daemon=True).start()
         self.routes(nodes)
         kubelet = Kubelet(self.client, self.cfg, self.name, pod_cidr, self.ip, services)
         for inf in (services, slices, nodes):
