@@ -1,0 +1,365 @@
+"""Issue 3's cluster DNS and service discovery on a real single-node cluster:
+the coredns pods behind kube-dns (10.96.0.10) answer the real `dig`,
+`nslookup` and `curl` run inside a pod namespace, so every query crosses the
+kube-proxy DNAT; plus the Docker-link environment variables. One cluster
+serves the module and is torn down (and checked for leftovers) at the end."""
+import re
+import threading
+import time
+
+import pytest
+
+from tests.integration.cluster import ThrowawayCluster
+
+pytestmark = pytest.mark.integration
+
+DOMAIN = "cluster.local"
+DNS_IP = "10.96.0.10"
+
+WEB = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx
+        ports:
+        - containerPort: 80
+        readinessProbe:
+          httpGet: {path: /, port: 80}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  type: ClusterIP
+  selector:
+    app: web
+  ports:
+  - port: 80
+    targetPort: 80
+"""
+
+ECHO = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: echo
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: echo}
+  template:
+    metadata:
+      labels: {app: echo}
+    spec:
+      containers:
+      - name: agnhost
+        image: registry.k8s.io/e2e-test-images/agnhost:2.47
+        args: ["netexec", "--http-port=8080"]
+        ports:
+        - {name: http, containerPort: 8080}
+        readinessProbe:
+          httpGet: {path: /healthz, port: http}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: echo
+spec:
+  selector: {app: echo}
+  ports:
+  - {name: http, port: 80, targetPort: http}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: echo-headless
+spec:
+  clusterIP: None
+  selector: {app: echo}
+  ports:
+  - {name: http, port: 8080, targetPort: http}
+"""
+
+EXTERNAL = """
+apiVersion: v1
+kind: Service
+metadata:
+  name: ext
+spec:
+  type: ExternalName
+  externalName: web.default.svc.cluster.local
+"""
+
+EXT_AS_CLUSTERIP = """
+apiVersion: v1
+kind: Service
+metadata:
+  name: ext
+spec:
+  type: ClusterIP
+  selector: {app: web}
+  ports:
+  - {port: 80, targetPort: 80}
+"""
+
+
+def plain_service(name: str) -> str:
+    return f"""
+apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+spec:
+  selector: {{app: web}}
+  ports:
+  - {{port: 80, targetPort: 80}}
+"""
+
+
+@pytest.fixture(scope="module")
+def c(tmp_path_factory):
+    tc = ThrowawayCluster(str(tmp_path_factory.mktemp("cluster")))
+    try:
+        tc.up()
+        tc.apply(WEB)
+        tc.apply(ECHO)
+        # tmp starts after web and echo exist, so it carries their variables.
+        tc.nsplane("run", "tmp", "--image=curlimages/curl", "--", "sleep", "3600")
+        tc.wait_ready("run=tmp", 1, timeout=30)
+        tc.wait_ready("app=web", 2, timeout=30)
+        tc.wait_ready("app=echo", 2, timeout=30)
+        tc.wait(lambda: len(coredns_pods(tc)) == 2, 30, "2 ready coredns pods")
+        tc.wait(lambda: dig_short(tc, f"web.default.svc.{DOMAIN}") == [cluster_ip(tc, "web")], 30,
+                "cluster DNS answering for web")
+        yield tc
+    finally:
+        tc.down()
+        assert tc.leftovers() == []
+
+
+# ---- helpers ----------------------------------------------------------
+
+def cluster_ip(c, name: str) -> str:
+    return c.get("svc", name)["spec"]["clusterIP"]
+
+
+def is_ready(pod: dict) -> bool:
+    return not pod["metadata"].get("deletionTimestamp") and any(
+        k["type"] == "Ready" and k["status"] == "True" for k in pod["status"].get("conditions", []))
+
+
+def coredns_pods(c) -> list[dict]:
+    return [p for p in c.get("pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")["items"] if is_ready(p)]
+
+
+def dig(c, *args: str):
+    """The real dig in pod tmp; bounded by its own retries."""
+    return c.exec("tmp", "dig", "+tries=2", "+time=1", *args)
+
+
+def dig_short(c, *args: str) -> list[str]:
+    return dig(c, "+short", *args).stdout.split()
+
+
+def status(out: str) -> str:
+    m = re.search(r"status: ([A-Z]+)", out)
+    return m.group(1) if m else f"no status in {out!r}"
+
+
+def answers(out: str) -> list[tuple[str, str, str]]:
+    """(owner, type, data) per record of a `dig +noall +answer` output."""
+    rows = [line.split(None, 4) for line in out.splitlines() if line and not line.startswith(";")]
+    return [(r[0], r[3], r[4]) for r in rows if len(r) == 5]
+
+
+def poll_in_pod(c, condition: str, limit: int = 60) -> tuple[bool, float]:
+    """Run a shell loop inside tmp until `condition` (a shell test) holds, at
+    most `limit` rounds of one dig each; returns (held, wall seconds)."""
+    script = f"i=0; while [ $i -lt {limit} ]; do if {condition}; then echo OK; exit 0; fi; " \
+             f"i=$((i+1)); sleep 0.02; done; echo TIMEOUT"
+    t0 = time.monotonic()
+    r = c.exec("tmp", "sh", "-c", script, timeout=30)
+    return r.stdout.strip().endswith("OK"), time.monotonic() - t0
+
+
+# ---- kube-dns and the pod's resolver -----------------------------------
+
+def test_kube_dns_service_listed_in_kube_system(c):
+    out = c.nsplane("get", "svc", "-n", "kube-system").stdout.splitlines()
+    assert out[0].split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+    rows = {line.split()[0]: line.split() for line in out[1:]}
+    assert rows["kube-dns"][1:5] == ["ClusterIP", DNS_IP, "<none>", "53/UDP,53/TCP,9153/TCP"]
+
+
+def test_pod_resolv_conf_is_cluster_first(c):
+    lines = [line.strip() for line in c.exec("tmp", "cat", "/etc/resolv.conf").stdout.splitlines()]
+    assert f"search default.svc.{DOMAIN} svc.{DOMAIN} {DOMAIN}" in lines
+    assert f"nameserver {DNS_IP}" in lines
+    assert "options ndots:5" in lines
+    assert [x for x in lines if x.startswith("nameserver")] == [f"nameserver {DNS_IP}"]
+
+
+# ---- the seed chapter ---------------------------------------------------
+
+@pytest.mark.parametrize("name,service", [
+    ("web", "web"),
+    (f"web.default.svc.{DOMAIN}", "web"),
+    (f"kubernetes.default.svc.{DOMAIN}", "kubernetes"),
+])
+def test_chapter_nslookups(c, name, service):
+    r = c.exec("tmp", "nslookup", "-timeout=2", name)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(rf"^Server:\s+{re.escape(DNS_IP)}$", r.stdout, re.M), r.stdout
+    fqdn = f"{service}.default.svc.{DOMAIN}"
+    assert re.search(rf"^Name:\s+{re.escape(fqdn)}$", r.stdout, re.M), r.stdout
+    answer = r.stdout.split("\nName:", 1)[1]      # Address lines after the Server block
+    addresses = re.findall(r"^Address:\s+(\S+)$", answer, re.M)
+    assert addresses == [cluster_ip(c, service)], r.stdout
+
+
+@pytest.mark.parametrize("url", ["http://web", "http://web.default", f"http://web.default.svc.{DOMAIN}"])
+def test_curl_by_name_reaches_nginx(c, url):
+    r = c.exec("tmp", "curl", "-sS", "--max-time", "5", url)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("<!DOCTYPE html>") and "Welcome to nginx!" in r.stdout
+
+
+# ---- records ------------------------------------------------------------
+
+def test_srv_for_named_port(c):
+    got = dig_short(c, "SRV", f"_http._tcp.echo.default.svc.{DOMAIN}")
+    assert got == ["0", "100", "80", f"echo.default.svc.{DOMAIN}."]
+
+
+def test_srv_answer_has_a_glue(c):
+    r = dig(c, "+noall", "+additional", "SRV", f"_http._tcp.echo.default.svc.{DOMAIN}")
+    assert (f"echo.default.svc.{DOMAIN}.", "A", cluster_ip(c, "echo")) in answers(r.stdout), r.stdout
+
+
+def test_reverse_lookup_of_cluster_ip(c):
+    assert dig_short(c, "-x", cluster_ip(c, "web")) == [f"web.default.svc.{DOMAIN}."]
+
+
+def test_lookup_over_tcp(c):
+    r = dig(c, "+tcp", f"kubernetes.default.svc.{DOMAIN}")
+    assert status(r.stdout) == "NOERROR", r.stdout
+    assert f"SERVER: {DNS_IP}#53({DNS_IP}) (TCP)" in r.stdout, r.stdout
+    assert (f"kubernetes.default.svc.{DOMAIN}.", "A", "10.96.0.1") in answers(r.stdout), r.stdout
+
+
+def test_headless_service_answers_each_ready_pod(c):
+    ips = sorted(p["status"]["podIP"] for p in c.wait_ready("app=echo", 2, timeout=30))
+    name = f"echo-headless.default.svc.{DOMAIN}"
+    got = c.wait(lambda: (g := sorted(dig_short(c, name))) == ips and g, 10, f"headless A records {ips}")
+    assert got == ips
+
+
+def test_unknown_name_is_nxdomain(c):
+    r = dig(c, f"nosuch.default.svc.{DOMAIN}")
+    assert status(r.stdout) == "NXDOMAIN", r.stdout
+
+
+def test_dns_version_txt(c):
+    assert dig_short(c, f"dns-version.{DOMAIN}", "TXT") == ['"1.1.0"']
+
+
+# ---- changes ------------------------------------------------------------
+
+def test_external_name_then_cluster_ip(c):
+    web_ip = cluster_ip(c, "web")
+    name = f"ext.default.svc.{DOMAIN}"
+    try:
+        c.apply(EXTERNAL)
+        r = c.wait(lambda: (r := dig(c, "+noall", "+answer", name)).stdout.strip() and r, 10, "ext answer")
+        assert [(o, t, d) for o, t, d in answers(r.stdout)] == [
+            (f"{name}.", "CNAME", f"web.default.svc.{DOMAIN}."),
+            (f"web.default.svc.{DOMAIN}.", "A", web_ip)], r.stdout
+        assert "configured" in c.apply(EXT_AS_CLUSTERIP)
+        ip = cluster_ip(c, "ext")
+        assert ip not in ("", "None", web_ip)
+        held, took = poll_in_pod(c, f'[ "$(dig +tries=1 +time=1 +short {name})" = "{ip}" ]')
+        assert held and took < 5.0, f"A {ip} for {name} seen={held} after {took:.1f}s"
+        assert answers(dig(c, "+noall", "+answer", name).stdout) == [(f"{name}.", "A", ip)]
+    finally:
+        c.nsplane("delete", "svc", "ext", check=False)
+
+
+def test_service_created_and_deleted_shows_within_two_seconds(c):
+    name = f"flash.default.svc.{DOMAIN}"
+    try:
+        t0 = time.monotonic()
+        c.apply(plain_service("flash"))
+        ip = cluster_ip(c, "flash")
+        held, _ = poll_in_pod(c, f'[ "$(dig +tries=1 +time=1 +short {name})" = "{ip}" ]')
+        took = time.monotonic() - t0
+        assert held and took < 2.0, f"{name} -> {ip} seen={held} {took:.2f}s after apply"
+    finally:
+        c.nsplane("delete", "svc", "flash", check=False)
+    t0 = time.monotonic()
+    held, _ = poll_in_pod(c, f"dig +tries=1 +time=1 {name} | grep -q 'status: NXDOMAIN'")
+    took = time.monotonic() - t0
+    assert held and took < 2.0, f"{name} NXDOMAIN seen={held} {took:.2f}s after delete"
+
+
+# ---- environment variables ----------------------------------------------
+
+def test_service_environment_variables(c):
+    try:
+        c.apply(plain_service("late"))     # created after tmp started: not in its environment
+        env = dict(line.split("=", 1) for line in c.exec("tmp", "env").stdout.splitlines() if "=" in line)
+    finally:
+        c.nsplane("delete", "svc", "late", check=False)
+    web, echo = cluster_ip(c, "web"), cluster_ip(c, "echo")
+    assert env.get("WEB_SERVICE_HOST") == web
+    assert env.get("WEB_SERVICE_PORT") == "80"
+    assert env.get("WEB_PORT") == f"tcp://{web}:80"
+    assert env.get("WEB_PORT_80_TCP") == f"tcp://{web}:80"
+    assert env.get("WEB_PORT_80_TCP_PROTO") == "tcp"
+    assert env.get("WEB_PORT_80_TCP_PORT") == "80"
+    assert env.get("WEB_PORT_80_TCP_ADDR") == web
+    assert env.get("ECHO_SERVICE_HOST") == echo and env.get("ECHO_SERVICE_PORT_HTTP") == "80"
+    assert env.get("KUBERNETES_SERVICE_HOST") == "10.96.0.1"
+    assert env.get("KUBERNETES_SERVICE_PORT") == "443"
+    assert not any(k.startswith("LATE_") for k in env)
+    assert "ECHO_HEADLESS_SERVICE_HOST" not in env      # headless Services get no variables
+
+
+# ---- availability -------------------------------------------------------
+
+def test_dns_keeps_answering_while_a_coredns_replica_is_deleted(c):
+    pods = coredns_pods(c)
+    assert len(pods) == 2
+    victim = pods[0]["metadata"]["name"]
+    web_ip = cluster_ip(c, "web")
+    name = f"web.default.svc.{DOMAIN}"
+    deleted: list = []
+    worker = threading.Thread(target=lambda: deleted.append(
+        c.nsplane("delete", "pod", victim, "-n", "kube-system", check=False, timeout=40)))
+    worker.start()
+    results = []
+    try:    # ten lookups at least, and on until the deletion has finished
+        while len(results) < 40 and (len(results) < 10 or worker.is_alive()):
+            results.append(dig_short(c, name))
+            time.sleep(0.1)
+    finally:
+        worker.join(45)
+    assert deleted and deleted[0].returncode == 0, deleted and deleted[0].stderr
+    assert len(results) >= 10 and not worker.is_alive(), f"{len(results)} lookups while deleting {victim}"
+    assert results == [[web_ip]] * len(results), results
+    back = c.wait(lambda: (p := coredns_pods(c)) and len(p) == 2 and p, 30, "coredns back to 2 ready")
+    assert victim not in {p["metadata"]["name"] for p in back}
+    assert dig_short(c, name) == [web_ip]
