@@ -25,6 +25,7 @@ import re
 from typing import NamedTuple
 
 from agent import kinds
+from agent.selectors import _go_quote as go_quote
 from agent.selectors import (dns1123_subdomain_errors, from_label_selector, label_value_errors,
                              qualified_name_errors, regex_error)
 
@@ -103,22 +104,6 @@ def type_name(v) -> str:
     if isinstance(v, list):
         return "array"
     return "object"
-
-
-def go_quote(s: str) -> str:
-    out = []
-    for ch in s:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
 
 
 def _go_elem(v) -> str:
