@@ -7,7 +7,7 @@ client, and serves them with the `dns` package.
 
 The pod takes the coredns image's `-conf` flag but reads no Corefile: it
 behaves as kubeadm's default Corefile (cluster.local, `pods insecure`,
-`ttl 30`, forward to the node's resolv.conf), with settings from the
+`ttl 30`, `lameduck 5s`, forward to the node's resolv.conf), with settings from the
 environment (NSPLANE_DNS_DOMAIN, NSPLANE_DNS_UPSTREAMS).
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ from agent.controllers.bootstrap import ensure
 
 IMAGE = "registry.k8s.io/coredns/coredns:v1.11.3"
 LABELS = {"k8s-app": "kube-dns"}
+LAMEDUCK = 5.0
 
 
 def bootstrap(registry, cfg) -> None:
@@ -90,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     api = args.api or "http://{}:{}".format(os.environ.get("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
                                             os.environ.get("KUBERNETES_SERVICE_PORT", "443"))
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # kubeadm's Corefile has `health { lameduck 5s }`: keep answering for 5 s
+    # after SIGTERM while the endpoint turns terminating and leaves kube-dns.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Timer(LAMEDUCK, stop.set).start())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     state = ClusterState()
     feed(Client(api), state, stop)
