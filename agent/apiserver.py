@@ -137,8 +137,7 @@ class Handler(BaseHTTPRequestHandler):
         reg = self.api.registry
         with reg.store._lock:
             cur = reg.get(kind, ns, name)
-            target = cur if sub != "status" else cur
-            new = merge_patch(target, patch)
+            new = merge_patch(cur, patch)
             new["metadata"]["resourceVersion"] = patch.get("metadata", {}).get(
                 "resourceVersion", cur["metadata"]["resourceVersion"])
             self._send(200, reg.update(kind, ns, name, new, sub))

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from agent import validation
 from agent.allocator import AllocationError, ClusterIPRange, NodePortRange
 from agent.kinds import Kind
-from agent.store import Store, NotFound, AlreadyExists, Conflict
+from agent.store import Store, NotFound, AlreadyExists
 
 HAS_STATUS = {"Pod", "Service", "Deployment", "ReplicaSet", "Node", "Namespace"}
 
@@ -366,4 +366,4 @@ _DEFAULTERS = {
     "EndpointSlice": _default_slice,
 }
 
-__all__ = ["Registry", "APIError", "not_found", "default", "now_iso", "Conflict"]
+__all__ = ["Registry", "APIError", "not_found", "default", "now_iso"]

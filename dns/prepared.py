@@ -102,7 +102,6 @@ def prepare(answer: Answer, labels: tuple, qtype: int) -> Prepared:
 
 
 def _truncate(p: Prepared, budget: int) -> tuple:
-    qlen = sum(len(x.encode("latin-1")) + 1 for x in p.labels) + 5
     for keep in range(len(p.answer.answer), -1, -1):
         wire = message(p.labels, p.qtype, p.answer, p.answer.answer[:keep], extra=False).pack()
         if len(wire) <= budget or keep == 0:

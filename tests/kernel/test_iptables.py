@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from contextlib import ExitStack, contextmanager
 
 import pytest
