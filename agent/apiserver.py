@@ -120,10 +120,9 @@ class Handler(BaseHTTPRequestHandler):
     def _do_post(self, kind, ns, name, sub, q):
         if name:
             raise APIError(405, "MethodNotAllowed", "POST to a named resource is not supported")
-        obj = self._body()
-        if q.get("dryRun") == "All":
-            return self._send(201, obj)
-        self._send(201, self.api.registry.create(kind, ns, obj))
+        if q.get("dryRun"):
+            raise APIError(400, "BadRequest", "dryRun is not supported by nsplane yet; apply without --dry-run=server")
+        self._send(201, self.api.registry.create(kind, ns, self._body()))
 
     def _do_put(self, kind, ns, name, sub, q):
         if not name:

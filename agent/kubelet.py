@@ -14,6 +14,7 @@ import ipaddress
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -89,16 +90,19 @@ class Kubelet:
         self.pods: dict[str, PodRuntime] = {}      # uid -> runtime
         self.informer = Informer(client, "pods", field_selector=f"spec.nodeName={node_name}")
         self.informer.add_handler(self._on_pod)
-        self._dirty: set[str] = set()
+        self._dirty: dict[str, tuple[str, str]] = {}     # uid -> (namespace, name)
         self._wake = threading.Condition()
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
         self._last_ip = 1
 
     # ---- events -----------------------------------------------------
     def _on_pod(self, old, new) -> None:
-        uid = (new or old)["metadata"]["uid"]
+        md = (new or old)["metadata"]
+        self._mark(md["uid"], (md["namespace"], md["name"]))
+
+    def _mark(self, uid: str, key: tuple[str, str]) -> None:
         with self._wake:
-            self._dirty.add(uid)
+            self._dirty[uid] = key
             self._wake.notify()
 
     def run(self, stop: threading.Event) -> None:
@@ -109,16 +113,18 @@ class Kubelet:
             with self._wake:
                 if not self._dirty:
                     self._wake.wait(0.25)
-                dirty, self._dirty = self._dirty, set()
-            for uid in dirty:
-                self._sync_uid(uid)
+                dirty, self._dirty = self._dirty, {}
+            for uid, key in dirty.items():
+                self._sync_uid(uid, key)
             for rt in list(self.pods.values()):
                 if rt.uid not in dirty:
                     self._tick(rt)
         self._probe_pool.shutdown(wait=False)
 
-    def _sync_uid(self, uid: str) -> None:
-        pod = next((p for p in self.informer.items() if p["metadata"]["uid"] == uid), None)
+    def _sync_uid(self, uid: str, key: tuple[str, str]) -> None:
+        pod = self.informer.get(*key)
+        if pod is not None and pod["metadata"]["uid"] != uid:
+            pod = None   # a new pod of the same name: this uid is gone
         rt = self.pods.get(uid)
         try:
             if pod is None:
@@ -224,8 +230,9 @@ class Kubelet:
                     c.backoff_until = float("inf")
                     continue
                 c.backoff_until = c.finished_at + backoff(c.restarts)
-                self._event(rt.pod, "BackOff", f"Back-off restarting failed container {c.name} in pod "
-                            f"{rt.key[1]}_{rt.key[0]}({rt.uid})", "Warning") if c.restarts else None
+                if c.restarts:
+                    self._event(rt.pod, "BackOff", f"Back-off restarting failed container {c.name} in pod "
+                                f"{rt.key[1]}_{rt.key[0]}({rt.uid})", "Warning")
             if time.time() >= c.backoff_until:
                 c.restarts += 1
                 changed |= self._start_container(rt, c, spec)
@@ -285,18 +292,16 @@ class Kubelet:
             ok, msg = fut.result()
         except Exception as e:   # a probe bug is a failed probe, not a dead kubelet
             ok, msg = False, str(e)
-        if not ok:
+        if not ok and st.failures == 0:
             self._event(rt.pod, "Unhealthy", f"{'Readiness' if kind == 'readinessProbe' else 'Liveness'} "
-                        f"probe failed: {msg}", "Warning") if st.failures == 0 else None
+                        f"probe failed: {msg}", "Warning")
         if st.record(ok, msg):
             if kind == "readinessProbe":
                 c.ready = st.result
             elif not st.result:
                 self._event(rt.pod, "Killing", f"Container {c.name} failed liveness probe, will be restarted")
                 c.stop(float(rt.pod["spec"].get("terminationGracePeriodSeconds", 30)))
-        with self._wake:
-            self._dirty.add(rt.uid)
-            self._wake.notify()
+        self._mark(rt.uid, rt.key)
 
     def _kill_async(self, rt: PodRuntime, grace: float) -> None:
         """Stop a pod off the sync loop, so one slow grace period blocks no one."""
@@ -346,10 +351,7 @@ class Kubelet:
             rt.load()
             log.info("pod %s/%s is gone from the API; cleaning up", ns, name)
             self._kill_pod(rt, 0)
-            try:
-                os.rmdir(rt.dir) if not os.listdir(rt.dir) else None
-            except OSError:
-                pass
+            shutil.rmtree(rt.dir, ignore_errors=True)
 
     # ---- status -----------------------------------------------------
     def _report(self, rt: PodRuntime) -> None:

@@ -39,11 +39,6 @@ class AlreadyExists(StoreError):
     reason = "AlreadyExists"
 
 
-class Conflict(StoreError):
-    code = 409
-    reason = "Conflict"
-
-
 class Gone(StoreError):
     code = 410
     reason = "Expired"
@@ -155,16 +150,14 @@ class Store:
             self._write(resource, "ADDED", key, obj, obj)
             return copy.deepcopy(obj)
 
-    def update(self, resource: str, obj: dict, expect_rv: str | None = None) -> dict:
-        """Replace an object. With expect_rv, fail with Conflict when it moved on."""
+    def update(self, resource: str, obj: dict) -> dict:
+        """Replace an object (resourceVersion preconditions are the registry's)."""
         obj = copy.deepcopy(obj)
         key = key_of(resource, obj)
         with self._lock:
             cur = self._objects.get(key)
             if cur is None:
                 raise NotFound(key[2])
-            if expect_rv and expect_rv != cur["metadata"].get("resourceVersion"):
-                raise Conflict(key[2])
             self._write(resource, "MODIFIED", key, obj, obj)
             return copy.deepcopy(obj)
 

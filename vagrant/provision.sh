@@ -45,7 +45,7 @@ if [ ! -x "$venv/bin/python" ]; then
   /usr/bin/python3 -m venv "$venv"
 fi
 stamp="$venv/.nsplane-installed"
-src_hash="$(cat "$here/pyproject.toml" | sha256sum | cut -c1-16)"
+src_hash="$(sha256sum < "$here/pyproject.toml" | cut -c1-16)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$src_hash:$here" ]; then
   say "installing nsplane into $venv"
   "$venv/bin/pip" install -q --disable-pip-version-check -e "$here[test]"
