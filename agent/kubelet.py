@@ -151,10 +151,11 @@ class Kubelet:
         if not rt.ip or self._ip_in_use(rt.ip, rt.uid):
             rt.ip = self._allocate_ip(rt.uid)
         try:
+            # The UTS file first: it is what marks the netns as this cluster's for `nsplane down`.
+            uts.ensure(rt.uts, rt.pod["metadata"]["name"][:63])
             if not (adopted and podnet.healthy(rt.netns, rt.host_if, rt.ip, self.gateway)):
                 podnet.setup_pod(rt.netns, rt.host_if, rt.ip, self.gateway,
                                  label=f"{rt.key[0]}/{rt.key[1]}")
-            uts.ensure(rt.uts, rt.pod["metadata"]["name"][:63])
             self._write_files(rt)
             rt.error = ""
         except Exception as e:

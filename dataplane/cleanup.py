@@ -7,11 +7,15 @@ the given cluster, never anything else.
   every link whose alias is "<cluster>" (pass `alias=cluster` to
   `ensure_bridge`) or starts with "<cluster>-" (setup_node stamps each node's
   uplink with its node namespace name);
-- network namespaces named "<cluster>-*" (nodes and pods; veth ends inside
-  them go with them);
-- persisted UTS namespaces whose file is named "<cluster>-*" (umount, unlink),
-  in `uts_dir` and anywhere else mountinfo shows one;
-- /etc/netns/<cluster>-* directories (pod resolv.conf and hosts).
+- node network namespaces named exactly "<cluster>-node-<n>", and pod network
+  namespaces that have a UTS file in the cluster's `uts_dir` (the kubelet
+  creates it before the pod's netns), veth ends inside them going with them;
+- those UTS files (umount, unlink);
+- /etc/netns/<name> directories of the namespaces above (pod resolv.conf and
+  hosts).
+
+A bare prefix match is not enough: cluster "nsplane" must not sweep the
+namespaces of a cluster called "nsplane-t1234" running beside it.
 
 Processes are not ours to kill here: the caller stops the agents and pods
 first, otherwise a namespace lives on (invisible) until its last process exits.
@@ -53,11 +57,13 @@ def sweep(cluster: str, uts_dir: str | None = None, host_netns: str | None = Non
     prefix = names.netns_prefix(cluster)
     swept = Swept()
     swept.links = _sweep_links(cluster, prefix, host_netns)
-    swept.uts_files = _sweep_uts(prefix, uts_dir)
-    for name in netns.list_names(prefix):
+    pods = set(os.listdir(uts_dir)) if uts_dir and os.path.isdir(uts_dir) else set()
+    ours = {n for n in netns.list_names(prefix) if n in pods or names.is_node_netns(cluster, n)}
+    swept.uts_files = sorted(p for p in (uts.uts_path(uts_dir, n) for n in sorted(pods)) if uts.remove(p))
+    for name in sorted(ours):
         if netns.delete(name):
             swept.netns.append(name)
-    swept.etc_dirs = _sweep_etc(prefix, etc_dir)
+    swept.etc_dirs = _sweep_etc(ours | pods, etc_dir)
     return swept
 
 
@@ -76,27 +82,14 @@ def _sweep_links(cluster: str, prefix: str, host_netns: str | None) -> list[str]
 
 def _owned_alias(alias: str, cluster: str, prefix: str) -> bool:
     """Bridges carry the cluster name as alias, node uplinks their netns name."""
-    return alias == cluster or alias.startswith(prefix)
+    return alias == cluster or names.is_node_netns(cluster, alias)
 
 
-def _sweep_uts(prefix: str, uts_dir: str | None) -> list[str]:
-    candidates = {p for p in uts.mounted_files()
-                  if os.path.basename(p).startswith(prefix)}
-    if uts_dir and os.path.isdir(uts_dir):
-        candidates |= {uts.uts_path(uts_dir, n) for n in os.listdir(uts_dir)
-                       if n.startswith(prefix)}
-    return sorted(p for p in candidates if uts.remove(p))
-
-
-def _sweep_etc(prefix: str, etc_dir: str) -> list[str]:
-    try:
-        entries = os.listdir(etc_dir)
-    except FileNotFoundError:
-        return []
+def _sweep_etc(ours: set[str], etc_dir: str) -> list[str]:
     removed = []
-    for name in sorted(entries):
+    for name in sorted(ours):
         full = os.path.join(etc_dir, name)
-        if name.startswith(prefix) and os.path.isdir(full) and not os.path.islink(full):
+        if os.path.isdir(full) and not os.path.islink(full):
             shutil.rmtree(full)
             removed.append(full)
     return removed

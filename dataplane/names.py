@@ -60,6 +60,12 @@ def node_netns(cluster: str, node: str) -> str:
     return _bounded(f"{netns_prefix(cluster)}{node}")
 
 
+def is_node_netns(cluster: str, name: str) -> bool:
+    """True if `name` is what `node_netns` gives for `cluster` and some "node-<n>"."""
+    rest = name[len(netns_prefix(cluster)):] if name.startswith(netns_prefix(cluster)) else ""
+    return rest.startswith("node-") and rest[5:].isdigit()
+
+
 def pod_netns(cluster: str, namespace: str, pod: str) -> str:
     """Network namespace of a pod: "nsplane-default-web-abc12-xyz".
 

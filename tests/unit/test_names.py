@@ -51,3 +51,10 @@ def test_owns_netns_is_by_prefix():
     assert names.owns_netns("nsplane-t1", "nsplane-t1-node-1")
     assert not names.owns_netns("nsplane-t1", "nsplane-t10-node-1")
     assert not names.owns_netns("nsplane-t1", "other-node-1")
+
+
+def test_node_netns_is_exact_so_a_cluster_never_claims_another_clusters_namespaces():
+    assert names.is_node_netns("nsplane", names.node_netns("nsplane", "node-3"))
+    assert not names.is_node_netns("nsplane", names.node_netns("nsplane-t1234", "node-1"))
+    assert not names.is_node_netns("nsplane", "nsplane-default-web")
+    assert not names.is_node_netns("nsplane", "nsplane-node-")
