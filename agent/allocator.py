@@ -84,3 +84,61 @@ class NodePortRange:
             if port not in used:
                 return port
         raise AllocationError(f"failed to allocate a nodePort: range is full ({self})")
+
+
+class LoadBalancerPool:
+    """A range of LoadBalancer addresses ("first-last" or a CIDR; "none" = no pool),
+    handed out lowest-free-first like MetalLB's allocator."""
+
+    def __init__(self, spec: str):
+        self.spec = spec.strip()
+        self.first = self.last = None
+        if self.spec and self.spec != "none":
+            try:
+                if "/" in self.spec:
+                    net = ipaddress.ip_network(self.spec, strict=False)
+                    self.first, self.last = net.network_address, net.broadcast_address
+                else:
+                    first, _, last = self.spec.partition("-")
+                    self.first = ipaddress.IPv4Address(first.strip())
+                    self.last = ipaddress.IPv4Address((last or first).strip())
+            except ValueError as e:
+                raise ValueError(f"load-balancer pool {spec!r}: {e}; use first-last "
+                                 "(e.g. 172.28.0.200-172.28.0.250), a CIDR, or none") from None
+            if self.last < self.first:
+                raise ValueError(f"load-balancer pool {spec!r}: the last address is before the first")
+
+    def __str__(self) -> str:
+        return self.spec if self.first is None else f"{self.first}-{self.last}"
+
+    @property
+    def enabled(self) -> bool:
+        return self.first is not None
+
+    @property
+    def size(self) -> int:
+        return int(self.last) - int(self.first) + 1 if self.enabled else 0
+
+    def contains(self, ip: str) -> bool:
+        try:
+            return self.enabled and self.first <= ipaddress.IPv4Address(ip) <= self.last
+        except ValueError:
+            return False
+
+    def check(self, requested: str, used: dict[str, str], owner: str) -> None:
+        """Raise AllocationError unless `owner` may have `requested` ({ip: owning service})."""
+        if not self.enabled:
+            raise AllocationError("no load-balancer pool is configured (nsplane up --lb-pool)")
+        if not self.contains(requested):
+            raise AllocationError(f"not in the load-balancer pool {self}; "
+                                  "pick an address from the pool or leave it empty")
+        if used.get(requested, owner) != owner:
+            raise AllocationError(f"address already allocated to service {used[requested]}")
+
+    def allocate(self, used: set[str]) -> str | None:
+        """The lowest free address, or None when the pool is exhausted or disabled."""
+        for n in range(self.size):
+            ip = str(self.first + n)
+            if ip not in used:
+                return ip
+        return None

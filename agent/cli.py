@@ -12,8 +12,11 @@ import subprocess
 import sys
 import time
 
-from agent import cluster, manifests, printers
+import yaml
+
+from agent import cluster, hostmode, kubeconfig, manifests, printers
 from agent.client import APIStatusError, Client
+from agent.allocator import LoadBalancerPool
 from agent.config import ClusterConfig
 from agent.kinds import UnknownKind, lookup
 from dataplane import names, netns
@@ -38,21 +41,87 @@ def ref(kind, name: str) -> str:
 # ---- cluster -------------------------------------------------------------
 
 def cmd_up(cfg: ClusterConfig, args) -> int:
-    if args.nodes:
-        cfg.nodes = args.nodes
+    if args.lb_pool is not None:
+        try:
+            LoadBalancerPool(args.lb_pool)
+        except ValueError as e:
+            die(f"nsplane up: --lb-pool: {e}")
+        cfg.lb_pool = args.lb_pool
+    if args.host_mode or cfg.host_mode:   # this namespace is the node (a VM): agent/hostmode.py
+        return hostmode.cmd_up(cfg, args)
     try:
+        removed = []
+        if args.nodes is not None:
+            _, removed = cluster.resize(cfg, args.nodes)
+        if removed and cluster.running_pid(cfg, "server"):
+            client = Client(cfg.local_api_url)
+            for name in removed:
+                cluster.remove_node(cfg, name, client)
         client = cluster.up(cfg)
     except (cluster.ClusterError, OSError) as e:
         die(f"nsplane up: {e}")
     nodes = client.list("nodes")["items"]
     print(f"cluster {cfg.name} is up: {len(nodes)} node(s)")
-    print(f"API server: {cfg.api_url} (and http://127.0.0.1:{cfg.api_port}, {cfg.local_api_url})")
+    print(f"API server: {cfg.loopback_api_url} (and {cfg.api_url}, {cfg.local_api_url})")
     print(f"logs: {cfg.dir}/logs/   store: {cfg.db_path}")
+    try:
+        path, context = kubeconfig.install(cfg)
+        print(f'Set kubectl context to "{context}" (in {path})')
+    except (OSError, ValueError) as e:
+        print(f"warning: kubeconfig not updated: {e}; `nsplane kubeconfig` prints one", file=sys.stderr)
+    return 0
+
+
+def cmd_node(cfg: ClusterConfig, args) -> int:
+    """`nsplane node add [--count N]` / `nsplane node remove NAME...` on a running cluster."""
+    if cfg.host_mode:
+        die(f"error: cluster {cfg.name} is in host mode; add a node by running `nsplane join` on another machine")
+    if not cluster.running_pid(cfg, "server"):
+        die(f"error: cluster {cfg.name} is not running; start it with `nsplane up`")
+    client = Client(cfg.local_api_url)
+    have = [cfg.node_name(i) for i in cfg.node_list]
+    try:
+        if args.action == "add":
+            added, _ = cluster.resize(cfg, len(have) + args.count)
+            cfg.save()
+            for i in cfg.node_list:
+                if cfg.node_name(i) in added:
+                    cluster.add_node(cfg, i)
+            cluster.wait_nodes_ready(cfg, client)
+            return 0
+        unknown = [n for n in args.names if n not in have]
+        if unknown:
+            die(f'error: node "{unknown[0]}" not found; the nodes of {cfg.name} are {", ".join(have)}')
+        if len(args.names) >= len(have):
+            die(f"error: cannot remove every node of {cfg.name}; `nsplane down` stops the cluster")
+        for name in args.names:
+            cluster.remove_node(cfg, name, client)
+            cfg.node_indexes = [i for i in cfg.node_list if cfg.node_name(i) != name]
+            cfg.nodes = len(cfg.node_indexes)
+            cfg.save()
+    except (cluster.ClusterError, OSError, APIStatusError) as e:
+        die(f"nsplane node {args.action}: {e}")
+    return 0
+
+
+def cmd_kubeconfig(cfg: ClusterConfig, args) -> int:
+    try:
+        doc = kubeconfig.for_cluster(cfg, args.server)
+    except FileNotFoundError as e:
+        die(f"error: cluster {cfg.name} has no certificates yet ({e.filename}); run `nsplane up` first")
+    sys.stdout.write(yaml.safe_dump(doc, default_flow_style=False, sort_keys=False))
     return 0
 
 
 def cmd_down(cfg: ClusterConfig, args) -> int:
     cluster.down(cfg, purge=args.purge)
+    if args.purge:
+        try:
+            path = kubeconfig.uninstall(cfg)
+            if path:
+                print(f'Deleted context "{kubeconfig.context_name(cfg)}" from {path}')
+        except (OSError, ValueError) as e:
+            print(f"warning: kubeconfig not updated: {e}", file=sys.stderr)
     print(f"cluster {cfg.name} is down" + (" and its store removed" if args.purge else
                                           f" (objects kept in {cfg.db_path}; `nsplane down --purge` removes them)"))
     return 0
@@ -378,9 +447,21 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("-n", "--namespace")
 
     p = sub.add_parser("up", help="start the API server, nodes and agents (idempotent)")
-    p.add_argument("--nodes", type=int)
+    p.add_argument("--nodes", type=int, help="how many nodes (grows or shrinks a running cluster)")
+    p.add_argument("--lb-pool", help="LoadBalancer addresses: first-last or CIDR on the underlay, or none "
+                                     "(default: .200-.250 of the underlay)")
+    hostmode.add_up_flags(p)
+    hostmode.add_join_parser(sub)
+    p = sub.add_parser("node", help="add or remove nodes of a running cluster")
+    node_sub = p.add_subparsers(dest="action", required=True)
+    node_sub.add_parser("add", help="add nodes (next free names)").add_argument("--count", type=int, default=1)
+    node_sub.add_parser("remove", help="remove nodes; their pods are recreated elsewhere").add_argument(
+        "names", nargs="+", metavar="NAME")
     p = sub.add_parser("down", help="stop everything and remove every namespace, link and mount")
-    p.add_argument("--purge", action="store_true", help="also remove the store (all applied objects)")
+    p.add_argument("--purge", action="store_true",
+                   help="also remove the store (all applied objects) and the kubeconfig context")
+    p = sub.add_parser("kubeconfig", help="print a kubeconfig for kubectl (nsplane up merges one into ~/.kube/config)")
+    p.add_argument("--server", help="API URL to put in it (default https://127.0.0.1:<api port>)")
     for name in ("apply", "create"):
         p = sub.add_parser(name, help="apply manifests (files, directories, - for stdin)")
         p.add_argument("-f", "--filename", action="append", required=True)
@@ -435,7 +516,7 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "apply": cmd_apply, "create": cmd_apply, "get": cmd_get,
+COMMANDS = {"up": cmd_up, "join": hostmode.cmd_join, "node": cmd_node, "down": cmd_down, "kubeconfig": cmd_kubeconfig, "apply": cmd_apply, "create": cmd_apply, "get": cmd_get,
             "delete": cmd_delete, "run": cmd_run, "exec": cmd_exec, "logs": cmd_logs, "scale": cmd_scale}
 
 
@@ -452,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "exec":
             args.command = args.command + rest
     cfg = ClusterConfig.find(args.cluster)
-    if args.cmd not in ("up", "down") and not os.path.exists(cfg.api_socket):
+    if args.cmd not in ("up", "down", "kubeconfig", "join") and not os.path.exists(cfg.api_socket):
         die(f"The connection to the server was refused: cluster {cfg.name} is not running "
             f"(no {cfg.api_socket}); start it with `nsplane up`")
     try:

@@ -10,6 +10,7 @@ import http.client
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -42,10 +43,16 @@ class _UnixConnection(http.client.HTTPConnection):
 
 
 class Client:
-    def __init__(self, server: str, timeout: float = 30.0):
-        """server: 'http://host:port' or 'unix:///path/to/api.sock'."""
+    def __init__(self, server: str, timeout: float = 30.0, ca_file: str | None = None,
+                 token: str | None = None):
+        """server: 'https://host:port' (verified with ca_file, authenticated
+        with a bearer token), 'http://host:port' or 'unix:///path/to/api.sock'."""
         self.server = server
         self.timeout = timeout
+        self.token = token
+        self._tls = None
+        if server.startswith("https://"):
+            self._tls = ssl.create_default_context(cafile=ca_file)
         self._local = threading.local()
 
     def _connect(self, timeout: float | None = None) -> http.client.HTTPConnection:
@@ -53,14 +60,22 @@ class Client:
         if self.server.startswith("unix://"):
             return _UnixConnection(self.server[len("unix://"):], t)
         u = urllib.parse.urlsplit(self.server)
+        if self._tls is not None:
+            return http.client.HTTPSConnection(u.hostname, u.port or 443, timeout=t, context=self._tls)
         return http.client.HTTPConnection(u.hostname, u.port or 80, timeout=t)
+
+    def _headers(self, **extra) -> dict:
+        h = {"Accept": "application/json", **extra}
+        if self.token:
+            h["Authorization"] = f"Bearer {self.token}"
+        return h
 
     def request(self, method: str, path: str, body: dict | None = None, query: dict | None = None,
                 content_type: str = "application/json") -> dict | str:
         if query:
             path += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        headers = self._headers(**{"Content-Type": content_type})
         for attempt in (0, 1):
             conn = getattr(self._local, "conn", None)
             if conn is None:
@@ -138,7 +153,7 @@ class Client:
         path = k.path(namespace) + "?" + urllib.parse.urlencode({a: b for a, b in q.items() if b is not None})
         conn = self._connect(timeout=timeout + 30)
         try:
-            conn.request("GET", path, headers={"Accept": "application/json"})
+            conn.request("GET", path, headers=self._headers())
             resp = conn.getresponse()
             if resp.status != 200:
                 raise APIStatusError(json.loads(resp.read() or b"{}"))

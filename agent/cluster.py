@@ -24,7 +24,7 @@ import time
 from agent.client import APIStatusError, Client
 from agent.config import ClusterConfig
 from agent.containers import proc_start_time
-from dataplane import cleanup, names, netns
+from dataplane import cleanup, names, netns, uts
 from dataplane import node as nodenet
 
 
@@ -118,11 +118,64 @@ def up(cfg: ClusterConfig, say=print, timeout: float = 60.0) -> Client:
         spawn(cfg, "server", [python(cfg), "-m", "agent.server", "--config", cfg.path], cfg.host_netns)
     _wait(lambda: client.request("GET", "/readyz") == "ok", timeout, "the API server",
           os.path.join(cfg.dir, "logs", "server.log"))
-    for i in range(1, cfg.nodes + 1):
+    for i in cfg.node_list:
         add_node(cfg, i, say)
-    _wait(lambda: _nodes_ready(client, cfg.nodes), timeout, f"{cfg.nodes} node(s) to be Ready",
-          os.path.join(cfg.dir, "logs", "node-1.log"))
+    wait_nodes_ready(cfg, client, timeout)
     return client
+
+
+def wait_nodes_ready(cfg: ClusterConfig, client: Client, timeout: float = 60.0) -> None:
+    want = {cfg.node_name(i) for i in cfg.node_list}
+    _wait(lambda: want <= _ready_nodes(client), timeout, f"node(s) {', '.join(sorted(want))} to be Ready",
+          os.path.join(cfg.dir, "logs", "node-*.log"))
+
+
+def resize(cfg: ClusterConfig, nodes: int, say=print) -> tuple[list[str], list[str]]:
+    """Grow or shrink a cluster (up or running) to `nodes` nodes: new ones get the
+    next free index, the highest indexes go first. Returns (added, removed)."""
+    have = cfg.node_list
+    if nodes < 1:
+        raise ClusterError(f"--nodes {nodes}: a cluster needs at least one node")
+    added = [max(have) + k for k in range(1, nodes - len(have) + 1)]
+    removed = have[nodes:] if nodes < len(have) else []
+    cfg.node_indexes = sorted(set(have[:nodes]) | set(added))
+    cfg.nodes = len(cfg.node_indexes)
+    return [cfg.node_name(i) for i in added], [cfg.node_name(i) for i in removed]
+
+
+def remove_node(cfg: ClusterConfig, name: str, client: Client | None, say=print) -> None:
+    """Take a node out: stop its agent and containers, delete its Node (the pod
+    GC then deletes its pods, which their ReplicaSets recreate elsewhere) and
+    remove its namespaces and uplink."""
+    stop_role(cfg, name)
+    node_dir = os.path.join(cfg.dir, "nodes", name)
+    pod_netns = []
+    for pid, ticks in container_pids(cfg, node_dir):
+        if proc_start_time(pid) == ticks:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    for state in glob.glob(os.path.join(node_dir, "pods", "*", "state.json")):
+        try:
+            with open(state) as f:
+                pod_netns.append(json.load(f).get("netns"))
+        except (OSError, ValueError):
+            pass
+    if client is not None:
+        try:
+            client.delete("nodes", name)
+        except APIStatusError as e:
+            if e.code != 404:
+                raise
+    uts_dir = os.path.join(cfg.rundir, "uts")
+    for ns in filter(None, pod_netns):
+        netns.delete(ns)
+        uts.remove(uts.uts_path(uts_dir, ns))
+        shutil.rmtree(os.path.join(netns.ETC_NETNS_DIR, ns), ignore_errors=True)
+    nodenet.teardown_node(names.node_netns(cfg.name, name), names.node_ifname(cfg.name, name), cfg.host_netns)
+    shutil.rmtree(node_dir, ignore_errors=True)
+    say(f"node {name}: removed")
 
 
 def add_node(cfg: ClusterConfig, index: int, say=print) -> None:
@@ -137,11 +190,9 @@ def add_node(cfg: ClusterConfig, index: int, say=print) -> None:
     say(f"node {name}: namespace {node_ns}, InternalIP {ip}")
 
 
-def _nodes_ready(client: Client, n: int) -> bool:
-    nodes = client.list("nodes")["items"]
-    ready = [x for x in nodes if any(c["type"] == "Ready" and c["status"] == "True"
-                                     for c in x.get("status", {}).get("conditions", []))]
-    return len(ready) >= n
+def _ready_nodes(client: Client) -> set[str]:
+    return {x["metadata"]["name"] for x in client.list("nodes")["items"]
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in x.get("status", {}).get("conditions", []))}
 
 
 def _wait(check, timeout: float, what: str, log_path: str) -> None:
@@ -159,9 +210,9 @@ def _wait(check, timeout: float, what: str, log_path: str) -> None:
 
 # ---- down --------------------------------------------------------------
 
-def container_pids(cfg: ClusterConfig) -> list[tuple[int, int]]:
+def container_pids(cfg: ClusterConfig, node_dir: str | None = None) -> list[tuple[int, int]]:
     out = []
-    for state in glob.glob(os.path.join(cfg.dir, "nodes", "*", "pods", "*", "state.json")):
+    for state in glob.glob(os.path.join(node_dir or os.path.join(cfg.dir, "nodes", "*"), "pods", "*", "state.json")):
         try:
             with open(state) as f:
                 st = json.load(f)
@@ -174,6 +225,9 @@ def container_pids(cfg: ClusterConfig) -> list[tuple[int, int]]:
 
 
 def down(cfg: ClusterConfig, purge: bool = False, say=print) -> None:
+    if cfg.host_mode:
+        from agent import hostmode
+        hostmode.stop_units(cfg, say)
     roles = [os.path.basename(p)[:-4] for p in glob.glob(os.path.join(cfg.rundir, "*.pid"))]
     for role in sorted(roles, key=lambda r: r == "server"):   # agents first, then the server
         if stop_role(cfg, role):
@@ -190,6 +244,8 @@ def down(cfg: ClusterConfig, purge: bool = False, say=print) -> None:
     swept = cleanup.sweep(cfg.name, os.path.join(cfg.rundir, "uts"), host_netns=cfg.host_netns)
     if cfg.host_netns and netns.exists(cfg.host_netns):
         netns.delete(cfg.host_netns)
+    if cfg.host_mode:   # the node is this namespace: take our rules and routes out of it
+        hostmode.teardown(cfg, say)
     for line in swept.lines():
         say(f"removed {line}")
     shutil.rmtree(cfg.rundir, ignore_errors=True)

@@ -34,7 +34,9 @@ def bootstrap(registry, cfg) -> None:
                  "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
                            {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
                            {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]}})
-    env = [{"name": "NSPLANE_DNS_DOMAIN", "value": cfg.cluster_domain}]
+    env = [{"name": "NSPLANE_DNS_DOMAIN", "value": cfg.cluster_domain},
+           {"name": "NSPLANE_API_CA_FILE", "value": cfg.ca_file},          # its service account's
+           {"name": "NSPLANE_API_TOKEN_FILE", "value": cfg.token_file("coredns")}]   # ca.crt and token
     if cfg.upstream_dns:
         env.append({"name": "NSPLANE_DNS_UPSTREAMS", "value": ",".join(cfg.upstream_dns)})
     ensure(registry, "deployments", {
@@ -88,15 +90,19 @@ def main(argv: list[str] | None = None) -> int:
     from agent.client import Client
     from dns import server
     from dns.cluster import ClusterState
-    api = args.api or "http://{}:{}".format(os.environ.get("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
-                                            os.environ.get("KUBERNETES_SERVICE_PORT", "443"))
+    api = args.api or "https://{}:{}".format(os.environ.get("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+                                             os.environ.get("KUBERNETES_SERVICE_PORT", "443"))
+    token = None
+    if os.environ.get("NSPLANE_API_TOKEN_FILE"):
+        with open(os.environ["NSPLANE_API_TOKEN_FILE"]) as f:
+            token = f.read().strip()
     stop = threading.Event()
     # kubeadm's Corefile has `health { lameduck 5s }`: keep answering for 5 s
     # after SIGTERM while the endpoint turns terminating and leaves kube-dns.
     signal.signal(signal.SIGTERM, lambda *_: threading.Timer(LAMEDUCK, stop.set).start())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     state = ClusterState()
-    feed(Client(api), state, stop)
+    feed(Client(api, ca_file=os.environ.get("NSPLANE_API_CA_FILE"), token=token), state, stop)
     upstreams = [u for u in os.environ.get("NSPLANE_DNS_UPSTREAMS", "").split(",") if u] or None
     server.run(state, port=args.port, upstreams=upstreams,
                domain=os.environ.get("NSPLANE_DNS_DOMAIN", "cluster.local"), stop=stop)

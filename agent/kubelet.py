@@ -23,7 +23,7 @@ from agent import podfiles, workloads
 from agent.client import APIStatusError, Client, Informer
 from agent.config import ClusterConfig
 from agent.containers import Container, backoff
-from agent.events import event_object
+from agent.events import Recorder
 from agent.probes import ProbeState, run_probe
 from agent.registry import now_iso
 from dataplane import names, netns, podnet, uts
@@ -94,6 +94,7 @@ class Kubelet:
         self._wake = threading.Condition()
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
         self._last_ip = 1
+        self.recorder = Recorder(client, "kubelet", node_name)
 
     # ---- events -----------------------------------------------------
     def _on_pod(self, old, new) -> None:
@@ -261,6 +262,8 @@ class Kubelet:
             return True
         c.backoff_until = 0.0
         self._arm(rt, c, spec)
+        self._event(rt.pod, "Pulled", f'Container image "{spec.get("image", "")}" already present on machine')
+        self._event(rt.pod, "Created", f"Created container {c.name}")
         self._event(rt.pod, "Started", f"Started container {c.name}")
         log.info("pod %s/%s: container %s started (pid %d, restarts %d)", *rt.key, c.name, c.pid, c.restarts)
         return True
@@ -432,10 +435,4 @@ class Kubelet:
         return status
 
     def _event(self, pod: dict, reason: str, message: str, etype: str = "Normal") -> None:
-        ev = event_object(pod, reason, message, etype, component="kubelet")
-        ev["metadata"]["name"] += f".{int(time.time() * 1000) % 100000}"
-        ev["source"]["host"] = self.node
-        try:
-            self.client.create("events", ev, pod["metadata"].get("namespace"))
-        except (APIStatusError, OSError) as e:
-            log.debug("event %s not recorded: %s", reason, e)
+        self.recorder.event(pod, reason, message, etype)   # agent/events.py: deduplicated like client-go

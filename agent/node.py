@@ -18,6 +18,7 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from agent import streams
 from agent.client import APIStatusError, Client, Informer
 from agent.config import ClusterConfig
 from agent.kubelet import Kubelet
@@ -66,9 +67,10 @@ def node_status(name: str, ip: str, kubelet_port: int, since: str | None = None)
 
 
 class NodeAgent:
-    def __init__(self, cfg: ClusterConfig, name: str, ip: str, api_url: str | None = None):
-        self.cfg, self.name, self.ip = cfg, name, ip
-        self.client = Client(api_url or cfg.api_url)
+    def __init__(self, cfg: ClusterConfig, name: str, ip: str, api_url: str | None = None,
+                 iface: str = nodenet.NODE_IFNAME):
+        self.cfg, self.name, self.ip, self.iface = cfg, name, ip, iface   # iface: where LB addresses are ARPed
+        self.client = Client(api_url or cfg.api_url, **cfg.client_auth("node"))
         self.stop = threading.Event()
 
     def register(self) -> dict:
@@ -125,6 +127,18 @@ class NodeAgent:
                 log.error("pod routes: %s", e)
         nodes.add_handler(sync)
 
+    def load_balancing(self, services: Informer, slices: Informer, nodes: Informer) -> None:
+        """The layer-2 speaker for LoadBalancer addresses and kube-proxy's health servers."""
+        from agent.healthcheck import HealthServers
+        from agent.speaker import Speaker
+        from dataplane.arp import Responder
+        responder = Responder(self.iface)
+        responder.start(self.stop)
+        speaker = Speaker(self.client, self.name, services, nodes, slices, responder)
+        health = HealthServers(self.name, services, slices)
+        threading.Thread(target=speaker.run, args=(self.stop,), name="speaker", daemon=True).start()
+        threading.Thread(target=health.run, args=(self.stop,), name="health", daemon=True).start()
+
     def run(self) -> None:
         node = self.register()
         pod_cidr = node["spec"]["podCIDR"]
@@ -141,6 +155,7 @@ class NodeAgent:
         for inf, done in ((services, proxier.services_synced), (slices, proxier.endpointslices_synced)):
             threading.Thread(target=lambda inf=inf, done=done: inf.synced.wait() and done(), daemon=True).start()
         self.routes(nodes)
+        self.load_balancing(services, slices, nodes)
         kubelet = Kubelet(self.client, self.cfg, self.name, pod_cidr, self.ip, services)
         for inf in (services, slices, nodes):
             inf.start(self.stop)
@@ -163,6 +178,8 @@ class KubeletAPI(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
         parts = url.path.strip("/").split("/")
+        if len(parts) == 4 and parts[0] in ("exec", "attach"):   # kubectl exec / attach, via the API server
+            return streams.serve_kubelet_stream(self, self.kubelet, *parts, url.query)
         if len(parts) != 3 or parts[0] != "containerLogs":
             return self._send(404, "not found")
         ns, name = parts[1], parts[2]
@@ -184,6 +201,8 @@ class KubeletAPI(BaseHTTPRequestHandler):
             n = int(q["tailLines"])
             lines = data.splitlines(keepends=True)
             data = b"".join(lines[-n:]) if n else b""
+        if q.get("follow") in ("1", "true"):
+            return streams.serve_log_follow(self, data, c)
         self._send(200, data)
 
     def _send(self, code: int, body) -> None:
@@ -203,17 +222,38 @@ def serve_kubelet_api(kubelet: Kubelet, ip: str, port: int, stop: threading.Even
     threading.Thread(target=lambda: (stop.wait(), srv.shutdown()), daemon=True).start()
 
 
+def preload() -> None:
+    """Import now, on the main thread, what other threads would import lazily.
+
+    pyroute2 forks to open a socket in another namespace, and a fork while
+    some thread holds the import lock and waits for logging's lock (which
+    os.fork takes first) deadlocks the agent: python-iptables' import does
+    exactly that (it logs through setuptools' vendored packages)."""
+    import iptc  # noqa: F401
+
+    import agent.proxier  # noqa: F401
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="nsplane-node")
     ap.add_argument("--config", required=True)
-    ap.add_argument("--node", required=True)
-    ap.add_argument("--ip", required=True, help="this node's InternalIP")
+    ap.add_argument("--node", help="this node's name (host mode: default from the config)")
+    ap.add_argument("--ip", help="this node's InternalIP (host mode: default the host interface's address)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format=f"%(asctime)s {args.node} %(name)s %(levelname)s %(message)s")
+                        format=f"%(asctime)s {args.node or 'host'} %(name)s %(levelname)s %(message)s")
     cfg = ClusterConfig.load(args.config)
-    agent = NodeAgent(cfg, args.node, args.ip)
+    preload()
+    if cfg.host_mode:   # this namespace is the node (agent/hostmode.py)
+        from agent import hostmode
+        name, ip = hostmode.node_identity(cfg)
+        hostmode.prepare_node(cfg)
+        agent = NodeAgent(cfg, args.node or name, args.ip or ip, iface=cfg.host_iface)
+    elif not (args.node and args.ip):
+        ap.error("--node and --ip are required unless the cluster is in host mode")
+    else:
+        agent = NodeAgent(cfg, args.node, args.ip)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop.set())
     signal.signal(signal.SIGINT, lambda *_: agent.stop.set())
     agent.run()

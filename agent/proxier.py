@@ -4,10 +4,15 @@ As in kube-proxy (servicechangetracker.go, endpointschangetracker.go and
 iptables/proxier.go): informer callbacks (`on_service`, `on_endpointslice`)
 only convert the object and record {previous, current} per key, dropping
 no-ops; they never touch the kernel. One loop (`run`) drains the changes at
-most every `min_sync_period`, renders every Service port with
-`dataplane.rules.render`, applies it atomically, clears stale UDP conntrack
-entries and logs what changed and how long it took. It resyncs fully every
-`sync_period` and whenever the KUBE-PROXY-CANARY chains disappear.
+most every `min_sync_period`, updates the Service-port -> endpoints map for
+the Services that changed, renders with `dataplane.rules.render` (which
+reuses the rules of unchanged Service ports from its cache), applies it
+atomically, clears stale UDP conntrack entries and logs what changed and how
+long it took. Like kube-proxy >= 1.28 most syncs are partial: only chains
+whose rules changed are written (`dataplane.iptables.apply(ruleset,
+previous)`). A full sync rewrites every chain: the first one, every
+`sync_period`, after a failed sync and whenever the KUBE-PROXY-CANARY chains
+disappear.
 
 Service (v1) and EndpointSlice (discovery.k8s.io/v1) JSON dicts are turned
 into `dataplane.model` objects here and nowhere else (`service_ports`,
@@ -25,7 +30,8 @@ from typing import Any, Callable, Hashable
 import dataplane.conntrack
 import dataplane.iptables
 from dataplane.model import Endpoint, NodeInfo, ServicePort
-from dataplane.rules import Ruleset, categorize, render, unique_endpoints
+from dataplane.dispatch import TREE_THRESHOLD
+from dataplane.rules import RenderCache, Ruleset, categorize, render, unique_endpoints
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DEFAULT_AFFINITY_TIMEOUT = 10800  # the apiserver's default for sessionAffinityConfig.clientIP.timeoutSeconds
@@ -175,6 +181,8 @@ class SyncResult:
     slices_changed: int
     render_seconds: float
     apply_seconds: float
+    full: bool = True
+    chains_written: int = 0
 
 
 # ---------------------------------------------------------------- the proxier
@@ -186,13 +194,14 @@ class Proxier:
     def __init__(
         self,
         node: NodeInfo,
-        apply: Callable[[Ruleset], None] = dataplane.iptables.apply,
+        apply: Callable[[Ruleset, Ruleset | None], Any] = dataplane.iptables.apply,
         min_sync_period: float = 0.05,
         sync_period: float = 30.0,
         log: logging.Logger = logging.getLogger("nsplane.proxier"),
         canary_missing: Callable[[], bool] = dataplane.iptables.canary_missing,
         conntrack: Any = dataplane.conntrack,
         wait_for_initial_sync: bool = False,
+        tree_threshold: int = TREE_THRESHOLD,
     ) -> None:
         self._node = node
         self._apply = apply
@@ -208,6 +217,11 @@ class Proxier:
         self._need_full = True
         self._synced = {"services": not wait_for_initial_sync, "endpointslices": not wait_for_initial_sync}
         self._last_endpoints: dict[ServicePort, frozenset[str]] = {}
+        self._tree_threshold = tree_threshold
+        self._render_cache = RenderCache()
+        self._port_map: dict[ServicePort, list[Endpoint]] = {}
+        self._ports_of: dict[ServiceKey, tuple[ServicePort, ...]] = {}
+        self._slices_of: dict[ServiceKey, set[Hashable]] = {}
         self.last_ruleset: Ruleset | None = None
 
     # -- informer callbacks: record only
@@ -262,21 +276,22 @@ class Proxier:
             return bool(self._services.pending() or self._slices.pending() or self._need_full)
 
     def sync_once(self) -> SyncResult | None:
-        """Drain changes, render everything, apply it, clear stale UDP conntrack.
-        Returns None (and does nothing) until the initial lists have arrived."""
+        """Drain changes, render, apply (partially unless a full sync is due),
+        clear stale UDP conntrack. Returns None (and does nothing) until the
+        initial lists have arrived."""
         start = time.monotonic()
         with self._lock:
             if not all(self._synced.values()):
                 self._log.debug("not syncing until Services and EndpointSlices have been listed")
                 return None
             svc_changes, slice_changes = self._services.checkout(), self._slices.checkout()
-            self._need_full = False
+            full, self._need_full = self._need_full or self.last_ruleset is None, False
             node = self._node
-            services = self._service_map()
-        ruleset = render(services, node)
+            services = self._update_port_map(svc_changes, slice_changes, full)
+        ruleset = render(services, node, self._render_cache, self._tree_threshold)
         rendered = time.monotonic()
         try:
-            self._apply(ruleset)
+            written = self._apply(ruleset, None if full else self.last_ruleset)
         except Exception:
             with self._lock:
                 self._need_full = True
@@ -285,28 +300,45 @@ class Proxier:
         self.last_ruleset = ruleset
         self._clear_stale_udp(services, node)
         result = SyncResult(len(services), ruleset.endpoints, len(svc_changes), len(slice_changes),
-                            rendered - start, applied - rendered)
+                            rendered - start, applied - rendered, full, written if isinstance(written, int) else 0)
         self._log.info(
-            "synced %d service ports, %d endpoints (%d services, %d endpointslices changed) in %.1f ms "
-            "(render %.1f ms, apply %.1f ms)",
+            "synced %d service ports, %d endpoints (%d services, %d endpointslices changed; %s sync, "
+            "%d chains written) in %.1f ms (render %.1f ms, apply %.1f ms)",
             result.service_ports, result.endpoints, result.services_changed, result.slices_changed,
+            "full" if full else "partial", result.chains_written,
             (time.monotonic() - start) * 1000, result.render_seconds * 1000, result.apply_seconds * 1000,
         )
         return result
 
-    def _service_map(self) -> dict[ServicePort, list[Endpoint]]:
-        """Every Service port with the merged endpoints of all its slices."""
-        by_service: dict[ServiceKey, dict[PortKey, list[Endpoint]]] = {}
-        for service_key, ports in self._slices.applied.values():
-            merged = by_service.setdefault(service_key, {})
-            for port_key, endpoints in ports:
-                merged.setdefault(port_key, []).extend(endpoints)
-        result: dict[ServicePort, list[Endpoint]] = {}
-        for service_key, ports in self._services.applied.items():
-            merged = by_service.get(service_key, {})
+    def _update_port_map(self, svc_changes: dict, slice_changes: dict, full: bool) -> dict[ServicePort, list[Endpoint]]:
+        """Every Service port with the merged endpoints of all its slices,
+        recomputed only for the Services that changed (all of them on a full
+        sync). Unchanged ports keep the same endpoint list object, which is
+        how the render cache recognises them cheaply. Called with the lock held."""
+        for key, (previous, current) in slice_changes.items():
+            if previous is not None:
+                self._slices_of.get(previous[0], set()).discard(key)
+            if current is not None:
+                self._slices_of.setdefault(current[0], set()).add(key)
+        if full:
+            touched = set(self._ports_of) | set(self._services.applied)
+        else:
+            touched = set(svc_changes)
+            touched.update(v[0] for pair in slice_changes.values() for v in pair if v is not None)
+        for service_key in touched:
+            for sp in self._ports_of.pop(service_key, ()):
+                self._port_map.pop(sp, None)
+            ports = self._services.applied.get(service_key) or ()
+            if not ports:
+                continue
+            merged: dict[PortKey, list[Endpoint]] = {}
+            for slice_key in self._slices_of.get(service_key, ()):
+                for port_key, endpoints in self._slices.applied[slice_key][1]:
+                    merged.setdefault(port_key, []).extend(endpoints)
+            self._ports_of[service_key] = ports
             for sp in ports:
-                result[sp] = unique_endpoints(merged.get((sp.port_name, sp.protocol), []))
-        return result
+                self._port_map[sp] = unique_endpoints(merged.get((sp.port_name, sp.protocol), []))
+        return dict(self._port_map)
 
     # -- conntrack (kube-proxy's CleanStaleEntries, for UDP)
 

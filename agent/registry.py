@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime, timezone
 
 from agent import validation
-from agent.allocator import AllocationError, ClusterIPRange, NodePortRange
+from agent.allocator import AllocationError, ClusterIPRange, LoadBalancerPool, NodePortRange
 from agent.kinds import Kind
 from agent.store import Store, NotFound, AlreadyExists
 
@@ -57,10 +57,11 @@ def invalid(kind: Kind, name: str, causes: list) -> APIError:
 
 class Registry:
     def __init__(self, store: Store, service_cidr: str = "10.96.0.0/12",
-                 node_ports: tuple[int, int] = (30000, 32767)):
+                 node_ports: tuple[int, int] = (30000, 32767), lb_pool: str = "none"):
         self.store = store
         self.cluster_ips = ClusterIPRange(service_cidr)
         self.node_ports = NodePortRange(*node_ports)
+        self.lb_pool = LoadBalancerPool(lb_pool)
 
     # ---- entry points ------------------------------------------------
     def create(self, kind: Kind, namespace: str | None, obj: dict) -> dict:
@@ -115,6 +116,8 @@ class Registry:
             if new == old:
                 return old
             if subresource != "status":
+                if kind.kind == "Service":
+                    drop_type_dependent_fields(old, new)
                 default(kind.kind, new)
                 causes = validation.validate(kind.kind, new, old, node_port_range=(self.node_ports.first, self.node_ports.last))
                 if causes:
@@ -206,8 +209,9 @@ class Registry:
                 for o in self.store.list(k.resource, ns)[0]:
                     self.store.delete(k.resource, ns, o["metadata"]["name"])
 
-    def _used(self, exclude: str) -> tuple[set[str], set[int]]:
-        ips, ports = set(), set()
+    def _used(self, exclude: str) -> tuple[set[str], set[int], dict[str, str]]:
+        """ClusterIPs, node ports and load-balancer addresses ({ip: "ns/name"}) of other Services."""
+        ips, ports, lb = set(), set(), {}
         for svc in self.store.list("services")[0]:
             if svc["metadata"]["uid"] == exclude:
                 continue
@@ -216,12 +220,14 @@ class Registry:
             ports.update(p["nodePort"] for p in spec.get("ports", []) if p.get("nodePort"))
             if spec.get("healthCheckNodePort"):
                 ports.add(spec["healthCheckNodePort"])
-        return ips, ports
+            for ip in load_balancer_ips(svc):
+                lb[ip] = f"{svc['metadata']['namespace']}/{svc['metadata']['name']}"
+        return ips, ports, lb
 
     def _allocate_service(self, svc: dict, old: dict | None) -> None:
         spec = svc["spec"]
         stype = spec.get("type", "ClusterIP")
-        used_ips, used_ports = self._used(svc["metadata"]["uid"])
+        used_ips, used_ports, used_lb = self._used(svc["metadata"]["uid"])
         field = "spec.clusterIPs"
         try:
             if stype == "ExternalName":
@@ -242,24 +248,81 @@ class Registry:
                 stype == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts", True))
             old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
                          for p in (old or {}).get("spec", {}).get("ports", [])}
+            mine: dict[int, str] = {}    # nodePort -> protocol, within this Service
             for i, p in enumerate(spec.get("ports", [])):
                 field = f"spec.ports[{i}].nodePort"
                 if not wants_node_ports:
                     if stype != "LoadBalancer":
                         p.pop("nodePort", None)
                     continue
-                kept = old_ports.get((p.get("port"), p.get("protocol", "TCP")))
-                if p.get("nodePort") and p["nodePort"] == kept:
-                    used_ports.add(kept)
-                    continue
-                p["nodePort"] = self.node_ports.allocate(used_ports, p.get("nodePort") or kept)
+                proto = p.get("protocol", "TCP")
+                kept = old_ports.get((p.get("port"), proto))
+                if p.get("nodePort") and (p["nodePort"] == kept or mine.get(p["nodePort"], proto) != proto):
+                    pass   # kept, or shared by the same Service's port of another protocol (as kube allows)
+                else:
+                    p["nodePort"] = self.node_ports.allocate(used_ports, p.get("nodePort") or kept)
                 used_ports.add(p["nodePort"])
+                mine[p["nodePort"]] = proto
+            field = "spec.healthCheckNodePort"
+            if stype == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local":
+                kept = (old or {}).get("spec", {}).get("healthCheckNodePort")
+                if not spec.get("healthCheckNodePort") or spec["healthCheckNodePort"] != kept:
+                    spec["healthCheckNodePort"] = self.node_ports.allocate(
+                        used_ports, spec.get("healthCheckNodePort"))
+            field = "spec.loadBalancerIP"
+            if stype == "LoadBalancer" and spec.get("loadBalancerIP"):
+                ip = spec["loadBalancerIP"]
+                try:
+                    self.lb_pool.check(ip, used_lb, f"{svc['metadata']['namespace']}/{svc['metadata']['name']}")
+                except AllocationError as e:
+                    raise AllocationError(f'Invalid value: "{ip}": {e}') from None
         except AllocationError as e:
             msg = str(e)
             if field == "spec.clusterIPs":
                 msg = f'Invalid value: []string{{"{spec.get("clusterIP")}"}}: {msg}'
             name = svc["metadata"]["name"]
             raise invalid(_service_kind(), name, [validation.Cause(field, "FieldValueInvalid", msg)]) from None
+
+
+def load_balancer_ips(svc: dict) -> list[str]:
+    """The addresses a Service holds from the load-balancer pool: its ingress and its request."""
+    ips = [i["ip"] for i in (svc.get("status", {}).get("loadBalancer", {}) or {}).get("ingress", []) or []
+           if i.get("ip")]
+    spec = svc.get("spec", {})
+    if spec.get("type") == "LoadBalancer" and spec.get("loadBalancerIP"):
+        ips.append(spec["loadBalancerIP"])
+    return ips
+
+
+def drop_type_dependent_fields(old: dict, new: dict) -> None:
+    """kube-apiserver's dropTypeDependentFields: when an update changes the type
+    and leaves a field the new type can't have as it was, the field goes
+    (instead of failing validation), e.g. nodePorts on NodePort -> ClusterIP."""
+    ospec, spec = old.get("spec", {}), new.setdefault("spec", {})
+    otype, stype = ospec.get("type", "ClusterIP"), spec.get("type", "ClusterIP")
+    if otype == stype:
+        return
+    if stype not in ("NodePort", "LoadBalancer"):
+        oports = [p.get("nodePort") for p in ospec.get("ports", [])]
+        if [p.get("nodePort") for p in spec.get("ports", [])][:len(oports)] == oports[:len(spec.get("ports", []))]:
+            for p in spec.get("ports", []):
+                p.pop("nodePort", None)
+    unchanged = lambda f: spec.get(f) == ospec.get(f)  # noqa: E731
+    if not (stype == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local") \
+            and unchanged("healthCheckNodePort"):
+        spec.pop("healthCheckNodePort", None)
+    if stype != "LoadBalancer":
+        for f in ("allocateLoadBalancerNodePorts", "loadBalancerClass"):
+            if unchanged(f):
+                spec.pop(f, None)
+    accessible = stype in ("NodePort", "LoadBalancer") or bool(spec.get("externalIPs"))
+    if not accessible and unchanged("externalTrafficPolicy"):
+        spec.pop("externalTrafficPolicy", None)
+    if stype == "ExternalName" and unchanged("clusterIP"):
+        spec.pop("clusterIP", None)
+        spec.pop("clusterIPs", None)
+    if otype == "ExternalName" and unchanged("externalName"):
+        spec.pop("externalName", None)
 
 
 def _service_kind() -> Kind:

@@ -12,12 +12,14 @@ import logging
 import signal
 import threading
 
+from agent import pki
 from agent.apiserver import APIServer
 from agent.config import ClusterConfig
 from agent.controllers import bootstrap
 from agent.controllers.deployment import DeploymentController
 from agent.controllers.endpointslice import EndpointSliceController
 from agent.controllers.gc import GarbageCollector
+from agent.controllers.loadbalancer import LoadBalancerController
 from agent.controllers.nodes import NodeController
 from agent.controllers.replicaset import ReplicaSetController
 from agent.controllers.scheduler import Scheduler
@@ -29,16 +31,19 @@ log = logging.getLogger("nsplane.server")
 
 def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
     store = Store(cfg.db_path)
-    registry = Registry(store, cfg.service_cidr, cfg.node_port_range)
+    registry = Registry(store, cfg.service_cidr, cfg.node_port_range, cfg.load_balancer_pool)
     bootstrap.bootstrap(registry, cfg.host_ip, cfg.api_port)
     if cfg.dns:
         from agent import coredns
         coredns.bootstrap(registry, cfg)
     listen = listen or [("127.0.0.1", cfg.api_port), (cfg.host_ip, cfg.api_port)]
-    api = APIServer(registry, listen, cfg.api_socket, cfg.kubelet_port)
+    pki.ensure(cfg.pki_dir, cfg.name, [cfg.host_ip], registry.cluster_ips.nth(1), cfg.cluster_domain)
+    api = APIServer(registry, listen, cfg.api_socket, cfg.kubelet_port, tls=pki.server_context(cfg.pki_dir),
+                    authenticator=pki.Authenticator(pki.Paths(cfg.pki_dir).tokens))
     controllers = [Scheduler(store, registry), ReplicaSetController(store, registry),
                    DeploymentController(store, registry), EndpointSliceController(store, registry),
-                   GarbageCollector(store, registry), NodeController(store, registry, cfg.cluster_cidr)]
+                   GarbageCollector(store, registry), NodeController(store, registry, cfg.cluster_cidr),
+                   LoadBalancerController(store, registry)]
     return store, api, controllers
 
 
@@ -57,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     api.start()
     for c in controllers:
         c.start(stop)
-    log.info("API server of cluster %s listening on %s and %s (rv %d)", cfg.name,
+    log.info("API server of cluster %s listening on %s (HTTPS) and %s (rv %d)", cfg.name,
              ", ".join(f"{h}:{p}" for h, p in [("127.0.0.1", cfg.api_port), (cfg.host_ip, cfg.api_port)]),
              cfg.api_socket, store.resource_version)
     stop.wait()

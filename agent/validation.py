@@ -585,6 +585,10 @@ def _service_external(errs: Errs, spec: dict, stype: str, old_spec) -> None:
         errs.invalid("spec.externalTrafficPolicy", etp, "may only be set for externally-accessible services")
     elif accessible and etp and etp not in ("Cluster", "Local"):
         errs.not_supported("spec.externalTrafficPolicy", etp, ["Cluster", "Local"])
+    hc = errs.typed(spec, "healthCheckNodePort", "spec.healthCheckNodePort", "integer", 0)
+    if hc and not (stype == "LoadBalancer" and etp == "Local"):
+        errs.invalid("spec.healthCheckNodePort", hc,
+                     "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'")
     itp = errs.typed(spec, "internalTrafficPolicy", "spec.internalTrafficPolicy", "string", "Cluster")
     if stype != "ExternalName" and itp not in ("Cluster", "Local"):
         errs.not_supported("spec.internalTrafficPolicy", itp, ["Cluster", "Local"])

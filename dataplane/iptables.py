@@ -8,12 +8,19 @@ own: ours are the chains `dataplane.rules` declares, the per-service chains
 rules from built-in chains listed in `JUMPS` (kube-proxy's iptablesJumpChains
 plus the kubelet KUBE-FIREWALL jumps it also ensures).
 
-`apply()` reads the current tables once with iptables-legacy-save, then writes
-everything in ONE `iptables-legacy-restore --noflush` call: the ruleset, the
-declaration + `-X` of stale service chains (so chains of deleted Services go
-away), the canary chains, and `-I`/`-D` lines that leave each jump rule present
-exactly once. kube-proxy ensures jumps with separate `iptables -C/-I` calls;
-folding them into the restore keeps the whole change atomic.
+A full `apply()` reads the current tables once with iptables-legacy-save, then
+writes everything in ONE `iptables-legacy-restore --noflush` call: the ruleset,
+the declaration + `-X` of stale service chains (so chains of deleted Services
+go away), the canary chains, and `-I`/`-D` lines that leave each jump rule
+present exactly once. kube-proxy ensures jumps with separate `iptables -C/-I`
+calls; folding them into the restore keeps the whole change atomic.
+
+A partial `apply(ruleset, previous)` (kube-proxy >= 1.28's partial sync) reads
+nothing: it diffs the two rulesets chain by chain and writes only the chains
+that changed, in one restore. Legacy xtables still replaces the whole table
+blob in the kernel on every restore, so even a one-chain change costs time in
+proportion to the table's size (about 2 us per rule or chain, measured by
+tests/bench/run); that is the floor under every incremental sync.
 
 `canary_missing()` reads back through python-iptables (libiptc), as
 DESIGN.md asks for readback; `cleanup()` removes everything of ours and nothing
@@ -174,6 +181,28 @@ def compose_restore(ruleset: Ruleset, state: dict[str, TableState]) -> str:
     return f"*mangle\n:{CANARY} - [0:0]\nCOMMIT\n" + text
 
 
+def compose_partial(ruleset: Ruleset, previous: Ruleset) -> tuple[str, int]:
+    """(iptables-restore input, chains touched) turning `previous` into
+    `ruleset`: changed chains are declared (which flushes them) and refilled,
+    removed chains are declared and deleted after every rule referring to them
+    is gone. Empty text when nothing changed (pure)."""
+    sections, touched = [], 0
+    for table in ("filter", "nat"):
+        now, before = ruleset.tables.get(table, {}), previous.tables.get(table, {})
+        changed = [c for c, rules in now.items() if before.get(c) is not rules and before.get(c) != rules]
+        gone = [c for c in before if c not in now]
+        if not changed and not gone:
+            continue
+        touched += len(changed) + len(gone)
+        lines = [f"*{table}", *(f":{c} - [0:0]" for c in changed + gone)]
+        for chain in changed:
+            lines += now[chain]
+        lines += [f"-X {c}" for c in gone]
+        lines.append("COMMIT\n")
+        sections.append("\n".join(lines))
+    return "".join(sections), touched
+
+
 def _splice(text: str, table: str, head: list[str], tail: list[str]) -> str:
     """Insert lines after `*table` and before that table's COMMIT."""
     start = text.find(f"*{table}\n")
@@ -211,12 +240,23 @@ def compose_cleanup(state: dict[str, TableState]) -> str:
 # ---------------------------------------------------------------- kernel calls
 
 
-def apply(ruleset: Ruleset) -> None:
-    """Write `ruleset` atomically into this namespace's filter and nat tables,
-    delete our stale service chains, ensure our jump rules exist exactly once
-    and (re)create the canaries. Raises IptablesRestoreError naming the line."""
-    state = read_tables()
-    restore(compose_restore(ruleset, state))
+def apply(ruleset: Ruleset, previous: Ruleset | None = None) -> int:
+    """Write `ruleset` atomically into this namespace's filter and nat tables.
+
+    Full (no `previous`): every chain is rewritten, our stale service chains
+    deleted, our jump rules made to exist exactly once and the canaries
+    (re)created. Partial (`previous` is what the last apply wrote and the
+    kernel still holds): only chains whose rules differ are rewritten and
+    chains gone since are deleted, like kube-proxy's partial syncs.
+    Returns the number of chains written or deleted. Raises
+    IptablesRestoreError naming the line."""
+    if previous is None or previous.tables is None or ruleset.tables is None:
+        restore(compose_restore(ruleset, read_tables()))
+        return sum(len(c) for c in ruleset.chains.values())
+    text, changed = compose_partial(ruleset, previous)
+    if text:
+        restore(text)
+    return changed
 
 
 def cleanup() -> None:

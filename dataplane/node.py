@@ -145,14 +145,22 @@ def _setup_node_side(node_netns: str, address: str, prefixlen: int,
             _replace_route(sock, what, dst="0.0.0.0", dst_len=0, gateway=gateway_ip)
 
 
-def _enable_forwarding(node_netns: str) -> None:
-    """ip_forward=1 inside the node; relax strict rp_filter to loose."""
-    if netns.sysctl_get(node_netns, "net.ipv4.ip_forward") != "1":
-        netns.sysctl_set(node_netns, "net.ipv4.ip_forward", "1")
-    for scope in ("all", "default", NODE_IFNAME):
+def _enable_forwarding(node_netns: str | None, uplink: str = NODE_IFNAME) -> None:
+    """ip_forward=1 inside the node; route_localnet=1 so NodePorts answer on
+    127.0.0.1 as kube-proxy's iptables mode arranges (its KUBE-FIREWALL rule
+    drops martian localnet traffic from outside); relax strict rp_filter to loose.
+    None: the caller's own namespace, with `uplink` its interface to the
+    other nodes (host mode, agent/hostmode.py)."""
+    for key in ("net.ipv4.ip_forward", "net.ipv4.conf.all.route_localnet"):
+        if netns.sysctl_get(node_netns, key) != "1":
+            netns.sysctl_set(node_netns, key, "1")
+    for scope in ("all", "default", uplink):
         key = f"net.ipv4.conf.{scope}.rp_filter"
         if netns.sysctl_get(node_netns, key) == "1":
             netns.sysctl_set(node_netns, key, "2")
+
+
+enable_forwarding = _enable_forwarding
 
 
 def _replace_route(sock, what: str, **route) -> None:

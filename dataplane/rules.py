@@ -11,9 +11,22 @@ Rendering is split by concern, one function each: which endpoints a Service
 port uses (`categorize`), its ClusterIP, its external destinations (external
 IPs, load-balancer IPs, NodePorts, the KUBE-EXT and KUBE-FW chains), the
 dispatch to endpoints (KUBE-SVC/KUBE-SVL -> KUBE-SEP), and the fixed
-masquerade/forward chains. Lines go into lists that are joined once.
+masquerade/forward chains. Each Service port renders to a `ServiceRules`
+(its own chains plus its rules in shared chains), which a `RenderCache`
+keeps between syncs: a sync re-renders only Service ports whose endpoints
+changed, and the `Ruleset` holds every chain's rules so the applier can
+write only the chains that differ (partial sync).
 
-Deliberate differences from kube-proxy, all invisible in the kernel:
+Scale: when KUBE-SERVICES (nat or filter) or nat KUBE-NODEPORTS would hold
+more than `dispatch.TREE_THRESHOLD` (1,000) rules, it becomes a tree of
+KUBE-SVCS-<prefix>-<len> / KUBE-NP-<PROTO>-<low>-<high> chains keyed by
+destination address / port (see `dataplane.dispatch`), so a new connection
+walks ~60 rules instead of every Service's. Below the threshold the output
+is kube-proxy's, rule for rule. The rules inside each leaf, and every
+per-Service chain, are unchanged.
+
+Deliberate differences from kube-proxy (besides the trees above), all
+invisible to packets:
 - Services are written in sorted order (kube-proxy walks a Go map), so the
   output is deterministic.
 - Localhost NodePorts behave as kube-proxy's default without nfacct counters:
@@ -29,6 +42,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from dataplane.dispatch import TREE_CHAIN_PREFIXES, TREE_THRESHOLD, ip_key, ip_tree, port_tree
 from dataplane.model import Endpoint, NodeInfo, ServicePort
 
 # Top-level chains, in the order kube-proxy declares them.
@@ -38,29 +52,61 @@ KUBELET_FIREWALL_CHAIN = "KUBE-FIREWALL"
 MARK_MASQ = "KUBE-MARK-MASQ"
 
 # Per-service nat chains; any chain with one of these prefixes is ours.
-SERVICE_CHAIN_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-")
+SERVICE_CHAIN_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-", *TREE_CHAIN_PREFIXES)
 
 # kube-proxy drops per-endpoint comments above this many endpoints.
 LARGE_CLUSTER_ENDPOINTS = 1000
 
 
 def is_service_chain(name: str) -> bool:
-    """True for KUBE-SVC-/SVL-/EXT-/FW-/SEP- chains (kube-proxy's isServiceChainName)."""
+    """True for KUBE-SVC-/SVL-/EXT-/FW-/SEP- chains (kube-proxy's isServiceChainName)
+    and our dispatch-tree chains (KUBE-SVCS-, KUBE-NP-)."""
     return name.startswith(SERVICE_CHAIN_PREFIXES)
 
 
-@dataclass(frozen=True)
 class Ruleset:
-    """iptables-restore input for the filter and nat tables, plus the chains
-    it declares per table (so the applier can delete stale ones)."""
+    """What to write: {table: {chain: rule lines}} for filter and nat.
 
-    text: str
-    chains: Mapping[str, frozenset[str]]
-    service_ports: int = 0
-    endpoints: int = 0
+    `text` is the whole of it as iptables-restore input (built on first use,
+    so a partial sync that writes only changed chains never builds it);
+    `chains` the chains declared per table (so the applier can delete stale
+    ones). A Ruleset made from `text` alone (no `tables`) can only be applied
+    in full.
+    """
+
+    def __init__(self, text: str | None = None, chains: Mapping[str, frozenset[str]] | None = None,
+                 service_ports: int = 0, endpoints: int = 0,
+                 tables: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None) -> None:
+        self.tables = tables
+        self._text = text
+        self.chains = chains if chains is not None else {t: frozenset(c) for t, c in (tables or {}).items()}
+        self.service_ports = service_ports
+        self.endpoints = endpoints
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = restore_text(self.tables or {})
+        return self._text
 
     def chains_in(self, table: str) -> frozenset[str]:
         return self.chains.get(table, frozenset())
+
+    def rules(self) -> int:
+        return sum(len(r) for chains in (self.tables or {}).values() for r in chains.values())
+
+
+def restore_text(tables: Mapping[str, Mapping[str, Sequence[str]]]) -> str:
+    """iptables-restore input declaring (and so flushing) every chain of `tables`."""
+    parts = []
+    for table, chains in tables.items():
+        parts.append(f"*{table}")
+        parts += [f":{c} - [0:0]" for c in chains]
+        for rules in chains.values():
+            parts += rules
+        parts.append("COMMIT")
+    parts.append("")
+    return "\n".join(parts)
 
 
 # ---------------------------------------------------------------- chain names
@@ -154,22 +200,39 @@ def categorize(sp: ServicePort, endpoints: Sequence[Endpoint], node_name: str) -
 # ---------------------------------------------------------------- output
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceRules:
+    """Everything one Service port contributes: its own nat chains (KUBE-SVC/
+    SVL/EXT/FW/SEP, full "-A" lines) and its rules in shared chains as
+    (table, chain, key, rule text after "-A <chain> "). `key` is what a dispatch
+    tree sorts on (the destination IP as an int, or (protocol, nodePort)); None
+    for chains that stay linear. `endpoints` is the input it was rendered from,
+    so a cached copy is reused only for the same input."""
+
+    endpoints: Sequence[Endpoint]
+    chains: tuple[tuple[str, tuple[str, ...]], ...]
+    shared: tuple[tuple[str, str, object, str], ...]
+
+
 @dataclass
 class _Out:
-    """Line buffers, as kube-proxy's filterChains/filterRules/natChains/natRules."""
+    """Line buffers for one Service port (kube-proxy's natChains/natRules, split by owner)."""
 
     node: NodeInfo
-    mark: str
     large: bool
-    filter_chains: list[str] = field(default_factory=list)
-    filter_rules: list[str] = field(default_factory=list)
-    nat_chains: list[str] = field(default_factory=list)
-    nat_rules: list[str] = field(default_factory=list)
-    nat_names: set[str] = field(default_factory=set)
+    own: dict[str, list[str]] = field(default_factory=dict)
+    shared: list[tuple[str, str, object, str]] = field(default_factory=list)
 
-    def nat_chain(self, name: str) -> None:
-        self.nat_chains.append(f":{name} - [0:0]")
-        self.nat_names.add(name)
+    def nat_chain(self, name: str) -> list[str]:
+        return self.own.setdefault(name, [])
+
+    def rule(self, chain: str, text: str) -> None:
+        """A rule in one of this Service port's own nat chains."""
+        self.own[chain].append(f"-A {chain} {text}")
+
+    def share(self, table: str, chain: str, key: object, text: str) -> None:
+        """A rule in a shared chain (KUBE-SERVICES, KUBE-NODEPORTS, ...)."""
+        self.shared.append((table, chain, key, text))
 
     def ep_comment(self, text: str) -> str:
         """Comment on per-endpoint rules; omitted in large clusters like kube-proxy."""
@@ -240,16 +303,16 @@ def _render_cluster_ip(p: _Plan, out: _Out) -> None:
     if not sp.cluster_ip:
         return
     match = f"-m {p.proto} -p {p.proto} -d {sp.cluster_ip} --dport {sp.port}"
+    key = ip_key(sp.cluster_ip)
     if p.has_internal:
         comment = f'-m comment --comment "{sp.spn} cluster IP"'
-        out.nat_rules.append(f"-A KUBE-SERVICES {comment} {match} -j {p.internal_chain}")
+        out.share("nat", "KUBE-SERVICES", key, f"{comment} {match} -j {p.internal_chain}")
         if out.node.cluster_cidr:
-            out.nat_rules.append(
-                f"-A {p.internal_chain} {comment} {match} ! -s {out.node.cluster_cidr} -j {MARK_MASQ}"
-            )
+            out.nat_chain(p.internal_chain)
+            out.rule(p.internal_chain, f"{comment} {match} ! -s {out.node.cluster_cidr} -j {MARK_MASQ}")
     else:
         target, comment = p.internal_filter
-        out.filter_rules.append(f"-A KUBE-SERVICES -m comment --comment {comment} {match} -j {target}")
+        out.share("filter", "KUBE-SERVICES", key, f"-m comment --comment {comment} {match} -j {target}")
 
 
 # ---------------------------------------------------------------- external
@@ -260,12 +323,11 @@ def _render_external_ips(p: _Plan, out: _Out) -> None:
     for ip in sp.external_ips:
         match = f"-m {p.proto} -p {p.proto} -d {ip} --dport {sp.port}"
         if p.choice.has_any:
-            out.nat_rules.append(
-                f'-A KUBE-SERVICES -m comment --comment "{sp.spn} external IP" {match} -j {p.chains.ext}'
-            )
+            out.share("nat", "KUBE-SERVICES", ip_key(ip),
+                      f'-m comment --comment "{sp.spn} external IP" {match} -j {p.chains.ext}')
         if not p.has_external:
             target, comment = p.external_filter
-            out.filter_rules.append(f"-A KUBE-EXTERNAL-SERVICES -m comment --comment {comment} {match} -j {target}")
+            out.share("filter", "KUBE-EXTERNAL-SERVICES", None, f"-m comment --comment {comment} {match} -j {target}")
 
 
 def _render_load_balancer_ips(p: _Plan, out: _Out) -> None:
@@ -273,42 +335,33 @@ def _render_load_balancer_ips(p: _Plan, out: _Out) -> None:
     for ip in sp.load_balancer_ips:
         match = f"-m {p.proto} -p {p.proto} -d {ip} --dport {sp.port}"
         if p.choice.has_any:
-            out.nat_rules.append(
-                f'-A KUBE-SERVICES -m comment --comment "{sp.spn} loadbalancer IP" {match} -j {p.lb_chain}'
-            )
+            out.share("nat", "KUBE-SERVICES", ip_key(ip),
+                      f'-m comment --comment "{sp.spn} loadbalancer IP" {match} -j {p.lb_chain}')
         if p.uses_fw_chain:
-            out.filter_rules.append(
-                f'-A KUBE-PROXY-FIREWALL -m comment --comment "{sp.spn} traffic not accepted by {p.chains.fw}" '
-                f"{match} -j DROP"
-            )
+            out.share("filter", "KUBE-PROXY-FIREWALL", None,
+                      f'-m comment --comment "{sp.spn} traffic not accepted by {p.chains.fw}" {match} -j DROP')
     if not p.has_external:
         target, comment = p.external_filter
         for ip in sp.load_balancer_ips:
-            out.filter_rules.append(
-                f"-A KUBE-EXTERNAL-SERVICES -m comment --comment {comment} "
-                f"-m {p.proto} -p {p.proto} -d {ip} --dport {sp.port} -j {target}"
-            )
+            out.share("filter", "KUBE-EXTERNAL-SERVICES", None,
+                      f"-m comment --comment {comment} -m {p.proto} -p {p.proto} -d {ip} --dport {sp.port} -j {target}")
 
 
 def _render_node_ports(p: _Plan, out: _Out) -> None:
     sp = p.sp
     if sp.node_port:
         if p.choice.has_any:
-            out.nat_rules.append(
-                f"-A KUBE-NODEPORTS -m comment --comment {sp.spn} "
-                f"-m {p.proto} -p {p.proto} --dport {sp.node_port} -j {p.chains.ext}"
-            )
+            out.share("nat", "KUBE-NODEPORTS", (p.proto, sp.node_port),
+                      f"-m comment --comment {sp.spn} -m {p.proto} -p {p.proto} --dport {sp.node_port} -j {p.chains.ext}")
         if not p.has_external:
             target, comment = p.external_filter
-            out.filter_rules.append(
-                f"-A KUBE-EXTERNAL-SERVICES -m comment --comment {comment} -m addrtype --dst-type LOCAL "
-                f"-m {p.proto} -p {p.proto} --dport {sp.node_port} -j {target}"
-            )
+            out.share("filter", "KUBE-EXTERNAL-SERVICES", None,
+                      f"-m comment --comment {comment} -m addrtype --dst-type LOCAL "
+                      f"-m {p.proto} -p {p.proto} --dport {sp.node_port} -j {target}")
     if sp.health_check_node_port:
-        out.filter_rules.append(
-            f'-A KUBE-NODEPORTS -m comment --comment "{sp.spn} health check node port" '
-            f"-m tcp -p tcp --dport {sp.health_check_node_port} -j ACCEPT"
-        )
+        out.share("filter", "KUBE-NODEPORTS", None,
+                  f'-m comment --comment "{sp.spn} health check node port" '
+                  f"-m tcp -p tcp --dport {sp.health_check_node_port} -j ACCEPT")
 
 
 def _render_ext_chain(p: _Plan, out: _Out) -> None:
@@ -316,28 +369,20 @@ def _render_ext_chain(p: _Plan, out: _Out) -> None:
     traffic to the Cluster chain (Local policy), then the policy chain."""
     if not p.uses_ext_chain:
         return
-    sp, ext, rules = p.sp, p.chains.ext, out.nat_rules
+    sp, ext = p.sp, p.chains.ext
     out.nat_chain(ext)
     if not sp.external_policy_local:
-        rules.append(
-            f'-A {ext} -m comment --comment "masquerade traffic for {sp.spn} external destinations" -j {MARK_MASQ}'
-        )
+        out.rule(ext, f'-m comment --comment "masquerade traffic for {sp.spn} external destinations" -j {MARK_MASQ}')
     else:
         if out.node.cluster_cidr:
-            rules.append(
-                f'-A {ext} -m comment --comment "pod traffic for {sp.spn} external destinations" '
-                f"-s {out.node.cluster_cidr} -j {p.chains.svc}"
-            )
-        rules.append(
-            f'-A {ext} -m comment --comment "masquerade LOCAL traffic for {sp.spn} external destinations" '
-            f"-m addrtype --src-type LOCAL -j {MARK_MASQ}"
-        )
-        rules.append(
-            f'-A {ext} -m comment --comment "route LOCAL traffic for {sp.spn} external destinations" '
-            f"-m addrtype --src-type LOCAL -j {p.chains.svc}"
-        )
+            out.rule(ext, f'-m comment --comment "pod traffic for {sp.spn} external destinations" '
+                          f"-s {out.node.cluster_cidr} -j {p.chains.svc}")
+        out.rule(ext, f'-m comment --comment "masquerade LOCAL traffic for {sp.spn} external destinations" '
+                      f"-m addrtype --src-type LOCAL -j {MARK_MASQ}")
+        out.rule(ext, f'-m comment --comment "route LOCAL traffic for {sp.spn} external destinations" '
+                      f"-m addrtype --src-type LOCAL -j {p.chains.svc}")
     if p.has_external:
-        rules.append(f"-A {ext} -j {p.external_policy_chain}")
+        out.rule(ext, f"-j {p.external_policy_chain}")
 
 
 def _render_fw_chain(p: _Plan, out: _Out) -> None:
@@ -347,17 +392,15 @@ def _render_fw_chain(p: _Plan, out: _Out) -> None:
         return
     sp, fw = p.sp, p.chains.fw
     out.nat_chain(fw)
-    head = f'-A {fw} -m comment --comment "{sp.spn} loadbalancer IP"'
+    head = f'-m comment --comment "{sp.spn} loadbalancer IP"'
     allow_from_node = False
     for cidr in sp.load_balancer_source_ranges:
-        out.nat_rules.append(f"{head} -s {cidr} -j {p.chains.ext}")
+        out.rule(fw, f"{head} -s {cidr} -j {p.chains.ext}")
         allow_from_node = allow_from_node or any(_in_cidr(ip, cidr) for ip in out.node.node_ips)
     if allow_from_node:
         for ip in sp.load_balancer_ips:
-            out.nat_rules.append(f"{head} -s {ip} -j {p.chains.ext}")
-    out.nat_rules.append(
-        f'-A {fw} -m comment --comment "other traffic to {sp.spn} will be dropped by KUBE-PROXY-FIREWALL"'
-    )
+            out.rule(fw, f"{head} -s {ip} -j {p.chains.ext}")
+    out.rule(fw, f'-m comment --comment "other traffic to {sp.spn} will be dropped by KUBE-PROXY-FIREWALL"')
 
 
 def _in_cidr(ip: str, cidr: str) -> bool:
@@ -380,8 +423,7 @@ _PROBABILITIES = ["<bad value>"] + [f"{1.0 / n:0.10f}" for n in range(1, 1001)]
 
 def _render_dispatch(p: _Plan, chain: str, endpoints: Sequence[Endpoint], out: _Out) -> None:
     """KUBE-SVC-/KUBE-SVL-: affinity rechecks, then statistic-random dispatch."""
-    sp, rules = p.sp, out.nat_rules
-    out.nat_chain(chain)
+    sp, rules = p.sp, out.nat_chain(chain)
     spn = sp.spn
     if sp.affinity_timeout:
         for ep in endpoints:
@@ -402,16 +444,15 @@ def _render_dispatch(p: _Plan, chain: str, endpoints: Sequence[Endpoint], out: _
 
 def _render_endpoint_chains(p: _Plan, out: _Out) -> None:
     """KUBE-SEP-: hairpin masquerade, affinity --set, DNAT."""
-    sp, rules = p.sp, out.nat_rules
+    sp = p.sp
     comment = out.ep_comment(sp.spn)
     affinity = " -m recent --name {} --set" if sp.affinity_timeout else ""
     for ep in p.choice.reachable:
         sep = p.sep[ep.address]
-        out.nat_chain(sep)
-        rules.append(f"-A {sep}{comment} -s {ep.ip} -j {MARK_MASQ}")
-        rules.append(
-            f"-A {sep}{comment}{affinity.format(sep)} -m {p.proto} -p {p.proto} -j DNAT --to-destination {ep.address}"
-        )
+        out.own[sep] = [
+            f"-A {sep}{comment} -s {ep.ip} -j {MARK_MASQ}",
+            f"-A {sep}{comment}{affinity.format(sep)} -m {p.proto} -p {p.proto} -j DNAT --to-destination {ep.address}",
+        ]
 
 
 def _render_endpoints(p: _Plan, out: _Out) -> None:
@@ -422,84 +463,128 @@ def _render_endpoints(p: _Plan, out: _Out) -> None:
     _render_endpoint_chains(p, out)
 
 
+def render_service(sp: ServicePort, endpoints: Sequence[Endpoint], node: NodeInfo, large: bool) -> ServiceRules:
+    """The rules of one Service port (pure; `render` caches them between syncs)."""
+    out = _Out(node=node, large=large)
+    p = _plan(sp, unique_endpoints(endpoints), node)
+    _render_cluster_ip(p, out)
+    _render_external_ips(p, out)
+    _render_load_balancer_ips(p, out)
+    _render_node_ports(p, out)
+    _render_ext_chain(p, out)
+    _render_fw_chain(p, out)
+    _render_endpoints(p, out)
+    return ServiceRules(endpoints, tuple((c, tuple(r)) for c, r in out.own.items()), tuple(out.shared))
+
+
 # ---------------------------------------------------------------- fixed chains
 
 
-def _render_masquerade(out: _Out) -> None:
-    """KUBE-POSTROUTING / KUBE-MARK-MASQ: mark, then masquerade marked packets."""
-    m = out.mark
-    out.nat_rules += [
+def _fixed_chains(node: NodeInfo) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(filter, nat) chains whose rules do not depend on Services: the
+    masquerade chains, the localnet firewall and KUBE-FORWARD."""
+    m = node.masquerade_mark
+    filter_chains: dict[str, list[str]] = {c: [] for c in (*FILTER_CHAINS, KUBELET_FIREWALL_CHAIN)}
+    nat_chains: dict[str, list[str]] = {c: [] for c in NAT_CHAINS}
+    nat_chains["KUBE-POSTROUTING"] += [
         f"-A KUBE-POSTROUTING -m mark ! --mark {m}/{m} -j RETURN",
         f"-A KUBE-POSTROUTING -j MARK --xor-mark {m}",
         '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully',
-        f"-A {MARK_MASQ} -j MARK --or-mark {m}",
     ]
-
-
-def _render_localnet_firewall(out: _Out) -> None:
-    out.filter_chains.append(f":{KUBELET_FIREWALL_CHAIN} - [0:0]")
-    out.filter_rules.append(
+    nat_chains[MARK_MASQ].append(f"-A {MARK_MASQ} -j MARK --or-mark {m}")
+    filter_chains[KUBELET_FIREWALL_CHAIN].append(
         f'-A {KUBELET_FIREWALL_CHAIN} -m comment --comment "block incoming localnet connections" '
         "-d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP"
     )
-
-
-def _render_tail(out: _Out) -> None:
-    """The NodePort jump (last KUBE-SERVICES rule) and KUBE-FORWARD."""
-    m = out.mark
-    out.nat_rules.append(
-        '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule '
-        'in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS'
-    )
-    out.filter_rules += [
+    filter_chains["KUBE-FORWARD"] += [
         "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
         f'-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark {m}/{m} -j ACCEPT',
         '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" '
         "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
     ]
+    return filter_chains, nat_chains
+
+
+NODEPORTS_JUMP = (
+    '-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule '
+    'in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS'
+)
 
 
 # ---------------------------------------------------------------- entry point
 
 
-def render(services: Mapping[ServicePort, Sequence[Endpoint]], node: NodeInfo) -> Ruleset:
+class RenderCache:
+    """The ServiceRules of the last render, so an unchanged Service port (same
+    ServicePort, same endpoints) is not rendered again. Valid for one node and
+    one large-cluster setting; `render` resets it when either changes."""
+
+    def __init__(self) -> None:
+        self.by_port: dict[ServicePort, ServiceRules] = {}
+        self.context: tuple[NodeInfo, bool] | None = None
+        self.hits = 0
+
+
+def render(
+    services: Mapping[ServicePort, Sequence[Endpoint]],
+    node: NodeInfo,
+    cache: RenderCache | None = None,
+    tree_threshold: int = TREE_THRESHOLD,
+) -> Ruleset:
     """All of kube-proxy's filter and nat rules for these Service ports on `node`.
 
     `services` maps every Service port to proxy to its endpoints (all of them,
     ready or not, sorted or not); a port with no endpoints gets REJECT rules.
+    With a `cache`, Service ports whose endpoints are the same as last time
+    reuse their rendered rules. Chains with more than `tree_threshold` rules
+    become dispatch trees (`dataplane.dispatch`).
     """
     total_endpoints = sum(len(eps) for eps in services.values())
-    out = _Out(node=node, mark=node.masquerade_mark, large=total_endpoints > LARGE_CLUSTER_ENDPOINTS)
-    out.filter_chains += [f":{c} - [0:0]" for c in FILTER_CHAINS]
-    for c in NAT_CHAINS:
-        out.nat_chain(c)
-    _render_masquerade(out)
-    _render_localnet_firewall(out)
+    large = total_endpoints > LARGE_CLUSTER_ENDPOINTS
+    cache = cache if cache is not None else RenderCache()
+    if cache.context != (node, large):
+        cache.by_port, cache.context = {}, (node, large)
+    previous, cache.by_port, cache.hits = cache.by_port, {}, 0
 
+    filter_chains, nat_chains = _fixed_chains(node)
+    shared: dict[tuple[str, str], list] = {}
     for sp in sorted(services, key=_sort_key):
         if not sp.cluster_ip:
             continue
-        endpoints = unique_endpoints(services[sp])
-        p = _plan(sp, endpoints, node)
-        _render_cluster_ip(p, out)
-        _render_external_ips(p, out)
-        _render_load_balancer_ips(p, out)
-        _render_node_ports(p, out)
-        _render_ext_chain(p, out)
-        _render_fw_chain(p, out)
-        _render_endpoints(p, out)
+        endpoints = services[sp]
+        rendered = previous.get(sp)
+        if rendered is not None and (rendered.endpoints is endpoints or rendered.endpoints == endpoints):
+            cache.hits += 1
+        else:
+            rendered = render_service(sp, endpoints, node, large)
+        cache.by_port[sp] = rendered
+        nat_chains.update(rendered.chains)
+        for table, chain, key, text in rendered.shared:
+            shared.setdefault((table, chain), []).append((key, text))
 
-    _render_tail(out)
-    text = "\n".join(
-        ["*filter", *out.filter_chains, *out.filter_rules, "COMMIT", "*nat", *out.nat_chains, *out.nat_rules, "COMMIT", ""]
-    )
-    filter_names = frozenset(line[1:].split(" ", 1)[0] for line in out.filter_chains)
-    return Ruleset(
-        text=text,
-        chains={"filter": filter_names, "nat": frozenset(out.nat_names)},
-        service_ports=len(services),
-        endpoints=total_endpoints,
-    )
+    _add_dispatch(filter_chains, nat_chains, shared, tree_threshold)
+    tables = {
+        "filter": {c: tuple(r) for c, r in filter_chains.items()},
+        "nat": {c: tuple(r) for c, r in nat_chains.items()},
+    }
+    return Ruleset(tables=tables, service_ports=len(services), endpoints=total_endpoints)
+
+
+def _add_dispatch(filter_chains: dict, nat_chains: dict, shared: dict, threshold: int) -> None:
+    """Shared chains: KUBE-SERVICES (nat and filter) and nat KUBE-NODEPORTS as
+    trees above `threshold` rules, every other shared chain as a list."""
+    for (table, chain), entries in shared.items():
+        chains = nat_chains if table == "nat" else filter_chains
+        if chain == "KUBE-SERVICES":
+            top, sub = ip_tree(entries, threshold)
+        elif (table, chain) == ("nat", "KUBE-NODEPORTS"):
+            top, sub = port_tree([(proto, port, text) for (proto, port), text in entries], threshold)
+        else:
+            top, sub = [text for _, text in entries], {}
+        chains[chain] += [f"-A {chain} {text}" for text in top]
+        for name, texts in sub.items():
+            chains[name] = [f"-A {name} {text}" for text in texts]
+    nat_chains["KUBE-SERVICES"].append(f"-A KUBE-SERVICES {NODEPORTS_JUMP}")
 
 
 def _sort_key(sp: ServicePort) -> tuple[str, str]:

@@ -1,31 +1,55 @@
 #!/usr/bin/env bash
 # Set up a Debian 12 / Ubuntu 24.04 machine (or VM) for nsplane, as root.
-# Idempotent: a second run changes nothing.
+# Idempotent: a second run changes nothing (`check` proves it: it exits 1 and
+# says what it would do if anything is left to do).
 #
 #   bash vagrant/provision.sh            # install only
 #   bash vagrant/provision.sh demo       # install, bring the cluster up, apply the demo
 #   bash vagrant/provision.sh test       # install, run the whole test suite
+#   bash vagrant/provision.sh check      # change nothing; exit 1 if an install step would change something
+#   bash vagrant/provision.sh vm         # the Vagrantfile's: host mode (this VM is the node) + systemd units
+#
+# vm mode reads (the Vagrantfile sets them): NSPLANE_IP (this VM's private-network
+# address; its interface becomes the node's), NSPLANE_ROLE (server | agent),
+# NSPLANE_SERVER_IP (agents: the server VM's address), NSPLANE_LB_POOL (optional),
+# NSPLANE_SHARE (a folder every VM sees, default /vagrant/.nsplane: the node token).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${NSPLANE_VENV:-/opt/nsplane/venv}"
+mode="${1:-}"
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
+case "$mode" in ""|demo|test|check|vm) ;; *) echo "usage: $0 [demo|test|check|vm]" >&2; exit 2 ;; esac
 if [ "$(id -u)" -ne 0 ]; then
   echo "provision.sh must run as root (try: sudo bash $0 $*)" >&2
   exit 1
 fi
 
-packages=(iproute2 iptables conntrack curl dnsutils python3 python3-venv python3-pip util-linux procps)
+pending=0
+# change WHAT COMMAND...: run COMMAND announced as WHAT; in check mode only report it.
+change() {
+  pending=$((pending + 1))
+  if [ "$mode" = check ]; then echo "would: $1"; return 0; fi
+  say "$1"; shift; "$@"
+}
+
+# ---- packages -----------------------------------------------------------
+packages=(iproute2 iptables conntrack curl netcat-openbsd dnsutils python3 python3-venv python3-pip util-linux procps openssl)
+if ! command -v kubectl >/dev/null 2>&1 && apt-cache show kubernetes-client >/dev/null 2>&1; then
+  packages+=(kubernetes-client)      # Debian's kubectl; an existing kubectl is never replaced
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if [ "${#missing[@]}" -gt 0 ]; then
-  say "installing ${missing[*]}"
+install_packages() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+if [ "${#missing[@]}" -gt 0 ]; then
+  change "installing ${missing[*]}" install_packages "${missing[@]}"
 fi
 
 # python-iptables (libiptc) drives the legacy backend: make `iptables` show our rules.
@@ -34,38 +58,114 @@ for alt in iptables ip6tables; do
     cur="$(update-alternatives --query "$alt" | awk '/^Value:/{print $2}')"
     want="/usr/sbin/${alt}-legacy"
     if [ "$cur" != "$want" ] && [ -x "$want" ]; then
-      say "switching $alt to legacy"
-      update-alternatives --set "$alt" "$want" >/dev/null
+      change "switching $alt to legacy" update-alternatives --set "$alt" "$want"
     fi
   fi
 done
 
+# ---- nsplane itself -------------------------------------------------------
 if [ ! -x "$venv/bin/python" ]; then
-  say "creating virtual environment $venv"
-  /usr/bin/python3 -m venv "$venv"
+  change "creating virtual environment $venv" /usr/bin/python3 -m venv "$venv"
 fi
 stamp="$venv/.nsplane-installed"
 src_hash="$(sha256sum < "$here/pyproject.toml" | cut -c1-16)"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$src_hash:$here" ]; then
-  say "installing nsplane into $venv"
+install_nsplane() {
   "$venv/bin/pip" install -q --disable-pip-version-check -e "$here[test]"
   echo "$src_hash:$here" > "$stamp"
+}
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$src_hash:$here" ]; then
+  change "installing nsplane into $venv" install_nsplane
 fi
 if [ "$(readlink -f /usr/local/bin/nsplane 2>/dev/null)" != "$(readlink -f "$venv/bin/nsplane")" ]; then
-  ln -sf "$venv/bin/nsplane" /usr/local/bin/nsplane
+  change "linking /usr/local/bin/nsplane" ln -sf "$venv/bin/nsplane" /usr/local/bin/nsplane
 fi
 
-case "${1:-}" in
+# ---- vm mode: systemd units, host mode, kubeconfig ------------------------
+systemd_units() {
+  if [ ! -d /run/systemd/system ]; then
+    echo "systemd is not PID 1 here: no units installed; nsplane runs its processes itself (logs in /var/lib/nsplane/nsplane/logs)"
+    return 0
+  fi
+  local unit changed=0
+  for unit in nsplane-server.service nsplane-agent.service; do
+    sed "s#/opt/nsplane/venv#$venv#g" "$here/vagrant/systemd/$unit" > "/tmp/.$unit.new"
+    if ! cmp -s "/tmp/.$unit.new" "/etc/systemd/system/$unit"; then
+      say "installing /etc/systemd/system/$unit"
+      install -m 0644 "/tmp/.$unit.new" "/etc/systemd/system/$unit"
+      changed=1
+    fi
+    rm -f "/tmp/.$unit.new"
+  done
+  [ "$changed" = 0 ] || systemctl daemon-reload
+}
+
+vm_iface() {   # the interface holding NSPLANE_IP (Vagrant's private network)
+  ip -o -4 addr show | awk -v want="${NSPLANE_IP:?NSPLANE_IP is not set}" '{split($4, a, "/"); if (a[1] == want) {print $2; exit}}'
+}
+
+vagrant_kubeconfig() {   # kubectl for the vagrant user, against the API on loopback
+  id vagrant >/dev/null 2>&1 || return 0
+  local dir=/home/vagrant/.kube new
+  new="$(nsplane kubeconfig)"
+  if [ ! -f "$dir/config" ] || [ "$(cat "$dir/config")" != "$new" ]; then
+    say "writing $dir/config for the vagrant user"
+    install -d -m 0700 -o vagrant -g vagrant "$dir"
+    printf '%s\n' "$new" > "$dir/config"
+    chown vagrant:vagrant "$dir/config"
+    chmod 0600 "$dir/config"
+  fi
+}
+
+wait_web_ready() {
+  for _ in $(seq 1 150); do
+    ready="$(nsplane get deploy web -o json 2>/dev/null | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin).get("status",{}).get("readyReplicas",0))' 2>/dev/null || echo 0)"
+    [ "$ready" = "3" ] && return 0
+    sleep 0.2
+  done
+}
+
+vm_server() {
+  local iface="$1" share="${NSPLANE_SHARE:-/vagrant/.nsplane}"
+  nsplane up --host-mode --iface "$iface" --node-name "$(hostname)" --masquerade-egress --allow-root-netns \
+    ${NSPLANE_LB_POOL:+--lb-pool "$NSPLANE_LB_POOL"}
+  if [ -d "$(dirname "$share")" ]; then   # hand the node token to the other VMs
+    install -d -m 0700 "$share"
+    install -m 0600 /var/lib/nsplane/nsplane/node-token "$share/node-token"
+  fi
+  vagrant_kubeconfig
+  nsplane apply -f "$here/vagrant/demo/web.yaml" -f "$here/vagrant/demo/web-svc.yaml"
+  echo "Waiting for the web pods to be Ready..."
+  wait_web_ready
+  nsplane get nodes -o wide
+  nsplane get svc
+  echo
+  echo "Next (the README's \"In a VM\" walkthrough):"
+  echo "  vagrant ssh -c 'kubectl get svc -A'"
+  echo "  vagrant ssh -c 'kubectl apply -f /vagrant/vagrant/demo/web-nodeport.yaml'"
+  echo "  curl http://${NSPLANE_IP}:30080      # from your own machine"
+}
+
+vm_agent() {
+  local iface="$1" token="${NSPLANE_SHARE:-/vagrant/.nsplane}/node-token"
+  for _ in $(seq 1 120); do [ -s "$token" ] && break; sleep 1; done
+  if [ ! -s "$token" ]; then
+    echo "no node token at $token after 120 s: provision the server VM first (vagrant up node-1)" >&2
+    exit 1
+  fi
+  nsplane join --server "https://${NSPLANE_SERVER_IP:?NSPLANE_SERVER_IP is not set}:6443" --token-file "$token" \
+    --iface "$iface" --node-name "$(hostname)" --masquerade-egress --allow-root-netns
+  echo
+  echo "Next: vagrant ssh node-1 -c 'kubectl get nodes -o wide'"
+  echo "      vagrant ssh $(hostname) -c 'sudo iptables -t nat -S KUBE-NODEPORTS'"
+}
+
+case "$mode" in
   demo)
     nsplane up
-    nsplane apply -f "$here/vagrant/demo/"
+    nsplane apply -f "$here/vagrant/demo/web.yaml" -f "$here/vagrant/demo/web-svc.yaml"
     echo
     echo "Waiting for the web pods to be Ready..."
-    for _ in $(seq 1 150); do
-      ready="$(nsplane get deploy web -o json 2>/dev/null | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin).get("status",{}).get("readyReplicas",0))' 2>/dev/null || echo 0)"
-      [ "$ready" = "3" ] && break
-      sleep 0.2
-    done
+    wait_web_ready
     nsplane get svc
     nsplane get endpoints web
     nsplane get pods -o wide
@@ -79,6 +179,15 @@ case "${1:-}" in
     cd "$here"
     exec "$venv/bin/python" -m pytest -q tests
     ;;
+  check)
+    if [ "$pending" -gt 0 ]; then echo "provision.sh: $pending step(s) left to do" >&2; exit 1; fi
+    echo "provision.sh: nothing to do"
+    ;;
+  vm)
+    systemd_units
+    iface="$(vm_iface)"
+    if [ -z "$iface" ]; then echo "no interface has NSPLANE_IP=$NSPLANE_IP; is the private network up?" >&2; exit 1; fi
+    if [ "${NSPLANE_ROLE:-server}" = server ]; then vm_server "$iface"; else vm_agent "$iface"; fi
+    ;;
   "") ;;
-  *) echo "usage: $0 [demo|test]" >&2; exit 2 ;;
 esac

@@ -1,6 +1,8 @@
 """Garbage collection by ownerReference: when an owner (Deployment,
 ReplicaSet, Service) is gone, its dependents go too (background propagation;
-pods are deleted gracefully)."""
+pods are deleted gracefully). Like kube-controller-manager's pod GC, pods
+bound to a Node that no longer exists are deleted at once (no kubelet is left
+to stop them gracefully), so their ReplicaSets recreate them elsewhere."""
 from __future__ import annotations
 
 from agent.controllers.base import Controller
@@ -17,6 +19,14 @@ class GarbageCollector(Controller):
 
     def sync(self, key):
         alive = {o["metadata"]["uid"] for r in OWNERS for o in self.store.list(r)[0]}
+        nodes = {o["metadata"]["name"] for o in self.store.list("nodes")[0]}
+        for pod in self.store.list("pods")[0]:
+            if pod["spec"].get("nodeName") and pod["spec"]["nodeName"] not in nodes:
+                try:
+                    self.registry.delete(BY_RESOURCE["pods"], pod["metadata"]["namespace"],
+                                         pod["metadata"]["name"], grace=0)
+                except APIError:
+                    pass
         for resource in DEPENDENTS:
             for obj in self.store.list(resource)[0]:
                 refs = obj["metadata"].get("ownerReferences") or []

@@ -283,10 +283,10 @@ def netexec(http_port: int, udp_port: int, udp_addresses: str = "") -> int:
 
 def pause() -> int:
     """agnhost pause: print "Paused", exit 1 on SIGINT and 2 on SIGTERM."""
-    print("Paused", flush=True)
     codes = {signal.SIGINT: 1, signal.SIGTERM: 2}
     for signum, code in codes.items():
         signal.signal(signum, lambda _s, _f, c=code: os._exit(c))
+    print("Paused", flush=True)   # only once the handlers are in: a SIGTERM right after must exit 2
     while True:
         signal.pause()
 

@@ -48,6 +48,26 @@ class ThrowawayCluster:
     def get(self, *args: str) -> dict:
         return json.loads(self.nsplane("get", *args, "-o", "json").stdout)
 
+    def kubeconfig(self) -> str:
+        """A kubeconfig for real kubectl, in the state dir (never ~/.kube/config)."""
+        from agent import kubeconfig
+        path = os.path.join(self.cfg.dir, "kubeconfig")
+        kubeconfig.write_file(path, kubeconfig.for_cluster(self.cfg))
+        return path
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60,
+                env: dict | None = None) -> subprocess.CompletedProcess:
+        """Real kubectl, run in the host namespace (where the API listens on
+        127.0.0.1) with KUBECONFIG set to this cluster's file."""
+        e = dict(os.environ, KUBECONFIG=self.kubeconfig(), **(env or {}))
+        argv = ["kubectl", *args]
+        if self.cfg.host_netns:
+            argv = ["nsenter", f"--net={netns.path(self.cfg.host_netns)}", "--", *argv]
+        r = subprocess.run(argv, capture_output=True, text=True, env=e, input=input, timeout=timeout, cwd=REPO)
+        if check and r.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+        return r
+
     def exec(self, pod: str, *argv: str, check: bool = False, timeout: float = 30) -> subprocess.CompletedProcess:
         return self.nsplane("exec", pod, "--", *argv, check=check, timeout=timeout)
 

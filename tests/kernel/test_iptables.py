@@ -244,6 +244,67 @@ def test_cluster_ip_traffic_is_dnated_and_no_endpoints_is_refused():
         assert "KUBE-" not in save(node, "nat") + save(node, "filter")
 
 
+TREE_PROXIER = """
+import json, logging, sys
+from agent.proxier import Proxier
+from dataplane.model import NodeInfo
+p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)), tree_threshold=4)
+def svc(i, node_port=None):
+    port = {"port": 80, "targetPort": 8080, **({"nodePort": node_port} if node_port else {})}
+    return {"metadata": {"name": f"s{i}", "namespace": "default"},
+            "spec": {"type": "NodePort" if node_port else "ClusterIP", "clusterIP": f"10.{96 + i % 3}.{i}.{i * 7 % 250 + 1}",
+                     "ports": [port]}}
+def eps(i, ip):
+    return {"metadata": {"name": f"s{i}-x", "namespace": "default", "labels": {"kubernetes.io/service-name": f"s{i}"}},
+            "addressType": "IPv4", "ports": [{"name": "", "port": 8080, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}]}
+for i in range(40):
+    p.on_service(None, svc(i, 30000 + i if i % 2 else None))
+    p.on_endpointslice(None, eps(i, "10.244.0.5" if i in (7, 8, 21) else f"10.244.7.{i + 1}"))
+first = p.sync_once()
+p.on_endpointslice(eps(8, "10.244.0.5"), None)   # s8 loses its endpoint: REJECT
+p.on_service(None, svc(40))                        # a new Service reaching the pod
+p.on_endpointslice(None, eps(40, "10.244.0.5"))
+second = p.sync_once()
+print(json.dumps([first.full, second.full, first.chains_written, second.chains_written]))
+"""
+
+
+def test_services_above_the_tree_threshold_are_reachable_and_partial_syncs_work():
+    with ExitStack() as stack:
+        node = stack.enter_context(netns(f"{PREFIX}-tnode"))
+        server_pod = stack.enter_context(netns(f"{PREFIX}-tpa"))
+        client_pod = stack.enter_context(netns(f"{PREFIX}-tpb"))
+        sh("ip", "netns", "exec", node, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        add_pod(node, server_pod, "hp-tpa0", "10.244.0.5")
+        add_pod(node, client_pod, "hp-tpb0", "10.244.0.6")
+        sh("ip", "-n", node, "link", "add", "hp-tunder0", "type", "veth", "peer", "name", "hp-tunder1")
+        sh("ip", "-n", node, "addr", "add", "192.168.50.2/24", "dev", "hp-tunder0")
+        for link in ("hp-tunder0", "hp-tunder1"):
+            sh("ip", "-n", node, "link", "set", link, "up")
+        sh("ip", "-n", node, "route", "add", "default", "via", "192.168.50.1")
+        server = subprocess.Popen(["ip", "netns", "exec", server_pod, PY, "-c", SERVER],
+                                  stdout=subprocess.PIPE, text=True)
+        stack.callback(lambda: (server.kill(), server.wait(timeout=5)))
+        assert server.stdout.readline().strip() == "ready"
+
+        full, partial, written_full, written_partial = json.loads(py_in(node, TREE_PROXIER))
+        assert (full, partial) == (True, False) and 0 < written_partial < written_full / 4
+        nat = save(node, "nat")
+        assert ":KUBE-SVCS-" in nat and ":KUBE-NP-TCP-" in nat
+        kube_services = [line for line in nat.splitlines() if line.startswith("-A KUBE-SERVICES ")]
+        assert len(kube_services) < 10  # a handful of prefixes, not 40 Services
+        # Through the tree: s7 and the new s40 reach the pod, s8 (no endpoints now) is refused.
+        assert client(client_pod, "10.97.7.50", 80) == "hello 10.244.0.6"
+        assert client(client_pod, "10.97.40.31", 80) == "hello 10.244.0.6"
+        assert client(client_pod, "10.96.21.148", 80) == "hello 10.244.0.6"
+        assert client(client_pod, "10.98.8.57", 80).startswith("refused")
+        # NodePort of s7 (30007) through the port tree, to the node's own address.
+        assert client(client_pod, "10.244.0.1", 30007) == "hello 10.244.0.1"
+        py_in(node, "from dataplane import iptables; iptables.cleanup()")
+        assert "KUBE-" not in save(node, "nat") + save(node, "filter")
+
+
 @pytest.fixture(autouse=True)
 def no_leftovers():
     yield

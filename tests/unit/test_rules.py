@@ -162,7 +162,8 @@ class Tracer:
             elif t == "-p":
                 ok = val == pkt["proto"]
             elif t == "--dport":
-                ok = int(val) == pkt["dport"]
+                low, _, high = val.partition(":")
+                ok = int(low) <= pkt["dport"] <= int(high or low)
             elif t in ("--dst-type", "--src-type"):
                 ip = pkt["dst" if t == "--dst-type" else "src"]
                 ok = ip in self.node_ips or ip.startswith("127.")

@@ -1,0 +1,215 @@
+"""The cluster's certificates and tokens: what kubeadm puts in
+/etc/kubernetes/pki, made at `nsplane up` with the openssl CLI (no Python
+crypto dependency).
+
+<state>/<cluster>/pki/ holds
+  ca.crt, ca.key                the cluster CA (kubeconfigs embed ca.crt)
+  apiserver.crt, apiserver.key  the API server's serving certificate, with the
+                                SANs kube-apiserver has (kubernetes,
+                                kubernetes.default, ...svc.<domain>, 127.0.0.1,
+                                the host's underlay IP, the `kubernetes` ClusterIP)
+  tokens.csv                    kube-apiserver's --token-auth-file format:
+                                token,user,uid,"group,group"
+  <role>.token                  the token each client uses (admin: kubeconfig,
+                                node: node agents, coredns: the DNS pods)
+
+Authentication is by bearer token on TCP, as with a static token file;
+the Unix socket is trusted (file mode 0600, root only), like a local admin
+port. There is no RBAC: every authenticated user may do everything.
+"""
+from __future__ import annotations
+
+import csv
+import hmac
+import io
+import ipaddress
+import os
+import secrets
+import ssl
+import subprocess
+import tempfile
+from dataclasses import dataclass
+
+USERS = {   # role -> (user name, groups)
+    "admin": ("kubernetes-admin", "system:masters"),
+    "node": ("system:node:nsplane", "system:nodes"),
+    "coredns": ("system:serviceaccount:kube-system:coredns", "system:serviceaccounts"),
+}
+PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")   # system:public-info-viewer
+
+
+class PKIError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Paths:
+    dir: str
+
+    @property
+    def ca_crt(self) -> str:
+        return os.path.join(self.dir, "ca.crt")
+
+    @property
+    def ca_key(self) -> str:
+        return os.path.join(self.dir, "ca.key")
+
+    @property
+    def server_crt(self) -> str:
+        return os.path.join(self.dir, "apiserver.crt")
+
+    @property
+    def server_key(self) -> str:
+        return os.path.join(self.dir, "apiserver.key")
+
+    @property
+    def sans(self) -> str:
+        return os.path.join(self.dir, "apiserver.sans")
+
+    @property
+    def tokens(self) -> str:
+        return os.path.join(self.dir, "tokens.csv")
+
+
+def server_sans(host_ips: list[str], service_ip: str, domain: str) -> list[str]:
+    """subjectAltName entries of the serving certificate, kubeadm's list."""
+    dns = ["kubernetes", "kubernetes.default", "kubernetes.default.svc", f"kubernetes.default.svc.{domain}",
+           "localhost"]
+    ips = []
+    for ip in ["127.0.0.1", *host_ips, service_ip]:
+        if ip and ip not in ips:
+            ipaddress.ip_address(ip)
+            ips.append(ip)
+    return [f"DNS:{d}" for d in dns] + [f"IP:{i}" for i in ips]
+
+
+def _openssl(*args: str) -> None:
+    r = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise PKIError(f"openssl {args[0]} failed: {r.stderr.strip()}; is the openssl package installed?")
+
+
+def _new_key(path: str) -> None:
+    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-out", path)
+    os.chmod(path, 0o600)
+
+
+def ensure_ca(p: Paths, cluster: str) -> None:
+    if os.path.exists(p.ca_crt) and os.path.exists(p.ca_key):
+        return
+    _new_key(p.ca_key)
+    _openssl("req", "-x509", "-new", "-key", p.ca_key, "-out", p.ca_crt, "-days", "3650", "-subj",
+             f"/CN={cluster}-ca", "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign")
+
+
+def ensure_server_cert(p: Paths, sans: list[str]) -> None:
+    """Issue (or reissue, when the SANs changed) the API server's certificate."""
+    want = ",".join(sans)
+    try:
+        with open(p.sans) as f:
+            if f.read() == want and os.path.exists(p.server_crt) and os.path.exists(p.server_key):
+                return
+    except OSError:
+        pass
+    _new_key(p.server_key)
+    with tempfile.TemporaryDirectory(prefix="nsplane-pki-") as tmp:
+        csr, ext = os.path.join(tmp, "req.csr"), os.path.join(tmp, "ext.cnf")
+        with open(ext, "w") as f:
+            f.write(f"subjectAltName={want}\nextendedKeyUsage=serverAuth\n"
+                    "keyUsage=critical,digitalSignature,keyEncipherment\nbasicConstraints=critical,CA:FALSE\n")
+        _openssl("req", "-new", "-key", p.server_key, "-out", csr, "-subj", "/CN=kube-apiserver")
+        _openssl("x509", "-req", "-in", csr, "-CA", p.ca_crt, "-CAkey", p.ca_key, "-CAcreateserial",
+                 "-out", p.server_crt, "-days", "825", "-extfile", ext)
+    with open(p.sans, "w") as f:
+        f.write(want)
+
+
+def ensure_tokens(p: Paths) -> dict[str, str]:
+    """role -> token; new roles get a fresh random token, old ones are kept."""
+    have = read_tokens(p.tokens)
+    by_user = {user: tok for tok, (user, _) in have.items()}
+    out, changed = {}, False
+    for role, (user, groups) in USERS.items():
+        tok = by_user.get(user)
+        if tok is None:
+            tok = secrets.token_urlsafe(32)
+            have[tok] = (user, groups)
+            changed = True
+        out[role] = tok
+    if changed:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        for tok, (user, groups) in have.items():
+            w.writerow([tok, user, user, groups])
+        fd = os.open(p.tokens + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(buf.getvalue())
+        os.replace(p.tokens + ".tmp", p.tokens)
+    return out
+
+
+def read_tokens(path: str) -> dict[str, tuple[str, str]]:
+    """token -> (user, groups) from a token-auth file; {} if missing."""
+    try:
+        with open(path, newline="") as f:
+            return {row[0]: (row[1], row[3] if len(row) > 3 else "") for row in csv.reader(f) if len(row) >= 2}
+    except OSError:
+        return {}
+
+
+def ensure(pki_dir: str, cluster: str, host_ips: list[str], service_ip: str, domain: str) -> dict[str, str]:
+    """Everything at once (idempotent); returns role -> token."""
+    os.makedirs(pki_dir, mode=0o700, exist_ok=True)
+    p = Paths(pki_dir)
+    ensure_ca(p, cluster)
+    ensure_server_cert(p, server_sans(host_ips, service_ip, domain))
+    tokens = ensure_tokens(p)
+    for role, tok in tokens.items():   # <role>.token: what each client reads
+        path = os.path.join(pki_dir, f"{role}.token")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(tok + "\n")
+    return tokens
+
+
+def server_context(pki_dir: str) -> ssl.SSLContext:
+    p = Paths(pki_dir)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(p.server_crt, p.server_key)
+    ctx.set_alpn_protocols(["http/1.1"])     # no h2: kubectl then speaks HTTP/1.1 (and upgrades for exec)
+    return ctx
+
+
+def client_context(ca_file: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=ca_file)
+    return ctx
+
+
+class Authenticator:
+    """Bearer tokens from the token file, re-read when the file changes."""
+
+    def __init__(self, tokens_path: str):
+        self.path = tokens_path
+        self._mtime = None
+        self._tokens: dict[str, tuple[str, str]] = {}
+
+    def _load(self) -> None:
+        try:
+            m = os.stat(self.path).st_mtime_ns
+        except OSError:
+            m = None
+        if m != self._mtime:
+            self._tokens, self._mtime = read_tokens(self.path), m
+
+    def user(self, authorization: str | None) -> str | None:
+        """The user a `Authorization: Bearer <token>` header names, or None."""
+        if not authorization or not authorization.startswith("Bearer "):
+            return None
+        given = authorization[len("Bearer "):].strip()
+        self._load()
+        for tok, (user, _) in self._tokens.items():
+            if hmac.compare_digest(tok, given):
+                return user
+        return None
