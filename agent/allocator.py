@@ -125,15 +125,16 @@ class LoadBalancerPool:
         except ValueError:
             return False
 
-    def check(self, requested: str, used: dict[str, str], owner: str) -> None:
-        """Raise AllocationError unless `owner` may have `requested` ({ip: owning service})."""
+    def check(self, requested: str, used, owner: str) -> None:
+        """Raise AllocationError unless `owner` may have `requested` (used.get(ip) -> its holder)."""
         if not self.enabled:
             raise AllocationError("no load-balancer pool is configured (nsplane up --lb-pool)")
         if not self.contains(requested):
             raise AllocationError(f"not in the load-balancer pool {self}; "
                                   "pick an address from the pool or leave it empty")
-        if used.get(requested, owner) != owner:
-            raise AllocationError(f"address already allocated to service {used[requested]}")
+        holder = used.get(requested, owner)
+        if holder != owner:
+            raise AllocationError(f"address already allocated to service {holder}")
 
     def allocate(self, used: set[str]) -> str | None:
         """The lowest free address, or None when the pool is exhausted or disabled."""

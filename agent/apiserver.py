@@ -1,11 +1,17 @@
-"""The API server: Kubernetes REST paths over HTTP, on TCP and a Unix socket.
+"""The API server: Kubernetes REST paths over HTTPS (token auth) on TCP, and
+plain HTTP on a trusted Unix socket.
+
+Discovery (/version, /api, /apis, aggregated discovery: agent/discovery.py),
+OpenAPI v2/v3 and fieldValidation (agent/openapi.py), server-side Tables for
+`kubectl get` (agent/tables.py) and list paging (agent/paging.py).
 
 Routes `/api/v1/...` and `/apis/<group>/<version>/...` for the kinds in
 `agent.kinds`: get, list (labelSelector, fieldSelector), watch (from a
 resourceVersion, newline-delimited JSON events), create, update (PUT, with
-resourceVersion conflicts), PATCH (strategic, merge and JSON patch: agent/patch.py),
-delete (gracePeriodSeconds, propagationPolicy), dryRun=All, the status and scale
-subresources (agent/writes.py), and pod logs (proxied to the node's kubelet). Errors are
+resourceVersion conflicts), PATCH (strategic, merge and JSON patch:
+agent/patch.py), delete (gracePeriodSeconds, propagationPolicy), dryRun=All,
+the status and scale subresources (agent/writes.py), pod logs and
+exec/attach (relayed to the pod's kubelet: agent/streams.py). Errors are
 `Status` objects. The registry does defaulting, validation and allocation.
 """
 from __future__ import annotations
@@ -21,8 +27,7 @@ import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from agent import patch, selectors, streams, writes
-from agent import discovery, openapi, paging, tables
+from agent import discovery, openapi, paging, patch, selectors, streams, tables, writes
 from agent.kinds import BY_RESOURCE, Kind
 from agent.pki import PUBLIC_PATHS
 from agent.registry import APIError, Registry
@@ -309,15 +314,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _stream_chunked(self, resp) -> None:
         """`logs -f`: relay the kubelet's stream as it comes."""
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        self.close_connection = True
-
-        def chunk(data: bytes) -> None:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            self.wfile.flush()
+        chunk = streams.start_chunked(self)
         try:
             streams.relay_chunked(resp, chunk)
             self.wfile.write(b"0\r\n\r\n")
@@ -328,8 +325,6 @@ class Handler(BaseHTTPRequestHandler):
         """exec/attach: check the pod, then relay the upgraded connection to
         the kubelet of its node (agent/streams.py)."""
         pod = self.api.registry.get(BY_RESOURCE["pods"], ns, name)
-        if streams.upgrade_kind(self.headers) == "spdy":
-            raise APIError(400, "BadRequest", streams.SPDY_MESSAGE)
         containers = [c["name"] for c in pod.get("spec", {}).get("containers", [])]
         container = q.get("container") or (containers[0] if containers else "")
         if container not in containers:

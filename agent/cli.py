@@ -53,22 +53,20 @@ def cmd_up(cfg: ClusterConfig, args) -> int:
         removed = []
         if args.nodes is not None:
             _, removed = cluster.resize(cfg, args.nodes)
-        if removed and cluster.running_pid(cfg, "server"):
-            client = Client(cfg.local_api_url)
+        running = cluster.running_pid(cfg, "server")
+        if removed and running:
             for name in removed:
-                cluster.remove_node(cfg, name, client)
+                cluster.remove_node(cfg, name, Client(cfg.local_api_url))
         client = cluster.up(cfg)
-    except (cluster.ClusterError, OSError) as e:
+        for name in removed if not running else ():   # a stopped cluster: its Nodes go once the API is up
+            cluster.remove_node(cfg, name, client)
+    except (cluster.ClusterError, OSError, APIStatusError) as e:
         die(f"nsplane up: {e}")
     nodes = client.list("nodes")["items"]
     print(f"cluster {cfg.name} is up: {len(nodes)} node(s)")
     print(f"API server: {cfg.loopback_api_url} (and {cfg.api_url}, {cfg.local_api_url})")
     print(f"logs: {cfg.dir}/logs/   store: {cfg.db_path}")
-    try:
-        path, context = kubeconfig.install(cfg)
-        print(f'Set kubectl context to "{context}" (in {path})')
-    except (OSError, ValueError) as e:
-        print(f"warning: kubeconfig not updated: {e}; `nsplane kubeconfig` prints one", file=sys.stderr)
+    kubeconfig.install_and_say(cfg)
     return 0
 
 

@@ -357,11 +357,7 @@ def cmd_up(cfg: ClusterConfig, args) -> int:
           f"{'on' if cfg.masquerade_egress else 'off'}")
     print(f"join another machine: nsplane join --server {cfg.api_url} --token-file {node_token_path(cfg)} "
           "--iface <iface>")
-    try:
-        path, context = kubeconfig.install(cfg)
-        print(f'Set kubectl context to "{context}" (in {path})')
-    except (OSError, ValueError) as e:
-        print(f"warning: kubeconfig not updated: {e}; `nsplane kubeconfig` prints one", file=sys.stderr)
+    kubeconfig.install_and_say(cfg)
     return 0
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import os
+import sys
 import tempfile
 
 import yaml
@@ -124,6 +125,15 @@ def install(cfg: ClusterConfig, environ: dict | None = None) -> tuple[str, str]:
     new = for_cluster(cfg)
     write_file(p, merge(read_file(p), new))
     return p, new["current-context"]
+
+
+def install_and_say(cfg: ClusterConfig) -> None:
+    """`nsplane up`'s last line: where kubectl's context went (a warning if it couldn't)."""
+    try:
+        where, context = install(cfg)
+        print(f'Set kubectl context to "{context}" (in {where})')
+    except (OSError, ValueError) as e:
+        print(f"warning: kubeconfig not updated: {e}; `nsplane kubeconfig` prints one", file=sys.stderr)
 
 
 def uninstall(cfg: ClusterConfig, environ: dict | None = None) -> str | None:

@@ -62,6 +62,9 @@ class Registry:
         self.cluster_ips = ClusterIPRange(service_cidr)
         self.node_ports = NodePortRange(*node_ports)
         self.lb_pool = LoadBalancerPool(lb_pool)
+        store.add_index("services", "clusterIPs", _cluster_ips)
+        store.add_index("services", "nodePorts", _node_ports)
+        store.add_index("services", "loadBalancerIPs", load_balancer_ips)
 
     # ---- entry points ------------------------------------------------
     def create(self, kind: Kind, namespace: str | None, obj: dict) -> dict:
@@ -209,25 +212,17 @@ class Registry:
                 for o in self.store.list(k.resource, ns)[0]:
                     self.store.delete(k.resource, ns, o["metadata"]["name"])
 
-    def _used(self, exclude: str) -> tuple[set[str], set[int], dict[str, str]]:
-        """ClusterIPs, node ports and load-balancer addresses ({ip: "ns/name"}) of other Services."""
-        ips, ports, lb = set(), set(), {}
-        for svc in self.store.list("services")[0]:
-            if svc["metadata"]["uid"] == exclude:
-                continue
-            spec = svc.get("spec", {})
-            ips.update(ip for ip in spec.get("clusterIPs", [spec.get("clusterIP")]) if ip and ip != "None")
-            ports.update(p["nodePort"] for p in spec.get("ports", []) if p.get("nodePort"))
-            if spec.get("healthCheckNodePort"):
-                ports.add(spec["healthCheckNodePort"])
-            for ip in load_balancer_ips(svc):
-                lb[ip] = f"{svc['metadata']['namespace']}/{svc['metadata']['name']}"
-        return ips, ports, lb
+    def used(self, svc: dict) -> tuple["Taken", "Taken", "Taken"]:
+        """ClusterIPs, node ports and load-balancer addresses held by Services other
+        than `svc`, as views of the store's indexes (call under the store lock)."""
+        me = (svc["metadata"].get("namespace", ""), svc["metadata"]["name"])
+        return tuple(Taken(self.store.index("services", name), me)
+                     for name in ("clusterIPs", "nodePorts", "loadBalancerIPs"))
 
     def _allocate_service(self, svc: dict, old: dict | None) -> None:
         spec = svc["spec"]
         stype = spec.get("type", "ClusterIP")
-        used_ips, used_ports, used_lb = self._used(svc["metadata"]["uid"])
+        used_ips, used_ports, used_lb = self.used(svc)
         field = "spec.clusterIPs"
         try:
             if stype == "ExternalName":
@@ -282,6 +277,41 @@ class Registry:
                 msg = f'Invalid value: []string{{"{spec.get("clusterIP")}"}}: {msg}'
             name = svc["metadata"]["name"]
             raise invalid(_service_kind(), name, [validation.Cause(field, "FieldValueInvalid", msg)]) from None
+
+
+class Taken:
+    """Values that objects other than `exclude` hold, read from a store index
+    without copying it: `in`, `get` (-> "ns/name" of the holder) and `add`
+    (values taken during this allocation)."""
+
+    def __init__(self, index: dict[str, set[tuple[str, str]]], exclude: tuple[str, str]):
+        self.index, self.exclude, self.extra = index, exclude, set()
+
+    def _holders(self, value) -> list[tuple[str, str]]:
+        return [k for k in self.index.get(str(value), ()) if k != self.exclude]
+
+    def __contains__(self, value) -> bool:
+        return value in self.extra or bool(self._holders(value))
+
+    def add(self, value) -> None:
+        self.extra.add(value)
+
+    def get(self, value, default=None):
+        holders = self._holders(value)
+        return "/".join(min(holders)) if holders else default
+
+
+def _cluster_ips(svc: dict) -> list[str]:
+    spec = svc.get("spec", {})
+    return [ip for ip in spec.get("clusterIPs") or [spec.get("clusterIP")] if ip and ip != "None"]
+
+
+def _node_ports(svc: dict) -> list[str]:
+    spec = svc.get("spec", {})
+    ports = {str(p["nodePort"]) for p in spec.get("ports") or [] if p.get("nodePort")}
+    if spec.get("healthCheckNodePort"):
+        ports.add(str(spec["healthCheckNodePort"]))
+    return sorted(ports)
 
 
 def load_balancer_ips(svc: dict) -> list[str]:

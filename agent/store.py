@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 Key = tuple[str, str, str]
 
@@ -74,7 +74,9 @@ class Store:
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER)")
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
-        self._objects: dict[Key, dict] = {}
+        self._objects: dict[str, dict[tuple[str, str], dict]] = {}   # resource -> (ns, name) -> object
+        self._indexers: dict[str, dict[str, Callable[[dict], Iterable[str]]]] = {}
+        self._indexes: dict[tuple[str, str], dict[str, set[tuple[str, str]]]] = {}
         self._log: deque[Event] = deque(maxlen=history)
         self._load()
 
@@ -84,7 +86,7 @@ class Store:
         self._rv = row[0] if row else 0
         for resource, ns, name, data in self._db.execute(
                 "SELECT resource, namespace, name, data FROM objects"):
-            self._objects[(resource, ns, name)] = json.loads(data)
+            self._objects.setdefault(resource, {})[(ns, name)] = json.loads(data)
         # Watches cannot resume from before this process started.
         self._oldest = self._rv
 
@@ -114,28 +116,64 @@ class Store:
 
     def get(self, resource: str, namespace: str, name: str) -> dict:
         with self._lock:
-            obj = self._objects.get((resource, namespace or "", name))
+            obj = self._objects.get(resource, {}).get((namespace or "", name))
             if obj is None:
                 raise NotFound(name)
             return copy.deepcopy(obj)
 
     def list(self, resource: str, namespace: str | None = None,
-             predicate: Callable[[dict], bool] | None = None) -> tuple[list[dict], int]:
+             predicate: Callable[[dict], bool] | None = None, *, copy_items: bool = True) -> tuple[list[dict], int]:
+        """Objects of `resource`, sorted by namespace and name. copy_items=False hands
+        out the live objects, for callers that only read them (scans at scale)."""
         with self._lock:
-            items = [o for (r, ns, _), o in self._objects.items()
-                     if r == resource and (namespace is None or ns == namespace)
-                     and (predicate is None or predicate(o))]
+            items = [o for (ns, _), o in self._objects.get(resource, {}).items()
+                     if (namespace is None or ns == namespace) and (predicate is None or predicate(o))]
             items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
-            return copy.deepcopy(items), self._rv
+            return (copy.deepcopy(items) if copy_items else items), self._rv
+
+    def by_index(self, resource: str, index: str, value: str) -> list[dict]:
+        """Copies of the objects whose `index` (see add_index) has `value`."""
+        with self._lock:
+            objects = self._objects.get(resource, {})
+            return [copy.deepcopy(objects[k]) for k in sorted(self._indexes[(resource, index)].get(value, ()))]
+
+    # ---- indexes -----------------------------------------------------
+    def add_index(self, resource: str, name: str, values: Callable[[dict], Iterable[str]]) -> None:
+        """Keep {value: {(ns, name)}} for `resource`, e.g. Services by ClusterIP, so
+        allocation never scans every object (see `index`)."""
+        with self._lock:
+            self._indexers.setdefault(resource, {})[name] = values
+            idx = self._indexes[(resource, name)] = {}
+            for k, obj in self._objects.get(resource, {}).items():
+                for v in values(obj):
+                    idx.setdefault(v, set()).add(k)
+
+    def index(self, resource: str, name: str) -> dict[str, set[tuple[str, str]]]:
+        """The live index (read it under the store's lock; never modify it)."""
+        return self._indexes[(resource, name)]
+
+    def _reindex(self, resource: str, k: tuple[str, str], old: dict | None, new: dict | None) -> None:
+        for name, values in self._indexers.get(resource, {}).items():
+            idx = self._indexes[(resource, name)]
+            for v in values(old) if old is not None else ():
+                keys = idx.get(v)
+                if keys is not None:
+                    keys.discard(k)
+                    if not keys:
+                        del idx[v]
+            for v in values(new) if new is not None else ():
+                idx.setdefault(v, set()).add(k)
 
     # ---- writes ------------------------------------------------------
     def _write(self, resource: str, etype: str, key: Key, obj: dict | None, logged: dict) -> None:
         self._rv += 1
+        objects = self._objects.setdefault(resource, {})
+        self._reindex(resource, key[1:], objects.get(key[1:]), obj)
         if obj is not None:
             obj["metadata"]["resourceVersion"] = str(self._rv)
-            self._objects[key] = obj
+            objects[key[1:]] = obj
         else:
-            self._objects.pop(key, None)
+            objects.pop(key[1:], None)
             logged["metadata"]["resourceVersion"] = str(self._rv)
         self._persist(key, obj)
         self._log.append(Event(self._rv, etype, resource, key[1], copy.deepcopy(logged)))
@@ -145,7 +183,7 @@ class Store:
         obj = copy.deepcopy(obj)
         key = key_of(resource, obj)
         with self._lock:
-            if key in self._objects:
+            if key[1:] in self._objects.get(resource, {}):
                 raise AlreadyExists(key[2])
             self._write(resource, "ADDED", key, obj, obj)
             return copy.deepcopy(obj)
@@ -155,7 +193,7 @@ class Store:
         obj = copy.deepcopy(obj)
         key = key_of(resource, obj)
         with self._lock:
-            cur = self._objects.get(key)
+            cur = self._objects.get(resource, {}).get(key[1:])
             if cur is None:
                 raise NotFound(key[2])
             self._write(resource, "MODIFIED", key, obj, obj)
@@ -164,7 +202,7 @@ class Store:
     def delete(self, resource: str, namespace: str, name: str) -> dict:
         key = (resource, namespace or "", name)
         with self._lock:
-            cur = self._objects.get(key)
+            cur = self._objects.get(resource, {}).get(key[1:])
             if cur is None:
                 raise NotFound(name)
             gone = copy.deepcopy(cur)

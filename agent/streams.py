@@ -14,8 +14,9 @@ kubelet for `stdin: true` containers) and the tail of its log. The session
 ends with a Status on the error channel, carrying the exit code as kube's
 NonZeroExitCode cause, which kubectl turns into its own exit code.
 
-Only WebSocket (v5/v4.channel.k8s.io, kubectl >= 1.30) is spoken; SPDY/3.1
-requests get a clear 400.
+Both transports kubectl uses are spoken: WebSocket (v5/v4.channel.k8s.io,
+kubectl >= 1.30; agent/websocket.py) and SPDY/3.1 (v4..v1, older kubectl;
+agent/spdy.py, whose Session offers the same calls as ws.Connection).
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import threading
 import time
 import urllib.parse
 
+from agent import spdy
 from agent import websocket as ws
 
 log = logging.getLogger("nsplane.streams")
@@ -71,18 +73,17 @@ def upgrade_kind(headers) -> str:
     return ""
 
 
-SPDY_MESSAGE = ("nsplane speaks exec/attach over WebSocket (v5.channel.k8s.io, kubectl >= 1.30) only, "
-                "not SPDY/3.1; use a newer kubectl, or `nsplane exec` on the cluster's machine")
-
-
 # ---- kubelet: the WebSocket end ---------------------------------------------
 
 def serve_websocket(handler) -> tuple[ws.Connection, str]:
     """Answer the upgrade on a BaseHTTPRequestHandler; the connection is the
-    session's from then on."""
+    session's from then on. SPDY/3.1 upgrades get an spdy.Session."""
     kind = upgrade_kind(handler.headers)
     if kind == "spdy":
-        raise StreamError(400, SPDY_MESSAGE)
+        try:
+            return spdy.upgrade(handler)
+        except spdy.UpgradeError as e:
+            raise StreamError(e.code, str(e)) from None
     proto = ws.choose_protocol(handler.headers.get("Sec-WebSocket-Protocol"))
     key = handler.headers.get("Sec-WebSocket-Key")
     if kind != "websocket" or not key or not proto:
@@ -274,7 +275,7 @@ def proxy_upgrade(handler, address: str, path: str, timeout: float = 10.0) -> No
         up = socket.create_connection((host, int(port)), timeout=timeout)
     except OSError as e:
         raise StreamError(503, f"unable to upgrade connection: cannot reach the kubelet at {address}: {e}") from None
-    headers = "".join(f"{h}: {handler.headers[h]}\r\n" for h in FORWARDED if handler.headers.get(h))
+    headers = "".join(f"{h}: {v}\r\n" for h in FORWARDED for v in handler.headers.get_all(h) or [])
     up.sendall(f"GET {path} HTTP/1.1\r\nHost: {address}\r\n{headers}\r\n".encode())
     up.settimeout(None)
     handler.close_connection = True
@@ -313,6 +314,20 @@ def _shutdown(sock, how=socket.SHUT_RDWR) -> None:
         sock.shutdown(how)
     except OSError:
         pass
+
+
+def start_chunked(handler):
+    """Send a 200 text/plain chunked response's head; returns the function writing one chunk."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/plain")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    handler.close_connection = True
+
+    def chunk(data: bytes) -> None:
+        handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        handler.wfile.flush()
+    return chunk
 
 
 def relay_chunked(resp, write_chunk) -> None:
@@ -354,8 +369,8 @@ def serve_kubelet_stream(handler, kubelet, verb: str, ns: str, name: str, contai
             raise StreamError(404 if c is None else 400,
                               f'container {container} of pod {ns}/{name} is not running on this node')
         conn, _ = serve_websocket(handler)
-    except StreamError as e:
-        return _plain(handler, e.code, str(e))
+    except StreamError as e:      # code 0: already upgraded, nothing to answer
+        return _plain(handler, e.code, str(e)) if e.code else log.info("%s %s/%s: %s", verb, ns, name, e)
     if verb == "exec":
         argv = q.get("command") or []
         env = container_env(c.pid)
@@ -375,15 +390,7 @@ def serve_log_follow(handler, data: bytes, container) -> None:
     """containerLogs?follow=true: what is there, then what comes, chunked."""
     from agent.containers import proc_start_time
     pid, ticks = container.pid, container.start_ticks
-    handler.send_response(200)
-    handler.send_header("Content-Type", "text/plain")
-    handler.send_header("Transfer-Encoding", "chunked")
-    handler.end_headers()
-    handler.close_connection = True
-
-    def chunk(b: bytes) -> None:
-        handler.wfile.write(b"%x\r\n%s\r\n" % (len(b), b))
-        handler.wfile.flush()
+    chunk = start_chunked(handler)
     try:
         start = os.path.getsize(container.log_path)
     except OSError:

@@ -163,6 +163,9 @@ class EndpointSliceController(Controller):
     def __init__(self, store, registry):
         super().__init__(store, registry)
         self._pod_services: dict = {}
+        store.add_index("endpointslices", SERVICE_NAME, lambda s: [
+            f"{s['metadata'].get('namespace', '')}/{n}" for n in [(s["metadata"].get("labels") or {}).get(SERVICE_NAME)]
+            if n])
 
     def sync(self, key):
         ns, name = key
@@ -170,9 +173,8 @@ class EndpointSliceController(Controller):
             svc = self.store.get("services", ns, name)
         except NotFound:
             svc = None
-        existing = [s for s in self.store.list("endpointslices", ns)[0]
-                    if (s["metadata"].get("labels") or {}).get(SERVICE_NAME) == name
-                    and (s["metadata"].get("labels") or {}).get(MANAGED_BY) == CONTROLLER]
+        existing = [s for s in self.store.by_index("endpointslices", SERVICE_NAME, f"{ns}/{name}")
+                    if (s["metadata"].get("labels") or {}).get(MANAGED_BY) == CONTROLLER]
         if svc is None or selects(svc) is None:
             for s in existing:
                 self._delete("endpointslices", ns, s["metadata"]["name"])

@@ -18,9 +18,10 @@ class GarbageCollector(Controller):
     watches = {r: (lambda self, o: [("sweep",)]) for r in OWNERS}
 
     def sync(self, key):
-        alive = {o["metadata"]["uid"] for r in OWNERS for o in self.store.list(r)[0]}
-        nodes = {o["metadata"]["name"] for o in self.store.list("nodes")[0]}
-        for pod in self.store.list("pods")[0]:
+        scan = lambda r: self.store.list(r, copy_items=False)[0]  # noqa: E731 - read-only scans
+        alive = {o["metadata"]["uid"] for r in OWNERS for o in scan(r)}
+        nodes = {o["metadata"]["name"] for o in scan("nodes")}
+        for pod in scan("pods"):
             if pod["spec"].get("nodeName") and pod["spec"]["nodeName"] not in nodes:
                 try:
                     self.registry.delete(BY_RESOURCE["pods"], pod["metadata"]["namespace"],
@@ -28,7 +29,7 @@ class GarbageCollector(Controller):
                 except APIError:
                     pass
         for resource in DEPENDENTS:
-            for obj in self.store.list(resource)[0]:
+            for obj in scan(resource):
                 refs = obj["metadata"].get("ownerReferences") or []
                 if refs and not any(r.get("uid") in alive for r in refs):
                     md = obj["metadata"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from agent import events
 from agent.controllers.base import Controller, ns_name
-from agent.registry import load_balancer_ips
 from agent.store import NotFound
 
 COMPONENT = "nsplane-lb-controller"
@@ -55,8 +54,7 @@ class LoadBalancerController(Controller):
                 if have and any(self.pool.contains(ip) for ip in have):
                     self._set_ingress(ns, name, None)
                 return None
-            used = {ip for other in self.store.list("services")[0]
-                    if other["metadata"]["uid"] != svc["metadata"]["uid"] for ip in load_balancer_ips(other)}
+            used = self.registry.used(svc)[2]
             want = svc["spec"].get("loadBalancerIP") or next(
                 (ip for ip in have if self.pool.contains(ip) and ip not in used), None) or self.pool.allocate(used)
             if want is None:

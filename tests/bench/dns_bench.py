@@ -46,6 +46,10 @@ EXPECTED_RCODE = {"cluster names": "NOERROR", "search-path NXDOMAIN": "NXDOMAIN"
 DNSPERF_CLIENTS = 8                    # UDP sockets (so 8 conntrack flows through a DNAT)
 DNSPERF_OUTSTANDING = 100              # dnsperf's default -q
 
+class BenchError(RuntimeError):
+    """A benchmark could not run (missing tool, server not answering); says what to fix."""
+
+
 # ---- tools: present, or installed without a running service ------------
 
 PACKAGES = {"dnsperf": "dnsperf", "dnsmasq": "dnsmasq-base", "unbound": "unbound", "dig": "bind9-dnsutils"}
@@ -70,7 +74,7 @@ def ensure_tools(tools=tuple(PACKAGES), say=print) -> dict[str, str]:
     paths = {t: which(t) for t in tools}
     lost = [t for t, p in paths.items() if not p]
     if lost:
-        raise SystemExit(f"dns bench: {', '.join(lost)} still missing after apt-get install; install "
+        raise BenchError(f"dns bench: {', '.join(lost)} still missing after apt-get install; install "
                          f"{' '.join(PACKAGES[t] for t in lost)} by hand")
     return paths
 
@@ -90,7 +94,7 @@ def apt_install(packages: list[str]) -> None:
             subprocess.run(["apt-get", "update"], check=False, env=env, capture_output=True, timeout=600)
             r = subprocess.run(argv, check=False, env=env, capture_output=True, text=True, timeout=600)
             if r.returncode != 0:
-                raise SystemExit(f"dns bench: apt-get install {' '.join(packages)} failed:\n{r.stderr[-2000:]}")
+                raise BenchError(f"dns bench: apt-get install {' '.join(packages)} failed:\n{r.stderr[-2000:]}")
     finally:
         if placed:
             os.remove(POLICY_RC_D)
@@ -277,7 +281,7 @@ def wait_answer(netns: str, server: str, port: int, name: str, timeout: float = 
         if re.search(r"^\d+\.\d+\.\d+\.\d+$", out, re.MULTILINE):
             return
         time.sleep(0.2)
-    raise SystemExit(f"dns bench: {server}:{port} did not answer {name} within {timeout:.0f} s "
+    raise BenchError(f"dns bench: {server}:{port} did not answer {name} within {timeout:.0f} s "
                      f"(seen from netns {netns}); see the servers' log")
 
 
@@ -389,4 +393,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BenchError as e:
+        raise SystemExit(str(e)) from None

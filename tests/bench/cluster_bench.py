@@ -1,0 +1,252 @@
+"""Whole-cluster benchmarks (issue 7, figures 6, 7 and 8) on a real
+throwaway nsplane cluster (one node, no DNS), each next to a baseline from
+the same run:
+
+6. pods: N pods (agnhost pause, which starts at once) created to Ready and
+   deleted; the kubelet's own per-pod sandbox time (namespace, UTS, veth,
+   addresses, routes, resolver files), next to the same kernel work done by
+   plain `ip` commands for N throwaway namespaces (the iproute2 floor).
+7. convergence: a pod deleted -> its IP gone from the node's rules; a pod
+   Ready -> its IP in the EndpointSlice and in the rules; medians over a few
+   rounds, next to one `iptables-legacy-restore` of a one-chain change on
+   that node (the kernel floor of any rule change).
+8. memory: server and node-agent RSS after loading S Services with 3
+   endpoints each (selector-less Services + EndpointSlices through the API),
+   next to their RSS on the empty cluster.
+
+    /opt/nsplane/venv/bin/python tests/bench/cluster_bench.py [--quick]
+
+`run(quick) -> list[dict]` gives the figures to tests/bench/run. Everything
+runs in the cluster's own namespaces; every wait is bounded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from agent import cluster as clusterops  # noqa: E402
+from agent.client import Client  # noqa: E402
+from tests.integration.cluster import ThrowawayCluster  # noqa: E402
+
+PAUSE = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - {{name: pause, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}}
+"""
+
+
+def _fig(name, value, unit, baseline, baseline_name, target=None, met=None) -> dict:
+    return {"name": name, "value": round(value, 4), "unit": unit,
+            "baseline": None if baseline is None else round(baseline, 4), "baseline_name": baseline_name,
+            "target": target, "target_met": met}
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return kb / 1024
+
+
+def _wait(fn, timeout: float, what: str, step: float = 0.01):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(step)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _ready(pod: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+
+
+def _rules(tc: ThrowawayCluster) -> str:
+    return subprocess.run(["ip", "netns", "exec", tc.node_netns(), "iptables-legacy-save", "-t", "nat"],
+                          capture_output=True, text=True, timeout=30).stdout
+
+
+# ---- 6: pods ------------------------------------------------------------------------
+
+def iproute2_floor(n: int) -> float:
+    """Seconds per pod for the same kernel work with plain `ip` commands."""
+    tag = f"nsplane-hk{os.getpid() % 10000}"
+    node = f"{tag}-n"
+    script = [f"netns add {node}"]
+    for i in range(n):
+        ns, host = f"{tag}-p{i}", f"nsplanehk{i}"
+        script += [f"netns add {ns}", f"link add {host} netns {node} type veth peer name eth0 netns {ns}",
+                   f"-n {node} addr add 10.250.0.1/32 dev {host}", f"-n {node} link set {host} up",
+                   f"-n {node} route add 10.250.{i // 250}.{i % 250 + 2}/32 dev {host}",
+                   f"-n {ns} addr add 10.250.{i // 250}.{i % 250 + 2}/32 dev eth0", f"-n {ns} link set eth0 up",
+                   f"-n {ns} link set lo up", f"-n {ns} route add 10.250.0.1 dev eth0",
+                   f"-n {ns} route add default via 10.250.0.1"]
+    t = time.monotonic()
+    try:
+        for line in script:    # one process per command, as a shell script would run them
+            subprocess.run(["ip", *line.split()], check=True, capture_output=True, timeout=30)
+        return (time.monotonic() - t) / n
+    finally:
+        for i in range(n):
+            subprocess.run(["ip", "netns", "del", f"{tag}-p{i}"], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "del", node], capture_output=True, timeout=30)
+
+
+def fig_pods(tc: ThrowawayCluster, client: Client, n: int) -> list[dict]:
+    log = os.path.join(tc.cfg.dir, "logs", "node-1.log")
+    start_at = os.path.getsize(log)
+    t0 = time.monotonic()
+    tc.apply(PAUSE.format(name="many", replicas=n))
+    _wait(lambda: sum(_ready(p) for p in client.list("pods", "default", label_selector="app=many")["items"]) == n,
+          30 + n, f"{n} pods Ready", 0.05)
+    to_ready = time.monotonic() - t0
+    with open(log) as f:
+        f.seek(start_at)
+        sandbox_ms = [float(m.group(1)) for m in re.finditer(r"sandbox \S+ ip \S+ ready in (\d+) ms", f.read())]
+    t1 = time.monotonic()
+    tc.nsplane("delete", "deploy", "many")
+    _wait(lambda: not client.list("pods", "default", label_selector="app=many")["items"], 30 + n,
+          f"{n} pods gone", 0.05)
+    to_gone = time.monotonic() - t1
+    floor = iproute2_floor(min(n, 50))
+    per_pod = statistics.mean(sandbox_ms) / 1000 if sandbox_ms else float("nan")
+    return [
+        _fig(f"6 pods: sandbox per pod (namespace, UTS, veth, addresses, routes, files), mean of {len(sandbox_ms)}",
+             per_pod * 1000, "ms", floor * 1000, "same kernel work with `ip` commands", "<= 50 ms", per_pod <= 0.05),
+        _fig(f"6 pods: {n} created -> all Ready, per pod", to_ready / n * 1000, "ms", floor * 1000,
+             "same kernel work with `ip` commands"),
+        _fig(f"6 pods: {n} deleted -> all gone, per pod", to_gone / n * 1000, "ms", None, "-"),
+    ]
+
+
+# ---- 7: convergence -----------------------------------------------------------------
+
+def restore_floor(tc: ThrowawayCluster) -> float:
+    text = "*nat\n:KUBE-NSPLANE-BENCH - [0:0]\n-A KUBE-NSPLANE-BENCH -j RETURN\nCOMMIT\n"
+    t = time.monotonic()
+    subprocess.run(["ip", "netns", "exec", tc.node_netns(), "iptables-legacy-restore", "--noflush"],
+                   input=text, text=True, check=True, timeout=30)
+    took = time.monotonic() - t
+    for flag in ("-F", "-X"):
+        subprocess.run(["ip", "netns", "exec", tc.node_netns(), "iptables-legacy", "-t", "nat", flag,
+                        "KUBE-NSPLANE-BENCH"], check=True, timeout=30)
+    return took
+
+
+def fig_convergence(tc: ThrowawayCluster, client: Client, rounds: int) -> list[dict]:
+    tc.apply(PAUSE.format(name="conv", replicas=2).replace("args: [pause]", 'args: [netexec, "--http-port=8080"]')
+             + "---\napiVersion: v1\nkind: Service\nmetadata: {name: conv}\nspec:\n  selector: {app: conv}\n"
+               "  ports: [{port: 80, targetPort: 8080}]\n")
+    _wait(lambda: sum(_ready(p) for p in client.list("pods", "default", label_selector="app=conv")["items"]) == 2,
+          60, "conv pods", 0.05)
+    gone, added = [], []
+    for i in range(rounds):
+        pods = [p for p in client.list("pods", "default", label_selector="app=conv")["items"] if _ready(p)]
+        victim = pods[0]
+        ip = victim["status"]["podIP"]
+        t = time.monotonic()
+        client.delete("pods", victim["metadata"]["name"], "default")
+        _wait(lambda: f"-s {ip}/32" not in _rules(tc), 30, "the deleted pod's rules gone")
+        gone.append(time.monotonic() - t)
+        # The ReplicaSet replaces it: from the moment the new pod is seen Ready to its IP in the rules.
+        new = _wait(lambda: [p for p in client.list("pods", "default", label_selector="app=conv")["items"]
+                             if _ready(p) and p["metadata"]["uid"] not in {q["metadata"]["uid"] for q in pods}],
+                    60, "the replacement Ready", 0.005)[0]
+        seen_ready = time.monotonic()
+        _wait(lambda: f"-s {new['status']['podIP']}/32" in _rules(tc), 30, "the new pod in the rules")
+        added.append(time.monotonic() - seen_ready)
+    floor = statistics.median(restore_floor(tc) for _ in range(3))
+    tc.nsplane("delete", "deploy", "conv")
+    tc.nsplane("delete", "svc", "conv")
+    med_gone, med_added = statistics.median(gone), statistics.median(added)
+    return [
+        _fig(f"7 convergence: pod deleted -> out of the rules, median of {rounds}", med_gone * 1000, "ms",
+             floor * 1000, "one iptables-legacy-restore on the node", "<= 100 ms", med_gone <= 0.1),
+        _fig(f"7 convergence: pod Ready -> in the rules, median of {rounds}", med_added * 1000, "ms",
+             floor * 1000, "one iptables-legacy-restore on the node", "<= 100 ms", med_added <= 0.1),
+    ]
+
+
+# ---- 8: memory ----------------------------------------------------------------------
+
+def _load_services(client: Client, count: int) -> None:
+    def one(i: int) -> None:
+        name = f"m{i}"
+        client.create("services", {"metadata": {"name": name}, "spec": {"ports": [{"port": 80}]}}, "default")
+        client.create("endpointslices", {
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": f"{name}-1", "labels": {"kubernetes.io/service-name": name}},
+            "addressType": "IPv4", "ports": [{"port": 8080, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [f"10.{250 + j}.{i // 250}.{i % 250 + 1}"]} for j in range(3)]}, "default")
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(one, range(count)))
+
+
+def fig_memory(tc: ThrowawayCluster, client: Client, services: int) -> list[dict]:
+    server, agent = clusterops.running_pid(tc.cfg, "server"), clusterops.running_pid(tc.cfg, "node-1")
+    empty = (_rss_mb(server), _rss_mb(agent))
+    t = time.monotonic()
+    _load_services(client, services)
+    _wait(lambda: f"default/m{services - 1} cluster IP" in _rules(tc), 300, "the rules of every Service", 0.5)
+    loaded_in = time.monotonic() - t
+    full = (_rss_mb(server), _rss_mb(agent))
+    big = services >= 10000
+    return [
+        _fig(f"8 memory: server RSS at {services} Services / {3 * services} endpoints", full[0], "MB", empty[0],
+             "empty cluster", "<= 300 MB at 10k" if big else None, full[0] <= 300 if big else None),
+        _fig(f"8 memory: node agent RSS at {services} Services / {3 * services} endpoints", full[1], "MB", empty[1],
+             "empty cluster", "<= 200 MB at 10k" if big else None, full[1] <= 200 if big else None),
+        _fig(f"8 load: {services} Services + slices through the API to rules on the node", loaded_in, "s", None, "-"),
+    ]
+
+
+def run(quick: bool = False) -> list[dict]:
+    if os.geteuid() != 0:
+        raise RuntimeError("the cluster benchmarks need root (they create network namespaces)")
+    tmp = tempfile.mkdtemp(prefix="nsplane-bench-")
+    tc = ThrowawayCluster(tmp, nodes=1, dns=False)
+    results = []
+    try:
+        tc.up()
+        client = Client(tc.cfg.local_api_url)
+        results += fig_pods(tc, client, 20 if quick else 100)
+        results += fig_convergence(tc, client, 3 if quick else 7)
+        results += fig_memory(tc, client, 1000 if quick else 10000)
+    finally:
+        tc.down()
+        subprocess.run(["rm", "-rf", tmp], timeout=60)
+    return results
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    for row in run(args.quick):
+        print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
