@@ -225,10 +225,12 @@ def serve_kubelet_api(kubelet: Kubelet, ip: str, port: int, stop: threading.Even
 def preload() -> None:
     """Import now, on the main thread, what other threads would import lazily.
 
-    pyroute2 forks to open a socket in another namespace, and a fork while
-    some thread holds the import lock and waits for logging's lock (which
-    os.fork takes first) deadlocks the agent: python-iptables' import does
-    exactly that (it logs through setuptools' vendored packages)."""
+    An os.fork() of this multi-threaded process (pyroute2 forks for some
+    operations) while one thread holds the import lock and waits for
+    logging's lock, which os.fork takes first, deadlocks the agent;
+    python-iptables' import does exactly that (it logs through setuptools'
+    vendored packages). dataplane.netns no longer forks for sockets or new
+    namespaces, and this keeps the import off the other threads anyway."""
     import iptc  # noqa: F401
 
     import agent.proxier  # noqa: F401

@@ -15,6 +15,7 @@ as `NetworkSetupError` naming the object and the fix.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import subprocess
@@ -47,14 +48,16 @@ def create(name: str) -> bool:
     """Create named network namespace `name`; return False if it existed."""
     if exists(name):
         return False
-    try:
-        _pyroute2_netns.create(name)
-    except (OSError, NetlinkError) as exc:
+    # `ip netns add` rather than pyroute2's netns.create, which forks this
+    # (possibly large, multi-threaded) Python process to unshare.
+    proc = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True,
+                          timeout=_SUBPROCESS_TIMEOUT, check=False)
+    if proc.returncode != 0 and not exists(name):
         raise NetworkSetupError(
-            f"network namespace {name}: cannot create it ({exc}); "
+            f"network namespace {name}: cannot create it ({proc.stderr.strip()}); "
             f"check that you are root and {NETNS_RUN_DIR} is writable"
-        ) from exc
-    return True
+        )
+    return proc.returncode == 0
 
 
 def delete(name: str) -> bool:
@@ -112,11 +115,51 @@ def ipr(netns: str | None) -> Iterator[IPRoute]:
         raise NetworkSetupError(
             f"network namespace {netns} does not exist; create it first"
         )
-    sock = IPRoute(netns=netns) if netns is not None else IPRoute()
+    if netns is None:
+        sock = IPRoute()
+    else:
+        with entered(netns):   # the socket is bound to the namespace it is opened in
+            sock = IPRoute()
     try:
         yield sock
     finally:
         sock.close()
+
+
+_CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int, what: str) -> None:
+    if _libc.setns(fd, _CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise NetworkSetupError(f"setns into {what}: {os.strerror(err)}")
+
+
+@contextmanager
+def entered(netns: str) -> Iterator[None]:
+    """Run the block with the calling *thread* inside `netns`, then return.
+
+    A network namespace belongs to a thread, not a process, so this switches
+    only the caller, with setns(2) both ways, instead of forking a helper
+    process per socket as pyroute2's `IPRoute(netns=...)` does: cheaper, and
+    never a fork of a multi-threaded agent (which can deadlock on a lock
+    another thread holds)."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        target = os.open(path(netns), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        os.close(own)
+        raise
+    try:
+        _setns(target, f"network namespace {netns}")
+        try:
+            yield
+        finally:
+            _setns(own, "this thread's own network namespace")
+    finally:
+        os.close(target)
+        os.close(own)
 
 
 def current_name() -> str | None:
