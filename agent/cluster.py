@@ -114,19 +114,35 @@ def up(cfg: ClusterConfig, say=print, timeout: float = 60.0) -> Client:
     client = Client(cfg.local_api_url)
     if running_pid(cfg, "server"):
         say(f"API server of {cfg.name} already running")
-    else:
-        spawn(cfg, "server", [python(cfg), "-m", "agent.server", "--config", cfg.path], cfg.host_netns)
-    _wait(lambda: client.request("GET", "/readyz") == "ok", timeout, "the API server",
-          os.path.join(cfg.dir, "logs", "server.log"))
-    for i in cfg.node_list:
-        add_node(cfg, i, say)
-    wait_nodes_ready(cfg, client, timeout)
+
+    def server_ready() -> bool:
+        # (Re)start it whenever it is not running: a process killed just before
+        # `up` can still look alive for a moment, then go.
+        if not running_pid(cfg, "server"):
+            spawn(cfg, "server", [python(cfg), "-m", "agent.server", "--config", cfg.path], cfg.host_netns)
+        return client.request("GET", "/readyz") == "ok"
+    for _ in range(2):
+        _wait(server_ready, timeout, "the API server", os.path.join(cfg.dir, "logs", "server.log"))
+        for i in cfg.node_list:
+            add_node(cfg, i, say)
+        wait_nodes_ready(cfg, client, timeout, say)
+        # A process killed just before `up` can look alive for a moment (and its
+        # Node still Ready): look again shortly, and go round once more if one went.
+        time.sleep(0.3)
+        if running_pid(cfg, "server") and all(running_pid(cfg, cfg.node_name(i)) for i in cfg.node_list):
+            break
     return client
 
 
-def wait_nodes_ready(cfg: ClusterConfig, client: Client, timeout: float = 60.0) -> None:
+def wait_nodes_ready(cfg: ClusterConfig, client: Client, timeout: float = 60.0, say=print) -> None:
     want = {cfg.node_name(i) for i in cfg.node_list}
-    _wait(lambda: want <= _ready_nodes(client), timeout, f"node(s) {', '.join(sorted(want))} to be Ready",
+
+    def ready() -> bool:
+        for i in cfg.node_list:   # an agent that died meanwhile is started again
+            if not running_pid(cfg, cfg.node_name(i)):
+                add_node(cfg, i, say)
+        return want <= _ready_nodes(client)
+    _wait(ready, timeout, f"node(s) {', '.join(sorted(want))} to be Ready",
           os.path.join(cfg.dir, "logs", "node-*.log"))
 
 
