@@ -28,6 +28,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from agent import discovery, openapi, paging, patch, selectors, streams, tables, writes
+from agent.controllers.nodes import internal_ip
 from agent.kinds import BY_RESOURCE, Kind
 from agent.pki import PUBLIC_PATHS
 from agent.registry import APIError, Registry
@@ -447,10 +448,11 @@ class APIServer:
 
     def kubelet_address(self, node_name: str) -> str:
         node = self.registry.store.get("nodes", "", node_name)
-        for a in node.get("status", {}).get("addresses", []):
-            if a.get("type") == "InternalIP":
-                return f"{a['address']}:{node.get('status', {}).get('daemonEndpoints', {}).get('kubeletEndpoint', {}).get('Port', self.kubelet_port)}"
-        raise APIError(503, "ServiceUnavailable", f"node {node_name} has no InternalIP")
+        ip = internal_ip(node)
+        if ip is None:
+            raise APIError(503, "ServiceUnavailable", f"node {node_name} has no InternalIP")
+        port = node.get("status", {}).get("daemonEndpoints", {}).get("kubeletEndpoint", {}).get("Port")
+        return f"{ip}:{port or self.kubelet_port}"
 
     def start(self) -> None:
         for s in self.servers:

@@ -255,9 +255,19 @@ def down(cfg: ClusterConfig, purge: bool = False, say=print) -> None:
                 os.killpg(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-    if pids:
-        say(f"stopped {len(pids)} container process(es)")
-    swept = cleanup.sweep(cfg.name, os.path.join(cfg.rundir, "uts"), host_netns=cfg.host_netns)
+    uts_dir = os.path.join(cfg.rundir, "uts")
+    # Whatever still runs inside the cluster's namespaces was started by its
+    # kubelets (e.g. a container started just before its agent was killed,
+    # before it was recorded): a namespace would outlive its name otherwise.
+    strays = [pid for name in cleanup.owned_netns(cfg.name, uts_dir) for pid in cleanup.netns_pids(name)]
+    for pid in strays:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if pids or strays:
+        say(f"stopped {len(pids) + len(strays)} container process(es)")
+    swept = cleanup.sweep(cfg.name, uts_dir, host_netns=cfg.host_netns)
     if cfg.host_netns and netns.exists(cfg.host_netns):
         netns.delete(cfg.host_netns)
     if cfg.host_mode:   # the node is this namespace: take our rules and routes out of it

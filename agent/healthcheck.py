@@ -78,8 +78,9 @@ class HealthServers:
         self.servers: dict[int, ThreadingHTTPServer] = {}
         self.ports: dict[int, tuple[str, str]] = {}
         self._dirty = threading.Event()
-        for inf in (services, slices):
-            inf.add_handler(lambda *_: self._dirty.set())
+        # Which ports to serve follows the Services; the answers read the slices per request.
+        services.add_handler(lambda old, new: self._dirty.set()
+                             if health_ports([o for o in (old, new) if o]) else None)
 
     def local_endpoints(self, key: tuple[str, str]) -> int:
         mine = [sl for sl in self.slices.items() if sl["metadata"].get("namespace") == key[0]

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from agent import streams
 from agent.client import APIStatusError, Client, Informer
 from agent.config import ClusterConfig
+from agent.controllers.nodes import sync_pod_routes
 from agent.kubelet import Kubelet
 from agent.registry import now_iso
 from dataplane import node as nodenet
@@ -111,21 +112,7 @@ class NodeAgent:
 
     def routes(self, nodes: Informer) -> None:
         """Routes to every other node's pod CIDR via its underlay address."""
-        def sync(*_):
-            want = {}
-            for n in nodes.items():
-                cidr = n.get("spec", {}).get("podCIDR")
-                addr = next((a["address"] for a in n.get("status", {}).get("addresses", [])
-                             if a["type"] == "InternalIP"), None)
-                if n["metadata"]["name"] != self.name and cidr and addr:
-                    want[cidr] = addr
-            try:
-                added, removed = nodenet.set_pod_routes(None, want)
-                if added or removed:
-                    log.info("pod routes: +%s -%s", added, removed)
-            except Exception as e:
-                log.error("pod routes: %s", e)
-        nodes.add_handler(sync)
+        nodes.add_handler(lambda *_: sync_pod_routes(nodes.items(), skip=self.name))
 
     def load_balancing(self, services: Informer, slices: Informer, nodes: Informer) -> None:
         """The layer-2 speaker for LoadBalancer addresses and kube-proxy's health servers."""

@@ -35,6 +35,10 @@ def node_ready(node: dict) -> bool:
                for c in node.get("status", {}).get("conditions", []) or [])
 
 
+def is_lb(svc: dict | None) -> bool:
+    return bool(svc) and svc.get("spec", {}).get("type") == "LoadBalancer"
+
+
 def eligible_nodes(nodes: list[dict]) -> list[str]:
     return sorted(n["metadata"]["name"] for n in nodes
                   if node_ready(n) and not n["metadata"].get("deletionTimestamp")
@@ -93,8 +97,15 @@ class Speaker:
         self.services, self.nodes, self.slices = services, nodes, slices
         self.responder = responder
         self._dirty = threading.Event()
-        for inf in (services, nodes, slices):
-            inf.add_handler(lambda *_: self._dirty.set())
+        # Only changes that can move an announcement wake the loop: at 10,000
+        # Services most Service and slice events concern no load balancer.
+        services.add_handler(lambda old, new: self._dirty.set() if is_lb(old) or is_lb(new) else None)
+        slices.add_handler(lambda old, new: self._dirty.set() if self._of_lb(old) or self._of_lb(new) else None)
+        nodes.add_handler(lambda *_: self._dirty.set())
+
+    def _of_lb(self, sl: dict | None) -> bool:
+        svc = (sl["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) if sl else None
+        return bool(svc) and is_lb(self.services.get(sl["metadata"].get("namespace", ""), svc))
 
     def run(self, stop: threading.Event) -> None:
         """Recompute after changes, coalescing bursts (an initial list is thousands of events)."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 
 from . import names, netns, uts
@@ -57,14 +58,32 @@ def sweep(cluster: str, uts_dir: str | None = None, host_netns: str | None = Non
     prefix = names.netns_prefix(cluster)
     swept = Swept()
     swept.links = _sweep_links(cluster, prefix, host_netns)
-    pods = set(os.listdir(uts_dir)) if uts_dir and os.path.isdir(uts_dir) else set()
-    ours = {n for n in netns.list_names(prefix) if n in pods or names.is_node_netns(cluster, n)}
+    pods = _uts_names(uts_dir)
+    ours = owned_netns(cluster, uts_dir)
     swept.uts_files = sorted(p for p in (uts.uts_path(uts_dir, n) for n in sorted(pods)) if uts.remove(p))
     for name in sorted(ours):
         if netns.delete(name):
             swept.netns.append(name)
     swept.etc_dirs = _sweep_etc(ours | pods, etc_dir)
     return swept
+
+
+def _uts_names(uts_dir: str | None) -> set[str]:
+    return set(os.listdir(uts_dir)) if uts_dir and os.path.isdir(uts_dir) else set()
+
+
+def owned_netns(cluster: str, uts_dir: str | None) -> set[str]:
+    """The existing network namespaces of `cluster`: its nodes by exact name,
+    its pods by their UTS file in `uts_dir`."""
+    pods = _uts_names(uts_dir)
+    return {n for n in netns.list_names(names.netns_prefix(cluster))
+            if n in pods or names.is_node_netns(cluster, n)}
+
+
+def netns_pids(name: str) -> list[int]:
+    """PIDs of the processes running in named namespace `name` (`ip netns pids`)."""
+    out = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True, timeout=10).stdout
+    return [int(p) for p in out.split() if p.isdigit()]
 
 
 def _sweep_links(cluster: str, prefix: str, host_netns: str | None) -> list[str]:

@@ -75,15 +75,25 @@ class NodeController(Controller):
         return None
 
     def _host_routes(self) -> None:
-        want = {}
-        for n in self.store.list("nodes")[0]:
-            cidr = n.get("spec", {}).get("podCIDR")
-            ip = next((a["address"] for a in n.get("status", {}).get("addresses", []) if a["type"] == "InternalIP"), None)
-            if cidr and ip:
-                want[cidr] = ip
-        try:
-            added, removed = nodenet.set_pod_routes(None, want)
-            if added or removed:
-                log.info("host routes to pod CIDRs: +%s -%s", added, removed)
-        except Exception as e:
-            log.error("host routes to pod CIDRs %s: %s", want, e)
+        sync_pod_routes(self.store.list("nodes", copy_items=False)[0], what="host routes to pod CIDRs")
+
+
+def internal_ip(node: dict) -> str | None:
+    return next((a["address"] for a in node.get("status", {}).get("addresses", []) or []
+                 if a.get("type") == "InternalIP"), None)
+
+
+def sync_pod_routes(nodes: list[dict], skip: str | None = None, what: str = "pod routes") -> None:
+    """Route every node's pod CIDR (but node `skip`'s own) via its InternalIP, in
+    this process's namespace; log what changed, never raise."""
+    want = {}
+    for n in nodes:
+        cidr, ip = n.get("spec", {}).get("podCIDR"), internal_ip(n)
+        if n["metadata"]["name"] != skip and cidr and ip:
+            want[cidr] = ip
+    try:
+        added, removed = nodenet.set_pod_routes(None, want)
+        if added or removed:
+            log.info("%s: +%s -%s", what, added, removed)
+    except Exception as e:
+        log.error("%s %s: %s", what, want, e)
