@@ -31,7 +31,7 @@ import dataplane.conntrack
 import dataplane.iptables
 from dataplane.model import Endpoint, NodeInfo, ServicePort
 from dataplane.dispatch import TREE_THRESHOLD
-from dataplane.rules import RenderCache, Ruleset, categorize, render, unique_endpoints
+from dataplane.rules import LARGE_CLUSTER_ENDPOINTS, RenderCache, Ruleset, categorize, render, unique_endpoints
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DEFAULT_AFFINITY_TIMEOUT = 10800  # the apiserver's default for sessionAffinityConfig.clientIP.timeoutSeconds
@@ -202,6 +202,7 @@ class Proxier:
         conntrack: Any = dataplane.conntrack,
         wait_for_initial_sync: bool = False,
         tree_threshold: int = TREE_THRESHOLD,
+        large_threshold: int = LARGE_CLUSTER_ENDPOINTS,
     ) -> None:
         self._node = node
         self._apply = apply
@@ -218,6 +219,7 @@ class Proxier:
         self._synced = {"services": not wait_for_initial_sync, "endpointslices": not wait_for_initial_sync}
         self._last_endpoints: dict[ServicePort, frozenset[str]] = {}
         self._tree_threshold = tree_threshold
+        self._large_threshold = large_threshold
         self._render_cache = RenderCache()
         self._port_map: dict[ServicePort, list[Endpoint]] = {}
         self._ports_of: dict[ServiceKey, tuple[ServicePort, ...]] = {}
@@ -288,7 +290,7 @@ class Proxier:
             full, self._need_full = self._need_full or self.last_ruleset is None, False
             node = self._node
             services = self._update_port_map(svc_changes, slice_changes, full)
-        ruleset = render(services, node, self._render_cache, self._tree_threshold)
+        ruleset = render(services, node, self._render_cache, self._tree_threshold, self._large_threshold)
         rendered = time.monotonic()
         try:
             written = self._apply(ruleset, None if full else self.last_ruleset)

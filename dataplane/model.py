@@ -59,12 +59,18 @@ class ServicePort:
     health_check_node_port: int = 0
     affinity_timeout: int = 0  # 0 = sessionAffinity None, else ClientIP timeout seconds
     _spn: str = field(init=False, repr=False, compare=False, hash=False, default="")
+    _hash: int = field(init=False, repr=False, compare=False, hash=False, default=0)
 
     def __post_init__(self) -> None:
         spn = f"{self.namespace}/{self.name}"
         if self.port_name:
             spn = f"{spn}:{self.port_name}"
         object.__setattr__(self, "_spn", spn)
+        # Hashed once: a sync looks every Service port up several times.
+        object.__setattr__(self, "_hash", hash((spn, self.protocol, self.cluster_ip, self.port, self.node_port)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def spn(self) -> str:

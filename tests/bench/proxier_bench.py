@@ -191,13 +191,20 @@ def cluster(n: int, node_ports: bool, target_ip: str | None = None) -> dict:
         ip = f"10.{96 + off // 65536}.{off // 256 % 256}.{off % 256}"
         sp = ServicePort("bench", f"svc-{i:05d}", "http", "TCP", ip, 80, node_port=20000 + i if node_ports else 0)
         services[sp] = [Endpoint(f"10.{245 + (3 * i + k) // 62500}.{(3 * i + k) // 250 % 250}.{(3 * i + k) % 250 + 1}",
-                                 8080) for k in range(3)]
+                                 8080, node_name=_node_of(3 * i + k)) for k in range(3)]
     if target_ip:  # the Service the clients use, in the middle of kube-proxy's order, reaching the server pod
         middle = sorted(services, key=lambda sp: sp.spn)[n // 2]
         del services[middle]
-        services[ServicePort("bench", middle.name, "http", "TCP", target_ip, 80)] = [Endpoint(SRV_IP, HELLO_PORT)]
-        services[ServicePort("bench", middle.name, "sink", "TCP", target_ip, 81)] = [Endpoint(SRV_IP, SINK_PORT)]
+        services[ServicePort("bench", middle.name, "http", "TCP", target_ip, 80)] = [
+            Endpoint(SRV_IP, HELLO_PORT, node_name=_node().name)]
+        services[ServicePort("bench", middle.name, "sink", "TCP", target_ip, 81)] = [
+            Endpoint(SRV_IP, SINK_PORT, node_name=_node().name)]
     return services
+
+
+def _node_of(endpoint: int) -> str:
+    """Endpoints are spread over a 100-node cluster; 1 in 100 is on the bench node."""
+    return "bench-node" if endpoint % 100 == 0 else f"node-{endpoint % 100}"
 
 
 def _node():
@@ -246,7 +253,7 @@ def node_incremental(n: int, rounds: int) -> dict:
     proxier = Proxier(_node(), canary_missing=lambda: False)
     for sp, eps in cluster(n, False).items():
         proxier.on_service(None, _service_dict(sp))
-        proxier.on_endpointslice(None, _slice_dict(sp.name, [ep.ip for ep in eps]))
+        proxier.on_endpointslice(None, _slice_dict(sp.name, [(ep.ip, ep.node_name) for ep in eps]))
     target = {"metadata": {"name": "target", "namespace": "bench"},
               "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.100", "ports": [{"name": "http", "port": 80}]}}
     proxier.on_service(None, target)
@@ -256,7 +263,7 @@ def node_incremental(n: int, rounds: int) -> dict:
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
     added, removed, partial_apply, unexpected = [], [], [], []
     try:
-        slice_with = _slice_dict("target", [SRV_IP], port=HELLO_PORT)
+        slice_with = _slice_dict("target", [(SRV_IP, _node().name)], port=HELLO_PORT)
         for i in range(rounds):
             for latencies, new, want in ((added, slice_with, "ok"), (removed, None, "refused")):
                 t = time.perf_counter()
@@ -288,11 +295,11 @@ def _service_dict(sp) -> dict:
             "spec": {"type": "ClusterIP", "clusterIP": sp.cluster_ip, "ports": [{"name": sp.port_name, "port": sp.port}]}}
 
 
-def _slice_dict(service: str, ips: list[str], port: int = 8080) -> dict:
+def _slice_dict(service: str, ips: list[tuple[str, str]], port: int = 8080) -> dict:
     return {"metadata": {"name": f"{service}-abcde", "namespace": "bench",
                          "labels": {"kubernetes.io/service-name": service}},
             "addressType": "IPv4", "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
-            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]}
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}, "nodeName": node} for ip, node in ips]}
 
 
 def _rss_mb() -> float:

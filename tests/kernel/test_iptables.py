@@ -209,27 +209,33 @@ def client(pod: str, ip: str, port: int) -> str:
     return sh("ip", "netns", "exec", pod, PY, "-c", CLIENT, ip, str(port), timeout=20).stdout.strip()
 
 
-def test_cluster_ip_traffic_is_dnated_and_no_endpoints_is_refused():
+@contextmanager
+def node_with_pods(tag: str):
+    """(node, server pod 10.244.0.5 running SERVER, client pod 10.244.0.6), all
+    named `nsplane-hp-<tag>...`. Like a real node, the node has a default route
+    (into a veth stub standing in for the underlay), so Service traffic reaches
+    FORWARD instead of dying at routing."""
     with ExitStack() as stack:
-        node = stack.enter_context(netns(f"{PREFIX}-node"))
-        server_pod = stack.enter_context(netns(f"{PREFIX}-pa"))
-        client_pod = stack.enter_context(netns(f"{PREFIX}-pb"))
+        node = stack.enter_context(netns(f"{PREFIX}-{tag}node"))
+        server_pod = stack.enter_context(netns(f"{PREFIX}-{tag}pa"))
+        client_pod = stack.enter_context(netns(f"{PREFIX}-{tag}pb"))
         sh("ip", "netns", "exec", node, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-        add_pod(node, server_pod, "hp-pa0", "10.244.0.5")
-        add_pod(node, client_pod, "hp-pb0", "10.244.0.6")
-        # Like a real node, ours has a default route (here into a veth stub standing in
-        # for the underlay), so Service traffic reaches FORWARD instead of dying at routing.
-        sh("ip", "-n", node, "link", "add", "hp-under0", "type", "veth", "peer", "name", "hp-under1")
-        sh("ip", "-n", node, "addr", "add", "192.168.50.2/24", "dev", "hp-under0")
-        sh("ip", "-n", node, "link", "set", "hp-under0", "up")
-        sh("ip", "-n", node, "link", "set", "hp-under1", "up")
+        add_pod(node, server_pod, f"hp-{tag}pa0", "10.244.0.5")
+        add_pod(node, client_pod, f"hp-{tag}pb0", "10.244.0.6")
+        sh("ip", "-n", node, "link", "add", f"hp-{tag}under0", "type", "veth", "peer", "name", f"hp-{tag}under1")
+        sh("ip", "-n", node, "addr", "add", "192.168.50.2/24", "dev", f"hp-{tag}under0")
+        for link in (f"hp-{tag}under0", f"hp-{tag}under1"):
+            sh("ip", "-n", node, "link", "set", link, "up")
         sh("ip", "-n", node, "route", "add", "default", "via", "192.168.50.1")
-
         server = subprocess.Popen(["ip", "netns", "exec", server_pod, PY, "-c", SERVER],
                                   stdout=subprocess.PIPE, text=True)
         stack.callback(lambda: (server.kill(), server.wait(timeout=5)))
         assert server.stdout.readline().strip() == "ready"
+        yield node, server_pod, client_pod
 
+
+def test_cluster_ip_traffic_is_dnated_and_no_endpoints_is_refused():
+    with node_with_pods("") as (node, server_pod, client_pod):
         py_in(node, PROXIER)
         # DNATed to the pod, source IP preserved (pod -> ClusterIP is not masqueraded).
         assert client(client_pod, "10.96.0.20", 80) == "hello 10.244.0.6"
@@ -271,23 +277,7 @@ print(json.dumps([first.full, second.full, first.chains_written, second.chains_w
 
 
 def test_services_above_the_tree_threshold_are_reachable_and_partial_syncs_work():
-    with ExitStack() as stack:
-        node = stack.enter_context(netns(f"{PREFIX}-tnode"))
-        server_pod = stack.enter_context(netns(f"{PREFIX}-tpa"))
-        client_pod = stack.enter_context(netns(f"{PREFIX}-tpb"))
-        sh("ip", "netns", "exec", node, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-        add_pod(node, server_pod, "hp-tpa0", "10.244.0.5")
-        add_pod(node, client_pod, "hp-tpb0", "10.244.0.6")
-        sh("ip", "-n", node, "link", "add", "hp-tunder0", "type", "veth", "peer", "name", "hp-tunder1")
-        sh("ip", "-n", node, "addr", "add", "192.168.50.2/24", "dev", "hp-tunder0")
-        for link in ("hp-tunder0", "hp-tunder1"):
-            sh("ip", "-n", node, "link", "set", link, "up")
-        sh("ip", "-n", node, "route", "add", "default", "via", "192.168.50.1")
-        server = subprocess.Popen(["ip", "netns", "exec", server_pod, PY, "-c", SERVER],
-                                  stdout=subprocess.PIPE, text=True)
-        stack.callback(lambda: (server.kill(), server.wait(timeout=5)))
-        assert server.stdout.readline().strip() == "ready"
-
+    with node_with_pods("t") as (node, server_pod, client_pod):
         full, partial, written_full, written_partial = json.loads(py_in(node, TREE_PROXIER))
         assert (full, partial) == (True, False) and 0 < written_partial < written_full / 4
         nat = save(node, "nat")
@@ -301,6 +291,40 @@ def test_services_above_the_tree_threshold_are_reachable_and_partial_syncs_work(
         assert client(client_pod, "10.98.8.57", 80).startswith("refused")
         # NodePort of s7 (30007) through the port tree, to the node's own address.
         assert client(client_pod, "10.244.0.1", 30007) == "hello 10.244.0.1"
+        py_in(node, "from dataplane import iptables; iptables.cleanup()")
+        assert "KUBE-" not in save(node, "nat") + save(node, "filter")
+
+
+LARGE_PROXIER = """
+from agent.proxier import Proxier
+from dataplane.model import NodeInfo
+p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)), large_threshold=0)
+for i in range(2):
+    p.on_service(None, {"metadata": {"name": f"s{i}", "namespace": "default"},
+                        "spec": {"type": "ClusterIP", "clusterIP": f"10.96.0.{30 + i}",
+                                 "ports": [{"port": 80, "targetPort": 8080}]}})
+    p.on_endpointslice(None, {
+        "metadata": {"name": f"s{i}-x", "namespace": "default", "labels": {"kubernetes.io/service-name": f"s{i}"}},
+        "addressType": "IPv4", "ports": [{"name": "", "port": 8080, "protocol": "TCP"}],
+        "endpoints": [{"addresses": ["10.244.0.5"], "conditions": {"ready": True}, "nodeName": "node-a"}]})
+p.sync_once()
+"""
+
+
+def test_large_cluster_layout_dnats_from_the_service_chain_and_hairpins():
+    """The large-cluster layout (no KUBE-SEP chains) on the kernel: a pod is
+    DNATed with its address kept, and the endpoint reaching itself through its
+    Service works only thanks to the KUBE-POSTROUTING hairpin rule."""
+    with node_with_pods("l") as (node, server_pod, client_pod):
+        py_in(node, LARGE_PROXIER)
+        nat = save(node, "nat")
+        assert ":KUBE-SEP-" not in nat and "-j DNAT --to-destination 10.244.0.5:8080" in nat
+        hairpin = [line for line in nat.splitlines() if "hairpin" in line]
+        assert len(hairpin) == 1 and "-s 10.244.0.5/32 -d 10.244.0.5/32" in hairpin[0], hairpin
+        assert client(client_pod, "10.96.0.30", 80) == "hello 10.244.0.6"
+        assert client(server_pod, "10.96.0.31", 80) == "hello 10.244.0.1"  # masqueraded to the node's side
+        sh("ip", "netns", "exec", node, "iptables-legacy", "-t", "nat", "-D", "KUBE-POSTROUTING", "1")
+        assert not client(server_pod, "10.96.0.31", 80).startswith("hello")  # the rule is what made it work
         py_in(node, "from dataplane import iptables; iptables.cleanup()")
         assert "KUBE-" not in save(node, "nat") + save(node, "filter")
 

@@ -559,6 +559,44 @@ def test_large_cluster_drops_endpoint_comments():
     assert '"default/s0 cluster IP"' in nat[chain][0]
 
 
+def test_large_cluster_dnats_endpoints_on_known_nodes_from_the_service_chain():
+    """Above 1,000 endpoints an endpoint with a node gets no KUBE-SEP chain;
+    local ones get one hairpin rule each (per IP) at the head of KUBE-POSTROUTING."""
+    local, remote = "10.244.9.7", "10.244.9.9"
+    services = {
+        sp("default", f"s{i}", port_name="", cluster_ip=f"10.96.{i // 250}.{i % 250 + 1}"): [
+            Endpoint(local if i < 2 else f"10.244.{i // 250}.{i % 250 + 1}", 80, node_name="test-node"),
+            Endpoint(remote, 80 + i, node_name="other-node")]
+        for i in range(501)
+    }
+    affinity = sp("default", "sticky", port_name="", cluster_ip="10.97.0.1", affinity_timeout=10800)
+    etp_local = sp("default", "lb", port_name="", cluster_ip="10.97.0.2", node_port=30002, external_policy_local=True)
+    nodeless = sp("default", "manual", port_name="", cluster_ip="10.97.0.3")
+    for extra in (affinity, etp_local):
+        services[extra] = [Endpoint(remote, 80, node_name="other-node")]
+    services[nodeless] = [Endpoint("192.168.7.7", 80)]
+    ruleset = render(services, NODE)
+    nat = tables(ruleset.text)["nat"][1]
+
+    chain = service_chains("default/s0", "TCP").svc
+    assert nat[chain][1:] == [
+        f"-A {chain} -m statistic --mode random --probability 0.5000000000 -m tcp -p tcp -j DNAT --to-destination {local}:80",
+        f"-A {chain} -m tcp -p tcp -j DNAT --to-destination {remote}:80"]
+    assert endpoint_chain_name("default/s0", "TCP", f"{local}:80") not in nat
+    hairpin = [r for r in nat["KUBE-POSTROUTING"] if "hairpin" in r]
+    assert nat["KUBE-POSTROUTING"][:len(hairpin)] == hairpin  # before the mark check
+    assert len(hairpin) == 500  # the local IP serves s0 and s1 but has one rule; remote IPs have none
+    assert f'-A KUBE-POSTROUTING -m comment --comment "hairpin traffic of local endpoint {local}" ' \
+           f"-s {local} -d {local} -j KUBE-MARK-MASQ" in hairpin
+    assert not any(remote in r for r in hairpin)
+    for kept, address in ((affinity, f"{remote}:80"), (etp_local, f"{remote}:80"), (nodeless, "192.168.7.7:80")):
+        assert endpoint_chain_name(kept.spn, "TCP", address) in nat, kept.spn
+    tracer = Tracer(ruleset.text)
+    assert tracer.trace("10.244.5.5", "10.96.0.1", 80) == ([f"{local}:80", f"{remote}:80"], False)
+    assert tracer.trace("203.0.113.9", "10.96.0.1", 80) == ([f"{local}:80", f"{remote}:80"], True)
+    assert tracer.trace("10.244.5.5", "10.97.0.3", 80) == (["192.168.7.7:80"], False)
+
+
 def test_headless_port_and_duplicates():
     headless = sp("default", "db", port_name="", cluster_ip=None)
     web = sp("default", "web", port_name="", cluster_ip="10.96.0.20")
