@@ -11,6 +11,7 @@ import json
 import logging
 import socket
 import ssl
+import sys
 import threading
 import time
 import urllib.parse
@@ -168,15 +169,48 @@ class Client:
 
 Handler = Callable[[dict | None, dict | None], None]
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def compact(obj: dict, drop_target_refs: bool = False) -> dict:
+    """A copy of an API object fit for a long-lived cache of thousands: no
+    metadata.managedFields or kubectl's last-applied annotation (large, never
+    read by a cache's users), optionally no EndpointSlice endpoints[].targetRef,
+    and every dict key and short string interned, so 10,000 Services share one
+    "metadata", "TCP" or "SingleStack" instead of holding a copy each (what
+    client-go's informer transforms are for)."""
+    md = obj.get("metadata") or {}
+    if "managedFields" in md or LAST_APPLIED in (md.get("annotations") or {}):
+        md = {k: v for k, v in md.items() if k != "managedFields"}
+        annotations = {k: v for k, v in (md.pop("annotations", None) or {}).items() if k != LAST_APPLIED}
+        md.update({"annotations": annotations} if annotations else {})
+        obj = {**obj, "metadata": md}
+    if drop_target_refs and obj.get("endpoints"):
+        obj = {**obj, "endpoints": [{k: v for k, v in ep.items() if k != "targetRef"} for ep in obj["endpoints"]]}
+    return _interned(obj)
+
+
+def _interned(value):
+    if isinstance(value, dict):
+        return {sys.intern(k): _interned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interned(v) for v in value]
+    if isinstance(value, str) and len(value) <= 32:
+        return sys.intern(value)
+    return value
+
 
 class Informer:
     """List, then watch from the list's resourceVersion; keep a cache; call
     handlers with (old, new) — new None on delete. Relists on 410 Gone or a
-    dropped connection. Handlers run on the informer's thread."""
+    dropped connection. Handlers run on the informer's thread. `transform`
+    (e.g. `compact`) is applied to every object before it is cached or handed
+    to a handler."""
 
     def __init__(self, client: Client, resource: str, namespace: str | None = None,
-                 label_selector: str | None = None, field_selector: str | None = None):
-        self.client, self.resource = client, resource
+                 label_selector: str | None = None, field_selector: str | None = None,
+                 transform: Callable[[dict], dict] | None = None):
+        self.client, self.resource, self.transform = client, resource, transform
         self.namespace, self.label_selector, self.field_selector = namespace, label_selector, field_selector
         self.cache: dict[tuple[str, str], dict] = {}
         self.handlers: list[Handler] = []
@@ -206,7 +240,8 @@ class Informer:
 
     def _relist(self) -> str:
         lst = self.client.list(self.resource, self.namespace, self.label_selector, self.field_selector)
-        fresh = {self._key(o): o for o in lst["items"]}
+        items = lst["items"] if self.transform is None else [self.transform(o) for o in lst["items"]]
+        fresh = {self._key(o): o for o in items}
         with self._lock:
             old = self.cache
             self.cache = fresh
@@ -232,6 +267,8 @@ class Informer:
                     if ev["type"] == "ERROR":
                         rv = None
                         break
+                    if self.transform is not None:
+                        obj = self.transform(obj)
                     rv = obj["metadata"].get("resourceVersion", rv)
                     key = self._key(obj)
                     with self._lock:

@@ -63,10 +63,10 @@ WATCHED = (("services", "Service"), ("endpointslices", "EndpointSlice"), ("pods"
 def feed(client, state, stop: threading.Event):
     """Informers for every kind DNS answers from; the state is marked synced
     once all have listed."""
-    from agent.client import Informer, wait_synced
+    from agent.client import Informer, compact, wait_synced
     informers = []
     for resource, kind in WATCHED:
-        inf = Informer(client, resource)
+        inf = Informer(client, resource, transform=compact)
         inf.add_handler(lambda old, new, kind=kind: state.apply(
             kind, "DELETED" if new is None else ("ADDED" if old is None else "MODIFIED"), new or old))
         inf.start(stop)

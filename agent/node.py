@@ -19,7 +19,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from agent import streams
-from agent.client import APIStatusError, Client, Informer
+from agent.client import APIStatusError, Client, Informer, compact
 from agent.config import ClusterConfig
 from agent.controllers.nodes import sync_pod_routes
 from agent.kubelet import Kubelet
@@ -130,9 +130,9 @@ class NodeAgent:
         node = self.register()
         pod_cidr = node["spec"]["podCIDR"]
         log.info("node %s registered: InternalIP %s, podCIDR %s", self.name, self.ip, pod_cidr)
-        services = Informer(self.client, "services")
-        slices = Informer(self.client, "endpointslices")
-        nodes = Informer(self.client, "nodes")
+        services = Informer(self.client, "services", transform=compact)
+        slices = Informer(self.client, "endpointslices", transform=lambda o: compact(o, drop_target_refs=True))
+        nodes = Informer(self.client, "nodes", transform=compact)
         from agent.proxier import Proxier
         proxier = Proxier(NodeInfo(self.name, self.cfg.cluster_cidr, (self.ip,)), wait_for_initial_sync=True)
         services.add_handler(proxier.on_service)

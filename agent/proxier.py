@@ -11,8 +11,9 @@ atomically, clears stale UDP conntrack entries and logs what changed and how
 long it took. Like kube-proxy >= 1.28 most syncs are partial: only chains
 whose rules changed are written (`dataplane.iptables.apply(ruleset,
 previous)`). A full sync rewrites every chain: the first one, every
-`sync_period`, after a failed sync and whenever the KUBE-PROXY-CANARY chains
-disappear.
+`full_sync_period` (kube-proxy's FullSyncPeriod, an hour), after a failed
+sync and whenever the KUBE-PROXY-CANARY chains disappear (checked about once
+a second, nearly free while nobody else writes the tables).
 
 Service (v1) and EndpointSlice (discovery.k8s.io/v1) JSON dicts are turned
 into `dataplane.model` objects here and nowhere else (`service_ports`,
@@ -197,6 +198,7 @@ class Proxier:
         apply: Callable[[Ruleset, Ruleset | None], Any] = dataplane.iptables.apply,
         min_sync_period: float = 0.05,
         sync_period: float = 30.0,
+        full_sync_period: float = 3600.0,
         log: logging.Logger = logging.getLogger("nsplane.proxier"),
         canary_missing: Callable[[], bool] = dataplane.iptables.canary_missing,
         conntrack: Any = dataplane.conntrack,
@@ -208,6 +210,7 @@ class Proxier:
         self._apply = apply
         self._min_sync_period = min_sync_period
         self._sync_period = sync_period
+        self._full_sync_period = full_sync_period
         self._log = log
         self._canary_missing = canary_missing
         self._conntrack = conntrack
@@ -376,8 +379,9 @@ class Proxier:
     # -- the loop
 
     def run(self, stop: threading.Event) -> None:
-        """Sync on changes (at most every min_sync_period), every sync_period,
-        and when the canary is gone (checked about once a second), until `stop`."""
+        """Sync on changes (at most every min_sync_period), fully every
+        full_sync_period and when the canary is gone (checked about once a
+        second), retrying failures with a backoff up to sync_period, until `stop`."""
         last_sync = float("-inf")
         next_full = time.monotonic()
         next_canary = time.monotonic() + 1.0
@@ -405,13 +409,14 @@ class Proxier:
             self._changed.clear()
             last_sync = time.monotonic()
             try:
-                self.sync_once()
+                result = self.sync_once()
             except Exception as err:
                 self._log.error("sync failed, retrying in %.0f s: %s", backoff, err)
                 retry_at = time.monotonic() + backoff
                 backoff = min(backoff * 2, self._sync_period)
             else:
-                next_full = time.monotonic() + self._sync_period
+                if result is not None and result.full:
+                    next_full = time.monotonic() + self._full_sync_period
                 retry_at, backoff = float("inf"), 1.0
 
     def _check_canary(self) -> float:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     """One address:port of an EndpointSlice endpoint, with its conditions.
 
@@ -38,7 +38,7 @@ class Endpoint:
         object.__setattr__(self, "address", f"{self.ip}:{self.port}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServicePort:
     """One port of one Service: kube-proxy's unit of rules (a ServicePortName
     plus protocol). `cluster_ip` None means the port gets no ClusterIP rules

@@ -81,8 +81,9 @@ def is_service_chain(name: str) -> bool:
 class Ruleset:
     """What to write: {table: {chain: rule lines}} for filter and nat.
 
-    `text` is the whole of it as iptables-restore input (built on first use,
-    so a partial sync that writes only changed chains never builds it);
+    `text` is the whole of it as iptables-restore input (built when asked
+    for and not kept, so a partial sync that writes only changed chains never
+    builds it and the proxier's last ruleset does not hold megabytes of it);
     `chains` the chains declared per table (so the applier can delete stale
     ones). A Ruleset made from `text` alone (no `tables`) can only be applied
     in full.
@@ -99,9 +100,7 @@ class Ruleset:
 
     @property
     def text(self) -> str:
-        if self._text is None:
-            self._text = restore_text(self.tables or {})
-        return self._text
+        return self._text if self._text is not None else restore_text(self.tables or {})
 
     def chains_in(self, table: str) -> frozenset[str]:
         return self.chains.get(table, frozenset())

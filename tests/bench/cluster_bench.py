@@ -11,7 +11,8 @@ the same run:
    rounds, next to one `iptables-legacy-restore` of a one-chain change on
    that node (the kernel floor of any rule change).
 8. memory: server and node-agent RSS after loading S Services with 3
-   endpoints each (selector-less Services + EndpointSlices through the API),
+   endpoints each (selector-less Services + EndpointSlices through the API,
+   their endpoints spread over 100 node names as in a real cluster),
    next to their RSS on the empty cluster.
 
     /opt/nsplane/venv/bin/python tests/bench/cluster_bench.py [--quick]
@@ -190,6 +191,11 @@ def fig_convergence(tc: ThrowawayCluster, client: Client, rounds: int) -> list[d
 
 # ---- 8: memory ----------------------------------------------------------------------
 
+def _node_of(endpoint: int) -> str:
+    """As in a 100-node cluster: 1 endpoint in 100 is on our node-1."""
+    return f"node-{endpoint % 100 + 1}"
+
+
 def _load_services(client: Client, count: int) -> None:
     def one(i: int) -> None:
         name = f"m{i}"
@@ -198,7 +204,8 @@ def _load_services(client: Client, count: int) -> None:
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": f"{name}-1", "labels": {"kubernetes.io/service-name": name}},
             "addressType": "IPv4", "ports": [{"port": 8080, "protocol": "TCP"}],
-            "endpoints": [{"addresses": [f"10.{250 + j}.{i // 250}.{i % 250 + 1}"]} for j in range(3)]}, "default")
+            "endpoints": [{"addresses": [f"10.{250 + j}.{i // 250}.{i % 250 + 1}"], "nodeName": _node_of(3 * i + j)}
+                          for j in range(3)]}, "default")
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(one, range(count)))
 

@@ -113,11 +113,18 @@ print(" ".join(sorted(rules.render(smaller, node).chains["nat"])))
         sh("ip", "netns", "exec", ns, "iptables-legacy", "-t", "nat", "-X")
         sh("ip", "netns", "exec", ns, "iptables-legacy", "-t", "nat", "-A", "POSTROUTING", "-o", "lo", "-j", "RETURN")
         out = py_in(ns, RENDER + """
+import subprocess
 print(iptables.canary_missing())
 iptables.apply(rules.render(smaller, node))
+before = iptables.tables_fingerprint()
+print(iptables.canary_missing())  # nothing written since: answered from the fingerprint
+subprocess.run(["iptables-legacy", "-t", "filter", "-A", "INPUT", "-i", "lo", "-j", "ACCEPT"], check=True)
+print(iptables.tables_fingerprint() != before, iptables.canary_missing())  # someone else's rule: read back
+subprocess.run(["iptables-legacy", "-t", "nat", "-F", "KUBE-SERVICES"], check=True)
+subprocess.run(["iptables-legacy", "-t", "nat", "-X", "KUBE-PROXY-CANARY"], check=True)
 print(iptables.canary_missing())
 """)
-        assert out.split() == ["True", "False"]
+        assert out.split() == ["True", "False", "True", "False", "True"]
         assert "--to-destination 10.244.0.5:8080" in save(ns, "nat")
 
         # Errors name the failing line.

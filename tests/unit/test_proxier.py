@@ -330,6 +330,28 @@ def test_run_loop_syncs_batches_and_resyncs_on_missing_canary(caplog):
     assert any("KUBE-PROXY-CANARY is gone" in r.getMessage() for r in caplog.records)
 
 
+def test_run_loop_writes_everything_once_per_full_sync_period_even_while_changes_stream_in():
+    applied = Recorder()
+    p = Proxier(NODE, apply=applied, min_sync_period=0.02, full_sync_period=0.5,
+                canary_missing=lambda: False, conntrack=FakeConntrack())
+    stop = threading.Event()
+    thread = threading.Thread(target=p.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        p.on_service(None, service())
+        deadline = time.monotonic() + 1.4
+        i = 0
+        while time.monotonic() < deadline:  # a partial sync about every 50 ms
+            i += 1
+            p.on_endpointslice(None, endpoint_slice("web-1", ips=[f"10.244.0.{i % 200 + 1}"]))
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    full = [previous is None for previous in applied.previous]
+    assert len(full) > 10 and 2 <= sum(full) <= 4, full  # the first, then one per 0.5 s
+
+
 # ---------------------------------------------------------------- partial syncs
 
 
