@@ -193,22 +193,40 @@ def compose_partial(ruleset: Ruleset, previous: Ruleset) -> tuple[str, int]:
     """(iptables-restore input, chains touched) turning `previous` into
     `ruleset`: changed chains are declared (which flushes them) and refilled,
     removed chains are declared and deleted after every rule referring to them
-    is gone. Empty text when nothing changed (pure)."""
-    sections, touched = [], 0
+    is gone. Empty text when nothing changed (pure).
+
+    Legacy xtables commits each table separately. When both change, filter is
+    written twice around nat: first every changed filter chain with its old
+    and its new rules, then nat, then filter as it should be. A Service whose
+    last endpoint goes (nat DNAT -> filter REJECT) or whose first one comes
+    (REJECT -> DNAT) is then always either DNATed or rejected, never neither
+    (which loses the SYN and costs the client a 1 s retransmission)."""
+    diff = {}
     for table in ("filter", "nat"):
         now, before = ruleset.tables.get(table, {}), previous.tables.get(table, {})
         changed = [c for c, rules in now.items() if before.get(c) is not rules and before.get(c) != rules]
         gone = [c for c in before if c not in now]
-        if not changed and not gone:
+        if changed or gone:
+            diff[table] = (now, before, changed, gone)
+    sections = []
+    if len(diff) == 2:
+        now, before, changed, _ = diff["filter"]
+        lines = ["*filter", *(f":{c} - [0:0]" for c in changed)]
+        for chain in changed:
+            old = before.get(chain, ())
+            kept = set(old)
+            lines += [*old, *(rule for rule in now[chain] if rule not in kept)]
+        sections.append("\n".join([*lines, "COMMIT\n"]))
+    for table in ("nat", "filter"):
+        if table not in diff:
             continue
-        touched += len(changed) + len(gone)
+        now, _, changed, gone = diff[table]
         lines = [f"*{table}", *(f":{c} - [0:0]" for c in changed + gone)]
         for chain in changed:
             lines += now[chain]
         lines += [f"-X {c}" for c in gone]
-        lines.append("COMMIT\n")
-        sections.append("\n".join(lines))
-    return "".join(sections), touched
+        sections.append("\n".join([*lines, "COMMIT\n"]))
+    return "".join(sections), sum(len(d[2]) + len(d[3]) for d in diff.values())
 
 
 def _splice(text: str, table: str, head: list[str], tail: list[str]) -> str:

@@ -1,4 +1,4 @@
-"""Whole-cluster benchmarks (issue 7, figures 6, 7 and 8) on a real
+"""Whole-cluster benchmarks (issue 7, figures 2, 6, 7 and 8) on a real
 throwaway nsplane cluster (one node, no DNS), each next to a baseline from
 the same run:
 
@@ -10,6 +10,9 @@ the same run:
    Ready -> its IP in the EndpointSlice and in the rules; medians over a few
    rounds, next to one `iptables-legacy-restore` of a one-chain change on
    that node (the kernel floor of any rule change).
+2. incremental, end to end on the loaded cluster: an EndpointSlice update
+   through the API -> a connection from a pod reaches the new endpoint (or
+   is refused once it is removed), next to one restore on that node.
 8. memory: server and node-agent RSS after loading S Services with 3
    endpoints each (selector-less Services + EndpointSlices through the API,
    their endpoints spread over 100 node names as in a real cluster),
@@ -168,14 +171,14 @@ def fig_convergence(tc: ThrowawayCluster, client: Client, rounds: int) -> list[d
         ip = victim["status"]["podIP"]
         t = time.monotonic()
         client.delete("pods", victim["metadata"]["name"], "default")
-        _wait(lambda: f"-s {ip}/32" not in _rules(tc), 30, "the deleted pod's rules gone")
+        _wait(lambda: f"--to-destination {ip}:" not in _rules(tc), 30, "the deleted pod's rules gone")
         gone.append(time.monotonic() - t)
         # The ReplicaSet replaces it: from the moment the new pod is seen Ready to its IP in the rules.
         new = _wait(lambda: [p for p in client.list("pods", "default", label_selector="app=conv")["items"]
                              if _ready(p) and p["metadata"]["uid"] not in {q["metadata"]["uid"] for q in pods}],
                     60, "the replacement Ready", 0.005)[0]
         seen_ready = time.monotonic()
-        _wait(lambda: f"-s {new['status']['podIP']}/32" in _rules(tc), 30, "the new pod in the rules")
+        _wait(lambda: f"--to-destination {new['status']['podIP']}:" in _rules(tc), 30, "the new pod in the rules")
         added.append(time.monotonic() - seen_ready)
     floor = statistics.median(restore_floor(tc) for _ in range(3))
     tc.nsplane("delete", "deploy", "conv")
@@ -187,6 +190,119 @@ def fig_convergence(tc: ThrowawayCluster, client: Client, rounds: int) -> list[d
         _fig(f"7 convergence: pod Ready -> in the rules, median of {rounds}", med_added * 1000, "ms",
              floor * 1000, "one iptables-legacy-restore on the node", "<= 100 ms", med_added <= 0.1),
     ]
+
+
+# ---- 2: incremental through the API at scale ------------------------------------------
+
+PROBE = """
+import socket, sys
+for line in sys.stdin:  # "ip port" -> the HTTP body of /hostname, "refused" or "error ..."
+    ip, port = line.split()
+    try:
+        with socket.create_connection((ip, int(port)), timeout=1.0) as s:
+            s.sendall(b"GET /hostname HTTP/1.0\\r\\n\\r\\n")
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+        print(data.split(b"\\r\\n\\r\\n", 1)[-1].decode().strip(), flush=True)
+    except ConnectionRefusedError:
+        print("refused", flush=True)
+    except OSError as err:
+        print(f"error {err}", flush=True)
+"""
+
+INC_PODS = """
+apiVersion: v1
+kind: Pod
+metadata: {name: inc-server, labels: {bench: inc}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - {name: netexec, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [netexec, "--http-port=8080"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: inc-client, labels: {bench: inc}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - {name: pause, image: registry.k8s.io/e2e-test-images/agnhost:2.47, args: [pause]}
+"""
+
+
+def start_incremental_pods(tc: ThrowawayCluster, client: Client) -> None:
+    """The server and client pods of fig_incremental, started before the cluster is loaded."""
+    tc.apply(INC_PODS)
+    _wait(lambda: sum(_ready(p) for p in client.list("pods", "default", label_selector="bench=inc")["items"]) == 2,
+          60, "the inc pods", 0.05)
+
+
+def fig_incremental(tc: ThrowawayCluster, client: Client, services: int, rounds: int) -> list[dict]:
+    """Figure 2 end to end on a loaded cluster: an EndpointSlice update through
+    the API -> watch -> node agent -> rules -> a real connection from a pod
+    reaching the new endpoint (or being refused once it is removed)."""
+    from dataplane import names
+
+    server_ip = client.get("pods", "inc-server", "default")["status"]["podIP"]
+    svc = client.create("services", {"metadata": {"name": "inc"}, "spec": {"ports": [{"port": 80}]}}, "default")
+    ip = svc["spec"]["clusterIP"]
+
+    def slice_with(endpoints: list[dict]) -> dict:
+        return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": "inc-1", "labels": {"kubernetes.io/service-name": "inc"}},
+                "addressType": "IPv4", "ports": [{"port": 8080, "protocol": "TCP"}], "endpoints": endpoints}
+    client.create("endpointslices", slice_with([]), "default")
+    # Refusals (REJECT) are ICMP, which the kernel rate-limits: a probe
+    # refused in a tight loop would otherwise wait out a silent attempt.
+    for knob in ("icmp_ratelimit=0", "icmp_msgs_per_sec=100000", "icmp_msgs_burst=100000"):
+        subprocess.run(["ip", "netns", "exec", tc.node_netns(), "sysctl", "-q", "-w", f"net.ipv4.{knob}"],
+                       check=True, timeout=30)
+    probe = subprocess.Popen(["ip", "netns", "exec", names.pod_netns(tc.cfg.name, "default", "inc-client"),
+                              sys.executable, "-c", PROBE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def ask() -> str:
+        probe.stdin.write(f"{ip} 80\n")
+        probe.stdin.flush()
+        return probe.stdout.readline().strip()
+
+    def until(answer: str, what: str) -> None:
+        deadline = time.monotonic() + 30
+        while ask() != answer:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after 30 s waiting for {what}")
+
+    added, removed = [], []
+    try:
+        until("refused", "the inc Service's REJECT rule")
+        for _ in range(rounds):
+            current = client.get("endpointslices", "inc-1", "default")
+            current["endpoints"] = [{"addresses": [server_ip], "conditions": {"ready": True}, "nodeName": "node-1"}]
+            t = time.monotonic()
+            client.update("endpointslices", current)
+            until("inc-server", "the endpoint to answer")
+            added.append(time.monotonic() - t)
+            current = client.get("endpointslices", "inc-1", "default")
+            current["endpoints"] = []
+            t = time.monotonic()
+            client.update("endpointslices", current)
+            until("refused", "the endpoint to be gone")
+            removed.append(time.monotonic() - t)
+    finally:
+        probe.stdin.close()
+        probe.kill()
+        probe.wait(timeout=10)
+    floor = statistics.median(restore_floor(tc) for _ in range(3))
+    big = services >= 10000
+    rows = []
+    for what, xs in (("endpoint added -> a connection reaches it", added),
+                     ("endpoint removed -> connections refused", removed)):
+        med, worst = statistics.median(xs), max(xs)
+        rows.append(_fig(f"2 incremental through the API at {services} Services: {what}, median of {rounds}",
+                         med * 1000, "ms", floor * 1000, "one iptables-legacy-restore on the node",
+                         "<= 100 ms at 10k" if big else None, med <= 0.1 if big else None))
+        rows.append(_fig(f"2 incremental through the API at {services} Services: {what}, worst of {rounds}",
+                         worst * 1000, "ms", floor * 1000, "one iptables-legacy-restore on the node"))
+    return rows
 
 
 # ---- 8: memory ----------------------------------------------------------------------
@@ -239,7 +355,9 @@ def run(quick: bool = False) -> list[dict]:
         client = Client(tc.cfg.local_api_url)
         results += fig_pods(tc, client, 20 if quick else 100)
         results += fig_convergence(tc, client, 3 if quick else 7)
+        start_incremental_pods(tc, client)
         results += fig_memory(tc, client, 1000 if quick else 10000)
+        results += fig_incremental(tc, client, 1000 if quick else 10000, 5 if quick else 15)
     finally:
         tc.down()
         subprocess.run(["rm", "-rf", tmp], timeout=60)

@@ -336,6 +336,90 @@ def test_large_cluster_layout_dnats_from_the_service_chain_and_hairpins():
         assert "KUBE-" not in save(node, "nat") + save(node, "filter")
 
 
+TOGGLER = """
+import sys, time
+from agent.proxier import Proxier
+from dataplane.model import NodeInfo
+p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)))
+p.on_service(None, {"metadata": {"name": "flip", "namespace": "default"},
+                    "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.40", "ports": [{"port": 80, "targetPort": 8081}]}})
+def eps(ips):
+    return {"metadata": {"name": "flip-x", "namespace": "default", "labels": {"kubernetes.io/service-name": "flip"}},
+            "addressType": "IPv4", "ports": [{"name": "", "port": 8081, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}, "nodeName": "node-a"} for ip in ips]}
+current = eps([])
+p.on_endpointslice(None, current)
+p.sync_once()
+print("ready", flush=True)
+sys.stdin.readline()
+for i in range(8):  # no endpoints (REJECT) <-> one endpoint (DNAT), partial syncs
+    time.sleep(0.25)
+    new = eps(["10.244.0.5"] if i % 2 == 0 else [])
+    p.on_endpointslice(current, new)
+    current = new
+    assert not p.sync_once().full
+time.sleep(0.25)
+"""
+
+PROBE = """
+import collections, json, socket, sys, threading, time
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+counts = collections.Counter()
+deadline = time.monotonic() + 20
+while not stop.is_set() and time.monotonic() < deadline and counts.total() < 200000:
+    try:
+        with socket.create_connection(("10.96.0.40", 80), timeout=0.5) as s:
+            s.recv(100)
+        counts["ok"] += 1
+    except ConnectionRefusedError:
+        counts["refused"] += 1
+    except OSError:
+        counts["lost"] += 1
+print(json.dumps(counts))
+"""
+
+LOOP_SERVER = """
+import socket, time
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", 8081))
+srv.listen(128)
+srv.settimeout(30)
+print("ready", flush=True)
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    conn, peer = srv.accept()
+    conn.sendall(b"hello")
+    conn.close()
+"""
+
+
+def test_a_service_gaining_or_losing_its_only_endpoint_never_loses_a_connection():
+    """A client hammering a Service whose only endpoint comes and goes sees
+    answers or refusals, never a lost SYN (filter and nat commit separately)."""
+    with node_with_pods("f") as (node, server_pod, client_pod), ExitStack() as stack:
+        def start(ns: str, code: str, **kw) -> subprocess.Popen:
+            proc = subprocess.Popen(["ip", "netns", "exec", ns, PY, "-c", code], stdout=subprocess.PIPE, text=True, **kw)
+            stack.callback(lambda: (proc.kill(), proc.wait(timeout=5)))
+            return proc
+
+        # REJECT answers are ICMP, which the kernel rate-limits (a burst, then 1/s):
+        # lift that here so that a silence means a lost SYN, not a throttled refusal.
+        for knob in ("icmp_ratelimit=0", "icmp_msgs_per_sec=100000", "icmp_msgs_burst=100000"):
+            sh("ip", "netns", "exec", node, "sysctl", "-q", "-w", f"net.ipv4.{knob}")
+        server = start(server_pod, LOOP_SERVER)
+        assert server.stdout.readline().strip() == "ready"
+        toggler = start(node, TOGGLER, stdin=subprocess.PIPE)
+        assert toggler.stdout.readline().strip() == "ready"
+        probe = start(client_pod, PROBE, stdin=subprocess.PIPE)
+        toggler.stdin.write("go\n")
+        toggler.stdin.flush()
+        assert toggler.wait(timeout=30) == 0
+        counts = json.loads(probe.communicate("", timeout=30)[0])
+        assert counts.get("ok") and counts.get("refused") and not counts.get("lost"), counts
+
+
 @pytest.fixture(autouse=True)
 def no_leftovers():
     yield

@@ -117,6 +117,24 @@ def test_partial_apply_of_identical_rulesets_writes_nothing():
     assert text.startswith("*nat\n") and "*filter" not in text and touched >= 2
 
 
+def test_first_and_last_endpoint_changes_never_leave_a_service_neither_dnated_nor_rejected():
+    web = ServicePort("default", "web", "", "TCP", "10.96.0.20", 80)
+    db = ServicePort("default", "db", "", "TCP", "10.96.0.30", 5432)
+    before = render({web: [], db: [Endpoint("10.244.0.9", 5432)]}, NODE)
+    after = render({web: [Endpoint("10.244.0.5", 80)], db: []}, NODE)  # web gets its first, db loses its last
+    text, _ = compose_partial(after, before)
+    sections = [s.splitlines() for s in text.split("COMMIT\n") if s]
+    assert [s[0] for s in sections] == ["*filter", "*nat", "*filter"]
+    web_reject = next(r for r in before.tables["filter"]["KUBE-SERVICES"] if "default/web has no endpoints" in r)
+    db_reject = next(r for r in after.tables["filter"]["KUBE-SERVICES"] if "default/db has no endpoints" in r)
+    # Before nat changes, filter rejects both; afterwards only what is right.
+    assert web_reject in sections[0] and db_reject in sections[0]
+    assert web_reject not in sections[2] and db_reject in sections[2]
+    # Endpoint changes that do not touch filter stay one nat commit.
+    text, _ = compose_partial(render({web: [Endpoint("10.244.0.6", 80)], db: []}, NODE), after)
+    assert text.startswith("*nat\n") and "*filter" not in text
+
+
 def test_port_tree_splits_by_protocol():
     entries = [("tcp" if i % 2 else "udp", 30000 + i, f"-m comment --comment s{i} -j X{i}") for i in range(40)]
     top, chains = dispatch.port_tree(entries, threshold=5)
