@@ -67,6 +67,10 @@ def topology():
             stack.callback(sh, "ip", "netns", "del", ns, check=False)
             sh("ip", "-n", ns, "link", "set", "lo", "up")
         sh("ip", "netns", "exec", NODE, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        # REJECT answers are ICMP, which the kernel rate-limits (a burst, then
+        # about 1/s): unthrottled, a refusal measures the rules, not the limiter.
+        for knob in ("icmp_ratelimit=0", "icmp_msgs_per_sec=100000", "icmp_msgs_burst=100000"):
+            sh("ip", "netns", "exec", NODE, "sysctl", "-q", "-w", f"net.ipv4.{knob}")
         _add_pod(SRV, "hb-srv0", SRV_IP)
         _add_pod(CLI, "hb-cli0", CLI_IP)
         sh("ip", "-n", NODE, "link", "add", "hb-under0", "type", "veth", "peer", "name", "hb-under1")
