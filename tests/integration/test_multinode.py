@@ -207,9 +207,13 @@ def test_external_traffic_policy_local_keeps_client_ip_and_drops_without_local_e
     r = c.wait(lambda: (r := outside(c, *curl_args(url2))).returncode == 0 and r, 10, "ETP Local on node-2")
     assert r.stdout.rsplit(":", 1)[0] == host_ip          # source IP preserved
     for k in (1, 3):                                       # no local endpoint: dropped
+        # node-2 answering says nothing about when node-1 and node-3 saw the endpoint
+        # (until then they REJECT for "no endpoints"): wait for their DROP rule.
+        c.wait(lambda: '"default/loc has no local endpoints"' in run_in(
+            c.node_netns(k), "iptables-legacy", "-S", "KUBE-EXTERNAL-SERVICES").stdout, 10, f"node-{k}'s DROP")
         assert outside(c, *curl_args(f"http://{node_ip(c, k)}:30100/clientip", 1)).returncode == 28
     filter_rules = run_in(c.node_netns(1), "iptables-legacy", "-S", "KUBE-EXTERNAL-SERVICES").stdout
-    assert '"default/loc has no local endpoints"' in filter_rules and "-j DROP" in filter_rules
+    assert "-j DROP" in filter_rules
     solo = c.ready_pods("app=solo")[0]["metadata"]["name"]   # pods still reach every endpoint
     assert c.exec("tmp", *curl_args(f"http://{svc(c, 'loc')['spec']['clusterIP']}/hostname")).stdout == solo
 
