@@ -247,11 +247,10 @@ def fig_incremental(tc: ThrowawayCluster, client: Client, services: int, rounds:
     svc = client.create("services", {"metadata": {"name": "inc"}, "spec": {"ports": [{"port": 80}]}}, "default")
     ip = svc["spec"]["clusterIP"]
 
-    def slice_with(endpoints: list[dict]) -> dict:
-        return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                "metadata": {"name": "inc-1", "labels": {"kubernetes.io/service-name": "inc"}},
-                "addressType": "IPv4", "ports": [{"port": 8080, "protocol": "TCP"}], "endpoints": endpoints}
-    client.create("endpointslices", slice_with([]), "default")
+    client.create("endpointslices", {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "inc-1", "labels": {"kubernetes.io/service-name": "inc"}},
+        "addressType": "IPv4", "ports": [{"port": 8080, "protocol": "TCP"}], "endpoints": []}, "default")
     # Refusals (REJECT) are ICMP, which the kernel rate-limits: a probe
     # refused in a tight loop would otherwise wait out a silent attempt.
     for knob in ("icmp_ratelimit=0", "icmp_msgs_per_sec=100000", "icmp_msgs_burst=100000"):
