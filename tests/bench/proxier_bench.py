@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -31,6 +32,7 @@ from contextlib import ExitStack, contextmanager
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PY = sys.executable
 NODE, SRV, CLI = "nsplane-hb-node", "nsplane-hb-srv", "nsplane-hb-cli"
+NFT_NS = "nsplane-hb-nft"  # figure 2's nftables reference, rules only, no links
 SRV_IP, CLI_IP, GW = "10.244.0.5", "10.244.0.6", "10.244.0.1"
 HELLO_PORT, SINK_PORT = 8080, 9000
 DEADLINE = 900.0  # no helper process lives longer than this
@@ -294,6 +296,29 @@ def node_incremental(n: int, rounds: int) -> dict:
             "rss_before": rss_before, "rss_after": rss_after}
 
 
+NFT_RESTORE = "iptables-nft-restore"
+
+
+def node_nft_floor(n: int, rounds: int) -> dict:
+    """The same rules through iptables-nft (the nftables kernel API, which
+    changes a chain in place) instead of legacy xtables: load them, then time
+    the one-chain restore that is the legacy floor. A reference only: nsplane
+    writes legacy rules (DESIGN.md)."""
+    from dataplane import rules
+
+    text = rules.render(cluster(n, False), _node()).text
+    t = time.perf_counter()
+    subprocess.run([NFT_RESTORE, "--noflush"], input=text, text=True, check=True, timeout=600)
+    load = time.perf_counter() - t
+    one = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        subprocess.run([NFT_RESTORE, "--noflush"], text=True, check=True, timeout=60,
+                       input="*nat\n:KUBE-SVC-BENCHFLOOR - [0:0]\n-X KUBE-SVC-BENCHFLOOR\nCOMMIT\n")
+        one.append(time.perf_counter() - t)
+    return {"load": load, "one": one}
+
+
 def _service_dict(sp) -> dict:
     return {"metadata": {"name": sp.name, "namespace": sp.namespace},
             "spec": {"type": "ClusterIP", "clusterIP": sp.cluster_ip, "ports": [{"name": sp.port_name, "port": sp.port}]}}
@@ -351,6 +376,7 @@ def fig_incremental(quick: bool) -> list[dict]:
                         _median(small[what]), "same at 100 Services", "<= 0.1 s", med <= 0.1))
         out.append(_fig(f"2 incremental 10k: endpoint {what} -> connection, p99", p99, "s",
                         _median(big["floor"]), "one-chain restore at 10k (kernel floor)", "", None))
+    out += _nft_reference(rounds, _median(big["floor"]))
     wrong = len(small["unexpected"]) + len(big["unexpected"])
     out.append(_fig("2 incremental: connections with the wrong outcome", wrong, "count", 0, "expected", "0", wrong == 0))
     for note in small["unexpected"] + big["unexpected"]:
@@ -358,6 +384,21 @@ def fig_incremental(quick: bool) -> list[dict]:
     out.append(_fig("8 proxier RSS at 10k Services / 30k endpoints", big["rss_after"], "MB", big["rss_before"],
                     "same process before loading", "<= 200 MB (agent)", big["rss_after"] <= 200))
     return out
+
+
+def _nft_reference(rounds: int, legacy_floor: float) -> list[dict]:
+    """Figure 2's floor under nftables, in a namespace of its own (skipped
+    without iptables-nft)."""
+    if not shutil.which(NFT_RESTORE):
+        print(f"# incremental: {NFT_RESTORE} not installed, no nftables reference", file=sys.stderr)
+        return []
+    sh("ip", "netns", "add", NFT_NS)
+    try:
+        nft = in_ns(NFT_NS, "node-nft-floor", "10000", str(rounds))
+    finally:
+        sh("ip", "netns", "del", NFT_NS, check=False)
+    return [_fig("2 reference: one-chain restore at 10k through iptables-nft (nftables)", _median(nft["one"]), "s",
+                 legacy_floor, "the same through iptables-legacy", "", None)]
 
 
 def fig_connections(quick: bool) -> list[dict]:
@@ -454,6 +495,8 @@ def _worker(argv: list[str]) -> None:
         result = node_full_sync(int(args[0]), bool(int(args[1])))
     elif role == "node-rules":
         result = node_rules(int(args[0]), int(args[1]), args[2])
+    elif role == "node-nft-floor":
+        result = node_nft_floor(int(args[0]), int(args[1]))
     elif role == "node-incremental":
         result = node_incremental(int(args[0]), int(args[1]))
     elif role == "cli-connect":
