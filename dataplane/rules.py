@@ -109,14 +109,19 @@ class Ruleset:
         return sum(len(r) for chains in (self.tables or {}).values() for r in chains.values())
 
 
-def restore_text(tables: Mapping[str, Mapping[str, Sequence[str]]]) -> str:
-    """iptables-restore input declaring (and so flushing) every chain of `tables`."""
+def restore_text(tables: Mapping[str, Mapping[str, Sequence[str]]],
+                 head: Mapping[str, Sequence[str]] | None = None,
+                 tail: Mapping[str, Sequence[str]] | None = None) -> str:
+    """iptables-restore input declaring (and so flushing) every chain of
+    `tables`; `head`/`tail` add lines at the start / end of a table's section."""
     parts = []
     for table, chains in tables.items():
         parts.append(f"*{table}")
+        parts += (head or {}).get(table, ())
         parts += [f":{c} - [0:0]" for c in chains]
         for rules in chains.values():
             parts += rules
+        parts += (tail or {}).get(table, ())
         parts.append("COMMIT")
     parts.append("")
     return "\n".join(parts)
