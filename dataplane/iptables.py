@@ -179,7 +179,11 @@ def _jump_fixes(state: dict[str, TableState], table: str) -> list[str]:
 
 
 def compose_restore(ruleset: Ruleset, state: dict[str, TableState]) -> str:
-    """The single iptables-restore input for `apply` (pure, unit-testable)."""
+    """The single iptables-restore input for `apply` (pure, unit-testable).
+
+    As in `compose_partial`, nat is committed between two filter commits when
+    our filter chains already exist: first the new filter rules are appended
+    to the old ones (a union, nothing flushed), then nat, then filter exactly."""
     head, tail = {}, {}
     for table in ("filter", "nat"):
         existing = state.get(table, TableState(set(), [])).chains
@@ -188,7 +192,14 @@ def compose_restore(ruleset: Ruleset, state: dict[str, TableState]) -> str:
         tail[table] = _jump_fixes(state, table) + [f"-X {c}" for c in stale]
     mangle = {"mangle": {CANARY: ()}}
     if ruleset.tables is not None:  # built in one pass: at 10k Services the text is ~10 MB
-        return restore_text({**mangle, **ruleset.tables}, head, tail)
+        tables = {**mangle, "nat": ruleset.tables.get("nat", {}), "filter": ruleset.tables.get("filter", {})}
+        existing = state.get("filter", TableState(set(), [])).chains
+        ours = tables["filter"]
+        if existing & set(ours):
+            union = ["*filter", *(f":{c} - [0:0]" for c in ours if c not in existing),
+                     *(rule for rules in ours.values() for rule in rules), "COMMIT", ""]
+            return "\n".join(union) + restore_text(tables, head, tail)
+        return restore_text(tables, head, tail)
     text = ruleset.text
     for table in ("filter", "nat"):
         text = _splice(text, table, head[table], tail[table])

@@ -352,12 +352,15 @@ p.on_endpointslice(None, current)
 p.sync_once()
 print("ready", flush=True)
 sys.stdin.readline()
-for i in range(8):  # no endpoints (REJECT) <-> one endpoint (DNAT), partial syncs
+full = sys.argv[1] == "full"
+for i in range(8):  # no endpoints (REJECT) <-> one endpoint (DNAT)
     time.sleep(0.25)
     new = eps(["10.244.0.5"] if i % 2 == 0 else [])
     p.on_endpointslice(current, new)
     current = new
-    assert not p.sync_once().full
+    if full:
+        p.services_synced()  # what a relist signals: the next sync rewrites everything
+    assert p.sync_once().full == full
 time.sleep(0.25)
 """
 
@@ -395,12 +398,14 @@ while time.monotonic() < deadline:
 """
 
 
-def test_a_service_gaining_or_losing_its_only_endpoint_never_loses_a_connection():
+@pytest.mark.parametrize("sync", ["partial", "full"])
+def test_a_service_gaining_or_losing_its_only_endpoint_never_loses_a_connection(sync):
     """A client hammering a Service whose only endpoint comes and goes sees
     answers or refusals, never a lost SYN (filter and nat commit separately)."""
-    with node_with_pods("f") as (node, server_pod, client_pod), ExitStack() as stack:
-        def start(ns: str, code: str, **kw) -> subprocess.Popen:
-            proc = subprocess.Popen(["ip", "netns", "exec", ns, PY, "-c", code], stdout=subprocess.PIPE, text=True, **kw)
+    with node_with_pods(sync[0]) as (node, server_pod, client_pod), ExitStack() as stack:
+        def start(ns: str, code: str, *args: str, **kw) -> subprocess.Popen:
+            proc = subprocess.Popen(["ip", "netns", "exec", ns, PY, "-c", code, *args], stdout=subprocess.PIPE,
+                                    text=True, **kw)
             stack.callback(lambda: (proc.kill(), proc.wait(timeout=5)))
             return proc
 
@@ -410,7 +415,7 @@ def test_a_service_gaining_or_losing_its_only_endpoint_never_loses_a_connection(
             sh("ip", "netns", "exec", node, "sysctl", "-q", "-w", f"net.ipv4.{knob}")
         server = start(server_pod, LOOP_SERVER)
         assert server.stdout.readline().strip() == "ready"
-        toggler = start(node, TOGGLER, stdin=subprocess.PIPE)
+        toggler = start(node, TOGGLER, sync, stdin=subprocess.PIPE)
         assert toggler.stdout.readline().strip() == "ready"
         probe = start(client_pod, PROBE, stdin=subprocess.PIPE)
         toggler.stdin.write("go\n")

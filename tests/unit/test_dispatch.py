@@ -135,6 +135,23 @@ def test_first_and_last_endpoint_changes_never_leave_a_service_neither_dnated_no
     assert text.startswith("*nat\n") and "*filter" not in text
 
 
+def test_full_syncs_bridge_the_filter_and_nat_commits_too():
+    from dataplane.iptables import TableState, compose_restore
+    web = ServicePort("default", "web", "", "TCP", "10.96.0.20", 80)
+    ruleset = render({web: [Endpoint("10.244.0.5", 80)]}, NODE)
+    fresh = compose_restore(ruleset, {})
+    assert [line for line in fresh.splitlines() if line.startswith("*")] == ["*mangle", "*nat", "*filter"]
+    old_reject = '-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m comment --comment "default/web has no endpoints" -j REJECT'
+    state = {"filter": TableState({"KUBE-SERVICES", "KUBE-FORWARD", "KUBE-FIREWALL"}, [old_reject]), "nat": TableState(set(), [])}
+    text = compose_restore(ruleset, state)
+    assert [line for line in text.splitlines() if line.startswith("*")] == ["*filter", "*mangle", "*nat", "*filter"]
+    union = text.split("COMMIT\n")[0].splitlines()
+    # Nothing of the old filter is flushed before nat commits: existing chains are not declared.
+    assert not any(line.startswith((":KUBE-SERVICES", ":KUBE-FORWARD", ":KUBE-FIREWALL")) for line in union)
+    assert ":KUBE-EXTERNAL-SERVICES - [0:0]" in union  # missing ones are created
+    assert text.endswith("COMMIT\n") and text.count("*filter") == 2
+
+
 def test_port_tree_splits_by_protocol():
     entries = [("tcp" if i % 2 else "udp", 30000 + i, f"-m comment --comment s{i} -j X{i}") for i in range(40)]
     top, chains = dispatch.port_tree(entries, threshold=5)
