@@ -225,12 +225,13 @@ def node_full_sync(n: int, node_ports: bool) -> dict:
 
     iptables.cleanup()
     services = cluster(n, node_ports)
+    empty = iptables.read_tables()
     t0 = time.perf_counter()
     ruleset = rules.render(services, _node())
     t1 = time.perf_counter()
     iptables.apply(ruleset)
     t2 = time.perf_counter()
-    text = iptables.compose_restore(ruleset, iptables.read_tables())  # what apply wrote
+    text = iptables.compose_restore(ruleset, empty)  # what apply wrote
     iptables.cleanup()
     t3 = time.perf_counter()
     iptables.restore(text)
