@@ -242,6 +242,7 @@ def fig_incremental(tc: ThrowawayCluster, client: Client, services: int, rounds:
     the API -> watch -> node agent -> rules -> a real connection from a pod
     reaching the new endpoint (or being refused once it is removed)."""
     from dataplane import names
+    from tests.bench.proxier_bench import unthrottle_icmp
 
     server_ip = client.get("pods", "inc-server", "default")["status"]["podIP"]
     svc = client.create("services", {"metadata": {"name": "inc"}, "spec": {"ports": [{"port": 80}]}}, "default")
@@ -251,11 +252,7 @@ def fig_incremental(tc: ThrowawayCluster, client: Client, services: int, rounds:
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": {"name": "inc-1", "labels": {"kubernetes.io/service-name": "inc"}},
         "addressType": "IPv4", "ports": [{"port": 8080, "protocol": "TCP"}], "endpoints": []}, "default")
-    # Refusals (REJECT) are ICMP, which the kernel rate-limits: a probe
-    # refused in a tight loop would otherwise wait out a silent attempt.
-    for knob in ("icmp_ratelimit=0", "icmp_msgs_per_sec=100000", "icmp_msgs_burst=100000"):
-        subprocess.run(["ip", "netns", "exec", tc.node_netns(), "sysctl", "-q", "-w", f"net.ipv4.{knob}"],
-                       check=True, timeout=30)
+    unthrottle_icmp(tc.node_netns())  # the probe is refused in a tight loop
     probe = subprocess.Popen(["ip", "netns", "exec", names.pod_netns(tc.cfg.name, "default", "inc-client"),
                               sys.executable, "-c", PROBE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 

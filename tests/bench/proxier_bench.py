@@ -60,6 +60,14 @@ def _add_pod(pod: str, host_if: str, ip: str) -> None:
     sh("ip", "-n", NODE, "route", "add", f"{ip}/32", "dev", host_if)
 
 
+def unthrottle_icmp(ns: str) -> None:
+    """REJECT answers are ICMP, which the kernel rate-limits (a burst, then
+    about 1/s): unthrottled in `ns`, a refusal measures the rules, not the
+    limiter (a throttled one reads as a 1 s stall)."""
+    for knob in ("icmp_ratelimit=0", "icmp_msgs_per_sec=100000", "icmp_msgs_burst=100000"):
+        sh("ip", "netns", "exec", ns, "sysctl", "-q", "-w", f"net.ipv4.{knob}")
+
+
 @contextmanager
 def topology():
     """The three namespaces, their veths and the server; all gone afterwards."""
@@ -69,10 +77,7 @@ def topology():
             stack.callback(sh, "ip", "netns", "del", ns, check=False)
             sh("ip", "-n", ns, "link", "set", "lo", "up")
         sh("ip", "netns", "exec", NODE, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-        # REJECT answers are ICMP, which the kernel rate-limits (a burst, then
-        # about 1/s): unthrottled, a refusal measures the rules, not the limiter.
-        for knob in ("icmp_ratelimit=0", "icmp_msgs_per_sec=100000", "icmp_msgs_burst=100000"):
-            sh("ip", "netns", "exec", NODE, "sysctl", "-q", "-w", f"net.ipv4.{knob}")
+        unthrottle_icmp(NODE)
         _add_pod(SRV, "hb-srv0", SRV_IP)
         _add_pod(CLI, "hb-cli0", CLI_IP)
         sh("ip", "-n", NODE, "link", "add", "hb-under0", "type", "veth", "peer", "name", "hb-under1")
