@@ -40,8 +40,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Iterable
 
-from dataplane.rules import (FILTER_CHAINS, KUBELET_FIREWALL_CHAIN, NAT_CHAINS, Ruleset, is_service_chain,
-                             restore_text)
+from dataplane.chains import FILTER_CHAINS, KUBELET_FIREWALL_CHAIN, NAT_CHAINS, is_service_chain
+from dataplane.rules import Ruleset, restore_text
 
 log = logging.getLogger(__name__)
 

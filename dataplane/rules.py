@@ -3,7 +3,7 @@
 Pure: `render(services, node)` takes plain data (`dataplane.model`) and returns
 a `Ruleset` whose text holds a `*filter` and a `*nat` section, exactly the
 lines kube-proxy's syncProxyRules (pkg/proxy/iptables/proxier.go) writes for
-the same input: chain names (KUBE-SVC-/SVL-/EXT-/FW-/SEP- + base32(sha256)),
+the same input: chain names (`dataplane.chains`: KUBE-SVC-/SVL-/EXT-/FW-/SEP-),
 comments, statistic probabilities ("%0.10f"), masquerade mark, REJECT/DROP
 filter rules. A reader of `iptables-save` sees what the Kubernetes docs show.
 
@@ -50,32 +50,17 @@ invisible to packets:
 """
 from __future__ import annotations
 
-import functools
-import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from dataplane.dispatch import TREE_CHAIN_PREFIXES, TREE_THRESHOLD, ip_key, ip_tree, port_tree
+from dataplane.chains import (FILTER_CHAINS, KUBELET_FIREWALL_CHAIN, MARK_MASQ, NAT_CHAINS, ServiceChains,
+                              endpoint_chain_name, service_chains)
+from dataplane.dispatch import TREE_THRESHOLD, ip_key, ip_tree, port_tree
 from dataplane.model import Endpoint, NodeInfo, ServicePort
-
-# Top-level chains, in the order kube-proxy declares them.
-FILTER_CHAINS = ("KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL")
-NAT_CHAINS = ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ")
-KUBELET_FIREWALL_CHAIN = "KUBE-FIREWALL"
-MARK_MASQ = "KUBE-MARK-MASQ"
-
-# Per-service nat chains; any chain with one of these prefixes is ours.
-SERVICE_CHAIN_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-", *TREE_CHAIN_PREFIXES)
 
 # kube-proxy drops per-endpoint comments above this many endpoints.
 LARGE_CLUSTER_ENDPOINTS = 1000
-
-
-def is_service_chain(name: str) -> bool:
-    """True for KUBE-SVC-/SVL-/EXT-/FW-/SEP- chains (kube-proxy's isServiceChainName)
-    and our dispatch-tree chains (KUBE-SVCS-, KUBE-NP-)."""
-    return name.startswith(SERVICE_CHAIN_PREFIXES)
 
 
 class Ruleset:
@@ -125,48 +110,6 @@ def restore_text(tables: Mapping[str, Mapping[str, Sequence[str]]],
         parts.append("COMMIT")
     parts.append("")
     return "\n".join(parts)
-
-
-# ---------------------------------------------------------------- chain names
-
-
-_B32_PAIRS = [a + b for a in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"]
-
-
-@functools.lru_cache(maxsize=1 << 17)
-def _hash16(text: str) -> str:
-    """base32.StdEncoding(sha256(text))[:16]: the first 80 bits, 10 bits (two
-    base32 digits) at a time; equal to base64.b32encode(digest)[:16], faster."""
-    n = int.from_bytes(hashlib.sha256(text.encode()).digest()[:10], "big")
-    t = _B32_PAIRS
-    return (
-        t[n >> 70] + t[(n >> 60) & 1023] + t[(n >> 50) & 1023] + t[(n >> 40) & 1023]
-        + t[(n >> 30) & 1023] + t[(n >> 20) & 1023] + t[(n >> 10) & 1023] + t[n & 1023]
-    )
-
-
-def port_proto_hash(spn: str, protocol: str) -> str:
-    """kube-proxy's portProtoHash: base32(sha256(spn + lowercase protocol))[:16]."""
-    return _hash16(spn + protocol.lower())
-
-
-def endpoint_chain_name(spn: str, protocol: str, address: str) -> str:
-    """kube-proxy's servicePortEndpointChainName: KUBE-SEP- + hash(spn+proto+"ip:port")."""
-    return "KUBE-SEP-" + _hash16(spn + protocol.lower() + address)
-
-
-@dataclass(frozen=True)
-class ServiceChains:
-    svc: str  # KUBE-SVC-: Cluster traffic policy dispatch
-    svl: str  # KUBE-SVL-: Local traffic policy dispatch
-    ext: str  # KUBE-EXT-: external destinations
-    fw: str  # KUBE-FW-: loadBalancerSourceRanges firewall
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def service_chains(spn: str, protocol: str) -> ServiceChains:
-    h = port_proto_hash(spn, protocol)
-    return ServiceChains("KUBE-SVC-" + h, "KUBE-SVL-" + h, "KUBE-EXT-" + h, "KUBE-FW-" + h)
 
 
 # ---------------------------------------------------------------- endpoints

@@ -14,7 +14,8 @@ import pytest
 from dataplane import dispatch
 from dataplane.iptables import compose_partial
 from dataplane.model import Endpoint, NodeInfo, ServicePort
-from dataplane.rules import RenderCache, is_service_chain, render, service_chains
+from dataplane.chains import is_service_chain, service_chains
+from dataplane.rules import RenderCache, render
 from tests.unit.test_rules import Tracer
 
 NODE = NodeInfo(name="test-node", cluster_cidr="10.244.0.0/16", node_ips=("192.168.0.2",))

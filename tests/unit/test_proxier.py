@@ -15,7 +15,7 @@ import pytest
 
 from agent.proxier import ChangeTracker, Proxier, service_ports, slice_endpoints
 from dataplane.model import Endpoint, NodeInfo, ServicePort
-from dataplane.rules import service_chains
+from dataplane.chains import service_chains
 
 NODE = NodeInfo(name="node-a", cluster_cidr="10.244.0.0/16", node_ips=("192.168.50.2",))
 

@@ -21,13 +21,8 @@ import textwrap
 import pytest
 
 from dataplane.model import Endpoint, NodeInfo, ServicePort
-from dataplane.rules import (
-    endpoint_chain_name,
-    is_service_chain,
-    port_proto_hash,
-    render,
-    service_chains,
-)
+from dataplane.chains import endpoint_chain_name, is_service_chain, port_proto_hash, service_chains
+from dataplane.rules import render
 
 NODE = NodeInfo(name="test-node", cluster_cidr="10.0.0.0/8", node_ips=("192.168.0.2",))
 EXTERNAL_CLIENT = "203.0.113.2"
