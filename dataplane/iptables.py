@@ -315,8 +315,10 @@ _written: tuple | None = None  # tables_fingerprint() right after our last resto
 
 
 def tables_fingerprint(tables: Iterable[str] = CANARY_TABLES) -> tuple[tuple[int, int], ...]:
-    """(entries, bytes) of each table, from the kernel's table info: any write
-    by anyone changes it, and reading it copies no rules."""
+    """(entries, bytes) of each table, from the kernel's table info, which
+    reading copies no rules of. Deleting or adding a chain or rule changes it
+    (a rule swapped for one of the same size does not; the canary check only
+    needs chains going away)."""
     libc = ctypes.CDLL(None, use_errno=True)
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
         result = []
