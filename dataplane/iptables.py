@@ -32,6 +32,7 @@ everything of ours and nothing else.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import re
 import socket
@@ -314,12 +315,17 @@ _GETINFO = struct.Struct("32s13I")  # struct ipt_getinfo: name, hooks, entries, 
 _written: tuple | None = None  # tables_fingerprint() right after our last restore
 
 
+@functools.lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def tables_fingerprint(tables: Iterable[str] = CANARY_TABLES) -> tuple[tuple[int, int], ...]:
     """(entries, bytes) of each table, from the kernel's table info, which
     reading copies no rules of. Deleting or adding a chain or rule changes it
     (a rule swapped for one of the same size does not; the canary check only
     needs chains going away)."""
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc()
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
         result = []
         for table in tables:

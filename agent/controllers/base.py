@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Callable, Iterable
 
-from agent.store import Event, Store
+from agent.store import Event, NotFound, Store
 
 log = logging.getLogger("nsplane.controllers")
 
@@ -107,6 +107,15 @@ class Controller:
 
     def sync(self, key) -> float | None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def live(self, resource: str, namespace: str, name: str) -> dict | None:
+        """The object, or None when it is gone or being deleted (nothing to
+        reconcile); any other store error goes to `_work`'s retry."""
+        try:
+            obj = self.store.get(resource, namespace, name)
+        except NotFound:
+            return None
+        return None if obj["metadata"].get("deletionTimestamp") else obj
 
 
 def ns_name(obj: dict) -> tuple[str, str]:

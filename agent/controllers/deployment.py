@@ -79,11 +79,8 @@ class DeploymentController(Controller):
 
     def sync(self, key):
         ns, name = key
-        try:
-            d = self.store.get("deployments", ns, name)
-        except Exception:
-            return None
-        if d["metadata"].get("deletionTimestamp"):
+        d = self.live("deployments", ns, name)
+        if d is None:
             return None
         uid = d["metadata"]["uid"]
         sets = [rs for rs in self.store.list("replicasets", ns)[0] if owned_by(rs, uid)]

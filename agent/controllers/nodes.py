@@ -42,9 +42,8 @@ class NodeController(Controller):
     def sync(self, key):
         _, name = key
         self._host_routes()
-        try:
-            node = self.store.get("nodes", "", name)
-        except Exception:
+        node = self.live("nodes", "", name)
+        if node is None:
             return None
         if not node.get("spec", {}).get("podCIDR"):
             used = {n.get("spec", {}).get("podCIDR") for n in self.store.list("nodes")[0]}

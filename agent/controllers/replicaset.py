@@ -54,11 +54,8 @@ class ReplicaSetController(Controller):
 
     def sync(self, key):
         ns, name = key
-        try:
-            rs = self.store.get("replicasets", ns, name)
-        except Exception:
-            return None
-        if rs["metadata"].get("deletionTimestamp"):
+        rs = self.live("replicasets", ns, name)
+        if rs is None:
             return None
         uid = rs["metadata"]["uid"]
         mine = [p for p in self.store.list("pods", ns)[0] if owned_by(p, uid)]

@@ -43,11 +43,8 @@ class Scheduler(Controller):
 
     def sync(self, key):
         ns, name = key
-        try:
-            pod = self.store.get("pods", ns, name)
-        except Exception:
-            return None
-        if pod["spec"].get("nodeName") or pod["metadata"].get("deletionTimestamp"):
+        pod = self.live("pods", ns, name)
+        if pod is None or pod["spec"].get("nodeName"):
             return None
         nodes = self.store.list("nodes")[0]
         load: dict[str, int] = {}
