@@ -3,7 +3,7 @@
 These are the only shapes `dataplane.rules` and `dataplane.iptables` know. They
 mirror what kube-proxy keeps after converting API objects (its ServicePort and
 Endpoint interfaces in pkg/proxy), reduced to what the iptables rules need.
-`agent.proxier` converts Service / EndpointSlice JSON into them in exactly one
+`agent.node.proxy.proxier` converts Service / EndpointSlice JSON into them in exactly one
 place; nothing here knows the API server exists.
 
 All classes are frozen so they can be dict keys, compared for no-op detection

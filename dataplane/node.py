@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import logging
 
 from pyroute2 import NetlinkError
 
 from . import netns
 from .netns import NetworkSetupError
+
+log = logging.getLogger("nsplane.dataplane.node")
 
 NODE_IFNAME = "eth0"
 RTPROT_NSPLANE = 78  # `ip route` shows "proto 78" on routes set_pod_routes owns
@@ -150,7 +153,7 @@ def _enable_forwarding(node_netns: str | None, uplink: str = NODE_IFNAME) -> Non
     127.0.0.1 as kube-proxy's iptables mode arranges (its KUBE-FIREWALL rule
     drops martian localnet traffic from outside); relax strict rp_filter to loose.
     None: the caller's own namespace, with `uplink` its interface to the
-    other nodes (host mode, agent/hostmode.py)."""
+    other nodes (host mode, agent/cli/hostmode.py)."""
     for key in ("net.ipv4.ip_forward", "net.ipv4.conf.all.route_localnet"):
         if netns.sysctl_get(node_netns, key) != "1":
             netns.sysctl_set(node_netns, key, "1")
@@ -217,6 +220,16 @@ def set_pod_routes(node_netns: str | None, routes: dict[str, str]) -> tuple[list
             _replace_route(sock, what, dst=dst, dst_len=int(plen),
                            gateway=wanted[cidr], proto=RTPROT_NSPLANE)
     return changed, removed
+
+
+def sync_pod_routes(node_netns: str | None, routes: dict[str, str], what: str = "pod routes") -> None:
+    """`set_pod_routes` for long-running loops: logs what changed, never raises."""
+    try:
+        added, removed = set_pod_routes(node_netns, routes)
+        if added or removed:
+            log.info("%s: +%s -%s", what, added, removed)
+    except Exception as e:
+        log.error("%s %s: %s", what, routes, e)
 
 
 def teardown_node(node_netns: str, host_if: str, host_netns: str | None = None) -> list[str]:

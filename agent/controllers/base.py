@@ -7,7 +7,10 @@ import threading
 import time
 from typing import Callable, Iterable
 
-from agent.store import Event, NotFound, Store
+from agent.api.events import event_object
+from agent.api.kinds import BY_RESOURCE
+from agent.apiserver.registry import APIError
+from agent.apiserver.store import Event, NotFound, Store
 
 log = logging.getLogger("nsplane.controllers")
 
@@ -137,3 +140,26 @@ def controller_ref(obj: dict) -> dict | None:
 def owner_ref(owner: dict) -> dict:
     return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
             "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+
+
+def record_event(registry, involved: dict, reason: str, message: str, etype: str = "Normal",
+                 component: str = "nsplane") -> None:
+    """Write an Event about `involved` through the registry, or bump the
+    count of the same one; a failure is logged, never raised."""
+    kind = BY_RESOURCE["events"]
+    ev = event_object(involved, reason, message, etype, component)
+    ns, name = ev["metadata"]["namespace"], ev["metadata"]["name"]
+
+    def bump(cur):
+        cur["count"] = cur.get("count", 1) + 1
+        cur["lastTimestamp"] = ev["lastTimestamp"]
+        return cur
+    try:
+        try:
+            registry.create(kind, ns, ev)
+        except APIError as e:
+            if e.code != 409:
+                raise
+            registry.guaranteed_update(kind, ns, name, bump)
+    except Exception:
+        log.exception("could not record event %s for %s", reason, name)

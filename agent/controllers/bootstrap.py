@@ -1,11 +1,12 @@
 """What a new cluster has before the user applies anything: the namespaces
 default, kube-system, kube-public and kube-node-lease, and the `kubernetes`
-Service (default, 10.96.0.1:443) whose endpoints are the API server itself."""
+Service (default, 10.96.0.1:443) whose endpoints are the API server itself,
+and the cluster DNS (kube-system/kube-dns and the coredns Deployment)."""
 from __future__ import annotations
 
-from agent.kinds import BY_RESOURCE
-from agent.registry import APIError, Registry
-from agent.store import NotFound
+from agent.api.kinds import BY_RESOURCE
+from agent.apiserver.registry import APIError, Registry
+from agent.apiserver.store import NotFound
 
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -54,3 +55,40 @@ def endpoints(registry: Registry, api_ip: str, api_port: int) -> None:
                 registry.create(BY_RESOURCE[resource], "default", {"metadata": md, **body})
             except APIError:
                 raise
+
+
+DNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.3"
+DNS_LABELS = {"k8s-app": "kube-dns"}
+
+
+def cluster_dns(registry: Registry, cfg) -> None:
+    """kube-system/kube-dns (10.96.0.10: 53/UDP, 53/TCP, 9153/TCP) and the
+    coredns Deployment behind it, as kubeadm creates them."""
+    ensure(registry, "services", {
+        "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                     "labels": {**DNS_LABELS, "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"},
+                     "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"}},
+        "spec": {"type": "ClusterIP", "clusterIP": cfg.dns_ip, "selector": DNS_LABELS,
+                 "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                           {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                           {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]}})
+    env = [{"name": "NSPLANE_DNS_DOMAIN", "value": cfg.cluster_domain},
+           {"name": "NSPLANE_API_CA_FILE", "value": cfg.ca_file},          # its service account's
+           {"name": "NSPLANE_API_TOKEN_FILE", "value": cfg.token_file("coredns")}]   # ca.crt and token
+    if cfg.upstream_dns:
+        env.append({"name": "NSPLANE_DNS_UPSTREAMS", "value": ",".join(cfg.upstream_dns)})
+    ensure(registry, "deployments", {
+        "metadata": {"name": "coredns", "namespace": "kube-system", "labels": DNS_LABELS},
+        "spec": {"replicas": 2, "selector": {"matchLabels": DNS_LABELS},
+                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}},
+                 "template": {"metadata": {"labels": DNS_LABELS}, "spec": {
+                     "dnsPolicy": "Default",
+                     "containers": [{
+                         "name": "coredns", "image": DNS_IMAGE, "args": ["-conf", "/etc/coredns/Corefile"],
+                         "env": env,
+                         "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                                   {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+                                   {"name": "metrics", "containerPort": 9153, "protocol": "TCP"}],
+                         "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}, "initialDelaySeconds": 60,
+                                           "timeoutSeconds": 5, "failureThreshold": 5},
+                         "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 1}}]}}}})

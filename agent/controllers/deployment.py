@@ -7,11 +7,18 @@ import copy
 import json
 import math
 
-from agent import events
-from agent.controllers.base import Controller, controller_ref, ns_name, owned_by, owner_ref
+from agent.api.kinds import BY_RESOURCE
+from agent.api.objects import now_iso
+from agent.apiserver.registry import APIError
+from agent.controllers.base import (
+    Controller,
+    controller_ref,
+    ns_name,
+    owned_by,
+    owner_ref,
+    record_event,
+)
 from agent.controllers.replicaset import active, pod_ready
-from agent.kinds import BY_RESOURCE
-from agent.registry import APIError, now_iso
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
@@ -130,9 +137,9 @@ class DeploymentController(Controller):
         try:
             rs = self.registry.create(BY_RESOURCE["replicasets"], d["metadata"]["namespace"], rs)
         except APIError as e:
-            events.record(self.store, d, "FailedCreate", e.message, "Warning", "deployment-controller")
+            record_event(self.registry, d, "FailedCreate", e.message, "Warning", "deployment-controller")
             return None
-        events.record(self.store, d, "ScalingReplicaSet",
+        record_event(self.registry, d, "ScalingReplicaSet",
                       f"Scaled up replica set {rs['metadata']['name']} to {rs['spec']['replicas']}",
                       component="deployment-controller")
         return rs
@@ -151,7 +158,7 @@ class DeploymentController(Controller):
             return o
         self.store.guaranteed_update("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"], put)
         verb = "up" if target > cur else "down"
-        events.record(self.store, d, "ScalingReplicaSet",
+        record_event(self.registry, d, "ScalingReplicaSet",
                       f"Scaled {verb} replica set {rs['metadata']['name']} from {cur} to {target}",
                       component="deployment-controller")
 

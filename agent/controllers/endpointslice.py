@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import random
 
-from agent import selectors
+from agent.api import selectors
+from agent.api.kinds import BY_RESOURCE
+from agent.apiserver.store import NotFound
 from agent.controllers.base import Controller, ns_name, owner_ref
 from agent.controllers.replicaset import pod_ready
-from agent.kinds import BY_RESOURCE
-from agent.store import NotFound
 
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER = "endpointslice-controller.k8s.io"

@@ -5,9 +5,9 @@ bound to a Node that no longer exists are deleted at once (no kubelet is left
 to stop them gracefully), so their ReplicaSets recreate them elsewhere."""
 from __future__ import annotations
 
+from agent.api.kinds import BY_RESOURCE
+from agent.apiserver.registry import APIError
 from agent.controllers.base import Controller
-from agent.kinds import BY_RESOURCE
-from agent.registry import APIError
 
 OWNERS = ("deployments", "replicasets", "services", "nodes")
 DEPENDENTS = ("replicasets", "pods", "endpointslices")

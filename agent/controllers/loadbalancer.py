@@ -9,13 +9,12 @@ has, or the lowest free one. A Service that leaves type LoadBalancer gives its
 address back. When the pool is exhausted or disabled the Service stays
 `<pending>` with a Warning Event saying why, and is retried whenever another
 Service releases an address. Which node answers ARP for the address is the
-node agents' business (agent/speaker.py), as with MetalLB's speakers.
+node agents' business (agent/node/speaker.py), as with MetalLB's speakers.
 """
 from __future__ import annotations
 
-from agent import events
-from agent.controllers.base import Controller, ns_name
-from agent.store import NotFound
+from agent.apiserver.store import NotFound
+from agent.controllers.base import Controller, ns_name, record_event
 
 COMPONENT = "nsplane-lb-controller"
 
@@ -42,7 +41,7 @@ class LoadBalancerController(Controller):
 
     def sync(self, key):
         ns, name = key
-        with self.store._lock:
+        with self.store.transaction():
             try:
                 svc = self.store.get("services", ns, name)
             except NotFound:
@@ -68,10 +67,10 @@ class LoadBalancerController(Controller):
                 self.pending.discard(key)
                 self._set_ingress(ns, name, want)
         if want is None:
-            events.record(self.store, svc, "AllocationFailed", f'Failed to allocate IP for "{ns}/{name}": {why}',
+            record_event(self.registry, svc, "AllocationFailed", f'Failed to allocate IP for "{ns}/{name}": {why}',
                           "Warning", COMPONENT)
         else:
-            events.record(self.store, svc, "IPAllocated", f'Assigned IP ["{want}"]', component=COMPONENT)
+            record_event(self.registry, svc, "IPAllocated", f'Assigned IP ["{want}"]', component=COMPONENT)
         return None
 
     def _set_ingress(self, ns: str, name: str, ip: str | None) -> None:

@@ -6,14 +6,12 @@ server answers pods (the `kubernetes` Service keeps their source address)."""
 from __future__ import annotations
 
 import ipaddress
-import logging
 import time
 from datetime import datetime, timezone
 
+from agent.api.objects import pod_cidr_routes
 from agent.controllers.base import Controller, ns_name
 from dataplane import node as nodenet
-
-log = logging.getLogger("nsplane.controllers.nodes")
 
 
 def next_pod_cidr(cluster_cidr: str, used: set[str], prefix: int = 24) -> str:
@@ -74,25 +72,5 @@ class NodeController(Controller):
         return None
 
     def _host_routes(self) -> None:
-        sync_pod_routes(self.store.list("nodes", copy_items=False)[0], what="host routes to pod CIDRs")
-
-
-def internal_ip(node: dict) -> str | None:
-    return next((a["address"] for a in node.get("status", {}).get("addresses", []) or []
-                 if a.get("type") == "InternalIP"), None)
-
-
-def sync_pod_routes(nodes: list[dict], skip: str | None = None, what: str = "pod routes") -> None:
-    """Route every node's pod CIDR (but node `skip`'s own) via its InternalIP, in
-    this process's namespace; log what changed, never raise."""
-    want = {}
-    for n in nodes:
-        cidr, ip = n.get("spec", {}).get("podCIDR"), internal_ip(n)
-        if n["metadata"]["name"] != skip and cidr and ip:
-            want[cidr] = ip
-    try:
-        added, removed = nodenet.set_pod_routes(None, want)
-        if added or removed:
-            log.info("%s: +%s -%s", what, added, removed)
-    except Exception as e:
-        log.error("%s %s: %s", what, want, e)
+        nodenet.sync_pod_routes(None, pod_cidr_routes(self.store.list("nodes", copy_items=False)[0]),
+                                what="host routes to pod CIDRs")

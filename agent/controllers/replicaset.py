@@ -5,9 +5,15 @@ from __future__ import annotations
 import copy
 import random
 
-from agent import events
-from agent.controllers.base import Controller, controller_ref, ns_name, owned_by, owner_ref
-from agent.registry import APIError
+from agent.apiserver.registry import APIError
+from agent.controllers.base import (
+    Controller,
+    controller_ref,
+    ns_name,
+    owned_by,
+    owner_ref,
+    record_event,
+)
 
 ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -67,10 +73,10 @@ class ReplicaSetController(Controller):
                 try:
                     pod = self.registry.create(kind, ns, pod_from_template(rs))
                 except APIError as e:
-                    events.record(self.store, rs, "FailedCreate", f"Error creating: {e.message}", "Warning",
+                    record_event(self.registry, rs, "FailedCreate", f"Error creating: {e.message}", "Warning",
                                   "replicaset-controller")
                     return 5.0
-                events.record(self.store, rs, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
+                record_event(self.registry, rs, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
                               component="replicaset-controller")
         elif len(live) > want:
             for pod in deletion_order(live)[:len(live) - want]:
@@ -78,13 +84,13 @@ class ReplicaSetController(Controller):
                     self.registry.delete(kind, ns, pod["metadata"]["name"])
                 except APIError:
                     continue
-                events.record(self.store, rs, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}",
+                record_event(self.registry, rs, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}",
                               component="replicaset-controller")
         self._status(rs, [p for p in self.store.list("pods", ns)[0] if owned_by(p, uid) and active(p)])
         return None
 
     def registry_kind(self, resource: str):
-        from agent.kinds import BY_RESOURCE
+        from agent.api.kinds import BY_RESOURCE
         return BY_RESOURCE[resource]
 
     def _status(self, rs: dict, live: list[dict]) -> None:

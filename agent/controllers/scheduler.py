@@ -2,8 +2,7 @@
 nodeName / nodeSelector, preferring the node with the fewest pods (spread)."""
 from __future__ import annotations
 
-from agent import events
-from agent.controllers.base import Controller, ns_name
+from agent.controllers.base import Controller, ns_name, record_event
 
 
 def node_ready(node: dict) -> bool:
@@ -54,7 +53,7 @@ class Scheduler(Controller):
                 load[n] = load.get(n, 0) + 1
         node, why = pick_node(pod, nodes, load)
         if node is None:
-            events.record(self.store, pod, "FailedScheduling", why, "Warning", "default-scheduler")
+            record_event(self.registry, pod, "FailedScheduling", why, "Warning", "default-scheduler")
             return 1.0
 
         def bind(cur):
@@ -66,6 +65,6 @@ class Scheduler(Controller):
             conds.append({"type": "PodScheduled", "status": "True"})
             return cur
         self.store.guaranteed_update("pods", ns, name, bind)
-        events.record(self.store, pod, "Scheduled", f"Successfully assigned {ns}/{name} to {node}",
+        record_event(self.registry, pod, "Scheduled", f"Successfully assigned {ns}/{name} to {node}",
                       component="default-scheduler")
         return None

@@ -41,7 +41,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from agent import cluster as clusterops  # noqa: E402
-from agent.client import Client  # noqa: E402
+from agent.api.client import Client  # noqa: E402
 from tests.integration.cluster import ThrowawayCluster  # noqa: E402
 
 PAUSE = """

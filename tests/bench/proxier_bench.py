@@ -258,7 +258,7 @@ def node_incremental(n: int, rounds: int) -> dict:
     """A Proxier with n Services; one Service's endpoint is added / removed and
     each time we measure change -> sync -> a real connection from the client
     pod reaching the new endpoint (or being refused after the removal)."""
-    from agent.proxier import Proxier
+    from agent.node.proxy.proxier import Proxier
     from dataplane import iptables
 
     rss_before = _rss_mb()

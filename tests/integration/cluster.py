@@ -9,8 +9,8 @@ import subprocess
 import sys
 import time
 
-from agent import cluster
-from agent.config import ClusterConfig
+from agent.api.config import ClusterConfig
+from agent.cli import clusterops as cluster
 from dataplane import names, netns
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -50,7 +50,7 @@ class ThrowawayCluster:
 
     def kubeconfig(self) -> str:
         """A kubeconfig for real kubectl, in the state dir (never ~/.kube/config)."""
-        from agent import kubeconfig
+        from agent.cli import kubeconfig
         path = os.path.join(self.cfg.dir, "kubeconfig")
         kubeconfig.write_file(path, kubeconfig.for_cluster(self.cfg))
         return path

@@ -23,8 +23,8 @@ import time
 
 import pytest
 
-from agent import cluster
-from agent.config import ClusterConfig
+from agent.api.config import ClusterConfig
+from agent.cli import clusterops as cluster
 from tests.integration.cluster import REPO, ThrowawayCluster
 
 pytestmark = pytest.mark.integration
@@ -148,7 +148,7 @@ def lab(tmp_path_factory):
         make_lan()
         make_vm(VM1, VM1_IP, "nsplane-vm1")
         make_vm(VM2, VM2_IP, "nsplane-vm2")
-        internet = subprocess.Popen(["ip", "netns", "exec", LAN, sys.executable, "-m", "agent.workloads.agnhost",
+        internet = subprocess.Popen(["ip", "netns", "exec", LAN, sys.executable, "-m", "agent.node.workloads.agnhost",
                                      "netexec", "--http-port=8080", "--udp-port=-1"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
                                     env=dict(os.environ, PYTHONPATH=REPO), start_new_session=True)

@@ -181,7 +181,7 @@ except OSError as err:
 
 PROXIER = """
 import json, logging, sys
-from agent.proxier import Proxier
+from agent.node.proxy.proxier import Proxier
 from dataplane.model import NodeInfo
 logging.basicConfig(level=logging.INFO)
 p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)))
@@ -259,7 +259,7 @@ def test_cluster_ip_traffic_is_dnated_and_no_endpoints_is_refused():
 
 TREE_PROXIER = """
 import json, logging, sys
-from agent.proxier import Proxier
+from agent.node.proxy.proxier import Proxier
 from dataplane.model import NodeInfo
 p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)), tree_threshold=4)
 def svc(i, node_port=None):
@@ -303,7 +303,7 @@ def test_services_above_the_tree_threshold_are_reachable_and_partial_syncs_work(
 
 
 LARGE_PROXIER = """
-from agent.proxier import Proxier
+from agent.node.proxy.proxier import Proxier
 from dataplane.model import NodeInfo
 p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)), large_threshold=0)
 for i in range(2):
@@ -338,7 +338,7 @@ def test_large_cluster_layout_dnats_from_the_service_chain_and_hairpins():
 
 TOGGLER = """
 import sys, time
-from agent.proxier import Proxier
+from agent.node.proxy.proxier import Proxier
 from dataplane.model import NodeInfo
 p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)))
 p.on_service(None, {"metadata": {"name": "flip", "namespace": "default"},

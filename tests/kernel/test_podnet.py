@@ -16,8 +16,8 @@ import time
 
 import pytest
 
+from agent.node.workloads import python_module
 from dataplane import cleanup, names, netns, node, podnet, uts
-from agent.workloads import python_module
 
 pytestmark = [
     pytest.mark.kernel,

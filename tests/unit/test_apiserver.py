@@ -6,15 +6,15 @@ import time
 
 import pytest
 
-from agent.apiserver import APIServer
-from agent.client import APIStatusError, Client, Informer
+from agent.api.client import APIStatusError, Client, Informer
+from agent.apiserver.handler import APIServer
+from agent.apiserver.registry import Registry
+from agent.apiserver.store import Store
 from agent.controllers import bootstrap
 from agent.controllers.deployment import DeploymentController
 from agent.controllers.endpointslice import EndpointSliceController
 from agent.controllers.gc import GarbageCollector
 from agent.controllers.replicaset import ReplicaSetController
-from agent.registry import Registry
-from agent.store import Store
 
 
 @pytest.fixture
@@ -168,7 +168,7 @@ def test_store_survives_restart(tmp_path):
     store = Store(str(tmp_path / "s.db"))
     reg = Registry(store)
     bootstrap.bootstrap(reg, "172.28.0.1", 6443)
-    from agent.kinds import BY_RESOURCE
+    from agent.api.kinds import BY_RESOURCE
     ip = reg.create(BY_RESOURCE["services"], "default", SVC)["spec"]["clusterIP"]
     rv = store.resource_version
     store.close()

@@ -1,6 +1,6 @@
 """Discovery documents: what kubectl reads to map `get svc`, `get all`,
 `scale deploy` and `exec` onto URLs."""
-from agent import discovery as D
+from agent.apiserver import discovery as D
 
 
 def by_name(doc):

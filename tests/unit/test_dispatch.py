@@ -12,9 +12,9 @@ import random
 import pytest
 
 from dataplane import dispatch
+from dataplane.chains import is_service_chain, service_chains
 from dataplane.iptables import compose_partial
 from dataplane.model import Endpoint, NodeInfo, ServicePort
-from dataplane.chains import is_service_chain, service_chains
 from dataplane.rules import RenderCache, render
 from tests.unit.test_rules import Tracer
 

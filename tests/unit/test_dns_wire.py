@@ -4,12 +4,12 @@ import random
 import struct
 
 from dnslib import EDNS0, QTYPE, RCODE, RR, A, DNSRecord
+from test_dns_records import HTTP, cluster, ep, eps, svc
 
 from dns import wire
 from dns.forward import ForwardCache, parse_upstream, upstreams_from_resolv_conf
 from dns.handler import QueryHandler
 from dns.records import Config
-from test_dns_records import HTTP, cluster, ep, eps, svc
 
 CFG = Config(local_ips=("10.244.0.5",))
 

@@ -4,9 +4,10 @@ import os
 
 import pytest
 
-from agent import hostmode
-from agent.cli import parser
-from agent.config import ClusterConfig
+from agent.api.config import ClusterConfig
+from agent.cli import hostmode
+from agent.cli.main import parser
+from agent.node import hostnode
 from dataplane.iptables import TableState
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,21 +50,21 @@ def test_a_file_that_is_not_a_node_token_is_refused():
 
 def test_egress_masquerade_rules():
     empty = TableState(set(), [])
-    on = hostmode.egress_restore("10.244.0.0/16", True, empty)
+    on = hostnode.egress_restore("10.244.0.0/16", True, empty)
     assert on.splitlines() == [
         "*nat", ":NSPLANE-EGRESS - [0:0]",
         '-A NSPLANE-EGRESS -s 10.244.0.0/16 -d 10.244.0.0/16 -m comment --comment "pod to pod: no SNAT" -j RETURN',
         "-A NSPLANE-EGRESS -s 10.244.0.0/16 -d 224.0.0.0/4 -j RETURN",
         '-A NSPLANE-EGRESS -s 10.244.0.0/16 -m comment --comment "pods to the outside: SNAT to the node" '
         "-j MASQUERADE",
-        f"-A POSTROUTING {hostmode.EGRESS_JUMP}", "COMMIT"]
-    jump = f"-A POSTROUTING {hostmode.EGRESS_JUMP}"
+        f"-A POSTROUTING {hostnode.EGRESS_JUMP}", "COMMIT"]
+    jump = f"-A POSTROUTING {hostnode.EGRESS_JUMP}"
     twice = TableState({"NSPLANE-EGRESS"}, [jump, jump])
-    again = hostmode.egress_restore("10.244.0.0/16", True, twice)
-    assert again.count(f"-D POSTROUTING {hostmode.EGRESS_JUMP}") == 1 and jump not in again
-    assert hostmode.egress_restore("10.244.0.0/16", False, empty) == ""
-    off = hostmode.egress_restore("10.244.0.0/16", False, TableState({"NSPLANE-EGRESS"}, [jump]))
-    assert "-X NSPLANE-EGRESS" in off and f"-D POSTROUTING {hostmode.EGRESS_JUMP}" in off
+    again = hostnode.egress_restore("10.244.0.0/16", True, twice)
+    assert again.count(f"-D POSTROUTING {hostnode.EGRESS_JUMP}") == 1 and jump not in again
+    assert hostnode.egress_restore("10.244.0.0/16", False, empty) == ""
+    off = hostnode.egress_restore("10.244.0.0/16", False, TableState({"NSPLANE-EGRESS"}, [jump]))
+    assert "-X NSPLANE-EGRESS" in off and f"-D POSTROUTING {hostnode.EGRESS_JUMP}" in off
     assert "MASQUERADE" not in off
 
 
@@ -77,7 +78,7 @@ def test_cli_flags():
         "https://192.168.56.10:6443", "t", "node-2", False)
 
 
-@pytest.mark.parametrize("unit,module", [("nsplane-server.service", "agent.server"),
+@pytest.mark.parametrize("unit,module", [("nsplane-server.service", "agent.controlplane"),
                                          ("nsplane-agent.service", "agent.node")])
 def test_systemd_units(unit, module):
     ini = configparser.ConfigParser(strict=False, interpolation=None)

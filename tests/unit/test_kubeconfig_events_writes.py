@@ -6,11 +6,14 @@ import os
 
 import pytest
 
-from agent import events, kubeconfig, pki, writes
-from agent.events import Correlator
-from agent.kinds import BY_KIND
-from agent.registry import APIError, Registry
-from agent.store import Store
+from agent.api import events, pki
+from agent.api.events import Correlator
+from agent.api.kinds import BY_KIND
+from agent.apiserver import writes
+from agent.apiserver.registry import APIError, Registry
+from agent.apiserver.store import Store
+from agent.cli import kubeconfig
+from agent.controllers.base import record_event
 
 # ---- kubeconfig ----------------------------------------------------------------
 
@@ -110,10 +113,12 @@ def test_many_similar_events_are_combined():
     assert action == "update" and again["count"] == 2
 
 
-def test_record_in_store_dedups_by_count():
+def test_record_through_registry_dedups_by_count():
     store = Store(":memory:")
-    events.record(store, POD, "Scheduled", "Successfully assigned default/p to node-1", component="default-scheduler")
-    events.record(store, POD, "Scheduled", "Successfully assigned default/p to node-1", component="default-scheduler")
+    reg = Registry(store)
+    reg.create(BY_KIND["Namespace"], None, {"metadata": {"name": "default"}})
+    record_event(reg, POD, "Scheduled", "Successfully assigned default/p to node-1", component="default-scheduler")
+    record_event(reg, POD, "Scheduled", "Successfully assigned default/p to node-1", component="default-scheduler")
     items = store.list("events", "default")[0]
     assert len(items) == 1 and items[0]["count"] == 2
     assert items[0]["involvedObject"]["uid"] == "u1"

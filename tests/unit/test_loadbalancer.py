@@ -5,9 +5,10 @@ import json
 
 import pytest
 
-from agent import healthcheck, speaker
-from agent.allocator import AllocationError, LoadBalancerPool
-from agent.registry import drop_type_dependent_fields
+from agent.apiserver.allocator import AllocationError, LoadBalancerPool
+from agent.apiserver.registry import drop_type_dependent_fields
+from agent.node import speaker
+from agent.node.proxy import healthcheck
 from dataplane import arp
 
 MAC_A = bytes.fromhex("02aabbccdd01")
@@ -171,9 +172,9 @@ def test_health_ports_only_for_load_balancers_with_local_policy():
 
 @pytest.fixture
 def reg(tmp_path):
+    from agent.apiserver.registry import Registry
+    from agent.apiserver.store import Store
     from agent.controllers import bootstrap
-    from agent.registry import Registry
-    from agent.store import Store
     store = Store(str(tmp_path / "store.db"))
     registry = Registry(store, lb_pool="172.28.0.200-172.28.0.201")
     bootstrap.bootstrap(registry, "172.28.0.1", 6443)
@@ -182,14 +183,14 @@ def reg(tmp_path):
 
 
 def _create(reg, name, **spec):
-    from agent.kinds import BY_RESOURCE
+    from agent.api.kinds import BY_RESOURCE
     body = {"metadata": {"name": name}, "spec": {"selector": {"app": "x"}, **spec}}
     body["spec"].setdefault("ports", [{"port": 80}])
     return reg.create(BY_RESOURCE["services"], "default", body)
 
 
 def test_same_node_port_for_tcp_and_udp_of_one_service_but_not_across_services(reg):
-    from agent.registry import APIError
+    from agent.apiserver.registry import APIError
     s = _create(reg, "dns", type="NodePort", ports=[{"name": "u", "port": 53, "protocol": "UDP", "nodePort": 30053},
                                                     {"name": "t", "port": 53, "protocol": "TCP", "nodePort": 30053}])
     assert [p["nodePort"] for p in s["spec"]["ports"]] == [30053, 30053]
@@ -198,7 +199,7 @@ def test_same_node_port_for_tcp_and_udp_of_one_service_but_not_across_services(r
 
 
 def test_health_check_node_port_allocated_for_local_load_balancers_only(reg):
-    from agent.registry import APIError
+    from agent.apiserver.registry import APIError
     lb = _create(reg, "lb", type="LoadBalancer", externalTrafficPolicy="Local")
     hc = lb["spec"]["healthCheckNodePort"]
     assert 30000 <= hc <= 32767 and hc != lb["spec"]["ports"][0]["nodePort"]
@@ -208,8 +209,8 @@ def test_health_check_node_port_allocated_for_local_load_balancers_only(reg):
 
 
 def test_requested_load_balancer_ip_is_checked_at_admission_and_the_controller_assigns(reg):
+    from agent.apiserver.registry import APIError
     from agent.controllers.loadbalancer import LoadBalancerController
-    from agent.registry import APIError
     ctl = LoadBalancerController(reg.store, reg)
     with pytest.raises(APIError, match='spec.loadBalancerIP: Invalid value: "172.28.0.9": not in the load-bal'):
         _create(reg, "bad", type="LoadBalancer", loadBalancerIP="172.28.0.9")

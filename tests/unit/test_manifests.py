@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from agent import kinds
-from agent import manifests as M
+from agent.api import kinds
+from agent.cli import manifests as M
 
 SVC = """apiVersion: v1
 kind: Service

@@ -7,9 +7,9 @@ import os
 import pytest
 import yaml
 
-from agent import openapi
-from agent.kinds import BY_KIND
-from agent.registry import APIError
+from agent.api.kinds import BY_KIND
+from agent.apiserver import openapi
+from agent.apiserver.registry import APIError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -105,7 +105,7 @@ def test_valid_manifests_have_no_unknown_fields(doc):
 
 def test_served_objects_have_no_unknown_fields():
     """What the API server itself stores (defaults, status) must pass too."""
-    from agent import registry
+    from agent.apiserver import registry
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "w", "namespace": "default",
                                                                "uid": "u", "resourceVersion": "1"},
            "spec": {"type": "LoadBalancer", "ports": [{"port": 80}], "sessionAffinity": "ClientIP"}}

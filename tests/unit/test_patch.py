@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from agent import patch
-from agent.patch import PatchError, json_patch, merge_patch, strategic_merge
+from agent.apiserver import patch
+from agent.apiserver.patch import PatchError, json_patch, merge_patch, strategic_merge
 
 DEPLOY = {
     "apiVersion": "apps/v1", "kind": "Deployment",

@@ -1,6 +1,6 @@
 """What the kubelet writes for pods: resolv.conf by dnsPolicy, hosts, and the
 Service-link environment."""
-from agent import podfiles
+from agent.node.kubelet import podfiles
 
 
 def pod(**spec):

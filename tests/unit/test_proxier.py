@@ -1,4 +1,4 @@
-"""agent.proxier: API objects -> model, change tracking, the sync loop.
+"""agent.node.proxy.proxier: API objects -> model, change tracking, the sync loop.
 
 The kernel is replaced at the proxier's seams: a fake `apply` that records
 rulesets, a fake conntrack that records what would be cleared, and a canary
@@ -13,9 +13,14 @@ import time
 
 import pytest
 
-from agent.proxier import ChangeTracker, Proxier, service_ports, slice_endpoints
-from dataplane.model import Endpoint, NodeInfo, ServicePort
+from agent.node.proxy.proxier import (
+    ChangeTracker,
+    Proxier,
+    service_ports,
+    slice_endpoints,
+)
 from dataplane.chains import service_chains
+from dataplane.model import Endpoint, NodeInfo, ServicePort
 
 NODE = NodeInfo(name="node-a", cluster_cidr="10.244.0.0/16", node_ips=("192.168.50.2",))
 

@@ -20,8 +20,13 @@ import textwrap
 
 import pytest
 
+from dataplane.chains import (
+    endpoint_chain_name,
+    is_service_chain,
+    port_proto_hash,
+    service_chains,
+)
 from dataplane.model import Endpoint, NodeInfo, ServicePort
-from dataplane.chains import endpoint_chain_name, is_service_chain, port_proto_hash, service_chains
 from dataplane.rules import render
 
 NODE = NodeInfo(name="test-node", cluster_cidr="10.0.0.0/8", node_ips=("192.168.0.2",))

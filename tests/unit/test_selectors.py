@@ -1,7 +1,8 @@
 """Label/field selector parsing and matching, against kube's grammar and wording."""
 import pytest
 
-from agent import selectors as S
+from agent.api import fields as F
+from agent.api import selectors as S
 
 KEY_ERR = ("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
            "with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
@@ -138,21 +139,21 @@ POD = {"metadata": {"name": "web-1", "namespace": "default"},
     ("", True),
 ])
 def test_field_selectors(text, want):
-    assert S.parse_fields(text, "Pod")(POD) is want
+    assert F.parse_fields(text, "Pod")(POD) is want
 
 
 def test_field_selector_errors():
     with pytest.raises(ValueError) as e:
-        S.parse_fields("spec.foo=x", "Pod")
+        F.parse_fields("spec.foo=x", "Pod")
     assert str(e.value) == "field label not supported: spec.foo"
     with pytest.raises(ValueError) as e:
-        S.parse_fields("spec.nodeName=x", "Service")
+        F.parse_fields("spec.nodeName=x", "Service")
     assert str(e.value) == "field label not supported: spec.nodeName"
     with pytest.raises(ValueError) as e:
-        S.parse_fields("metadata.name", "Pod")
+        F.parse_fields("metadata.name", "Pod")
     assert str(e.value) == "invalid selector: 'metadata.name'; can't understand 'metadata.name'"
 
 
 def test_field_selector_escapes():
     obj = {"metadata": {"name": "a,b"}}
-    assert S.parse_fields(r"metadata.name=a\,b")(obj)
+    assert F.parse_fields(r"metadata.name=a\,b")(obj)

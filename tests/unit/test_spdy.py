@@ -12,7 +12,8 @@ import zlib
 
 import pytest
 
-from agent import spdy, streams
+from agent.streams import sessions as streams
+from agent.streams import spdy
 
 # ---- the dictionary and the header codec ---------------------------------------
 

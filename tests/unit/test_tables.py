@@ -3,7 +3,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agent import paging, printers, tables
+from agent.api import printers
+from agent.apiserver import paging, tables
 
 NOW = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 KUBECTL_ACCEPT = ("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;"

@@ -3,7 +3,7 @@ import copy
 
 import pytest
 
-from agent import validation as V
+from agent.apiserver import validation as V
 
 DNS1035 = ("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
            "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from agent import streams
-from agent import websocket as ws
+from agent.streams import sessions as streams
+from agent.streams import websocket as ws
 
 
 def test_accept_key_rfc_example():

@@ -1,4 +1,4 @@
-"""agent.workloads: image -> argv mapping, and the built-in servers answering
+"""agent.node.workloads: image -> argv mapping, and the built-in servers answering
 real HTTP and UDP on 127.0.0.1 (no root needed)."""
 
 import http.client
@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from agent import workloads
-from agent.workloads import UnknownImage, nginx, python_module, resolve
+from agent.node import workloads
+from agent.node.workloads import UnknownImage, nginx, python_module, resolve
 
 PY = sys.executable
 
@@ -33,7 +33,7 @@ def test_repository_strips_registry_tag_digest(image, repo):
 
 def test_nginx_default_runs_our_nginx():
     assert resolve({"image": "nginx:1.27"}) == python_module("nginx")
-    assert python_module("nginx")[:3] == [PY, "-m", "agent.workloads.nginx"]
+    assert python_module("nginx")[:3] == [PY, "-m", "agent.node.workloads.nginx"]
 
 
 def test_nginx_args_replace_cmd_through_entrypoint():
@@ -120,7 +120,7 @@ def test_nginx_error_page_like_nginx():
 
 
 def test_agnhost_udp_protocol():
-    from agent.workloads import agnhost
+    from agent.node.workloads import agnhost
     client = ("10.244.0.5", 40000)
     assert agnhost.udp_reply("hostname\n", client) == socket.gethostname()
     assert agnhost.udp_reply("echo Hello World", client) == "hello world"

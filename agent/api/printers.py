@@ -1,0 +1,452 @@
+"""kubectl's output formats, computed from plain objects.
+
+Owns: the columns and cells of kube-apiserver's Table printers for the kinds we
+serve (a port of pkg/printers/internalversion/printers.go: printService,
+printEndpoints, printEndpointSlice, printPod, printDeployment, printReplicaSet,
+printNamespace, printNode, printEvent), kubectl's tabwriter layout (column
+width = widest cell + 3 spaces, minimum 6; the last column unpadded),
+HumanDuration for AGE (k8s.io/apimachinery/pkg/util/duration), and `-o yaml` /
+`-o json` rendering as kubectl does it (keys sorted; one object, or a `List`).
+
+`rows(kind, obj, wide=...)` gives the cells the API server puts in a
+server-side Table; `table(...)` renders the text `kubectl get` prints.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import yaml
+
+from agent.api import kinds
+from agent.api.selectors import from_label_selector
+
+_COLUMNS = {
+    "Service": (["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"]),
+    "Endpoints": (["NAME", "ENDPOINTS", "AGE"], []),
+    "EndpointSlice": (["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], []),
+    "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE"], ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"]),
+    "Deployment": (["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"]),
+    "ReplicaSet": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"]),
+    "Namespace": (["NAME", "STATUS", "AGE"], []),
+    "Node": (["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+             ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]),
+    "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], []),
+}
+_EVENT_WIDE = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE", "FIRST SEEN", "COUNT", "NAME"]
+
+
+def columns(kind: str, *, wide: bool = False) -> list[str]:
+    """Column headers as kubectl prints them (Table column names upper-cased)."""
+    if kind == "Event" and wide:
+        return list(_EVENT_WIDE)
+    base, extra = _COLUMNS[kind]
+    return base + (extra if wide else [])
+
+
+# ---- time ----------------------------------------------------------------------------
+
+def human_duration(seconds: float) -> str:
+    """duration.HumanDuration, rule for rule."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = s // 3600
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        days = hours // 24
+        return f"{days // 365}y{days % 365}d" if days % 365 else f"{days // 365}y"
+    return f"{hours // 24 // 365}y"
+
+
+def parse_time(ts: str | None) -> datetime | None:
+    if not ts:
+        return None
+    try:
+        t = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def since(ts: str | None, now: datetime) -> str:
+    """translateTimestampSince: "<unknown>" for a zero/absent time."""
+    t = parse_time(ts)
+    return "<unknown>" if t is None else human_duration((now - t).total_seconds())
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or datetime.now(timezone.utc)
+
+
+# ---- per-kind cells -------------------------------------------------------------------
+
+def format_labels(labels: dict | None) -> str:
+    """labels.FormatLabels: sorted k=v joined by ',', or <none>."""
+    if not labels:
+        return "<none>"
+    return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
+
+
+def _more(items: list[str], total: int, maximum: int = 3, empty: str = "<unset>") -> str:
+    ret = ",".join(items[:maximum])
+    if total > maximum:
+        return f"{ret} + {total - maximum} more..."
+    return ret or empty
+
+
+def _lb_ingress(svc: dict, wide: bool) -> str:
+    ingress = (svc.get("status") or {}).get("loadBalancer", {}).get("ingress") or []
+    found = sorted({i.get("ip") or i.get("hostname") for i in ingress if i.get("ip") or i.get("hostname")})
+    r = ",".join(found)
+    return r[:13] + "..." if not wide and len(r) > 16 else r
+
+
+def service_external_ip(svc: dict, wide: bool = False) -> str:
+    spec = svc.get("spec") or {}
+    stype = spec.get("type", "ClusterIP")
+    ext = spec.get("externalIPs") or []
+    if stype in ("ClusterIP", "NodePort"):
+        return ",".join(ext) if ext else "<none>"
+    if stype == "LoadBalancer":
+        lb = _lb_ingress(svc, wide)
+        if ext:
+            return ",".join((lb.split(",") if lb else []) + ext)
+        return lb or "<pending>"
+    if stype == "ExternalName":
+        return spec.get("externalName", "")
+    return "<unknown>"
+
+
+def service_ports(svc: dict) -> str:
+    pieces = []
+    for p in (svc.get("spec") or {}).get("ports") or []:
+        proto = p.get("protocol", "TCP")
+        pieces.append(f"{p.get('port')}:{p['nodePort']}/{proto}" if p.get("nodePort") else f"{p.get('port')}/{proto}")
+    return ",".join(pieces) or "<none>"
+
+
+def _service(svc, wide, now):
+    spec = svc.get("spec") or {}
+    ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
+    row = [_name(svc), spec.get("type", "ClusterIP"), ips[0] if ips else "<none>",
+           service_external_ip(svc, wide), service_ports(svc), since(_created(svc), now)]
+    return row + ([format_labels(spec.get("selector"))] if wide else [])
+
+
+def format_endpoints(ep: dict) -> str:
+    subsets = ep.get("subsets") or []
+    if not subsets:
+        return "<none>"
+    items, count = [], 0
+    for ss in subsets:
+        addrs = [a.get("ip", "") for a in ss.get("addresses") or []]
+        ports = ss.get("ports") or []
+        for port in ports or [None]:
+            count += len(addrs)
+            for ip in addrs:
+                if len(items) < 3:
+                    host = f"[{ip}]" if ":" in ip else ip
+                    items.append(ip if port is None else f"{host}:{port.get('port')}")
+    return _more(items, count, empty="")
+
+
+def _endpoints(ep, wide, now):
+    return [_name(ep), format_endpoints(ep), since(_created(ep), now)]
+
+
+def _endpoint_slice(sl, wide, now):
+    ports = []
+    for p in sl.get("ports") or []:
+        ports.append(str(p["port"]) if p.get("port") is not None else (p.get("name") or "*"))
+    addrs = [a for e in sl.get("endpoints") or [] for a in e.get("addresses") or []]
+    return [_name(sl), sl.get("addressType", ""), _more(ports, len(ports)), _more(addrs, len(addrs)),
+            since(_created(sl), now)]
+
+
+def _name(obj: dict) -> str:
+    return (obj.get("metadata") or {}).get("name", "")
+
+
+def _created(obj: dict):
+    return (obj.get("metadata") or {}).get("creationTimestamp")
+
+
+# ---- Pod ---------------------------------------------------------------------------------
+
+def pod_status(pod: dict) -> tuple[str, int, int, str | None]:
+    """(STATUS reason, ready containers, restarts, last restart time) as printPod."""
+    spec, st = pod.get("spec") or {}, pod.get("status") or {}
+    phase = st.get("phase", "")
+    reason = st.get("reason") or phase
+    for cond in st.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("reason") == "SchedulingGated":
+            reason = "SchedulingGated"
+    restarts, ready, last = 0, 0, None
+    init_specs = spec.get("initContainers") or []
+    initializing = False
+    for i, c in enumerate(st.get("initContainerStatuses") or []):
+        restarts += c.get("restartCount", 0)
+        last = _later(last, _finished(c))
+        state = c.get("state") or {}
+        term, wait = state.get("terminated"), state.get("waiting")
+        if term and term.get("exitCode", 0) == 0:
+            continue
+        if term:
+            reason = "Init:" + (term.get("reason") or (f"Signal:{term['signal']}" if term.get("signal")
+                                                        else f"ExitCode:{term.get('exitCode', 0)}"))
+        elif wait and wait.get("reason") and wait["reason"] != "PodInitializing":
+            reason = "Init:" + wait["reason"]
+        else:
+            reason = f"Init:{i}/{len(init_specs)}"
+        initializing = True
+        break
+    initialized = any(c.get("type") == "Initialized" and c.get("status") == "True" for c in st.get("conditions") or [])
+    if not initializing or initialized:
+        restarts, last, has_running = 0, None, False
+        for c in reversed(st.get("containerStatuses") or []):
+            restarts += c.get("restartCount", 0)
+            last = _later(last, _finished(c))
+            state = c.get("state") or {}
+            wait, term = state.get("waiting") or {}, state.get("terminated")
+            if wait.get("reason"):
+                reason = wait["reason"]
+            elif term and term.get("reason"):
+                reason = term["reason"]
+            elif term:
+                reason = f"Signal:{term['signal']}" if term.get("signal") else f"ExitCode:{term.get('exitCode', 0)}"
+            elif c.get("ready") and state.get("running") is not None:
+                has_running = True
+                ready += 1
+        if reason == "Completed" and has_running:
+            pod_ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or [])
+            reason = "Running" if pod_ready else "NotReady"
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        if st.get("reason") == "NodeLost":
+            reason = "Unknown"
+        elif phase not in ("Succeeded", "Failed"):
+            reason = "Terminating"
+    return reason, ready, restarts, last
+
+
+def _finished(status: dict) -> str | None:
+    return ((status.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
+
+
+def _later(a: str | None, b: str | None) -> str | None:
+    ta, tb = parse_time(a), parse_time(b)
+    if tb is None:
+        return a
+    return b if ta is None or tb > ta else a
+
+
+def _pod(pod, wide, now):
+    spec, st = pod.get("spec") or {}, pod.get("status") or {}
+    reason, ready, restarts, last = pod_status(pod)
+    restarts_s = f"{restarts} ({since(last, now)} ago)" if restarts and last else str(restarts)
+    total = len(spec.get("containers") or []) + sum(
+        1 for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always")
+    row = [_name(pod), f"{ready}/{total}", reason, restarts_s, since(_created(pod), now)]
+    if not wide:
+        return row
+    ips = st.get("podIPs") or []
+    ip = ips[0].get("ip") if ips else st.get("podIP")
+    gates = spec.get("readinessGates") or []
+    gates_s = "<none>"
+    if gates:
+        conds = {c.get("type"): c.get("status") for c in st.get("conditions") or []}
+        gates_s = f"{sum(1 for g in gates if conds.get(g.get('conditionType')) == 'True')}/{len(gates)}"
+    return row + [ip or "<none>", spec.get("nodeName") or "<none>", st.get("nominatedNodeName") or "<none>", gates_s]
+
+
+# ---- workloads, namespaces, nodes, events ---------------------------------------------
+
+def _containers(obj) -> list[str]:
+    ctrs = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    return [",".join(c.get("name", "") for c in ctrs), ",".join(c.get("image", "") for c in ctrs)]
+
+
+def label_selector_string(sel: dict | None) -> str:
+    try:
+        return str(from_label_selector(sel))
+    except ValueError:
+        return "<invalid>"
+
+
+def _deployment(d, wide, now):
+    spec, st = d.get("spec") or {}, d.get("status") or {}
+    row = [_name(d), f"{st.get('readyReplicas', 0)}/{spec.get('replicas', 1)}", str(st.get("updatedReplicas", 0)),
+           str(st.get("availableReplicas", 0)), since(_created(d), now)]
+    return row + (_containers(d) + [label_selector_string(spec.get("selector"))] if wide else [])
+
+
+def _replica_set(rs, wide, now):
+    spec, st = rs.get("spec") or {}, rs.get("status") or {}
+    row = [_name(rs), str(spec.get("replicas", 1)), str(st.get("replicas", 0)), str(st.get("readyReplicas", 0)),
+           since(_created(rs), now)]
+    return row + (_containers(rs) + [label_selector_string(spec.get("selector")) or "<none>"] if wide else [])
+
+
+def _namespace(ns, wide, now):
+    return [_name(ns), (ns.get("status") or {}).get("phase", ""), since(_created(ns), now)]
+
+
+def _node(node, wide, now):
+    md, spec, st = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
+    status = []
+    for c in st.get("conditions") or []:
+        if c.get("type") == "Ready":
+            status = ["Ready" if c.get("status") == "True" else "NotReady"]
+    status = status or ["Unknown"]
+    if spec.get("unschedulable"):
+        status.append("SchedulingDisabled")
+    roles = set()
+    for k, v in (md.get("labels") or {}).items():
+        if k.startswith("node-role.kubernetes.io/") and k[len("node-role.kubernetes.io/"):]:
+            roles.add(k[len("node-role.kubernetes.io/"):])
+        elif k == "kubernetes.io/role" and v:
+            roles.add(v)
+    info = st.get("nodeInfo") or {}
+    row = [_name(node), ",".join(status), ",".join(sorted(roles)) or "<none>", since(_created(node), now),
+           info.get("kubeletVersion", "")]
+    if not wide:
+        return row
+    addrs = st.get("addresses") or []
+
+    def addr(t):
+        return next((a.get("address") for a in addrs if a.get("type") == t), "<none>")
+    return row + [addr("InternalIP"), addr("ExternalIP"), info.get("osImage") or "<unknown>",
+                  info.get("kernelVersion") or "<unknown>", info.get("containerRuntimeVersion") or "<unknown>"]
+
+
+def _event(ev, wide, now):
+    first = since(ev.get("firstTimestamp"), now) if ev.get("firstTimestamp") else since(ev.get("eventTime"), now)
+    last = since(ev.get("lastTimestamp"), now) if ev.get("lastTimestamp") else first
+    count = ev.get("count") or 1
+    if ev.get("series"):
+        last = since(ev["series"].get("lastObservedTime"), now)
+        count = ev["series"].get("count", count)
+    inv = ev.get("involvedObject") or {}
+    target = inv.get("kind", "").lower() + (f"/{inv['name']}" if inv.get("name") else "")
+    msg = (ev.get("message") or "").strip()
+    if not wide:
+        return [last, ev.get("type", ""), ev.get("reason", ""), target, msg]
+    src = ev.get("source") or {}
+    component = src.get("component") or ev.get("reportingComponent") or ev.get("reportingController", "")
+    host = src.get("host") or ev.get("reportingInstance", "")
+    source = f"{component}, {host}" if host else component
+    return [last, ev.get("type", ""), ev.get("reason", ""), target, inv.get("fieldPath", ""), source, msg,
+            first, str(count), _name(ev)]
+
+
+_ROWS = {"Service": _service, "Endpoints": _endpoints, "EndpointSlice": _endpoint_slice, "Pod": _pod,
+         "Deployment": _deployment, "ReplicaSet": _replica_set, "Namespace": _namespace, "Node": _node,
+         "Event": _event}
+
+
+def row(kind: str, obj: dict, *, wide: bool = False, now: datetime | None = None) -> list[str]:
+    """One object's cells, as kube-apiserver's Table row."""
+    return _ROWS[kind](obj, wide, _now(now))
+
+
+# ---- text layout ---------------------------------------------------------------------------
+
+def tabulate(lines: list[list[str]]) -> str:
+    """Go's tabwriter as kubectl configures it (minwidth 6, padding 3)."""
+    if not lines:
+        return ""
+    ncols = max(len(line) for line in lines)
+    widths = [0] * ncols
+    for line in lines:
+        for i, cell in enumerate(line[:-1]):
+            widths[i] = max(widths[i], len(cell) + 3, 6)
+    out = []
+    for line in lines:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(line[:-1])] + line[-1:]
+        out.append("".join(cells))
+    return "\n".join(out) + "\n"
+
+
+def table(kind: str, objs: list[dict], *, wide: bool = False, all_namespaces: bool = False,
+          show_labels: bool = False, with_kind: bool = False, no_headers: bool = False,
+          now: datetime | None = None) -> str:
+    """What `kubectl get` prints for these objects (in the order given).
+    `with_kind` prefixes names with `kind[.group]/` as kubectl does when
+    several resource types are listed."""
+    now = _now(now)
+    k = kinds.BY_KIND.get(kind)
+    head = columns(kind, wide=wide)
+    name_col = head.index("NAME") if "NAME" in head else None
+    lines = [] if no_headers else [(["NAMESPACE"] if all_namespaces else []) + head + (["LABELS"] if show_labels else [])]
+    for obj in objs:
+        cells = row(kind, obj, wide=wide, now=now)
+        if with_kind and name_col is not None and k:
+            cells[name_col] = f"{k.singular}{'.' + k.group if k.group else ''}/{cells[name_col]}"
+        md = obj.get("metadata") or {}
+        lines.append(([md.get("namespace", "")] if all_namespaces else []) + cells
+                     + ([format_labels(md.get("labels"))] if show_labels else []))
+    return tabulate(lines)
+
+
+def no_resources_message(namespace: str | None = "default", *, all_namespaces: bool = False,
+                         namespaced: bool = True) -> str:
+    """What kubectl prints on stderr when a list is empty."""
+    if all_namespaces or not namespaced or not namespace:
+        return "No resources found"
+    return f"No resources found in {namespace} namespace."
+
+
+# ---- -o yaml / -o json ------------------------------------------------------------------------
+
+def list_wrapper(objs: list[dict]) -> dict:
+    return {"apiVersion": "v1", "items": list(objs), "kind": "List", "metadata": {"resourceVersion": ""}}
+
+
+class _Dumper(yaml.SafeDumper):
+    """go-yaml v2 style: strings that would read back as another type are
+    double-quoted, multi-line strings are literal blocks."""
+
+
+def _repr_str(dumper: _Dumper, value: str):
+    style = None
+    if "\n" in value:
+        style = "|"
+    elif dumper.resolve(yaml.ScalarNode, value, (True, False)) != "tag:yaml.org,2002:str":
+        style = '"'
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _repr_str)
+
+
+def to_yaml(obj) -> str:
+    """`-o yaml`: a list of objects is wrapped in a List, keys sorted."""
+    if isinstance(obj, list):
+        obj = list_wrapper(obj)
+    return yaml.dump(obj, Dumper=_Dumper, default_flow_style=False, sort_keys=True, allow_unicode=True, width=80)
+
+
+def to_json(obj) -> str:
+    """`-o json`: 4-space indent, sorted keys, Go's HTML-safe escaping."""
+    if isinstance(obj, list):
+        obj = list_wrapper(obj)
+    text = json.dumps(obj, indent=4, sort_keys=True, ensure_ascii=False)
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(ch, esc)
+    return text + "\n"

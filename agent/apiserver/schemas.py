@@ -1,0 +1,217 @@
+"""The object schemas of the kinds we serve, in a compact notation.
+
+Read by agent/apiserver/openapi.py, which turns them into the OpenAPI v2 and v3
+documents kubectl downloads (for validation, `explain`, and the merge keys
+client-side `apply` needs), and which checks request bodies for unknown
+fields (fieldValidation=Strict/Warn).
+
+Notation of a field's type:
+  "string" "bool" "int32" "int64" "number"   primitives
+  "time" "intstr" "quantity"                  kube's string-encoded scalars
+  "any"                                       free-form: any value, not checked
+  "Name"                                      another type of this table ("discovery.X"
+                                              where two groups have a type X)
+  "[T]"  a list of T     "{T}"  a map from string to T
+A field may be a tuple (type, patch) where patch is "merge:<key>" (a list
+merged by that key, as x-kubernetes-patch-merge-key), "merge" (a list of
+strings merged as a set) or "replace"; list-map keys follow the merge key.
+
+Every field a type has in Kubernetes 1.32 is listed, so that no valid manifest
+is rejected; rarely written sub-structures (affinity, security contexts,
+volume sources, probes' handlers' details...) are "any": they are accepted
+as they are, not checked field by field.
+"""
+from __future__ import annotations
+
+META = "io.k8s.apimachinery.pkg.apis.meta.v1."
+CORE = "io.k8s.api.core.v1."
+APPS = "io.k8s.api.apps.v1."
+DISCOVERY = "io.k8s.api.discovery.v1."
+
+# short name -> (definition prefix, {field: type}, required fields)
+TYPES: dict[str, tuple[str, dict, tuple[str, ...]]] = {}
+
+
+def _t(prefix: str, name: str, fields: dict, required: tuple[str, ...] = ()) -> None:
+    TYPES[name] = (prefix, fields, required)
+
+
+# ---- meta ------------------------------------------------------------------------
+_t(META, "ObjectMeta", {
+    "name": "string", "generateName": "string", "namespace": "string", "selfLink": "string", "uid": "string",
+    "resourceVersion": "string", "generation": "int64", "creationTimestamp": "time",
+    "deletionTimestamp": "time", "deletionGracePeriodSeconds": "int64", "labels": "{string}",
+    "annotations": "{string}", "ownerReferences": ("[OwnerReference]", "merge:uid"),
+    "finalizers": ("[string]", "merge"), "managedFields": "[any]"})
+_t(META, "OwnerReference", {"apiVersion": "string", "kind": "string", "name": "string", "uid": "string",
+                            "controller": "bool", "blockOwnerDeletion": "bool"},
+   ("apiVersion", "kind", "name", "uid"))
+_t(META, "LabelSelector", {"matchLabels": "{string}", "matchExpressions": "[LabelSelectorRequirement]"})
+_t(META, "LabelSelectorRequirement", {"key": "string", "operator": "string", "values": "[string]"},
+   ("key", "operator"))
+
+# ---- core: shared ----------------------------------------------------------------
+_t(CORE, "ObjectReference", {"kind": "string", "namespace": "string", "name": "string", "uid": "string",
+                             "apiVersion": "string", "resourceVersion": "string", "fieldPath": "string"})
+_t(CORE, "LocalObjectReference", {"name": "string"})
+
+# ---- Pod --------------------------------------------------------------------------
+_t(CORE, "ContainerPort", {"name": "string", "hostPort": "int32", "containerPort": "int32",
+                           "protocol": "string", "hostIP": "string"}, ("containerPort",))
+_t(CORE, "EnvVar", {"name": "string", "value": "string", "valueFrom": "any"}, ("name",))
+_t(CORE, "VolumeMount", {"name": "string", "readOnly": "bool", "recursiveReadOnly": "string",
+                         "mountPath": "string", "subPath": "string", "mountPropagation": "string",
+                         "subPathExpr": "string"}, ("name", "mountPath"))
+_t(CORE, "ResourceRequirements", {"limits": "{quantity}", "requests": "{quantity}", "claims": "[any]"})
+_t(CORE, "ExecAction", {"command": "[string]"})
+_t(CORE, "HTTPHeader", {"name": "string", "value": "string"}, ("name", "value"))
+_t(CORE, "HTTPGetAction", {"path": "string", "port": "intstr", "host": "string", "scheme": "string",
+                           "httpHeaders": "[HTTPHeader]"}, ("port",))
+_t(CORE, "TCPSocketAction", {"port": "intstr", "host": "string"}, ("port",))
+_t(CORE, "GRPCAction", {"port": "int32", "service": "string"}, ("port",))
+_t(CORE, "Probe", {"exec": "ExecAction", "httpGet": "HTTPGetAction", "tcpSocket": "TCPSocketAction",
+                   "grpc": "GRPCAction", "initialDelaySeconds": "int32", "timeoutSeconds": "int32",
+                   "periodSeconds": "int32", "successThreshold": "int32", "failureThreshold": "int32",
+                   "terminationGracePeriodSeconds": "int64"})
+_CONTAINER = {
+    "name": "string", "image": "string", "command": "[string]", "args": "[string]", "workingDir": "string",
+    "ports": ("[ContainerPort]", "merge:containerPort"), "envFrom": "[any]", "env": ("[EnvVar]", "merge:name"),
+    "resources": "ResourceRequirements", "resizePolicy": "[any]", "restartPolicy": "string",
+    "volumeMounts": ("[VolumeMount]", "merge:mountPath"), "volumeDevices": ("[any]", "merge:devicePath"),
+    "livenessProbe": "Probe", "readinessProbe": "Probe", "startupProbe": "Probe", "lifecycle": "any",
+    "terminationMessagePath": "string", "terminationMessagePolicy": "string", "imagePullPolicy": "string",
+    "securityContext": "any", "stdin": "bool", "stdinOnce": "bool", "tty": "bool"}
+_t(CORE, "Container", _CONTAINER, ("name",))
+_t(CORE, "EphemeralContainer", {**_CONTAINER, "targetContainerName": "string"}, ("name",))
+_VOLUME_SOURCES = (
+    "hostPath", "emptyDir", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "secret", "nfs", "iscsi",
+    "glusterfs", "persistentVolumeClaim", "rbd", "flexVolume", "cinder", "cephfs", "flocker", "downwardAPI",
+    "fc", "azureFile", "configMap", "vsphereVolume", "quobyte", "azureDisk", "photonPersistentDisk",
+    "projected", "portworxVolume", "scaleIO", "storageos", "csi", "ephemeral", "image")
+_t(CORE, "Volume", {"name": "string", **{s: "any" for s in _VOLUME_SOURCES}}, ("name",))
+_t(CORE, "PodReadinessGate", {"conditionType": "string"}, ("conditionType",))
+_t(CORE, "PodSpec", {
+    "volumes": ("[Volume]", "merge:name"), "initContainers": ("[Container]", "merge:name"),
+    "containers": ("[Container]", "merge:name"), "ephemeralContainers": ("[EphemeralContainer]", "merge:name"),
+    "restartPolicy": "string", "terminationGracePeriodSeconds": "int64", "activeDeadlineSeconds": "int64",
+    "dnsPolicy": "string", "nodeSelector": "{string}", "serviceAccountName": "string",
+    "serviceAccount": "string", "automountServiceAccountToken": "bool", "nodeName": "string",
+    "hostNetwork": "bool", "hostPID": "bool", "hostIPC": "bool", "shareProcessNamespace": "bool",
+    "securityContext": "any", "imagePullSecrets": ("[LocalObjectReference]", "merge:name"),
+    "hostname": "string", "subdomain": "string", "affinity": "any", "schedulerName": "string",
+    "tolerations": "[any]", "hostAliases": ("[any]", "merge:ip"), "priorityClassName": "string",
+    "priority": "int32", "dnsConfig": "any", "readinessGates": "[PodReadinessGate]",
+    "runtimeClassName": "string", "enableServiceLinks": "bool", "preemptionPolicy": "string",
+    "overhead": "{quantity}", "topologySpreadConstraints": ("[any]", "merge:topologyKey"),
+    "setHostnameAsFQDN": "bool", "os": "any", "hostUsers": "bool", "schedulingGates": ("[any]", "merge:name"),
+    "resourceClaims": ("[any]", "merge:name"), "resources": "ResourceRequirements"}, ("containers",))
+_t(CORE, "PodIP", {"ip": "string"})
+_t(CORE, "PodStatus", {
+    "phase": "string", "conditions": ("[any]", "merge:type"), "message": "string", "reason": "string",
+    "nominatedNodeName": "string", "hostIP": "string", "hostIPs": "[any]", "podIP": "string",
+    "podIPs": ("[PodIP]", "merge:ip"), "startTime": "time", "initContainerStatuses": "[any]",
+    "containerStatuses": "[any]", "qosClass": "string", "ephemeralContainerStatuses": "[any]",
+    "resize": "string", "resourceClaimStatuses": ("[any]", "merge:name")})
+_t(CORE, "PodTemplateSpec", {"metadata": "ObjectMeta", "spec": "PodSpec"})
+
+# ---- Service, Endpoints ----------------------------------------------------------------
+_t(CORE, "ServicePort", {"name": "string", "protocol": "string", "appProtocol": "string", "port": "int32",
+                         "targetPort": "intstr", "nodePort": "int32"}, ("port",))
+_t(CORE, "SessionAffinityConfig", {"clientIP": "ClientIPConfig"})
+_t(CORE, "ClientIPConfig", {"timeoutSeconds": "int32"})
+_t(CORE, "ServiceSpec", {
+    "ports": ("[ServicePort]", "merge:port"), "selector": "{string}", "clusterIP": "string",
+    "clusterIPs": "[string]", "type": "string", "externalIPs": "[string]", "sessionAffinity": "string",
+    "loadBalancerIP": "string", "loadBalancerSourceRanges": "[string]", "externalName": "string",
+    "externalTrafficPolicy": "string", "healthCheckNodePort": "int32", "publishNotReadyAddresses": "bool",
+    "sessionAffinityConfig": "SessionAffinityConfig", "ipFamilies": "[string]", "ipFamilyPolicy": "string",
+    "allocateLoadBalancerNodePorts": "bool", "loadBalancerClass": "string", "internalTrafficPolicy": "string",
+    "trafficDistribution": "string"})
+_t(CORE, "LoadBalancerIngress", {"ip": "string", "hostname": "string", "ipMode": "string", "ports": "[any]"})
+_t(CORE, "LoadBalancerStatus", {"ingress": "[LoadBalancerIngress]"})
+_t(CORE, "ServiceStatus", {"loadBalancer": "LoadBalancerStatus", "conditions": ("[any]", "merge:type")})
+_t(CORE, "EndpointAddress", {"ip": "string", "hostname": "string", "nodeName": "string",
+                             "targetRef": "ObjectReference"}, ("ip",))
+_t(CORE, "EndpointPort", {"name": "string", "port": "int32", "protocol": "string", "appProtocol": "string"},
+   ("port",))
+_t(CORE, "EndpointSubset", {"addresses": "[EndpointAddress]", "notReadyAddresses": "[EndpointAddress]",
+                            "ports": "[EndpointPort]"})
+
+# ---- Namespace, Node, Event ---------------------------------------------------------------
+_t(CORE, "NamespaceSpec", {"finalizers": "[string]"})
+_t(CORE, "NamespaceStatus", {"phase": "string", "conditions": ("[any]", "merge:type")})
+_t(CORE, "NodeSpec", {"podCIDR": "string", "podCIDRs": ("[string]", "merge"), "providerID": "string",
+                      "unschedulable": "bool", "taints": "[any]", "configSource": "any", "externalID": "string"})
+_t(CORE, "NodeAddress", {"type": "string", "address": "string"}, ("type", "address"))
+_t(CORE, "NodeSystemInfo", {
+    "machineID": "string", "systemUUID": "string", "bootID": "string", "kernelVersion": "string",
+    "osImage": "string", "containerRuntimeVersion": "string", "kubeletVersion": "string",
+    "kubeProxyVersion": "string", "operatingSystem": "string", "architecture": "string", "swap": "any"})
+_t(CORE, "NodeStatus", {
+    "capacity": "{quantity}", "allocatable": "{quantity}", "phase": "string",
+    "conditions": ("[any]", "merge:type"), "addresses": ("[NodeAddress]", "merge:type"),
+    "daemonEndpoints": "any", "nodeInfo": "NodeSystemInfo", "images": "[any]", "volumesInUse": "[string]",
+    "volumesAttached": "[any]", "config": "any", "runtimeHandlers": "[any]", "features": "any"})
+_t(CORE, "EventSource", {"component": "string", "host": "string"})
+_t(CORE, "EventSeries", {"count": "int32", "lastObservedTime": "time"})
+
+# ---- apps ------------------------------------------------------------------------------------
+_t(APPS, "RollingUpdateDeployment", {"maxUnavailable": "intstr", "maxSurge": "intstr"})
+_t(APPS, "DeploymentStrategy", {"type": "string", "rollingUpdate": "RollingUpdateDeployment"})
+_t(APPS, "DeploymentSpec", {
+    "replicas": "int32", "selector": "LabelSelector", "template": "PodTemplateSpec",
+    "strategy": ("DeploymentStrategy", "retainKeys"), "minReadySeconds": "int32",
+    "revisionHistoryLimit": "int32", "paused": "bool", "progressDeadlineSeconds": "int32"},
+   ("selector", "template"))
+_t(APPS, "DeploymentStatus", {
+    "observedGeneration": "int64", "replicas": "int32", "updatedReplicas": "int32", "readyReplicas": "int32",
+    "availableReplicas": "int32", "unavailableReplicas": "int32", "terminatingReplicas": "int32",
+    "conditions": ("[any]", "merge:type"), "collisionCount": "int32"})
+_t(APPS, "ReplicaSetSpec", {"replicas": "int32", "minReadySeconds": "int32", "selector": "LabelSelector",
+                            "template": "PodTemplateSpec"}, ("selector",))
+_t(APPS, "ReplicaSetStatus", {
+    "replicas": "int32", "fullyLabeledReplicas": "int32", "readyReplicas": "int32", "availableReplicas": "int32",
+    "terminatingReplicas": "int32", "observedGeneration": "int64", "conditions": ("[any]", "merge:type")},
+   ("replicas",))
+
+# ---- discovery.k8s.io ----------------------------------------------------------------------
+_t(DISCOVERY, "EndpointConditions", {"ready": "bool", "serving": "bool", "terminating": "bool"})
+_t(DISCOVERY, "Endpoint", {"addresses": "[string]", "conditions": "EndpointConditions", "hostname": "string",
+                           "targetRef": "ObjectReference", "deprecatedTopology": "{string}", "nodeName": "string",
+                           "zone": "string", "hints": "any"}, ("addresses",))
+_t(DISCOVERY, "discovery.EndpointPort", {"name": "string", "protocol": "string", "port": "int32", "appProtocol": "string"})
+
+# ---- the kinds (top-level objects): kind -> (prefix, fields, required) -------------------------
+_TOP = {"apiVersion": "string", "kind": "string", "metadata": "ObjectMeta"}
+KIND_TYPES: dict[str, tuple[str, dict, tuple[str, ...]]] = {
+    "Namespace": (CORE, {**_TOP, "spec": "NamespaceSpec", "status": "NamespaceStatus"}, ()),
+    "Node": (CORE, {**_TOP, "spec": "NodeSpec", "status": "NodeStatus"}, ()),
+    "Pod": (CORE, {**_TOP, "spec": "PodSpec", "status": "PodStatus"}, ()),
+    "Service": (CORE, {**_TOP, "spec": "ServiceSpec", "status": "ServiceStatus"}, ()),
+    "Endpoints": (CORE, {**_TOP, "subsets": "[EndpointSubset]"}, ()),
+    "Event": (CORE, {**_TOP, "involvedObject": "ObjectReference", "reason": "string", "message": "string",
+                     "source": "EventSource", "firstTimestamp": "time", "lastTimestamp": "time",
+                     "count": "int32", "type": "string", "eventTime": "time", "series": "EventSeries",
+                     "action": "string", "related": "ObjectReference", "reportingComponent": "string",
+                     "reportingInstance": "string"}, ("metadata", "involvedObject")),
+    "EndpointSlice": (DISCOVERY, {**_TOP, "addressType": "string",
+                                  "endpoints": ("[Endpoint]", "replace"), "ports": ("[discovery.EndpointPort]", "replace")},
+                      ("addressType", "endpoints")),
+    "Deployment": (APPS, {**_TOP, "spec": "DeploymentSpec", "status": "DeploymentStatus"}, ()),
+    "ReplicaSet": (APPS, {**_TOP, "spec": "ReplicaSetSpec", "status": "ReplicaSetStatus"}, ()),
+}
+
+
+def full_name(short: str) -> str:
+    """'Service' -> 'io.k8s.api.core.v1.Service' (a kind or a TYPES entry)."""
+    if short in KIND_TYPES:
+        return KIND_TYPES[short][0] + short
+    return TYPES[short][0] + short.rsplit(".", 1)[-1]
+
+
+def fields_of(short: str) -> dict:
+    return KIND_TYPES[short][1] if short in KIND_TYPES else TYPES[short][1]
+
+
+def required_of(short: str) -> tuple[str, ...]:
+    return KIND_TYPES[short][2] if short in KIND_TYPES else TYPES[short][2]

@@ -1,0 +1,4 @@
+"""`python -m agent.controlplane`."""
+from agent.controlplane.main import main
+
+raise SystemExit(main())

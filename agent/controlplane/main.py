@@ -1,0 +1,75 @@
+"""The server role's process: store + API server + controllers.
+
+Run by `nsplane up` as `python -m agent.controlplane --config <cluster.json>`, in
+the host namespace. It listens on a Unix socket (for the CLI), on loopback and
+on the host's underlay address (for node agents and pods, through the
+`kubernetes` Service).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from agent.api import pki
+from agent.api.config import ClusterConfig
+from agent.apiserver.handler import APIServer
+from agent.apiserver.registry import Registry
+from agent.apiserver.store import Store
+from agent.controllers import bootstrap
+from agent.controllers.deployment import DeploymentController
+from agent.controllers.endpointslice import EndpointSliceController
+from agent.controllers.gc import GarbageCollector
+from agent.controllers.loadbalancer import LoadBalancerController
+from agent.controllers.nodes import NodeController
+from agent.controllers.replicaset import ReplicaSetController
+from agent.controllers.scheduler import Scheduler
+
+log = logging.getLogger("nsplane.server")
+
+
+def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
+    store = Store(cfg.db_path)
+    registry = Registry(store, cfg.service_cidr, cfg.node_port_range, cfg.load_balancer_pool)
+    bootstrap.bootstrap(registry, cfg.host_ip, cfg.api_port)
+    if cfg.dns:
+        bootstrap.cluster_dns(registry, cfg)
+    listen = listen or [("127.0.0.1", cfg.api_port), (cfg.host_ip, cfg.api_port)]
+    pki.ensure(cfg.pki_dir, cfg.name, [cfg.host_ip], registry.cluster_ips.nth(1), cfg.cluster_domain)
+    api = APIServer(registry, listen, cfg.api_socket, cfg.kubelet_port, tls=pki.server_context(cfg.pki_dir),
+                    authenticator=pki.Authenticator(pki.Paths(cfg.pki_dir).tokens))
+    controllers = [Scheduler(store, registry), ReplicaSetController(store, registry),
+                   DeploymentController(store, registry), EndpointSliceController(store, registry),
+                   GarbageCollector(store, registry), NodeController(store, registry, cfg.cluster_cidr),
+                   LoadBalancerController(store, registry)]
+    return store, api, controllers
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="nsplane-server")
+    ap.add_argument("--config", required=True)
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = ClusterConfig.load(args.config)
+    store, api, controllers = build(cfg)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    api.start()
+    for c in controllers:
+        c.start(stop)
+    log.info("API server of cluster %s listening on %s (HTTPS) and %s (rv %d)", cfg.name,
+             ", ".join(f"{h}:{p}" for h, p in [("127.0.0.1", cfg.api_port), (cfg.host_ip, cfg.api_port)]),
+             cfg.api_socket, store.resource_version)
+    stop.wait()
+    log.info("stopping")
+    api.stop()
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

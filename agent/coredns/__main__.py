@@ -1,0 +1,4 @@
+"""`python -m agent.coredns`."""
+from agent.coredns.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,4 @@
+"""`python -m agent.node`."""
+from agent.node.nodeagent import main
+
+raise SystemExit(main())

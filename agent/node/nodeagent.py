@@ -1,0 +1,193 @@
+"""The node agent process: registers the Node, heart-beats, and runs the
+kubelet (pods), the proxier (Service rules) and the routes to other nodes'
+pod CIDRs. It runs inside its node's network namespace and talks to the API
+over TCP, like a kubelet and kube-proxy on a real node.
+
+Run by `nsplane up` as
+`nsenter --net=/run/netns/<node netns> python -m agent.node --config ... --node node-1`.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import signal
+import threading
+import time
+
+from agent.api.client import APIStatusError, Client, Informer, compact
+from agent.api.config import ClusterConfig
+from agent.api.objects import now_iso, pod_cidr_routes
+from agent.node import hostnode
+from agent.node.kubelet.kubelet import Kubelet
+from agent.node.kubeletapi import serve_kubelet_api
+from dataplane import node as nodenet
+from dataplane.model import NodeInfo
+
+log = logging.getLogger("nsplane.node")
+HEARTBEAT = 10.0
+VERSION = "v1.32.0-nsplane"
+
+
+def os_image() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def node_object(name: str, ip: str, kubelet_port: int) -> dict:
+    return {"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                                                  "kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+                                                  "beta.kubernetes.io/arch": "amd64"}},
+            "spec": {}, "status": node_status(name, ip, kubelet_port)}
+
+
+def node_status(name: str, ip: str, kubelet_port: int, since: str | None = None) -> dict:
+    now = now_iso()
+    return {
+        "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+        "capacity": {"cpu": str(os.cpu_count() or 1), "pods": "110"},
+        "allocatable": {"cpu": str(os.cpu_count() or 1), "pods": "110"},
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                        "message": "kubelet is posting ready status", "lastHeartbeatTime": now,
+                        "lastTransitionTime": since or now}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
+        "nodeInfo": {"kubeletVersion": VERSION, "kubeProxyVersion": VERSION, "osImage": os_image(),
+                     "kernelVersion": platform.release(), "containerRuntimeVersion": "nsplane://0.1.0",
+                     "operatingSystem": "linux", "architecture": "amd64"},
+    }
+
+
+class NodeAgent:
+    def __init__(self, cfg: ClusterConfig, name: str, ip: str, api_url: str | None = None,
+                 iface: str = nodenet.NODE_IFNAME):
+        self.cfg, self.name, self.ip, self.iface = cfg, name, ip, iface   # iface: where LB addresses are ARPed
+        self.client = Client(api_url or cfg.api_url, **cfg.client_auth("node"))
+        self.stop = threading.Event()
+
+    def register(self) -> dict:
+        """Create or refresh our Node; wait until the controller gave it a pod CIDR."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                try:
+                    cur = self.client.get("nodes", self.name)
+                    cur["status"] = node_status(self.name, self.ip, self.cfg.kubelet_port)
+                    cur["metadata"].pop("resourceVersion", None)
+                    cur = self.client.update("nodes", cur, subresource="status")
+                except APIStatusError as e:
+                    if e.code != 404:
+                        raise
+                    cur = self.client.create("nodes", node_object(self.name, self.ip, self.cfg.kubelet_port))
+                if cur.get("spec", {}).get("podCIDR"):
+                    return cur
+            except (OSError, APIStatusError) as e:
+                log.info("waiting for the API server at %s: %s", self.client.server, e)
+            if time.monotonic() > deadline:
+                raise SystemExit(f"node {self.name}: no pod CIDR from the API server at {self.client.server} "
+                                 "after 60 s; is `nsplane-server` running? (see its log)")
+            time.sleep(0.2)
+
+    def heartbeat(self) -> None:
+        since = None
+        while not self.stop.wait(HEARTBEAT):
+            try:
+                cur = self.client.get("nodes", self.name)
+                ready = next((c for c in cur.get("status", {}).get("conditions", []) if c["type"] == "Ready"), {})
+                since = ready.get("lastTransitionTime") if ready.get("status") == "True" else None
+                cur["status"] = node_status(self.name, self.ip, self.cfg.kubelet_port, since)
+                cur["metadata"].pop("resourceVersion", None)
+                self.client.update("nodes", cur, subresource="status")
+            except (OSError, APIStatusError) as e:
+                log.warning("heartbeat failed: %s", e)
+
+    def routes(self, nodes: Informer) -> None:
+        """Routes to every other node's pod CIDR via its underlay address."""
+        nodes.add_handler(lambda *_: nodenet.sync_pod_routes(None, pod_cidr_routes(nodes.items(), skip=self.name)))
+
+    def load_balancing(self, services: Informer, slices: Informer, nodes: Informer) -> None:
+        """The layer-2 speaker for LoadBalancer addresses and kube-proxy's health servers."""
+        from agent.node.proxy.healthcheck import HealthServers
+        from agent.node.speaker import Speaker
+        from dataplane.arp import Responder
+        responder = Responder(self.iface)
+        responder.start(self.stop)
+        speaker = Speaker(self.client, self.name, services, nodes, slices, responder)
+        health = HealthServers(self.name, services, slices)
+        threading.Thread(target=speaker.run, args=(self.stop,), name="speaker", daemon=True).start()
+        threading.Thread(target=health.run, args=(self.stop,), name="health", daemon=True).start()
+
+    def run(self) -> None:
+        node = self.register()
+        pod_cidr = node["spec"]["podCIDR"]
+        log.info("node %s registered: InternalIP %s, podCIDR %s", self.name, self.ip, pod_cidr)
+        services = Informer(self.client, "services", transform=compact)
+        slices = Informer(self.client, "endpointslices", transform=lambda o: compact(o, drop_target_refs=True))
+        nodes = Informer(self.client, "nodes", transform=compact)
+        from agent.node.proxy.proxier import Proxier
+        proxier = Proxier(NodeInfo(self.name, self.cfg.cluster_cidr, (self.ip,)), wait_for_initial_sync=True)
+        services.add_handler(proxier.on_service)
+        slices.add_handler(proxier.on_endpointslice)
+        # Like kube-proxy: no rules are written until both lists are in, so a
+        # restarted agent never syncs an empty table over live Services.
+        for inf, done in ((services, proxier.services_synced), (slices, proxier.endpointslices_synced)):
+            threading.Thread(target=lambda inf=inf, done=done: inf.synced.wait() and done(), daemon=True).start()
+        self.routes(nodes)
+        self.load_balancing(services, slices, nodes)
+        kubelet = Kubelet(self.client, self.cfg, self.name, pod_cidr, self.ip, services)
+        for inf in (services, slices, nodes):
+            inf.start(self.stop)
+        serve_kubelet_api(kubelet, self.ip, self.cfg.kubelet_port, self.stop)
+        threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True).start()
+        threading.Thread(target=proxier.run, args=(self.stop,), name="proxier", daemon=True).start()
+        kubelet.run(self.stop)
+
+
+def preload() -> None:
+    """Import now, on the main thread, what other threads would import lazily.
+
+    An os.fork() of this multi-threaded process (pyroute2 forks for some
+    operations) while one thread holds the import lock and waits for
+    logging's lock, which os.fork takes first, deadlocks the agent;
+    python-iptables' import does exactly that (it logs through setuptools'
+    vendored packages). dataplane.netns no longer forks for sockets or new
+    namespaces, and this keeps the import off the other threads anyway."""
+    import iptc  # noqa: F401
+
+    import agent.node.proxy.proxier  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="nsplane-node")
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--node", help="this node's name (host mode: default from the config)")
+    ap.add_argument("--ip", help="this node's InternalIP (host mode: default the host interface's address)")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format=f"%(asctime)s {args.node or 'host'} %(name)s %(levelname)s %(message)s")
+    cfg = ClusterConfig.load(args.config)
+    preload()
+    if cfg.host_mode:   # this namespace is the node (agent/node/hostnode.py)
+        name, ip = hostnode.node_identity(cfg)
+        hostnode.prepare_node(cfg)
+        agent = NodeAgent(cfg, args.node or name, args.ip or ip, iface=cfg.host_iface)
+    elif not (args.node and args.ip):
+        ap.error("--node and --ip are required unless the cluster is in host mode")
+    else:
+        agent = NodeAgent(cfg, args.node, args.ip)
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop.set())
+    signal.signal(signal.SIGINT, lambda *_: agent.stop.set())
+    agent.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
