@@ -10,46 +10,32 @@ openapiv2/OpenAPIv2.proto — field numbers below) that our JSON document
 uses: Document, Info, Paths/PathItem/Operation with query and body
 parameters and responses, Definitions and Schema (type, format, description,
 $ref, required, properties, items, additionalProperties, vendor extensions
-as YAML). The protobuf wire format is written by hand: varints and
-length-delimited fields are all it takes.
+as YAML). Varints and length-delimited fields are all it takes; the
+primitives are shared with the Kubernetes protobuf codec.
 """
 from __future__ import annotations
 
 import json
 
-# ---- wire format ------------------------------------------------------------------
+from agent.apiserver.protobuf.wire import length_delimited, varint_field
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _bytes(field: int, data: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(data)) + data
-
+# ---- wire format (primitives in agent.apiserver.protobuf.wire) ----------------------
 
 def _str(field: int, s: str | None) -> bytes:
-    return _bytes(field, s.encode()) if s else b""
+    return length_delimited(field, s.encode()) if s else b""
 
 
 def _bool(field: int, v: bool | None) -> bytes:
-    return _varint(field << 3) + b"\x01" if v else b""
+    return varint_field(field, 1) if v else b""
 
 
 def _strs(field: int, values) -> bytes:
-    return b"".join(_bytes(field, v.encode()) for v in values or ())
+    return b"".join(length_delimited(field, v.encode()) for v in values or ())
 
 
 def _msg(field: int, data: bytes) -> bytes:
     """An embedded message (written even when empty: presence matters)."""
-    return _bytes(field, data)
+    return length_delimited(field, data)
 
 
 # ---- messages ---------------------------------------------------------------------
@@ -70,7 +56,7 @@ def schema(s: dict) -> bytes:
     if isinstance(ap, dict):
         out += _msg(21, _msg(1, schema(ap)))
     elif isinstance(ap, bool):
-        out += _msg(21, _varint(2 << 3) + (b"\x01" if ap else b"\x00"))
+        out += _msg(21, varint_field(2, int(ap)))
     if s.get("type"):
         types = s["type"] if isinstance(s["type"], list) else [s["type"]]
         out += _msg(22, _strs(1, types))
