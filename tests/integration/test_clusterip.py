@@ -1,6 +1,11 @@
-"""Issue 2's walkthrough on a real single-node cluster: real namespaces,
-veths, iptables and processes; traffic checked with curl from inside pods.
-One cluster serves the module; the last tests restart and tear it down."""
+"""ClusterIP Services on a real single-node cluster, as the Service chapter
+walks through them: real namespaces, veths, iptables and processes. `get svc`
+and `get endpoints`, traffic to every endpoint checked with curl from inside
+a pod, the client's IP kept, UDP, a pod reaching itself through its Service
+(hairpin), the chapter's nginx Deployment and Service, a selector typo that
+empties the endpoints and refuses connections, scaling, a deleted pod, bad
+input that changes nothing, and a restart that keeps Services and traffic.
+One cluster serves the module; the last test restarts it."""
 import re
 import socket
 import subprocess

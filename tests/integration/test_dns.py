@@ -1,4 +1,4 @@
-"""Issue 3's cluster DNS and service discovery on a real single-node cluster:
+"""Cluster DNS and service discovery on a real single-node cluster:
 the coredns pods behind kube-dns (10.96.0.10) answer the real `dig`,
 `nslookup` and `curl` run inside a pod namespace, so every query crosses the
 kube-proxy DNAT; plus the Docker-link environment variables. One cluster
@@ -55,7 +55,7 @@ def c(tmp_path_factory):
         yield tc
 
 
-# ---- helpers ----------------------------------------------------------
+# ---- queries and polling from pod tmp ------------------------------------
 
 def cluster_ip(c, name: str) -> str:
     return c.get("svc", name)["spec"]["clusterIP"]
@@ -126,7 +126,7 @@ def test_pod_resolv_conf_is_cluster_first(c):
     assert [x.strip() for x in seen] == lines
 
 
-# ---- the seed chapter ---------------------------------------------------
+# ---- the Service chapter's lookups ---------------------------------------
 
 @pytest.mark.parametrize("name,service", [
     ("web", "web"),

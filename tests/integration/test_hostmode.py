@@ -1,4 +1,5 @@
-"""Host mode (issue 6) without a hypervisor: namespaces play the VMs.
+"""Host mode (nsplane in a VM's own root namespace) without a hypervisor:
+namespaces play the VMs.
 
     nsplane-hv<tag>-lan   the laptop: bridge nsplane-lan 192.168.56.1/24 (VirtualBox's
                           host-only address), plus 203.0.113.1 on lo as "the internet"
@@ -8,7 +9,7 @@
 
 Every nsplane command runs inside its VM namespace (nsenter --net), as it would
 in the VM's root namespace; the machine's root namespace gets nothing. The
-checks are the chapter's: ClusterIP from a pod, NodePort and LoadBalancer from
+checks are the Service chapter's: ClusterIP from a pod, NodePort and LoadBalancer from
 the laptop, DNS, then what only host mode has: pod egress masquerade, an agent
 and a server restart that keep traffic flowing, a second VM joining, and a
 `down` that leaves the VM's namespace clean.

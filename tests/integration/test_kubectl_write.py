@@ -1,4 +1,4 @@
-"""Issue 5's write side with the real kubectl: HTTPS + token from a
+"""The real kubectl changing a real cluster: HTTPS + token from a
 kubeconfig, apply created/unchanged/configured, patch (strategic, JSON,
 merge), scale + rollout status, set image, rollout restart, expose, edit,
 server-side dry run, exec (WebSocket) through the Service, logs, run --rm -i,
@@ -36,8 +36,8 @@ def c(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def validate(c):
-    """kubectl validates against /openapi/v2 by default; until the API serves
-    it (the read side's work), the write tests turn validation off."""
+    """kubectl validates against /openapi/v2 by default; should the API not
+    serve it, these tests turn validation off (test_kubectl_read covers it)."""
     r = c.kubectl("get", "--raw", "/openapi/v2", check=False)
     return [] if r.returncode == 0 else ["--validate=false"]
 

@@ -1,4 +1,4 @@
-"""Issue 4 on a real 3-node cluster: every Service type, traffic policies,
+"""Services on a real 3-node cluster: every Service type, traffic policies,
 session affinity, the load-balancer pool and its failover, checked with real
 curl / nc from pods, from nodes and from the outside (the cluster's host
 namespace, which is what the machine's shell is for a cluster made by

@@ -2,9 +2,14 @@
 
 Topology: a "host" namespace nsplane-hn-host holds the underlay bridge (so the
 machine's root namespace is never touched), two node namespaces sit on it, and
-pods hang off each node by routed veths. Traffic is checked with the built-in
-agnhost workload running inside pods (HTTP and UDP, same node and across
-nodes), which also proves the pod's UTS hostname.
+pods hang off each node by routed veths. Covered: node setup and pod routes
+(idempotent, only their own, no unreachable next hop), a pod's network shape,
+the repair of a half-made pod, a foreign link left alone, pod setup from
+inside the node namespace as the agent does it, teardown, no route off the
+cluster, and the sweep that removes exactly one cluster's namespaces, links
+and files. Traffic is checked with the built-in agnhost workload running
+inside pods (HTTP and UDP, same node and across nodes), which also proves the
+pod's UTS hostname.
 """
 
 import os
