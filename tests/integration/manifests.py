@@ -14,10 +14,10 @@ several into one multi-document stream.
               service("echo", selector={"app": "echo"},
                       ports=[{"name": "http", "port": 80, "targetPort": "http"}]))
 
-Use these for the workloads a test stands on. Write the YAML out in the test
-instead when the manifest itself is what the test is about, so that the
-reader sees exactly what the user wrote: the Service chapter's own files
-(vagrant/demo/*.yaml, read by `demo()` and applied unchanged), input that must be rejected
+Use these for the workloads a test stands on. Keep the YAML itself in the
+test when the manifest is what the test is about, so that the reader sees
+exactly what the user wrote: the Service chapter's own files (vagrant/demo,
+read by `demo()` and applied unchanged), input that must be rejected
 (unknown fields, out-of-range values), and kinds these functions do not make
 (hand-written EndpointSlices).
 """

@@ -234,8 +234,7 @@ def test_selectorless_service_reaches_endpoints_of_two_slices(c):
         slices.append(f"apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: manual-{i}\n"
                       f"  labels: {{kubernetes.io/service-name: manual}}\naddressType: IPv4\n"
                       f"ports: [{{port: 8080, protocol: TCP}}]\nendpoints:\n{eps}")
-    c.apply("apiVersion: v1\nkind: Service\nmetadata: {name: manual}\nspec:\n  ports: [{port: 80}]\n---\n"
-            + "---\n".join(slices))
+    c.apply(documents(service("manual", ports=[{"port": 80}]), *slices))
     ip = svc(c, "manual")["spec"]["clusterIP"]
     c.wait(lambda: c.exec("tmp", *curl_args(f"http://{ip}/hostname")).returncode == 0, 10, "manual up")
     assert hostnames(c, lambda *a: c.exec("tmp", *a), f"http://{ip}/hostname", 30) == echo_pods(c)
