@@ -157,8 +157,9 @@ def preload() -> None:
     operations) while one thread holds the import lock and waits for
     logging's lock, which os.fork takes first, deadlocks the agent;
     python-iptables' import does exactly that (it logs through setuptools'
-    vendored packages). dataplane.netns no longer forks for sockets or new
-    namespaces, and this keeps the import off the other threads anyway."""
+    vendored packages). dataplane.netns does not fork for sockets or new
+    namespaces (setns on the calling thread, `ip netns add`), and this keeps
+    the import off the other threads as well."""
     import iptc  # noqa: F401
 
     import agent.node.proxy.proxier  # noqa: F401

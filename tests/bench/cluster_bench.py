@@ -1,6 +1,6 @@
-"""Whole-cluster benchmarks (issue 7, figures 2, 6, 7 and 8) on a real
-throwaway nsplane cluster (one node, no DNS), each next to a baseline from
-the same run:
+"""Whole-cluster benchmarks, figures 2, 6, 7 and 8 of tests/bench/run's
+table, on a real throwaway nsplane cluster (one node, no DNS), each next to
+a baseline from the same run:
 
 6. pods: N pods (agnhost pause, which starts at once) created to Ready and
    deleted; the kubelet's own per-pod sandbox time (namespace, UTS, veth,

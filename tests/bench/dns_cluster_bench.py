@@ -1,4 +1,6 @@
-"""DNS benchmark on a real nsplane cluster (issue 3, part 6 "Speed").
+"""DNS benchmark on a real nsplane cluster: queries per second and latency
+through kube-dns, next to dnsmasq and unbound (the "dns" rows of
+tests/bench/run's table).
 
 dnsperf runs inside a pod's network namespace and asks 10.96.0.10, so every
 query crosses the node's real kube-proxy DNAT to a coredns pod, exactly as a

@@ -1,4 +1,6 @@
-"""Proxier benchmarks (issue 7, figures 1-4 and the agent side of 8).
+"""Proxier benchmarks: figures 1-4 of tests/bench/run's table (full sync,
+incremental sync, connections through the rules, throughput) and the
+proxier's side of figure 8 (memory).
 
 Not collected by pytest; `tests/bench/run` calls `run(quick)`. Everything
 happens in throwaway network namespaces named `nsplane-hb-*`:
@@ -35,7 +37,7 @@ NODE, SRV, CLI = "nsplane-hb-node", "nsplane-hb-srv", "nsplane-hb-cli"
 NFT_NS = "nsplane-hb-nft"  # figure 2's nftables reference, rules only, no links
 SRV_IP, CLI_IP, GW = "10.244.0.5", "10.244.0.6", "10.244.0.1"
 HELLO_PORT, SINK_PORT = 8080, 9000
-DEADLINE = 900.0  # no helper process lives longer than this
+DEADLINE = 900.0  # no worker process lives longer than this
 
 
 # ---------------------------------------------------------------- topology
@@ -271,8 +273,8 @@ def node_incremental(n: int, rounds: int) -> dict:
     proxier.on_service(None, target)
     proxier.sync_once()
     rss_after = _rss_mb()
-    helper = subprocess.Popen(["ip", "netns", "exec", CLI, PY, "-m", "tests.bench.proxier_bench", "cli-loop"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
+    client_loop = subprocess.Popen(["ip", "netns", "exec", CLI, PY, "-m", "tests.bench.proxier_bench", "cli-loop"],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
     added, removed, partial_apply, unexpected = [], [], [], []
     try:
         slice_with = _slice_dict("target", [(SRV_IP, _node().name)], port=HELLO_PORT)
@@ -281,9 +283,9 @@ def node_incremental(n: int, rounds: int) -> dict:
                 t = time.perf_counter()
                 proxier.on_endpointslice(None if new else slice_with, new)
                 result = proxier.sync_once()
-                helper.stdin.write("10.96.0.100 80\n")
-                helper.stdin.flush()
-                outcome = helper.stdout.readline().strip()
+                client_loop.stdin.write("10.96.0.100 80\n")
+                client_loop.stdin.flush()
+                outcome = client_loop.stdout.readline().strip()
                 latencies.append(time.perf_counter() - t)
                 partial_apply.append(result.apply_seconds)
                 if outcome != want:  # counted and reported, not hidden
@@ -294,9 +296,9 @@ def node_incremental(n: int, rounds: int) -> dict:
             iptables.restore("*nat\n:KUBE-SVC-BENCHFLOOR - [0:0]\n-X KUBE-SVC-BENCHFLOOR\nCOMMIT\n")
             floor.append(time.perf_counter() - t)
     finally:
-        helper.stdin.close()
-        helper.kill()
-        helper.wait(timeout=10)
+        client_loop.stdin.close()
+        client_loop.kill()
+        client_loop.wait(timeout=10)
         iptables.cleanup()
     return {"added": added, "removed": removed, "apply": partial_apply, "floor": floor, "unexpected": unexpected,
             "rss_before": rss_before, "rss_after": rss_after}

@@ -32,6 +32,19 @@ class ThrowawayCluster:
     def down(self, purge: bool = True):
         cluster.down(self.cfg, purge=purge, say=lambda *_: None)
 
+    def __enter__(self) -> ThrowawayCluster:
+        """Bring the cluster up; whatever goes wrong, `with` takes it down again."""
+        try:
+            return self.up()
+        except BaseException:
+            self.down()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        """Take the cluster down and check that nothing of it is left on the machine."""
+        self.down()
+        assert self.leftovers() == []
+
     # ---- commands ---------------------------------------------------
     def env(self):
         return dict(os.environ, NSPLANE_STATE_DIR=self.cfg.state_dir, NSPLANE_CLUSTER=self.cfg.name,
@@ -98,6 +111,10 @@ class ThrowawayCluster:
 
     def node_netns(self, index: int = 1) -> str:
         return names.node_netns(self.cfg.name, self.cfg.node_name(index))
+
+    def pod_netns(self, pod: str, namespace: str = "default") -> str:
+        """The pod's named network namespace (what `ip netns list` shows)."""
+        return names.pod_netns(self.cfg.name, namespace, pod)
 
     def leftovers(self) -> list[str]:
         """Anything of this cluster still on the machine."""

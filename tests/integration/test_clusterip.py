@@ -1,67 +1,48 @@
-"""Issue 2's walkthrough on a real single-node cluster: real namespaces,
-veths, iptables and processes; traffic checked with curl from inside pods.
-One cluster serves the module; the last tests restart and tear it down."""
+"""ClusterIP Services on a real single-node cluster, as the Service chapter
+walks through them: real namespaces, veths, iptables and processes. `get svc`
+and `get endpoints`, traffic to every endpoint checked with curl from inside
+a pod, the client's IP kept, UDP, a pod reaching itself through its Service
+(hairpin), the chapter's nginx Deployment and Service, a selector typo that
+empties the endpoints and refuses connections, scaling, a deleted pod, bad
+input that changes nothing, and a restart that keeps Services and traffic.
+One cluster serves the module; the last test restarts it."""
 import re
+import socket
 import subprocess
 import time
 
 import pytest
 
+from dataplane import netns
 from tests.integration.cluster import ThrowawayCluster
+from tests.integration.manifests import AGNHOST, demo, deployment, documents, netexec, service
 
 pytestmark = pytest.mark.integration
 
-AGNHOST = """
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: echo
-spec:
-  replicas: 3
-  selector:
-    matchLabels: {app: echo}
-  template:
-    metadata:
-      labels: {app: echo}
-    spec:
-      containers:
-      - name: agnhost
-        image: registry.k8s.io/e2e-test-images/agnhost:2.47
-        args: ["netexec", "--http-port=8080", "--udp-port=8081"]
-        ports:
-        - {name: http, containerPort: 8080}
-        readinessProbe:
-          httpGet: {path: /healthz, port: http}
-          periodSeconds: 1
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: echo
-spec:
-  selector: {app: echo}
-  ports:
-  - {name: http, port: 80, targetPort: http}
-  - {name: udp, port: 81, targetPort: 8081, protocol: UDP}
-"""
+ECHO_PORTS = [{"name": "http", "port": 80, "targetPort": "http"},
+              {"name": "udp", "port": 81, "targetPort": 8081, "protocol": "UDP"}]
+ECHO_DEPLOYMENT = deployment("echo", image=AGNHOST, replicas=3, args=netexec(8080, udp_port=8081),
+                             ports=[("http", 8080)], readiness=("/healthz", "http"))
 
-WEB = open(__file__.replace("tests/integration/test_clusterip.py", "vagrant/demo/web.yaml")).read()
-WEB_SVC = open(__file__.replace("tests/integration/test_clusterip.py", "vagrant/demo/web-svc.yaml")).read()
+
+def echo_service(app: str = "echo", ports: list[dict] = ECHO_PORTS) -> str:
+    return service("echo", selector={"app": app}, ports=ports)
+
+
+ECHO = documents(ECHO_DEPLOYMENT, echo_service())
+
+WEB = demo("web.yaml")
+WEB_SVC = demo("web-svc.yaml")
 
 
 @pytest.fixture(scope="module")
 def c(tmp_path_factory):
-    tc = ThrowawayCluster(str(tmp_path_factory.mktemp("cluster")))
-    try:
-        tc.up()
-        tc.apply(AGNHOST)
+    with ThrowawayCluster(str(tmp_path_factory.mktemp("cluster"))) as tc:
+        tc.apply(ECHO)
         tc.nsplane("run", "tmp", "--image=curlimages/curl", "--", "sleep", "3600")
         tc.wait_ready("app=echo", 3)
         tc.wait_ready("run=tmp", 1)
         yield tc
-    finally:
-        tc.down()
-        assert tc.leftovers() == []
 
 
 def cluster_ip(c, name):
@@ -107,10 +88,12 @@ def test_client_ip_is_preserved(c):
 def test_udp_service_answers(c):
     ip = cluster_ip(c, "echo")
     names = {p["metadata"]["name"] for p in c.ready_pods("app=echo")}
-    script = f"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2); " \
-             f"s.sendto(b'hostname', ('{ip}', 81)); print(s.recv(100).decode())"
-    r = c.exec("tmp", "python3", "-c", script)
-    assert r.stdout.strip() in names, r.stderr
+    with netns.entered(c.pod_netns("tmp")):     # a socket belongs to the namespace it is made in
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with sock:
+        sock.settimeout(2)
+        sock.sendto(b"hostname", (ip, 81))
+        assert sock.recv(100).decode().strip() in names
 
 
 def test_hairpin_pod_reaches_itself_through_its_service(c):
@@ -145,16 +128,18 @@ def test_nginx_welcome_page_through_cluster_ip(c):
 
 def test_selector_typo_empties_endpoints_and_refuses(c):
     ip = cluster_ip(c, "echo")
-    c.nsplane("apply", "-f", "-", input=AGNHOST.replace("selector: {app: echo}", "selector: {app: echoo}"))
+    c.nsplane("apply", "-f", "-", input=documents(ECHO_DEPLOYMENT, echo_service(app="echoo")))
     c.wait(lambda: "<none>" in c.nsplane("get", "ep", "echo").stdout, 10, "endpoints to empty")
     time.sleep(0.3)
-    connect = ("import socket, time; s = socket.socket(); s.settimeout(5); t = time.monotonic()\n"
-               f"try: s.connect(('{ip}', 80))\nexcept OSError as e: print(type(e).__name__, time.monotonic() - t)")
-    r = c.exec("tmp", "python3", "-c", connect)
-    err, took = r.stdout.split()
-    assert err == "ConnectionRefusedError" and float(took) < 1.0, r.stdout + r.stderr
+    with netns.entered(c.pod_netns("tmp")):
+        sock = socket.socket()
+    with sock, pytest.raises(ConnectionRefusedError):
+        sock.settimeout(5)
+        started = time.monotonic()
+        sock.connect((ip, 80))
+    assert time.monotonic() - started < 1.0
     assert curl(c, f"http://{ip}/hostname").returncode == 7   # curl: couldn't connect
-    c.apply(AGNHOST)
+    c.apply(ECHO)
     c.wait(lambda: curl(c, f"http://{ip}/hostname").returncode == 0, 10, "traffic back")
 
 
@@ -183,7 +168,8 @@ def test_deleted_pod_never_answers_again(c):
 
 def test_bad_input_changes_nothing(c):
     before = c.get("svc", "echo")
-    r = c.nsplane("apply", "-f", "-", check=False, input=AGNHOST.split("---")[1].replace("port: 80,", "port: 70000,"))
+    too_big = [{**ECHO_PORTS[0], "port": 70000}, ECHO_PORTS[1]]
+    r = c.nsplane("apply", "-f", "-", check=False, input=echo_service(ports=too_big))
     assert r.returncode != 0
     assert 'Service "echo" is invalid: spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive' \
         in r.stderr

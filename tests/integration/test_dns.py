@@ -1,4 +1,4 @@
-"""Issue 3's cluster DNS and service discovery on a real single-node cluster:
+"""Cluster DNS and service discovery on a real single-node cluster:
 the coredns pods behind kube-dns (10.96.0.10) answer the real `dig`,
 `nslookup` and `curl` run inside a pod namespace, so every query crosses the
 kube-proxy DNAT; plus the Docker-link environment variables. One cluster
@@ -10,133 +10,38 @@ import time
 
 import pytest
 
-from dataplane import names
 from tests.integration.cluster import ThrowawayCluster
+from tests.integration.manifests import AGNHOST, deployment, documents, netexec, service
 
 pytestmark = pytest.mark.integration
 
 DOMAIN = "cluster.local"
 DNS_IP = "10.96.0.10"
 
-WEB = """
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-      - name: web
-        image: nginx
-        ports:
-        - containerPort: 80
-        readinessProbe:
-          httpGet: {path: /, port: 80}
-          periodSeconds: 1
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  type: ClusterIP
-  selector:
-    app: web
-  ports:
-  - port: 80
-    targetPort: 80
-"""
+WEB = documents(
+    deployment("web", replicas=2, ports=[80], readiness=("/", 80)),
+    service("web", type="ClusterIP", selector={"app": "web"}, ports=[{"port": 80, "targetPort": 80}]))
 
-ECHO = """
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: echo
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: echo}
-  template:
-    metadata:
-      labels: {app: echo}
-    spec:
-      containers:
-      - name: agnhost
-        image: registry.k8s.io/e2e-test-images/agnhost:2.47
-        args: ["netexec", "--http-port=8080"]
-        ports:
-        - {name: http, containerPort: 8080}
-        readinessProbe:
-          httpGet: {path: /healthz, port: http}
-          periodSeconds: 1
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: echo
-spec:
-  selector: {app: echo}
-  ports:
-  - {name: http, port: 80, targetPort: http}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: echo-headless
-spec:
-  clusterIP: None
-  selector: {app: echo}
-  ports:
-  - {name: http, port: 8080, targetPort: http}
-"""
+ECHO = documents(
+    deployment("echo", image=AGNHOST, replicas=2, args=netexec(8080), ports=[("http", 8080)],
+               readiness=("/healthz", "http")),
+    service("echo", selector={"app": "echo"}, ports=[{"name": "http", "port": 80, "targetPort": "http"}]),
+    service("echo-headless", clusterIP="None", selector={"app": "echo"},
+            ports=[{"name": "http", "port": 8080, "targetPort": "http"}]))
 
-EXTERNAL = """
-apiVersion: v1
-kind: Service
-metadata:
-  name: ext
-spec:
-  type: ExternalName
-  externalName: web.default.svc.cluster.local
-"""
-
-EXT_AS_CLUSTERIP = """
-apiVersion: v1
-kind: Service
-metadata:
-  name: ext
-spec:
-  type: ClusterIP
-  selector: {app: web}
-  ports:
-  - {port: 80, targetPort: 80}
-"""
+EXTERNAL = service("ext", type="ExternalName", externalName="web.default.svc.cluster.local")
+EXT_AS_CLUSTERIP = service("ext", type="ClusterIP", selector={"app": "web"}, ports=[{"port": 80, "targetPort": 80}])
 
 
-def plain_service(name: str) -> str:
-    return f"""
-apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-spec:
-  selector: {{app: web}}
-  ports:
-  - {{port: 80, targetPort: 80}}
-"""
+def plain_service(name: str, port_name: str | None = None) -> str:
+    """A Service for the web pods, port 80 (named `port_name` when given)."""
+    port = {"name": port_name} if port_name else {}
+    return service(name, selector={"app": "web"}, ports=[{**port, "port": 80, "targetPort": 80}])
 
 
 @pytest.fixture(scope="module")
 def c(tmp_path_factory):
-    tc = ThrowawayCluster(str(tmp_path_factory.mktemp("cluster")))
-    try:
-        tc.up()
+    with ThrowawayCluster(str(tmp_path_factory.mktemp("cluster"))) as tc:
         tc.apply(WEB)
         tc.apply(ECHO)
         # tmp starts after web and echo exist, so it carries their variables.
@@ -148,12 +53,9 @@ def c(tmp_path_factory):
         tc.wait(lambda: dig_short(tc, f"web.default.svc.{DOMAIN}") == [cluster_ip(tc, "web")], 30,
                 "cluster DNS answering for web")
         yield tc
-    finally:
-        tc.down()
-        assert tc.leftovers() == []
 
 
-# ---- helpers ----------------------------------------------------------
+# ---- queries and polling from pod tmp ------------------------------------
 
 def cluster_ip(c, name: str) -> str:
     return c.get("svc", name)["spec"]["clusterIP"]
@@ -218,13 +120,13 @@ def test_pod_resolv_conf_is_cluster_first(c):
     assert f"nameserver {DNS_IP}" in lines
     assert "options ndots:5" in lines
     assert [x for x in lines if x.startswith("nameserver")] == [f"nameserver {DNS_IP}"]
-    netns = names.pod_netns(c.cfg.name, "default", "tmp")    # what `ip netns exec` shows every process
-    seen = subprocess.run(["ip", "netns", "exec", netns, "cat", "/etc/resolv.conf"], capture_output=True,
-                          text=True, timeout=10).stdout.splitlines()
+    # what `ip netns exec` shows every process of the pod's namespace
+    seen = subprocess.run(["ip", "netns", "exec", c.pod_netns("tmp"), "cat", "/etc/resolv.conf"],
+                          capture_output=True, text=True, timeout=10).stdout.splitlines()
     assert [x.strip() for x in seen] == lines
 
 
-# ---- the seed chapter ---------------------------------------------------
+# ---- the Service chapter's lookups ---------------------------------------
 
 @pytest.mark.parametrize("name,service", [
     ("web", "web"),
@@ -353,11 +255,10 @@ def test_service_created_and_deleted_shows_within_two_seconds(c):
 
 
 def test_port_rename_shows_in_srv(c):
-    doc = plain_service("renamed").replace("{port: 80,", "{name: http, port: 80,")
     try:
-        c.apply(doc)
+        c.apply(plain_service("renamed", port_name="http"))
         c.wait(lambda: dig_short(c, "SRV", f"_http._tcp.renamed.default.svc.{DOMAIN}"), 10, "SRV _http")
-        c.apply(doc.replace("name: http", "name: www"))
+        c.apply(plain_service("renamed", port_name="www"))
         srv = f"_www._tcp.renamed.default.svc.{DOMAIN}"
         held, took = poll_in_pod(c, f'[ -n "$(dig +tries=1 +time=1 +short SRV {srv})" ]')
         assert held and took < 2.0, f"SRV _www seen={held} after {took:.2f}s"

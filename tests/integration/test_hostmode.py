@@ -1,4 +1,5 @@
-"""Host mode (issue 6) without a hypervisor: namespaces play the VMs.
+"""Host mode (nsplane in a VM's own root namespace) without a hypervisor:
+namespaces play the VMs.
 
     nsplane-hv<tag>-lan   the laptop: bridge nsplane-lan 192.168.56.1/24 (VirtualBox's
                           host-only address), plus 203.0.113.1 on lo as "the internet"
@@ -8,7 +9,7 @@
 
 Every nsplane command runs inside its VM namespace (nsenter --net), as it would
 in the VM's root namespace; the machine's root namespace gets nothing. The
-checks are the chapter's: ClusterIP from a pod, NodePort and LoadBalancer from
+checks are the Service chapter's: ClusterIP from a pod, NodePort and LoadBalancer from
 the laptop, DNS, then what only host mode has: pod egress masquerade, an agent
 and a server restart that keep traffic flowing, a second VM joining, and a
 `down` that leaves the VM's namespace clean.
@@ -26,6 +27,7 @@ import pytest
 from agent.api.config import ClusterConfig
 from agent.cli import clusterops as cluster
 from tests.integration.cluster import REPO, ThrowawayCluster
+from tests.integration.manifests import AGNHOST, deployment, documents, netexec, pod, service
 
 pytestmark = pytest.mark.integration
 
@@ -34,36 +36,10 @@ LAN, VM1, VM2 = (f"nsplane-hv{TAG}-{n}" for n in ("lan", "vm1", "vm2"))
 VM1_IP, VM2_IP, LAPTOP_IP, INTERNET_IP = "192.168.56.10", "192.168.56.11", "192.168.56.1", "203.0.113.1"
 LB_POOL = "192.168.56.200-192.168.56.203"
 
-APP = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      nodeSelector: {kubernetes.io/hostname: node-1}
-      containers:
-      - {name: web, image: nginx, ports: [{containerPort: 80}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  type: NodePort
-  selector: {app: web}
-  ports: [{port: 80, targetPort: 80, nodePort: 30080}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: tmp}
-spec:
-  nodeName: node-1
-  containers:
-  - {name: tmp, image: curlimages/curl, command: [sleep, "3600"]}
-"""
+APP = documents(
+    deployment("web", replicas=2, node="node-1", ports=[80]),
+    service("web", type="NodePort", selector={"app": "web"}, ports=[{"port": 80, "targetPort": 80, "nodePort": 30080}]),
+    pod("tmp", command=["sleep", "3600"], node_name="node-1"))
 
 
 def ip(*args: str) -> str:
@@ -296,18 +272,8 @@ def test_restart_keeps_pods_and_traffic(lab, role):
     assert all(cluster.proc_start_time(p) for p in pids)
 
 
-FAR = """
-apiVersion: v1
-kind: Pod
-metadata: {name: far, labels: {app: far}}
-spec:
-  nodeName: node-2
-  containers:
-  - name: agnhost
-    image: registry.k8s.io/e2e-test-images/agnhost:2.47
-    args: ["netexec", "--http-port=8080"]
-    readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
-"""
+FAR = pod("far", image=AGNHOST, args=netexec(8080), readiness=("/healthz", 8080), labels={"app": "far"},
+          node_name="node-2")
 
 
 def test_second_vm_joins(lab):

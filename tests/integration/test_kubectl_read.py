@@ -14,17 +14,10 @@ import pytest
 
 from dataplane import netns
 from tests.integration.cluster import ThrowawayCluster
+from tests.integration.manifests import demo, documents
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH")]
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def demo(name: str) -> str:
-    with open(os.path.join(REPO, "vagrant", "demo", name)) as f:
-        return f.read()
-
 
 WEB = demo("web.yaml")
 WEB_SVC = demo("web-svc.yaml")
@@ -44,16 +37,12 @@ STRICT = 'strict decoding error: unknown field "spec.foo", unknown field "spec.p
 
 @pytest.fixture(scope="module")
 def c(tmp_path_factory):
-    tc = ThrowawayCluster(str(tmp_path_factory.mktemp("cluster")))
-    tc.cache = str(tmp_path_factory.mktemp("kubectl-cache"))
-    try:
-        tc.up()
-        kubectl(tc, "apply", "-f", "-", input=WEB + "---\n" + WEB_SVC)
+    with ThrowawayCluster(str(tmp_path_factory.mktemp("cluster"))) as tc:
+        tc.cache = str(tmp_path_factory.mktemp("kubectl-cache"))
+        kubectl(tc, "apply", "-f", "-", input=documents(WEB, WEB_SVC))
         tc.wait_ready("app=web", 3, timeout=60)
         tc.wait(lambda: len(tc.get("endpoints", "web")["subsets"][0]["addresses"]) == 3, 30, "3 endpoints")
         yield tc
-    finally:
-        tc.down()
 
 
 def kubectl(c, *args, check=True, input=None, binary="kubectl"):

@@ -18,6 +18,7 @@ import pytest
 
 from dataplane import netns
 from tests.integration.cluster import REPO, ThrowawayCluster
+from tests.integration.manifests import deployment, documents, service
 
 OLD_KUBECTL = os.environ.get("NSPLANE_OLD_KUBECTL", "/tmp/nsr/k120/usr/bin/kubectl")
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(
@@ -25,44 +26,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.skipif(
     reason=f"no old (SPDY-only) kubectl at {OLD_KUBECTL}: `apt-get download kubernetes-client` and "
            "`dpkg-deb -x` it under /tmp/nsr/k120, or set NSPLANE_OLD_KUBECTL")]
 
-WEB = """
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-      - name: web
-        image: nginx
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  selector: {app: web}
-  ports:
-  - port: 80
-"""
+WEB = documents(deployment("web", replicas=1), service("web", selector={"app": "web"}, ports=[{"port": 80}]))
 
 
 @pytest.fixture(scope="module")
 def c(tmp_path_factory):
-    tc = ThrowawayCluster(str(tmp_path_factory.mktemp("spdy")))
-    try:
-        tc.up()
+    with ThrowawayCluster(str(tmp_path_factory.mktemp("spdy"))) as tc:
         tc.apply(WEB)
         yield tc
-    finally:
-        tc.down()
-        assert tc.leftovers() == []
 
 
 @pytest.fixture(scope="module")

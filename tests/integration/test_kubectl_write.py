@@ -1,4 +1,4 @@
-"""Issue 5's write side with the real kubectl: HTTPS + token from a
+"""The real kubectl changing a real cluster: HTTPS + token from a
 kubeconfig, apply created/unchanged/configured, patch (strategic, JSON,
 merge), scale + rollout status, set image, rollout restart, expose, edit,
 server-side dry run, exec (WebSocket) through the Service, logs, run --rm -i,
@@ -13,57 +13,31 @@ import subprocess
 import pytest
 
 from tests.integration.cluster import ThrowawayCluster
+from tests.integration.manifests import deployment, documents, service
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed on this machine")]
 
-WEB = """
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 2
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-      - name: web
-        image: nginx
-        ports:
-        - containerPort: 80
-"""
-SVC = """
-apiVersion: v1
-kind: Service
-metadata:
-  name: web
-spec:
-  selector: {app: web}
-  ports:
-  - port: 80
-    targetPort: 80
-"""
+WEB = deployment("web", replicas=2, ports=[80])
+
+
+def web_service(name: str = "web", port: int = 80) -> str:
+    return service(name, selector={"app": "web"}, ports=[{"port": port, "targetPort": 80}])
+
+
+SVC = web_service()
 
 
 @pytest.fixture(scope="module")
 def c(tmp_path_factory):
-    tc = ThrowawayCluster(str(tmp_path_factory.mktemp("kubectl")))
-    try:
-        tc.up()
+    with ThrowawayCluster(str(tmp_path_factory.mktemp("kubectl"))) as tc:
         yield tc
-    finally:
-        tc.down()
-        assert tc.leftovers() == []
 
 
 @pytest.fixture(scope="module")
 def validate(c):
-    """kubectl validates against /openapi/v2 by default; until the API serves
-    it (the read side's work), the write tests turn validation off."""
+    """kubectl validates against /openapi/v2 by default; should the API not
+    serve it, these tests turn validation off (test_kubectl_read covers it)."""
     r = c.kubectl("get", "--raw", "/openapi/v2", check=False)
     return [] if r.returncode == 0 else ["--validate=false"]
 
@@ -86,10 +60,10 @@ def test_anonymous_and_wrong_token_get_401(c):
 
 
 def test_apply_created_unchanged_configured(c, validate):
-    assert apply(c, validate, WEB + "---" + SVC).split("\n")[:2] == ["deployment.apps/web created",
+    assert apply(c, validate, documents(WEB, SVC)).split("\n")[:2] == ["deployment.apps/web created",
                                                                     "service/web created"]
     assert apply(c, validate, SVC).strip() == "service/web unchanged"
-    assert apply(c, validate, SVC.replace("port: 80\n", "port: 8080\n")).strip() == "service/web configured"
+    assert apply(c, validate, web_service(port=8080)).strip() == "service/web configured"
     svc = jget(c, "svc", "web")
     assert [p["port"] for p in svc["spec"]["ports"]] == [8080]
     assert "kubectl.kubernetes.io/last-applied-configuration" in svc["metadata"]["annotations"]
@@ -98,7 +72,7 @@ def test_apply_created_unchanged_configured(c, validate):
 
 
 def test_server_side_dry_run_stores_nothing(c, validate):
-    out = apply(c, validate, SVC.replace("name: web", "name: dry"), "--dry-run=server")
+    out = apply(c, validate, web_service("dry"), "--dry-run=server")
     assert out.strip() == "service/dry created (server dry run)"
     assert c.kubectl("get", "svc", "dry", check=False).returncode != 0
 

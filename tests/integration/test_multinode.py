@@ -1,4 +1,4 @@
-"""Issue 4 on a real 3-node cluster: every Service type, traffic policies,
+"""Services on a real 3-node cluster: every Service type, traffic policies,
 session affinity, the load-balancer pool and its failover, checked with real
 curl / nc from pods, from nodes and from the outside (the cluster's host
 namespace, which is what the machine's shell is for a cluster made by
@@ -10,42 +10,15 @@ import subprocess
 import pytest
 
 from tests.integration.cluster import ThrowawayCluster
+from tests.integration.manifests import AGNHOST, deployment, documents, netexec, pod, service
 
 pytestmark = pytest.mark.integration
 
-ECHO = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: echo}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: echo}}
-  template:
-    metadata: {labels: {app: echo}}
-    spec:
-      containers:
-      - name: agnhost
-        image: registry.k8s.io/e2e-test-images/agnhost:2.47
-        args: ["netexec", "--http-port=8080", "--udp-port=8080"]
-        ports: [{name: http, containerPort: 8080}]
-        readinessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 1}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: solo}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: solo}}
-  template:
-    metadata: {labels: {app: solo}}
-    spec:
-      nodeSelector: {kubernetes.io/hostname: node-2}
-      containers:
-      - name: agnhost
-        image: registry.k8s.io/e2e-test-images/agnhost:2.47
-        args: ["netexec", "--http-port=8080"]
-        readinessProbe: {httpGet: {path: /healthz, port: 8080}, periodSeconds: 1}
-"""
+ECHO = documents(
+    deployment("echo", image=AGNHOST, replicas=3, args=netexec(8080, udp_port=8080), ports=[("http", 8080)],
+               readiness=("/healthz", "http")),
+    deployment("solo", image=AGNHOST, args=netexec(8080), readiness=("/healthz", 8080), node="node-2"))
+TMP_POD = pod("tmp", command=["sleep", "3600"], labels={"run": "tmp"}, node_name="node-1")
 
 
 @pytest.fixture(scope="module")
@@ -53,27 +26,12 @@ def c(tmp_path_factory):
     tc = ThrowawayCluster(str(tmp_path_factory.mktemp("cluster")), nodes=3, dns=False)
     net = tc.cfg.underlay_cidr.rsplit(".", 1)[0]
     tc.cfg.lb_pool = f"{net}.200-{net}.203"
-    try:
-        tc.up()
-        tc.apply(ECHO + "---" + TMP_POD)
+    with tc:
+        tc.apply(documents(ECHO, TMP_POD))
         tc.wait_ready("app=echo", 3)
         tc.wait_ready("app=solo", 1)
         tc.wait(lambda: tc.get("pod", "tmp")["status"].get("phase") == "Running", 30, "tmp running")
         yield tc
-    finally:
-        tc.down()
-        assert tc.leftovers() == []
-
-
-TMP_POD = """
-apiVersion: v1
-kind: Pod
-metadata: {name: tmp, labels: {run: tmp}}
-spec:
-  nodeName: node-1
-  containers:
-  - {name: tmp, image: curlimages/curl, command: [sleep, "3600"]}
-"""
 
 
 def node_ip(c, k):
@@ -112,9 +70,13 @@ def nat_rules(c, k=1, chain=None):
     return run_in(c.node_netns(k), "iptables-legacy", "-t", "nat", "-S", *([chain] if chain else [])).stdout
 
 
-def apply_svc(c, name, spec_yaml, selector="{app: echo}"):
-    return c.apply(f"apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n"
-                   f"  selector: {selector}\n{spec_yaml}")
+TO_8080 = [{"port": 80, "targetPort": 8080}]     # the Service port most tests use
+
+
+def apply_svc(c, name, app="echo", **spec):
+    """Create or change Service `name` selecting app=`app` (None: no selector);
+    `spec` holds its other fields by their Kubernetes names."""
+    return c.apply(service(name, selector={"app": app} if app else None, **spec))
 
 
 def echo_pods(c):
@@ -154,8 +116,9 @@ def test_pod_to_pod_across_nodes_keeps_source_ip(c):
 # ---- NodePort ----------------------------------------------------------------------
 
 def test_node_port_answers_on_every_node_from_outside_pods_and_nodes(c):
-    out = apply_svc(c, "np", "  type: NodePort\n  ports:\n  - {name: tcp, port: 80, targetPort: 8080, nodePort: 30080}\n"
-                    "  - {name: udp, port: 80, targetPort: 8080, protocol: UDP, nodePort: 30080}\n")
+    out = apply_svc(c, "np", type="NodePort", ports=[
+        {"name": "tcp", "port": 80, "targetPort": 8080, "nodePort": 30080},
+        {"name": "udp", "port": 80, "targetPort": 8080, "protocol": "UDP", "nodePort": 30080}])
     assert out.strip() == "service/np created"
     s = svc(c, "np")
     assert [p["nodePort"] for p in s["spec"]["ports"]] == [30080, 30080]
@@ -189,7 +152,7 @@ def test_node_port_conflict_and_range_errors_change_nothing(c):
 
 
 def test_node_port_stops_answering_when_the_service_is_deleted(c):
-    apply_svc(c, "gone", "  type: NodePort\n  ports:\n  - {port: 80, targetPort: 8080, nodePort: 30090}\n")
+    apply_svc(c, "gone", type="NodePort", ports=[{"port": 80, "targetPort": 8080, "nodePort": 30090}])
     url = f"http://{node_ip(c, 2)}:30090/hostname"
     c.wait(lambda: outside(c, *curl_args(url)).returncode == 0, 10, "NodePort up")
     c.nsplane("delete", "svc", "gone")
@@ -200,8 +163,8 @@ def test_node_port_stops_answering_when_the_service_is_deleted(c):
 # ---- traffic policies --------------------------------------------------------------
 
 def test_external_traffic_policy_local_keeps_client_ip_and_drops_without_local_endpoint(c):
-    apply_svc(c, "loc", "  type: NodePort\n  externalTrafficPolicy: Local\n"
-              "  ports:\n  - {port: 80, targetPort: 8080, nodePort: 30100}\n", selector="{app: solo}")
+    apply_svc(c, "loc", app="solo", type="NodePort", externalTrafficPolicy="Local",
+              ports=[{"port": 80, "targetPort": 8080, "nodePort": 30100}])
     host_ip = c.cfg.host_ip
     url2 = f"http://{node_ip(c, 2)}:30100/clientip"
     r = c.wait(lambda: (r := outside(c, *curl_args(url2))).returncode == 0 and r, 10, "ETP Local on node-2")
@@ -219,16 +182,14 @@ def test_external_traffic_policy_local_keeps_client_ip_and_drops_without_local_e
 
 
 def test_external_traffic_policy_cluster_masquerades(c):
-    apply_svc(c, "clu", "  type: NodePort\n  ports:\n  - {port: 80, targetPort: 8080, nodePort: 30101}\n",
-              selector="{app: solo}")
+    apply_svc(c, "clu", app="solo", type="NodePort", ports=[{"port": 80, "targetPort": 8080, "nodePort": 30101}])
     url = f"http://{node_ip(c, 3)}:30101/clientip"
     r = c.wait(lambda: (r := outside(c, *curl_args(url))).returncode == 0 and r, 10, "ETP Cluster")
     assert r.stdout.rsplit(":", 1)[0] != c.cfg.host_ip      # SNAT'd on node-3 towards node-2
 
 
 def test_internal_traffic_policy_local(c):
-    apply_svc(c, "itp", "  internalTrafficPolicy: Local\n  ports:\n  - {port: 80, targetPort: 8080}\n",
-              selector="{app: solo}")
+    apply_svc(c, "itp", app="solo", internalTrafficPolicy="Local", ports=TO_8080)
     ip = svc(c, "itp")["spec"]["clusterIP"]
     c.wait(lambda: '"default/itp has no local endpoints"' in run_in(c.node_netns(1), "iptables-legacy", "-S").stdout,
            10, "the DROP kube-proxy writes for internalTrafficPolicy Local without a local endpoint")
@@ -239,13 +200,13 @@ def test_internal_traffic_policy_local(c):
 # ---- session affinity --------------------------------------------------------------
 
 def test_session_affinity_client_ip_and_switching_back(c):
-    apply_svc(c, "sticky", "  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}\n"
-              "  ports:\n  - {port: 80, targetPort: 8080}\n")
+    apply_svc(c, "sticky", sessionAffinity="ClientIP", sessionAffinityConfig={"clientIP": {"timeoutSeconds": 60}},
+              ports=TO_8080)
     ip = svc(c, "sticky")["spec"]["clusterIP"]
     c.wait(lambda: c.exec("tmp", *curl_args(f"http://{ip}/hostname")).returncode == 0, 10, "sticky up")
     assert len(hostnames(c, lambda *a: c.exec("tmp", *a), f"http://{ip}/hostname", 15)) == 1
     assert "--rcheck --seconds 60 --reap" in nat_rules(c, 1)
-    apply_svc(c, "sticky", "  sessionAffinity: None\n  ports:\n  - {port: 80, targetPort: 8080}\n")
+    apply_svc(c, "sticky", sessionAffinity="None", ports=TO_8080)
     c.wait(lambda: "--rcheck" not in nat_rules(c, 1), 10, "affinity rules gone")
     assert len(hostnames(c, lambda *a: c.exec("tmp", *a), f"http://{ip}/hostname", 20)) > 1
 
@@ -273,8 +234,7 @@ def test_selectorless_service_reaches_endpoints_of_two_slices(c):
         slices.append(f"apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: manual-{i}\n"
                       f"  labels: {{kubernetes.io/service-name: manual}}\naddressType: IPv4\n"
                       f"ports: [{{port: 8080, protocol: TCP}}]\nendpoints:\n{eps}")
-    c.apply("apiVersion: v1\nkind: Service\nmetadata: {name: manual}\nspec:\n  ports: [{port: 80}]\n---\n"
-            + "---\n".join(slices))
+    c.apply(documents(service("manual", ports=[{"port": 80}]), *slices))
     ip = svc(c, "manual")["spec"]["clusterIP"]
     c.wait(lambda: c.exec("tmp", *curl_args(f"http://{ip}/hostname")).returncode == 0, 10, "manual up")
     assert hostnames(c, lambda *a: c.exec("tmp", *a), f"http://{ip}/hostname", 30) == echo_pods(c)
@@ -287,7 +247,7 @@ def ingress(c, name):
 
 
 def test_load_balancer_gets_a_pool_address_reachable_from_outside(c):
-    apply_svc(c, "lb", "  type: LoadBalancer\n  ports:\n  - {port: 80, targetPort: 8080}\n")
+    apply_svc(c, "lb", type="LoadBalancer", ports=TO_8080)
     ip = c.wait(lambda: ingress(c, "lb"), 10, "an address")[0]
     net = c.cfg.underlay_cidr.rsplit(".", 1)[0]
     assert ip == f"{net}.200"
@@ -303,8 +263,8 @@ def test_load_balancer_gets_a_pool_address_reachable_from_outside(c):
 
 def test_requested_address_pool_errors_and_exhaustion(c):
     net = c.cfg.underlay_cidr.rsplit(".", 1)[0]
-    apply_svc(c, "lb-req", f"  type: LoadBalancer\n  loadBalancerIP: {net}.203\n"
-              "  allocateLoadBalancerNodePorts: false\n  ports:\n  - {port: 80, targetPort: 8080}\n")
+    apply_svc(c, "lb-req", type="LoadBalancer", loadBalancerIP=f"{net}.203", allocateLoadBalancerNodePorts=False,
+              ports=TO_8080)
     assert c.wait(lambda: ingress(c, "lb-req"), 10, "requested address") == [f"{net}.203"]
     assert "nodePort" not in svc(c, "lb-req")["spec"]["ports"][0]
     c.wait(lambda: outside(c, *curl_args(f"http://{net}.203/hostname")).returncode == 0, 10, "lb-req answers")
@@ -316,8 +276,8 @@ def test_requested_address_pool_errors_and_exhaustion(c):
         assert r.returncode != 0 and f'spec.loadBalancerIP: Invalid value: "{bad}": {why}' in r.stderr
     assert "lb-bad" not in {s["metadata"]["name"] for s in c.get("svc")["items"]}
     for name in ("lb-a", "lb-b"):      # .201 and .202 left; the third waits
-        apply_svc(c, name, "  type: LoadBalancer\n  ports:\n  - {port: 80, targetPort: 8080}\n")
-    apply_svc(c, "lb-c", "  type: LoadBalancer\n  ports:\n  - {port: 80, targetPort: 8080}\n")
+        apply_svc(c, name, type="LoadBalancer", ports=TO_8080)
+    apply_svc(c, "lb-c", type="LoadBalancer", ports=TO_8080)
     c.wait(lambda: ingress(c, "lb-a") and ingress(c, "lb-b"), 10, "two more addresses")
     assert ingress(c, "lb-c") == []
     assert c.nsplane("get", "svc", "lb-c").stdout.splitlines()[1].split()[3] == "<pending>"
@@ -330,15 +290,13 @@ def test_requested_address_pool_errors_and_exhaustion(c):
 
 
 def test_source_ranges_and_health_check_node_port(c):
-    apply_svc(c, "lbl", "  type: LoadBalancer\n  externalTrafficPolicy: Local\n"
-              "  loadBalancerSourceRanges: [10.0.0.0/8]\n  ports:\n  - {port: 80, targetPort: 8080}\n",
-              selector="{app: solo}")
+    apply_svc(c, "lbl", app="solo", type="LoadBalancer", externalTrafficPolicy="Local",
+              loadBalancerSourceRanges=["10.0.0.0/8"], ports=TO_8080)
     ip = c.wait(lambda: ingress(c, "lbl"), 10, "an address")[0]
     c.wait(lambda: "KUBE-FW-" in nat_rules(c, 2), 10, "firewall chain")
     assert outside(c, *curl_args(f"http://{ip}/clientip", 1)).returncode == 28   # 172.28.x.1 not allowed
-    apply_svc(c, "lbl", "  type: LoadBalancer\n  externalTrafficPolicy: Local\n"
-              f"  loadBalancerSourceRanges: [{c.cfg.host_ip}/32]\n  ports:\n  - {{port: 80, targetPort: 8080}}\n",
-              selector="{app: solo}")
+    apply_svc(c, "lbl", app="solo", type="LoadBalancer", externalTrafficPolicy="Local",
+              loadBalancerSourceRanges=[f"{c.cfg.host_ip}/32"], ports=TO_8080)
     r = c.wait(lambda: (r := outside(c, *curl_args(f"http://{ip}/clientip"))).returncode == 0 and r, 10, "allowed")
     assert r.stdout.rsplit(":", 1)[0] == c.cfg.host_ip
     hc = svc(c, "lbl")["spec"]["healthCheckNodePort"]
@@ -359,27 +317,27 @@ def test_source_ranges_and_health_check_node_port(c):
 # ---- type changes ------------------------------------------------------------------
 
 def test_type_changes_in_every_direction_allocate_and_release(c):
-    apply_svc(c, "tc", "  type: ExternalName\n  externalName: example.com\n", selector="null")
+    apply_svc(c, "tc", app=None, type="ExternalName", externalName="example.com")
     assert "clusterIP" not in svc(c, "tc")["spec"]
     assert "default/tc" not in nat_rules(c, 1)
-    apply_svc(c, "tc", "  type: ClusterIP\n  ports:\n  - {port: 80, targetPort: 8080}\n")
+    apply_svc(c, "tc", type="ClusterIP", ports=TO_8080)
     cip = svc(c, "tc")["spec"]["clusterIP"]
     assert re.fullmatch(r"10\.\d+\.\d+\.\d+", cip)
     c.wait(lambda: c.exec("tmp", *curl_args(f"http://{cip}/hostname")).returncode == 0, 10, "ClusterIP")
-    apply_svc(c, "tc", "  type: NodePort\n  ports:\n  - {port: 80, targetPort: 8080}\n")
+    apply_svc(c, "tc", type="NodePort", ports=TO_8080)
     s = svc(c, "tc")
     port = s["spec"]["ports"][0]["nodePort"]
     assert s["spec"]["clusterIP"] == cip and 30000 <= port <= 32767
     c.wait(lambda: outside(c, *curl_args(f"http://{node_ip(c, 1)}:{port}/hostname")).returncode == 0, 10, "NP")
-    apply_svc(c, "tc", "  type: LoadBalancer\n  ports:\n  - {port: 80, targetPort: 8080}\n")
+    apply_svc(c, "tc", type="LoadBalancer", ports=TO_8080)
     assert svc(c, "tc")["spec"]["ports"][0]["nodePort"] == port
     lb = c.wait(lambda: ingress(c, "tc"), 10, "LB address")[0]
     c.wait(lambda: outside(c, *curl_args(f"http://{lb}/hostname")).returncode == 0, 10, "LB")
-    apply_svc(c, "tc", "  type: ClusterIP\n  ports:\n  - {port: 80, targetPort: 8080}\n")
+    apply_svc(c, "tc", type="ClusterIP", ports=TO_8080)
     s = c.wait(lambda: (s := svc(c, "tc")) and not ingress(c, "tc") and s, 10, "address released")
     assert "nodePort" not in s["spec"]["ports"][0] and s["spec"]["clusterIP"] == cip
     c.wait(lambda: f"{port}" not in nat_rules(c, 1) and lb not in nat_rules(c, 1), 10, "rules follow")
-    apply_svc(c, "tc", "  type: ExternalName\n  externalName: example.com\n", selector="null")
+    apply_svc(c, "tc", app=None, type="ExternalName", externalName="example.com")
     assert "clusterIP" not in svc(c, "tc")["spec"]
     c.wait(lambda: "default/tc" not in nat_rules(c, 1), 10, "no rules for ExternalName")
     c.nsplane("delete", "svc", "tc")
@@ -387,7 +345,7 @@ def test_type_changes_in_every_direction_allocate_and_release(c):
 
 def test_external_ips_are_forwarded(c):
     net = c.cfg.underlay_cidr.rsplit(".", 1)[0]
-    apply_svc(c, "xip", f"  externalIPs: [{net}.150]\n  ports:\n  - {{port: 8081, targetPort: 8080}}\n")
+    apply_svc(c, "xip", externalIPs=[f"{net}.150"], ports=[{"port": 8081, "targetPort": 8080}])
     c.wait(lambda: "default/xip external IP" in nat_rules(c, 3), 10, "KUBE-EXT rules")
     # Routing an external IP to a node is the network's job; the outside does it with a route.
     outside(c, "ip", "route", "replace", f"{net}.150/32", "via", node_ip(c, 3))
@@ -398,7 +356,7 @@ def test_external_ips_are_forwarded(c):
 
 
 def test_headless_has_no_cluster_ip_and_no_rules(c):
-    apply_svc(c, "hl", "  clusterIP: None\n  ports:\n  - {port: 80, targetPort: 8080}\n")
+    apply_svc(c, "hl", clusterIP="None", ports=TO_8080)
     assert svc(c, "hl")["spec"]["clusterIP"] == "None"
     c.wait(lambda: c.get("endpointslices", "-l", "kubernetes.io/service-name=hl")["items"], 10, "slices")
     assert "default/hl" not in nat_rules(c, 1)

@@ -4,46 +4,74 @@ Topology (all ours, removed on every exit path):
 
     nsplane-hd-cli 10.99.0.2 --veth-- 10.99.0.1 nsplane-hd-srv 10.99.1.1 --veth-- 10.99.1.2 nsplane-hd-up
 
-The server runs in nsplane-hd-srv as its own process (python -m-style, fed
-the unit tests' cluster objects); nsplane-hd-up runs a tiny dnslib upstream
-that answers *.example.test, so forwarding never touches a real resolver.
+The server (dns.server.DNSServer, fed the unit tests' cluster objects) runs
+in this process: it is started on this thread inside nsplane-hd-srv
+(`netns.entered`), so its sockets live there, and so do the threads it
+starts. nsplane-hd-up holds a tiny dnslib upstream, a socket of that
+namespace served by a thread here, that answers *.example.test, so
+forwarding never touches a real resolver. dig and curl run in nsplane-hd-cli
+as a user would run them. Covered: cluster names over UDP and TCP, SRV, PTR,
+NXDOMAIN with SOA, truncation and TCP retry, forwarding and ExternalName
+CNAME chasing, the health/ready/metrics endpoints, garbage input, refused
+AXFR and classes, and forwarding loops cut by the loop probe.
 """
 
-import json
 import os
-import signal
+import random
+import socket
 import subprocess
-import sys
+import threading
 import time
+from contextlib import contextmanager
 
 import pytest
+from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+
+from dataplane import netns
+from dns.server import DNSServer
+from tests.unit.test_dns_records import HTTP, cluster, ep, eps, svc
 
 pytestmark = pytest.mark.kernel
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SRV, CLI, UP = "nsplane-hd-srv", "nsplane-hd-cli", "nsplane-hd-up"
 SRV_IP, CLI_IP, SRV_IP2, UP_IP = "10.99.0.1", "10.99.0.2", "10.99.1.1", "10.99.1.2"
 
-SERVER = r"""
-import json, logging, sys, threading, signal
-sys.path.insert(0, sys.argv[1] + "/tests/unit")
-logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-from test_dns_records import cluster, svc, eps, ep, HTTP
-from dns.server import run
-args = json.loads(sys.argv[2])
-state = cluster()
-state.apply("Service", "ADDED", svc("default", "big", "None", [HTTP]))
-state.apply("EndpointSlice", "ADDED", eps("default", "big", [ep(f"10.244.50.{i}") for i in range(1, 121)], [HTTP]))
-state.apply("Service", "MODIFIED", svc("default", "extout", type_="ExternalName", externalName="www.example.test"))
-stop = threading.Event()
-signal.signal(signal.SIGTERM, lambda *a: stop.set())
-run(state, stop=stop, **args)
-"""
 
-UPSTREAM = r"""
-import socket, struct, sys, threading
-from dnslib import DNSRecord, RR, QTYPE, A, RCODE
-def answer(data):
+def cluster_state():
+    """The unit tests' cluster, plus a headless Service of 120 endpoints (too
+    many for one UDP answer) and an ExternalName pointing upstream."""
+    state = cluster()
+    state.apply("Service", "ADDED", svc("default", "big", "None", [HTTP]))
+    state.apply("EndpointSlice", "ADDED", eps("default", "big", [ep(f"10.244.50.{i}") for i in range(1, 121)],
+                                              [HTTP]))
+    state.apply("Service", "MODIFIED", svc("default", "extout", type_="ExternalName",
+                                           externalName="www.example.test"))
+    return state
+
+
+class RunningServer:
+    """A DNSServer started inside SRV, with the threads its start() began."""
+
+    def __init__(self, **args):
+        before = set(threading.enumerate())
+        with netns.entered(SRV):
+            self.server = DNSServer(cluster_state(), **args)
+            self.server.start()
+        self.threads = set(threading.enumerate()) - before
+
+    def alive(self) -> bool:
+        return bool(self.threads) and all(t.is_alive() for t in self.threads)
+
+    def loop_detected(self) -> bool:
+        forwarder = self.server.forwarder
+        return any(forwarder.looped(i) for i in range(len(forwarder.upstreams)))
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def upstream_answer(data: bytes) -> bytes:
+    """192.0.2.80 for A of *.example.test, NXDOMAIN for anything else."""
     q = DNSRecord.parse(data)
     r = q.reply()
     name = str(q.q.qname).lower()
@@ -52,15 +80,38 @@ def answer(data):
     else:
         r.header.rcode = RCODE.NXDOMAIN
     return r.pack()
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], 53))
-while True:
-    data, addr = s.recvfrom(4096)
-    try:
-        s.sendto(answer(data), addr)
-    except Exception:
-        pass
-"""
+
+
+@contextmanager
+def upstream(ns: str, ip: str):
+    """The upstream resolver on ip:53 in `ns`, served by a thread until the block ends."""
+    with netns.entered(ns):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                data, addr = sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                sock.sendto(upstream_answer(data), addr)
+            except Exception:  # noqa: BLE001 - what dnslib cannot parse gets no answer
+                pass
+
+    with sock:
+        sock.bind((ip, 53))
+        sock.settimeout(0.2)
+        thread = threading.Thread(target=serve, name=f"upstream-{ns}", daemon=True)
+        thread.start()
+        try:
+            yield thread
+        finally:
+            stop.set()
+            thread.join(timeout=5)
 
 
 def run(*args, check=True, **kw):
@@ -83,21 +134,6 @@ def veth(a_ns, a_if, a_ip, b_ns, b_if, b_ip):
         nsexec(ns, "ip", "link", "set", ifname, "up")
 
 
-def spawn(ns, code, *args, log):
-    return subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", code, *args],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 def dig(*args, server=SRV_IP, port=53):
     return nsexec(CLI, "dig", f"@{server}", "-p", str(port), "+time=2", "+tries=1", *args, check=False).stdout
 
@@ -112,11 +148,10 @@ def wait_for_answer(server=SRV_IP, port=53, name="web.default.svc.cluster.local"
 
 
 @pytest.fixture(scope="module")
-def topology(tmp_path_factory):
+def topology():
     if os.geteuid() != 0:
         pytest.skip("needs root for network namespaces")
-    logdir = tmp_path_factory.mktemp("dns")
-    procs = []
+    server = None
     cleanup_netns()
     try:
         for ns in (SRV, CLI, UP):
@@ -124,16 +159,13 @@ def topology(tmp_path_factory):
             nsexec(ns, "ip", "link", "set", "lo", "up")
         veth(SRV, "nsplane-hd-s0", SRV_IP, CLI, "nsplane-hd-c0", CLI_IP)
         veth(SRV, "nsplane-hd-s1", SRV_IP2, UP, "nsplane-hd-u0", UP_IP)
-        up_log = open(logdir / "upstream.log", "w")
-        procs.append(spawn(UP, UPSTREAM, UP_IP, log=up_log))
-        srv_log = open(logdir / "server.log", "w")
-        args = {"listen": "0.0.0.0", "port": 53, "upstreams": [UP_IP], "local_ips": ["10.244.0.5"]}
-        procs.append(spawn(SRV, SERVER, REPO, json.dumps(args), log=srv_log))
-        wait_for_answer()
-        yield {"logdir": logdir, "procs": procs}
+        with upstream(UP, UP_IP) as upstream_thread:
+            server = RunningServer(listen="0.0.0.0", port=53, upstreams=[UP_IP], local_ips=["10.244.0.5"])
+            wait_for_answer()
+            yield {"server": server, "upstream": upstream_thread}
     finally:
-        for p in procs:
-            stop(p)
+        if server is not None:
+            server.stop()
         cleanup_netns()
 
 
@@ -182,19 +214,15 @@ def test_health_ready_metrics(topology):
 
 
 def test_random_bytes_do_not_stop_the_server(topology):
-    code = r"""
-import os, random, socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-rng = random.Random(7)
-for i in range(5000):
-    s.sendto(bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 300))), (sys.argv[1], 53))
-for i in range(50):
-    t = socket.create_connection((sys.argv[1], 53), timeout=2)
-    t.sendall(os.urandom(rng.randint(1, 600)))
-    t.close()
-"""
-    nsexec(CLI, sys.executable, "-c", code, SRV_IP)
-    assert all(p.poll() is None for p in topology["procs"])
+    rng = random.Random(7)
+    with netns.entered(CLI):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _ in range(5000):
+                s.sendto(bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 300))), (SRV_IP, 53))
+        for _ in range(50):
+            with socket.create_connection((SRV_IP, 53), timeout=2) as t:
+                t.sendall(os.urandom(rng.randint(1, 600)))
+    assert topology["server"].alive() and topology["upstream"].is_alive()
     assert dig("+short", "web.default.svc.cluster.local").split() == ["10.96.0.20"]
     assert dig("+short", "+tcp", "web.default.svc.cluster.local").split() == ["10.96.0.20"]
 
@@ -204,22 +232,26 @@ def test_axfr_refused_and_unknown_class(topology):
     assert "status: REFUSED" in dig("-c", "CH", "web.default.svc.cluster.local")
 
 
-def start_loop_servers(tmp_path, plans):
-    procs, logs = [], []
-    for listen, port, upstream in plans:
-        log = tmp_path / f"loop-{port}.log"
-        args = {"listen": listen, "port": port, "upstreams": [upstream], "local_ips": [SRV_IP],
-                "health_port": None, "ready_port": None, "metrics_port": None}
-        procs.append(spawn(SRV, SERVER, REPO, json.dumps(args), log=open(log, "w")))
-        logs.append(log)
-    return procs, logs
+@contextmanager
+def loop_servers(plans):
+    """One server per (listen, port, upstream), without HTTP endpoints, for the block."""
+    servers = []
+    try:
+        for listen, port, upstream_addr in plans:
+            servers.append(RunningServer(listen=listen, port=port, upstreams=[upstream_addr], local_ips=[SRV_IP],
+                                         health_port=None, ready_port=None, metrics_port=None))
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
 
 
-def wait_for_loop(logs, want):
+def wait_for_loop(servers, want):
+    """How many of `servers` cut a forwarding loop, once `want` have (15 s at most)."""
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and sum("loop detected" in p.read_text() for p in logs) < want:
+    while time.monotonic() < deadline and sum(s.loop_detected() for s in servers) < want:
         time.sleep(0.2)
-    return sum("loop detected" in p.read_text() for p in logs)
+    return sum(s.loop_detected() for s in servers)
 
 
 def assert_prompt_servfail(port):
@@ -228,28 +260,21 @@ def assert_prompt_servfail(port):
     assert time.monotonic() - started < 1.5  # answered at once, not after a forward timeout
 
 
-def test_forwarding_to_itself_is_detected(topology, tmp_path):
+def test_forwarding_to_itself_is_detected(topology, caplog):
     """Upstream = this server's own other address: the loop probe comes back and is cut."""
-    procs, logs = start_loop_servers(tmp_path, [("0.0.0.0", 5303, f"{SRV_IP2}:5303")])
-    try:
+    with loop_servers([("0.0.0.0", 5303, f"{SRV_IP2}:5303")]) as servers:
         wait_for_answer(port=5303)
-        assert wait_for_loop(logs, 1) == 1
+        assert wait_for_loop(servers, 1) == 1
+        assert "loop detected" in caplog.text
         assert_prompt_servfail(5303)
         assert dig("+short", "web.default.svc.cluster.local", port=5303).split() == ["10.96.0.20"]
-    finally:
-        for p in procs:
-            stop(p)
 
 
-def test_two_servers_forwarding_to_each_other(topology, tmp_path):
-    procs, logs = start_loop_servers(tmp_path, [(SRV_IP, 5301, f"{SRV_IP}:5302"),
-                                                (SRV_IP, 5302, f"{SRV_IP}:5301")])
-    try:
+def test_two_servers_forwarding_to_each_other(topology, caplog):
+    with loop_servers([(SRV_IP, 5301, f"{SRV_IP}:5302"), (SRV_IP, 5302, f"{SRV_IP}:5301")]) as servers:
         wait_for_answer(port=5301)
         wait_for_answer(port=5302)
-        assert wait_for_loop(logs, 1) >= 1
+        assert wait_for_loop(servers, 1) >= 1
+        assert "loop detected" in caplog.text
         assert_prompt_servfail(5301)
         assert_prompt_servfail(5302)
-    finally:
-        for p in procs:
-            stop(p)

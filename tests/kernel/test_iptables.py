@@ -1,25 +1,41 @@
-"""dataplane.iptables (and the proxier) on the real kernel, in throwaway netns.
+"""dataplane.iptables and the proxier on the real kernel, in throwaway netns.
 
-The test process stays in the root namespace; every piece of code that writes
-iptables rules runs in a child `ip netns exec nsplane-hp-... python -c ...`.
+Rules are rendered and applied, read back, broken by "someone else" (flushed
+chains, foreign rules) and repaired; then real TCP traffic crosses a node
+namespace between pod namespaces: DNAT to the endpoint with the client's
+address kept, REJECT for a Service without endpoints, the tree layout above
+its threshold, the large-cluster layout's hairpin, and no lost connection
+while a Service's only endpoint comes and goes.
+
+The code under test runs in this process, on the calling thread, inside the
+namespace (`netns.entered`): the iptables-legacy-restore it starts inherits
+that namespace, and a socket belongs to the namespace it was made in, so the
+test servers and clients are threads and sockets of this process too.
 Namespaces (and with them their veths and rules) are removed on every exit
-path, and server processes are stopped by PID.
+path, and every server thread is stopped.
 """
 from __future__ import annotations
 
-import json
+import collections
 import os
+import socket
 import subprocess
-import sys
-import textwrap
+import threading
+import time
 from contextlib import ExitStack, contextmanager
 
 import pytest
 
-pytestmark = pytest.mark.kernel
+from agent.node.proxy.proxier import Proxier
+from dataplane import conntrack, iptables, netns, rules
+from dataplane.model import Endpoint, NodeInfo, ServicePort
 
-PY = sys.executable if os.path.exists(sys.executable) else "/opt/nsplane/venv/bin/python"
+pytestmark = [pytest.mark.kernel,
+              # python-iptables' own regular expressions, compiled on its first import here
+              pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning")]
+
 PREFIX = "nsplane-hp"
+NODE = NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",))
 
 if os.geteuid() != 0:
     pytest.skip("kernel tests need root", allow_module_level=True)
@@ -30,7 +46,7 @@ def sh(*argv: str, check: bool = True, timeout: float = 30) -> subprocess.Comple
 
 
 @contextmanager
-def netns(name: str):
+def scratch_netns(name: str):
     assert name.startswith(PREFIX)
     sh("ip", "netns", "add", name)
     try:
@@ -40,50 +56,42 @@ def netns(name: str):
         sh("ip", "netns", "del", name, check=False)
 
 
-def py_in(ns: str, code: str, timeout: float = 60) -> str:
-    """Run Python `code` inside netns `ns`; return stdout, fail with its stderr."""
-    proc = subprocess.run(["ip", "netns", "exec", ns, PY, "-c", textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"in {ns}:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
-
-
 def save(ns: str, table: str) -> str:
     return sh("ip", "netns", "exec", ns, "iptables-legacy-save", "-t", table).stdout
 
 
-RENDER = """
-import json
-from dataplane.model import Endpoint, NodeInfo, ServicePort
-from dataplane import rules, iptables
-node = NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",))
-web = ServicePort("default", "web", "http", "TCP", "10.96.0.20", 80, node_port=30080)
-api = ServicePort("default", "api", "", "TCP", "10.96.0.30", 443, load_balancer_ips=("1.2.3.4",),
+def release_table_handles() -> None:
+    """python-iptables keeps one libiptc handle per table, and with it a socket
+    of the namespace it last read; let go of them so that namespace can go."""
+    import iptc
+
+    for table in iptables.CANARY_TABLES:
+        iptc.Table(table).close()
+
+
+WEB = ServicePort("default", "web", "http", "TCP", "10.96.0.20", 80, node_port=30080)
+API = ServicePort("default", "api", "", "TCP", "10.96.0.30", 443, load_balancer_ips=("1.2.3.4",),
                   load_balancer_source_ranges=("203.0.113.0/24",), node_port=30443)
-dns = ServicePort("kube-system", "kube-dns", "dns", "UDP", "10.96.0.10", 53)
-full = {web: [Endpoint("10.244.0.5", 8080), Endpoint("10.244.1.5", 8080)],
-        api: [Endpoint("10.244.0.7", 6443)], dns: []}
-smaller = {web: [Endpoint("10.244.0.5", 8080)]}
-"""
+DNS = ServicePort("kube-system", "kube-dns", "dns", "UDP", "10.96.0.10", 53)
+FULL = {WEB: [Endpoint("10.244.0.5", 8080), Endpoint("10.244.1.5", 8080)],
+        API: [Endpoint("10.244.0.7", 6443)], DNS: []}
+SMALLER = {WEB: [Endpoint("10.244.0.5", 8080)]}
 
 
 def test_apply_readback_stale_chains_canary_and_cleanup():
-    with netns(f"{PREFIX}-ipt") as ns:
+    with scratch_netns(f"{PREFIX}-ipt") as ns:
         # Someone else's rules, which we must never touch.
         sh("ip", "netns", "exec", ns, "iptables-legacy", "-N", "OTHER-CHAIN")
         sh("ip", "netns", "exec", ns, "iptables-legacy", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT")
         sh("ip", "netns", "exec", ns, "iptables-legacy", "-t", "nat", "-A", "POSTROUTING", "-o", "lo", "-j", "RETURN")
 
-        out = py_in(ns, RENDER + """
-iptables.apply(rules.render(full, node))
-iptables.apply(rules.render(full, node))   # idempotent: jump rules stay single
-print(json.dumps(sorted(rules.render(full, node).chains["nat"])))
-print(iptables.canary_missing())
-""")
-        full_chains, canary = out.splitlines()
-        assert canary == "False"
+        with netns.entered(ns):
+            iptables.apply(rules.render(FULL, NODE))
+            iptables.apply(rules.render(FULL, NODE))   # idempotent: jump rules stay single
+            full_chains = sorted(rules.render(FULL, NODE).chains["nat"])
+            assert not iptables.canary_missing()
         nat = save(ns, "nat")
-        for chain in json.loads(full_chains):
+        for chain in full_chains:
             assert f":{chain} - " in nat
         assert '-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m comment --comment "default/web:http cluster IP" ' \
                "-m tcp --dport 80 -j KUBE-SVC-" in nat
@@ -98,11 +106,9 @@ print(iptables.canary_missing())
         assert ":KUBE-PROXY-CANARY" in save(ns, "mangle")
 
         # A smaller ruleset: chains of the deleted Services and endpoints go away.
-        out = py_in(ns, RENDER + """
-iptables.apply(rules.render(smaller, node))
-print(" ".join(sorted(rules.render(smaller, node).chains["nat"])))
-""")
-        kept = set(out.split())
+        with netns.entered(ns):
+            iptables.apply(rules.render(SMALLER, NODE))
+        kept = set(rules.render(SMALLER, NODE).chains["nat"])
         nat = save(ns, "nat")
         ours = {line[1:].split()[0] for line in nat.splitlines() if line.startswith(":KUBE-")}
         assert ours == kept | {"KUBE-PROXY-CANARY"}
@@ -112,38 +118,38 @@ print(" ".join(sorted(rules.render(smaller, node).chains["nat"])))
         sh("ip", "netns", "exec", ns, "iptables-legacy", "-t", "nat", "-F")
         sh("ip", "netns", "exec", ns, "iptables-legacy", "-t", "nat", "-X")
         sh("ip", "netns", "exec", ns, "iptables-legacy", "-t", "nat", "-A", "POSTROUTING", "-o", "lo", "-j", "RETURN")
-        out = py_in(ns, RENDER + """
-import subprocess
-print(iptables.canary_missing())
-iptables.apply(rules.render(smaller, node))
-before = iptables.tables_fingerprint()
-print(iptables.canary_missing())  # nothing written since: answered from the fingerprint
-subprocess.run(["iptables-legacy", "-t", "filter", "-A", "INPUT", "-i", "lo", "-j", "ACCEPT"], check=True)
-print(iptables.tables_fingerprint() != before, iptables.canary_missing())  # someone else's rule: read back
-subprocess.run(["iptables-legacy", "-t", "nat", "-F", "KUBE-SERVICES"], check=True)
-subprocess.run(["iptables-legacy", "-t", "nat", "-X", "KUBE-PROXY-CANARY"], check=True)
-print(iptables.canary_missing())
-""")
-        assert out.split() == ["True", "False", "True", "False", "True"]
+        with netns.entered(ns):
+            try:
+                assert iptables.canary_missing()
+                iptables.apply(rules.render(SMALLER, NODE))
+                before = iptables.tables_fingerprint()
+                assert not iptables.canary_missing()  # nothing written since: answered from the fingerprint
+                sh("iptables-legacy", "-t", "filter", "-A", "INPUT", "-i", "lo", "-j", "ACCEPT")
+                # someone else's rule: the fingerprint changes and the canaries are read back
+                assert iptables.tables_fingerprint() != before
+                assert not iptables.canary_missing()
+                sh("iptables-legacy", "-t", "nat", "-F", "KUBE-SERVICES")
+                sh("iptables-legacy", "-t", "nat", "-X", "KUBE-PROXY-CANARY")
+                assert iptables.canary_missing()
+            finally:
+                release_table_handles()
         assert "--to-destination 10.244.0.5:8080" in save(ns, "nat")
 
         # Errors name the failing line.
-        out = py_in(ns, RENDER + """
-bad = rules.Ruleset(text="*filter\\n:KUBE-SERVICES - [0:0]\\n-A KUBE-SERVICES -m nosuchmatch -j ACCEPT\\nCOMMIT\\n"
-                          "*nat\\nCOMMIT\\n", chains={"filter": frozenset({"KUBE-SERVICES"}), "nat": frozenset()})
-try:
-    iptables.apply(bad)
-except iptables.IptablesRestoreError as err:
-    print(err.line)
-""")
-        assert "nosuchmatch" in out
+        bad = rules.Ruleset(text="*filter\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -m nosuchmatch -j ACCEPT\n"
+                                 "COMMIT\n*nat\nCOMMIT\n",
+                            chains={"filter": frozenset({"KUBE-SERVICES"}), "nat": frozenset()})
+        with netns.entered(ns), pytest.raises(iptables.IptablesRestoreError) as err:
+            iptables.apply(bad)
+        assert "nosuchmatch" in err.value.line
 
         # conntrack cleanup tolerates "0 flow entries".
-        out = py_in(ns, "from dataplane import conntrack; print(conntrack.clear_udp('10.96.0.10', 53, '10.244.0.9'),"
-                        " conntrack.clear_udp_node_port(30053))")
-        assert out.split() == ["0", "0"]
+        with netns.entered(ns):
+            assert conntrack.clear_udp("10.96.0.10", 53, "10.244.0.9") == 0
+            assert conntrack.clear_udp_node_port(30053) == 0
 
-        py_in(ns, "from dataplane import iptables; iptables.cleanup(); iptables.cleanup()")
+            iptables.cleanup()
+            iptables.cleanup()
         everything = save(ns, "nat") + save(ns, "filter") + save(ns, "mangle")
         assert "KUBE-" not in everything
         assert ":OTHER-CHAIN - [0:0]" in everything
@@ -153,50 +159,87 @@ except iptables.IptablesRestoreError as err:
 
 # ---------------------------------------------------------------- real traffic
 
-SERVER = """
-import socket, sys
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("0.0.0.0", 8080))
-srv.listen(16)
-print("ready", flush=True)
-for _ in range(50):
-    conn, peer = srv.accept()
-    conn.sendall(f"hello {peer[0]}\\n".encode())
-    conn.close()
-"""
+def service(name: str, cluster_ip: str, target_port: int | None = 8080, node_port: int | None = None) -> dict:
+    """A Service as the informer hands it to the proxier: port 80 to `target_port`."""
+    port: dict = {"port": 80}
+    if target_port:
+        port["targetPort"] = target_port
+    if node_port:
+        port["nodePort"] = node_port
+    return {"metadata": {"name": name, "namespace": "default"},
+            "spec": {"type": "NodePort" if node_port else "ClusterIP", "clusterIP": cluster_ip, "ports": [port]}}
 
-CLIENT = """
-import socket, sys, time
-ip, port = sys.argv[1], int(sys.argv[2])
-start = time.monotonic()
-try:
-    with socket.create_connection((ip, port), timeout=5) as s:
-        print(s.recv(100).decode().strip())
-except ConnectionRefusedError:
-    print(f"refused {time.monotonic() - start:.3f}")
-except OSError as err:
-    print(f"error {err}")
-"""
 
-PROXIER = """
-import json, logging, sys
-from agent.node.proxy.proxier import Proxier
-from dataplane.model import NodeInfo
-logging.basicConfig(level=logging.INFO)
-p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)))
-web = {"metadata": {"name": "web", "namespace": "default"},
-       "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.20", "ports": [{"port": 80, "targetPort": 8080}]}}
-empty = {"metadata": {"name": "empty", "namespace": "default"},
-         "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.21", "ports": [{"port": 80}]}}
-eps = {"metadata": {"name": "web-abc", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
-       "addressType": "IPv4", "ports": [{"name": "", "port": 8080, "protocol": "TCP"}],
-       "endpoints": [{"addresses": ["10.244.0.5"], "conditions": {"ready": True}, "nodeName": "node-a"}]}
-p.on_service(None, web)
-p.on_service(None, empty)
-p.on_endpointslice(None, eps)
-print(p.sync_once())
-"""
+def endpoint_slice(service_name: str, ips: list[str], port: int = 8080, node: str | None = "node-a",
+                   name: str | None = None) -> dict:
+    """An EndpointSlice of ready endpoints `ips` (on `node`, when given)."""
+    on_node = {"nodeName": node} if node else {}
+    return {"metadata": {"name": name or f"{service_name}-x", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": service_name}},
+            "addressType": "IPv4", "ports": [{"name": "", "port": port, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}, **on_node} for ip in ips]}
+
+
+def sync(node: str, proxier: Proxier):
+    """One proxier sync, written into `node`'s namespace."""
+    with netns.entered(node):
+        return proxier.sync_once()
+
+
+def cleanup(node: str) -> None:
+    with netns.entered(node):
+        iptables.cleanup()
+
+
+@contextmanager
+def tcp_server(pod: str, port: int):
+    """A TCP server in `pod` that answers each connection with "hello <client
+    address>": its listening socket is made in the pod's namespace, and a
+    thread of this process serves it until the block ends."""
+    with netns.entered(pod):
+        srv = socket.socket()
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, peer = srv.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.sendall(f"hello {peer[0]}\n".encode())
+
+    with srv:
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("0.0.0.0", port))
+        srv.listen(128)
+        srv.settimeout(0.2)
+        thread = threading.Thread(target=serve, name=f"{pod}:{port}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+
+
+def client(pod: str, ip: str, port: int) -> str:
+    """Connect from `pod` to ip:port: the server's greeting, "refused <seconds>"
+    or "error <why>"."""
+    with netns.entered(pod):
+        sock = socket.socket()
+    with sock:
+        sock.settimeout(5)
+        start = time.monotonic()
+        try:
+            sock.connect((ip, port))
+            return sock.recv(100).decode().strip()
+        except ConnectionRefusedError:
+            return f"refused {time.monotonic() - start:.3f}"
+        except OSError as err:
+            return f"error {err}"
 
 
 def add_pod(node: str, pod: str, host_if: str, ip: str) -> None:
@@ -212,20 +255,16 @@ def add_pod(node: str, pod: str, host_if: str, ip: str) -> None:
     run("-n", node, "route", "add", f"{ip}/32", "dev", host_if)
 
 
-def client(pod: str, ip: str, port: int) -> str:
-    return sh("ip", "netns", "exec", pod, PY, "-c", CLIENT, ip, str(port), timeout=20).stdout.strip()
-
-
 @contextmanager
 def node_with_pods(tag: str):
-    """(node, server pod 10.244.0.5 running SERVER, client pod 10.244.0.6), all
-    named `nsplane-hp-<tag>...`. Like a real node, the node has a default route
-    (into a veth stub standing in for the underlay), so Service traffic reaches
-    FORWARD instead of dying at routing."""
+    """(node, server pod 10.244.0.5 with a tcp_server on :8080, client pod
+    10.244.0.6), all named `nsplane-hp-<tag>...`. Like a real node, the node
+    has a default route (into a veth stub standing in for the underlay), so
+    Service traffic reaches FORWARD instead of dying at routing."""
     with ExitStack() as stack:
-        node = stack.enter_context(netns(f"{PREFIX}-{tag}node"))
-        server_pod = stack.enter_context(netns(f"{PREFIX}-{tag}pa"))
-        client_pod = stack.enter_context(netns(f"{PREFIX}-{tag}pb"))
+        node = stack.enter_context(scratch_netns(f"{PREFIX}-{tag}node"))
+        server_pod = stack.enter_context(scratch_netns(f"{PREFIX}-{tag}pa"))
+        client_pod = stack.enter_context(scratch_netns(f"{PREFIX}-{tag}pb"))
         sh("ip", "netns", "exec", node, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
         add_pod(node, server_pod, f"hp-{tag}pa0", "10.244.0.5")
         add_pod(node, client_pod, f"hp-{tag}pb0", "10.244.0.6")
@@ -234,59 +273,48 @@ def node_with_pods(tag: str):
         for link in (f"hp-{tag}under0", f"hp-{tag}under1"):
             sh("ip", "-n", node, "link", "set", link, "up")
         sh("ip", "-n", node, "route", "add", "default", "via", "192.168.50.1")
-        server = subprocess.Popen(["ip", "netns", "exec", server_pod, PY, "-c", SERVER],
-                                  stdout=subprocess.PIPE, text=True)
-        stack.callback(lambda: (server.kill(), server.wait(timeout=5)))
-        assert server.stdout.readline().strip() == "ready"
+        stack.enter_context(tcp_server(server_pod, 8080))
         yield node, server_pod, client_pod
 
 
 def test_cluster_ip_traffic_is_dnated_and_no_endpoints_is_refused():
     with node_with_pods("") as (node, server_pod, client_pod):
-        py_in(node, PROXIER)
+        proxier = Proxier(NODE)
+        proxier.on_service(None, service("web", "10.96.0.20"))
+        proxier.on_service(None, service("empty", "10.96.0.21", target_port=None))
+        proxier.on_endpointslice(None, endpoint_slice("web", ["10.244.0.5"], name="web-abc"))
+        sync(node, proxier)
         # DNATed to the pod, source IP preserved (pod -> ClusterIP is not masqueraded).
         assert client(client_pod, "10.96.0.20", 80) == "hello 10.244.0.6"
         assert client(client_pod, "10.96.0.20", 80) == "hello 10.244.0.6"
         reply = client(client_pod, "10.96.0.21", 80)
         assert reply.startswith("refused"), reply
         assert float(reply.split()[1]) < 1.0
-        conntrack = sh("ip", "netns", "exec", node, "conntrack", "-L", "-p", "tcp", "--orig-dst", "10.96.0.20").stdout
-        assert "dst=10.96.0.20" in conntrack and "src=10.244.0.5" in conntrack
+        tracked = sh("ip", "netns", "exec", node, "conntrack", "-L", "-p", "tcp", "--orig-dst", "10.96.0.20").stdout
+        assert "dst=10.96.0.20" in tracked and "src=10.244.0.5" in tracked
 
-        py_in(node, "from dataplane import iptables; iptables.cleanup()")
+        cleanup(node)
         assert "KUBE-" not in save(node, "nat") + save(node, "filter")
 
 
-TREE_PROXIER = """
-import json, logging, sys
-from agent.node.proxy.proxier import Proxier
-from dataplane.model import NodeInfo
-p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)), tree_threshold=4)
-def svc(i, node_port=None):
-    port = {"port": 80, "targetPort": 8080, **({"nodePort": node_port} if node_port else {})}
-    return {"metadata": {"name": f"s{i}", "namespace": "default"},
-            "spec": {"type": "NodePort" if node_port else "ClusterIP", "clusterIP": f"10.{96 + i % 3}.{i}.{i * 7 % 250 + 1}",
-                     "ports": [port]}}
-def eps(i, ip):
-    return {"metadata": {"name": f"s{i}-x", "namespace": "default", "labels": {"kubernetes.io/service-name": f"s{i}"}},
-            "addressType": "IPv4", "ports": [{"name": "", "port": 8080, "protocol": "TCP"}],
-            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}]}
-for i in range(40):
-    p.on_service(None, svc(i, 30000 + i if i % 2 else None))
-    p.on_endpointslice(None, eps(i, "10.244.0.5" if i in (7, 8, 21) else f"10.244.7.{i + 1}"))
-first = p.sync_once()
-p.on_endpointslice(eps(8, "10.244.0.5"), None)   # s8 loses its endpoint: REJECT
-p.on_service(None, svc(40))                        # a new Service reaching the pod
-p.on_endpointslice(None, eps(40, "10.244.0.5"))
-second = p.sync_once()
-print(json.dumps([first.full, second.full, first.chains_written, second.chains_written]))
-"""
+def tree_service(i: int, node_port: int | None = None) -> dict:
+    return service(f"s{i}", f"10.{96 + i % 3}.{i}.{i * 7 % 250 + 1}", node_port=node_port)
 
 
 def test_services_above_the_tree_threshold_are_reachable_and_partial_syncs_work():
     with node_with_pods("t") as (node, server_pod, client_pod):
-        full, partial, written_full, written_partial = json.loads(py_in(node, TREE_PROXIER))
-        assert (full, partial) == (True, False) and 0 < written_partial < written_full / 4
+        proxier = Proxier(NODE, tree_threshold=4)
+        for i in range(40):
+            proxier.on_service(None, tree_service(i, 30000 + i if i % 2 else None))
+            ip = "10.244.0.5" if i in (7, 8, 21) else f"10.244.7.{i + 1}"
+            proxier.on_endpointslice(None, endpoint_slice(f"s{i}", [ip], node=None))
+        first = sync(node, proxier)
+        proxier.on_endpointslice(endpoint_slice("s8", ["10.244.0.5"], node=None), None)  # s8 loses its endpoint
+        proxier.on_service(None, tree_service(40))                                       # a new Service
+        proxier.on_endpointslice(None, endpoint_slice("s40", ["10.244.0.5"], node=None))  # reaching the pod
+        second = sync(node, proxier)
+        assert (first.full, second.full) == (True, False)
+        assert 0 < second.chains_written < first.chains_written / 4
         nat = save(node, "nat")
         assert ":KUBE-SVCS-" in nat and ":KUBE-NP-TCP-" in nat
         kube_services = [line for line in nat.splitlines() if line.startswith("-A KUBE-SERVICES ")]
@@ -298,24 +326,8 @@ def test_services_above_the_tree_threshold_are_reachable_and_partial_syncs_work(
         assert client(client_pod, "10.98.8.57", 80).startswith("refused")
         # NodePort of s7 (30007) through the port tree, to the node's own address.
         assert client(client_pod, "10.244.0.1", 30007) == "hello 10.244.0.1"
-        py_in(node, "from dataplane import iptables; iptables.cleanup()")
+        cleanup(node)
         assert "KUBE-" not in save(node, "nat") + save(node, "filter")
-
-
-LARGE_PROXIER = """
-from agent.node.proxy.proxier import Proxier
-from dataplane.model import NodeInfo
-p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)), large_threshold=0)
-for i in range(2):
-    p.on_service(None, {"metadata": {"name": f"s{i}", "namespace": "default"},
-                        "spec": {"type": "ClusterIP", "clusterIP": f"10.96.0.{30 + i}",
-                                 "ports": [{"port": 80, "targetPort": 8080}]}})
-    p.on_endpointslice(None, {
-        "metadata": {"name": f"s{i}-x", "namespace": "default", "labels": {"kubernetes.io/service-name": f"s{i}"}},
-        "addressType": "IPv4", "ports": [{"name": "", "port": 8080, "protocol": "TCP"}],
-        "endpoints": [{"addresses": ["10.244.0.5"], "conditions": {"ready": True}, "nodeName": "node-a"}]})
-p.sync_once()
-"""
 
 
 def test_large_cluster_layout_dnats_from_the_service_chain_and_hairpins():
@@ -323,7 +335,11 @@ def test_large_cluster_layout_dnats_from_the_service_chain_and_hairpins():
     DNATed with its address kept, and the endpoint reaching itself through its
     Service works only thanks to the KUBE-POSTROUTING hairpin rule."""
     with node_with_pods("l") as (node, server_pod, client_pod):
-        py_in(node, LARGE_PROXIER)
+        proxier = Proxier(NODE, large_threshold=0)
+        for i in range(2):
+            proxier.on_service(None, service(f"s{i}", f"10.96.0.{30 + i}"))
+            proxier.on_endpointslice(None, endpoint_slice(f"s{i}", ["10.244.0.5"]))
+        sync(node, proxier)
         nat = save(node, "nat")
         assert ":KUBE-SEP-" not in nat and "-j DNAT --to-destination 10.244.0.5:8080" in nat
         hairpin = [line for line in nat.splitlines() if "hairpin" in line]
@@ -332,96 +348,69 @@ def test_large_cluster_layout_dnats_from_the_service_chain_and_hairpins():
         assert client(server_pod, "10.96.0.31", 80) == "hello 10.244.0.1"  # masqueraded to the node's side
         sh("ip", "netns", "exec", node, "iptables-legacy", "-t", "nat", "-D", "KUBE-POSTROUTING", "1")
         assert not client(server_pod, "10.96.0.31", 80).startswith("hello")  # the rule is what made it work
-        py_in(node, "from dataplane import iptables; iptables.cleanup()")
+        cleanup(node)
         assert "KUBE-" not in save(node, "nat") + save(node, "filter")
 
 
-TOGGLER = """
-import sys, time
-from agent.node.proxy.proxier import Proxier
-from dataplane.model import NodeInfo
-p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)))
-p.on_service(None, {"metadata": {"name": "flip", "namespace": "default"},
-                    "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.40", "ports": [{"port": 80, "targetPort": 8081}]}})
-def eps(ips):
-    return {"metadata": {"name": "flip-x", "namespace": "default", "labels": {"kubernetes.io/service-name": "flip"}},
-            "addressType": "IPv4", "ports": [{"name": "", "port": 8081, "protocol": "TCP"}],
-            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}, "nodeName": "node-a"} for ip in ips]}
-current = eps([])
-p.on_endpointslice(None, current)
-p.sync_once()
-print("ready", flush=True)
-sys.stdin.readline()
-full = sys.argv[1] == "full"
-for i in range(8):  # no endpoints (REJECT) <-> one endpoint (DNAT)
-    time.sleep(0.25)
-    new = eps(["10.244.0.5"] if i % 2 == 0 else [])
-    p.on_endpointslice(current, new)
-    current = new
-    if full:
-        p.services_synced()  # what a relist signals: the next sync rewrites everything
-    assert p.sync_once().full == full
-time.sleep(0.25)
-"""
+class Probe:
+    """Connects to `address` from `pod` over and over, on a thread of its own
+    inside the pod's namespace, for at most 20 s and 200,000 tries: counts
+    answers ("ok"), refusals and connections lost (no answer in 0.5 s)."""
 
-PROBE = """
-import collections, json, socket, sys, threading, time
-stop = threading.Event()
-threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-counts = collections.Counter()
-deadline = time.monotonic() + 20
-while not stop.is_set() and time.monotonic() < deadline and counts.total() < 200000:
-    try:
-        with socket.create_connection(("10.96.0.40", 80), timeout=0.5) as s:
-            s.recv(100)
-        counts["ok"] += 1
-    except ConnectionRefusedError:
-        counts["refused"] += 1
-    except OSError:
-        counts["lost"] += 1
-print(json.dumps(counts))
-"""
+    def __init__(self, pod: str, address: tuple[str, int]):
+        self.pod, self.address = pod, address
+        self.counts: collections.Counter = collections.Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"probe-{pod}", daemon=True)
 
-LOOP_SERVER = """
-import socket, time
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("0.0.0.0", 8081))
-srv.listen(128)
-srv.settimeout(30)
-print("ready", flush=True)
-deadline = time.monotonic() + 60
-while time.monotonic() < deadline:
-    conn, peer = srv.accept()
-    conn.sendall(b"hello")
-    conn.close()
-"""
+    def _run(self) -> None:
+        deadline = time.monotonic() + 20
+        with netns.entered(self.pod):
+            while not self._stop.is_set() and time.monotonic() < deadline and self.counts.total() < 200000:
+                try:
+                    with socket.create_connection(self.address, timeout=0.5) as s:
+                        s.recv(100)
+                    self.counts["ok"] += 1
+                except ConnectionRefusedError:
+                    self.counts["refused"] += 1
+                except OSError:
+                    self.counts["lost"] += 1
+
+    def __enter__(self) -> Probe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
 
 
-@pytest.mark.parametrize("sync", ["partial", "full"])
-def test_a_service_gaining_or_losing_its_only_endpoint_never_loses_a_connection(sync):
+@pytest.mark.parametrize("sync_kind", ["partial", "full"])
+def test_a_service_gaining_or_losing_its_only_endpoint_never_loses_a_connection(sync_kind):
     """A client hammering a Service whose only endpoint comes and goes sees
     answers or refusals, never a lost SYN (filter and nat commit separately)."""
-    with node_with_pods(sync[0]) as (node, server_pod, client_pod), ExitStack() as stack:
-        def start(ns: str, code: str, *args: str, **kw) -> subprocess.Popen:
-            proc = subprocess.Popen(["ip", "netns", "exec", ns, PY, "-c", code, *args], stdout=subprocess.PIPE,
-                                    text=True, **kw)
-            stack.callback(lambda: (proc.kill(), proc.wait(timeout=5)))
-            return proc
-
+    full = sync_kind == "full"
+    with node_with_pods(sync_kind[0]) as (node, server_pod, client_pod), tcp_server(server_pod, 8081):
         # REJECT answers are ICMP, which the kernel rate-limits (a burst, then 1/s):
         # lift that here so that a silence means a lost SYN, not a throttled refusal.
         for knob in ("icmp_ratelimit=0", "icmp_msgs_per_sec=100000", "icmp_msgs_burst=100000"):
             sh("ip", "netns", "exec", node, "sysctl", "-q", "-w", f"net.ipv4.{knob}")
-        server = start(server_pod, LOOP_SERVER)
-        assert server.stdout.readline().strip() == "ready"
-        toggler = start(node, TOGGLER, sync, stdin=subprocess.PIPE)
-        assert toggler.stdout.readline().strip() == "ready"
-        probe = start(client_pod, PROBE, stdin=subprocess.PIPE)
-        toggler.stdin.write("go\n")
-        toggler.stdin.flush()
-        assert toggler.wait(timeout=30) == 0
-        counts = json.loads(probe.communicate("", timeout=30)[0])
+        proxier = Proxier(NODE)
+        proxier.on_service(None, service("flip", "10.96.0.40", target_port=8081))
+        current = endpoint_slice("flip", [], port=8081)
+        proxier.on_endpointslice(None, current)
+        sync(node, proxier)
+        with Probe(client_pod, ("10.96.0.40", 80)) as probe:
+            for i in range(8):  # no endpoints (REJECT) <-> one endpoint (DNAT)
+                time.sleep(0.25)
+                new = endpoint_slice("flip", ["10.244.0.5"] if i % 2 == 0 else [], port=8081)
+                proxier.on_endpointslice(current, new)
+                current = new
+                if full:
+                    proxier.services_synced()  # what a relist signals: the next sync rewrites everything
+                assert sync(node, proxier).full == full
+            time.sleep(0.25)
+        counts = probe.counts
         assert counts.get("ok") and counts.get("refused") and not counts.get("lost"), counts
 
 

@@ -1,4 +1,4 @@
-"""Issue 4's pure parts: the load-balancer pool, admission of requested
+"""LoadBalancer Services without root: the load-balancer pool, admission of requested
 addresses, type-dependent fields on type changes, the speaker's election,
 ARP packets and kube-proxy's health-check answers."""
 import json

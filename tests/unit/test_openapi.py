@@ -13,7 +13,7 @@ from agent.apiserver.registry import APIError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# The seed chapter's Services (its text lost the indentation; restored here) and a rich Pod.
+# The Service chapter's Service manifests (indented as in the chapter) and a rich Pod.
 SEED = """
 apiVersion: v1
 kind: Service

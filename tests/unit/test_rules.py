@@ -38,7 +38,7 @@ def sp(ns, name, port_name="p80", protocol="TCP", cluster_ip="172.30.0.41", port
     return ServicePort(ns, name, port_name, protocol, cluster_ip, port, **kw)
 
 
-# ---------------------------------------------------------------- comparison helpers
+# ---------------------------------------------------------------- comparing rule texts
 
 
 def tables(text: str) -> dict[str, tuple[frozenset[str], dict[str, list[str]]]]:

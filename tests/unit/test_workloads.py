@@ -102,7 +102,7 @@ def test_unknown_image_with_only_args():
         resolve({"image": "foo/bar:1", "args": ["x"]})
 
 
-# ---- pure helpers of the servers ---------------------------------------------
+# ---- the servers' pure functions ---------------------------------------------
 
 @pytest.mark.parametrize("target,uri", [
     ("/", "/"), ("/index.html?x=1", "/index.html"), ("//index.html", "/index.html"),
