@@ -23,7 +23,7 @@ def ensure(registry: Registry, kind: str, obj: dict) -> dict:
 def bootstrap(registry: Registry, api_ip: str, api_port: int) -> None:
     for ns in NAMESPACES:
         ensure(registry, "namespaces", {"metadata": {"name": ns}})
-    svc_ip = registry.cluster_ips.nth(1)
+    svc_ip = registry.allocation.cluster_ips.nth(1)
     ensure(registry, "services", {
         "metadata": {"name": "kubernetes", "namespace": "default",
                      "labels": {"component": "apiserver", "provider": "kubernetes"}},

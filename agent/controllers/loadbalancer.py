@@ -36,7 +36,7 @@ class LoadBalancerController(Controller):
 
     def __init__(self, store, registry):
         super().__init__(store, registry)
-        self.pool = registry.lb_pool
+        self.pool = registry.allocation.lb_pool
         self.pending: set[tuple[str, str]] = set()
 
     def sync(self, key):
@@ -53,7 +53,7 @@ class LoadBalancerController(Controller):
                 if have and any(self.pool.contains(ip) for ip in have):
                     self._set_ingress(ns, name, None)
                 return None
-            used = self.registry.used(svc)[2]
+            used = self.registry.allocation.used(svc)[2]
             want = svc["spec"].get("loadBalancerIP") or next(
                 (ip for ip in have if self.pool.contains(ip) and ip not in used), None) or self.pool.allocate(used)
             if want is None:

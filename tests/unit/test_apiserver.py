@@ -7,8 +7,8 @@ import time
 import pytest
 
 from agent.api.client import APIStatusError, Client, Informer
-from agent.apiserver.handler import APIServer
 from agent.apiserver.registry import Registry
+from agent.apiserver.serving import APIServer
 from agent.apiserver.store import Store
 from agent.controllers import bootstrap
 from agent.controllers.deployment import DeploymentController
