@@ -2,6 +2,7 @@
 policy, and which Pod fields an update may change."""
 from __future__ import annotations
 
+from agent.api.syntax import dns1123_subdomain_errors
 from agent.apiserver.validation.common import (
     check_nonneg,
     check_protocol,
@@ -32,7 +33,13 @@ def check_pod_spec(errs: Errs, spec, path: str, *, template: bool = False) -> No
     elif template and policy != "Always":
         errs.not_supported(child_path(path, "restartPolicy"), policy, ["Always"])
     check_nonneg(errs, spec, "terminationGracePeriodSeconds", child_path(path, "terminationGracePeriodSeconds"))
-    errs.typed(spec, "nodeName", child_path(path, "nodeName"), "string")
+    node = errs.typed(spec, "nodeName", child_path(path, "nodeName"), "string")
+    for msg in dns1123_subdomain_errors(node) if node else []:
+        errs.invalid(child_path(path, "nodeName"), node, msg)
+    for key in ("hostname", "subdomain"):   # the pod's DNS name <hostname>.<subdomain>.<ns>.svc...
+        value = errs.typed(spec, key, child_path(path, key), "string")
+        for msg in dns1123_label_errors(value) if value else []:
+            errs.invalid(child_path(path, key), value, msg)
 
 
 def _container(errs: Errs, ctr, path: str, names: set, *, probes: bool) -> None:
