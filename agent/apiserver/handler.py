@@ -10,7 +10,7 @@ paging: agent/apiserver/paging.py), watch (agent/apiserver/watch.py), create,
 update (PUT, resourceVersion conflicts), PATCH (strategic, merge and JSON
 patch: agent/apiserver/patch.py), delete (gracePeriodSeconds,
 propagationPolicy), dryRun=All and the scale subresource
-(agent/apiserver/writes.py), the status subresource, pod logs and
+(agent/apiserver/writes.py), the status subresource, pods/binding, pod logs and
 exec/attach (relayed to the pod's kubelet: agent/streams/). fieldValidation
 prunes or refuses unknown fields before a write. The registry does
 defaulting, validation and allocation; errors are `Status` objects.
@@ -163,6 +163,10 @@ class Handler(BaseHTTPRequestHandler):
     def _do_post(self, kind, ns, name, sub, q):
         if name and sub in ("exec", "attach") and kind.kind == "Pod":
             return self._pod_stream(ns, name, sub, q)
+        if name and sub == "binding" and kind.kind == "Pod":
+            self._writer(q).bind(ns, name, self._body())
+            return self._send(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                    "code": 201})
         if name:
             raise APIError(405, "MethodNotAllowed", "POST to a named resource is not supported")
         reg = self._writer(q)

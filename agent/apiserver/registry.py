@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import uuid
 
-from agent.api.kinds import Kind
+from agent.api.kinds import BY_RESOURCE, KINDS, Kind
 from agent.api.objects import now_iso
 from agent.apiserver import validation
 from agent.apiserver.allocation import (
@@ -145,6 +145,35 @@ class Registry:
                 return cur
             return self.update(kind, namespace, name, new, subresource)
 
+    def bind(self, namespace: str | None, name: str, binding: dict) -> dict:
+        """pods/<name>/binding, as kube-apiserver's BindingREST: set an unbound
+        pod's spec.nodeName (which no update may change) to the Binding's
+        target Node and mark the pod PodScheduled. A pod already bound, or
+        being deleted, is a 409 Conflict."""
+        kind = BY_RESOURCE["pods"]
+        md = binding.get("metadata") if isinstance(binding, dict) else None
+        md = md if isinstance(md, dict) else {}
+        if md.get("name") != name:
+            raise APIError(400, "BadRequest", "name in URL does not match name in Binding object")
+        causes = validation.validate_binding(binding)
+        if causes:
+            st = validation.invalid_status("Binding", name, causes)
+            raise APIError(422, "Invalid", st["message"], st["details"])
+        with self.store.transaction():
+            pod = self.get(kind, namespace, name)
+            bound = pod["spec"].get("nodeName")
+            why = (f"pod {name} is being deleted, cannot be assigned to a host"
+                   if pod["metadata"].get("deletionTimestamp") else
+                   f'pod {name} is already assigned to node "{bound}"' if bound else None)
+            if why:
+                raise APIError(409, "Conflict", f'Operation cannot be fulfilled on pods/binding "{name}": {why}',
+                               {"name": name, "kind": "pods/binding"})
+            pod["spec"]["nodeName"] = binding["target"]["name"]
+            conds = pod.setdefault("status", {}).setdefault("conditions", [])
+            conds[:] = [c for c in conds if c.get("type") != "PodScheduled"]
+            conds.append({"type": "PodScheduled", "status": "True"})
+            return self.store.update(kind.resource, pod)
+
     def get(self, kind: Kind, namespace: str | None, name: str) -> dict:
         try:
             return self.store.get(kind.resource, namespace or "" if kind.namespaced else "", name)
@@ -216,7 +245,6 @@ class Registry:
         return self.store.update("pods", pod)
 
     def _delete_namespace_contents(self, ns: str) -> None:
-        from agent.api.kinds import KINDS
         for k in KINDS:
             if k.namespaced:
                 for o in self.store.list(k.resource, ns)[0]:

@@ -175,3 +175,44 @@ def test_store_survives_restart(tmp_path):
     again = Store(str(tmp_path / "s.db"))
     assert again.get("services", "default", "web")["spec"]["clusterIP"] == ip
     assert again.resource_version == rv
+
+
+def test_watch_from_a_resource_version_that_is_no_number_is_a_400(api):
+    tcp, _, _ = api
+    with pytest.raises(APIStatusError) as e:
+        tcp.request("GET", "/api/v1/services", query={"watch": "true", "resourceVersion": "abc"})
+    assert e.value.code == 400 and "invalid resource version" in str(e.value)
+
+
+POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+       "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+BINDING = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
+           "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}}
+
+
+def test_a_pod_is_bound_through_its_binding_subresource_only(api):
+    tcp, _, _ = api
+    pod = tcp.create("pods", POD, "default")
+    pod["spec"]["nodeName"] = "node-1"
+    with pytest.raises(APIStatusError) as e:
+        tcp.update("pods", pod)
+    assert e.value.code == 422 and "spec: Forbidden: pod updates may not change fields" in str(e.value)
+    path = "/api/v1/namespaces/default/pods/p/binding"
+    assert tcp.request("POST", path, BINDING) == {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                                  "status": "Success", "code": 201}
+    bound = tcp.get("pods", "p", "default")
+    assert bound["spec"]["nodeName"] == "node-1"
+    assert {"type": "PodScheduled", "status": "True"} in bound["status"]["conditions"]
+    with pytest.raises(APIStatusError) as e:
+        tcp.request("POST", path, {**BINDING, "target": {"kind": "Node", "name": "node-2"}})
+    assert e.value.code == 409 and e.value.status["message"] == \
+        'Operation cannot be fulfilled on pods/binding "p": pod p is already assigned to node "node-1"'
+    with pytest.raises(APIStatusError) as e:
+        tcp.request("POST", path, {**BINDING, "metadata": {"name": "q"}})
+    assert e.value.code == 400
+    with pytest.raises(APIStatusError) as e:
+        tcp.request("POST", path, {**BINDING, "target": {"kind": "Pod"}})
+    assert e.value.code == 422 and e.value.status["message"] == (
+        'Binding "p" is invalid: [target.kind: Unsupported value: "Pod": supported values: "Node", "<empty>", '
+        "target.name: Required value]")
+    assert tcp.get("pods", "p", "default")["spec"]["nodeName"] == "node-1"

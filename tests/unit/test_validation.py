@@ -271,6 +271,9 @@ def test_pod_spec_is_mostly_immutable():
     assert msgs("Pod", new, old) == []
     new["spec"]["containers"][0]["ports"] = []
     assert msgs("Pod", new, old)[0].startswith("spec: Forbidden: pod updates may not change fields other than")
+    bound = copy.deepcopy(old)
+    bound["spec"]["nodeName"] = "node-1"    # binding is the pods/binding subresource's, not an update's
+    assert msgs("Pod", bound, old)[0].startswith("spec: Forbidden: pod updates may not change fields other than")
 
 
 # ---- Deployments and ReplicaSets ------------------------------------------------------

@@ -1,5 +1,6 @@
 """Pod and pod template validation: containers, ports, probes, restart
-policy, and which Pod fields an update may change."""
+policy, which Pod fields an update may change, and the pods/binding
+subresource's Binding."""
 from __future__ import annotations
 
 from agent.api.syntax import dns1123_subdomain_errors
@@ -11,7 +12,7 @@ from agent.apiserver.validation.common import (
     port_num_errors,
     port_num_or_name,
 )
-from agent.apiserver.validation.errors import Errs, child_path
+from agent.apiserver.validation.errors import Cause, Errs, child_path
 
 RESTART_POLICIES = ["Always", "OnFailure", "Never"]
 
@@ -136,10 +137,10 @@ _POD_MUTABLE = {"activeDeadlineSeconds", "tolerations", "terminationGracePeriodS
 
 
 def _pod_update(errs: Errs, spec: dict, old_spec: dict) -> None:
-    mutable = _POD_MUTABLE | ({"nodeName"} if not old_spec.get("nodeName") else set())
-
+    """ValidatePodUpdate. spec.nodeName is not among what may change: a pod is
+    bound through its binding subresource (validate_binding), never by an update."""
     def masked(s: dict) -> dict:
-        out = {k: v for k, v in s.items() if k not in mutable}
+        out = {k: v for k, v in s.items() if k not in _POD_MUTABLE}
         for group in ("containers", "initContainers"):
             if isinstance(out.get(group), list):
                 out[group] = [{k: v for k, v in c.items() if k != "image"} if isinstance(c, dict) else c
@@ -151,3 +152,15 @@ def _pod_update(errs: Errs, spec: dict, old_spec: dict) -> None:
                                "`spec.tolerations` (only additions to existing tolerations),"
                                "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was "
                                "previously negative)")
+
+
+def validate_binding(binding: dict) -> list[Cause]:
+    """ValidatePodBinding: a Binding's target is a Node, named."""
+    errs = Errs()
+    target = errs.typed(binding, "target", "target", "object", {})
+    kind = errs.typed(target, "kind", "target.kind", "string", "")
+    if kind and kind != "Node":
+        errs.not_supported("target.kind", kind, ["Node", "<empty>"])
+    if not errs.typed(target, "name", "target.name", "string", ""):
+        errs.required("target.name")
+    return list(errs)
