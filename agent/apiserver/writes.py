@@ -54,10 +54,6 @@ class DryRunStore:
     def delete(self, resource: str, namespace: str, name: str) -> dict:
         return self._store.get(resource, namespace, name)
 
-    def guaranteed_update(self, resource, namespace, name, mutate):
-        cur = self._store.get(resource, namespace, name)
-        return mutate(cur) or cur
-
 
 def dry_run_registry(registry: Registry) -> Registry:
     dry = copy.copy(registry)

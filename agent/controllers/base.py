@@ -1,5 +1,6 @@
 """The controller machinery: an in-process watch of the store feeding a
-deduplicating work queue, and one worker thread that retries with backoff."""
+deduplicating work queue, and one worker thread that retries with backoff;
+helpers for ownerReferences and Events every controller shares."""
 from __future__ import annotations
 
 import logging
@@ -66,7 +67,8 @@ def watch_store(store: Store, resource: str, handler: Callable[[Event], None],
 
 class Controller:
     """Subclasses set `name`, `watches` (resource -> key function returning
-    keys to enqueue) and implement `sync(key)`."""
+    keys to enqueue) and implement `sync(key)`, which reads `store` and writes
+    through `registry` (an error from either retries the key with backoff)."""
 
     name = "controller"
     watches: dict[str, Callable] = {}

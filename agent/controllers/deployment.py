@@ -156,7 +156,8 @@ class DeploymentController(Controller):
             o["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/desired-replicas"] = \
                 str(d["spec"].get("replicas", 1))
             return o
-        self.store.guaranteed_update("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"], put)
+        self.registry.guaranteed_update(BY_RESOURCE["replicasets"], rs["metadata"]["namespace"], rs["metadata"]["name"],
+                                        put)
         verb = "up" if target > cur else "down"
         record_event(self.registry, d, "ScalingReplicaSet",
                       f"Scaled {verb} replica set {rs['metadata']['name']} from {cur} to {target}",
@@ -201,4 +202,5 @@ class DeploymentController(Controller):
                 return None
             o["status"] = status
             return o
-        self.store.guaranteed_update("deployments", d["metadata"]["namespace"], d["metadata"]["name"], put)
+        self.registry.guaranteed_update(BY_RESOURCE["deployments"], d["metadata"]["namespace"], d["metadata"]["name"],
+                                        put, subresource="status")

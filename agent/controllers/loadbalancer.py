@@ -13,6 +13,7 @@ node agents' business (agent/node/speaker.py), as with MetalLB's speakers.
 """
 from __future__ import annotations
 
+from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.store import NotFound
 from agent.controllers.base import Controller, ns_name, record_event
 
@@ -81,4 +82,4 @@ class LoadBalancerController(Controller):
             else:
                 lb["ingress"] = [{"ip": ip, "ipMode": "VIP"}]
             return cur
-        self.store.guaranteed_update("services", ns, name, mutate)
+        self.registry.guaranteed_update(BY_RESOURCE["services"], ns, name, mutate, subresource="status")

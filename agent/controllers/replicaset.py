@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import random
 
+from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError
 from agent.controllers.base import (
     Controller,
@@ -67,7 +68,7 @@ class ReplicaSetController(Controller):
         mine = [p for p in self.store.list("pods", ns)[0] if owned_by(p, uid)]
         live = [p for p in mine if active(p)]
         want = rs["spec"].get("replicas", 1)
-        kind = self.registry_kind("pods")
+        kind = BY_RESOURCE["pods"]
         if len(live) < want:
             for _ in range(want - len(live)):
                 try:
@@ -89,10 +90,6 @@ class ReplicaSetController(Controller):
         self._status(rs, [p for p in self.store.list("pods", ns)[0] if owned_by(p, uid) and active(p)])
         return None
 
-    def registry_kind(self, resource: str):
-        from agent.api.kinds import BY_RESOURCE
-        return BY_RESOURCE[resource]
-
     def _status(self, rs: dict, live: list[dict]) -> None:
         ready = sum(1 for p in live if pod_ready(p))
         status = {"replicas": len(live), "fullyLabeledReplicas": len(live), "readyReplicas": ready,
@@ -104,4 +101,5 @@ class ReplicaSetController(Controller):
                 return None
             cur["status"] = status
             return cur
-        self.store.guaranteed_update("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"], put)
+        self.registry.guaranteed_update(BY_RESOURCE["replicasets"], rs["metadata"]["namespace"], rs["metadata"]["name"],
+                                        put, subresource="status")

@@ -15,6 +15,7 @@ from agent.controllers.deployment import DeploymentController
 from agent.controllers.endpointslice import EndpointSliceController
 from agent.controllers.gc import GarbageCollector
 from agent.controllers.replicaset import ReplicaSetController
+from agent.controllers.scheduler import Scheduler
 
 
 @pytest.fixture
@@ -143,6 +144,10 @@ def test_deployment_to_pods_to_endpoints(api):
     # Scale down: pods are deleted (unscheduled pods go at once).
     tcp.patch("deployments", "web", {"spec": {"replicas": 1}}, "default")
     until(lambda: len(tcp.list("pods", "default", "app=web")["items"]) == 1)
+    # The Deployment controller's scale is a spec update like any client's (a new
+    # generation), and the ReplicaSet controller's status write observes it.
+    until(lambda: (r := tcp.list("replicasets", "default")["items"][0])["metadata"]["generation"] == 2
+          and r["status"].get("observedGeneration") == 2)
     # Deleting the Deployment garbage-collects its ReplicaSet and pods.
     tcp.delete("deployments", "web", "default")
     until(lambda: not tcp.list("replicasets", "default")["items"] and not tcp.list("pods", "default")["items"])
@@ -216,3 +221,23 @@ def test_a_pod_is_bound_through_its_binding_subresource_only(api):
         'Binding "p" is invalid: [target.kind: Unsupported value: "Pod": supported values: "Node", "<empty>", '
         "target.name: Required value]")
     assert tcp.get("pods", "p", "default")["spec"]["nodeName"] == "node-1"
+
+
+def test_scheduler_binds_a_pending_pod_once(tmp_path):
+    from agent.api.kinds import BY_RESOURCE
+    store = Store(str(tmp_path / "s.db"))
+    reg = Registry(store)
+    bootstrap.bootstrap(reg, "172.28.0.1", 6443)
+    reg.create(BY_RESOURCE["nodes"], None, {"metadata": {"name": "node-1"}})
+    reg.guaranteed_update(BY_RESOURCE["nodes"], None, "node-1", lambda n: {
+        **n, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}, subresource="status")
+    reg.create(BY_RESOURCE["pods"], "default", POD)
+    sched = Scheduler(store, reg)
+    assert sched.sync(("default", "p")) is None
+    assert store.get("pods", "default", "p")["spec"]["nodeName"] == "node-1"
+    stale = store.get("pods", "default", "p")   # as a scheduler whose cache has not caught up sees it
+    del stale["spec"]["nodeName"]
+    sched.live = lambda *_: stale
+    assert sched.sync(("default", "p")) is None   # pods/binding refuses (409): nothing more to do
+    assert [e["reason"] for e in store.list("events", "default")[0]] == ["Scheduled"]
+    store.close()
