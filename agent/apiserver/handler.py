@@ -53,9 +53,12 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _body(self) -> dict:
+    def _raw_body(self) -> bytes:
         n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n else b""
+        return self.rfile.read(n) if n else b""
+
+    def _body(self) -> dict:
+        raw = self._raw_body()
         try:
             return json.loads(raw or b"{}")
         except json.JSONDecodeError as e:
@@ -225,10 +228,6 @@ class Handler(BaseHTTPRequestHandler):
         """The registry, or a dry-run view of it for ?dryRun=All."""
         dry = q.get("dryRun") or ",".join((body or {}).get("dryRun") or [])
         return writes.dry_run_registry(self.api.registry) if writes.check_dry_run(dry) else self.api.registry
-
-    def _raw_body(self) -> bytes:
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
 
     # ---- logs, exec and attach ----------------------------------------
     def _pod_log(self, ns, name, q) -> None:

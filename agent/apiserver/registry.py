@@ -59,6 +59,10 @@ def invalid(kind: Kind, name: str, causes: list) -> APIError:
 
 
 class Registry:
+    """The write path of every kind (and `get`, which answers with kube's 404).
+    Controllers and REST clients share one Registry; `allocation` holds the
+    cluster's Service ranges."""
+
     def __init__(self, store: Store, service_cidr: str = "10.96.0.0/12",
                  node_ports: tuple[int, int] = (30000, 32767), lb_pool: str = "none"):
         self.store = store
@@ -176,7 +180,7 @@ class Registry:
 
     def get(self, kind: Kind, namespace: str | None, name: str) -> dict:
         try:
-            return self.store.get(kind.resource, namespace or "" if kind.namespaced else "", name)
+            return self.store.get(kind.resource, namespace or "", name)
         except NotFound:
             raise not_found(kind, name) from None
 

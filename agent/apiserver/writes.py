@@ -171,4 +171,4 @@ def _orphan(registry: Registry, owner: dict) -> None:
         dep["metadata"]["ownerReferences"] = [r for r in dep["metadata"]["ownerReferences"] if r.get("uid") != uid]
         if not dep["metadata"]["ownerReferences"]:
             del dep["metadata"]["ownerReferences"]
-        registry.store.update(dk.resource, dep)
+        registry.update(dk, dep["metadata"].get("namespace"), dep["metadata"]["name"], dep)

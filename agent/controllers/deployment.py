@@ -11,6 +11,7 @@ from agent.api.kinds import BY_RESOURCE
 from agent.api.objects import now_iso
 from agent.apiserver.registry import APIError
 from agent.controllers.base import (
+    ALPHANUMS,
     Controller,
     controller_ref,
     ns_name,
@@ -22,7 +23,6 @@ from agent.controllers.replicaset import active, pod_ready
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
-SAFE = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def template_hash(template: dict, collisions: int = 0) -> str:
@@ -33,7 +33,7 @@ def template_hash(template: dict, collisions: int = 0) -> str:
     h = 0x811C9DC5
     for b in data:
         h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return "".join(SAFE[ord(c) % len(SAFE)] for c in str(h))
+    return "".join(ALPHANUMS[ord(c) % len(ALPHANUMS)] for c in str(h))
 
 
 def resolve(value, total: int, round_up: bool) -> int:
@@ -196,11 +196,4 @@ class DeploymentController(Controller):
                      else f'ReplicaSet "{rsname}" is progressing.'),
             ]}
         status = {k: v for k, v in status.items() if v or k in ("observedGeneration", "replicas", "conditions")}
-
-        def put(o):
-            if o.get("status") == status:
-                return None
-            o["status"] = status
-            return o
-        self.registry.guaranteed_update(BY_RESOURCE["deployments"], d["metadata"]["namespace"], d["metadata"]["name"],
-                                        put, subresource="status")
+        self.put_status("deployments", d, status)

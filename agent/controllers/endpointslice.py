@@ -10,13 +10,11 @@ against the store and writes only what changed.
 """
 from __future__ import annotations
 
-import random
-
 from agent.api import selectors
 from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError
 from agent.apiserver.store import NotFound
-from agent.controllers.base import Controller, ns_name, owner_ref
+from agent.controllers.base import Controller, ns_name, owner_ref, random_suffix
 from agent.controllers.replicaset import pod_ready
 
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
@@ -206,9 +204,8 @@ class EndpointSliceController(Controller):
                 cur["metadata"]["labels"] = labels
                 self.registry.update(SLICES, md["namespace"], cur["metadata"]["name"], cur)
             else:
-                suffix = "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
                 obj = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                       "metadata": {"name": f"{md['name']}-{suffix}", "namespace": md["namespace"],
+                       "metadata": {"name": f"{md['name']}-{random_suffix()}", "namespace": md["namespace"],
                                     "labels": labels, "ownerReferences": [owner_ref(svc)],
                                     "generateName": f"{md['name']}-"}, **body}
                 self.registry.create(SLICES, md["namespace"], obj)

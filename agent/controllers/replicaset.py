@@ -13,10 +13,9 @@ from agent.controllers.base import (
     ns_name,
     owned_by,
     owner_ref,
+    random_suffix,
     record_event,
 )
-
-ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def pod_ready(pod: dict) -> bool:
@@ -43,7 +42,7 @@ def _neg(stamp: str) -> tuple:
 def pod_from_template(rs: dict, rng=random) -> dict:
     tmpl = copy.deepcopy(rs["spec"]["template"])
     md = tmpl.get("metadata", {})
-    suffix = "".join(rng.choice(ALPHABET) for _ in range(5))
+    suffix = random_suffix(rng)
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": f"{rs['metadata']['name']}-{suffix}", "namespace": rs["metadata"]["namespace"],
                          "labels": md.get("labels", {}), "annotations": md.get("annotations", {}),
@@ -95,11 +94,4 @@ class ReplicaSetController(Controller):
         status = {"replicas": len(live), "fullyLabeledReplicas": len(live), "readyReplicas": ready,
                   "availableReplicas": ready, "observedGeneration": rs["metadata"].get("generation", 1)}
         status = {k: v for k, v in status.items() if v or k in ("replicas", "observedGeneration")}
-
-        def put(cur):
-            if cur.get("status") == status:
-                return None
-            cur["status"] = status
-            return cur
-        self.registry.guaranteed_update(BY_RESOURCE["replicasets"], rs["metadata"]["namespace"], rs["metadata"]["name"],
-                                        put, subresource="status")
+        self.put_status("replicasets", rs, status)
