@@ -1,6 +1,8 @@
-"""ClusterIP and NodePort allocation, as kube-apiserver does it.
+"""The ranges Services take from: ClusterIPs, NodePorts (as kube-apiserver
+allocates them) and the load-balancer pool (as MetalLB does).
 
-Pure: the caller passes what is in use. Dynamic picks are random from the upper
+Pure: the caller (agent/apiserver/allocation.py, the load-balancer
+controller) passes what is in use. Dynamic picks are random from the upper
 band of the range, leaving the lower band to explicit requests (the
 ServiceIPStaticSubrange / ServiceNodePortStaticSubrange behaviour), so a
 user's `clusterIP: 10.96.0.20` rarely collides with an automatic one.

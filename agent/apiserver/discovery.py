@@ -30,7 +30,7 @@ ALL_CATEGORY = {"pods", "services", "deployments", "replicasets"}
 
 @dataclass(frozen=True)
 class Subresource:
-    name: str                    # "status", "scale", "log", "exec"
+    name: str                    # "status", "scale", "log", "exec", "binding"
     kind: str                    # response kind: the parent's kind, Scale, Pod, PodExecOptions...
     verbs: tuple[str, ...]
     group: str = ""              # the kind's group when it differs from the parent's (Scale)
@@ -43,6 +43,7 @@ SUBRESOURCES: dict[str, tuple[Subresource, ...]] = {
     "namespaces": (_STATUS,),
     "nodes": (_STATUS,),
     "pods": (Subresource("attach", "PodAttachOptions", ("create", "get")),
+             Subresource("binding", "Binding", ("create",)),
              Subresource("exec", "PodExecOptions", ("create", "get")),
              Subresource("log", "Pod", ("get",)),
              _STATUS),

@@ -1,73 +1,43 @@
-"""The API server: Kubernetes REST paths over HTTPS (token auth) on TCP, and
-plain HTTP on a trusted Unix socket.
+"""Request dispatch: one `Handler` per request (the listeners are
+agent/apiserver/serving.py) authenticates it, then sends it to what answers:
+health and /version, discovery (/api, /apis, aggregated discovery:
+agent/apiserver/discovery.py), OpenAPI v2/v3 (agent/apiserver/openapi.py), or
+a verb on a resource path (agent/apiserver/paths.py).
 
-Discovery (/version, /api, /apis, aggregated discovery: agent/apiserver/discovery.py),
-OpenAPI v2/v3 and fieldValidation (agent/apiserver/openapi.py), server-side Tables for
-`kubectl get` (agent/apiserver/tables.py) and list paging (agent/apiserver/paging.py).
-
-Routes `/api/v1/...` and `/apis/<group>/<version>/...` for the kinds in
-`agent.api.kinds`: get, list (labelSelector, fieldSelector), watch (from a
-resourceVersion, newline-delimited JSON events), create, update (PUT, with
-resourceVersion conflicts), PATCH (strategic, merge and JSON patch:
-agent/apiserver/patch.py), delete (gracePeriodSeconds, propagationPolicy), dryRun=All,
-the status and scale subresources (agent/apiserver/writes.py), pod logs and
-exec/attach (relayed to the pod's kubelet: agent/streams/sessions.py). Errors are
-`Status` objects. The registry does defaulting, validation and allocation.
+The verbs, for the kinds in `agent.api.kinds`: get and list (label and field
+selectors, server-side Tables for `kubectl get`: agent/apiserver/tables.py,
+paging: agent/apiserver/paging.py), watch (agent/apiserver/watch.py), create,
+update (PUT, resourceVersion conflicts), PATCH (strategic, merge and JSON
+patch: agent/apiserver/patch.py), delete (gracePeriodSeconds,
+propagationPolicy), dryRun=All and the scale subresource
+(agent/apiserver/writes.py), the status subresource, pods/binding, pod logs and
+exec/attach (relayed to the pod's kubelet: agent/streams/). fieldValidation
+prunes or refuses unknown fields before a write. The registry does
+defaulting, validation and allocation; errors are `Status` objects.
 """
 from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
-import socketserver
-import ssl
-import threading
+import urllib.error
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-from agent.api import fields, selectors
 from agent.api.kinds import BY_RESOURCE, Kind
-from agent.api.objects import internal_ip
 from agent.api.pki import PUBLIC_PATHS
-from agent.apiserver import discovery, openapi, paging, patch, tables, writes
-from agent.apiserver.registry import APIError, Registry
-from agent.apiserver.store import Gone
+from agent.apiserver import discovery, openapi, paging, patch, tables, watch, writes
+from agent.apiserver.paths import list_kind, parse_path, predicate
+from agent.apiserver.registry import APIError
 from agent.streams import relay, sessions
 
 log = logging.getLogger("nsplane.apiserver")
 
 
-def parse_path(path: str) -> tuple[Kind, str | None, str | None, str | None]:
-    """'/api/v1/namespaces/default/services/web/status' ->
-    (Service kind, 'default', 'web', 'status')."""
-    parts = [p for p in path.split("/") if p]
-    if parts[:2] == ["api", "v1"]:
-        group, rest = "", parts[2:]
-    elif len(parts) >= 3 and parts[0] == "apis":
-        group, rest = parts[1], parts[3:]
-    else:
-        raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
-    namespace = None
-    if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] in BY_RESOURCE:
-        namespace, rest = rest[1], rest[2:]
-    if not rest or rest[0] not in BY_RESOURCE or BY_RESOURCE[rest[0]].group != group:
-        raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
-    kind = BY_RESOURCE[rest[0]]
-    name = rest[1] if len(rest) > 1 else None
-    sub = rest[2] if len(rest) > 2 else None
-    return kind, namespace, name, sub
-
-
-def list_kind(kind: Kind) -> str:
-    return kind.kind + "List"
-
-
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "nsplane-apiserver"
-    api: "APIServer"
+    api = None   # the APIServer (agent/apiserver/serving.py), set on the class it binds per server
 
     def log_message(self, fmt, *args):  # noqa: N802 - stdlib name
         log.debug("%s %s", self.command, self.path)
@@ -83,9 +53,12 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _body(self) -> dict:
+    def _raw_body(self) -> bytes:
         n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n else b""
+        return self.rfile.read(n) if n else b""
+
+    def _body(self) -> dict:
+        raw = self._raw_body()
         try:
             return json.loads(raw or b"{}")
         except json.JSONDecodeError as e:
@@ -161,9 +134,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(200, tables.table(kind.kind, [obj], version=as_table, include=self._include(q),
                                                     resource_version=obj["metadata"].get("resourceVersion", "")))
             return self._send(200, obj)
-        pred = _predicate(q, kind.kind)
+        pred = predicate(q, kind.kind)
         if q.get("watch") in ("1", "true"):
-            return self._watch(kind, ns, q, pred)
+            return watch.stream(self, reg.store, kind, ns, q, pred, self.api.stopping,
+                                self._table_version(kind, None), self._include(q))
         items, rv = reg.store.list(kind.resource, ns if kind.namespaced else None, pred)
         try:
             items, md = paging.page(items, rv, q.get("limit"), q.get("continue"))
@@ -192,6 +166,10 @@ class Handler(BaseHTTPRequestHandler):
     def _do_post(self, kind, ns, name, sub, q):
         if name and sub in ("exec", "attach") and kind.kind == "Pod":
             return self._pod_stream(ns, name, sub, q)
+        if name and sub == "binding" and kind.kind == "Pod":
+            self._writer(q).bind(ns, name, self._body())
+            return self._send(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                    "code": 201})
         if name:
             raise APIError(405, "MethodNotAllowed", "POST to a named resource is not supported")
         reg = self._writer(q)
@@ -251,52 +229,7 @@ class Handler(BaseHTTPRequestHandler):
         dry = q.get("dryRun") or ",".join((body or {}).get("dryRun") or [])
         return writes.dry_run_registry(self.api.registry) if writes.check_dry_run(dry) else self.api.registry
 
-    def _raw_body(self) -> bytes:
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
-
-    # ---- watch and logs ----------------------------------------------
-    def _watch(self, kind: Kind, ns, q, pred) -> None:
-        store = self.api.registry.store
-        scope = ns if kind.namespaced else None
-        rv = q.get("resourceVersion")
-        initial: list[dict] = []
-        if not rv or rv == "0":
-            initial, since = store.list(kind.resource, scope, pred)
-        else:
-            since = int(rv)
-        as_table = self._table_version(kind, None)
-        include = self._include(q)
-        try:
-            events = store.watch(kind.resource, scope, since, self.api.stopping,
-                                 float(q.get("timeoutSeconds", 1800)))
-            first = next(events)   # raises Gone before we commit to a 200
-        except Gone as e:
-            raise APIError(410, "Expired", str(e)) from None
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        try:
-            for obj in initial:
-                self._chunk(_event("ADDED", kind, obj, as_table, include))
-            pending = [first]
-            for ev in _chain(pending, events):
-                if ev is None:
-                    self.wfile.flush()
-                    continue
-                if pred and not pred(ev.obj):
-                    continue
-                self._chunk(_event(ev.type, kind, ev.obj, as_table, include))
-            self.wfile.write(b"0\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError, OSError):
-            self.close_connection = True
-
-    def _chunk(self, event: dict) -> None:
-        data = json.dumps(event).encode() + b"\n"
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        self.wfile.flush()
-
+    # ---- logs, exec and attach ----------------------------------------
     def _pod_log(self, ns, name, q) -> None:
         pod = self.api.registry.get(BY_RESOURCE["pods"], ns, name)
         node = pod.get("spec", {}).get("nodeName")
@@ -363,118 +296,3 @@ class _Replay:
 
     def readline(self, limit: int = -1) -> bytes:
         return self.read(limit) if self._data else self._rest.readline(limit)
-
-
-def _chain(first: list, rest):
-    yield from first
-    yield from rest
-
-
-def _event(etype: str, kind: Kind, obj: dict, as_table: str | None, include: str) -> dict:
-    """One watch event; its object is a one-row Table when kubectl asked for tables."""
-    if as_table:
-        obj = tables.table(kind.kind, [obj], version=as_table, include=include,
-                           resource_version=obj["metadata"].get("resourceVersion", ""))
-    return {"type": etype, "object": obj}
-
-
-def _predicate(q: dict, kind: str | None = None):
-    preds = []
-    if q.get("labelSelector"):
-        try:
-            sel = selectors.parse(q["labelSelector"])
-        except ValueError as e:
-            raise APIError(400, "BadRequest", str(e)) from None
-        preds.append(lambda o: sel.matches(o.get("metadata", {}).get("labels") or {}))
-    if q.get("fieldSelector"):
-        try:
-            preds.append(fields.parse_fields(q["fieldSelector"], kind))
-        except ValueError as e:
-            raise APIError(400, "BadRequest", str(e)) from None
-    if not preds:
-        return None
-    return lambda o: all(p(o) for p in preds)
-
-
-class _TCPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-    tls: ssl.SSLContext | None = None
-    trusted = False            # TCP clients must authenticate (agent/api/pki.py)
-
-    def finish_request(self, request, client_address):
-        """TLS handshake on the request's own thread, so a slow client never
-        blocks accept()."""
-        if self.tls is not None:
-            request.settimeout(10)
-            try:
-                request = self.tls.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError) as e:
-                log.debug("TLS handshake with %s failed: %s", client_address, e)
-                return
-            request.settimeout(None)
-        super().finish_request(request, client_address)
-
-
-class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-    trusted = True             # mode 0600, root only: the local admin socket
-
-    def get_request(self):
-        conn, _ = self.socket.accept()
-        return conn, ("unix", 0)
-
-
-class APIServer:
-    """Owns the listeners; `registry` does the work."""
-
-    def __init__(self, registry: Registry, addresses: list[tuple[str, int]], unix_path: str | None = None,
-                 kubelet_port: int = 10250, tls: ssl.SSLContext | None = None, authenticator=None):
-        """tls: serve HTTPS on the TCP addresses; authenticator: an
-        agent.api.pki.Authenticator every TCP request must pass (None: open)."""
-        self.registry = registry
-        self.stopping = threading.Event()
-        self.kubelet_port = kubelet_port
-        self.authenticator = authenticator
-        handler = type("BoundHandler", (Handler,), {"api": self})
-        self.servers: list[socketserver.BaseServer] = [_TCPServer(a, handler) for a in addresses]
-        for s in self.servers:
-            s.tls = tls
-        if unix_path:
-            if os.path.exists(unix_path):
-                os.unlink(unix_path)
-            self.servers.append(_UnixServer(unix_path, handler))
-            os.chmod(unix_path, 0o600)
-        self.unix_path = unix_path
-
-    def kubelet_address(self, node_name: str) -> str:
-        node = self.registry.store.get("nodes", "", node_name)
-        ip = internal_ip(node)
-        if ip is None:
-            raise APIError(503, "ServiceUnavailable", f"node {node_name} has no InternalIP")
-        port = node.get("status", {}).get("daemonEndpoints", {}).get("kubeletEndpoint", {}).get("Port")
-        return f"{ip}:{port or self.kubelet_port}"
-
-    def start(self) -> None:
-        for s in self.servers:
-            threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.5},
-                             name=f"api-{s.server_address}", daemon=True).start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        for s in self.servers:
-            s.shutdown()
-            s.server_close()
-        if self.unix_path and os.path.exists(self.unix_path):
-            os.unlink(self.unix_path)
-
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-            return True
-        except OSError:
-            return False

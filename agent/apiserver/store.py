@@ -215,16 +215,6 @@ class Store:
         a conflict check, is atomic). Re-entrant."""
         return self._lock
 
-    def guaranteed_update(self, resource: str, namespace: str, name: str,
-                          mutate: Callable[[dict], dict | None]) -> dict:
-        """Read-modify-write under the lock; mutate returns None for no change."""
-        with self._lock:
-            cur = self.get(resource, namespace, name)
-            new = mutate(cur)
-            if new is None:
-                return cur
-            return self.update(resource, new)
-
     # ---- watch -------------------------------------------------------
     def watch(self, resource: str, namespace: str | None, since: int,
               stop: threading.Event, timeout: float = 1800.0) -> Iterator[Event | None]:

@@ -54,10 +54,6 @@ class DryRunStore:
     def delete(self, resource: str, namespace: str, name: str) -> dict:
         return self._store.get(resource, namespace, name)
 
-    def guaranteed_update(self, resource, namespace, name, mutate):
-        cur = self._store.get(resource, namespace, name)
-        return mutate(cur) or cur
-
 
 def dry_run_registry(registry: Registry) -> Registry:
     dry = copy.copy(registry)
@@ -175,4 +171,4 @@ def _orphan(registry: Registry, owner: dict) -> None:
         dep["metadata"]["ownerReferences"] = [r for r in dep["metadata"]["ownerReferences"] if r.get("uid") != uid]
         if not dep["metadata"]["ownerReferences"]:
             del dep["metadata"]["ownerReferences"]
-        registry.store.update(dk.resource, dep)
+        registry.update(dk, dep["metadata"].get("namespace"), dep["metadata"]["name"], dep)

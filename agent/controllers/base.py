@@ -1,8 +1,10 @@
 """The controller machinery: an in-process watch of the store feeding a
-deduplicating work queue, and one worker thread that retries with backoff."""
+deduplicating work queue, and one worker thread that retries with backoff;
+helpers for ownerReferences and Events every controller shares."""
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from typing import Callable, Iterable
@@ -66,7 +68,8 @@ def watch_store(store: Store, resource: str, handler: Callable[[Event], None],
 
 class Controller:
     """Subclasses set `name`, `watches` (resource -> key function returning
-    keys to enqueue) and implement `sync(key)`."""
+    keys to enqueue) and implement `sync(key)`, which reads `store` and writes
+    through `registry` (an error from either retries the key with backoff)."""
 
     name = "controller"
     watches: dict[str, Callable] = {}
@@ -119,6 +122,23 @@ class Controller:
         except NotFound:
             return None
         return None if obj["metadata"].get("deletionTimestamp") else obj
+
+    def put_status(self, resource: str, obj: dict, status: dict) -> None:
+        """Write `obj`'s status through the status subresource (the registry
+        writes nothing when it is unchanged)."""
+        md = obj["metadata"]
+        self.registry.guaranteed_update(BY_RESOURCE[resource], md.get("namespace"), md["name"],
+                                        lambda cur: {**cur, "status": status}, subresource="status")
+
+
+# The letters of k8s.io/apimachinery's utilrand (no vowels, no look-alikes):
+# the random suffixes of generated names and the encoding of template hashes.
+ALPHANUMS = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def random_suffix(rng=random, n: int = 5) -> str:
+    """`n` random letters, as kube appends to a generated name (web-7d4f9)."""
+    return "".join(rng.choice(ALPHANUMS) for _ in range(n))
 
 
 def ns_name(obj: dict) -> tuple[str, str]:

@@ -6,24 +6,26 @@ from __future__ import annotations
 
 from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError, Registry
-from agent.apiserver.store import NotFound
 
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
-def ensure(registry: Registry, kind: str, obj: dict) -> dict:
-    k = BY_RESOURCE[kind]
+def ensure(registry: Registry, resource: str, obj: dict) -> dict:
+    """`obj` as stored: created if missing, left as it is if present."""
+    kind = BY_RESOURCE[resource]
     md = obj["metadata"]
     try:
-        return registry.store.get(k.resource, md.get("namespace", ""), md["name"])
-    except NotFound:
-        return registry.create(k, md.get("namespace"), obj)
+        return registry.get(kind, md.get("namespace"), md["name"])
+    except APIError as e:
+        if e.code != 404:
+            raise
+    return registry.create(kind, md.get("namespace"), obj)
 
 
 def bootstrap(registry: Registry, api_ip: str, api_port: int) -> None:
     for ns in NAMESPACES:
         ensure(registry, "namespaces", {"metadata": {"name": ns}})
-    svc_ip = registry.cluster_ips.nth(1)
+    svc_ip = registry.allocation.cluster_ips.nth(1)
     ensure(registry, "services", {
         "metadata": {"name": "kubernetes", "namespace": "default",
                      "labels": {"component": "apiserver", "provider": "kubernetes"}},
@@ -33,28 +35,20 @@ def bootstrap(registry: Registry, api_ip: str, api_port: int) -> None:
 
 
 def endpoints(registry: Registry, api_ip: str, api_port: int) -> None:
-    """(Re)write the kubernetes Service's endpoints: the API's address may
-    change between runs (a different underlay)."""
-    store = registry.store
+    """(Re)write the kubernetes Service's EndpointSlice and Endpoints: the API's
+    address may change between runs (a different underlay)."""
     want_sl = {"addressType": "IPv4",
                "endpoints": [{"addresses": [api_ip], "conditions": {"ready": True, "serving": True,
                                                                       "terminating": False}}],
                "ports": [{"name": "https", "port": api_port, "protocol": "TCP"}]}
     want_ep = [{"addresses": [{"ip": api_ip}], "ports": [{"name": "https", "port": api_port, "protocol": "TCP"}]}]
     for resource, body in (("endpointslices", want_sl), ("endpoints", {"subsets": want_ep})):
-        try:
-            cur = store.get(resource, "default", "kubernetes")
-            if any(cur.get(k) != v for k, v in body.items()):
-                cur.update(body)
-                store.update(resource, cur)
-        except NotFound:
-            md = {"name": "kubernetes", "namespace": "default"}
-            if resource == "endpointslices":
-                md["labels"] = {"kubernetes.io/service-name": "kubernetes"}
-            try:
-                registry.create(BY_RESOURCE[resource], "default", {"metadata": md, **body})
-            except APIError:
-                raise
+        md = {"name": "kubernetes", "namespace": "default"}
+        if resource == "endpointslices":
+            md["labels"] = {"kubernetes.io/service-name": "kubernetes"}
+        cur = ensure(registry, resource, {"metadata": md, **body})
+        if any(cur.get(k) != v for k, v in body.items()):
+            registry.update(BY_RESOURCE[resource], "default", "kubernetes", {**cur, **body})
 
 
 DNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.3"

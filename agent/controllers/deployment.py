@@ -11,6 +11,7 @@ from agent.api.kinds import BY_RESOURCE
 from agent.api.objects import now_iso
 from agent.apiserver.registry import APIError
 from agent.controllers.base import (
+    ALPHANUMS,
     Controller,
     controller_ref,
     ns_name,
@@ -22,7 +23,6 @@ from agent.controllers.replicaset import active, pod_ready
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
-SAFE = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def template_hash(template: dict, collisions: int = 0) -> str:
@@ -33,7 +33,7 @@ def template_hash(template: dict, collisions: int = 0) -> str:
     h = 0x811C9DC5
     for b in data:
         h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
-    return "".join(SAFE[ord(c) % len(SAFE)] for c in str(h))
+    return "".join(ALPHANUMS[ord(c) % len(ALPHANUMS)] for c in str(h))
 
 
 def resolve(value, total: int, round_up: bool) -> int:
@@ -156,7 +156,8 @@ class DeploymentController(Controller):
             o["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/desired-replicas"] = \
                 str(d["spec"].get("replicas", 1))
             return o
-        self.store.guaranteed_update("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"], put)
+        self.registry.guaranteed_update(BY_RESOURCE["replicasets"], rs["metadata"]["namespace"], rs["metadata"]["name"],
+                                        put)
         verb = "up" if target > cur else "down"
         record_event(self.registry, d, "ScalingReplicaSet",
                       f"Scaled {verb} replica set {rs['metadata']['name']} from {cur} to {target}",
@@ -195,10 +196,4 @@ class DeploymentController(Controller):
                      else f'ReplicaSet "{rsname}" is progressing.'),
             ]}
         status = {k: v for k, v in status.items() if v or k in ("observedGeneration", "replicas", "conditions")}
-
-        def put(o):
-            if o.get("status") == status:
-                return None
-            o["status"] = status
-            return o
-        self.store.guaranteed_update("deployments", d["metadata"]["namespace"], d["metadata"]["name"], put)
+        self.put_status("deployments", d, status)

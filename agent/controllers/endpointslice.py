@@ -10,18 +10,18 @@ against the store and writes only what changed.
 """
 from __future__ import annotations
 
-import random
-
 from agent.api import selectors
 from agent.api.kinds import BY_RESOURCE
+from agent.apiserver.registry import APIError
 from agent.apiserver.store import NotFound
-from agent.controllers.base import Controller, ns_name, owner_ref
+from agent.controllers.base import Controller, ns_name, owner_ref, random_suffix
 from agent.controllers.replicaset import pod_ready
 
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER = "endpointslice-controller.k8s.io"
 SERVICE_NAME = "kubernetes.io/service-name"
 MAX_PER_SLICE = 100
+SLICES, ENDPOINTS = BY_RESOURCE["endpointslices"], BY_RESOURCE["endpoints"]
 
 
 def selects(svc: dict) -> selectors.Selector | None:
@@ -177,9 +177,9 @@ class EndpointSliceController(Controller):
                     if (s["metadata"].get("labels") or {}).get(MANAGED_BY) == CONTROLLER]
         if svc is None or selects(svc) is None:
             for s in existing:
-                self._delete("endpointslices", ns, s["metadata"]["name"])
+                self._delete(SLICES, ns, s["metadata"]["name"])
             if svc is None or svc["spec"].get("type") == "ExternalName":
-                self._delete("endpoints", ns, name)
+                self._delete(ENDPOINTS, ns, name)
             return None
         pods = self.store.list("pods", ns)[0]
         self._sync_slices(svc, desired_slices(svc, pods), existing)
@@ -202,23 +202,22 @@ class EndpointSliceController(Controller):
                     continue
                 cur.update(body)
                 cur["metadata"]["labels"] = labels
-                self.store.update("endpointslices", cur)
+                self.registry.update(SLICES, md["namespace"], cur["metadata"]["name"], cur)
             else:
-                suffix = "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
                 obj = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                       "metadata": {"name": f"{md['name']}-{suffix}", "namespace": md["namespace"],
+                       "metadata": {"name": f"{md['name']}-{random_suffix()}", "namespace": md["namespace"],
                                     "labels": labels, "ownerReferences": [owner_ref(svc)],
                                     "generateName": f"{md['name']}-"}, **body}
-                self.registry.create(BY_RESOURCE["endpointslices"], md["namespace"], obj)
+                self.registry.create(SLICES, md["namespace"], obj)
         for cur in existing[len(want):]:
-            self._delete("endpointslices", md["namespace"], cur["metadata"]["name"])
+            self._delete(SLICES, md["namespace"], cur["metadata"]["name"])
 
     def _sync_endpoints(self, want: dict) -> None:
         md = want["metadata"]
         try:
             cur = self.store.get("endpoints", md["namespace"], md["name"])
         except NotFound:
-            self.registry.create(BY_RESOURCE["endpoints"], md["namespace"], want)
+            self.registry.create(ENDPOINTS, md["namespace"], want)
             return
         if cur.get("subsets") == want.get("subsets") and cur["metadata"].get("labels") == md["labels"]:
             return
@@ -227,10 +226,11 @@ class EndpointSliceController(Controller):
             cur["subsets"] = want["subsets"]
         else:
             cur.pop("subsets", None)
-        self.store.update("endpoints", cur)
+        self.registry.update(ENDPOINTS, md["namespace"], md["name"], cur)
 
-    def _delete(self, resource: str, ns: str, name: str) -> None:
+    def _delete(self, kind, ns: str, name: str) -> None:
         try:
-            self.store.delete(resource, ns, name)
-        except NotFound:
-            pass
+            self.registry.delete(kind, ns, name)
+        except APIError as e:
+            if e.code != 404:
+                raise

@@ -13,6 +13,7 @@ node agents' business (agent/node/speaker.py), as with MetalLB's speakers.
 """
 from __future__ import annotations
 
+from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.store import NotFound
 from agent.controllers.base import Controller, ns_name, record_event
 
@@ -36,7 +37,7 @@ class LoadBalancerController(Controller):
 
     def __init__(self, store, registry):
         super().__init__(store, registry)
-        self.pool = registry.lb_pool
+        self.pool = registry.allocation.lb_pool
         self.pending: set[tuple[str, str]] = set()
 
     def sync(self, key):
@@ -53,7 +54,7 @@ class LoadBalancerController(Controller):
                 if have and any(self.pool.contains(ip) for ip in have):
                     self._set_ingress(ns, name, None)
                 return None
-            used = self.registry.used(svc)[2]
+            used = self.registry.allocation.used(svc)[2]
             want = svc["spec"].get("loadBalancerIP") or next(
                 (ip for ip in have if self.pool.contains(ip) and ip not in used), None) or self.pool.allocate(used)
             if want is None:
@@ -81,4 +82,4 @@ class LoadBalancerController(Controller):
             else:
                 lb["ingress"] = [{"ip": ip, "ipMode": "VIP"}]
             return cur
-        self.store.guaranteed_update("services", ns, name, mutate)
+        self.registry.guaranteed_update(BY_RESOURCE["services"], ns, name, mutate, subresource="status")

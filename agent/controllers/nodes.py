@@ -9,9 +9,12 @@ import ipaddress
 import time
 from datetime import datetime, timezone
 
+from agent.api.kinds import BY_RESOURCE
 from agent.api.objects import pod_cidr_routes
 from agent.controllers.base import Controller, ns_name
 from dataplane import node as nodenet
+
+NODES = BY_RESOURCE["nodes"]
 
 
 def next_pod_cidr(cluster_cidr: str, used: set[str], prefix: int = 24) -> str:
@@ -52,7 +55,7 @@ class NodeController(Controller):
                     return None
                 cur["spec"]["podCIDR"], cur["spec"]["podCIDRs"] = cidr, [cidr]
                 return cur
-            self.store.guaranteed_update("nodes", "", name, assign)
+            self.registry.guaranteed_update(NODES, None, name, assign)
             self._host_routes()
         ready = next((c for c in node.get("status", {}).get("conditions", []) or []
                       if c.get("type") == "Ready"), None)
@@ -68,7 +71,7 @@ class NodeController(Controller):
                                  message="Kubelet stopped posting node status.")
                         return cur
                 return None
-            self.store.guaranteed_update("nodes", "", name, unknown)
+            self.registry.guaranteed_update(NODES, None, name, unknown, subresource="status")
         return None
 
     def _host_routes(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import random
 
+from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError
 from agent.controllers.base import (
     Controller,
@@ -12,10 +13,9 @@ from agent.controllers.base import (
     ns_name,
     owned_by,
     owner_ref,
+    random_suffix,
     record_event,
 )
-
-ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def pod_ready(pod: dict) -> bool:
@@ -42,7 +42,7 @@ def _neg(stamp: str) -> tuple:
 def pod_from_template(rs: dict, rng=random) -> dict:
     tmpl = copy.deepcopy(rs["spec"]["template"])
     md = tmpl.get("metadata", {})
-    suffix = "".join(rng.choice(ALPHABET) for _ in range(5))
+    suffix = random_suffix(rng)
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": f"{rs['metadata']['name']}-{suffix}", "namespace": rs["metadata"]["namespace"],
                          "labels": md.get("labels", {}), "annotations": md.get("annotations", {}),
@@ -67,7 +67,7 @@ class ReplicaSetController(Controller):
         mine = [p for p in self.store.list("pods", ns)[0] if owned_by(p, uid)]
         live = [p for p in mine if active(p)]
         want = rs["spec"].get("replicas", 1)
-        kind = self.registry_kind("pods")
+        kind = BY_RESOURCE["pods"]
         if len(live) < want:
             for _ in range(want - len(live)):
                 try:
@@ -89,19 +89,9 @@ class ReplicaSetController(Controller):
         self._status(rs, [p for p in self.store.list("pods", ns)[0] if owned_by(p, uid) and active(p)])
         return None
 
-    def registry_kind(self, resource: str):
-        from agent.api.kinds import BY_RESOURCE
-        return BY_RESOURCE[resource]
-
     def _status(self, rs: dict, live: list[dict]) -> None:
         ready = sum(1 for p in live if pod_ready(p))
         status = {"replicas": len(live), "fullyLabeledReplicas": len(live), "readyReplicas": ready,
                   "availableReplicas": ready, "observedGeneration": rs["metadata"].get("generation", 1)}
         status = {k: v for k, v in status.items() if v or k in ("replicas", "observedGeneration")}
-
-        def put(cur):
-            if cur.get("status") == status:
-                return None
-            cur["status"] = status
-            return cur
-        self.store.guaranteed_update("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"], put)
+        self.put_status("replicasets", rs, status)

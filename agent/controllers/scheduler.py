@@ -1,7 +1,9 @@
 """The scheduler: binds each pending pod to a Ready node that satisfies its
-nodeName / nodeSelector, preferring the node with the fewest pods (spread)."""
+nodeSelector, preferring the node with the fewest pods (spread), through the
+pods/binding subresource as kube-scheduler does."""
 from __future__ import annotations
 
+from agent.apiserver.registry import APIError
 from agent.controllers.base import Controller, ns_name, record_event
 
 
@@ -55,16 +57,14 @@ class Scheduler(Controller):
         if node is None:
             record_event(self.registry, pod, "FailedScheduling", why, "Warning", "default-scheduler")
             return 1.0
-
-        def bind(cur):
-            if cur["spec"].get("nodeName"):
+        binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": ns},
+                   "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+        try:
+            self.registry.bind(ns, name, binding)
+        except APIError as e:
+            if e.code in (404, 409):   # gone, being deleted, or bound meanwhile: nothing left to do
                 return None
-            cur["spec"]["nodeName"] = node
-            conds = cur.setdefault("status", {}).setdefault("conditions", [])
-            conds[:] = [c for c in conds if c.get("type") != "PodScheduled"]
-            conds.append({"type": "PodScheduled", "status": "True"})
-            return cur
-        self.store.guaranteed_update("pods", ns, name, bind)
+            raise
         record_event(self.registry, pod, "Scheduled", f"Successfully assigned {ns}/{name} to {node}",
                       component="default-scheduler")
         return None

@@ -14,8 +14,8 @@ import threading
 
 from agent.api import pki
 from agent.api.config import ClusterConfig
-from agent.apiserver.handler import APIServer
 from agent.apiserver.registry import Registry
+from agent.apiserver.serving import APIServer
 from agent.apiserver.store import Store
 from agent.controllers import bootstrap
 from agent.controllers.deployment import DeploymentController
@@ -36,7 +36,7 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
     if cfg.dns:
         bootstrap.cluster_dns(registry, cfg)
     listen = listen or [("127.0.0.1", cfg.api_port), (cfg.host_ip, cfg.api_port)]
-    pki.ensure(cfg.pki_dir, cfg.name, [cfg.host_ip], registry.cluster_ips.nth(1), cfg.cluster_domain)
+    pki.ensure(cfg.pki_dir, cfg.name, [cfg.host_ip], registry.allocation.cluster_ips.nth(1), cfg.cluster_domain)
     api = APIServer(registry, listen, cfg.api_socket, cfg.kubelet_port, tls=pki.server_context(cfg.pki_dir),
                     authenticator=pki.Authenticator(pki.Paths(cfg.pki_dir).tokens))
     controllers = [Scheduler(store, registry), ReplicaSetController(store, registry),

@@ -7,14 +7,15 @@ import time
 import pytest
 
 from agent.api.client import APIStatusError, Client, Informer
-from agent.apiserver.handler import APIServer
 from agent.apiserver.registry import Registry
+from agent.apiserver.serving import APIServer
 from agent.apiserver.store import Store
 from agent.controllers import bootstrap
 from agent.controllers.deployment import DeploymentController
 from agent.controllers.endpointslice import EndpointSliceController
 from agent.controllers.gc import GarbageCollector
 from agent.controllers.replicaset import ReplicaSetController
+from agent.controllers.scheduler import Scheduler
 
 
 @pytest.fixture
@@ -143,6 +144,10 @@ def test_deployment_to_pods_to_endpoints(api):
     # Scale down: pods are deleted (unscheduled pods go at once).
     tcp.patch("deployments", "web", {"spec": {"replicas": 1}}, "default")
     until(lambda: len(tcp.list("pods", "default", "app=web")["items"]) == 1)
+    # The Deployment controller's scale is a spec update like any client's (a new
+    # generation), and the ReplicaSet controller's status write observes it.
+    until(lambda: (r := tcp.list("replicasets", "default")["items"][0])["metadata"]["generation"] == 2
+          and r["status"].get("observedGeneration") == 2)
     # Deleting the Deployment garbage-collects its ReplicaSet and pods.
     tcp.delete("deployments", "web", "default")
     until(lambda: not tcp.list("replicasets", "default")["items"] and not tcp.list("pods", "default")["items"])
@@ -175,3 +180,64 @@ def test_store_survives_restart(tmp_path):
     again = Store(str(tmp_path / "s.db"))
     assert again.get("services", "default", "web")["spec"]["clusterIP"] == ip
     assert again.resource_version == rv
+
+
+def test_watch_from_a_resource_version_that_is_no_number_is_a_400(api):
+    tcp, _, _ = api
+    with pytest.raises(APIStatusError) as e:
+        tcp.request("GET", "/api/v1/services", query={"watch": "true", "resourceVersion": "abc"})
+    assert e.value.code == 400 and "invalid resource version" in str(e.value)
+
+
+POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+       "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+BINDING = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
+           "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}}
+
+
+def test_a_pod_is_bound_through_its_binding_subresource_only(api):
+    tcp, _, _ = api
+    pod = tcp.create("pods", POD, "default")
+    pod["spec"]["nodeName"] = "node-1"
+    with pytest.raises(APIStatusError) as e:
+        tcp.update("pods", pod)
+    assert e.value.code == 422 and "spec: Forbidden: pod updates may not change fields" in str(e.value)
+    path = "/api/v1/namespaces/default/pods/p/binding"
+    assert tcp.request("POST", path, BINDING) == {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                                  "status": "Success", "code": 201}
+    bound = tcp.get("pods", "p", "default")
+    assert bound["spec"]["nodeName"] == "node-1"
+    assert {"type": "PodScheduled", "status": "True"} in bound["status"]["conditions"]
+    with pytest.raises(APIStatusError) as e:
+        tcp.request("POST", path, {**BINDING, "target": {"kind": "Node", "name": "node-2"}})
+    assert e.value.code == 409 and e.value.status["message"] == \
+        'Operation cannot be fulfilled on pods/binding "p": pod p is already assigned to node "node-1"'
+    with pytest.raises(APIStatusError) as e:
+        tcp.request("POST", path, {**BINDING, "metadata": {"name": "q"}})
+    assert e.value.code == 400
+    with pytest.raises(APIStatusError) as e:
+        tcp.request("POST", path, {**BINDING, "target": {"kind": "Pod"}})
+    assert e.value.code == 422 and e.value.status["message"] == (
+        'Binding "p" is invalid: [target.kind: Unsupported value: "Pod": supported values: "Node", "<empty>", '
+        "target.name: Required value]")
+    assert tcp.get("pods", "p", "default")["spec"]["nodeName"] == "node-1"
+
+
+def test_scheduler_binds_a_pending_pod_once(tmp_path):
+    from agent.api.kinds import BY_RESOURCE
+    store = Store(str(tmp_path / "s.db"))
+    reg = Registry(store)
+    bootstrap.bootstrap(reg, "172.28.0.1", 6443)
+    reg.create(BY_RESOURCE["nodes"], None, {"metadata": {"name": "node-1"}})
+    reg.guaranteed_update(BY_RESOURCE["nodes"], None, "node-1", lambda n: {
+        **n, "status": {"conditions": [{"type": "Ready", "status": "True"}]}}, subresource="status")
+    reg.create(BY_RESOURCE["pods"], "default", POD)
+    sched = Scheduler(store, reg)
+    assert sched.sync(("default", "p")) is None
+    assert store.get("pods", "default", "p")["spec"]["nodeName"] == "node-1"
+    stale = store.get("pods", "default", "p")   # as a scheduler whose cache has not caught up sees it
+    del stale["spec"]["nodeName"]
+    sched.live = lambda *_: stale
+    assert sched.sync(("default", "p")) is None   # pods/binding refuses (409): nothing more to do
+    assert [e["reason"] for e in store.list("events", "default")[0]] == ["Scheduled"]
+    store.close()

@@ -23,6 +23,7 @@ def test_subresources():
     assert res["pods/log"]["verbs"] == ["get"] and res["pods/log"]["kind"] == "Pod"
     assert res["pods/exec"]["kind"] == "PodExecOptions" and "create" in res["pods/exec"]["verbs"]
     assert res["pods/attach"]["kind"] == "PodAttachOptions"
+    assert res["pods/binding"]["kind"] == "Binding" and res["pods/binding"]["verbs"] == ["create"]
     assert res["pods/status"]["kind"] == "Pod" and res["services/status"]["verbs"] == ["get", "patch", "update"]
     assert "nodes/status" in res
     apps = by_name(D.api_resource_list("apps/v1"))

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
+from agent.apiserver.allocation import drop_type_dependent_fields
 from agent.apiserver.allocator import AllocationError, LoadBalancerPool
-from agent.apiserver.registry import drop_type_dependent_fields
 from agent.node import speaker
 from agent.node.proxy import healthcheck
 from dataplane import arp

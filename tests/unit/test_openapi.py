@@ -105,14 +105,14 @@ def test_valid_manifests_have_no_unknown_fields(doc):
 
 def test_served_objects_have_no_unknown_fields():
     """What the API server itself stores (defaults, status) must pass too."""
-    from agent.apiserver import registry
+    from agent.apiserver.defaults import default
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "w", "namespace": "default",
                                                                "uid": "u", "resourceVersion": "1"},
            "spec": {"type": "LoadBalancer", "ports": [{"port": 80}], "sessionAffinity": "ClientIP"}}
-    registry.default("Service", svc)
+    default("Service", svc)
     assert openapi.unknown_fields("Service", svc) == []
     dep = next(d for d in manifests() if d["kind"] == "Deployment")
-    registry.default("Deployment", dep)
+    default("Deployment", dep)
     assert openapi.unknown_fields("Deployment", dep) == []
 
 

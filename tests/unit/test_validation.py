@@ -255,6 +255,9 @@ def test_valid_pod():
      "spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1"),
     ({"containers": [{"name": "a", "image": "x", "env": [{"name": "PORT", "value": 8080}]}]},
      'spec.containers[0].env[0].value: Invalid value: "integer": spec.containers[0].env[0].value in body must be of type string: "integer"'),
+    ({"hostname": "Web_1"}, f'spec.hostname: Invalid value: "Web_1": {DNS1123_LABEL}'),
+    ({"subdomain": "web.x"}, 'spec.subdomain: Invalid value: "web.x": a lowercase RFC 1123 label'),
+    ({"nodeName": "Node_1"}, 'spec.nodeName: Invalid value: "Node_1": a lowercase RFC 1123 subdomain'),
 ])
 def test_pod_rules(spec, expected):
     out = msgs("Pod", pod(**spec))
@@ -268,6 +271,9 @@ def test_pod_spec_is_mostly_immutable():
     assert msgs("Pod", new, old) == []
     new["spec"]["containers"][0]["ports"] = []
     assert msgs("Pod", new, old)[0].startswith("spec: Forbidden: pod updates may not change fields other than")
+    bound = copy.deepcopy(old)
+    bound["spec"]["nodeName"] = "node-1"    # binding is the pods/binding subresource's, not an update's
+    assert msgs("Pod", bound, old)[0].startswith("spec: Forbidden: pod updates may not change fields other than")
 
 
 # ---- Deployments and ReplicaSets ------------------------------------------------------

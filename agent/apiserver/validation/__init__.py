@@ -30,11 +30,12 @@ from agent.apiserver.validation.common import (
 )
 from agent.apiserver.validation.endpoints import check_endpoint_slice, check_endpoints
 from agent.apiserver.validation.errors import Cause, Errs, go_value, type_name
-from agent.apiserver.validation.pods import check_pod
+from agent.apiserver.validation.pods import check_pod, validate_binding
 from agent.apiserver.validation.service import check_service
 from agent.apiserver.validation.workloads import check_workload
 
-__all__ = ["CHECKS", "Cause", "format_invalid", "go_value", "invalid_status", "qualified_kind", "validate"]
+__all__ = ["CHECKS", "Cause", "format_invalid", "go_value", "invalid_status", "qualified_kind", "validate",
+           "validate_binding"]
 
 
 # ---- entry points ----------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Pod and pod template validation: containers, ports, probes, restart
-policy, and which Pod fields an update may change."""
+policy, which Pod fields an update may change, and the pods/binding
+subresource's Binding."""
 from __future__ import annotations
 
+from agent.api.syntax import dns1123_subdomain_errors
 from agent.apiserver.validation.common import (
     check_nonneg,
     check_protocol,
@@ -10,7 +12,7 @@ from agent.apiserver.validation.common import (
     port_num_errors,
     port_num_or_name,
 )
-from agent.apiserver.validation.errors import Errs, child_path
+from agent.apiserver.validation.errors import Cause, Errs, child_path
 
 RESTART_POLICIES = ["Always", "OnFailure", "Never"]
 
@@ -32,7 +34,13 @@ def check_pod_spec(errs: Errs, spec, path: str, *, template: bool = False) -> No
     elif template and policy != "Always":
         errs.not_supported(child_path(path, "restartPolicy"), policy, ["Always"])
     check_nonneg(errs, spec, "terminationGracePeriodSeconds", child_path(path, "terminationGracePeriodSeconds"))
-    errs.typed(spec, "nodeName", child_path(path, "nodeName"), "string")
+    node = errs.typed(spec, "nodeName", child_path(path, "nodeName"), "string")
+    for msg in dns1123_subdomain_errors(node) if node else []:
+        errs.invalid(child_path(path, "nodeName"), node, msg)
+    for key in ("hostname", "subdomain"):   # the pod's DNS name <hostname>.<subdomain>.<ns>.svc...
+        value = errs.typed(spec, key, child_path(path, key), "string")
+        for msg in dns1123_label_errors(value) if value else []:
+            errs.invalid(child_path(path, key), value, msg)
 
 
 def _container(errs: Errs, ctr, path: str, names: set, *, probes: bool) -> None:
@@ -129,10 +137,10 @@ _POD_MUTABLE = {"activeDeadlineSeconds", "tolerations", "terminationGracePeriodS
 
 
 def _pod_update(errs: Errs, spec: dict, old_spec: dict) -> None:
-    mutable = _POD_MUTABLE | ({"nodeName"} if not old_spec.get("nodeName") else set())
-
+    """ValidatePodUpdate. spec.nodeName is not among what may change: a pod is
+    bound through its binding subresource (validate_binding), never by an update."""
     def masked(s: dict) -> dict:
-        out = {k: v for k, v in s.items() if k not in mutable}
+        out = {k: v for k, v in s.items() if k not in _POD_MUTABLE}
         for group in ("containers", "initContainers"):
             if isinstance(out.get(group), list):
                 out[group] = [{k: v for k, v in c.items() if k != "image"} if isinstance(c, dict) else c
@@ -144,3 +152,15 @@ def _pod_update(errs: Errs, spec: dict, old_spec: dict) -> None:
                                "`spec.tolerations` (only additions to existing tolerations),"
                                "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was "
                                "previously negative)")
+
+
+def validate_binding(binding: dict) -> list[Cause]:
+    """ValidatePodBinding: a Binding's target is a Node, named."""
+    errs = Errs()
+    target = errs.typed(binding, "target", "target", "object", {})
+    kind = errs.typed(target, "kind", "target.kind", "string", "")
+    if kind and kind != "Node":
+        errs.not_supported("target.kind", kind, ["Node", "<empty>"])
+    if not errs.typed(target, "name", "target.name", "string", ""):
+        errs.required("target.name")
+    return list(errs)

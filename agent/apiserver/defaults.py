@@ -1,0 +1,107 @@
+"""Defaulting: the fields kube-apiserver's defaulters fill in when a client
+leaves them out (a Service's type, protocols and targetPorts, a pod's
+restartPolicy and probe timings, a Deployment's strategy, a slice's ready
+condition...), so stored objects read as a real cluster's do.
+
+`default(kind, obj)` changes `obj` in place; the registry calls it before
+validation on create and on every spec update. Pure: no store, no I/O.
+"""
+from __future__ import annotations
+
+
+def default(kind: str, obj: dict) -> None:
+    fn = _DEFAULTERS.get(kind)
+    if fn:
+        fn(obj)
+
+
+def _default_service(svc: dict) -> None:
+    spec = svc.setdefault("spec", {})
+    stype = spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    if stype == "ExternalName":
+        return
+    for p in spec.get("ports", []) or []:
+        p.setdefault("protocol", "TCP")
+        if "targetPort" not in p and isinstance(p.get("port"), int):
+            p["targetPort"] = p["port"]
+    spec.setdefault("ipFamilies", ["IPv4"])
+    spec.setdefault("ipFamilyPolicy", "SingleStack")
+    spec.setdefault("internalTrafficPolicy", "Cluster")
+    if stype in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+    if stype == "LoadBalancer":
+        spec.setdefault("allocateLoadBalancerNodePorts", True)
+    if spec.get("sessionAffinity") == "ClientIP":
+        spec.setdefault("sessionAffinityConfig", {}).setdefault("clientIP", {}).setdefault("timeoutSeconds", 10800)
+    svc.setdefault("status", {"loadBalancer": {}})
+
+
+def _default_pod_spec(spec: dict) -> None:
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("enableServiceLinks", True)
+    for c in spec.get("containers", []) or []:
+        image = c.get("image", "")
+        tag = image.rsplit("/", 1)[-1]
+        c.setdefault("imagePullPolicy", "Always" if ":" not in tag or tag.endswith(":latest") else "IfNotPresent")
+        c.setdefault("terminationMessagePath", "/dev/termination-log")
+        c.setdefault("terminationMessagePolicy", "File")
+        for p in c.get("ports", []) or []:
+            p.setdefault("protocol", "TCP")
+        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            pr = c.get(probe)
+            if isinstance(pr, dict):
+                pr.setdefault("timeoutSeconds", 1)
+                pr.setdefault("periodSeconds", 10)
+                pr.setdefault("successThreshold", 1)
+                pr.setdefault("failureThreshold", 3)
+
+
+def _default_pod(pod: dict) -> None:
+    _default_pod_spec(pod.setdefault("spec", {}))
+    st = pod.setdefault("status", {})
+    st.setdefault("phase", "Pending")
+
+
+def _default_workload(obj: dict) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    tmpl = spec.setdefault("template", {})
+    _default_pod_spec(tmpl.setdefault("spec", {}))
+    if obj.get("kind") == "Deployment":
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
+        strat = spec.setdefault("strategy", {})
+        strat.setdefault("type", "RollingUpdate")
+        if strat["type"] == "RollingUpdate":
+            ru = strat.setdefault("rollingUpdate", {})
+            ru.setdefault("maxSurge", "25%")
+            ru.setdefault("maxUnavailable", "25%")
+    obj.setdefault("status", {})
+
+
+def _default_namespace(ns: dict) -> None:
+    ns.setdefault("spec", {"finalizers": ["kubernetes"]})
+    ns.setdefault("status", {"phase": "Active"})
+    ns["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = ns["metadata"].get("name", "")
+
+
+def _default_slice(sl: dict) -> None:
+    for ep in sl.get("endpoints", []) or []:
+        ep.setdefault("conditions", {}).setdefault("ready", True)
+    for p in sl.get("ports", []) or []:
+        p.setdefault("protocol", "TCP")
+        p.setdefault("name", "")
+
+
+_DEFAULTERS = {
+    "Service": _default_service,
+    "Pod": _default_pod,
+    "Deployment": _default_workload,
+    "ReplicaSet": _default_workload,
+    "Namespace": _default_namespace,
+    "EndpointSlice": _default_slice,
+}

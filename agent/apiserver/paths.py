@@ -1,0 +1,57 @@
+"""What a request's URL names: `parse_path` turns a Kubernetes REST path into
+the kind, namespace, name and subresource it addresses, and `predicate` turns
+its labelSelector / fieldSelector query into a filter over objects. Unknown
+paths and bad selectors are the 404 and 400 `Status`es kube-apiserver answers.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from agent.api import fields, selectors
+from agent.api.kinds import BY_RESOURCE, Kind
+from agent.apiserver.registry import APIError
+
+
+def parse_path(path: str) -> tuple[Kind, str | None, str | None, str | None]:
+    """'/api/v1/namespaces/default/services/web/status' ->
+    (Service kind, 'default', 'web', 'status')."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:2] == ["api", "v1"]:
+        group, rest = "", parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        group, rest = parts[1], parts[3:]
+    else:
+        raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
+    namespace = None
+    if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] in BY_RESOURCE:
+        namespace, rest = rest[1], rest[2:]
+    if not rest or rest[0] not in BY_RESOURCE or BY_RESOURCE[rest[0]].group != group:
+        raise APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
+    kind = BY_RESOURCE[rest[0]]
+    name = rest[1] if len(rest) > 1 else None
+    sub = rest[2] if len(rest) > 2 else None
+    return kind, namespace, name, sub
+
+
+def list_kind(kind: Kind) -> str:
+    return kind.kind + "List"
+
+
+def predicate(q: dict, kind: str | None = None) -> Callable[[dict], bool] | None:
+    """The objects a list or watch keeps (labelSelector and fieldSelector), or
+    None for all of them."""
+    preds = []
+    if q.get("labelSelector"):
+        try:
+            sel = selectors.parse(q["labelSelector"])
+        except ValueError as e:
+            raise APIError(400, "BadRequest", str(e)) from None
+        preds.append(lambda o: sel.matches(o.get("metadata", {}).get("labels") or {}))
+    if q.get("fieldSelector"):
+        try:
+            preds.append(fields.parse_fields(q["fieldSelector"], kind))
+        except ValueError as e:
+            raise APIError(400, "BadRequest", str(e)) from None
+    if not preds:
+        return None
+    return lambda o: all(p(o) for p in preds)

@@ -1,0 +1,95 @@
+"""The API server's listeners: HTTPS on TCP (loopback and the host's underlay
+address; every request authenticated) and plain HTTP on a Unix socket (mode
+0600, root only: the local admin socket, trusted). Each request runs on its
+own thread through `Handler` (agent/apiserver/handler.py); `APIServer` owns the
+listeners, the registry they serve and what requests ask of the cluster
+beyond it (where a node's kubelet listens, whether the server is stopping).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socketserver
+import ssl
+import threading
+from http.server import ThreadingHTTPServer
+
+from agent.api.objects import internal_ip
+from agent.apiserver.handler import Handler
+from agent.apiserver.registry import APIError, Registry
+
+log = logging.getLogger("nsplane.apiserver")
+
+
+class _TCPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    tls: ssl.SSLContext | None = None
+    trusted = False            # TCP clients must authenticate (agent/api/pki.py)
+
+    def finish_request(self, request, client_address):
+        """TLS handshake on the request's own thread, so a slow client never
+        blocks accept()."""
+        if self.tls is not None:
+            request.settimeout(10)
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as e:
+                log.debug("TLS handshake with %s failed: %s", client_address, e)
+                return
+            request.settimeout(None)
+        super().finish_request(request, client_address)
+
+
+class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    trusted = True             # mode 0600, root only: the local admin socket
+
+    def get_request(self):
+        conn, _ = self.socket.accept()
+        return conn, ("unix", 0)
+
+
+class APIServer:
+    """Owns the listeners; `registry` does the work."""
+
+    def __init__(self, registry: Registry, addresses: list[tuple[str, int]], unix_path: str | None = None,
+                 kubelet_port: int = 10250, tls: ssl.SSLContext | None = None, authenticator=None):
+        """tls: serve HTTPS on the TCP addresses; authenticator: an
+        agent.api.pki.Authenticator every TCP request must pass (None: open)."""
+        self.registry = registry
+        self.stopping = threading.Event()
+        self.kubelet_port = kubelet_port
+        self.authenticator = authenticator
+        handler = type("BoundHandler", (Handler,), {"api": self})
+        self.servers: list[socketserver.BaseServer] = [_TCPServer(a, handler) for a in addresses]
+        for s in self.servers:
+            s.tls = tls
+        if unix_path:
+            if os.path.exists(unix_path):
+                os.unlink(unix_path)
+            self.servers.append(_UnixServer(unix_path, handler))
+            os.chmod(unix_path, 0o600)
+        self.unix_path = unix_path
+
+    def kubelet_address(self, node_name: str) -> str:
+        node = self.registry.store.get("nodes", "", node_name)
+        ip = internal_ip(node)
+        if ip is None:
+            raise APIError(503, "ServiceUnavailable", f"node {node_name} has no InternalIP")
+        port = node.get("status", {}).get("daemonEndpoints", {}).get("kubeletEndpoint", {}).get("Port")
+        return f"{ip}:{port or self.kubelet_port}"
+
+    def start(self) -> None:
+        for s in self.servers:
+            threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.5},
+                             name=f"api-{s.server_address}", daemon=True).start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for s in self.servers:
+            s.shutdown()
+            s.server_close()
+        if self.unix_path and os.path.exists(self.unix_path):
+            os.unlink(self.unix_path)
