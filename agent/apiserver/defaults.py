@@ -84,8 +84,12 @@ def _default_workload(obj: dict) -> None:
 
 
 def _default_namespace(ns: dict) -> None:
-    ns.setdefault("spec", {"finalizers": ["kubernetes"]})
-    ns.setdefault("status", {"phase": "Active"})
+    finalizers = ns.setdefault("spec", {}).setdefault("finalizers", [])
+    if "kubernetes" not in finalizers:
+        finalizers.append("kubernetes")
+    status = ns.get("status")
+    if not isinstance(status, dict) or not status.get("phase"):
+        ns["status"] = {"phase": "Active"}
     ns["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = ns["metadata"].get("name", "")
 
 

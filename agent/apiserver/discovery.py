@@ -20,10 +20,12 @@ GIT_VERSION = "v1.32.0-nsplane"
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 AGGREGATED_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
 
-# What the store supports for every kind: kube's verbs minus deletecollection,
-# which nsplane does not serve (kubectl never needs it: `delete --all` lists
-# and deletes one by one).
-VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
+# kube's verbs for every kind; namespaces have no deletecollection (as in kube).
+VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+def verbs(k: Kind) -> list[str]:
+    return [v for v in VERBS if not (v == "deletecollection" and k.resource == "namespaces")]
 # Kinds kubectl's `get all` includes (the "all" category), as kube declares it.
 ALL_CATEGORY = {"pods", "services", "deployments", "replicasets"}
 
@@ -100,7 +102,7 @@ def kinds_of(group_version: str) -> list[Kind]:
 
 def _resource(k: Kind) -> dict:
     r = {"name": k.resource, "singularName": k.singular, "namespaced": k.namespaced, "kind": k.kind,
-         "verbs": list(VERBS)}
+         "verbs": verbs(k)}
     if k.short_names:
         r["shortNames"] = list(k.short_names)
     if k.resource in ALL_CATEGORY:
@@ -150,7 +152,7 @@ def wants_aggregated(accept: str | None) -> str | None:
 def _agg_resource(k: Kind) -> dict:
     r = {"resource": k.resource, "responseKind": {"group": "", "version": "", "kind": k.kind},
          "scope": "Namespaced" if k.namespaced else "Cluster", "singularResource": k.singular,
-         "verbs": list(VERBS)}
+         "verbs": verbs(k)}
     if k.short_names:
         r["shortNames"] = list(k.short_names)
     if k.resource in ALL_CATEGORY:

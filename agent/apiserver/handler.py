@@ -24,14 +24,20 @@ import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler
 
+import yaml
+
 from agent.api.kinds import BY_RESOURCE, Kind
 from agent.api.pki import PUBLIC_PATHS
-from agent.apiserver import discovery, openapi, paging, patch, tables, watch, writes
+from agent.apiserver import discovery, openapi, paging, patch, protobuf, tables, watch, writes
 from agent.apiserver.paths import list_kind, parse_path, predicate
 from agent.apiserver.registry import APIError
 from agent.streams import relay, sessions
 
 log = logging.getLogger("nsplane.apiserver")
+BODY_TYPES = ("application/json", "application/yaml", protobuf.MEDIA_TYPE)
+REASONS = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 408: "Timeout", 413: "RequestEntityTooLarge",
+           414: "RequestURITooLong", 415: "UnsupportedMediaType", 431: "RequestHeaderFieldsTooLarge",
+           501: "NotImplemented"}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -44,7 +50,12 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- plumbing ----------------------------------------------------
     def _send(self, code: int, body: dict | bytes, ctype: str = "application/json") -> None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        if isinstance(body, bytes):
+            data = body
+        elif getattr(self, "_protobuf", False) and protobuf.served(body.get("apiVersion"), body.get("kind")):
+            data, ctype = protobuf.encode(body), protobuf.MEDIA_TYPE
+        else:
+            data = json.dumps(body).encode()
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         for w in getattr(self, "_warnings", ()):
@@ -54,8 +65,31 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _raw_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():   # kubectl create --raw -f
+            return self._chunked_body()
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
+
+    def _chunked_body(self) -> bytes:
+        """A chunked request body, read whole; afterwards the headers say what
+        a plain one would (its length), so the verbs read it the same way."""
+        parts = []
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip() or b"x", 16)
+            except ValueError:
+                raise APIError(400, "BadRequest", "malformed chunked request body") from None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                break
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(8)
+        data = b"".join(parts)
+        del self.headers["Transfer-Encoding"]
+        self.headers["Content-Length"] = str(len(data))
+        return data
 
     def _body(self) -> dict:
         raw = self._raw_body()
@@ -64,12 +98,30 @@ class Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError as e:
             raise APIError(400, "BadRequest", f"the request body is not valid JSON: {e}") from None
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What http.server answers itself (a request line it cannot parse, an
+        unknown method, oversized headers): a Status, never an HTML page."""
+        status = APIError(code, REASONS.get(code, "BadRequest"), message or self.responses.get(code, ("",))[0]).status()
+        data = json.dumps(status).encode()
+        self.send_response(code, message)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Connection", "close")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200:
+            self.wfile.write(data)
+
     def _dispatch(self) -> None:
         url = urllib.parse.urlsplit(self.path)
         q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
         self._warnings: list[str] = []
+        self._protobuf = protobuf.wants_protobuf(self.headers.get("Accept"))
         rfile = self.rfile
         try:
+            # Read the body whatever happens next: left unread on a keep-alive
+            # connection, it would be parsed as the next request.
+            if "Upgrade" not in self.headers:
+                self.rfile = _Replay(self._raw_body(), rfile)
             self._authenticate(url.path)
             if url.path in ("/healthz", "/readyz", "/livez"):
                 return self._send(200, b"ok", "text/plain")
@@ -81,6 +133,7 @@ class Handler(BaseHTTPRequestHandler):
             if doc is not None:
                 return self._send(200, *doc)
             kind, ns, name, sub = parse_path(url.path)
+            self._decode_body(kind)
             self._field_validation(kind, sub, q)
             getattr(self, "_do_" + self.command.lower())(kind, ns, name, sub, q)
         except APIError as e:
@@ -92,6 +145,31 @@ class Handler(BaseHTTPRequestHandler):
             self._send(500, APIError(500, "InternalError", f"Internal error occurred: {e}").status())
         finally:
             self.rfile = rfile
+
+    def _decode_body(self, kind: Kind) -> None:
+        """Create and update bodies come as JSON, YAML or protobuf (what
+        kubectl's typed commands send, `kubectl create namespace` among them);
+        the verbs read JSON, so the other two are converted here."""
+        if self.command not in ("POST", "PUT"):
+            return
+        ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
+        if ctype == "application/json":
+            return
+        if ctype not in BODY_TYPES:
+            raise APIError(415, "UnsupportedMediaType",
+                           f'the body of the request was in an unknown format - accepted media types include: '
+                           f'{", ".join(BODY_TYPES)}')
+        raw = self._raw_body()
+        try:
+            obj = protobuf.decode(raw) if ctype == protobuf.MEDIA_TYPE else yaml.safe_load(raw or b"{}")
+        except (protobuf.ProtobufError, yaml.YAMLError) as e:
+            raise APIError(400, "BadRequest", f"the object provided is unrecognized (must be of type "
+                                              f"{kind.kind}): {e}") from None
+        data = json.dumps(obj).encode()
+        self.headers.replace_header("Content-Type", "application/json")
+        if "Content-Length" in self.headers:
+            self.headers.replace_header("Content-Length", str(len(data)))
+        self.rfile = _Replay(data, self.rfile)
 
     def _field_validation(self, kind: Kind, sub: str | None, q: dict) -> None:
         """?fieldValidation=Strict|Warn|Ignore on create, update and patch
@@ -215,7 +293,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _do_delete(self, kind, ns, name, sub, q):
         if not name:
-            raise APIError(405, "MethodNotAllowed", "collection delete is not supported; name the object")
+            return self._delete_collection(kind, ns, q)
         body = self._body()
         grace = q.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
         pre = body.get("preconditions") or {}
@@ -223,6 +301,29 @@ class Handler(BaseHTTPRequestHandler):
         obj = writes.delete(reg, kind, ns, name, None if grace is None else int(grace), pre.get("uid"),
                             pre.get("resourceVersion"), writes.propagation(q, body))
         self._send(200, obj)
+
+    def _delete_collection(self, kind, ns, q):
+        """DELETE on a collection: every object the label and field selectors
+        keep, deleted as one by one would be (grace, propagation, dry run);
+        the answer lists what was deleted, as kube-apiserver's does."""
+        if kind.resource == "namespaces":
+            raise APIError(405, "MethodNotAllowed", 'the server does not allow this method on the requested resource')
+        body = self._body()
+        grace = q.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
+        reg = self._writer(q, body)
+        items, _ = reg.store.list(kind.resource, ns if kind.namespaced else None, predicate(q, kind.kind))
+        deleted = []
+        for obj in items:
+            md = obj["metadata"]
+            try:
+                deleted.append(writes.delete(reg, kind, md.get("namespace"), md["name"],
+                                             None if grace is None else int(grace), None, None,
+                                             writes.propagation(q, body)))
+            except APIError as e:
+                if e.code != 404:      # gone meanwhile: nothing left to delete
+                    raise
+        self._send(200, {"kind": list_kind(kind), "apiVersion": kind.api_version,
+                         "metadata": {"resourceVersion": str(reg.store.resource_version)}, "items": deleted})
 
     def _writer(self, q: dict, body: dict | None = None):
         """The registry, or a dry-run view of it for ?dryRun=All."""

@@ -9,6 +9,7 @@ from typing import Callable
 
 from agent.api import fields, selectors
 from agent.api.kinds import BY_RESOURCE, Kind
+from agent.apiserver.discovery import SUBRESOURCES
 from agent.apiserver.registry import APIError
 
 
@@ -30,6 +31,8 @@ def parse_path(path: str) -> tuple[Kind, str | None, str | None, str | None]:
     kind = BY_RESOURCE[rest[0]]
     name = rest[1] if len(rest) > 1 else None
     sub = rest[2] if len(rest) > 2 else None
+    if len(rest) > 3 or (sub is not None and sub not in {s.name for s in SUBRESOURCES.get(kind.resource, ())}):
+        raise APIError(404, "NotFound", "the server could not find the requested resource")
     return kind, namespace, name, sub
 
 

@@ -58,6 +58,8 @@ def invalid(kind: Kind, name: str, causes: list) -> APIError:
     return APIError(422, "Invalid", st["message"], st["details"])
 
 
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
+
 class Registry:
     """The write path of every kind (and `get`, which answers with kube's 404).
     Controllers and REST clients share one Registry; `allocation` holds the
@@ -195,6 +197,9 @@ class Registry:
             if kind.kind == "Pod" and self._graceful(cur, grace):
                 return cur if cur["metadata"].get("deletionTimestamp") else self._mark_deleting(cur, grace)
             if kind.kind == "Namespace":
+                if name in IMMORTAL_NAMESPACES:     # kube-apiserver's NamespaceLifecycle admission
+                    raise APIError(403, "Forbidden", f'namespaces "{name}" is forbidden: this namespace may not be '
+                                                     "deleted", {"name": name, "kind": "namespaces"})
                 self._delete_namespace_contents(name)
             return self.store.delete(kind.resource, ns, name)
 
@@ -212,8 +217,12 @@ class Registry:
         """PUT replaces spec and metadata; status only through /status (and the
         reverse), as for kinds with a status subresource."""
         new = copy.deepcopy(old)
-        if subresource == "status":
+        md, omd = new["metadata"], obj.get("metadata", {})
+        if subresource == "status":     # kube's status strategies keep spec, not metadata
             new["status"] = obj.get("status", {})
+            for field in ("labels", "annotations", "ownerReferences", "finalizers"):
+                if field in omd:
+                    md[field] = omd[field]
             return new
         keep_status = kind.kind in HAS_STATUS
         for key, value in obj.items():
@@ -225,7 +234,6 @@ class Registry:
                 del new[key]
         if not keep_status and "status" in obj:
             new["status"] = obj["status"]
-        md, omd = new["metadata"], obj.get("metadata", {})
         for field in ("labels", "annotations", "ownerReferences", "finalizers"):
             if field in omd:
                 md[field] = omd[field]

@@ -1,11 +1,17 @@
 """What a new cluster has before the user applies anything: the namespaces
 default, kube-system, kube-public and kube-node-lease, and the `kubernetes`
 Service (default, 10.96.0.1:443) whose endpoints are the API server itself,
-and the cluster DNS (kube-system/kube-dns and the coredns Deployment)."""
+and the cluster DNS (kube-system/kube-dns and the coredns Deployment).
+
+The `BootstrapController` keeps the first two alive as kube-apiserver's
+bootstrap controller does: deleted (`kubectl delete svc --all` takes
+`kubernetes` too), they are made again at once, so in-cluster clients never
+lose the API."""
 from __future__ import annotations
 
 from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError, Registry
+from agent.controllers.base import Controller
 
 NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -49,6 +55,27 @@ def endpoints(registry: Registry, api_ip: str, api_port: int) -> None:
         cur = ensure(registry, resource, {"metadata": md, **body})
         if any(cur.get(k) != v for k, v in body.items()):
             registry.update(BY_RESOURCE[resource], "default", "kubernetes", {**cur, **body})
+
+
+def _kubernetes_service(self, obj: dict) -> list:
+    md = obj["metadata"]
+    return ["kubernetes"] if (md.get("namespace"), md["name"]) == ("default", "kubernetes") else []
+
+
+class BootstrapController(Controller):
+    """Recreates the system namespaces and the `kubernetes` Service, its
+    EndpointSlice and Endpoints when any of them is deleted or changed."""
+    name = "bootstrap-controller"
+    watches = {"namespaces": lambda self, o: ["kubernetes"] if o["metadata"]["name"] in NAMESPACES else [],
+               "services": _kubernetes_service, "endpointslices": _kubernetes_service,
+               "endpoints": _kubernetes_service}
+
+    def __init__(self, store, registry: Registry, api_ip: str, api_port: int):
+        super().__init__(store, registry)
+        self.api_ip, self.api_port = api_ip, api_port
+
+    def sync(self, key) -> None:
+        bootstrap(self.registry, self.api_ip, self.api_port)
 
 
 DNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.3"

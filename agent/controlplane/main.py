@@ -39,7 +39,8 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
     pki.ensure(cfg.pki_dir, cfg.name, [cfg.host_ip], registry.allocation.cluster_ips.nth(1), cfg.cluster_domain)
     api = APIServer(registry, listen, cfg.api_socket, cfg.kubelet_port, tls=pki.server_context(cfg.pki_dir),
                     authenticator=pki.Authenticator(pki.Paths(cfg.pki_dir).tokens))
-    controllers = [Scheduler(store, registry), ReplicaSetController(store, registry),
+    controllers = [bootstrap.BootstrapController(store, registry, cfg.host_ip, cfg.api_port),
+                   Scheduler(store, registry), ReplicaSetController(store, registry),
                    DeploymentController(store, registry), EndpointSliceController(store, registry),
                    GarbageCollector(store, registry), NodeController(store, registry, cfg.cluster_cidr),
                    LoadBalancerController(store, registry)]
