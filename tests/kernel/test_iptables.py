@@ -1,7 +1,9 @@
-"""dataplane.iptables (and the proxier) on the real kernel, in throwaway netns.
+"""dataplane.iptables, the applier (and the proxier) on the real kernel, in throwaway netns.
 
 The test process stays in the root namespace; every piece of code that writes
 iptables rules runs in a child `ip netns exec nsplane-hp-... python -c ...`.
+Every applier here runs in verify mode: after each apply it reads the tables
+back and raises if the kernel does not hold what was written.
 Namespaces (and with them their veths and rules) are removed on every exit
 path, and server processes are stopped by PID.
 """
@@ -56,6 +58,8 @@ RENDER = """
 import json
 from dataplane.model import Endpoint, NodeInfo, ServicePort
 from dataplane import rules, iptables
+from dataplane.applier import Applier
+applier = Applier(verify="raise")
 node = NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",))
 web = ServicePort("default", "web", "http", "TCP", "10.96.0.20", 80, node_port=30080)
 api = ServicePort("default", "api", "", "TCP", "10.96.0.30", 443, load_balancer_ips=("1.2.3.4",),
@@ -75,10 +79,10 @@ def test_apply_readback_stale_chains_canary_and_cleanup():
         sh("ip", "netns", "exec", ns, "iptables-legacy", "-t", "nat", "-A", "POSTROUTING", "-o", "lo", "-j", "RETURN")
 
         out = py_in(ns, RENDER + """
-iptables.apply(rules.render(full, node))
-iptables.apply(rules.render(full, node))   # idempotent: jump rules stay single
+applier.apply(rules.render(full, node))
+applier.apply(rules.render(full, node), full=True)   # idempotent: jump rules stay single
 print(json.dumps(sorted(rules.render(full, node).chains["nat"])))
-print(iptables.canary_missing())
+print(applier.canary_missing())
 """)
         full_chains, canary = out.splitlines()
         assert canary == "False"
@@ -99,7 +103,7 @@ print(iptables.canary_missing())
 
         # A smaller ruleset: chains of the deleted Services and endpoints go away.
         out = py_in(ns, RENDER + """
-iptables.apply(rules.render(smaller, node))
+applier.apply(rules.render(smaller, node))
 print(" ".join(sorted(rules.render(smaller, node).chains["nat"])))
 """)
         kept = set(out.split())
@@ -114,25 +118,24 @@ print(" ".join(sorted(rules.render(smaller, node).chains["nat"])))
         sh("ip", "netns", "exec", ns, "iptables-legacy", "-t", "nat", "-A", "POSTROUTING", "-o", "lo", "-j", "RETURN")
         out = py_in(ns, RENDER + """
 import subprocess
-print(iptables.canary_missing())
-iptables.apply(rules.render(smaller, node))
+print(applier.canary_missing())
+applier.apply(rules.render(smaller, node))
 before = iptables.tables_fingerprint()
-print(iptables.canary_missing())  # nothing written since: answered from the fingerprint
+print(applier.canary_missing())  # nothing written since: answered from the fingerprint
 subprocess.run(["iptables-legacy", "-t", "filter", "-A", "INPUT", "-i", "lo", "-j", "ACCEPT"], check=True)
-print(iptables.tables_fingerprint() != before, iptables.canary_missing())  # someone else's rule: read back
+print(iptables.tables_fingerprint() != before, applier.canary_missing())  # someone else's rule: read back
 subprocess.run(["iptables-legacy", "-t", "nat", "-F", "KUBE-SERVICES"], check=True)
 subprocess.run(["iptables-legacy", "-t", "nat", "-X", "KUBE-PROXY-CANARY"], check=True)
-print(iptables.canary_missing())
+print(applier.canary_missing())
 """)
         assert out.split() == ["True", "False", "True", "False", "True"]
         assert "--to-destination 10.244.0.5:8080" in save(ns, "nat")
 
         # Errors name the failing line.
         out = py_in(ns, RENDER + """
-bad = rules.Ruleset(text="*filter\\n:KUBE-SERVICES - [0:0]\\n-A KUBE-SERVICES -m nosuchmatch -j ACCEPT\\nCOMMIT\\n"
-                          "*nat\\nCOMMIT\\n", chains={"filter": frozenset({"KUBE-SERVICES"}), "nat": frozenset()})
+bad = rules.Ruleset({"filter": {"KUBE-SERVICES": ("-A KUBE-SERVICES -m nosuchmatch -j ACCEPT",)}, "nat": {}})
 try:
-    iptables.apply(bad)
+    applier.apply(bad)
 except iptables.IptablesRestoreError as err:
     print(err.line)
 """)
@@ -149,6 +152,40 @@ except iptables.IptablesRestoreError as err:
         assert ":OTHER-CHAIN - [0:0]" in everything
         assert "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT" in everything
         assert "-A POSTROUTING -o lo -j RETURN" in everything
+
+
+def test_verify_mode_reports_a_chain_the_kernel_holds_differently():
+    """Someone edits one of our chains; a partial sync does not rewrite it.
+    Verify mode notices (raise in tests, log in production), and its second,
+    full write leaves the kernel as rendered."""
+    with netns(f"{PREFIX}-vfy") as ns:
+        out = py_in(ns, RENDER + """
+import logging, subprocess, sys
+logging.basicConfig(level=logging.ERROR, stream=sys.stdout, format="LOG %(message)s")
+applier.apply(rules.render(full, node))
+subprocess.run(["iptables-legacy", "-t", "filter", "-A", "KUBE-FORWARD", "-j", "RETURN"], check=True)
+try:
+    applier.apply(rules.render(smaller, node))   # partial: KUBE-FORWARD did not change, so it is not written
+except iptables.IptablesError as err:
+    print(json.dumps(err.problems))
+print(applier.written is None)
+subprocess.run(["iptables-legacy", "-t", "filter", "-A", "KUBE-FORWARD", "-j", "RETURN"], check=True)
+logged = Applier(verify="log")
+logged.apply(rules.render(full, node))           # full: rewrites it, nothing to report
+subprocess.run(["iptables-legacy", "-t", "filter", "-A", "KUBE-FORWARD", "-j", "RETURN"], check=True)
+logged.apply(rules.render(smaller, node))        # logged, not raised
+print(logged.written is not None)
+""")
+        lines = out.splitlines()
+        problems, reset, logged = lines[0], lines[1], lines[-1]
+        assert lines[2] == "LOG iptables verify: the kernel does not hold what was written:"
+        (problem,) = json.loads(problems)
+        assert problem.splitlines()[:2] == ["--- filter KUBE-FORWARD after the apply",
+                                            "+++ filter KUBE-FORWARD written again in full"]
+        assert "-A KUBE-FORWARD -j RETURN" in problem
+        assert (reset, logged) == ("True", "True")
+        assert "-A KUBE-FORWARD -j RETURN" not in save(ns, "filter")
+        py_in(ns, "from dataplane import iptables; iptables.cleanup()")
 
 
 # ---------------------------------------------------------------- real traffic
@@ -182,9 +219,10 @@ except OSError as err:
 PROXIER = """
 import json, logging, sys
 from agent.node.proxy.proxier import Proxier
+from dataplane.applier import Applier
 from dataplane.model import NodeInfo
 logging.basicConfig(level=logging.INFO)
-p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)))
+p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)), Applier(verify="raise"))
 web = {"metadata": {"name": "web", "namespace": "default"},
        "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.20", "ports": [{"port": 80, "targetPort": 8080}]}}
 empty = {"metadata": {"name": "empty", "namespace": "default"},
@@ -260,8 +298,9 @@ def test_cluster_ip_traffic_is_dnated_and_no_endpoints_is_refused():
 TREE_PROXIER = """
 import json, logging, sys
 from agent.node.proxy.proxier import Proxier
+from dataplane.applier import Applier
 from dataplane.model import NodeInfo
-p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)), tree_threshold=4)
+p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)), Applier(verify="raise"), tree_threshold=4)
 def svc(i, node_port=None):
     port = {"port": 80, "targetPort": 8080, **({"nodePort": node_port} if node_port else {})}
     return {"metadata": {"name": f"s{i}", "namespace": "default"},
@@ -304,8 +343,9 @@ def test_services_above_the_tree_threshold_are_reachable_and_partial_syncs_work(
 
 LARGE_PROXIER = """
 from agent.node.proxy.proxier import Proxier
+from dataplane.applier import Applier
 from dataplane.model import NodeInfo
-p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)), large_threshold=0)
+p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)), Applier(verify="raise"), large_threshold=0)
 for i in range(2):
     p.on_service(None, {"metadata": {"name": f"s{i}", "namespace": "default"},
                         "spec": {"type": "ClusterIP", "clusterIP": f"10.96.0.{30 + i}",
@@ -339,8 +379,9 @@ def test_large_cluster_layout_dnats_from_the_service_chain_and_hairpins():
 TOGGLER = """
 import sys, time
 from agent.node.proxy.proxier import Proxier
+from dataplane.applier import Applier
 from dataplane.model import NodeInfo
-p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)))
+p = Proxier(NodeInfo("node-a", "10.244.0.0/16", ("192.168.50.2",)), Applier(verify="raise"))
 p.on_service(None, {"metadata": {"name": "flip", "namespace": "default"},
                     "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.40", "ports": [{"port": 80, "targetPort": 8081}]}})
 def eps(ips):
