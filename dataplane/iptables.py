@@ -1,39 +1,40 @@
-"""Apply a rendered `Ruleset` to the kernel, atomically, like kube-proxy does.
+"""The kernel side of iptables for the network namespace this process is in.
 
-This module owns the kernel side of the proxier for the network namespace the
-calling process is in (a node namespace in tests and multi-node setups; the
-VM's root namespace only in host mode). It never touches rules it does not
-own: ours are the chains `dataplane.rules` declares, the per-service chains
-(KUBE-SVC-/SVL-/EXT-/FW-/SEP-), the KUBE-PROXY-CANARY chains, and the jump
-rules from built-in chains listed in `JUMPS` (kube-proxy's iptablesJumpChains
-plus the kubelet KUBE-FIREWALL jumps it also ensures).
+Stateless building blocks: what our chains and jump rules are, reading the
+tables (iptables-legacy-save), composing iptables-restore input (pure), one
+`iptables-legacy-restore --noflush` call, the cheap table fingerprint and
+the canary readback, and `cleanup()`. What was last written, and so whether
+a sync may be partial, is the business of `dataplane.applier.Applier`, one
+per node namespace.
 
-A full `apply()` reads the current tables once with iptables-legacy-save, then
-writes everything in ONE `iptables-legacy-restore --noflush` call: the ruleset,
-the declaration + `-X` of stale service chains (so chains of deleted Services
-go away), the canary chains, and `-I`/`-D` lines that leave each jump rule
-present exactly once. kube-proxy ensures jumps with separate `iptables -C/-I`
-calls; folding them into the restore keeps the whole change atomic.
+Ours are the chains `dataplane.rules` declares, the per-service chains
+(KUBE-SVC-/SVL-/EXT-/FW-/SEP-, and the dispatch trees' KUBE-SVCS-/KUBE-NP-),
+the KUBE-PROXY-CANARY chains, and the jump rules from built-in chains listed
+in `JUMPS` (kube-proxy's iptablesJumpChains plus the kubelet KUBE-FIREWALL
+jumps it also ensures). Nothing else is ever touched.
 
-A partial `apply(ruleset, previous)` (kube-proxy >= 1.28's partial sync) reads
-nothing: it diffs the two rulesets chain by chain and writes only the chains
-that changed, in one restore. Legacy xtables still replaces the whole table
-blob in the kernel on every restore, so even a one-chain change costs time in
-proportion to the table's size (about 2 us per rule or chain, measured by
-tests/bench/run); that is the floor under every incremental sync.
+A full restore (`compose_restore`) is composed from the tables read once:
+the ruleset, the declaration + `-X` of stale service chains (so chains of
+deleted Services go away), the canary chains, and `-I`/`-D` lines that leave
+each jump rule present exactly once. kube-proxy ensures jumps with separate
+`iptables -C/-I` calls; folding them into the restore keeps the whole change
+atomic. A partial restore (`compose_partial`, kube-proxy >= 1.28's partial
+sync) reads nothing: it diffs two rulesets chain by chain. Legacy xtables
+still replaces the whole table blob in the kernel on every restore, so even
+a one-chain change costs time in proportion to the table's size (about 2 us
+per rule or chain, measured by tests/bench/run); that is the floor under
+every incremental sync.
 
-`canary_missing()` reads back through python-iptables (libiptc), as
-DESIGN.md asks for readback, but only when a table changed since our last
-restore: `tables_fingerprint()` asks the kernel for each table's entry count
-and size (IPT_SO_GET_INFO, no rules copied), so checking once a second costs
-microseconds instead of reading a 20 MB nat table back. `cleanup()` removes
-everything of ours and nothing else.
+`canaries_present()` reads back through python-iptables (libiptc), as
+DESIGN.md asks for readback; `tables_fingerprint()` asks the kernel for each
+table's entry count and size (IPT_SO_GET_INFO, no rules copied), which lets
+the applier skip that readback while nobody else wrote the tables.
+`cleanup()` removes everything of ours and nothing else.
 """
 from __future__ import annotations
 
 import ctypes
 import functools
-import logging
 import re
 import socket
 import struct
@@ -42,9 +43,8 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from dataplane.chains import FILTER_CHAINS, KUBELET_FIREWALL_CHAIN, NAT_CHAINS, is_service_chain
-from dataplane.rules import Ruleset, restore_text
+from dataplane.rules.ruleset import Ruleset, restore_text
 
-log = logging.getLogger(__name__)
 
 RESTORE = ("iptables-legacy-restore", "--noflush", "--wait=10")
 SAVE = "iptables-legacy-save"
@@ -153,13 +153,33 @@ def parse_save(text: str) -> dict[str, TableState]:
     return tables
 
 
+def parse_rules(text: str) -> dict[str, dict[str, list[str]]]:
+    """iptables-save output -> {table: {chain: its "-A" lines, in order}}, every chain."""
+    tables: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] | None = None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            current = tables.setdefault(line[1:].strip(), {})
+        elif current is None:
+            continue
+        elif line.startswith(":"):
+            current.setdefault(line[1:].split(" ", 1)[0], [])
+        elif line.startswith("-A "):
+            end = line.find(" ", 3)
+            current.setdefault(line[3:] if end < 0 else line[3:end], []).append(line)
+    return tables
+
+
+def save(tables: Iterable[str] = ("filter", "nat", "mangle")) -> str:
+    """iptables-legacy-save output for `tables` in this network namespace."""
+    return "".join(_run([SAVE, "-t", table], what=f"read the {table} table") for table in tables)
+
+
 def read_tables(tables: Iterable[str] = ("filter", "nat", "mangle")) -> dict[str, TableState]:
     """Current state of `tables` in this network namespace (iptables-legacy-save)."""
-    state: dict[str, TableState] = {}
-    for table in tables:
-        out = _run([SAVE, "-t", table], what=f"read the {table} table")
-        state[table] = parse_save(out).get(table, TableState(set(), []))
-    return state
+    tables = tuple(tables)
+    state = parse_save(save(tables))
+    return {table: state.get(table, TableState(set(), [])) for table in tables}
 
 
 # ---------------------------------------------------------------- composing (pure)
@@ -180,7 +200,7 @@ def _jump_fixes(state: dict[str, TableState], table: str) -> list[str]:
 
 
 def compose_restore(ruleset: Ruleset, state: dict[str, TableState]) -> str:
-    """The single iptables-restore input for `apply` (pure, unit-testable).
+    """The single iptables-restore input of a full apply (pure, unit-testable).
 
     As in `compose_partial`, nat is committed between two filter commits when
     our filter chains already exist: first the new filter rules are appended
@@ -191,20 +211,15 @@ def compose_restore(ruleset: Ruleset, state: dict[str, TableState]) -> str:
         stale = sorted(c for c in existing if is_service_chain(c) and c not in ruleset.chains_in(table))
         head[table] = [f":{CANARY} - [0:0]"] + [f":{c} - [0:0]" for c in stale]
         tail[table] = _jump_fixes(state, table) + [f"-X {c}" for c in stale]
-    mangle = {"mangle": {CANARY: ()}}
-    if ruleset.tables is not None:  # built in one pass: at 10k Services the text is ~10 MB
-        tables = {**mangle, "nat": ruleset.tables.get("nat", {}), "filter": ruleset.tables.get("filter", {})}
-        existing = state.get("filter", TableState(set(), [])).chains
-        ours = tables["filter"]
-        if existing & set(ours):
-            union = ["*filter", *(f":{c} - [0:0]" for c in ours if c not in existing),
-                     *(rule for rules in ours.values() for rule in rules), "COMMIT", ""]
-            return "\n".join(union) + restore_text(tables, head, tail)
-        return restore_text(tables, head, tail)
-    text = ruleset.text
-    for table in ("filter", "nat"):
-        text = _splice(text, table, head[table], tail[table])
-    return restore_text(mangle) + text
+    # Built in one pass: at 10k Services the text is ~10 MB.
+    tables = {"mangle": {CANARY: ()}, "nat": ruleset.tables.get("nat", {}), "filter": ruleset.tables.get("filter", {})}
+    existing = state.get("filter", TableState(set(), [])).chains
+    ours = tables["filter"]
+    if existing & set(ours):
+        union = ["*filter", *(f":{c} - [0:0]" for c in ours if c not in existing),
+                 *(rule for rules in ours.values() for rule in rules), "COMMIT", ""]
+        return "\n".join(union) + restore_text(tables, head, tail)
+    return restore_text(tables, head, tail)
 
 
 def compose_partial(ruleset: Ruleset, previous: Ruleset) -> tuple[str, int]:
@@ -247,20 +262,6 @@ def compose_partial(ruleset: Ruleset, previous: Ruleset) -> tuple[str, int]:
     return "".join(sections), sum(len(d[2]) + len(d[3]) for d in diff.values())
 
 
-def _splice(text: str, table: str, head: list[str], tail: list[str]) -> str:
-    """Insert lines after `*table` and before that table's COMMIT."""
-    start = text.find(f"*{table}\n")
-    if start < 0:
-        raise ValueError(f"ruleset has no *{table} section; render() always writes one")
-    body = start + len(table) + 2
-    commit = text.find("\nCOMMIT\n", body - 1)
-    if commit < 0:
-        raise ValueError(f"ruleset's *{table} section has no COMMIT line")
-    head_text = "".join(line + "\n" for line in head)
-    tail_text = "".join("\n" + line for line in tail)
-    return text[:body] + head_text + text[body:commit] + tail_text + text[commit:]
-
-
 def compose_cleanup(state: dict[str, TableState]) -> str:
     """iptables-restore input removing all our jumps and chains (pure)."""
     sections = []
@@ -284,25 +285,6 @@ def compose_cleanup(state: dict[str, TableState]) -> str:
 # ---------------------------------------------------------------- kernel calls
 
 
-def apply(ruleset: Ruleset, previous: Ruleset | None = None) -> int:
-    """Write `ruleset` atomically into this namespace's filter and nat tables.
-
-    Full (no `previous`): every chain is rewritten, our stale service chains
-    deleted, our jump rules made to exist exactly once and the canaries
-    (re)created. Partial (`previous` is what the last apply wrote and the
-    kernel still holds): only chains whose rules differ are rewritten and
-    chains gone since are deleted, like kube-proxy's partial syncs.
-    Returns the number of chains written or deleted. Raises
-    IptablesRestoreError naming the line."""
-    if previous is None or previous.tables is None or ruleset.tables is None:
-        restore(compose_restore(ruleset, read_tables()))
-        return sum(len(c) for c in ruleset.chains.values())
-    text, changed = compose_partial(ruleset, previous)
-    if text:
-        restore(text)
-    return changed
-
-
 def cleanup() -> None:
     """Remove every chain and jump rule of ours from this namespace; others' rules stay."""
     text = compose_cleanup(read_tables())
@@ -312,7 +294,6 @@ def cleanup() -> None:
 
 _IPT_SO_GET_INFO = 64  # linux/netfilter_ipv4/ip_tables.h: IPT_BASE_CTL
 _GETINFO = struct.Struct("32s13I")  # struct ipt_getinfo: name, hooks, entries, underflows, num_entries, size
-_written: tuple | None = None  # tables_fingerprint() right after our last restore
 
 
 @functools.lru_cache(maxsize=1)
@@ -339,42 +320,24 @@ def tables_fingerprint(tables: Iterable[str] = CANARY_TABLES) -> tuple[tuple[int
     return tuple(result)
 
 
-def canary_missing() -> bool:
-    """True when a KUBE-PROXY-CANARY chain is gone from mangle, nat or filter,
-    i.e. someone deleted our chains (firewall reload, `iptables -X`): resync.
-    Tables nobody wrote since our last restore are not read back."""
-    global _written
-    fingerprint = tables_fingerprint()
-    if fingerprint == _written:
-        return False
+def canaries_present() -> bool:
+    """True when the KUBE-PROXY-CANARY chain is in mangle, filter and nat
+    (read back through python-iptables). A missing one means someone deleted
+    our chains (firewall reload, `iptables -X`): time for a full resync."""
     import iptc  # python-iptables (libiptc); imported lazily so pure code never needs it
 
     for name in CANARY_TABLES:
         table = iptc.Table(name)
         table.refresh()
         if not table.is_chain(CANARY):
-            return True
-    _written = fingerprint  # someone else wrote, our canaries are there: quiet until the next write
-    return False
-
-
-def chain_counters(table: str, chain: str) -> list[tuple[int, int]]:
-    """(packets, bytes) of each rule in `chain`, read through python-iptables."""
-    import iptc
-
-    t = iptc.Table(table)
-    t.refresh()
-    if not t.is_chain(chain):
-        raise IptablesError(f"chain {chain} does not exist in table {table}; has the proxier synced yet?")
-    return [tuple(rule.get_counters()) for rule in iptc.Chain(t, chain).rules]
+            return False
+    return True
 
 
 def restore(text: str) -> None:
     """Feed `text` to iptables-legacy-restore --noflush; errors name the bad line."""
-    global _written
     proc = subprocess.run(list(RESTORE), input=text.encode(), capture_output=True, timeout=TIMEOUT)
     if proc.returncode == 0:
-        _written = tables_fingerprint()
         return
     stderr = proc.stderr.decode(errors="replace").strip()
     number = _failed_line(stderr)

@@ -1,10 +1,10 @@
 """The proxier's plain data: a Service port, its endpoints, and the node.
 
-These are the only shapes `dataplane.rules` and `dataplane.iptables` know. They
-mirror what kube-proxy keeps after converting API objects (its ServicePort and
-Endpoint interfaces in pkg/proxy), reduced to what the iptables rules need.
-`agent.node.proxy.proxier` converts Service / EndpointSlice JSON into them in exactly one
-place; nothing here knows the API server exists.
+These are the only shapes `dataplane.rules` knows. They mirror what
+kube-proxy keeps after converting API objects (its ServicePort and Endpoint
+interfaces in pkg/proxy), reduced to what the iptables rules need.
+`agent.node.proxy.changes` converts Service / EndpointSlice JSON into them in
+exactly one place; nothing here knows the API server exists.
 
 All classes are frozen so they can be dict keys, compared for no-op detection
 and shared between the informer callbacks and the sync loop without copying.

@@ -27,6 +27,7 @@ from dataplane.model import NodeInfo
 
 log = logging.getLogger("nsplane.node")
 HEARTBEAT = 10.0
+PROXIER_SYNC_PERIOD = 30.0  # kube-proxy's syncPeriod: the longest retry backoff; /healthz allows twice that
 VERSION = "v1.32.0-nsplane"
 
 
@@ -67,8 +68,9 @@ def node_status(name: str, ip: str, kubelet_port: int, since: str | None = None)
 
 class NodeAgent:
     def __init__(self, cfg: ClusterConfig, name: str, ip: str, api_url: str | None = None,
-                 iface: str = nodenet.NODE_IFNAME):
+                 iface: str = nodenet.NODE_IFNAME, verify_iptables: bool = False):
         self.cfg, self.name, self.ip, self.iface = cfg, name, ip, iface   # iface: where LB addresses are ARPed
+        self.verify_iptables = verify_iptables  # read the rules back after every sync, log what differs
         self.client = Client(api_url or cfg.api_url, **cfg.client_auth("node"))
         self.stop = threading.Event()
 
@@ -113,16 +115,35 @@ class NodeAgent:
         nodes.add_handler(lambda *_: nodenet.sync_pod_routes(None, pod_cidr_routes(nodes.items(), skip=self.name)))
 
     def load_balancing(self, services: Informer, slices: Informer, nodes: Informer) -> None:
-        """The layer-2 speaker for LoadBalancer addresses and kube-proxy's health servers."""
-        from agent.node.proxy.healthcheck import HealthServers
+        """The layer-2 speaker for LoadBalancer addresses."""
         from agent.node.speaker import Speaker
         from dataplane.arp import Responder
         responder = Responder(self.iface)
         responder.start(self.stop)
         speaker = Speaker(self.client, self.name, services, nodes, slices, responder)
-        health = HealthServers(self.name, services, slices)
         threading.Thread(target=speaker.run, args=(self.stop,), name="speaker", daemon=True).start()
-        threading.Thread(target=health.run, args=(self.stop,), name="health", daemon=True).start()
+
+    def proxier(self, services: Informer, slices: Informer, nodes: Informer):
+        """kube-proxy: the proxier and the health servers its syncs feed."""
+        from agent.node.proxy.healthcheck import ProxierHealthServer, ServiceHealthServer
+        from agent.node.proxy.proxier import Proxier
+        from dataplane.applier import Applier
+        healthz = ProxierHealthServer(health_timeout=2 * PROXIER_SYNC_PERIOD)
+        service_health = ServiceHealthServer(self.name, healthz)
+        proxier = Proxier(NodeInfo(self.name, self.cfg.cluster_cidr, (self.ip,)),
+                          Applier(verify="log" if self.verify_iptables else "off"), sync_period=PROXIER_SYNC_PERIOD,
+                          wait_for_initial_sync=True, healthz=healthz, service_health=service_health)
+        services.add_handler(proxier.on_service)
+        slices.add_handler(proxier.on_endpointslice)
+        nodes.add_handler(lambda old, new: healthz.sync_node(new) if (new or old)["metadata"]["name"] == self.name
+                          else None)
+        # Like kube-proxy: no rules are written until both lists are in, so a
+        # restarted agent never syncs an empty table over live Services.
+        for inf, done in ((services, proxier.services_synced), (slices, proxier.endpointslices_synced)):
+            threading.Thread(target=lambda inf=inf, done=done: inf.synced.wait() and done(), daemon=True).start()
+        for target, name in ((healthz.run, "healthz"), (service_health.run, "health-check-node-ports")):
+            threading.Thread(target=target, args=(self.stop,), name=name, daemon=True).start()
+        return proxier
 
     def run(self) -> None:
         node = self.register()
@@ -131,14 +152,7 @@ class NodeAgent:
         services = Informer(self.client, "services", transform=compact)
         slices = Informer(self.client, "endpointslices", transform=lambda o: compact(o, drop_target_refs=True))
         nodes = Informer(self.client, "nodes", transform=compact)
-        from agent.node.proxy.proxier import Proxier
-        proxier = Proxier(NodeInfo(self.name, self.cfg.cluster_cidr, (self.ip,)), wait_for_initial_sync=True)
-        services.add_handler(proxier.on_service)
-        slices.add_handler(proxier.on_endpointslice)
-        # Like kube-proxy: no rules are written until both lists are in, so a
-        # restarted agent never syncs an empty table over live Services.
-        for inf, done in ((services, proxier.services_synced), (slices, proxier.endpointslices_synced)):
-            threading.Thread(target=lambda inf=inf, done=done: inf.synced.wait() and done(), daemon=True).start()
+        proxier = self.proxier(services, slices, nodes)
         self.routes(nodes)
         self.load_balancing(services, slices, nodes)
         kubelet = Kubelet(self.client, self.cfg, self.name, pod_cidr, self.ip, services)
@@ -171,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--node", help="this node's name (host mode: default from the config)")
     ap.add_argument("--ip", help="this node's InternalIP (host mode: default the host interface's address)")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--verify-iptables", action="store_true", default=os.environ.get("NSPLANE_VERIFY_IPTABLES") == "1",
+                    help="after every sync, read the rules back and log an error if the kernel holds something else "
+                         "(a debugging aid; costs a second full restore per sync; env NSPLANE_VERIFY_IPTABLES=1)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format=f"%(asctime)s {args.node or 'host'} %(name)s %(levelname)s %(message)s")
@@ -179,11 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.host_mode:   # this namespace is the node (agent/node/hostnode.py)
         name, ip = hostnode.node_identity(cfg)
         hostnode.prepare_node(cfg)
-        agent = NodeAgent(cfg, args.node or name, args.ip or ip, iface=cfg.host_iface)
+        agent = NodeAgent(cfg, args.node or name, args.ip or ip, iface=cfg.host_iface,
+                          verify_iptables=args.verify_iptables)
     elif not (args.node and args.ip):
         ap.error("--node and --ip are required unless the cluster is in host mode")
     else:
-        agent = NodeAgent(cfg, args.node, args.ip)
+        agent = NodeAgent(cfg, args.node, args.ip, verify_iptables=args.verify_iptables)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop.set())
     signal.signal(signal.SIGINT, lambda *_: agent.stop.set())
     agent.run()

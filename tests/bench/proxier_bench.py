@@ -229,6 +229,7 @@ def _node():
 def node_full_sync(n: int, node_ports: bool) -> dict:
     """Render + apply from empty, then the same text through iptables-legacy-restore alone."""
     from dataplane import iptables, rules
+    from dataplane.applier import Applier
 
     iptables.cleanup()
     services = cluster(n, node_ports)
@@ -236,7 +237,7 @@ def node_full_sync(n: int, node_ports: bool) -> dict:
     t0 = time.perf_counter()
     ruleset = rules.render(services, _node())
     t1 = time.perf_counter()
-    iptables.apply(ruleset)
+    Applier().apply(ruleset)
     t2 = time.perf_counter()
     text = iptables.compose_restore(ruleset, empty)  # what apply wrote
     iptables.cleanup()
@@ -249,10 +250,11 @@ def node_full_sync(n: int, node_ports: bool) -> dict:
 
 def node_rules(n: int, threshold: int, target_ip: str) -> dict:
     """Leave n Services' rules in the kernel (one of them reaching the server pod)."""
-    from dataplane import iptables, rules
+    from dataplane import rules
+    from dataplane.applier import Applier
 
     ruleset = rules.render(cluster(n, False, target_ip), _node(), tree_threshold=threshold)
-    iptables.apply(ruleset)
+    Applier().apply(ruleset)
     return {"rules": ruleset.rules()}
 
 
@@ -264,7 +266,7 @@ def node_incremental(n: int, rounds: int) -> dict:
     from dataplane import iptables
 
     rss_before = _rss_mb()
-    proxier = Proxier(_node(), canary_missing=lambda: False)
+    proxier = Proxier(_node())
     for sp, eps in cluster(n, False).items():
         proxier.on_service(None, _service_dict(sp))
         proxier.on_endpointslice(None, _slice_dict(sp.name, [(ep.ip, ep.node_name) for ep in eps]))

@@ -1,4 +1,4 @@
-"""dataplane.iptables and the proxier on the real kernel, in throwaway netns.
+"""dataplane.iptables, the applier and the proxier on the real kernel, in throwaway netns.
 
 Rules are rendered and applied, read back, broken by "someone else" (flushed
 chains, foreign rules) and repaired; then real TCP traffic crosses a node
@@ -11,6 +11,8 @@ The code under test runs in this process, on the calling thread, inside the
 namespace (`netns.entered`): the iptables-legacy-restore it starts inherits
 that namespace, and a socket belongs to the namespace it was made in, so the
 test servers and clients are threads and sockets of this process too.
+Every applier here runs in verify mode: after each apply it reads the tables
+back and raises if the kernel does not hold what was written.
 Namespaces (and with them their veths and rules) are removed on every exit
 path, and every server thread is stopped.
 """
@@ -28,6 +30,7 @@ import pytest
 
 from agent.node.proxy.proxier import Proxier
 from dataplane import conntrack, iptables, netns, rules
+from dataplane.applier import Applier
 from dataplane.model import Endpoint, NodeInfo, ServicePort
 
 pytestmark = [pytest.mark.kernel,
@@ -86,10 +89,11 @@ def test_apply_readback_stale_chains_canary_and_cleanup():
         sh("ip", "netns", "exec", ns, "iptables-legacy", "-t", "nat", "-A", "POSTROUTING", "-o", "lo", "-j", "RETURN")
 
         with netns.entered(ns):
-            iptables.apply(rules.render(FULL, NODE))
-            iptables.apply(rules.render(FULL, NODE))   # idempotent: jump rules stay single
+            applier = Applier(verify="raise")
+            applier.apply(rules.render(FULL, NODE))
+            applier.apply(rules.render(FULL, NODE), full=True)   # idempotent: jump rules stay single
             full_chains = sorted(rules.render(FULL, NODE).chains["nat"])
-            assert not iptables.canary_missing()
+            assert not applier.canary_missing()
         nat = save(ns, "nat")
         for chain in full_chains:
             assert f":{chain} - " in nat
@@ -107,7 +111,7 @@ def test_apply_readback_stale_chains_canary_and_cleanup():
 
         # A smaller ruleset: chains of the deleted Services and endpoints go away.
         with netns.entered(ns):
-            iptables.apply(rules.render(SMALLER, NODE))
+            Applier(verify="raise").apply(rules.render(SMALLER, NODE))
         kept = set(rules.render(SMALLER, NODE).chains["nat"])
         nat = save(ns, "nat")
         ours = {line[1:].split()[0] for line in nat.splitlines() if line.startswith(":KUBE-")}
@@ -119,28 +123,27 @@ def test_apply_readback_stale_chains_canary_and_cleanup():
         sh("ip", "netns", "exec", ns, "iptables-legacy", "-t", "nat", "-X")
         sh("ip", "netns", "exec", ns, "iptables-legacy", "-t", "nat", "-A", "POSTROUTING", "-o", "lo", "-j", "RETURN")
         with netns.entered(ns):
+            applier = Applier(verify="raise")
             try:
-                assert iptables.canary_missing()
-                iptables.apply(rules.render(SMALLER, NODE))
+                assert applier.canary_missing()
+                applier.apply(rules.render(SMALLER, NODE))
                 before = iptables.tables_fingerprint()
-                assert not iptables.canary_missing()  # nothing written since: answered from the fingerprint
+                assert not applier.canary_missing()  # nothing written since: answered from the fingerprint
                 sh("iptables-legacy", "-t", "filter", "-A", "INPUT", "-i", "lo", "-j", "ACCEPT")
                 # someone else's rule: the fingerprint changes and the canaries are read back
                 assert iptables.tables_fingerprint() != before
-                assert not iptables.canary_missing()
+                assert not applier.canary_missing()
                 sh("iptables-legacy", "-t", "nat", "-F", "KUBE-SERVICES")
                 sh("iptables-legacy", "-t", "nat", "-X", "KUBE-PROXY-CANARY")
-                assert iptables.canary_missing()
+                assert applier.canary_missing()
             finally:
                 release_table_handles()
         assert "--to-destination 10.244.0.5:8080" in save(ns, "nat")
 
         # Errors name the failing line.
-        bad = rules.Ruleset(text="*filter\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -m nosuchmatch -j ACCEPT\n"
-                                 "COMMIT\n*nat\nCOMMIT\n",
-                            chains={"filter": frozenset({"KUBE-SERVICES"}), "nat": frozenset()})
+        bad = rules.Ruleset({"filter": {"KUBE-SERVICES": ("-A KUBE-SERVICES -m nosuchmatch -j ACCEPT",)}, "nat": {}})
         with netns.entered(ns), pytest.raises(iptables.IptablesRestoreError) as err:
-            iptables.apply(bad)
+            Applier(verify="raise").apply(bad)
         assert "nosuchmatch" in err.value.line
 
         # conntrack cleanup tolerates "0 flow entries".
@@ -155,6 +158,37 @@ def test_apply_readback_stale_chains_canary_and_cleanup():
         assert ":OTHER-CHAIN - [0:0]" in everything
         assert "-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT" in everything
         assert "-A POSTROUTING -o lo -j RETURN" in everything
+
+
+def test_verify_mode_reports_a_chain_the_kernel_holds_differently(caplog):
+    """Someone edits one of our chains; a partial sync does not rewrite it.
+    Verify mode notices (raise in tests, log in production), and its second,
+    full write leaves the kernel as rendered."""
+    edit = ("iptables-legacy", "-t", "filter", "-A", "KUBE-FORWARD", "-j", "RETURN")
+    with scratch_netns(f"{PREFIX}-vfy") as ns, netns.entered(ns):
+        try:
+            applier = Applier(verify="raise")
+            applier.apply(rules.render(FULL, NODE))
+            sh(*edit)
+            with pytest.raises(iptables.IptablesError) as err:
+                applier.apply(rules.render(SMALLER, NODE))   # partial: KUBE-FORWARD unchanged, not written
+            (problem,) = err.value.problems
+            assert problem.splitlines()[:2] == ["--- filter KUBE-FORWARD after the apply",
+                                                "+++ filter KUBE-FORWARD written again in full"]
+            assert "-A KUBE-FORWARD -j RETURN" in problem
+            assert applier.written is None
+            sh(*edit)
+            logged = Applier(verify="log")
+            logged.apply(rules.render(FULL, NODE))            # full: rewrites it, nothing to report
+            sh(*edit)
+            with caplog.at_level("ERROR"):
+                logged.apply(rules.render(SMALLER, NODE))     # logged, not raised
+            assert "iptables verify: the kernel does not hold what was written:" in caplog.text
+            assert logged.written is not None
+            assert "-A KUBE-FORWARD -j RETURN" not in save(ns, "filter")
+            iptables.cleanup()
+        finally:
+            release_table_handles()
 
 
 # ---------------------------------------------------------------- real traffic
@@ -279,7 +313,7 @@ def node_with_pods(tag: str):
 
 def test_cluster_ip_traffic_is_dnated_and_no_endpoints_is_refused():
     with node_with_pods("") as (node, server_pod, client_pod):
-        proxier = Proxier(NODE)
+        proxier = Proxier(NODE, Applier(verify="raise"))
         proxier.on_service(None, service("web", "10.96.0.20"))
         proxier.on_service(None, service("empty", "10.96.0.21", target_port=None))
         proxier.on_endpointslice(None, endpoint_slice("web", ["10.244.0.5"], name="web-abc"))
@@ -303,7 +337,7 @@ def tree_service(i: int, node_port: int | None = None) -> dict:
 
 def test_services_above_the_tree_threshold_are_reachable_and_partial_syncs_work():
     with node_with_pods("t") as (node, server_pod, client_pod):
-        proxier = Proxier(NODE, tree_threshold=4)
+        proxier = Proxier(NODE, Applier(verify="raise"), tree_threshold=4)
         for i in range(40):
             proxier.on_service(None, tree_service(i, 30000 + i if i % 2 else None))
             ip = "10.244.0.5" if i in (7, 8, 21) else f"10.244.7.{i + 1}"
@@ -335,7 +369,7 @@ def test_large_cluster_layout_dnats_from_the_service_chain_and_hairpins():
     DNATed with its address kept, and the endpoint reaching itself through its
     Service works only thanks to the KUBE-POSTROUTING hairpin rule."""
     with node_with_pods("l") as (node, server_pod, client_pod):
-        proxier = Proxier(NODE, large_threshold=0)
+        proxier = Proxier(NODE, Applier(verify="raise"), large_threshold=0)
         for i in range(2):
             proxier.on_service(None, service(f"s{i}", f"10.96.0.{30 + i}"))
             proxier.on_endpointslice(None, endpoint_slice(f"s{i}", ["10.244.0.5"]))
@@ -395,7 +429,7 @@ def test_a_service_gaining_or_losing_its_only_endpoint_never_loses_a_connection(
         # lift that here so that a silence means a lost SYN, not a throttled refusal.
         for knob in ("icmp_ratelimit=0", "icmp_msgs_per_sec=100000", "icmp_msgs_burst=100000"):
             sh("ip", "netns", "exec", node, "sysctl", "-q", "-w", f"net.ipv4.{knob}")
-        proxier = Proxier(NODE)
+        proxier = Proxier(NODE, Applier(verify="raise"))
         proxier.on_service(None, service("flip", "10.96.0.40", target_port=8081))
         current = endpoint_slice("flip", [], port=8081)
         proxier.on_endpointslice(None, current)

@@ -2,6 +2,7 @@
 addresses, type-dependent fields on type changes, the speaker's election,
 ARP packets and kube-proxy's health-check answers."""
 import json
+import re
 
 import pytest
 
@@ -157,15 +158,77 @@ def test_health_answers_like_kube_proxy():
     code, body = healthcheck.service_health(("default", "web"), 2)
     assert code == 200 and json.loads(body) == {"service": {"namespace": "default", "name": "web"},
                                                 "localEndpoints": 2, "serviceProxyHealthy": True}
+    assert body.decode().splitlines()[:3] == ["{", '\t"service": {', '\t\t"namespace": "default",']
     assert healthcheck.service_health(("default", "web"), 0)[0] == 503
+    code, body = healthcheck.service_health(("default", "web"), 2, proxy_healthy=False)
+    assert code == 503 and json.loads(body)["serviceProxyHealthy"] is False
 
 
 def test_health_ports_only_for_load_balancers_with_local_policy():
+    from agent.node.proxy.changes import service_ports
     lb = _lb("web", "172.28.0.200", etp="Local")
-    lb["spec"]["healthCheckNodePort"] = 31000
+    lb["spec"].update(clusterIP="10.96.0.20", healthCheckNodePort=31000, ports=[{"port": 80, "nodePort": 30080}])
     np = {"metadata": {"namespace": "default", "name": "np"},
-          "spec": {"type": "NodePort", "healthCheckNodePort": 31001}}
-    assert healthcheck.health_ports([lb, np]) == {31000: ("default", "web")}
+          "spec": {"type": "NodePort", "clusterIP": "10.96.0.21", "externalTrafficPolicy": "Local",
+                   "healthCheckNodePort": 31001, "ports": [{"port": 80, "nodePort": 30080}]}}
+    assert [sp.health_check_node_port for sp in service_ports(lb) + service_ports(np)] == [31000, 0]
+
+
+def test_service_health_answers_from_the_last_sync():
+    healthz = healthcheck.ProxierHealthServer(health_timeout=60)
+    server = healthcheck.ServiceHealthServer("node-1", healthz)
+    server.sync_services({("default", "web"): 31000})
+    assert server.answer(("default", "web"))[0] == 503  # no endpoints reported yet
+    server.sync_endpoints({("default", "web"): 2})
+    code, body, headers = server.answer(("default", "web"))
+    assert (code, json.loads(body)["localEndpoints"], headers) == (200, 2, {"X-Load-Balancing-Endpoint-Weight": "2"})
+    healthz.queued_update()
+    healthz.health_timeout = 0  # the change has waited too long: the proxier is unhealthy
+    assert server.answer(("default", "web"))[0] == 503
+    server.sync_services({})
+    assert server.answer(("default", "web"))[0] == 404
+
+
+def test_proxier_healthz_follows_syncs_and_the_node():
+    healthz = healthcheck.ProxierHealthServer(health_timeout=60)
+    code, body, _ = healthz.answer("/healthz")
+    answer = json.loads(body)
+    assert code == 200 and answer["nodeEligible"] is True and answer["lastUpdated"] == answer["currentTime"]
+    assert body.decode().startswith('{"lastUpdated": "') and '","currentTime": "' in body.decode()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? [+-]\d{4} \S+ m=\+\d+\.\d{9}",
+                        answer["currentTime"])
+    healthz.queued_update()
+    assert healthz.answer("/healthz")[0] == 200  # queued, not late yet
+    healthz.health_timeout = 0
+    code, body, _ = healthz.answer("/healthz?verbose")
+    assert code == 503 and json.loads(body)["lastUpdated"] == healthcheck.GO_ZERO_TIME  # never synced
+    assert healthz.answer("/livez")[0] == 503
+    healthz.updated()
+    assert healthz.answer("/healthz")[0] == 200
+    healthz.queued_update()
+    code, body, _ = healthz.answer("/livez")
+    answer = json.loads(body)
+    assert code == 503 and answer.keys() == {"lastUpdated", "currentTime"}
+    assert answer["lastUpdated"] != answer["currentTime"]  # the last successful sync
+    healthz.updated()
+    healthz.sync_node({"metadata": {"name": "node-1"},
+                       "spec": {"taints": [{"key": "ToBeDeletedByClusterAutoscaler", "effect": "NoSchedule"}]}})
+    code, body, _ = healthz.answer("/healthz")
+    assert code == 503 and json.loads(body)["nodeEligible"] is False
+    assert healthz.answer("/livez")[0] == 200
+    healthz.sync_node({"metadata": {"name": "node-1"}, "spec": {}})
+    assert healthz.answer("/healthz")[0] == 200
+    healthz.sync_node(None)
+    assert healthz.answer("/healthz")[0] == 503
+    assert healthz.answer("/metrics")[:2] == (404, b"404 page not found\n")
+
+
+def test_go_time_prints_like_go():
+    # 2023-11-14 22:13:20.12 UTC, in the local zone; Go drops trailing zeros of the fraction.
+    assert re.fullmatch(r"2023-11-1[45] \d\d:\d\d:20\.12 [+-]\d{4} \S+", healthcheck.go_time(1_700_000_000_120_000_000))
+    assert re.search(r":20 [+-]\d{4} ", healthcheck.go_time(1_700_000_000_000_000_000))
+    base = healthcheck._MONOTONIC_BASE
+    assert healthcheck.go_time(1_700_000_000_000_000_000, base + 9_473_637_017_346).endswith(" m=+9473.637017346")
 
 
 # ---- registry admission + the controller, on a real store ---------------------------

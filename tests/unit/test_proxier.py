@@ -1,8 +1,9 @@
 """agent.node.proxy.proxier: API objects -> model, change tracking, the sync loop.
 
-The kernel is replaced at the proxier's seams: a fake `apply` that records
-rulesets, a fake conntrack that records what would be cleared, and a canary
-flag the test flips.
+The kernel is replaced at the proxier's seams: a fake applier that records
+rulesets (and has a canary flag the test flips), a fake conntrack that
+records what would be cleared, and fake health servers that record what the
+syncs report.
 """
 from __future__ import annotations
 
@@ -63,20 +64,53 @@ class FakeConntrack:
 
 
 class Recorder:
+    """A fake dataplane.applier.Applier: records each ruleset and the one a
+    partial apply would diff it against (None for a full apply)."""
+
     def __init__(self):
         self.rulesets = []
         self.previous = []
+        self.written = None
+        self.canary_gone = False
+        self.fail = None  # an exception to raise instead of applying
 
-    def __call__(self, ruleset, previous=None):
+    def apply(self, ruleset, full=False):
+        previous, self.written = (None if full else self.written), None
+        if self.fail is not None:
+            raise self.fail
         self.rulesets.append(ruleset)
         self.previous.append(previous)
+        self.written = ruleset
+        return 0
+
+    def canary_missing(self):
+        return self.canary_gone
+
+
+class FakeHealth:
+    """Records what the syncs tell the health servers."""
+
+    def __init__(self):
+        self.queued = self.updated_count = 0
+        self.ports, self.counts = None, None
+
+    def queued_update(self):
+        self.queued += 1
+
+    def updated(self):
+        self.updated_count += 1
+
+    def sync_services(self, ports):
+        self.ports = ports
+
+    def sync_endpoints(self, counts):
+        self.counts = counts
 
 
 @pytest.fixture
 def proxier():
     applied, conntrack = Recorder(), FakeConntrack()
-    p = Proxier(NODE, apply=applied, min_sync_period=0.01, sync_period=30.0,
-                canary_missing=lambda: False, conntrack=conntrack)
+    p = Proxier(NODE, applied, min_sync_period=0.01, sync_period=30.0, conntrack=conntrack)
     p.applied, p.conntrack = applied, conntrack
     return p
 
@@ -242,8 +276,7 @@ def test_node_name_decides_local_endpoints(proxier):
 
 def test_wait_for_initial_sync():
     applied = Recorder()
-    p = Proxier(NODE, apply=applied, canary_missing=lambda: False, conntrack=FakeConntrack(),
-                wait_for_initial_sync=True)
+    p = Proxier(NODE, applied, conntrack=FakeConntrack(), wait_for_initial_sync=True)
     p.on_service(None, service())
     assert p.sync_once() is None and applied.rulesets == []
     p.services_synced()
@@ -252,15 +285,12 @@ def test_wait_for_initial_sync():
 
 
 def test_failed_apply_is_retried_with_full_state(proxier):
-    def failing(ruleset, previous=None):
-        raise RuntimeError("iptables-restore: line 3 failed")
-
-    proxier._apply = failing
+    proxier.applied.fail = RuntimeError("iptables-restore: line 3 failed")
     proxier.on_service(None, service())
     with pytest.raises(RuntimeError):
         proxier.sync_once()
     assert proxier.has_pending_changes()
-    proxier._apply = proxier.applied
+    proxier.applied.fail = None
     proxier.sync_once()
     assert "default/web:http" in proxier.applied.rulesets[-1].text
 
@@ -294,6 +324,70 @@ def test_tcp_services_need_no_conntrack_cleanup(proxier):
     assert proxier.conntrack.calls == []
 
 
+def test_udp_conntrack_cleanup_follows_the_endpoints_the_rules_use(proxier):
+    """internalTrafficPolicy Local: the rules use only this node's endpoints,
+    so only those are cleared when they go; an unchanged port costs nothing."""
+    dns = service(name="dns", cluster_ip="10.96.0.10", internalTrafficPolicy="Local",
+                  ports=[{"name": "dns", "port": 53, "protocol": "UDP"}])
+    proxier.on_service(None, dns)
+    local = {"addresses": ["10.244.0.9"], "conditions": {"ready": True}, "nodeName": "node-a"}
+    remote = {"addresses": ["10.244.1.9"], "conditions": {"ready": True}, "nodeName": "node-b"}
+    eps = endpoint_slice("dns-1", service_name="dns", port=53, port_name="dns", protocol="UDP")
+    proxier.on_endpointslice(None, {**eps, "endpoints": [local, remote]})
+    proxier.sync_once()
+    assert proxier.conntrack.calls == [("svc", "10.96.0.10", 53, None)]
+    proxier.conntrack.calls.clear()
+    proxier.on_endpointslice(None, {**eps, "endpoints": [local]})  # the remote one was never used here
+    proxier.on_service(None, service(name="other"))
+    proxier.sync_once()
+    assert proxier.conntrack.calls == []
+    proxier.on_endpointslice(None, {**eps, "endpoints": []})
+    proxier.sync_once()
+    assert proxier.conntrack.calls == [("svc", "10.96.0.10", 53, "10.244.0.9")]
+
+
+# ---------------------------------------------------------------- health
+
+
+def test_syncs_feed_the_health_servers():
+    health = FakeHealth()
+    applied = Recorder()
+    p = Proxier(NODE, applied, conntrack=FakeConntrack(), wait_for_initial_sync=True, healthz=health,
+                service_health=health)
+    lb = service(type="LoadBalancer", externalTrafficPolicy="Local", healthCheckNodePort=31000,
+                 ports=[{"name": "http", "port": 80, "nodePort": 30080},
+                        {"name": "alt", "port": 81, "nodePort": 30081}])
+    p.on_service(None, lb)
+    p.on_service(None, service(name="plain", cluster_ip="10.96.0.21"))
+    assert health.queued == 0  # kube-proxy queues nothing before the initial lists are in
+    p.services_synced()
+    p.endpointslices_synced()
+    p.sync_once()
+    assert (health.updated_count, health.ports, health.counts) == (1, {("default", "web"): 31000}, {})
+
+    here = {"conditions": {"ready": True}, "nodeName": "node-a"}
+    alt = endpoint_slice("web-alt", port=8081, port_name="alt")
+    alt["endpoints"] = [{"addresses": ["10.244.0.5"], **here}]
+    p.on_endpointslice(None, alt)
+    assert health.queued == 1
+    http = endpoint_slice("web-http")
+    http["endpoints"] = [{"addresses": ["10.244.0.5"], **here},   # the same pod on both ports: one endpoint
+                         {"addresses": ["10.244.0.6"], **here},
+                         {"addresses": ["10.244.0.7"], "conditions": {"ready": False}, "nodeName": "node-a"},
+                         {"addresses": ["10.244.1.5"], "conditions": {"ready": True}, "nodeName": "node-b"}]
+    p.on_endpointslice(None, http)
+    applied.fail = RuntimeError("restore failed")
+    with pytest.raises(RuntimeError):
+        p.sync_once()
+    assert (health.updated_count, health.counts) == (1, {})  # a failed sync reports nothing
+    applied.fail = None
+    p.sync_once()
+    assert (health.updated_count, health.counts) == (2, {("default", "web"): 2})
+    p.on_service(lb, None)
+    p.sync_once()
+    assert (health.ports, health.counts) == ({}, {})
+
+
 # ---------------------------------------------------------------- the loop
 
 
@@ -307,9 +401,8 @@ def wait_for(predicate, timeout=5.0):
 
 
 def test_run_loop_syncs_batches_and_resyncs_on_missing_canary(caplog):
-    applied, canary = Recorder(), {"missing": False}
-    p = Proxier(NODE, apply=applied, min_sync_period=0.2, sync_period=30.0,
-                canary_missing=lambda: canary["missing"], conntrack=FakeConntrack())
+    applied = Recorder()
+    p = Proxier(NODE, applied, min_sync_period=0.2, sync_period=30.0, conntrack=FakeConntrack())
     stop = threading.Event()
     thread = threading.Thread(target=p.run, args=(stop,), daemon=True)
     caplog.set_level(logging.INFO, logger="nsplane.proxier")
@@ -324,9 +417,9 @@ def test_run_loop_syncs_batches_and_resyncs_on_missing_canary(caplog):
         count = len(applied.rulesets)
         time.sleep(0.5)
         assert len(applied.rulesets) == count  # idle: no syncs
-        canary["missing"] = True
+        applied.canary_gone = True
         assert wait_for(lambda: len(applied.rulesets) > count, timeout=3.0)
-        canary["missing"] = False
+        applied.canary_gone = False
     finally:
         stop.set()
         thread.join(timeout=5)
@@ -337,8 +430,7 @@ def test_run_loop_syncs_batches_and_resyncs_on_missing_canary(caplog):
 
 def test_run_loop_writes_everything_once_per_full_sync_period_even_while_changes_stream_in():
     applied = Recorder()
-    p = Proxier(NODE, apply=applied, min_sync_period=0.02, full_sync_period=0.5,
-                canary_missing=lambda: False, conntrack=FakeConntrack())
+    p = Proxier(NODE, applied, min_sync_period=0.02, full_sync_period=0.5, conntrack=FakeConntrack())
     stop = threading.Event()
     thread = threading.Thread(target=p.run, args=(stop,), daemon=True)
     thread.start()
@@ -369,14 +461,11 @@ def test_syncs_are_partial_after_the_first_and_full_after_a_failure(proxier):
     assert not second.full and proxier.applied.previous[-1] is proxier.applied.rulesets[-2]
     assert dnat_targets(proxier.applied.rulesets[-1]) == {"10.244.0.5:8080"}
 
-    def failing(ruleset, previous=None):
-        raise RuntimeError("restore failed")
-
-    proxier._apply = failing
+    proxier.applied.fail = RuntimeError("restore failed")
     proxier.on_endpointslice(None, endpoint_slice("web-1", ips=["10.244.0.6"]))
     with pytest.raises(RuntimeError):
         proxier.sync_once()
-    proxier._apply = proxier.applied
+    proxier.applied.fail = None
     assert proxier.sync_once().full and proxier.applied.previous[-1] is None
     assert dnat_targets(proxier.applied.rulesets[-1]) == {"10.244.0.6:8080"}
 
@@ -387,7 +476,7 @@ def test_incremental_port_map_equals_a_fresh_one():
     import random
 
     rng = random.Random(5)
-    live = Proxier(NODE, apply=Recorder(), canary_missing=lambda: False, conntrack=FakeConntrack())
+    live = Proxier(NODE, Recorder(), conntrack=FakeConntrack())
     services, slices = {}, {}
     for step in range(60):
         name = f"s{rng.randrange(8)}"
@@ -404,7 +493,7 @@ def test_incremental_port_map_equals_a_fresh_one():
         if step % 3 == 0:
             live.sync_once()
     live.sync_once()
-    fresh = Proxier(NODE, apply=Recorder(), canary_missing=lambda: False, conntrack=FakeConntrack())
+    fresh = Proxier(NODE, Recorder(), conntrack=FakeConntrack())
     for obj in services.values():
         if obj:
             fresh.on_service(None, obj)
@@ -412,4 +501,4 @@ def test_incremental_port_map_equals_a_fresh_one():
         if obj:
             fresh.on_endpointslice(None, obj)
     fresh.sync_once()
-    assert live.last_ruleset.tables == fresh.last_ruleset.tables
+    assert live._applier.written.tables == fresh._applier.written.tables
