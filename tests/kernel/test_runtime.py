@@ -22,7 +22,7 @@ import urllib.request
 
 import pytest
 
-from agent.node.runtime import cgroups, images, oci, rootfs
+from agent.node.runtime import cgroups, images, kernel, oci, rootfs
 from agent.node.runtime.errors import ContainerStartError, ImagePullError
 from agent.node.runtime.spec import NodeInfo, PodNamespaces, container_spec
 from runtime_image import build_layout, save_docker_archive
@@ -80,7 +80,8 @@ class Pods:
 
     def run(self, name: str, container: dict, *, pod: dict | None = None, lower: str | None = None,
             image_config: dict | None = None, namespaces: PodNamespaces | None = None,
-            hide: tuple = (), mounts: tuple = (), start: bool = True) -> str:
+            hide: tuple = (), mounts: tuple = (), start: bool = True,
+            readonly_root: bool = False) -> str:
         cid = oci.container_id(self.token, name)
         cdir = self.container_dir(cid)
         self.cids.append(cid)
@@ -93,9 +94,8 @@ class Pods:
                                 namespaces=namespaces or PodNamespaces(network=self.netns_path),
                                 cgroups_path=f"{self.cgroup_parent}/{cid}",
                                 image_config=image_config or {}, node=node,
-                                mounts=mounts, image=IMAGE if lower else "")
-        if not lower:
-            config["root"]["readonly"] = True
+                                mounts=mounts, image=IMAGE if lower else "",
+                                readonly_root=readonly_root)
         with open(os.path.join(cdir, "config.json"), "w") as fh:
             json.dump(config, fh)
         self.runtime.create(cid, cdir, self.log_path(cid))
@@ -271,6 +271,16 @@ def test_exec_streams_and_exit_code(pods, image):
     assert status.state == "exited" and status.exit_code == 137
 
 
+def test_exec_with_a_terminal(pods, image):
+    _, lower, _ = image
+    cid = pods.run("shell", {"command": ["sleep", "30"]}, lower=lower)
+    proc = pods.runtime.exec(cid, ["sh"], tty=True)
+    pods.runtime.resize(proc, 40, 120)
+    out, _ = proc.communicate(b"tty; echo in-shell $((6*7))\nexit 3\n", timeout=10)
+    assert proc.returncode == 3
+    assert b"/dev/pts/0\r\n" in out and b"in-shell 42\r\n" in out
+
+
 def test_status_survives_a_new_driver(pods, image):
     """A restarted agent (a new OCIRuntime on the same state) still learns exit codes."""
     _, lower, _ = image
@@ -283,6 +293,26 @@ def test_status_survives_a_new_driver(pods, image):
     assert (status.state, status.exit_code) == ("exited", 4)
 
 
+def test_killed_monitor_means_unknown_exit(pods, image):
+    """Without its monitor a container still runs, but its exit status is lost."""
+    _, lower, _ = image
+    cid = pods.run("orphan", {"command": ["sleep", "30"]}, lower=lower)
+    info = json.load(open(os.path.join(pods.runtime.containers_dir, cid, "monitor.json")))
+    os.kill(info["pid"], 9)
+    deadline = time.monotonic() + 5
+    while kernel.process_alive(info["pid"], info["startTicks"]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    status = pods.runtime.status(cid)
+    assert (status.state, status.pid) == ("running", info["containerPid"])
+    assert "monitor is gone" in status.message
+    pods.runtime.kill(cid, 9)
+    deadline = time.monotonic() + 5
+    while pods.runtime.status(cid).state == "running" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    status = pods.runtime.status(cid)
+    assert (status.state, status.exit_code, status.reason) == ("unknown", 255, "Unknown")
+
+
 def test_create_failure_leaves_nothing(pods, image):
     _, lower, _ = image
     with pytest.raises(ContainerStartError) as err:
@@ -293,13 +323,23 @@ def test_create_failure_leaves_nothing(pods, image):
     assert not os.path.exists(os.path.join(pods.runtime.containers_dir, cid))
 
 
-def test_host_view_runs_venv_python_without_state(pods):
+@pytest.mark.parametrize("readonly_root", [True, False])
+def test_host_view_runs_venv_python_without_state(pods, readonly_root):
+    """The stand-ins' root: the host's files, read-only whatever the spec says
+    (crun would remount a read-only bind writable), without the state dir."""
     state = pods.runtime.state_dir
+    probe = f"/nsplane-t-probe-{pods.token}"
     script = ("import os, sys; print(sys.executable); "
               f"print(os.path.exists('/var/lib/nsplane'), os.path.exists({state!r})); "
-              "open('/probe', 'w')")
-    cid = pods.run("standin", {"command": [VENV_PYTHON, "-u", "-c", script]}, hide=(state,))
-    status = pods.finish(cid)
+              f"open({probe!r}, 'w')")
+    try:
+        cid = pods.run("standin", {"command": [VENV_PYTHON, "-u", "-c", script]},
+                       hide=(state,), readonly_root=readonly_root)
+        status = pods.finish(cid)
+        assert not os.path.exists(probe)
+    finally:
+        if os.path.exists(probe):
+            os.unlink(probe)
     out = pods.logs(cid)
     assert out.startswith(f"{VENV_PYTHON}\nFalse False\n"), out
     assert "Read-only file system" in out and status.exit_code == 1

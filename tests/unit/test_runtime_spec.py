@@ -244,6 +244,10 @@ def test_security_flags(rootfs, sc, field, want):
     assert s[field[0]][field[1]] is want
 
 
+def test_readonly_root_for_a_host_view(rootfs):
+    assert build(rootfs, readonly_root=True)["root"]["readonly"] is True
+
+
 def test_proc_mount_unmasked(rootfs):
     s = build(rootfs, {"name": "c", "securityContext": {"procMount": "Unmasked"}})
     assert "maskedPaths" not in s["linux"]

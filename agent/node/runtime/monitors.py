@@ -36,10 +36,15 @@ def exit_record(state_dir: str) -> dict | None:
     return read_json(os.path.join(state_dir, monitor.EXIT_FILE))
 
 
+def info(state_dir: str) -> dict:
+    """monitor.json: the monitor's and the container's PIDs and start times."""
+    return read_json(os.path.join(state_dir, monitor.MONITOR_FILE)) or {}
+
+
 def alive(state_dir: str) -> bool:
     """Is the monitor of that container still running?"""
-    info = read_json(os.path.join(state_dir, monitor.MONITOR_FILE)) or {}
-    return kernel.process_alive(int(info.get("pid") or 0), info.get("startTicks"))
+    found = info(state_dir)
+    return kernel.process_alive(int(found.get("pid") or 0), found.get("startTicks"))
 
 
 def wait_exit(state_dir: str, timeout: float | None) -> dict | None:

@@ -37,10 +37,11 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 
-from . import cgroups, monitor, monitors
+from . import cgroups, kernel, monitor, monitors, ttyexec
 from .errors import (ContainerCreateError, ContainerNotFound, ContainerStartError,
                      OCIRuntimeNotFound, RuntimeLayerError)
 
@@ -200,7 +201,8 @@ class OCIRuntime:
         os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
         monitor.write_json(os.path.join(cdir, _META_FILE), {
             "bundle": bundle, "log": os.path.abspath(log_path), "createdAt": time.time(),
-            "cgroupsPath": config.get("linux", {}).get("cgroupsPath", "")})
+            "cgroupsPath": config.get("linux", {}).get("cgroupsPath", ""),
+            "annotations": config.get("annotations") or {}})
         job = {"stateDir": cdir, "log": os.path.abspath(log_path),
                "hideUnified": self.hide_unified,
                "argv": self._argv(*self._log_args(cid), "create", "--bundle", bundle,
@@ -310,35 +312,54 @@ class OCIRuntime:
 
     # ---- status ------------------------------------------------------------
     def status(self, cid: str) -> ContainerStatus:
-        """State, exit code and reason of container `cid`."""
+        """State, exit code and reason of container `cid`.
+
+        Answered from the monitor's files while the monitor lives (no runtime
+        call: the kubelet asks often); the runtime is asked only when the
+        monitor is gone without a record.
+        """
         self._check_id(cid)
         cdir = self._dir(cid)
         meta = monitors.read_json(os.path.join(cdir, _META_FILE))
-        raw = self.raw_state(cid)
-        if meta is None and raw is None:
-            raise ContainerNotFound(f"container {cid}: not found under {self.root}")
-        meta = meta or {}
+        if meta is None:
+            return self._status_from_runtime(cid, ContainerStatus(id=cid, state="unknown"))
         status = ContainerStatus(
-            id=cid, state="unknown", bundle=meta.get("bundle") or (raw or {}).get("bundle", ""),
-            log_path=meta.get("log", ""), created_at=meta.get("createdAt"),
+            id=cid, state="unknown", bundle=meta.get("bundle", ""), log_path=meta.get("log", ""),
+            created_at=meta.get("createdAt"),
             started_at=_read_float(os.path.join(cdir, _STARTED_FILE)),
-            annotations=(raw or {}).get("annotations") or {})
+            annotations=meta.get("annotations") or {})
         exited = monitors.exit_record(cdir)
-        if exited is None and raw is not None and raw.get("status") == "stopped":
-            # the process is gone: give a live monitor a moment to write its record
-            exited = monitors.wait_exit(cdir, 2.0)
+        if exited is None and monitors.alive(cdir):
+            info = monitors.info(cdir)
+            pid = int(info.get("containerPid") or 0)
+            if kernel.process_alive(pid, info.get("containerStartTicks")):
+                status.state = "running" if status.started_at else "created"
+                status.pid = pid
+                return status
+            exited = monitors.wait_exit(cdir, 2.0)    # the monitor is writing it now
         if exited is not None:
             return _exited(status, exited)
+        return self._status_from_runtime(cid, status)
+
+    def _status_from_runtime(self, cid: str, status: ContainerStatus) -> ContainerStatus:
+        """No monitor and no record: what the runtime still knows."""
+        raw = self.raw_state(cid)
         if raw is None:
-            status.message = "the runtime has no state for it and its exit status was not recorded"
+            if not os.path.isdir(self._dir(cid)):
+                raise ContainerNotFound(f"container {cid}: not found under {self.root}")
             status.reason = "Unknown"
+            status.message = "the runtime has no state for it and its exit status was not recorded"
             return status
+        status.bundle = status.bundle or raw.get("bundle", "")
+        status.annotations = status.annotations or raw.get("annotations") or {}
         state = raw.get("status", "unknown")
-        status.state = "running" if state in ("running", "paused") else state
-        status.pid = int(raw.get("pid") or 0)
-        if status.state == "stopped":
+        if state == "stopped":
             status.state, status.reason, status.exit_code = "unknown", "Unknown", 255
             status.message = "exit status lost: the container's monitor is gone"
+            return status
+        status.state = "running" if state in ("running", "paused") else state
+        status.pid = int(raw.get("pid") or 0)
+        status.message = "its monitor is gone: the exit status will not be recorded"
         return status
 
     def list(self) -> list[ContainerStatus]:
@@ -372,7 +393,9 @@ class OCIRuntime:
         environment, noNewPrivileges) with `argv`; `env` replaces or adds
         variables, `user` is "uid[:gid]". The spec reaches the runtime through
         a memfd (`--process /proc/self/fd/N`), so no file is left behind. The
-        Popen's return code is the program's exit status.
+        Popen's return code is the program's exit status. With `tty`, the
+        process gets a terminal held by the ttyexec helper: stdout carries the
+        terminal (stderr only the runtime's errors) and `resize` sets its size.
         """
         self._check_id(cid)
         if not argv:
@@ -380,14 +403,39 @@ class OCIRuntime:
                                     reason="InvalidExecCommand")
         process = self._exec_process(cid, argv, env, cwd, tty, user)
         fd = os.memfd_create("nsplane-exec-process", 0)
+        control_r = control_w = -1
         try:
             os.write(fd, json.dumps(process).encode())
             args = self._argv("exec", "--process", f"/proc/self/fd/{fd}", cid)
-            return subprocess.Popen(args, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            pass_fds = [fd]
+            if tty:                       # through the helper that holds the terminal
+                control_r, control_w = os.pipe()
+                pass_fds.append(control_r)
+                args = [sys.executable, "-S", os.path.abspath(ttyexec.__file__),
+                        "--control-fd", str(control_r), "--", *args]
+            proc = subprocess.Popen(args, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    pass_fds=(fd,))
+                                    pass_fds=pass_fds)
+            if tty:
+                proc.tty_control = os.fdopen(control_w, "wb", buffering=0)
+                control_w = -1
+            return proc
         finally:
-            os.close(fd)
+            for spare_fd in (fd, control_r, control_w):
+                if spare_fd >= 0:
+                    os.close(spare_fd)
+
+    @staticmethod
+    def resize(proc: subprocess.Popen, rows: int, cols: int) -> None:
+        """Set the window size of a tty exec (kubectl's resize events)."""
+        control = getattr(proc, "tty_control", None)
+        if control is None:
+            raise RuntimeLayerError("resize: this exec has no terminal (exec with tty=True)",
+                                    reason="NoTTY")
+        try:
+            control.write(f"{int(rows)} {int(cols)}\n".encode())
+        except BrokenPipeError:
+            pass
 
     def _exec_process(self, cid: str, argv: list[str], env: dict | None, cwd: str | None,
                       tty: bool, user: str | None) -> dict:
@@ -399,6 +447,9 @@ class OCIRuntime:
         process = dict(config.get("process") or {})
         process["args"] = [str(a) for a in argv]
         process["terminal"] = bool(tty)
+        if tty:
+            process["env"] = [e for e in process.get("env") or [] if not e.startswith("TERM=")]
+            process["env"].append("TERM=xterm")
         if env:
             merged = {}
             for item in process.get("env") or []:

@@ -8,11 +8,13 @@ carries "nsplane" (checked), laid out as <dir>/rootfs (the bundle's root.path),
   of that image) as lowerdir, a per-container upper and work dir; a few ms to
   mount, writes land in the upper only and vanish with the container;
 - `host_view`: for the built-in stand-ins, which have no image offline: a
-  NON-recursive read-only bind of / (a recursive one would drag in every
+  NON-recursive read-only view of / (a recursive bind would drag in every
   mount of the machine: /proc, /run/netns, other containers' roots...) with
   empty private tmpfs on /tmp, /run and /var, so the agent's state under
   /var/lib/nsplane (keys, tokens, the store) is not there, plus any further
-  path the caller hides (its state dir, wherever it is).
+  path the caller hides (its state dir, wherever it is). The view is a
+  lower-only overlay of / rather than a bind: read-only in the filesystem
+  itself, whatever the runtime remounts (see host_view).
 
 Every mount is made private the moment it exists, so nothing we mount under
 it propagates back to the host's peers. `remove` unmounts deepest first
@@ -82,22 +84,31 @@ def overlay(container_dir: str, lower: str) -> str:
 def host_view(container_dir: str, hide: list[str] | tuple = ()) -> str:
     """Mount a read-only, non-recursive view of / at <dir>/rootfs; return it.
 
-    /tmp, /run, /var and each path in `hide` (if it is a directory in the
-    view) get an empty private tmpfs.
+    A lower-only overlay of / (its second, empty lower a tiny tmpfs at
+    <dir>/empty, since layers on one filesystem may not nest): like a plain
+    bind it shows only the root filesystem, not the mounts on it, and unlike
+    a bind it is read-only in the filesystem itself, so no runtime can remount
+    it writable (crun makes a read-only bind writable again when the spec's
+    root.readonly is false: measured). /tmp, /run, /var and each path in
+    `hide` that is a directory in the view get an empty private tmpfs.
     """
     base = _checked_dir(container_dir)
     target = os.path.join(base, "rootfs")
+    empty = os.path.join(base, "empty")
     if mounted(base):
         raise RootfsError(f"{target} is already mounted; remove the old container first")
-    os.makedirs(target, mode=0o755, exist_ok=True)
+    for path in (target, empty):
+        os.makedirs(path, mode=0o755, exist_ok=True)
     try:
-        kernel.mount("/", target, None, kernel.MS_BIND)
+        kernel.mount("tmpfs", empty, "tmpfs", _TMPFS_FLAGS | kernel.MS_RDONLY, "size=4k,mode=755")
+        kernel.make_private(empty)
+        kernel.mount("overlay", target, "overlay", kernel.MS_RDONLY,
+                     f"lowerdir=/:{_overlay_safe(empty)}")
         kernel.make_private(target)
-        kernel.mount(None, target, None, kernel.MS_REMOUNT | kernel.MS_BIND | kernel.MS_RDONLY)
         for path in (*HOST_VIEW_TMPFS, *hide):
             _hide(target, path)
     except OSError as err:
-        _undo(target)
+        _undo(base)
         raise RootfsError(f"host view for {base}: {err}") from err
     return target
 

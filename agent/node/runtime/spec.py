@@ -223,13 +223,15 @@ def container_spec(pod: dict, container: dict, *, rootfs: str, namespaces: PodNa
                    mounts: list[Mount] | tuple = (), node: NodeInfo = NodeInfo(),
                    env: list[tuple[str, str]] | None = None, hostname: str | None = None,
                    image: str = "", process: Process | None = None,
-                   user_db_root: str | None = None, rlimits=DEFAULT_RLIMITS) -> dict:
+                   user_db_root: str | None = None, rlimits=DEFAULT_RLIMITS,
+                   readonly_root: bool = False) -> dict:
     """The OCI runtime spec (config.json as a dict) for `container` of `pod`.
 
     `rootfs` is root.path; users and groups are looked up in `user_db_root`
     (default: `rootfs`). `env` gives the container's env already resolved by
     the kubelet (valueFrom/envFrom); `process` skips the image/spec merge;
-    `rlimits` are OCI rlimit objects (default: inherit the agent's).
+    `rlimits` are OCI rlimit objects (default: inherit the agent's);
+    `readonly_root` forces root.readonly (a host view's root is never writable).
     Raises ContainerConfigError (runAsNonRoot) or ContainerCreateError.
     """
     security = effective_security(pod, container)
@@ -256,7 +258,8 @@ def container_spec(pod: dict, container: dict, *, rootfs: str, namespaces: PodNa
         "ociVersion": OCI_VERSION,
         "process": process_section(process, security, resources.oom_score_adj(
             pod, container, node.memory_capacity), rlimits),
-        "root": {"path": rootfs, "readonly": bool(security.get("readOnlyRootFilesystem"))},
+        "root": {"path": rootfs,
+                 "readonly": readonly_root or bool(security.get("readOnlyRootFilesystem"))},
         "mounts": mount_entries(mounts, privileged),
         "annotations": annotations(pod, container, image),
         "linux": linux,
