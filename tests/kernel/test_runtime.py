@@ -11,6 +11,7 @@ module's read-only image.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import secrets
@@ -23,7 +24,8 @@ import urllib.request
 import pytest
 
 from agent.node.runtime import cgroups, images, kernel, oci, rootfs
-from agent.node.runtime.errors import ContainerStartError, ImagePullError
+from agent.node.runtime.errors import (ContainerStartError, ImageInUse, ImagePullError,
+                                       RuntimeLayerError)
 from agent.node.runtime.spec import NodeInfo, PodNamespaces, container_spec
 from runtime_image import build_layout, save_docker_archive
 
@@ -165,6 +167,19 @@ def test_load_keeps_normalised_names_and_config(image):
     assert store.unpack(IMAGE_TAG) == lower
 
 
+def test_load_gzipped_archive_with_a_colon_in_its_path(image, tmp_path_factory):
+    store, _, archive = image
+    work = tmp_path_factory.mktemp("nsplane-rt-gz")
+    packed = str(work / "saved:today.tar.gz")
+    with open(archive, "rb") as src, gzip.open(packed, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    other = images.ImageStore(str(work / "store"))
+    loaded = other.load(packed)
+    assert [i.names for i in loaded] == [[IMAGE]]
+    assert loaded[0].digest == store.resolve(IMAGE).digest      # same content, same digest
+    assert os.listdir(other.tmp) == []
+
+
 def test_image_entrypoint_and_exit_code(pods, image):
     store, lower, _ = image
     cid = pods.run("plain", {}, lower=lower, image_config=store.config(IMAGE))
@@ -269,6 +284,9 @@ def test_exec_streams_and_exit_code(pods, image):
     # kernel ignores TERM and the grace period ends in SIGKILL (as on a cluster).
     status = pods.runtime.stop(cid, grace=0.5)
     assert status.state == "exited" and status.exit_code == 137
+    with pytest.raises(RuntimeLayerError) as err:
+        pods.runtime.exec(cid, ["true"])
+    assert err.value.reason == "ContainerNotRunning"
 
 
 def test_exec_with_a_terminal(pods, image):
@@ -405,7 +423,6 @@ def test_remove_refuses_image_in_use(pods, image, tmp_path_factory):
     store.load(archive)
     lower = store.unpack(IMAGE)
     cid = pods.run("user", {"command": ["sleep", "30"]}, lower=lower)
-    from agent.node.runtime.errors import ImageInUse
     with pytest.raises(ImageInUse):
         store.remove(IMAGE)
     pods.runtime.delete(cid, force=True)

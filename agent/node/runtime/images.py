@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import gzip
 import ipaddress
 import json
 import os
@@ -111,6 +112,11 @@ def _pull_hint(message: str, domain: str) -> str:
         return ("the registry is unreachable from this node: load the image instead "
                 "(nsplane image load ARCHIVE) and use imagePullPolicy IfNotPresent")
     return "see the message above"
+
+
+def _gzipped(path: str) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
 
 
 def _archive_kind(path: str) -> tuple[str, dict | list]:
@@ -264,7 +270,12 @@ class ImageStore:
             raise ImageLoadError(f"image archive {archive_path}: no such file")
         kind, doc = _archive_kind(path)
         with tempfile.TemporaryDirectory(dir=self.tmp) as work:
-            if ":" in path:                      # skopeo splits its argument on ':'
+            if _gzipped(path):                   # `docker save | gzip`: skopeo wants a plain tar
+                plain = os.path.join(work, "archive.tar")
+                with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                path = plain
+            elif ":" in path:                    # skopeo splits its argument on ':'
                 link = os.path.join(work, "archive.tar")
                 os.symlink(path, link)
                 path = link

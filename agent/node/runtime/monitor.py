@@ -153,6 +153,7 @@ def main() -> None:
     if os.fork():
         os._exit(0)                  # the agent reaps this parent; we live on detached
     os.setsid()
+    os.chdir("/")                    # pin no directory (or mount) of the agent's
     for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
     kernel.set_child_subreaper()

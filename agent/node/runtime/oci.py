@@ -401,6 +401,11 @@ class OCIRuntime:
         if not argv:
             raise RuntimeLayerError(f"exec in container {cid}: no command given",
                                     reason="InvalidExecCommand")
+        state = self.status(cid).state
+        if state != "running":
+            raise RuntimeLayerError(f"exec in container {cid}: it is {state}, not running; "
+                                    "exec needs a started, running container",
+                                    reason="ContainerNotRunning")
         process = self._exec_process(cid, argv, env, cwd, tty, user)
         fd = os.memfd_create("nsplane-exec-process", 0)
         control_r = control_w = -1

@@ -115,6 +115,7 @@ def main(args: list[str]) -> int:
     if args[:1] == ["--"]:
         args = args[1:]
     kernel.set_child_subreaper()
+    os.chdir("/")
     with tempfile.TemporaryDirectory(prefix="nsplane-tty-") as work:
         sock_path = os.path.join(work, "console.sock")
         pid_file = os.path.join(work, "pid")
