@@ -282,6 +282,7 @@ class ImageStore:
             plans = self._load_plans(kind, doc, path, names)
             with self._locked():
                 digests = [self._copy_in(src, wanted, work) for src, wanted in plans]
+                self._collect_garbage(self._index())     # what a re-used name left behind
         images = {i.digest: i for i in self.list()}
         return [images[d] for d in dict.fromkeys(digests) if d in images]
 
@@ -346,6 +347,7 @@ class ImageStore:
             with self._locked():
                 try:
                     proc = self._skopeo(args, timeout=timeout)
+                    self._collect_garbage(self._index())  # an older image under this name
                 except subprocess.TimeoutExpired as err:
                     hint = _pull_hint("timed out", ref.domain)
                     raise ImagePullError(f'Failed to pull image "{image}": no answer within '

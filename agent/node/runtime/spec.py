@@ -19,6 +19,11 @@ producing what containerd's CRI plugin would hand to runc for the same pod:
   devices), readOnlyRootFilesystem, allowPrivilegeEscalation: false ->
   noNewPrivileges, procMount, sysctls;
 - resources and oom_score_adj (see resources.py), cgroupsPath as given.
+
+Not applied (yet): seccompProfile (Kubernetes' default is Unconfined, but
+RuntimeDefault is ignored here too), AppArmor and SELinux labels, a
+terminal for the main process (`tty: true`), host devices for privileged
+containers, hugepages and ephemeral-storage limits.
 """
 
 from __future__ import annotations
