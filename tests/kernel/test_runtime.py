@@ -11,6 +11,8 @@ module's read-only image.
 """
 from __future__ import annotations
 
+import base64
+import contextlib
 import gzip
 import json
 import os
@@ -19,7 +21,9 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
+import warnings
 
 import pytest
 
@@ -369,14 +373,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def registry(tmp_path_factory):
-    """Debian's docker-registry on 127.0.0.1:<free port>, stopped by PID."""
-    work = tmp_path_factory.mktemp("nsplane-rt-registry")
+@contextlib.contextmanager
+def local_registry(work, users: dict[str, str] | None = None):
+    """Debian's docker-registry on 127.0.0.1:<free port> (htpasswd auth if
+    `users`), stopped by PID on every exit path; yields host:port."""
     port = _free_port()
+    auth = ""
+    if users:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            crypt = pytest.importorskip("crypt")     # bcrypt through libxcrypt
+        lines = [f"{u}:{crypt.crypt(p, crypt.mksalt(crypt.METHOD_BLOWFISH))}"
+                 for u, p in users.items()]
+        (work / "htpasswd").write_text("\n".join(lines) + "\n")
+        auth = f"auth:\n  htpasswd:\n    realm: nsplane\n    path: {work / 'htpasswd'}\n"
     config = work / "config.yml"
     config.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
-                      f"    rootdirectory: {work / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n")
+                      f"    rootdirectory: {work / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n"
+                      + auth)
     proc = subprocess.Popen(["docker-registry", "serve", str(config)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -385,6 +399,8 @@ def registry(tmp_path_factory):
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).read()
                 break
+            except urllib.error.HTTPError:
+                break                                   # 401: up, and asking for credentials
             except OSError:
                 assert proc.poll() is None, "docker-registry exited"
                 assert time.monotonic() < deadline, "docker-registry did not answer"
@@ -399,14 +415,25 @@ def registry(tmp_path_factory):
             proc.wait(timeout=10)
 
 
+def _push(store: images.ImageStore, target: str, creds: str = "") -> None:
+    argv = ["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false"]
+    argv += ["--dest-creds", creds] if creds else []
+    push = subprocess.run([*argv, f"oci:{store.layout}:{IMAGE}", f"docker://{target}"],
+                          capture_output=True, text=True, timeout=60)
+    assert push.returncode == 0, push.stderr
+
+
+@pytest.fixture
+def registry(tmp_path_factory):
+    with local_registry(tmp_path_factory.mktemp("nsplane-rt-registry")) as address:
+        yield address
+
+
 @pytest.mark.slow
 def test_pull_from_local_registry(image, registry, tmp_path_factory):
     store, _, _ = image
     target = f"{registry}/nsplane/busybox:t"
-    push = subprocess.run(["skopeo", "--insecure-policy", "copy", "--quiet",
-                           "--dest-tls-verify=false", f"oci:{store.layout}:{IMAGE}",
-                           f"docker://{target}"], capture_output=True, text=True, timeout=60)
-    assert push.returncode == 0, push.stderr
+    _push(store, target)
     fresh = images.ImageStore(str(tmp_path_factory.mktemp("nsplane-rt-pulled")))
     with pytest.raises(ImagePullError) as err:
         fresh.pull(target)
@@ -415,6 +442,24 @@ def test_pull_from_local_registry(image, registry, tmp_path_factory):
     assert pulled.digest == store.resolve(IMAGE).digest
     assert pulled.names == [target]
     assert fresh.config(target)["Entrypoint"] == ["/bin/sh"]
+
+
+@pytest.mark.slow
+def test_pull_with_credentials(image, tmp_path_factory):
+    store, _, _ = image
+    work = tmp_path_factory.mktemp("nsplane-rt-registry-auth")
+    with local_registry(work, users={"alice": "s3cret"}) as address:
+        target = f"{address}/private/busybox:1"
+        _push(store, target, creds="alice:s3cret")
+        fresh = images.ImageStore(str(work / "store"))
+        for auth in (None, {"username": "alice", "password": "wrong"}):
+            with pytest.raises(ImagePullError, match="unauthorized.*check the registry "
+                               "credentials"):
+                fresh.pull(target, insecure_registries=[address], auth=auth)
+        token = base64.b64encode(b"alice:s3cret").decode()
+        pulled = fresh.pull(target, insecure_registries=[address], auth={"auth": token})
+        assert pulled.digest == store.resolve(IMAGE).digest
+        assert os.listdir(fresh.tmp) == []                 # the auth file is gone
 
 
 def test_remove_refuses_image_in_use(pods, image, tmp_path_factory):
