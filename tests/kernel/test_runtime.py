@@ -383,7 +383,7 @@ def local_registry(work, users: dict[str, str] | None = None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             crypt = pytest.importorskip("crypt")     # bcrypt through libxcrypt
-        lines = [f"{u}:{crypt.crypt(p, crypt.mksalt(crypt.METHOD_BLOWFISH))}"
+        lines = [f"{u}:{crypt.crypt(p, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))}"
                  for u, p in users.items()]
         (work / "htpasswd").write_text("\n".join(lines) + "\n")
         auth = f"auth:\n  htpasswd:\n    realm: nsplane\n    path: {work / 'htpasswd'}\n"
