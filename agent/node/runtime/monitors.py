@@ -81,20 +81,32 @@ class MonitorPool:
                 self._spare = self._start()
 
     def hand_over(self, job: dict, timeout: float) -> dict:
-        """Give `job` to a monitor (the spare if any); its answer as a dict."""
+        """Give `job` to a monitor (the spare if any); its answer as a dict.
+
+        A spare that died before taking the job (its stdin is a broken pipe)
+        is replaced by a fresh monitor once; nothing had been handed over.
+        """
         with self._lock:
             mon, self._spare = self._spare, None
-        if mon is None:
-            mon = self._start()
-        try:
-            mon.stdin.write(json.dumps(job).encode() + b"\n")
-            mon.stdin.close()
-            answer = _read_line(mon.stdout, timeout)
-        except OSError as err:
-            answer = json.dumps({"ok": False, "error": f"monitor: {err}"})
-        finally:
-            mon.stdout.close()
-            _reap(mon)                      # the monitor's short-lived parent
+        for attempt in (1, 2):
+            mon = mon or self._start()
+            try:
+                mon.stdin.write(json.dumps(job).encode() + b"\n")
+                mon.stdin.close()
+            except BrokenPipeError:
+                mon.stdout.close()
+                _reap(mon)
+                mon = None
+                if attempt == 1:
+                    continue
+                answer = json.dumps({"ok": False, "error": "monitor died before its job"})
+                break
+            try:
+                answer = _read_line(mon.stdout, timeout)
+            finally:
+                mon.stdout.close()
+                _reap(mon)                  # the monitor's short-lived parent
+            break
         self.prestart()
         try:
             return json.loads(answer)
