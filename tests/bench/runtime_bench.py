@@ -4,10 +4,11 @@ container process, next to the bare OCI runtime on the same bundle.
     sudo /opt/nsplane/venv/bin/python -m tests.bench.runtime_bench [--runs 20]
 
 For each installed runtime (crun, runc), over N runs: ours = overlay mount
-of the unpacked image + spec written + create (through the per-container
-monitor) + start, until `start` returns (the container's program has been
-exec'd), once with 0.3 s between starts (the spare monitor is ready) and
-once back-to-back (it may still be starting); bare = `<runtime> run -d` of an identical, already-mounted bundle
+of the unpacked image + spec written + `OCIRuntime.run` (`run --detach`
+through the per-container monitor) until it returns (the container's program
+has been exec'd), with 0.3 s between starts (the spare monitor is ready)
+and back-to-back (it may still be starting), and the kubelet's two-step
+create + start; bare = `<runtime> run -d` of an identical, already-mounted bundle
 with the same config.json, measured in the same run (crun gets the same
 private-mount-table wrapper on a hybrid cgroup machine, as it cannot run
 there otherwise). Plus `ImageStore.load` of a ~10 MB docker-archive. Prints
@@ -54,8 +55,8 @@ def _spec(root: str, cid: str) -> dict:
 
 
 def ours(rt: oci.OCIRuntime, lower: str, work: str, runs: int,
-         gap: float = 0.0) -> dict[str, list[float]]:
-    """Mount + spec + create + start, timed; delete and unmount untimed.
+         gap: float = 0.0, one_call: bool = True) -> dict[str, list[float]]:
+    """Mount + spec + run (or create, start), timed; delete and unmount untimed.
 
     `gap` seconds of idleness before each run let the spare monitor finish
     starting (a kubelet's usual pace); 0 measures back-to-back starts.
@@ -71,9 +72,13 @@ def ours(rt: oci.OCIRuntime, lower: str, work: str, runs: int,
             with open(os.path.join(cdir, "config.json"), "w") as fh:
                 json.dump(_spec(root, cid), fh)
             t1 = time.perf_counter()
-            rt.create(cid, cdir, os.path.join(work, f"{cid}.log"))
-            t2 = time.perf_counter()
-            rt.start(cid)
+            if one_call:
+                rt.run(cid, cdir, os.path.join(work, f"{cid}.log"))
+                t2 = time.perf_counter()
+            else:
+                rt.create(cid, cdir, os.path.join(work, f"{cid}.log"))
+                t2 = time.perf_counter()
+                rt.start(cid)
             t3 = time.perf_counter()
         finally:
             rt.delete(cid, force=True)
@@ -145,10 +150,12 @@ def run(quick: bool = False, runs: int | None = None) -> list[dict]:
                 spaced = ours(rt, lower, work, runs, gap=0.3)
                 base = bare(rt, lower, work, runs)
                 burst = ours(rt, lower, work, runs)
+                split = ours(rt, lower, work, runs, gap=0.3, one_call=False)
             finally:
                 rt.sweep()
                 rt.close()
-            for label, mine in (("0.3 s apart", spaced), ("back-to-back", burst)):
+            for label, mine in (("run, 0.3 s apart", spaced), ("run, back-to-back", burst),
+                                ("create+start, 0.3 s apart", split)):
                 results.append({
                     "name": f"image on disk -> process running ({name}, {label}), p50",
                     "value": _ms(mine["total"]), "unit": "ms",

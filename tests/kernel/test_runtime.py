@@ -87,7 +87,7 @@ class Pods:
     def run(self, name: str, container: dict, *, pod: dict | None = None, lower: str | None = None,
             image_config: dict | None = None, namespaces: PodNamespaces | None = None,
             hide: tuple = (), mounts: tuple = (), start: bool = True,
-            readonly_root: bool = False) -> str:
+            readonly_root: bool = False, one_call: bool = False) -> str:
         cid = oci.container_id(self.token, name)
         cdir = self.container_dir(cid)
         self.cids.append(cid)
@@ -104,6 +104,9 @@ class Pods:
                                 readonly_root=readonly_root)
         with open(os.path.join(cdir, "config.json"), "w") as fh:
             json.dump(config, fh)
+        if one_call:
+            self.runtime.run(cid, cdir, self.log_path(cid))
+            return cid
         self.runtime.create(cid, cdir, self.log_path(cid))
         if start:
             self.runtime.start(cid)
@@ -190,9 +193,11 @@ def test_image_entrypoint_and_exit_code(pods, image):
     status = pods.finish(cid)
     assert (status.exit_code, status.reason) == (0, "Completed")
     assert pods.logs(cid) == "hello from the image\n"
-    cid = pods.run("fails", {"command": ["sh", "-c", "echo bye; exit 7"]}, lower=lower)
+    cid = pods.run("fails", {"command": ["sh", "-c", "echo bye; exit 7"]}, lower=lower,
+                   one_call=True)                     # `run --detach`: create + start
     status = pods.finish(cid)
     assert (status.exit_code, status.reason) == (7, "Error")
+    assert status.started_at is not None and pods.logs(cid) == "bye\n"
 
 
 SECURITY_PROBE = (
@@ -335,10 +340,11 @@ def test_killed_monitor_means_unknown_exit(pods, image):
     assert (status.state, status.exit_code, status.reason) == ("unknown", 255, "Unknown")
 
 
-def test_create_failure_leaves_nothing(pods, image):
+@pytest.mark.parametrize("one_call", [False, True])
+def test_create_failure_leaves_nothing(pods, image, one_call):
     _, lower, _ = image
     with pytest.raises(ContainerStartError) as err:
-        pods.run("missing", {"command": ["/no/such/program"]}, lower=lower)
+        pods.run("missing", {"command": ["/no/such/program"]}, lower=lower, one_call=one_call)
     assert "/no/such/program" in str(err.value) and "ENTRYPOINT" in str(err.value)
     cid = pods.cids[-1]
     assert cid not in [c.id for c in pods.runtime.list()]
