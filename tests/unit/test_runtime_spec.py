@@ -396,3 +396,26 @@ def test_spec_is_json_and_pure(rootfs):
     b = build(rootfs)
     assert a == b and json.loads(json.dumps(a)) == a
     assert os.listdir(rootfs) == ["etc"]        # nothing written
+
+
+@pytest.mark.parametrize("kwargs, field, want", [
+    ({}, "args", ["ls", "-l"]),
+    ({}, "env", ["PATH=/bin", "A=1"]),
+    ({"env": {"A": "2", "B": "3"}}, "env", ["PATH=/bin", "A=2", "B=3"]),
+    ({"tty": True}, "env", ["PATH=/bin", "A=1", "TERM=xterm"]),
+    ({"tty": True}, "terminal", True),
+    ({"cwd": "/tmp"}, "cwd", "/tmp"),
+    ({"user": "1000:50"}, "user", {"uid": 1000, "gid": 50}),
+    ({"user": "7"}, "user", {"uid": 7, "gid": 0}),
+    ({}, "noNewPrivileges", True),
+])
+def test_exec_process(kwargs, field, want):
+    base = {"args": ["sleep", "9"], "env": ["PATH=/bin", "A=1"], "cwd": "/",
+            "user": {"uid": 0, "gid": 0}, "noNewPrivileges": True, "terminal": False}
+    assert spec.exec_process(base, ["ls", "-l"], **kwargs)[field] == want
+    assert base["args"] == ["sleep", "9"]                # the container's spec is untouched
+
+
+def test_exec_user_must_be_numeric():
+    with pytest.raises(ContainerCreateError, match="numeric"):
+        spec.exec_process({}, ["id"], user="nobody")

@@ -11,8 +11,13 @@ tools and no daemon of our own:
   deciding pull policy as the kubelet does;
 - `rootfs`: each container's root filesystem (overlayfs over an unpacked
   image, or a read-only view of the host for the built-in stand-ins);
-- `oci`: crun or runc, one small monitor process per container for its exit
-  status, logs to files, OOM detection and cgroup cleanup.
+- `oci`: crun or runc, logs to files, OOM detection and cgroup cleanup, with
+  one small monitor process per container holding its exit status
+  (`monitor` is that process, `monitors` the agent's side of it) and
+  `ttyexec` holding the terminal of an interactive exec;
+- `cgroups` and `kernel`: the cgroup layouts and the few system calls and
+  /proc readers the rest shares; `errors`: exceptions carrying the kubelet's
+  reason strings.
 
 Nothing here imports the rest of `agent`: the kubelet calls this API.
 """

@@ -41,7 +41,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from . import cgroups, kernel, monitor, monitors, ttyexec
+from . import cgroups, kernel, monitor, monitors, spec, ttyexec
 from .errors import (ContainerCreateError, ContainerNotFound, ContainerStartError,
                      OCIRuntimeNotFound, RuntimeLayerError)
 
@@ -464,25 +464,8 @@ class OCIRuntime:
         if config is None:
             raise ContainerNotFound(f"exec in container {cid}: its bundle is gone; "
                                     "is the container still there?")
-        process = dict(config.get("process") or {})
-        process["args"] = [str(a) for a in argv]
-        process["terminal"] = bool(tty)
-        if tty:
-            process["env"] = [e for e in process.get("env") or [] if not e.startswith("TERM=")]
-            process["env"].append("TERM=xterm")
-        if env:
-            merged = {}
-            for item in process.get("env") or []:
-                key, _, val = item.partition("=")
-                merged[key] = val
-            merged.update({str(k): str(v) for k, v in env.items()})
-            process["env"] = [f"{k}={v}" for k, v in merged.items()]
-        if cwd:
-            process["cwd"] = cwd
-        if user:
-            uid, _, gid = user.partition(":")
-            process["user"] = {"uid": int(uid), "gid": int(gid or 0)}
-        return process
+        return spec.exec_process(config.get("process") or {}, argv, env=env, cwd=cwd,
+                                 tty=tty, user=user)
 
     def exec_sync(self, cid: str, argv: list[str], timeout: float = 10.0,
                   **kwargs) -> tuple[int, bytes, bytes]:

@@ -272,3 +272,29 @@ def container_spec(pod: dict, container: dict, *, rootfs: str, namespaces: PodNa
     if not namespaces.uts:
         spec["hostname"] = hostname or pod_hostname(pod)
     return spec
+
+
+def exec_process(process: dict, argv: list[str], *, env: dict | None = None,
+                 cwd: str | None = None, tty: bool = False, user: str | None = None) -> dict:
+    """The process spec of an exec: the container's own `process` (user,
+    capabilities, env, noNewPrivileges) running `argv`; `env` replaces or adds
+    variables, `user` is "uid[:gid]", a terminal gets TERM=xterm."""
+    out = dict(process)
+    out["args"] = [str(a) for a in argv]
+    out["terminal"] = bool(tty)
+    merged: dict[str, str] = {}
+    for item in process.get("env") or []:
+        key, _, val = item.partition("=")
+        merged[key] = val
+    if tty:
+        merged["TERM"] = "xterm"
+    merged.update({str(k): str(v) for k, v in (env or {}).items()})
+    out["env"] = [f"{k}={v}" for k, v in merged.items()]
+    if cwd:
+        out["cwd"] = cwd
+    if user:
+        uid, _, gid = user.partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raise ContainerCreateError(f"exec user {user!r}: give a numeric uid[:gid]")
+        out["user"] = {"uid": int(uid), "gid": int(gid or 0)}
+    return out
