@@ -43,7 +43,8 @@ IMAGES: dict[str, Image] = {
     "coredns/coredns": Image(("/coredns",), ()),
 }
 
-AGNHOST_SUBCOMMANDS = ("netexec", "pause")
+AGNHOST_SUBCOMMANDS = ("connect", "dns-server-list", "dns-suffix", "etc-hosts", "netexec",
+                       "pause", "porter", "serve-hostname", "test-webserver")
 _KNOWN = "nginx, registry.k8s.io/e2e-test-images/agnhost, curlimages/curl, busybox, alpine"
 
 
