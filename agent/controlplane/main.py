@@ -20,6 +20,7 @@ from agent.apiserver.store import Store
 from agent.controllers import bootstrap
 from agent.controllers.deployment import DeploymentController
 from agent.controllers.endpointslice import EndpointSliceController
+from agent.controllers.endpointslicemirroring import EndpointSliceMirroringController
 from agent.controllers.gc import GarbageCollector
 from agent.controllers.loadbalancer import LoadBalancerController
 from agent.controllers.nodes import NodeController
@@ -44,6 +45,7 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
                    Scheduler(store, registry), ReplicaSetController(store, registry),
                    ReplicationManager(store, registry),
                    DeploymentController(store, registry), EndpointSliceController(store, registry),
+                   EndpointSliceMirroringController(store, registry),
                    GarbageCollector(store, registry), NodeController(store, registry, cfg.cluster_cidr),
                    LoadBalancerController(store, registry)]
     return store, api, controllers
