@@ -66,3 +66,68 @@ class Framework:
 
     def delete(self, resource: str, name: str) -> None:
         self.kubectl("delete", resource, name, "--wait=false")
+
+
+# ---- pods, exec, RCs (e2epod, e2eoutput, e2erc) ---------------------------------------------
+
+AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.53"     # imageutils.GetE2EImage(imageutils.Agnhost)
+POD_START_TIMEOUT = 300.0                                    # framework.PodStartTimeout
+POD_READY_BEFORE_TIMEOUT = 300.0                             # framework.PodReadyBeforeTimeout
+
+
+def pod_ready(pod: dict) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def agnhost_pod(name: str = "", generate_name: str = "", args: tuple[str, ...] = ()) -> dict:
+    """e2epod.NewAgnhostPod: one `agnhost-container` (args default `pause`),
+    terminationGracePeriodSeconds 0."""
+    md = {"name": name} if name else {"generateName": generate_name}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": md,
+            "spec": {"containers": [{"name": "agnhost-container", "image": AGNHOST, "args": list(args or ("pause",)),
+                                     "securityContext": {}, "imagePullPolicy": "IfNotPresent"}],
+                     "securityContext": {}, "terminationGracePeriodSeconds": 0}}
+
+
+def create_exec_pod(f: Framework, generate_name: str) -> dict:
+    """e2epod.CreateExecPodOrFail: an agnhost pause pod, waited for until Running."""
+    pod = f.create(agnhost_pod(generate_name=generate_name))
+    name = pod["metadata"]["name"]
+    poll(POLL, POD_START_TIMEOUT, lambda: (f.get("pod", name).get("status") or {}).get("phase") == "Running",
+         what=f"exec pod {f.ns}/{name} to be running")
+    return f.get("pod", name)
+
+
+def run_host_cmd(f: Framework, pod: str, cmd: str, timeout: float = 120):
+    """e2eoutput.RunHostCmd: `kubectl exec <pod> -- /bin/sh -x -c <cmd>`;
+    (stdout, error or None)."""
+    r = f.kubectl("exec", pod, "--", "/bin/sh", "-x", "-c", cmd, check=False, timeout=timeout)
+    return r.stdout, (None if r.returncode == 0 else f"exit {r.returncode}: {r.stderr.strip()}")
+
+
+def run_rc(f: Framework, name: str, replicas: int, command: list[str], labels: dict | None = None) -> list[dict]:
+    """e2erc.RunRC(testutils.RCConfig{Name, Image: agnhost, Command, Labels,
+    Replicas, Timeout: PodReadyBeforeTimeout}): the RC RCConfig.create writes
+    (selector and pod label name=<name>, one container named <name> with port
+    80, dnsPolicy Default, grace 1 s), then every pod Running and Ready, no
+    container restarts (MaxContainerFailures 0). Returns the pods."""
+    pod_labels = {"name": name, **(labels or {})}
+    f.create({"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": name},
+              "spec": {"replicas": replicas, "selector": {"name": name},
+                       "template": {"metadata": {"labels": pod_labels},
+                                    "spec": {"containers": [{"name": name, "image": AGNHOST, "command": command,
+                                                             "ports": [{"containerPort": 80}]}],
+                                             "dnsPolicy": "Default", "terminationGracePeriodSeconds": 1}}}})
+    found: list[dict] = []
+
+    def running() -> bool:
+        pods = [p for p in f.list("pods", f"name={name}") if not p["metadata"].get("deletionTimestamp")]
+        restarts = sum(c.get("restartCount", 0) for p in pods
+                       for c in (p.get("status") or {}).get("containerStatuses") or [])
+        if restarts:
+            raise PollError(f"{restarts} container failures in RC {name}")
+        found[:] = [p for p in pods if (p.get("status") or {}).get("phase") == "Running" and pod_ready(p)]
+        return len(found) == replicas
+    poll(3, POD_READY_BEFORE_TIMEOUT, running, what=f"{replicas} running pods of RC {f.ns}/{name}")
+    return found

@@ -1,9 +1,20 @@
-"""Ports of test/e2e/network/endpointslicemirroring.go's [Conformance]
-specs ([sig-network] EndpointSliceMirroring): same objects, same checks,
-same polls (every 2 s for 12 s), through real kubectl."""
+"""Ports of test/e2e/network/endpointslicemirroring.go ([sig-network]
+EndpointSliceMirroring): its [Conformance] spec and the file's second spec,
+with the same objects, checks and polls (every 2 s for 12 s), through real
+kubectl."""
+import time
+
 import pytest
 
-from tests.conformance.framework import PollError, poll
+from tests.conformance.framework import (
+    POD_START_TIMEOUT,
+    POLL,
+    PollError,
+    agnhost_pod,
+    pod_ready,
+    poll,
+    run_host_cmd,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -70,3 +81,63 @@ def test_should_mirror_a_custom_endpoints_resource_through_create_update_and_del
     f.delete("endpoints", endpoints["metadata"]["name"])
     poll(2, 12, lambda: len(f.list("endpointslices", selector)) == 0,
          what=f"0 EndpointSlices for {f.ns}/{svc['metadata']['name']}")
+
+
+def test_should_mirror_a_custom_endpoint_with_multiple_subsets_and_same_ip_address(framework):
+    """[sig-network] EndpointSliceMirroring should mirror a custom Endpoint
+    with multiple subsets and same IP address (not [Conformance]; the same
+    file's second spec: the repacked subsets give one slice with both ports)."""
+    f = framework
+    svc = f.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "example-custom-endpoints"},
+                    "spec": {"ports": [{"name": "port80", "port": 80, "protocol": "TCP"},
+                                       {"name": "port81", "port": 81, "protocol": "TCP"}]}})
+    # Add a backend pod to the service: two netexec containers, on 8090 and 9090.
+    server = agnhost_pod("pod-handle-http-request")
+    server["spec"]["containers"] = [
+        {**agnhost_pod()["spec"]["containers"][0], "name": f"container-handle-{p}-request",
+         "ports": [{"containerPort": p, "protocol": "TCP"}],
+         "args": ["netexec", "--http-port", str(p), "--udp-port", "-1"]} for p in (8090, 9090)]
+    pod = create_sync(f, server)
+    pod_ip = (pod.get("status") or {}).get("podIP")
+    assert pod_ip, f"PodIP not assigned for pod {pod['metadata']['name']}"
+    endpoints = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": svc["metadata"]["name"]},
+                 "subsets": [{"ports": [{"name": "port80", "port": 8090}], "addresses": [{"ip": pod_ip}]},
+                             {"ports": [{"name": "port81", "port": 9090}], "addresses": [{"ip": pod_ip}]}]}
+    selector = f"{SERVICE_NAME_LABEL}={svc['metadata']['name']}"
+
+    # By("mirroring a new custom Endpoint")
+    f.create(endpoints)
+    poll(2, 12, lambda: len(f.list("endpointslices", selector)) > 0,
+         what=f"a matching EndpointSlice for {f.ns}/{svc['metadata']['name']}")
+
+    # By("Creating a pause pods that will try to connect to the webservers")
+    pause_pod = create_sync(f, agnhost_pod("pause-pod-0"))
+    cluster_ip = svc["spec"]["clusterIP"]
+    exec_hostname_test(f, pause_pod, f"{cluster_ip}:80", pod["metadata"]["name"])
+    exec_hostname_test(f, pause_pod, f"{cluster_ip}:81", pod["metadata"]["name"])
+
+    # By("mirroring deletion of a custom Endpoint")
+    f.delete("endpoints", endpoints["metadata"]["name"])
+    poll(2, 12, lambda: len(f.list("endpointslices", selector)) == 0,
+         what=f"0 EndpointSlices for {f.ns}/{svc['metadata']['name']}")
+
+
+def create_sync(f, pod: dict) -> dict:
+    """e2epod.PodClient.CreateSync: create, then wait until Running and Ready."""
+    name = f.create(pod)["metadata"]["name"]
+    poll(POLL, POD_START_TIMEOUT, lambda: pod_ready(f.get("pod", name)), what=f"pod {f.ns}/{name} ready")
+    return f.get("pod", name)
+
+
+def exec_hostname_test(f, source_pod: dict, target_addr: str, target_hostname: str) -> None:
+    """execHostnameTest: curl <addr>/hostname from `source_pod` (every 2 s for
+    2 minutes until it answers); the answer is the target pod's name."""
+    cmd = f"curl -q -s --max-time 30 {target_addr}/hostname"
+    deadline = time.monotonic() + 120
+    while True:
+        stdout, err = run_host_cmd(f, source_pod["metadata"]["name"], cmd)
+        if (err is None and stdout.strip()) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert err is None, err
+    assert stdout.split(".")[0].strip() == target_hostname
