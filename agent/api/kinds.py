@@ -48,6 +48,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("EndpointSlice", "endpointslices", "endpointslice", "discovery.k8s.io", "v1", True, ()),
     Kind("Deployment", "deployments", "deployment", "apps", "v1", True, ("deploy",)),
     Kind("ReplicaSet", "replicasets", "replicaset", "apps", "v1", True, ("rs",)),
+    Kind("ReplicationController", "replicationcontrollers", "replicationcontroller", "", "v1", True, ("rc",)),
 )
 
 BY_RESOURCE = {k.resource: k for k in KINDS}

@@ -1,7 +1,9 @@
 """Defaulting: the fields kube-apiserver's defaulters fill in when a client
 leaves them out (a Service's type, protocols and targetPorts, a pod's
-restartPolicy and probe timings, a Deployment's strategy, a slice's ready
-condition...), so stored objects read as a real cluster's do.
+restartPolicy and probe timings, a Deployment's strategy, a
+ReplicationController's selector from its template, an Endpoints port's
+protocol, a slice's ready condition...), so stored objects read as a real
+cluster's do.
 
 `default(kind, obj)` changes `obj` in place; the registry calls it before
 validation on create and on every spec update. Pure: no store, no I/O.
@@ -83,6 +85,30 @@ def _default_workload(obj: dict) -> None:
     obj.setdefault("status", {})
 
 
+def _default_replication_controller(rc: dict) -> None:
+    """SetDefaults_ReplicationController: an absent or empty selector, and
+    absent or empty labels, become the template's labels; replicas 1."""
+    spec = rc.setdefault("spec", {})
+    tmpl = spec.get("template")
+    labels = (tmpl.get("metadata") or {}).get("labels") if isinstance(tmpl, dict) else None
+    if isinstance(labels, dict):
+        if not spec.get("selector"):
+            spec["selector"] = dict(labels)
+        md = rc.setdefault("metadata", {})
+        if not md.get("labels"):
+            md["labels"] = dict(labels)
+    spec.setdefault("replicas", 1)
+    if isinstance(tmpl, dict) and isinstance(tmpl.get("spec", {}), dict):
+        _default_pod_spec(tmpl.setdefault("spec", {}))
+
+
+def _default_endpoints(ep: dict) -> None:
+    for subset in ep.get("subsets") or []:
+        for p in (subset.get("ports") or []) if isinstance(subset, dict) else []:
+            if isinstance(p, dict):
+                p.setdefault("protocol", "TCP")
+
+
 def _default_namespace(ns: dict) -> None:
     finalizers = ns.setdefault("spec", {}).setdefault("finalizers", [])
     if "kubernetes" not in finalizers:
@@ -106,6 +132,8 @@ _DEFAULTERS = {
     "Pod": _default_pod,
     "Deployment": _default_workload,
     "ReplicaSet": _default_workload,
+    "ReplicationController": _default_replication_controller,
+    "Endpoints": _default_endpoints,
     "Namespace": _default_namespace,
     "EndpointSlice": _default_slice,
 }

@@ -27,7 +27,7 @@ VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update
 def verbs(k: Kind) -> list[str]:
     return [v for v in VERBS if not (v == "deletecollection" and k.resource == "namespaces")]
 # Kinds kubectl's `get all` includes (the "all" category), as kube declares it.
-ALL_CATEGORY = {"pods", "services", "deployments", "replicasets"}
+ALL_CATEGORY = {"pods", "services", "deployments", "replicasets", "replicationcontrollers"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ SUBRESOURCES: dict[str, tuple[Subresource, ...]] = {
     "services": (_STATUS,),
     "deployments": (_SCALE, _STATUS),
     "replicasets": (_SCALE, _STATUS),
+    "replicationcontrollers": (_SCALE, _STATUS),
 }
 
 

@@ -13,6 +13,7 @@ nothing is written when one is raised.
 from __future__ import annotations
 
 import copy
+import random
 import uuid
 
 from agent.api.kinds import BY_RESOURCE, KINDS, Kind
@@ -26,7 +27,11 @@ from agent.apiserver.allocation import (
 from agent.apiserver.defaults import default
 from agent.apiserver.store import AlreadyExists, NotFound, Store
 
-HAS_STATUS = {"Pod", "Service", "Deployment", "ReplicaSet", "Node", "Namespace"}
+HAS_STATUS = {"Pod", "Service", "Deployment", "ReplicaSet", "ReplicationController", "Node", "Namespace"}
+# Kinds whose metadata.generation counts spec changes (kube's workload strategies).
+HAS_GENERATION = {"Deployment", "ReplicaSet", "ReplicationController"}
+# utilrand's alphabet: the 5 characters kube-apiserver appends to a generateName.
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
 
 class APIError(Exception):
@@ -85,14 +90,15 @@ class Registry:
         else:
             md.pop("namespace", None)
         if not md.get("name") and md.get("generateName"):
-            md["name"] = md["generateName"] + uuid.uuid4().hex[:5]
+            md["name"] = md["generateName"][:58] + "".join(random.choice(_NAME_CHARS) for _ in range(5))
         name = md.get("name", "")
         for k in ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp"):
             md.pop(k, None)
         md["uid"] = str(uuid.uuid4())
         md["creationTimestamp"] = now_iso()
-        if kind.kind in ("Deployment", "ReplicaSet"):
+        if kind.kind in HAS_GENERATION:     # their strategies' PrepareForCreate: a fresh status
             md["generation"] = 1
+            obj["status"] = {} if kind.kind == "Deployment" else {"replicas": 0}
         default(kind.kind, obj)
         causes = validation.validate(kind.kind, obj, None, node_port_range=self.allocation.node_port_range)
         if causes:
@@ -131,7 +137,7 @@ class Registry:
                     raise invalid(kind, name, causes)
                 if kind.kind == "Service":
                     self._allocate(kind, new, old)
-                if kind.kind in ("Deployment", "ReplicaSet") and new.get("spec") != old.get("spec"):
+                if kind.kind in HAS_GENERATION and new.get("spec") != old.get("spec"):
                     new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
             stored = self.store.update(kind.resource, new)
             if stored["metadata"].get("deletionTimestamp") and not stored["metadata"].get("finalizers") \

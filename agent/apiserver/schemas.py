@@ -137,6 +137,16 @@ _t(CORE, "EndpointPort", {"name": "string", "port": "int32", "protocol": "string
 _t(CORE, "EndpointSubset", {"addresses": "[EndpointAddress]", "notReadyAddresses": "[EndpointAddress]",
                             "ports": "[EndpointPort]"})
 
+# ---- ReplicationController ---------------------------------------------------------------
+_t(CORE, "ReplicationControllerSpec", {"replicas": "int32", "minReadySeconds": "int32", "selector": "{string}",
+                                       "template": "PodTemplateSpec"})
+_t(CORE, "ReplicationControllerCondition", {"type": "string", "status": "string", "lastTransitionTime": "time",
+                                            "reason": "string", "message": "string"}, ("type", "status"))
+_t(CORE, "ReplicationControllerStatus", {
+    "replicas": "int32", "fullyLabeledReplicas": "int32", "readyReplicas": "int32", "availableReplicas": "int32",
+    "observedGeneration": "int64", "conditions": ("[ReplicationControllerCondition]", "merge:type")},
+   ("replicas",))
+
 # ---- Namespace, Node, Event ---------------------------------------------------------------
 _t(CORE, "NamespaceSpec", {"finalizers": "[string]"})
 _t(CORE, "NamespaceStatus", {"phase": "string", "conditions": ("[any]", "merge:type")})
@@ -199,6 +209,8 @@ KIND_TYPES: dict[str, tuple[str, dict, tuple[str, ...]]] = {
                       ("addressType", "endpoints")),
     "Deployment": (APPS, {**_TOP, "spec": "DeploymentSpec", "status": "DeploymentStatus"}, ()),
     "ReplicaSet": (APPS, {**_TOP, "spec": "ReplicaSetSpec", "status": "ReplicaSetStatus"}, ()),
+    "ReplicationController": (CORE, {**_TOP, "spec": "ReplicationControllerSpec",
+                                     "status": "ReplicationControllerStatus"}, ()),
 }
 
 

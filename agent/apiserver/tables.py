@@ -29,6 +29,7 @@ _AGE_DOC = ("CreationTimestamp is a timestamp representing the server time when 
             "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata")
 _CONTAINERS = "Names of each container in the template."
 _IMAGES = "Images referenced by each container in the template."
+_RC_DOC = "https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller"
 
 # (name, type, priority, description); "Name" gets format "name".
 _C = tuple[str, str, int, str]
@@ -83,6 +84,21 @@ COLUMNS: dict[str, tuple[_C, ...]] = {
                    ("Images", "string", 1, _IMAGES),
                    ("Selector", "string", 1, ("Selector is a label query over pods that should match the "
                                              "replica count."))),
+    "ReplicationController": (
+        ("Name", "string", 0, _NAME_DOC),
+        ("Desired", "integer", 0, ("Replicas is the number of desired replicas. This is a pointer to distinguish "
+                                   "between explicit zero and unspecified. Defaults to 1. More info: " + _RC_DOC)),
+        ("Current", "integer", 0, "Replicas is the most recently observed number of replicas. More info: " + _RC_DOC),
+        ("Ready", "integer", 0, "The number of ready replicas for this replication controller."),
+        ("Age", "string", 0, _AGE_DOC),
+        ("Containers", "string", 1, _CONTAINERS),
+        ("Images", "string", 1, _IMAGES),
+        ("Selector", "string", 1, ("Selector is a label query over pods that should match the Replicas count. If "
+                                   "Selector is empty, it is defaulted to the labels present on the Pod template. "
+                                   "Label keys and values that must match in order to be controlled by this "
+                                   "replication controller, if empty defaulted to labels on Pod template. More "
+                                   "info: https://kubernetes.io/docs/concepts/overview/working-with-objects/"
+                                   "labels/#label-selectors"))),
     "Namespace": (("Name", "string", 0, _NAME_DOC),
                   ("Status", "string", 0, "The status of the namespace"),
                   ("Age", "string", 0, _AGE_DOC)),

@@ -20,10 +20,12 @@ from agent.apiserver.store import Store
 from agent.controllers import bootstrap
 from agent.controllers.deployment import DeploymentController
 from agent.controllers.endpointslice import EndpointSliceController
+from agent.controllers.endpointslicemirroring import EndpointSliceMirroringController
 from agent.controllers.gc import GarbageCollector
 from agent.controllers.loadbalancer import LoadBalancerController
 from agent.controllers.nodes import NodeController
 from agent.controllers.replicaset import ReplicaSetController
+from agent.controllers.replicationcontroller import ReplicationManager
 from agent.controllers.scheduler import Scheduler
 
 log = logging.getLogger("nsplane.server")
@@ -41,7 +43,9 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
                     authenticator=pki.Authenticator(pki.Paths(cfg.pki_dir).tokens))
     controllers = [bootstrap.BootstrapController(store, registry, cfg.host_ip, cfg.api_port),
                    Scheduler(store, registry), ReplicaSetController(store, registry),
+                   ReplicationManager(store, registry),
                    DeploymentController(store, registry), EndpointSliceController(store, registry),
+                   EndpointSliceMirroringController(store, registry),
                    GarbageCollector(store, registry), NodeController(store, registry, cfg.cluster_cidr),
                    LoadBalancerController(store, registry)]
     return store, api, controllers
