@@ -34,6 +34,7 @@ from agent.apiserver.registry import APIError
 from agent.streams import relay, sessions
 
 log = logging.getLogger("nsplane.apiserver")
+MAX_BODY = 3 * 1024 * 1024      # kube-apiserver's MaxRequestBodyBytes
 BODY_TYPES = ("application/json", "application/yaml", protobuf.MEDIA_TYPE)
 REASONS = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 408: "Timeout", 413: "RequestEntityTooLarge",
            414: "RequestURITooLong", 415: "UnsupportedMediaType", 431: "RequestHeaderFieldsTooLarge",
@@ -68,7 +69,13 @@ class Handler(BaseHTTPRequestHandler):
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():   # kubectl create --raw -f
             return self._chunked_body()
         n = int(self.headers.get("Content-Length") or 0)
+        if n > MAX_BODY:
+            self._too_large()
         return self.rfile.read(n) if n else b""
+
+    def _too_large(self):
+        self.close_connection = True      # the rest of the body is never read
+        raise APIError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}")
 
     def _chunked_body(self) -> bytes:
         """A chunked request body, read whole; afterwards the headers say what
@@ -86,6 +93,8 @@ class Handler(BaseHTTPRequestHandler):
                 break
             parts.append(self.rfile.read(size))
             self.rfile.readline(8)
+            if sum(map(len, parts)) > MAX_BODY:
+                self._too_large()
         data = b"".join(parts)
         del self.headers["Transfer-Encoding"]
         self.headers["Content-Length"] = str(len(data))
