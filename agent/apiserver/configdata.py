@@ -14,6 +14,8 @@ registry sees them, done here on the JSON form every write arrives in.
   and dropped: the conversion to the internal Secret does this, so it is
   never stored and never returned, on create, update and patch alike.
 - A value of the wrong JSON type is Go's UnmarshalTypeError, also a 400.
+- Empty maps and a null `immutable` are dropped: Go's omitempty never
+  writes them back.
 
 `prepare(kind, obj)` does all of it in place, or raises `DecodeError`
 carrying kube's message (the registry answers it as a 400 BadRequest).
@@ -145,3 +147,8 @@ def prepare(kind: str, obj: dict) -> None:
     elif kind == "ConfigMap":
         _string_map(kind, obj, "data")
         _bytes_map(kind, obj, "binaryData")
+    else:
+        return
+    for field in ("data", "binaryData", "immutable"):
+        if field in obj and obj[field] in (None, {}):
+            del obj[field]

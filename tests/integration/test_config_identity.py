@@ -123,6 +123,7 @@ def test_create_serviceaccount_and_read_back(c):
     for line in ("Name:                robot", "Image pull secrets:  <none>", "Mountable secrets:   <none>",
                  "Tokens:              <none>", "Events:              <none>"):
         assert line in described
+    assert c.nsplane("get", "sa", "robot").stdout.split()[:5] == ["NAME", "SECRETS", "AGE", "robot", "0"]
     listed = c.kubectl("get", "cm,secret,sa", "-o", "yaml").stdout
     assert "kind: List" in listed and "stringData" not in listed and "name: robot" in listed
 

@@ -69,6 +69,11 @@ def test_secret_defaults_and_string_data_is_merged_never_stored(reg):
 def test_secret_data_is_stored_canonical(reg):
     s = reg.create(SECRET, "default", {"metadata": {"name": "nl"}, "data": {"k": "aGVs\nbG8="}})
     assert s["data"]["k"] == "aGVsbG8="
+    empty = reg.create(SECRET, "default", {"metadata": {"name": "e"}, "data": {}, "stringData": {},
+                                           "immutable": None})
+    assert set(empty) == {"apiVersion", "kind", "metadata", "type"}
+    cm = reg.create(CM, "default", {"metadata": {"name": "e"}, "data": {}, "binaryData": None})
+    assert set(cm) == {"apiVersion", "kind", "metadata"}
 
 
 def test_a_value_that_is_not_base64_is_a_400(reg):

@@ -22,12 +22,14 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import subprocess
 from dataclasses import dataclass
 
 # DigestInfo for SHA-256 (RFC 8017, 9.2 note 1), which precedes the hash.
 _SHA256_PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
 _RSA_OID = bytes.fromhex("2a864886f70d010101")      # 1.2.840.113549.1.1.1 rsaEncryption
+_RAW_URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class InvalidToken(Exception):
@@ -47,7 +49,7 @@ def b64url(data: bytes) -> str:
 
 def b64url_decode(text: str) -> bytes:
     """base64.RawURLEncoding.DecodeString: unpadded, URL alphabet, strict."""
-    if "=" in text or not all(c.isalnum() or c in "-_" for c in text) or len(text) % 4 == 1:
+    if not _RAW_URL.fullmatch(text) or len(text) % 4 == 1:
         raise InvalidToken("malformed base64url segment")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
