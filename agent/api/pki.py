@@ -236,6 +236,8 @@ class Authenticator:
 
     def lookup(self, token: str) -> tuple[str, list[str]] | None:
         """(user, groups) of a static token, or None."""
+        if not token.isascii():          # hmac.compare_digest takes ASCII strings only
+            return None
         self._load()
         for tok, (user, groups) in self._tokens.items():
             if hmac.compare_digest(tok, token):

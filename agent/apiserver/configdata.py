@@ -125,17 +125,28 @@ def _string_map(kind: str, obj: dict, field: str) -> dict:
         return {}
     if not isinstance(m, dict):
         raise _type_error(kind, m, field, "map[string]string")
-    for value in m.values():
-        if value is not None and not isinstance(value, str):
+    for key, value in m.items():
+        if value is None:
+            m[key] = ""                          # Go decodes a null string as ""
+        elif not isinstance(value, str):
             raise _type_error(kind, value, field, "string")
     return m
+
+
+def _scalar(kind: str, obj: dict, field: str, want: type, go_type: str) -> None:
+    value = obj.get(field)
+    if value is not None and not isinstance(value, want):
+        raise _type_error(kind, value, field, go_type)
 
 
 def prepare(kind: str, obj: dict) -> None:
     """Decode-time checks and conversion for ConfigMaps and Secrets; other kinds pass."""
     if not isinstance(obj, dict):
         return
+    if kind in ("Secret", "ConfigMap"):
+        _scalar(kind, obj, "immutable", bool, "bool")
     if kind == "Secret":
+        _scalar(kind, obj, "type", str, "v1.SecretType")
         _bytes_map(kind, obj, "data")
         string_data = _string_map(kind, obj, "stringData")
         obj.pop("stringData", None)

@@ -30,7 +30,7 @@ import yaml
 
 from agent.api.kinds import BY_RESOURCE, Kind
 from agent.api.pki import PUBLIC_PATHS
-from agent.apiserver import authz, discovery, openapi, paging, patch, protobuf, tables, watch, writes
+from agent.apiserver import authz, discovery, openapi, paging, patch, protobuf, tables, tokenrequest, watch, writes
 from agent.apiserver.paths import list_kind, parse_path, predicate
 from agent.apiserver.registry import APIError
 from agent.streams import relay, sessions
@@ -257,8 +257,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._pod_stream(ns, name, sub, q)
         if name and sub == "token" and kind.kind == "ServiceAccount" and self.api.tokens is not None:
             return self._send(201, self.api.tokens.create_token(self.api.registry, ns, name, self._body()))
-        if kind.kind == "SelfSubjectReview" and self.api.tokens is not None:
-            return self._send(201, self.api.tokens.self_subject_review(self.user))
+        if kind.kind == "SelfSubjectReview":
+            return self._send(201, tokenrequest.self_subject_review(self.user))
         if name and sub == "binding" and kind.kind == "Pod":
             self._writer(q).bind(ns, name, self._body())
             return self._send(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",

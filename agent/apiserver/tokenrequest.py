@@ -125,13 +125,7 @@ class ServiceAccountTokens:
                            "deleted and then recreated", {"name": ref.get("name"), "group": "", "kind": kind})
         return out
 
-    # ---- SelfSubjectReview, issuer discovery -----------------------------------
-    def self_subject_review(self, user: UserInfo | None) -> dict:
-        user = user or LOCAL_ADMIN
-        return {"kind": "SelfSubjectReview", "apiVersion": API_VERSION,
-                "metadata": {"creationTimestamp": _rfc3339(self.clock())},
-                "status": {"userInfo": user.as_json()}}
-
+    # ---- issuer discovery -------------------------------------------------------
     def discovery(self, path: str) -> tuple[dict, str] | None:
         """(document, content type) for the issuer discovery paths, else None."""
         if path == authn.OPENID_CONFIGURATION:
@@ -139,3 +133,12 @@ class ServiceAccountTokens:
         if path == authn.JWKS_PATH:
             return authn.jwks(self.keys), "application/jwk-set+json"
         return None
+
+
+def self_subject_review(user: UserInfo | None, now: float | None = None) -> dict:
+    """The SelfSubjectReview kube answers a create with: the caller's
+    identity (the trusted Unix socket's is a local admin's)."""
+    user = user or LOCAL_ADMIN
+    return {"kind": "SelfSubjectReview", "apiVersion": API_VERSION,
+            "metadata": {"creationTimestamp": _rfc3339(time.time() if now is None else now)},
+            "status": {"userInfo": user.as_json()}}

@@ -85,6 +85,13 @@ def test_a_value_that_is_not_base64_is_a_400(reg):
     e = refused(reg.create, SECRET, "default", {"metadata": {"name": "bad"}, "data": {"n": 5}})
     assert e.code == 400 and e.message.endswith("json: cannot unmarshal number into Go struct field Secret.data "
                                                 "of type []uint8")
+    for body, err in (({"type": 5}, "number into Go struct field Secret.type of type v1.SecretType"),
+                      ({"immutable": "yes"}, "string into Go struct field Secret.immutable of type bool"),
+                      ({"stringData": {"a": True}}, "bool into Go struct field Secret.stringData of type string"),
+                      ({"data": []}, "array into Go struct field Secret.data of type map[string][]uint8")):
+        e = refused(reg.create, SECRET, "default", {"metadata": {"name": "bad"}, **body})
+        assert (e.code, e.message.split("json: cannot unmarshal ")[1]) == (400, err)
+    assert reg.create(CM, "default", {"metadata": {"name": "nulls"}, "data": {"a": None}})["data"] == {"a": ""}
     with pytest.raises(APIError):
         reg.get(SECRET, "default", "bad")
 

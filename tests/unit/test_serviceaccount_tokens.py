@@ -16,7 +16,7 @@ from agent.apiserver.authn import jwt
 from agent.apiserver.authn.jwt import InvalidToken
 from agent.apiserver.registry import APIError, Registry
 from agent.apiserver.store import Store
-from agent.apiserver.tokenrequest import ServiceAccountTokens
+from agent.apiserver.tokenrequest import ServiceAccountTokens, self_subject_review
 from agent.controllers import bootstrap
 
 ISS = "https://kubernetes.default.svc.cluster.local"
@@ -274,6 +274,9 @@ def test_what_service_accounts_and_others_may_do():
     assert e.details == {"group": "", "kind": "pods", "name": "p"}
 
 
-def test_self_subject_review(world):
-    review = world["tokens"].self_subject_review(SA_USER)
-    assert review["status"]["userInfo"] == {"username": SA_USER.name, "uid": "u", "groups": list(SA_USER.groups)}
+def test_self_subject_review():
+    review = self_subject_review(SA_USER, NOW)
+    assert review == {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                      "metadata": {"creationTimestamp": "2027-01-15T08:00:00Z"},
+                      "status": {"userInfo": {"username": SA_USER.name, "uid": "u", "groups": list(SA_USER.groups)}}}
+    assert self_subject_review(None)["status"]["userInfo"]["groups"] == ["system:masters", "system:authenticated"]
