@@ -80,9 +80,6 @@ def test_create_namespace_deployment_and_every_service_type(c):
 
 
 @pytest.mark.parametrize("args", [
-    ["configmap", "cm", "--from-literal=a=b"],
-    ["secret", "generic", "s", "--from-literal=k=v"],
-    ["serviceaccount", "sa"],
     ["job", "j", "--image=busybox"],
     ["cronjob", "cj", "--image=busybox", "--schedule=*/1 * * * *"],
     ["role", "r", "--verb=get", "--resource=pods"],
