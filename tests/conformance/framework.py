@@ -11,8 +11,15 @@ module only stands in for client-go and Gomega.
 from __future__ import annotations
 
 import json
+import os
+import queue
 import random
+import subprocess
+import threading
 import time
+from urllib.parse import urlencode
+
+from dataplane import netns
 
 POLL = 2.0                      # framework.Poll
 
@@ -66,6 +73,64 @@ class Framework:
 
     def delete(self, resource: str, name: str) -> None:
         self.kubectl("delete", resource, name, "--wait=false")
+
+    def raw(self, path: str) -> dict:
+        """GET an API path (`kubectl get --raw`), as JSON."""
+        return json.loads(self.cluster.kubectl("get", "--raw", path).stdout)
+
+    def watch(self, path: str, **params: str) -> Watch:
+        """A watch on a collection path (`?watch=1&...`), streamed by `kubectl get --raw`."""
+        return Watch(self.cluster, f"{path}?{urlencode({'watch': '1', **params})}")
+
+
+class Watch:
+    """watch.Interface over `kubectl get --raw <path>?watch=1`: `next(timeout)`
+    gives the next {type, object} event, or None when none came in time."""
+
+    def __init__(self, cluster, path: str):
+        argv = ["kubectl", "get", "--raw", path]
+        if cluster.cfg.host_netns:
+            argv = ["nsenter", f"--net={netns.path(cluster.cfg.host_netns)}", "--", *argv]
+        env = dict(os.environ, KUBECONFIG=cluster.kubeconfig())
+        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        self._events: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        decoder, buf = json.JSONDecoder(), ""
+        for chunk in iter(lambda: self._proc.stdout.readline(), ""):
+            buf += chunk
+            while buf.strip():
+                try:
+                    event, end = decoder.raw_decode(buf.lstrip())
+                except ValueError:
+                    break
+                buf = buf.lstrip()[end:]
+                self._events.put(event)
+        self._events.put(None)
+
+    def next(self, timeout: float) -> dict | None:
+        try:
+            event = self._events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if event is None:
+            self._events.put(None)
+            raise AssertionError("watch channel should not close")
+        return event
+
+    def until(self, timeout: float, condition) -> dict:
+        """watchtools.Until: events until condition(event) is True, within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            event = self.next(left)
+            if event is not None and condition(event):
+                return event
+        raise AssertionError(f"timed out waiting for the condition ({timeout:g}s)")
+
+    def stop(self) -> None:
+        self._proc.kill()
+        self._proc.wait()
 
 
 # ---- pods, exec, RCs (e2epod, e2eoutput, e2erc) ---------------------------------------------
@@ -131,3 +196,26 @@ def run_rc(f: Framework, name: str, replicas: int, command: list[str], labels: d
         return len(found) == replicas
     poll(3, POD_READY_BEFORE_TIMEOUT, running, what=f"{replicas} running pods of RC {f.ns}/{name}")
     return found
+
+
+# ---- PodClient.CreateSync, execHostnameTest (e2epod, network/util.go) -----------------------
+
+def create_sync(f: Framework, pod: dict) -> dict:
+    """e2epod.PodClient.CreateSync: create, then wait until Running and Ready."""
+    name = f.create(pod)["metadata"]["name"]
+    poll(POLL, POD_START_TIMEOUT, lambda: pod_ready(f.get("pod", name)), what=f"pod {f.ns}/{name} ready")
+    return f.get("pod", name)
+
+
+def exec_hostname_test(f: Framework, source_pod: dict, target_addr: str, target_hostname: str) -> None:
+    """execHostnameTest: curl <addr>/hostname from `source_pod` (every 2 s for
+    2 minutes until it answers); the answer is the target pod's name."""
+    cmd = f"curl -q -s --max-time 30 {target_addr}/hostname"
+    deadline = time.monotonic() + 120
+    while True:
+        stdout, err = run_host_cmd(f, source_pod["metadata"]["name"], cmd)
+        if (err is None and stdout.strip()) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert err is None, err
+    assert stdout.split(".")[0].strip() == target_hostname
