@@ -10,7 +10,14 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conformance.framework import POLL, PollError, agnhost_pod, create_sync, exec_hostname_test, poll
+from tests.conformance.framework import (
+    POLL,
+    PollError,
+    agnhost_pod,
+    create_sync,
+    exec_hostname_test,
+    poll,
+)
 
 pytestmark = pytest.mark.integration
 
