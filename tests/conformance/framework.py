@@ -219,3 +219,54 @@ def exec_hostname_test(f: Framework, source_pod: dict, target_addr: str, target_
         time.sleep(2)
     assert err is None, err
     assert stdout.split(".")[0].strip() == target_hostname
+
+
+# ---- what the kubelet must give the e2e images' pods ---------------------------------------
+
+BUSYBOX = "registry.k8s.io/e2e-test-images/busybox:1.36.1-1"    # imageutils.BusyBox
+
+
+def kubelet_gaps(f: Framework) -> list[str]:
+    """What e2e probe pods need of the kubelet and this cluster lacks, found once
+    per cluster with one pod: an emptyDir shared by two containers, a command's
+    `$$` escape turned into `$` (Kubernetes' $(VAR) expansion), and the image's
+    own programs (`/agnhost`) for `kubectl exec`. Tests skip on what is listed."""
+    cached = getattr(f.cluster, "_kubelet_gaps", None)
+    if cached is not None:
+        return cached
+    mount = [{"name": "results", "mountPath": "/results"}]
+    pod = f.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "kubelet-prerequisites-"},
+                    "spec": {"volumes": [{"name": "results", "emptyDir": {}}], "terminationGracePeriodSeconds": 0,
+                             "containers": [
+                                 {"name": "writer", "image": BUSYBOX, "volumeMounts": mount,
+                                  "command": ["sh", "-c", 'echo "$$(echo ok)" > /results/probe; sleep 600']},
+                                 {**agnhost_pod()["spec"]["containers"][0], "volumeMounts": mount}]}})
+    name = pod["metadata"]["name"]
+
+    def exec_(*argv: str):
+        return f.kubectl("exec", name, "-c", "agnhost-container", "--", *argv, check=False, timeout=30)
+    gaps = []
+    try:
+        poll(1, POD_START_TIMEOUT, lambda: exec_("true").returncode == 0, what=f"pod {f.ns}/{name} to exec")
+        seen = ""
+
+        def written() -> bool:
+            nonlocal seen
+            r = exec_("cat", "/results/probe")
+            seen = r.stdout.strip() if r.returncode == 0 else ""
+            return bool(seen)
+        try:
+            poll(1, 15, written)
+        except AssertionError:
+            gaps.append("emptyDir volumes shared by a pod's containers (a file one container writes "
+                        "under its emptyDir mount is not there for the other)")
+        if seen and seen != "ok":
+            gaps.append(f"`$$` in a container's command kept as `$$` (Kubernetes' $(VAR) expansion "
+                        f"turns it into `$`): the shell wrote {seen!r}")
+        if exec_("/agnhost", "dns-suffix").returncode != 0:
+            gaps.append("the agnhost image's /agnhost inside agnhost containers (kubectl exec runs "
+                        "the node's own programs)")
+    finally:
+        f.kubectl("delete", "pod", name, "--wait=false", check=False)
+    f.cluster._kubelet_gaps = gaps
+    return gaps
