@@ -1,6 +1,6 @@
 """Ports of test/e2e/network/dns.go ([sig-network] DNS): its eight
-[Conformance] specs and "should resolve DNS of partial qualified names for
-the cluster", with upstream's objects, probe commands, images and timeouts
+[Conformance] specs, "should resolve DNS of partial qualified names for the
+cluster" and the two search-path specs, with upstream's objects, probe commands, images and timeouts
 (dns_common.py), through real kubectl.
 
 The probe pods need of the kubelet an emptyDir shared by their containers
@@ -45,8 +45,10 @@ def domain(f) -> str:
 
 
 def run_probes(f, names: list[str], host_entries: list[str], ptr_ip: str = "", labels: dict | None = None,
-               hostname: str = DNS_TEST_POD_HOSTNAME, subdomain: str = DNS_TEST_SERVICE_NAME) -> None:
-    """createProbeCommand for agnhost and jessie, createDNSPod, validateDNSResults."""
+               hostname: str = DNS_TEST_POD_HOSTNAME, subdomain: str = DNS_TEST_SERVICE_NAME,
+               dns_config: dict | None = None) -> None:
+    """createProbeCommand for agnhost and jessie, createDNSPod, validateDNSResults
+    (with dnsPolicy ClusterFirst and `dns_config`, when given)."""
     files: list[str] = []
 
     def make(prefix: str) -> str:
@@ -57,6 +59,8 @@ def run_probes(f, names: list[str], host_entries: list[str], ptr_ip: str = "", l
     if labels:
         pod["metadata"]["labels"] = labels
     pod["spec"]["hostname"], pod["spec"]["subdomain"] = hostname, subdomain
+    if dns_config is not None:
+        pod["spec"]["dnsPolicy"], pod["spec"]["dnsConfig"] = "ClusterFirst", dns_config
     validate_dns_results(f, pod, files)
 
 
@@ -202,6 +206,28 @@ def test_should_support_configurable_pod_dns_nameservers(framework):
                                          f"expected to contain: {test_server_ip}, got: {stdout}"
     finally:
         f.kubectl("delete", "pod", name, "--grace-period=0", "--wait=false", check=False)
+
+
+def test_should_work_with_the_pod_containing_more_than_6_dns_search_paths_and_longer_than_256_search_list_characters(
+        framework):
+    """[sig-network] DNS should work with the pod containing more than 6 DNS
+    search paths and longer than 256 search list characters (not [Conformance])"""
+    f = framework
+    skip_unless_probe_pods_run(f)
+    host_fqdn = f"{DNS_TEST_POD_HOSTNAME}.{DNS_TEST_SERVICE_NAME}.{f.ns}.svc.{domain(f)}"
+    searches = [f"{i:038d}.k8s.io" for i in range(1, 7)]        # 260 characters
+    run_probes(f, ["kubernetes.default", "kubernetes.default.svc"], [host_fqdn, DNS_TEST_POD_HOSTNAME],
+               dns_config={"searches": searches, "options": [{"name": "ndots", "value": "5"}]})
+
+
+def test_should_work_with_a_search_path_containing_an_underscore_and_a_search_path_with_a_single_dot(framework):
+    """[sig-network] DNS should work with a search path containing an
+    underscore and a search path with a single dot (not [Conformance])"""
+    f = framework
+    skip_unless_probe_pods_run(f)
+    host_fqdn = f"{DNS_TEST_POD_HOSTNAME}.{DNS_TEST_SERVICE_NAME}.{f.ns}.svc.{domain(f)}"
+    run_probes(f, ["kubernetes.default", "kubernetes.default.svc"], [host_fqdn, DNS_TEST_POD_HOSTNAME],
+               dns_config={"searches": [".", "_sip._tcp.abc_d.example.com"]})
 
 
 def update_service(f, name: str, update) -> dict:
