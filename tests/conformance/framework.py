@@ -92,9 +92,15 @@ class Watch:
         if cluster.cfg.host_netns:
             argv = ["nsenter", f"--net={netns.path(cluster.cfg.host_netns)}", "--", *argv]
         env = dict(os.environ, KUBECONFIG=cluster.kubeconfig())
-        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self._events: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
+        try:                    # a refused watch ends at once; an open one streams on
+            code = self._proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            return
+        if code != 0:
+            raise AssertionError(f"watch {path} failed ({code}): {self._proc.stderr.read().strip()}")
 
     def _read(self) -> None:
         decoder, buf = json.JSONDecoder(), ""
