@@ -131,3 +131,57 @@ def run_rc(f: Framework, name: str, replicas: int, command: list[str], labels: d
         return len(found) == replicas
     poll(3, POD_READY_BEFORE_TIMEOUT, running, what=f"{replicas} running pods of RC {f.ns}/{name}")
     return found
+
+
+# ---- raw requests and watches (client-go's REST client, watchtools.Until) ------------------------
+
+def get_raw(f: Framework, path: str) -> dict:
+    """A GET of an API path as JSON (`kubectl get --raw`): lists keep their
+    resourceVersion, which `kubectl get -o json` drops."""
+    return json.loads(f.cluster.kubectl("get", "--raw", path).stdout)
+
+
+def watch_until(f: Framework, path: str, resource_version: str, condition, timeout: float, what: str) -> dict:
+    """watchtools.Until(ctx with `timeout`, resource_version, a ListWatch of
+    `path`, condition): watch from resource_version and hand every event
+    ({"type", "object"}) to condition until it returns True (that event is
+    returned) or raises PollError; AssertionError when the time runs out."""
+    import os
+    import select
+    import subprocess
+
+    from dataplane import netns
+
+    sep = "&" if "?" in path else "?"
+    url = f"{path}{sep}watch=true&resourceVersion={resource_version}&timeoutSeconds={int(timeout) + 1}"
+    argv = ["kubectl", "get", "--raw", url]
+    if f.cluster.cfg.host_netns:
+        argv = ["nsenter", f"--net={netns.path(f.cluster.cfg.host_netns)}", "--", *argv]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, KUBECONFIG=f.cluster.kubeconfig()))
+    decoder, buf, seen = json.JSONDecoder(), "", []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            buf += chunk.decode()
+            while True:
+                buf = buf.lstrip()
+                try:
+                    event, end = decoder.raw_decode(buf)
+                except ValueError:
+                    break
+                buf = buf[end:]
+                seen.append(event.get("type"))
+                if condition(event):
+                    return event
+    finally:
+        proc.kill()
+        proc.wait()
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (events seen: {seen}; "
+                         f"{proc.stderr.read().decode().strip() if proc.stderr else ''})")
