@@ -80,14 +80,17 @@ def pod_ready(pod: dict) -> bool:
                for c in (pod.get("status") or {}).get("conditions") or [])
 
 
-def agnhost_pod(name: str = "", generate_name: str = "", args: tuple[str, ...] = ()) -> dict:
-    """e2epod.NewAgnhostPod: one `agnhost-container` (args default `pause`),
-    terminationGracePeriodSeconds 0."""
+def agnhost_pod(name: str = "", generate_name: str = "", args: tuple[str, ...] = (),
+                ports: list[dict] | None = None) -> dict:
+    """e2epod.NewAgnhostPod: one `agnhost-container` (args default `pause`,
+    container ports as given), terminationGracePeriodSeconds 0."""
     md = {"name": name} if name else {"generateName": generate_name}
+    container = {"name": "agnhost-container", "image": AGNHOST, "args": list(args or ("pause",)),
+                 "securityContext": {}, "imagePullPolicy": "IfNotPresent"}
+    if ports:
+        container["ports"] = [dict(p) for p in ports]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": md,
-            "spec": {"containers": [{"name": "agnhost-container", "image": AGNHOST, "args": list(args or ("pause",)),
-                                     "securityContext": {}, "imagePullPolicy": "IfNotPresent"}],
-                     "securityContext": {}, "terminationGracePeriodSeconds": 0}}
+            "spec": {"containers": [container], "securityContext": {}, "terminationGracePeriodSeconds": 0}}
 
 
 def create_exec_pod(f: Framework, generate_name: str) -> dict:
