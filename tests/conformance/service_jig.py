@@ -25,6 +25,7 @@ NODE_PORT_RANGE = range(30000, 30000 + 2768)      # e2eservice.NodePortRange
 AFFINITY_TIMEOUT = 120.0                          # AffinityTimeout
 AFFINITY_CONFIRM_COUNT = 15                       # AffinityConfirmCount
 DEFAULT_SERVE_HOSTNAME_SERVICE_PORT = 80
+CLUSTER_DNS_DOMAIN = "cluster.local"              # framework.TestContext.ClusterDNSDomain
 
 
 def serve_hostname_missing() -> str | None:
@@ -110,6 +111,8 @@ class TestJig:
     def check_service_reachability(self, svc: dict, pod: dict) -> None:
         svc_type = svc["spec"].get("type", "ClusterIP")
         self.sanity_check(svc, svc_type)
+        if svc_type == "ExternalName":
+            return self._check_external_service_reachability(svc, pod)
         if svc_type not in ("ClusterIP", "NodePort"):
             raise AssertionError(f'unsupported service type "{svc_type}" in these ports')
         nodes = self._node_addresses() if svc_type == "NodePort" else []
@@ -119,6 +122,19 @@ class TestJig:
             check_endpoint_reachability(self.f, svc["spec"]["clusterIP"], sp["port"], sp["protocol"], pod)
             for addr in nodes:
                 check_endpoint_reachability(self.f, addr, sp["nodePort"], sp["protocol"], pod)
+
+    def _check_external_service_reachability(self, svc: dict, pod: dict) -> None:
+        """checkExternalServiceReachability: `nslookup <name>.<ns>.svc.cluster.local`
+        succeeds in the pod, polled every framework.Poll for
+        ServiceReachabilityShortPollTimeout."""
+        svc_name = f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc.{CLUSTER_DNS_DOMAIN}"
+        cmd = f"nslookup {svc_name}"
+        try:
+            poll(POLL, SERVICE_REACHABILITY_SHORT_POLL_TIMEOUT,
+                 lambda: run_host_cmd(self.f, pod["metadata"]["name"], cmd)[1] is None)
+        except AssertionError:
+            raise AssertionError(f'ExternalName service "{pod["metadata"]["namespace"]}/{pod["metadata"]["name"]}" '
+                                 f"failed to resolve to IP within {SERVICE_REACHABILITY_SHORT_POLL_TIMEOUT:g}s") from None
 
     def _node_addresses(self) -> list[str]:
         """The InternalIPs of at most 2 ready schedulable nodes (GetBoundedReadySchedulableNodes)."""
