@@ -109,18 +109,22 @@ def run_host_cmd(f: Framework, pod: str, cmd: str, timeout: float = 120):
     return r.stdout, (None if r.returncode == 0 else f"exit {r.returncode}: {r.stderr.strip()}")
 
 
-def run_rc(f: Framework, name: str, replicas: int, command: list[str], labels: dict | None = None) -> list[dict]:
-    """e2erc.RunRC(testutils.RCConfig{Name, Image: agnhost, Command, Labels,
-    Replicas, Timeout: PodReadyBeforeTimeout}): the RC RCConfig.create writes
-    (selector and pod label name=<name>, one container named <name> with port
-    80, dnsPolicy Default, grace 1 s), then every pod Running and Ready, no
-    container restarts (MaxContainerFailures 0). Returns the pods."""
+def run_rc(f: Framework, name: str, replicas: int, command: list[str], labels: dict | None = None,
+           image: str = AGNHOST) -> list[dict]:
+    """e2erc.RunRC(testutils.RCConfig{Name, Image (agnhost unless given),
+    Command, Labels, Replicas, Timeout: PodReadyBeforeTimeout}): the RC
+    RCConfig.create writes (selector and pod label name=<name>, one container
+    named <name> with port 80, dnsPolicy Default, grace 1 s), then every pod
+    Running and Ready, no container restarts (MaxContainerFailures 0).
+    Returns the pods."""
     pod_labels = {"name": name, **(labels or {})}
+    container = {"name": name, "image": image, "ports": [{"containerPort": 80}]}
+    if command:
+        container["command"] = command
     f.create({"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": name},
               "spec": {"replicas": replicas, "selector": {"name": name},
                        "template": {"metadata": {"labels": pod_labels},
-                                    "spec": {"containers": [{"name": name, "image": AGNHOST, "command": command,
-                                                             "ports": [{"containerPort": 80}]}],
+                                    "spec": {"containers": [container],
                                              "dnsPolicy": "Default", "terminationGracePeriodSeconds": 1}}}})
     found: list[dict] = []
 
@@ -149,8 +153,24 @@ def watch_until(f: Framework, path: str, resource_version: str, condition, timeo
     `path`, condition): watch from resource_version and hand every event
     ({"type", "object"}) to condition until it returns True (that event is
     returned) or raises PollError; AssertionError when the time runs out."""
+    proc = watch_process(f, path, resource_version, timeout)
+    seen: list = []
+    try:
+        for event in watch_events(proc, time.monotonic() + timeout):
+            seen.append(event.get("type"))
+            if condition(event):
+                return event
+    finally:
+        proc.kill()
+        proc.wait()
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (events seen: {seen}; "
+                         f"{proc.stderr.read().decode().strip() if proc.stderr else ''})")
+
+
+def watch_process(f: Framework, path: str, resource_version: str, timeout: float):
+    """A watch of `path` from resource_version (for at most `timeout`
+    seconds): `kubectl get --raw` streaming the events, as a Popen."""
     import os
-    import select
     import subprocess
 
     from dataplane import netns
@@ -160,31 +180,30 @@ def watch_until(f: Framework, path: str, resource_version: str, condition, timeo
     argv = ["kubectl", "get", "--raw", url]
     if f.cluster.cfg.host_netns:
         argv = ["nsenter", f"--net={netns.path(f.cluster.cfg.host_netns)}", "--", *argv]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=dict(os.environ, KUBECONFIG=f.cluster.kubeconfig()))
-    decoder, buf, seen = json.JSONDecoder(), "", []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
+
+
+def watch_events(proc, deadline: float):
+    """The watch events ({"type", "object"}) proc prints, until it ends or
+    the (monotonic) deadline passes."""
+    import os
+    import select
+
+    decoder, buf = json.JSONDecoder(), ""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            return
+        chunk = os.read(proc.stdout.fileno(), 65536)
+        if not chunk:
+            return
+        buf += chunk.decode()
+        while True:
+            buf = buf.lstrip()
+            try:
+                event, end = decoder.raw_decode(buf)
+            except ValueError:
                 break
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            buf += chunk.decode()
-            while True:
-                buf = buf.lstrip()
-                try:
-                    event, end = decoder.raw_decode(buf)
-                except ValueError:
-                    break
-                buf = buf[end:]
-                seen.append(event.get("type"))
-                if condition(event):
-                    return event
-    finally:
-        proc.kill()
-        proc.wait()
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (events seen: {seen}; "
-                         f"{proc.stderr.read().decode().strip() if proc.stderr else ''})")
+            buf = buf[end:]
+            yield event
