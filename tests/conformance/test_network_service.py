@@ -196,3 +196,38 @@ def test_should_be_able_to_switch_session_affinity_for_nodeport_service(framewor
     svc = get_serve_hostname_service("affinity-nodeport-transition")
     svc["spec"]["type"] = "NodePort"
     exec_affinity_test_for_non_lb_service(framework, svc, is_transition_test=True)
+
+
+def test_should_be_able_to_update_service_type_to_nodeport_listening_on_same_port_number_but_different_protocols(
+        framework):
+    """[sig-network] Services should be able to update service type to NodePort
+    listening on same port number but different protocols
+
+    (Not [Conformance] upstream; ported with the specs around it.)"""
+    f, service_name = framework, "nodeport-update-service"
+    jig = TestJig(f, service_name)
+    # By("creating a TCP service nodeport-update-service with type=ClusterIP")
+    jig.create_tcp_service()
+    try:
+        # By("changing the TCP service to type=NodePort")
+        def to_node_port(s):
+            s["spec"]["type"] = "NodePort"
+            s["spec"]["ports"] = [{"name": "tcp-port", "port": 80, "protocol": "TCP", "targetPort": 9376}]
+        node_port_service = jig.update_service(to_node_port)
+        jig.create_service_pods(2)
+        exec_pod = create_exec_pod(f, "execpod")
+        jig.check_service_reachability(node_port_service, exec_pod)
+
+        # By("Updating NodePort service to listen TCP and UDP based requests over same Port")
+        def tcp_and_udp(s):
+            s["spec"]["type"] = "NodePort"
+            s["spec"]["ports"] = [{"name": "tcp-port", "port": 80, "protocol": "TCP", "targetPort": 9376},
+                                  {"name": "udp-port", "port": 80, "protocol": "UDP", "targetPort": 9376}]
+        node_port_service = jig.update_service(tcp_and_udp)
+        jig.check_service_reachability(node_port_service, exec_pod)
+        ports = node_port_service["spec"]["ports"]
+        assert len(ports) == 2, f"updated service should have two Ports but found {len(ports)} Ports"
+        for port in ports:
+            assert port.get("nodePort"), f"NodePort service failed to allocate NodePort for Port {port['name']}"
+    finally:
+        f.kubectl("delete", "service", service_name)     # "Cleaning up the updating NodePorts test service"
