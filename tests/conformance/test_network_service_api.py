@@ -6,7 +6,6 @@ checks and timeouts as upstream, through real kubectl (raw paths where
 client-go calls an API kubectl has no verb for)."""
 import json
 import random
-import string
 import urllib.parse
 
 import pytest
