@@ -3,7 +3,8 @@
 Owns: the columns and cells of kube-apiserver's Table printers for the kinds we
 serve (a port of pkg/printers/internalversion/printers.go: printService,
 printEndpoints, printEndpointSlice, printPod, printDeployment, printReplicaSet,
-printReplicationController, printNamespace, printNode, printEvent), kubectl's tabwriter layout (column
+printReplicationController, printNamespace, printNode, printEvent, printConfigMap, printSecret,
+printServiceAccount), kubectl's tabwriter layout (column
 width = widest cell + 3 spaces, minimum 6; the last column unpadded),
 HumanDuration for AGE (k8s.io/apimachinery/pkg/util/duration), and `-o yaml` /
 `-o json` rendering as kubectl does it (keys sorted; one object, or a `List`).
@@ -365,6 +366,22 @@ _ROWS = {"Service": _service, "Endpoints": _endpoints, "EndpointSlice": _endpoin
          "Deployment": _deployment, "ReplicaSet": _replica_set, "ReplicationController": _replica_set,
          "Namespace": _namespace, "Node": _node,
          "Event": _event}
+
+
+# ---- configuration and identity: ConfigMap, Secret, ServiceAccount ---------------------------
+
+def _count(obj: dict, *fields: str) -> str:
+    return str(sum(len(obj.get(f) or {}) for f in fields))
+
+
+_COLUMNS.update({"ConfigMap": (["NAME", "DATA", "AGE"], []),
+                 "Secret": (["NAME", "TYPE", "DATA", "AGE"], []),
+                 "ServiceAccount": (["NAME", "SECRETS", "AGE"], [])})
+_ROWS.update({
+    "ConfigMap": lambda cm, wide, now: [_name(cm), _count(cm, "data", "binaryData"), since(_created(cm), now)],
+    "Secret": lambda s, wide, now: [_name(s), s.get("type", ""), _count(s, "data"), since(_created(s), now)],
+    "ServiceAccount": lambda sa, wide, now: [_name(sa), _count(sa, "secrets"), since(_created(sa), now)],
+})
 
 
 def row(kind: str, obj: dict, *, wide: bool = False, now: datetime | None = None) -> list[str]:

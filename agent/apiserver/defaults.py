@@ -64,8 +64,18 @@ def _default_pod_spec(spec: dict) -> None:
                 pr.setdefault("failureThreshold", 3)
 
 
+def _service_account(spec: dict, admit: bool) -> None:
+    """spec.serviceAccountName, and the deprecated spec.serviceAccount that
+    kube's v1 conversion keeps equal to it; `admit`: a pod, which kube's
+    ServiceAccount admission gives the `default` ServiceAccount."""
+    name = spec.get("serviceAccountName") or spec.get("serviceAccount") or ("default" if admit else "")
+    if name:
+        spec["serviceAccountName"] = spec["serviceAccount"] = name
+
+
 def _default_pod(pod: dict) -> None:
     _default_pod_spec(pod.setdefault("spec", {}))
+    _service_account(pod["spec"], admit=True)
     st = pod.setdefault("status", {})
     st.setdefault("phase", "Pending")
 
@@ -75,6 +85,7 @@ def _default_workload(obj: dict) -> None:
     spec.setdefault("replicas", 1)
     tmpl = spec.setdefault("template", {})
     _default_pod_spec(tmpl.setdefault("spec", {}))
+    _service_account(tmpl["spec"], admit=False)
     if obj.get("kind") == "Deployment":
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
@@ -129,6 +140,11 @@ def _default_slice(sl: dict) -> None:
         p.setdefault("name", "")
 
 
+def _default_secret(secret: dict) -> None:
+    if not secret.get("type"):
+        secret["type"] = "Opaque"
+
+
 _DEFAULTERS = {
     "Service": _default_service,
     "Pod": _default_pod,
@@ -138,4 +154,5 @@ _DEFAULTERS = {
     "Endpoints": _default_endpoints,
     "Namespace": _default_namespace,
     "EndpointSlice": _default_slice,
+    "Secret": _default_secret,
 }

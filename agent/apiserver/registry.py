@@ -18,7 +18,7 @@ import uuid
 
 from agent.api.kinds import BY_RESOURCE, KINDS, Kind
 from agent.api.objects import now_iso
-from agent.apiserver import validation
+from agent.apiserver import configdata, validation
 from agent.apiserver.allocation import (
     AllocationRefused,
     ServiceAllocation,
@@ -63,6 +63,16 @@ def invalid(kind: Kind, name: str, causes: list) -> APIError:
     return APIError(422, "Invalid", st["message"], st["details"])
 
 
+def _decoded(kind: Kind, obj: dict) -> dict:
+    """What decoding the body does first (Secret bytes and stringData:
+    agent/apiserver/configdata.py); a body it refuses is kube's 400."""
+    try:
+        configdata.prepare(kind.kind, obj)
+    except configdata.DecodeError as e:
+        raise APIError(400, "BadRequest", str(e)) from None
+    return obj
+
+
 IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 
 class Registry:
@@ -77,7 +87,7 @@ class Registry:
 
     # ---- entry points ------------------------------------------------
     def create(self, kind: Kind, namespace: str | None, obj: dict) -> dict:
-        obj = copy.deepcopy(obj)
+        obj = _decoded(kind, copy.deepcopy(obj))
         md = obj.setdefault("metadata", {})
         obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
         if kind.namespaced:
@@ -113,7 +123,7 @@ class Registry:
                                {"name": name, "group": kind.group, "kind": kind.resource}) from None
 
     def update(self, kind: Kind, namespace: str | None, name: str, obj: dict, subresource: str | None = None) -> dict:
-        obj = copy.deepcopy(obj)
+        obj = _decoded(kind, copy.deepcopy(obj))
         with self.store.transaction():
             old = self.get(kind, namespace, name)
             md = obj.setdefault("metadata", {})

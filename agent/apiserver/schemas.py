@@ -27,6 +27,7 @@ META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 CORE = "io.k8s.api.core.v1."
 APPS = "io.k8s.api.apps.v1."
 DISCOVERY = "io.k8s.api.discovery.v1."
+AUTHENTICATION = "io.k8s.api.authentication.v1."
 
 # short name -> (definition prefix, {field: type}, required fields)
 TYPES: dict[str, tuple[str, dict, tuple[str, ...]]] = {}
@@ -212,6 +213,28 @@ KIND_TYPES: dict[str, tuple[str, dict, tuple[str, ...]]] = {
     "ReplicationController": (CORE, {**_TOP, "spec": "ReplicationControllerSpec",
                                      "status": "ReplicationControllerStatus"}, ()),
 }
+
+
+# ---- configuration and identity: ConfigMap, Secret, ServiceAccount, authentication.k8s.io ----
+_t(AUTHENTICATION, "BoundObjectReference", {"kind": "string", "apiVersion": "string", "name": "string",
+                                            "uid": "string"})
+_t(AUTHENTICATION, "TokenRequestSpec", {"audiences": "[string]", "expirationSeconds": "int64",
+                                        "boundObjectRef": "BoundObjectReference"}, ("audiences",))
+_t(AUTHENTICATION, "TokenRequestStatus", {"token": "string", "expirationTimestamp": "time"},
+   ("token", "expirationTimestamp"))
+_t(AUTHENTICATION, "TokenRequest", {**_TOP, "spec": "TokenRequestSpec", "status": "TokenRequestStatus"}, ("spec",))
+_t(AUTHENTICATION, "UserInfo", {"username": "string", "uid": "string", "groups": "[string]",
+                                "extra": "{[string]}"})
+_t(AUTHENTICATION, "SelfSubjectReviewStatus", {"userInfo": "UserInfo"})
+KIND_TYPES.update({
+    "ConfigMap": (CORE, {**_TOP, "immutable": "bool", "data": "{string}", "binaryData": "{string}"}, ()),
+    "Secret": (CORE, {**_TOP, "immutable": "bool", "data": "{string}", "stringData": "{string}",
+                      "type": "string"}, ()),
+    "ServiceAccount": (CORE, {**_TOP, "secrets": ("[ObjectReference]", "merge:name"),
+                              "imagePullSecrets": "[LocalObjectReference]",
+                              "automountServiceAccountToken": "bool"}, ()),
+    "SelfSubjectReview": (AUTHENTICATION, {**_TOP, "status": "SelfSubjectReviewStatus"}, ()),
+})
 
 
 def full_name(short: str) -> str:

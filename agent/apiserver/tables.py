@@ -129,6 +129,41 @@ COLUMNS: dict[str, tuple[_C, ...]] = {
               ("Name", "string", 1, _NAME_DOC)),
 }
 
+# ---- ConfigMap, Secret, ServiceAccount: kube types these columns "string" but
+# sends the counts as integers (printConfigMap, printSecret, printServiceAccount)
+COLUMNS.update({
+    "ConfigMap": (("Name", "string", 0, _NAME_DOC),
+                  ("Data", "string", 0, ("Data contains the configuration data. Each key must consist of "
+                                        "alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte "
+                                        "sequences must use the BinaryData field. The keys stored in Data must not "
+                                        "overlap with the keys in the BinaryData field, this is enforced during "
+                                        "validation process.")),
+                  ("Age", "string", 0, _AGE_DOC)),
+    "Secret": (("Name", "string", 0, _NAME_DOC),
+               ("Type", "string", 0, ("Used to facilitate programmatic handling of secret data. More info: "
+                                     "https://kubernetes.io/docs/concepts/configuration/secret/#secret-types")),
+               ("Data", "string", 0, ("Data contains the secret data. Each key must consist of alphanumeric "
+                                     "characters, '-', '_' or '.'. The serialized form of the secret data is a "
+                                     "base64 encoded string, representing the arbitrary (possibly non-string) data "
+                                     "value here. Described in https://tools.ietf.org/html/rfc4648#section-4")),
+               ("Age", "string", 0, _AGE_DOC)),
+    "ServiceAccount": (("Name", "string", 0, _NAME_DOC),
+                       ("Secrets", "string", 0, ("Secrets is a list of the secrets in the same namespace that pods "
+                                                "running using this ServiceAccount are allowed to use. Pods are only "
+                                                "limited to this list if this service account has a "
+                                                "\"kubernetes.io/enforce-mountable-secrets\" annotation set to "
+                                                "\"true\". The \"kubernetes.io/enforce-mountable-secrets\" "
+                                                "annotation is deprecated since v1.32. Prefer separate namespaces to "
+                                                "isolate access to mounted secrets. This field should not be used to "
+                                                "find auto-generated service account token secrets for use outside "
+                                                "of pods. Instead, tokens can be requested directly using the "
+                                                "TokenRequest API, or service account token secrets can be manually "
+                                                "created. More info: "
+                                                "https://kubernetes.io/docs/concepts/configuration/secret")),
+                       ("Age", "string", 0, _AGE_DOC)),
+})
+INTEGER_CELLS = {("ConfigMap", 1), ("Secret", 2), ("ServiceAccount", 1)}
+
 TABLE_VERSIONS = ("v1", "v1beta1")
 INCLUDE_OBJECT = ("None", "Metadata", "Object")
 
@@ -162,7 +197,8 @@ def column_definitions(kind: str) -> list[dict]:
 def _cells(kind: str, obj: dict, now: datetime | None) -> list:
     cells: list = printers.row(kind, obj, wide=True, now=now)
     for i, (_, typ, _, _) in enumerate(COLUMNS[kind]):
-        if typ == "integer" and isinstance(cells[i], str) and cells[i].lstrip("-").isdigit():
+        if (typ == "integer" or (kind, i) in INTEGER_CELLS) and isinstance(cells[i], str) \
+                and cells[i].lstrip("-").isdigit():
             cells[i] = int(cells[i])
     return cells
 

@@ -11,8 +11,15 @@ module only stands in for client-go and Gomega.
 from __future__ import annotations
 
 import json
+import os
+import queue
 import random
+import subprocess
+import threading
 import time
+from urllib.parse import urlencode
+
+from dataplane import netns
 
 POLL = 2.0                      # framework.Poll
 
@@ -66,6 +73,70 @@ class Framework:
 
     def delete(self, resource: str, name: str) -> None:
         self.kubectl("delete", resource, name, "--wait=false")
+
+    def raw(self, path: str) -> dict:
+        """GET an API path (`kubectl get --raw`), as JSON."""
+        return json.loads(self.cluster.kubectl("get", "--raw", path).stdout)
+
+    def watch(self, path: str, **params: str) -> Watch:
+        """A watch on a collection path (`?watch=1&...`), streamed by `kubectl get --raw`."""
+        return Watch(self.cluster, f"{path}?{urlencode({'watch': '1', **params})}")
+
+
+class Watch:
+    """watch.Interface over `kubectl get --raw <path>?watch=1`: `next(timeout)`
+    gives the next {type, object} event, or None when none came in time."""
+
+    def __init__(self, cluster, path: str):
+        argv = ["kubectl", "get", "--raw", path]
+        if cluster.cfg.host_netns:
+            argv = ["nsenter", f"--net={netns.path(cluster.cfg.host_netns)}", "--", *argv]
+        env = dict(os.environ, KUBECONFIG=cluster.kubeconfig())
+        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self._events: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        try:                    # a refused watch ends at once; an open one streams on
+            code = self._proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            return
+        if code != 0:
+            raise AssertionError(f"watch {path} failed ({code}): {self._proc.stderr.read().strip()}")
+
+    def _read(self) -> None:
+        decoder, buf = json.JSONDecoder(), ""
+        for chunk in iter(lambda: self._proc.stdout.readline(), ""):
+            buf += chunk
+            while buf.strip():
+                try:
+                    event, end = decoder.raw_decode(buf.lstrip())
+                except ValueError:
+                    break
+                buf = buf.lstrip()[end:]
+                self._events.put(event)
+        self._events.put(None)
+
+    def next(self, timeout: float) -> dict | None:
+        try:
+            event = self._events.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if event is None:
+            self._events.put(None)
+            raise AssertionError("watch channel should not close")
+        return event
+
+    def until(self, timeout: float, condition) -> dict:
+        """watchtools.Until: events until condition(event) is True, within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            event = self.next(left)
+            if event is not None and condition(event):
+                return event
+        raise AssertionError(f"timed out waiting for the condition ({timeout:g}s)")
+
+    def stop(self) -> None:
+        self._proc.kill()
+        self._proc.wait()
 
 
 # ---- pods, exec, RCs (e2epod, e2eoutput, e2erc) ---------------------------------------------
@@ -140,70 +211,94 @@ def run_rc(f: Framework, name: str, replicas: int, command: list[str], labels: d
     return found
 
 
-# ---- raw requests and watches (client-go's REST client, watchtools.Until) ------------------------
-
-def get_raw(f: Framework, path: str) -> dict:
-    """A GET of an API path as JSON (`kubectl get --raw`): lists keep their
-    resourceVersion, which `kubectl get -o json` drops."""
-    return json.loads(f.cluster.kubectl("get", "--raw", path).stdout)
-
+# ---- watchtools.Until ----------------------------------------------------------------------------
 
 def watch_until(f: Framework, path: str, resource_version: str, condition, timeout: float, what: str) -> dict:
     """watchtools.Until(ctx with `timeout`, resource_version, a ListWatch of
-    `path`, condition): watch from resource_version and hand every event
-    ({"type", "object"}) to condition until it returns True (that event is
-    returned) or raises PollError; AssertionError when the time runs out."""
-    proc = watch_process(f, path, resource_version, timeout)
-    seen: list = []
+    `path` (its query, e.g. labelSelector, kept), condition): the first event
+    ({"type", "object"}) condition accepts; AssertionError naming `what`
+    when the time runs out."""
+    from urllib.parse import parse_qsl
+
+    base, _, query = path.partition("?")
+    w = f.watch(base, resourceVersion=resource_version, **dict(parse_qsl(query)))
     try:
-        for event in watch_events(proc, time.monotonic() + timeout):
-            seen.append(event.get("type"))
-            if condition(event):
-                return event
+        return w.until(timeout, condition)
+    except AssertionError as e:
+        raise AssertionError(f"{what}: {e}") from None
     finally:
-        proc.kill()
-        proc.wait()
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (events seen: {seen}; "
-                         f"{proc.stderr.read().decode().strip() if proc.stderr else ''})")
+        w.stop()
 
 
-def watch_process(f: Framework, path: str, resource_version: str, timeout: float):
-    """A watch of `path` from resource_version (for at most `timeout`
-    seconds): `kubectl get --raw` streaming the events, as a Popen."""
-    import os
-    import subprocess
+# ---- PodClient.CreateSync, execHostnameTest (e2epod, network/util.go) -----------------------
 
-    from dataplane import netns
-
-    sep = "&" if "?" in path else "?"
-    url = f"{path}{sep}watch=true&resourceVersion={resource_version}&timeoutSeconds={int(timeout) + 1}"
-    argv = ["kubectl", "get", "--raw", url]
-    if f.cluster.cfg.host_netns:
-        argv = ["nsenter", f"--net={netns.path(f.cluster.cfg.host_netns)}", "--", *argv]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=dict(os.environ, KUBECONFIG=f.cluster.kubeconfig()))
+def create_sync(f: Framework, pod: dict) -> dict:
+    """e2epod.PodClient.CreateSync: create, then wait until Running and Ready."""
+    name = f.create(pod)["metadata"]["name"]
+    poll(POLL, POD_START_TIMEOUT, lambda: pod_ready(f.get("pod", name)), what=f"pod {f.ns}/{name} ready")
+    return f.get("pod", name)
 
 
-def watch_events(proc, deadline: float):
-    """The watch events ({"type", "object"}) proc prints, until it ends or
-    the (monotonic) deadline passes."""
-    import os
-    import select
+def exec_hostname_test(f: Framework, source_pod: dict, target_addr: str, target_hostname: str) -> None:
+    """execHostnameTest: curl <addr>/hostname from `source_pod` (every 2 s for
+    2 minutes until it answers); the answer is the target pod's name."""
+    cmd = f"curl -q -s --max-time 30 {target_addr}/hostname"
+    deadline = time.monotonic() + 120
+    while True:
+        stdout, err = run_host_cmd(f, source_pod["metadata"]["name"], cmd)
+        if (err is None and stdout.strip()) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert err is None, err
+    assert stdout.split(".")[0].strip() == target_hostname
 
-    decoder, buf = json.JSONDecoder(), ""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            return
-        chunk = os.read(proc.stdout.fileno(), 65536)
-        if not chunk:
-            return
-        buf += chunk.decode()
-        while True:
-            buf = buf.lstrip()
-            try:
-                event, end = decoder.raw_decode(buf)
-            except ValueError:
-                break
-            buf = buf[end:]
-            yield event
+
+# ---- what the kubelet must give the e2e images' pods ---------------------------------------
+
+BUSYBOX = "registry.k8s.io/e2e-test-images/busybox:1.36.1-1"    # imageutils.BusyBox
+
+
+def kubelet_gaps(f: Framework) -> list[str]:
+    """What e2e probe pods need of the kubelet and this cluster lacks, found once
+    per cluster with one pod: an emptyDir shared by two containers, a command's
+    `$$` escape turned into `$` (Kubernetes' $(VAR) expansion), and the image's
+    own programs (`/agnhost`) for `kubectl exec`. Tests skip on what is listed."""
+    cached = getattr(f.cluster, "_kubelet_gaps", None)
+    if cached is not None:
+        return cached
+    mount = [{"name": "results", "mountPath": "/results"}]
+    pod = f.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "kubelet-prerequisites-"},
+                    "spec": {"volumes": [{"name": "results", "emptyDir": {}}], "terminationGracePeriodSeconds": 0,
+                             "containers": [
+                                 {"name": "writer", "image": BUSYBOX, "volumeMounts": mount,
+                                  "command": ["sh", "-c", 'echo "$$(echo ok)" > /results/probe; sleep 600']},
+                                 {**agnhost_pod()["spec"]["containers"][0], "volumeMounts": mount}]}})
+    name = pod["metadata"]["name"]
+
+    def exec_(*argv: str):
+        return f.kubectl("exec", name, "-c", "agnhost-container", "--", *argv, check=False, timeout=30)
+    gaps = []
+    try:
+        poll(1, POD_START_TIMEOUT, lambda: exec_("true").returncode == 0, what=f"pod {f.ns}/{name} to exec")
+        seen = ""
+
+        def written() -> bool:
+            nonlocal seen
+            r = exec_("cat", "/results/probe")
+            seen = r.stdout.strip() if r.returncode == 0 else ""
+            return bool(seen)
+        try:
+            poll(1, 15, written)
+        except AssertionError:
+            gaps.append("emptyDir volumes shared by a pod's containers (a file one container writes "
+                        "under its emptyDir mount is not there for the other)")
+        if seen and seen != "ok":
+            gaps.append(f"`$$` in a container's command kept as `$$` (Kubernetes' $(VAR) expansion "
+                        f"turns it into `$`): the shell wrote {seen!r}")
+        if exec_("/agnhost", "dns-suffix").returncode != 0:
+            gaps.append("the agnhost image's /agnhost inside agnhost containers (kubectl exec runs "
+                        "the node's own programs)")
+    finally:
+        f.kubectl("delete", "pod", name, "--wait=false", check=False)
+    f.cluster._kubelet_gaps = gaps
+    return gaps

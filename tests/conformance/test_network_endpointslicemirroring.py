@@ -2,18 +2,14 @@
 EndpointSliceMirroring): its [Conformance] spec and the file's second spec,
 with the same objects, checks and polls (every 2 s for 12 s), through real
 kubectl."""
-import time
-
 import pytest
 
 from tests.conformance.framework import (
-    POD_START_TIMEOUT,
-    POLL,
     PollError,
     agnhost_pod,
-    pod_ready,
+    create_sync,
+    exec_hostname_test,
     poll,
-    run_host_cmd,
 )
 
 pytestmark = pytest.mark.integration
@@ -121,23 +117,3 @@ def test_should_mirror_a_custom_endpoint_with_multiple_subsets_and_same_ip_addre
     poll(2, 12, lambda: len(f.list("endpointslices", selector)) == 0,
          what=f"0 EndpointSlices for {f.ns}/{svc['metadata']['name']}")
 
-
-def create_sync(f, pod: dict) -> dict:
-    """e2epod.PodClient.CreateSync: create, then wait until Running and Ready."""
-    name = f.create(pod)["metadata"]["name"]
-    poll(POLL, POD_START_TIMEOUT, lambda: pod_ready(f.get("pod", name)), what=f"pod {f.ns}/{name} ready")
-    return f.get("pod", name)
-
-
-def exec_hostname_test(f, source_pod: dict, target_addr: str, target_hostname: str) -> None:
-    """execHostnameTest: curl <addr>/hostname from `source_pod` (every 2 s for
-    2 minutes until it answers); the answer is the target pod's name."""
-    cmd = f"curl -q -s --max-time 30 {target_addr}/hostname"
-    deadline = time.monotonic() + 120
-    while True:
-        stdout, err = run_host_cmd(f, source_pod["metadata"]["name"], cmd)
-        if (err is None and stdout.strip()) or time.monotonic() > deadline:
-            break
-        time.sleep(2)
-    assert err is None, err
-    assert stdout.split(".")[0].strip() == target_hostname

@@ -6,11 +6,10 @@ checks and timeouts as upstream, through real kubectl (raw paths where
 client-go calls an API kubectl has no verb for)."""
 import json
 import random
-import urllib.parse
 
 import pytest
 
-from tests.conformance.framework import get_raw, watch_until
+from tests.conformance.framework import watch_until
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +23,7 @@ def _rand(n: int = 5) -> str:
 
 
 def _selector(label: str) -> str:
-    return urllib.parse.quote(label, safe="")
+    return label.replace("=", "%3D")
 
 
 def test_should_provide_secure_master_service(framework):
@@ -37,7 +36,7 @@ def test_should_find_a_service_from_listing_all_namespaces(framework):
     """[sig-network] Services should find a service from listing all
     namespaces [Conformance]"""
     # By("fetching services")
-    svcs = get_raw(framework, "/api/v1/services")
+    svcs = framework.raw("/api/v1/services")
     found = any(s["metadata"]["name"] == "kubernetes" and s["metadata"].get("namespace") == "default"
                 for s in svcs["items"])
     assert found, "could not find service 'kubernetes' in service list in all namespaces"
@@ -61,7 +60,7 @@ def test_should_test_the_lifecycle_of_an_endpoint(framework):
                 (ep["metadata"].get("labels") or {}).get("test-endpoint-static") == "true"
         return cond
 
-    endpoints_list = get_raw(f, f"/api/v1/endpoints?labelSelector={_selector(label)}")
+    endpoints_list = f.raw(f"/api/v1/endpoints?labelSelector={_selector(label)}")
 
     # By("creating an Endpoint")
     f.create(test_endpoints)
@@ -70,7 +69,7 @@ def test_should_test_the_lifecycle_of_an_endpoint(framework):
                 "failed to see ADDED event")
 
     # By("listing all Endpoints")
-    endpoints_list = get_raw(f, f"/api/v1/endpoints?labelSelector={_selector(label)}")
+    endpoints_list = f.raw(f"/api/v1/endpoints?labelSelector={_selector(label)}")
     found = [e for e in endpoints_list["items"]
              if e["metadata"]["name"] == name and e["metadata"].get("namespace") == ns]
     assert found, "unable to find Endpoint Service in list of Endpoints"
@@ -122,7 +121,7 @@ def test_should_complete_a_service_status_lifecycle(framework):
     labels_flat = "test-service-static=true"
     watch_path = f"/api/v1/namespaces/{ns}/services?labelSelector={_selector(labels_flat)}"
 
-    svc_list = get_raw(f, f"/api/v1/services?labelSelector={_selector(labels_flat)}")
+    svc_list = f.raw(f"/api/v1/services?labelSelector={_selector(labels_flat)}")
     rv = svc_list["metadata"]["resourceVersion"]
 
     def ours(svc: dict) -> bool:
@@ -141,7 +140,7 @@ def test_should_complete_a_service_status_lifecycle(framework):
                 SVC_READY_TIMEOUT, f"Service {test_svc_name} in namespace {ns}")
 
     # By("Getting /status")
-    svc_status = get_raw(f, f"/api/v1/namespaces/{ns}/services/{test_svc_name}/status")
+    svc_status = f.raw(f"/api/v1/namespaces/{ns}/services/{test_svc_name}/status")
     assert svc_status["kind"] == "Service", f"Failed to fetch ServiceStatus of Service {test_svc_name}: {svc_status}"
 
     # By("patching the ServiceStatus")
@@ -211,11 +210,11 @@ def test_should_delete_a_collection_of_services(framework):
                   "spec": {"type": "ClusterIP",
                            "ports": [{"name": "http", "protocol": "TCP", "port": port, "targetPort": port}]}})
 
-    svc_list = get_raw(f, f"/api/v1/namespaces/{ns}/services")
+    svc_list = f.raw(f"/api/v1/namespaces/{ns}/services")
     assert len(svc_list["items"]) == 3, "Required count of services out of sync"
 
     # By("deleting service collection")
     f.cluster.kubectl("delete", "--raw", f"/api/v1/namespaces/{ns}/services?labelSelector={_selector(delete_label)}")
 
-    svc_list = get_raw(f, f"/api/v1/namespaces/{ns}/services")
+    svc_list = f.raw(f"/api/v1/namespaces/{ns}/services")
     assert len(svc_list["items"]) == 1, "Required count of services out of sync"

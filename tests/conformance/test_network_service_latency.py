@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conformance.framework import get_raw, run_rc, watch_events, watch_process
+from tests.conformance.framework import run_rc
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,6 @@ ACCEPTABLE_FAILURE_RATIO = .05
 # (only the spec's timeout bounds it); here a wait gives up after this long
 # and counts as a failed trial, so the run stays bounded.
 REQUEST_TIMEOUT = 120.0
-WATCH_TIMEOUT = 900.0
 
 
 class EndpointQueries:
@@ -36,13 +35,14 @@ class EndpointQueries:
     request made after it arrived is satisfied at once."""
 
     def __init__(self, f):
-        listed = get_raw(f, f"/api/v1/namespaces/{f.ns}/endpoints")
+        listed = f.raw(f"/api/v1/namespaces/{f.ns}/endpoints")
         self._seen: dict[str, float] = {}
         self._cond = threading.Condition()
+        self._stopped = threading.Event()
         for e in listed["items"]:
             self._added(e)
-        self._proc = watch_process(f, f"/api/v1/namespaces/{f.ns}/endpoints",
-                                   listed["metadata"]["resourceVersion"], WATCH_TIMEOUT)
+        self._watch = f.watch(f"/api/v1/namespaces/{f.ns}/endpoints",
+                              resourceVersion=listed["metadata"]["resourceVersion"])
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -54,8 +54,12 @@ class EndpointQueries:
                 self._cond.notify_all()
 
     def _run(self) -> None:
-        for event in watch_events(self._proc, time.monotonic() + WATCH_TIMEOUT):
-            if event.get("type") in ("ADDED", "MODIFIED"):
+        while not self._stopped.is_set():
+            try:
+                event = self._watch.next(1.0)
+            except AssertionError:          # the watch ended
+                return
+            if event is not None and event.get("type") in ("ADDED", "MODIFIED"):
                 self._added(event["object"])
 
     def request(self, name: str, timeout: float) -> bool:
@@ -64,8 +68,8 @@ class EndpointQueries:
             return self._cond.wait_for(lambda: name in self._seen, timeout)
 
     def stop(self) -> None:
-        self._proc.kill()
-        self._proc.wait()
+        self._stopped.set()
+        self._watch.stop()
 
 
 def single_service_latency(f, name: str, q: EndpointQueries) -> float:

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from tests.conformance.framework import AGNHOST, POD_START_TIMEOUT, POLL, get_raw, poll
+from tests.conformance.framework import AGNHOST, POD_START_TIMEOUT, POLL, poll
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ REQUEST_RETRY_TIMEOUT = 60.0         # requestRetryTimeout
 
 
 def require_proxy_subresources(f) -> None:
-    resources = {r["name"] for r in get_raw(f, PREFIX)["resources"]}
+    resources = {r["name"] for r in f.raw(PREFIX)["resources"]}
     missing = [r for r in ("pods/proxy", "services/proxy") if r not in resources]
     if missing:
         pytest.skip(f"needs the API server's {' and '.join(missing)} subresources: /api/v1 discovery does not "

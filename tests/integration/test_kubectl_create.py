@@ -80,9 +80,6 @@ def test_create_namespace_deployment_and_every_service_type(c):
 
 
 @pytest.mark.parametrize("args", [
-    ["configmap", "cm", "--from-literal=a=b"],
-    ["secret", "generic", "s", "--from-literal=k=v"],
-    ["serviceaccount", "sa"],
     ["job", "j", "--image=busybox"],
     ["cronjob", "cj", "--image=busybox", "--schedule=*/1 * * * *"],
     ["role", "r", "--verb=get", "--resource=pods"],
@@ -197,3 +194,14 @@ def test_system_namespaces_cannot_be_deleted_and_come_back(c):
     while c.kubectl("get", "namespace", "kube-node-lease", check=False).returncode != 0:
         assert time.monotonic() < deadline, "kube-node-lease did not come back within 10 s"
         time.sleep(0.2)
+
+
+def test_a_body_over_3_mib_is_413(c, tmp_path):
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "big"},
+                               "padding": "x" * (3 * 1024 * 1024)}))
+    status, code, _ = body_and_code(curl(c, "POST", "/api/v1/namespaces", "-H", "Content-Type: application/json",
+                                         "--data-binary", f"@{big}"))
+    assert (code, status["reason"]) == (413, "RequestEntityTooLarge")
+    assert status["message"] == "Request entity too large: limit is 3145728"
+    assert c.kubectl("get", "namespace", "big", check=False).returncode == 1

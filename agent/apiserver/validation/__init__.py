@@ -16,7 +16,7 @@ type (e.g. `app: 1` in a selector) is a `FieldValueTypeInvalid` cause worded
 like kube's schema validation ("... in body must be of type string").
 
 One module per kind family (service, pods, workloads incl. the
-ReplicationController, endpoints), checks
+ReplicationController, endpoints, config), checks
 shared by all kinds in common, error rendering in errors. Pure: dicts in,
 causes out. Allocation conflicts (clusterIP / nodePort already allocated,
 clusterIP outside the service CIDR) belong to the allocator.
@@ -29,6 +29,7 @@ from agent.apiserver.validation.common import (
     validate_meta,
     validate_meta_update,
 )
+from agent.apiserver.validation.config import check_config_map, check_secret, check_service_account
 from agent.apiserver.validation.endpoints import check_endpoint_slice, check_endpoints
 from agent.apiserver.validation.errors import Cause, Errs, go_value, type_name
 from agent.apiserver.validation.pods import check_pod, validate_binding
@@ -92,4 +93,7 @@ CHECKS = {
     "EndpointSlice": check_endpoint_slice,
     "Endpoints": check_endpoints,
     "Namespace": check_namespace,
+    "ConfigMap": check_config_map,
+    "Secret": check_secret,
+    "ServiceAccount": check_service_account,
 }
