@@ -43,7 +43,11 @@ def test_should_find_a_service_from_listing_all_namespaces(framework):
 
 
 def test_should_test_the_lifecycle_of_an_endpoint(framework):
-    """[sig-network] Services should test the lifecycle of an Endpoint [Conformance]"""
+    """[sig-network] Services should test the lifecycle of an Endpoint [Conformance]
+
+    (service.go up to v1.34; v1.35 moved it to endpoints.go as "[sig-network]
+    Endpoints should test the lifecycle of an Endpoint", ported in
+    test_network_endpoints.py.)"""
     f = framework
     ns, name = f.ns, "testservice"
     label = "test-endpoint-static=true"
