@@ -3,9 +3,11 @@ Services) that stand on ReplicationControllers: the jig's
 CreateServicePods and StartServeHostnameService run RCs of agnhost
 `serve-hostname` (port 9376) and check the Service with `nc` and `curl`
 from an agnhost exec pod. Same objects, checks and timeouts as upstream."""
+import time
+
 import pytest
 
-from tests.conformance.framework import create_exec_pod
+from tests.conformance.framework import create_exec_pod, run_host_cmd
 from tests.conformance.service_jig import (
     CLUSTER_DNS_DOMAIN,
     DEFAULT_SERVE_HOSTNAME_SERVICE_PORT,
@@ -164,6 +166,54 @@ def exec_affinity_test_for_non_lb_service(f, svc: dict, is_transition_test: bool
             f.kubectl("delete", "pod", exec_pod["metadata"]["name"], "--wait=false")
     finally:
         stop_serve_hostname_service(f, service_name)
+
+
+SESSION_AFFINITY_TIMEOUT = 125        # SessionAffinityTimeout (seconds)
+
+
+def exec_affinity_test_for_session_affinity_timeout(f, svc: dict) -> None:
+    """execAffinityTestForSessionAffinityTimeout: ClientIP affinity with a
+    125 s timeout; sticky at first, then (up to 10 curls, 130 s apart) a
+    second pod must answer once the timeout has passed."""
+    num_pods, service_port, service_name = 3, DEFAULT_SERVE_HOSTNAME_SERVICE_PORT, svc["metadata"]["name"]
+    svc["spec"]["sessionAffinity"] = "ClientIP"
+    svc["spec"]["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": SESSION_AFFINITY_TIMEOUT}}
+    start_serve_hostname_service(f, svc, num_pods)
+    try:
+        jig = TestJig(f, service_name)
+        svc = f.get("service", service_name)
+        svc_ip = svc["spec"]["clusterIP"]
+        exec_pod = create_exec_pod(f, "execpod-affinity")
+        try:
+            jig.check_service_reachability(svc, exec_pod)
+            # the service should be sticky until the timeout expires
+            check_affinity(f, exec_pod, svc_ip, service_port, True)
+            # but it should return different hostnames after the timeout expires
+            hosts: set[str] = set()
+            cmd = f"curl -q -s --connect-timeout 2 http://{svc_ip}:{service_port}/"
+            for _ in range(10):
+                hostname, err = run_host_cmd(f, exec_pod["metadata"]["name"], cmd)
+                if err is None:
+                    hosts.add(hostname)
+                    if len(hosts) > 1:
+                        return
+                    time.sleep(SESSION_AFFINITY_TIMEOUT + 5)
+            raise AssertionError("Session is sticky after reaching the timeout")
+        finally:
+            f.kubectl("delete", "pod", exec_pod["metadata"]["name"], "--wait=false")
+    finally:
+        stop_serve_hostname_service(f, service_name)
+
+
+@pytest.mark.slow
+def test_should_have_session_affinity_timeout_work_for_service_with_type_clusterip(framework):
+    """[sig-network] Services should have session affinity timeout work for
+    service with type clusterIP [LinuxOnly]
+
+    (Not [Conformance] upstream; it waits 130 s at least once.)"""
+    svc = get_serve_hostname_service("affinity-clusterip-timeout")
+    svc["spec"]["type"] = "ClusterIP"
+    exec_affinity_test_for_session_affinity_timeout(framework, svc)
 
 
 def test_should_have_session_affinity_work_for_service_with_type_clusterip(framework):
