@@ -21,6 +21,10 @@ def _default_service(svc: dict) -> None:
     spec = svc.setdefault("spec", {})
     stype = spec.setdefault("type", "ClusterIP")
     spec.setdefault("sessionAffinity", "None")
+    if spec["sessionAffinity"] == "None":        # SetDefaults_Service: no config without affinity
+        spec.pop("sessionAffinityConfig", None)
+    elif spec["sessionAffinity"] == "ClientIP":
+        spec.setdefault("sessionAffinityConfig", {}).setdefault("clientIP", {}).setdefault("timeoutSeconds", 10800)
     if stype == "ExternalName":
         return
     for p in spec.get("ports", []) or []:
@@ -34,8 +38,6 @@ def _default_service(svc: dict) -> None:
         spec.setdefault("externalTrafficPolicy", "Cluster")
     if stype == "LoadBalancer":
         spec.setdefault("allocateLoadBalancerNodePorts", True)
-    if spec.get("sessionAffinity") == "ClientIP":
-        spec.setdefault("sessionAffinityConfig", {}).setdefault("clientIP", {}).setdefault("timeoutSeconds", 10800)
     svc.setdefault("status", {"loadBalancer": {}})
 
 

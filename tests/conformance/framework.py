@@ -151,14 +151,17 @@ def pod_ready(pod: dict) -> bool:
                for c in (pod.get("status") or {}).get("conditions") or [])
 
 
-def agnhost_pod(name: str = "", generate_name: str = "", args: tuple[str, ...] = ()) -> dict:
-    """e2epod.NewAgnhostPod: one `agnhost-container` (args default `pause`),
-    terminationGracePeriodSeconds 0."""
+def agnhost_pod(name: str = "", generate_name: str = "", args: tuple[str, ...] = (),
+                ports: list[dict] | None = None) -> dict:
+    """e2epod.NewAgnhostPod: one `agnhost-container` (args default `pause`,
+    container ports as given), terminationGracePeriodSeconds 0."""
     md = {"name": name} if name else {"generateName": generate_name}
+    container = {"name": "agnhost-container", "image": AGNHOST, "args": list(args or ("pause",)),
+                 "securityContext": {}, "imagePullPolicy": "IfNotPresent"}
+    if ports:
+        container["ports"] = [dict(p) for p in ports]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": md,
-            "spec": {"containers": [{"name": "agnhost-container", "image": AGNHOST, "args": list(args or ("pause",)),
-                                     "securityContext": {}, "imagePullPolicy": "IfNotPresent"}],
-                     "securityContext": {}, "terminationGracePeriodSeconds": 0}}
+            "spec": {"containers": [container], "securityContext": {}, "terminationGracePeriodSeconds": 0}}
 
 
 def create_exec_pod(f: Framework, generate_name: str) -> dict:
@@ -177,18 +180,22 @@ def run_host_cmd(f: Framework, pod: str, cmd: str, timeout: float = 120):
     return r.stdout, (None if r.returncode == 0 else f"exit {r.returncode}: {r.stderr.strip()}")
 
 
-def run_rc(f: Framework, name: str, replicas: int, command: list[str], labels: dict | None = None) -> list[dict]:
-    """e2erc.RunRC(testutils.RCConfig{Name, Image: agnhost, Command, Labels,
-    Replicas, Timeout: PodReadyBeforeTimeout}): the RC RCConfig.create writes
-    (selector and pod label name=<name>, one container named <name> with port
-    80, dnsPolicy Default, grace 1 s), then every pod Running and Ready, no
-    container restarts (MaxContainerFailures 0). Returns the pods."""
+def run_rc(f: Framework, name: str, replicas: int, command: list[str], labels: dict | None = None,
+           image: str = AGNHOST) -> list[dict]:
+    """e2erc.RunRC(testutils.RCConfig{Name, Image (agnhost unless given),
+    Command, Labels, Replicas, Timeout: PodReadyBeforeTimeout}): the RC
+    RCConfig.create writes (selector and pod label name=<name>, one container
+    named <name> with port 80, dnsPolicy Default, grace 1 s), then every pod
+    Running and Ready, no container restarts (MaxContainerFailures 0).
+    Returns the pods."""
     pod_labels = {"name": name, **(labels or {})}
+    container = {"name": name, "image": image, "ports": [{"containerPort": 80}]}
+    if command:
+        container["command"] = command
     f.create({"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": name},
               "spec": {"replicas": replicas, "selector": {"name": name},
                        "template": {"metadata": {"labels": pod_labels},
-                                    "spec": {"containers": [{"name": name, "image": AGNHOST, "command": command,
-                                                             "ports": [{"containerPort": 80}]}],
+                                    "spec": {"containers": [container],
                                              "dnsPolicy": "Default", "terminationGracePeriodSeconds": 1}}}})
     found: list[dict] = []
 
@@ -202,6 +209,25 @@ def run_rc(f: Framework, name: str, replicas: int, command: list[str], labels: d
         return len(found) == replicas
     poll(3, POD_READY_BEFORE_TIMEOUT, running, what=f"{replicas} running pods of RC {f.ns}/{name}")
     return found
+
+
+# ---- watchtools.Until ----------------------------------------------------------------------------
+
+def watch_until(f: Framework, path: str, resource_version: str, condition, timeout: float, what: str) -> dict:
+    """watchtools.Until(ctx with `timeout`, resource_version, a ListWatch of
+    `path` (its query, e.g. labelSelector, kept), condition): the first event
+    ({"type", "object"}) condition accepts; AssertionError naming `what`
+    when the time runs out."""
+    from urllib.parse import parse_qsl
+
+    base, _, query = path.partition("?")
+    w = f.watch(base, resourceVersion=resource_version, **dict(parse_qsl(query)))
+    try:
+        return w.until(timeout, condition)
+    except AssertionError as e:
+        raise AssertionError(f"{what}: {e}") from None
+    finally:
+        w.stop()
 
 
 # ---- PodClient.CreateSync, execHostnameTest (e2epod, network/util.go) -----------------------

@@ -8,7 +8,16 @@ from __future__ import annotations
 import json
 import uuid
 
-from tests.conformance.framework import POLL, Framework, poll, run_host_cmd, run_rc
+from tests.conformance.framework import (
+    POD_START_TIMEOUT,
+    POLL,
+    Framework,
+    agnhost_pod,
+    pod_ready,
+    poll,
+    run_host_cmd,
+    run_rc,
+)
 
 SERVICE_ENDPOINTS_TIMEOUT = 120.0                 # e2eservice.ServiceEndpointsTimeout
 SERVICE_REACHABILITY_SHORT_POLL_TIMEOUT = 120.0   # e2eservice.ServiceReachabilityShortPollTimeout
@@ -16,6 +25,7 @@ NODE_PORT_RANGE = range(30000, 30000 + 2768)      # e2eservice.NodePortRange
 AFFINITY_TIMEOUT = 120.0                          # AffinityTimeout
 AFFINITY_CONFIRM_COUNT = 15                       # AffinityConfirmCount
 DEFAULT_SERVE_HOSTNAME_SERVICE_PORT = 80
+CLUSTER_DNS_DOMAIN = "cluster.local"              # framework.TestContext.ClusterDNSDomain
 
 
 def serve_hostname_missing() -> str | None:
@@ -101,6 +111,8 @@ class TestJig:
     def check_service_reachability(self, svc: dict, pod: dict) -> None:
         svc_type = svc["spec"].get("type", "ClusterIP")
         self.sanity_check(svc, svc_type)
+        if svc_type == "ExternalName":
+            return self._check_external_service_reachability(svc, pod)
         if svc_type not in ("ClusterIP", "NodePort"):
             raise AssertionError(f'unsupported service type "{svc_type}" in these ports')
         nodes = self._node_addresses() if svc_type == "NodePort" else []
@@ -110,6 +122,19 @@ class TestJig:
             check_endpoint_reachability(self.f, svc["spec"]["clusterIP"], sp["port"], sp["protocol"], pod)
             for addr in nodes:
                 check_endpoint_reachability(self.f, addr, sp["nodePort"], sp["protocol"], pod)
+
+    def _check_external_service_reachability(self, svc: dict, pod: dict) -> None:
+        """checkExternalServiceReachability: `nslookup <name>.<ns>.svc.cluster.local`
+        succeeds in the pod, polled every framework.Poll for
+        ServiceReachabilityShortPollTimeout."""
+        svc_name = f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc.{CLUSTER_DNS_DOMAIN}"
+        cmd = f"nslookup {svc_name}"
+        try:
+            poll(POLL, SERVICE_REACHABILITY_SHORT_POLL_TIMEOUT,
+                 lambda: run_host_cmd(self.f, pod["metadata"]["name"], cmd)[1] is None)
+        except AssertionError:
+            raise AssertionError(f'ExternalName service "{pod["metadata"]["namespace"]}/{pod["metadata"]["name"]}" '
+                                 f"failed to resolve to IP within {SERVICE_REACHABILITY_SHORT_POLL_TIMEOUT:g}s") from None
 
     def _node_addresses(self) -> list[str]:
         """The InternalIPs of at most 2 ready schedulable nodes (GetBoundedReadySchedulableNodes)."""
@@ -192,3 +217,124 @@ def stop_serve_hostname_service(f: Framework, name: str) -> None:
     """StopServeHostnameService: the RC (its pods collected), then the Service."""
     f.kubectl("delete", "rc", name, "--wait=true", "--timeout=120s", check=False)
     f.kubectl("delete", "service", name, check=False)
+
+
+# ---- service.go's endpoint validation and pod helpers --------------------------------------------
+
+SERVICE_START_TIMEOUT = 180.0                     # framework.ServiceStartTimeout
+
+
+def create_pod_or_fail(f: Framework, name: str, labels: dict, container_ports: list[dict], *args: str) -> None:
+    """createPodOrFail: an agnhost pod (NewAgnhostPod with the ports and
+    args) with the given labels and env FOO=" ", created and waited for
+    Running and Ready (PodClient.CreateSync, PodStartTimeout)."""
+    pod = agnhost_pod(name=name, args=args, ports=container_ports)
+    pod["metadata"]["labels"] = dict(labels)
+    pod["spec"]["containers"][0]["env"] = [{"name": "FOO", "value": " "}]
+    f.create(pod)
+
+    def ready() -> bool:
+        p = f.get("pod", name)
+        return (p.get("status") or {}).get("phase") == "Running" and pod_ready(p)
+    poll(POLL, POD_START_TIMEOUT, ready, what=f"pod {f.ns}/{name} to be running and ready")
+
+
+def delete_pod_or_fail(f: Framework, name: str) -> None:
+    """e2epod.DeletePodOrFail: Delete with default options; NotFound is fine."""
+    r = f.kubectl("delete", "pod", name, "--wait=false", check=False)
+    assert r.returncode == 0 or "NotFound" in r.stderr, f"failed to delete pod {name} in namespace {f.ns}: {r.stderr}"
+
+
+def _ports_by_pod_uid_from_endpoints(ep: dict, with_protocol: bool) -> dict:
+    """e2eendpoints.Get(Full)ContainerPortsByPodUID."""
+    m: dict = {}
+    for ss in ep.get("subsets") or []:
+        for port in ss.get("ports") or []:
+            for addr in ss.get("addresses") or []:
+                uid = (addr.get("targetRef") or {}).get("uid")
+                m.setdefault(uid, []).append(
+                    (port["port"], port.get("protocol", "TCP")) if with_protocol else port["port"])
+    return m
+
+
+def _ports_by_pod_uid_from_slices(slices: list[dict], with_protocol: bool) -> dict:
+    """e2eendpointslice.Get(Full)ContainerPortsByPodUID."""
+    m: dict = {}
+    for es in slices:
+        for port in es.get("ports") or []:
+            if port.get("port") is None:
+                continue
+            for ep in es.get("endpoints") or []:
+                uid = (ep.get("targetRef") or {}).get("uid")
+                m.setdefault(uid, []).append(
+                    (port["port"], port.get("protocol", "TCP")) if with_protocol else port["port"])
+    return m
+
+
+def _validate_ports(got: dict, expected: dict, with_protocol: bool) -> str | None:
+    """validatePorts / validatePortsAndProtocols: None when they agree."""
+    if len(got) != len(expected):
+        return f"invalid number of endpoints got {got}, expected {expected}"
+    for uid, want in expected.items():
+        if uid not in got:
+            return f"endpoint {uid} not found"
+        if len(got[uid]) != len(want):
+            return f"invalid list of ports for uid {uid}. Got {got[uid]}, expected {want}"
+        if with_protocol:
+            if any(p not in want for p in got[uid]):
+                return f"invalid list of ports for uid {uid}. Got {got[uid]}, expected {want}"
+        elif sorted(got[uid]) != sorted(want):
+            return f"invalid list of ports for uid {uid}. Got {got[uid]}, expected {want}"
+    return None
+
+
+def validate_endpoints_ports_or_fail(f: Framework, service_name: str, expected: dict,
+                                     with_protocol: bool = False) -> None:
+    """validateEndpointsPortsOrFail (and ...WithProtocolsOrFail when
+    with_protocol: `expected` maps pod names to (port, protocol) pairs): every
+    second for ServiceStartTimeout, the Service's Endpoints and then its
+    EndpointSlices must expose exactly these pods (by UID) on these ports."""
+    by_uid = {f.get("pod", name)["metadata"]["uid"]: list(ports) for name, ports in expected.items()}
+    last: list[str] = []
+
+    def validated() -> bool:
+        r = f.kubectl("get", "endpoints", service_name, "-o", "json", check=False)
+        if r.returncode != 0:
+            last[:] = [f"Failed go get Endpoints object: {r.stderr.strip()}"]
+            return False
+        err = _validate_ports(_ports_by_pod_uid_from_endpoints(json.loads(r.stdout), with_protocol),
+                              by_uid, with_protocol)
+        if err:
+            last[:] = [f"Unexpected endpoints: {err}"]
+            return False
+        slices = f.list("endpointslices", f"kubernetes.io/service-name={service_name}")
+        err = _validate_ports(_ports_by_pod_uid_from_slices(slices, with_protocol), by_uid, with_protocol)
+        if err:
+            last[:] = [f"Unexpected endpoint slices: {err}"]
+            return False
+        return True
+    try:
+        poll(1, SERVICE_START_TIMEOUT, validated)
+    except AssertionError:
+        raise AssertionError(f"error waiting for service {service_name} in namespace {f.ns} to expose endpoints "
+                             f"{expected}: {'; '.join(last)}") from None
+
+
+def endpoint_reachability(f: Framework, endpoint: str, port: int, protocol: str, pod: dict,
+                               timeout: float) -> str | None:
+    """service.go's testEndpointReachability (test/e2e/network, with a
+    timeout; polls every framework.Poll): None when `echo hostName | nc`
+    printed something within the timeout, else the error."""
+    flag = {"TCP": "-t", "UDP": "-u"}.get(protocol)
+    if flag is None:
+        return f"service reachability check is not supported for {protocol}"
+    cmd = f"echo hostName | nc -v {flag} -w 2 {endpoint} {port}"
+
+    def reachable() -> bool:
+        stdout, err = run_host_cmd(f, pod["metadata"]["name"], cmd)
+        return err is None and stdout.strip() != ""
+    try:
+        poll(POLL, timeout, reachable)
+    except AssertionError:
+        return f"service is not reachable within {timeout:g}s timeout on endpoint {endpoint} {port} over {protocol} protocol"
+    return None

@@ -411,3 +411,20 @@ def test_go_value_rendering():
     assert V.go_value(["a", "b"]) == '[]string{"a", "b"}'
     assert V.go_value('say "hi"') == '"say \\"hi\\""'
     assert V.go_value(True) == "true"
+
+
+def test_defaulting_drops_the_affinity_config_with_affinity_none():
+    """SetDefaults_Service: switching sessionAffinity back to None (the
+    config still set from ClientIP) clears the config, as kube-apiserver's
+    defaulter does, rather than failing validation."""
+    from agent.apiserver.defaults import default
+    svc = {"metadata": {"name": "web"},
+           "spec": {"sessionAffinity": "None", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 10800}},
+                    "ports": [{"port": 80}]}}
+    default("Service", svc)
+    assert "sessionAffinityConfig" not in svc["spec"]
+    assert not [c for c in V.validate("Service", svc) if "sessionAffinity" in c.field]
+    ext = {"metadata": {"name": "ext"}, "spec": {"type": "ExternalName", "externalName": "a.example.com",
+                                                 "sessionAffinity": "ClientIP"}}
+    default("Service", ext)
+    assert ext["spec"]["sessionAffinityConfig"] == {"clientIP": {"timeoutSeconds": 10800}}
