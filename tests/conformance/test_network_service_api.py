@@ -1,7 +1,9 @@
 """Ports of test/e2e/network/service.go's [Conformance] specs ([sig-network]
 Services) that exercise the API alone: the kubernetes Service, listing
-across namespaces, the Endpoints and ServiceStatus lifecycles (with
-watchtools.Until over real watches) and DeleteCollection. Same objects,
+across namespaces, the ServiceStatus lifecycle (with watchtools.Until over
+real watches) and DeleteCollection. "should test the lifecycle of an
+Endpoint" (service.go up to v1.34) is ported where v1.35 keeps it:
+test_network_endpoints.py. Same objects,
 checks and timeouts as upstream, through real kubectl (raw paths where
 client-go calls an API kubectl has no verb for)."""
 import json
@@ -40,81 +42,6 @@ def test_should_find_a_service_from_listing_all_namespaces(framework):
     found = any(s["metadata"]["name"] == "kubernetes" and s["metadata"].get("namespace") == "default"
                 for s in svcs["items"])
     assert found, "could not find service 'kubernetes' in service list in all namespaces"
-
-
-def test_should_test_the_lifecycle_of_an_endpoint(framework):
-    """[sig-network] Services should test the lifecycle of an Endpoint [Conformance]
-
-    (service.go up to v1.34; v1.35 moved it to endpoints.go as "[sig-network]
-    Endpoints should test the lifecycle of an Endpoint", ported in
-    test_network_endpoints.py.)"""
-    f = framework
-    ns, name = f.ns, "testservice"
-    label = "test-endpoint-static=true"
-    test_endpoints = {"apiVersion": "v1", "kind": "Endpoints",
-                      "metadata": {"name": name, "labels": {"test-endpoint-static": "true"}},
-                      "subsets": [{"addresses": [{"ip": "10.0.0.24"}],
-                                   "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}]}
-    watch_path = f"/api/v1/namespaces/{ns}/endpoints?labelSelector={_selector(label)}"
-
-    def event_of(kind):
-        def cond(event):
-            ep = event["object"]
-            return event["type"] == kind and \
-                (ep["metadata"].get("labels") or {}).get("test-endpoint-static") == "true"
-        return cond
-
-    endpoints_list = f.raw(f"/api/v1/endpoints?labelSelector={_selector(label)}")
-
-    # By("creating an Endpoint")
-    f.create(test_endpoints)
-    # By("waiting for available Endpoint")
-    watch_until(f, watch_path, endpoints_list["metadata"]["resourceVersion"], event_of("ADDED"), 30,
-                "failed to see ADDED event")
-
-    # By("listing all Endpoints")
-    endpoints_list = f.raw(f"/api/v1/endpoints?labelSelector={_selector(label)}")
-    found = [e for e in endpoints_list["items"]
-             if e["metadata"]["name"] == name and e["metadata"].get("namespace") == ns]
-    assert found, "unable to find Endpoint Service in list of Endpoints"
-    found_endpoint = found[0]
-
-    # By("updating the Endpoint")
-    found_endpoint["metadata"]["labels"]["test-service"] = "updated"
-    f.update(found_endpoint)
-    watch_until(f, watch_path, endpoints_list["metadata"]["resourceVersion"], event_of("MODIFIED"), 30,
-                "failed to see MODIFIED event")
-
-    # By("fetching the Endpoint")
-    endpoints = f.get("endpoints", name)
-    assert endpoints["metadata"]["labels"].get("test-service") == "updated", \
-        f"failed to update Endpoint {name} in namespace {ns} label not updated"
-
-    patch = {"metadata": {"labels": {"test-service": "patched"}},
-             "subsets": [{"addresses": [{"ip": "10.0.0.25"}], "ports": [{"name": "http-test", "port": 8080}]}]}
-    # By("patching the Endpoint")
-    f.kubectl("patch", "endpoints", name, "--type=strategic", "-p", json.dumps(patch))
-    watch_until(f, watch_path, endpoints["metadata"]["resourceVersion"], event_of("MODIFIED"), 30,
-                "failed to see MODIFIED event")
-
-    # By("fetching the Endpoint")
-    endpoints = f.get("endpoints", name)
-    assert endpoints["metadata"]["labels"].get("test-service") == "patched", "failed to patch Endpoint with Label"
-    subset = endpoints["subsets"][0]
-    assert subset["addresses"][0]["ip"] == "10.0.0.25", "failed to patch Endpoint"
-    assert subset["ports"][0].get("name") == "http-test", "failed to patch Endpoint"
-    assert subset["ports"][0]["port"] == 8080, "failed to patch Endpoint"
-
-    # By("deleting the Endpoint by Collection")
-    f.cluster.kubectl("delete", "--raw", f"/api/v1/namespaces/{ns}/endpoints?labelSelector={_selector(label)}")
-
-    # By("waiting for Endpoint deletion")
-    watch_until(f, watch_path, endpoints["metadata"]["resourceVersion"], event_of("DELETED"), 30,
-                "failed to see DELETED event")
-
-    # By("fetching the Endpoint")
-    r = f.kubectl("get", "endpoints", name, "-o", "json", check=False)
-    assert r.returncode != 0, "should not be able to fetch Endpoint"
 
 
 def test_should_complete_a_service_status_lifecycle(framework):
