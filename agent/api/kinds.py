@@ -48,6 +48,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("EndpointSlice", "endpointslices", "endpointslice", "discovery.k8s.io", "v1", True, ()),
     Kind("Deployment", "deployments", "deployment", "apps", "v1", True, ("deploy",)),
     Kind("ReplicaSet", "replicasets", "replicaset", "apps", "v1", True, ("rs",)),
+    Kind("CertificateSigningRequest", "certificatesigningrequests", "certificatesigningrequest",
+         "certificates.k8s.io", "v1", False, ("csr",)),
 )
 
 BY_RESOURCE = {k.resource: k for k in KINDS}

@@ -17,7 +17,7 @@ import uuid
 
 from agent.api.kinds import BY_RESOURCE, KINDS, Kind
 from agent.api.objects import now_iso
-from agent.apiserver import validation
+from agent.apiserver import csrstrategy, validation
 from agent.apiserver.allocation import (
     AllocationRefused,
     ServiceAllocation,
@@ -93,6 +93,8 @@ class Registry:
         md["creationTimestamp"] = now_iso()
         if kind.kind in ("Deployment", "ReplicaSet"):
             md["generation"] = 1
+        if kind.kind == csrstrategy.KIND:
+            obj.pop("status", None)          # signed and approved only through its subresources
         default(kind.kind, obj)
         causes = validation.validate(kind.kind, obj, None, node_port_range=self.allocation.node_port_range)
         if causes:
@@ -216,6 +218,8 @@ class Registry:
     def _merge_update(self, kind: Kind, old: dict, obj: dict, subresource: str | None) -> dict:
         """PUT replaces spec and metadata; status only through /status (and the
         reverse), as for kinds with a status subresource."""
+        if kind.kind == csrstrategy.KIND:
+            return csrstrategy.merge_update(old, obj, subresource)
         new = copy.deepcopy(old)
         md, omd = new["metadata"], obj.get("metadata", {})
         if subresource == "status":     # kube's status strategies keep spec, not metadata

@@ -3,7 +3,8 @@ address; every request authenticated) and plain HTTP on a Unix socket (mode
 0600, root only: the local admin socket, trusted). Each request runs on its
 own thread through `Handler` (agent/apiserver/handler.py); `APIServer` owns the
 listeners, the registry they serve and what requests ask of the cluster
-beyond it (where a node's kubelet listens, whether the server is stopping).
+beyond it (where a node's kubelet listens and how to call it, whether the
+server is stopping).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import ssl
 import threading
 from http.server import ThreadingHTTPServer
 
+from agent.api import pki
 from agent.api.objects import internal_ip
 from agent.apiserver.handler import Handler
 from agent.apiserver.registry import APIError, Registry
@@ -33,6 +35,8 @@ class _TCPServer(ThreadingHTTPServer):
         blocks accept()."""
         if self.tls is not None:
             request.settimeout(10)
+            if pki.refused_plain_http(request):
+                return
             try:
                 request = self.tls.wrap_socket(request, server_side=True)
             except (ssl.SSLError, OSError) as e:
@@ -55,12 +59,16 @@ class APIServer:
     """Owns the listeners; `registry` does the work."""
 
     def __init__(self, registry: Registry, addresses: list[tuple[str, int]], unix_path: str | None = None,
-                 kubelet_port: int = 10250, tls: ssl.SSLContext | None = None, authenticator=None):
+                 kubelet_port: int = 10250, tls: ssl.SSLContext | None = None, authenticator=None,
+                 kubelet_tls: ssl.SSLContext | None = None):
         """tls: serve HTTPS on the TCP addresses; authenticator: an
-        agent.api.pki.Authenticator every TCP request must pass (None: open)."""
+        agent.api.pki.Authenticator every TCP request must pass (None: open);
+        kubelet_tls: call kubelets over HTTPS with this client context
+        (agent.api.pki.kubelet_client_context; None: plain HTTP)."""
         self.registry = registry
         self.stopping = threading.Event()
         self.kubelet_port = kubelet_port
+        self.kubelet_tls = kubelet_tls
         self.authenticator = authenticator
         handler = type("BoundHandler", (Handler,), {"api": self})
         self.servers: list[socketserver.BaseServer] = [_TCPServer(a, handler) for a in addresses]

@@ -18,6 +18,7 @@ from agent.apiserver.registry import Registry
 from agent.apiserver.serving import APIServer
 from agent.apiserver.store import Store
 from agent.controllers import bootstrap
+from agent.controllers.certificates import CSRApprovingController, CSRSigningController
 from agent.controllers.deployment import DeploymentController
 from agent.controllers.endpointslice import EndpointSliceController
 from agent.controllers.gc import GarbageCollector
@@ -37,9 +38,13 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
         bootstrap.cluster_dns(registry, cfg)
     listen = listen or [("127.0.0.1", cfg.api_port), (cfg.host_ip, cfg.api_port)]
     pki.ensure(cfg.pki_dir, cfg.name, [cfg.host_ip], registry.allocation.cluster_ips.nth(1), cfg.cluster_domain)
+    paths = pki.Paths(cfg.pki_dir)
     api = APIServer(registry, listen, cfg.api_socket, cfg.kubelet_port, tls=pki.server_context(cfg.pki_dir),
-                    authenticator=pki.Authenticator(pki.Paths(cfg.pki_dir).tokens))
+                    authenticator=pki.Authenticator(paths.tokens),
+                    kubelet_tls=pki.kubelet_client_context(cfg.pki_dir))
     controllers = [bootstrap.BootstrapController(store, registry, cfg.host_ip, cfg.api_port),
+                   CSRApprovingController(store, registry),
+                   CSRSigningController(store, registry, paths.ca_crt, paths.ca_key),
                    Scheduler(store, registry), ReplicaSetController(store, registry),
                    DeploymentController(store, registry), EndpointSliceController(store, registry),
                    GarbageCollector(store, registry), NodeController(store, registry, cfg.cluster_cidr),

@@ -23,6 +23,7 @@ clusterIP outside the service CIDR) belong to the allocator.
 from __future__ import annotations
 
 from agent.api import kinds
+from agent.apiserver.validation.certificates import check_csr
 from agent.apiserver.validation.common import (
     check_namespace,
     validate_meta,
@@ -90,4 +91,5 @@ CHECKS = {
     "EndpointSlice": check_endpoint_slice,
     "Endpoints": check_endpoints,
     "Namespace": check_namespace,
+    "CertificateSigningRequest": check_csr,
 }
