@@ -126,6 +126,8 @@ def serve_proxy(handler, kind: Kind, ns: str | None, ident: str, subpath: str, q
     if handler.command not in PROXY_METHODS:
         raise APIError(405, "MethodNotAllowed", f"{handler.command} is not supported by {kind.resource}/proxy")
     loc = locate(handler.api, kind, ns, ident)
+    if loc.kubelet and handler.api.kubelet_tls is None:          # an API server told to call kubelets in plain HTTP
+        loc = proxy.Location("http", loc.host, loc.port)
     url_path = urllib.parse.urlsplit(handler.path).path
     if not subpath and handler.command in ("GET", "HEAD"):     # kube redirects .../proxy to .../proxy/
         handler.send_response(301)
