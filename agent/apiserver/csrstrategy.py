@@ -17,21 +17,27 @@ from __future__ import annotations
 import copy
 
 from agent.api.objects import now_iso
+from agent.apiserver.authn.user import AUTHENTICATED, UserInfo
 
 KIND = "CertificateSigningRequest"
 _APPROVAL = ("Approved", "Denied")
 
 
-def stamp_requester(csr: dict, user: str, groups: list[str]) -> None:
-    """What kube-apiserver's PrepareForCreate records of the requesting user."""
+def stamp_requester(csr: dict, user: UserInfo) -> None:
+    """What kube-apiserver's PrepareForCreate records of the requesting
+    user: name, uid, groups and extra, as authenticated."""
     if not isinstance(csr.get("spec"), dict):
         return
     csr.pop("status", None)
     spec = csr["spec"]
-    spec["username"] = user
-    spec["groups"] = list(dict.fromkeys([*groups, "system:authenticated"]))
-    spec.pop("uid", None)
-    spec.pop("extra", None)
+    for field in ("username", "uid", "groups", "extra"):
+        spec.pop(field, None)
+    spec["username"] = user.name
+    if user.uid:
+        spec["uid"] = user.uid
+    spec["groups"] = list(dict.fromkeys([*user.groups, AUTHENTICATED]))
+    if user.extra:
+        spec["extra"] = {k: list(v) for k, v in user.extra.items()}
 
 
 def merge_update(old: dict, obj: dict, subresource: str | None) -> dict:

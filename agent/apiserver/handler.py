@@ -1,5 +1,6 @@
 """Request dispatch: one `Handler` per request (the listeners are
-agent/apiserver/serving.py) authenticates it, then sends it to what answers:
+agent/apiserver/serving.py) authenticates it (agent/apiserver/authn/),
+authorizes it (agent/apiserver/authz.py), then sends it to what answers:
 health and /version, discovery (/api, /apis, aggregated discovery:
 agent/apiserver/discovery.py), OpenAPI v2/v3 (agent/apiserver/openapi.py), or
 a verb on a resource path (agent/apiserver/paths.py).
@@ -10,9 +11,12 @@ paging: agent/apiserver/paging.py), watch (agent/apiserver/watch.py), create,
 update (PUT, resourceVersion conflicts), PATCH (strategic, merge and JSON
 patch: agent/apiserver/patch.py), delete (gracePeriodSeconds,
 propagationPolicy), dryRun=All and the scale subresource
-(agent/apiserver/writes.py), the status subresource, pods/binding, and the
+(agent/apiserver/writes.py), the status subresource, pods/binding, the
 connect subresources (agent/apiserver/connect.py): pod logs and exec/attach,
-relayed to the pod's kubelet, and pods/services/nodes proxy. fieldValidation
+relayed to the pod's kubelet, and pods/services/nodes proxy;
+serviceaccounts/token and selfsubjectreviews (agent/apiserver/tokenrequest.py),
+and the requester of a CertificateSigningRequest (agent/apiserver/csrstrategy.py).
+fieldValidation
 prunes or refuses unknown fields before a write. The registry does
 defaulting, validation and allocation; errors are `Status` objects.
 """
@@ -26,17 +30,31 @@ from http.server import BaseHTTPRequestHandler
 import yaml
 
 from agent.api.kinds import Kind
-from agent.api.pki import PUBLIC_PATHS, USERS
-from agent.apiserver import connect, csrstrategy, discovery, openapi, paging, patch, protobuf, tables, watch, writes
+from agent.api.pki import PUBLIC_PATHS
+from agent.apiserver import (
+    authz,
+    connect,
+    csrstrategy,
+    discovery,
+    openapi,
+    paging,
+    patch,
+    protobuf,
+    tables,
+    tokenrequest,
+    watch,
+    writes,
+)
+from agent.apiserver.authn.user import LOCAL_ADMIN
 from agent.apiserver.paths import list_kind, parse_path, predicate, subresource_path
 from agent.apiserver.registry import APIError
 
 log = logging.getLogger("nsplane.apiserver")
+MAX_BODY = 3 * 1024 * 1024      # kube-apiserver's MaxRequestBodyBytes
 BODY_TYPES = ("application/json", "application/yaml", protobuf.MEDIA_TYPE)
 REASONS = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 408: "Timeout", 413: "RequestEntityTooLarge",
            414: "RequestURITooLong", 415: "UnsupportedMediaType", 431: "RequestHeaderFieldsTooLarge",
            501: "NotImplemented"}
-ADMIN = (USERS["admin"][0], USERS["admin"][1].split(","))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -68,7 +86,13 @@ class Handler(BaseHTTPRequestHandler):
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():   # kubectl create --raw -f
             return self._chunked_body()
         n = int(self.headers.get("Content-Length") or 0)
+        if n > MAX_BODY:
+            self._too_large()
         return self.rfile.read(n) if n else b""
+
+    def _too_large(self):
+        self.close_connection = True      # the rest of the body is never read
+        raise APIError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}")
 
     def _chunked_body(self) -> bytes:
         """A chunked request body, read whole; afterwards the headers say what
@@ -86,6 +110,8 @@ class Handler(BaseHTTPRequestHandler):
                 break
             parts.append(self.rfile.read(size))
             self.rfile.readline(8)
+            if sum(map(len, parts)) > MAX_BODY:
+                self._too_large()
         data = b"".join(parts)
         del self.headers["Transfer-Encoding"]
         self.headers["Content-Length"] = str(len(data))
@@ -123,6 +149,7 @@ class Handler(BaseHTTPRequestHandler):
             if "Upgrade" not in self.headers:
                 self.rfile = _Replay(self._raw_body(), rfile)
             self._authenticate(url.path)
+            authz.authorize(self.user, self.command, url.path, q)
             if url.path in ("/healthz", "/readyz", "/livez"):
                 return self._send(200, b"ok", "text/plain")
             if url.path == "/version":
@@ -130,13 +157,16 @@ class Handler(BaseHTTPRequestHandler):
             if url.path.startswith("/openapi/") and self.command == "GET":
                 return self._send(200, *openapi.serve(url.path, self.headers.get("Accept")))
             doc = discovery.document(url.path, self.headers.get("Accept"))
+            if doc is None and self.api.tokens is not None and self.command == "GET":
+                doc = self.api.tokens.discovery(url.path)     # service account issuer discovery
             if doc is not None:
                 return self._send(200, *doc)
             kind, ns, name, sub = parse_path(url.path)
             if sub == "proxy" and name:
                 return connect.serve_proxy(self, kind, ns, name, subresource_path(url.path, ns is not None),
                                            url.query)
-            if self.command not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            if self.command not in ("GET", "POST", "PUT", "PATCH", "DELETE") or (
+                    kind.verbs is not None and (self.command != "POST" or name)):      # selfsubjectreviews
                 raise APIError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
                                                         "resource")
             self._decode_body(kind)
@@ -194,19 +224,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def _authenticate(self, path: str) -> None:
         """kube-apiserver without anonymous auth: a missing or unknown bearer
-        token is 401 Unauthorized (health and version stay public). The
-        user and groups are kept in `_identity`; the local socket's caller
-        is the cluster admin."""
+        token is 401 Unauthorized (health and version stay public). Sets
+        `self.user`, a UserInfo with the user's groups: the local admin
+        (system:masters) on the trusted socket, None for public paths."""
+        self.user = None
         auth = self.api.authenticator
-        self._identity = ADMIN
         if auth is None or getattr(self.server, "trusted", False):
+            self.user = LOCAL_ADMIN
             return
-        who = auth.identity(self.headers.get("Authorization"))
-        if who is not None:
-            self._identity = who
-        elif path in PUBLIC_PATHS:
-            self._identity = ("system:anonymous", ["system:unauthenticated"])
-        else:
+        if path in PUBLIC_PATHS:
+            return
+        self.user = auth.authenticate(self.headers.get("Authorization"))
+        if self.user is None:
             raise APIError(401, "Unauthorized", "Unauthorized")
 
     # ---- verbs -------------------------------------------------------
@@ -258,6 +287,10 @@ class Handler(BaseHTTPRequestHandler):
     def _do_post(self, kind, ns, name, sub, q):
         if name and sub in ("exec", "attach") and kind.kind == "Pod":
             return connect.pod_stream(self, ns, name, sub, q)
+        if name and sub == "token" and kind.kind == "ServiceAccount" and self.api.tokens is not None:
+            return self._send(201, self.api.tokens.create_token(self.api.registry, ns, name, self._body()))
+        if kind.kind == "SelfSubjectReview":
+            return self._send(201, tokenrequest.self_subject_review(self.user))
         if name and sub == "binding" and kind.kind == "Pod":
             self._writer(q).bind(ns, name, self._body())
             return self._send(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
@@ -266,7 +299,7 @@ class Handler(BaseHTTPRequestHandler):
             raise APIError(405, "MethodNotAllowed", "POST to a named resource is not supported")
         reg, body = self._writer(q), self._body()
         if kind.kind == csrstrategy.KIND:       # the requester, as authenticated, never as claimed
-            csrstrategy.stamp_requester(body, *self._identity)
+            csrstrategy.stamp_requester(body, self.user or LOCAL_ADMIN)
         self._send(201, reg.create(kind, ns, body))
 
     def _do_put(self, kind, ns, name, sub, q):

@@ -28,7 +28,7 @@ class _TCPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
     tls: ssl.SSLContext | None = None
-    trusted = False            # TCP clients must authenticate (agent/api/pki.py)
+    trusted = False            # TCP clients must authenticate (agent/apiserver/authn/)
 
     def finish_request(self, request, client_address):
         """TLS handshake on the request's own thread, so a slow client never
@@ -60,12 +60,16 @@ class APIServer:
 
     def __init__(self, registry: Registry, addresses: list[tuple[str, int]], unix_path: str | None = None,
                  kubelet_port: int = 10250, tls: ssl.SSLContext | None = None, authenticator=None,
-                 kubelet_tls: ssl.SSLContext | None = None):
+                 kubelet_tls: ssl.SSLContext | None = None, tokens=None):
         """tls: serve HTTPS on the TCP addresses; authenticator: an
-        agent.api.pki.Authenticator every TCP request must pass (None: open);
-        kubelet_tls: call kubelets over HTTPS with this client context
-        (agent.api.pki.kubelet_client_context; None: plain HTTP)."""
+        agent.apiserver.authn.Authenticator every TCP request must pass (None:
+        open); kubelet_tls: call kubelets over HTTPS with this client context
+        (agent.api.pki.kubelet_client_context; None: plain HTTP); tokens: the
+        ServiceAccount token issuer (agent.apiserver.tokenrequest.
+        ServiceAccountTokens; None: no serviceaccounts/token, selfsubjectreviews
+        or issuer discovery)."""
         self.registry = registry
+        self.tokens = tokens
         self.stopping = threading.Event()
         self.kubelet_port = kubelet_port
         self.kubelet_tls = kubelet_tls

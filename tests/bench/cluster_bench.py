@@ -40,7 +40,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from agent import cluster as clusterops  # noqa: E402
+from agent.cli import clusterops  # noqa: E402
 from agent.api.client import Client  # noqa: E402
 from tests.integration.cluster import ThrowawayCluster  # noqa: E402
 

@@ -4,7 +4,9 @@ functions decide it), how proxy paths parse, and the API server forwarding
 to a backend on loopback: method, path, query, body and end-to-end headers
 through, hop-by-hop headers and the caller's Authorization not, the answer
 streamed back, the Status errors kube-apiserver answers; nodes/proxy to a
-kubelet over TLS with the API server's kubelet client certificate."""
+kubelet over TLS with the API server's kubelet client certificate; who may
+go through (ServiceAccounts read, nodes/proxy is system:masters'), and a
+CertificateSigningRequest's requester taken from authentication."""
 import http.client
 import json
 import random
@@ -17,13 +19,14 @@ import pytest
 from agent.api import pki
 from agent.api.kinds import BY_RESOURCE
 from agent.apiserver import proxy
+from agent.apiserver.authn.user import UserInfo
 from agent.apiserver.connect import forwarded_headers
 from agent.apiserver.paths import parse_path, subresource_path
 from agent.apiserver.registry import APIError, Registry
 from agent.apiserver.serving import APIServer
 from agent.apiserver.store import Store
 from agent.node import kubeletserver
-from tests.unit.test_kubelet_tls import _Kubelet, issue
+from tests.unit.test_kubelet_tls import _Kubelet, issue, node_csr
 
 # ---- where requests go --------------------------------------------------------------
 
@@ -266,3 +269,70 @@ def test_head_and_options_elsewhere_are_405(cluster):
     port, _ = cluster
     assert req(port, "OPTIONS", "/api/v1/namespaces/default/services")[0] == 405
     assert req(port, "HEAD", "/healthz")[::2] == (200, b"")
+
+
+# ---- who may go through: the API server's authentication and authorization ----------
+
+ADMIN = UserInfo("kubernetes-admin", "kubernetes-admin", ("system:masters", "system:authenticated"))
+NODE = UserInfo("system:node:nsplane", "system:node:nsplane", ("system:nodes", "system:authenticated"))
+SA = UserInfo("system:serviceaccount:default:default", "sa-uid",
+              ("system:serviceaccounts", "system:serviceaccounts:default", "system:authenticated"))
+
+
+class _Tokens:
+    """Stands in for agent.apiserver.authn.Authenticator: a bearer token names the user."""
+    users = {"Bearer admin": ADMIN, "Bearer node": NODE, "Bearer sa": SA}
+
+    def authenticate(self, authorization):
+        return self.users.get(authorization)
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("guarded")
+    store = Store(str(tmp / "store.db"))
+    reg = Registry(store)
+    reg.create(BY_RESOURCE["namespaces"], None, {"metadata": {"name": "default"}})
+    reg.create(BY_RESOURCE["pods"], "default", {"metadata": {"name": "p"},
+                                                "spec": {"containers": [{"name": "c", "image": "nginx"}]}})
+    api = APIServer(reg, [("127.0.0.1", 0)], None, authenticator=_Tokens())
+    api.start()
+    yield api.servers[0].server_address[1], tmp
+    api.stop()
+    store.close()
+
+
+@pytest.mark.parametrize("who, method, path, code", [
+    ("sa", "GET", "/api/v1/namespaces/default/pods/p/proxy/", 400),          # through authz: the pod has no IP
+    ("sa", "POST", "/api/v1/namespaces/default/pods/p/proxy/x", 403),
+    ("sa", "GET", "/api/v1/namespaces/default/services/nosuch/proxy/", 404),
+    ("sa", "DELETE", "/api/v1/namespaces/default/services/nosuch/proxy/", 403),
+    ("sa", "GET", "/api/v1/namespaces/default/pods/p/log", 400),               # not scheduled yet
+    ("sa", "POST", "/api/v1/namespaces/default/pods/p/exec?command=sh", 403),
+    ("sa", "GET", "/api/v1/nodes/nosuch/proxy/healthz", 403),
+    ("node", "GET", "/api/v1/nodes/nosuch/proxy/healthz", 403),
+    ("admin", "GET", "/api/v1/nodes/nosuch/proxy/healthz", 404),
+    ("admin", "POST", "/api/v1/namespaces/default/pods/p/proxy/x", 400),
+    (None, "GET", "/api/v1/namespaces/default/pods/p/proxy/", 401),
+])
+def test_proxy_and_connect_are_authorized_as_kube_classifies_them(guarded, who, method, path, code):
+    port, _ = guarded
+    got, _, body = req(port, method, path, headers={"Authorization": f"Bearer {who}"} if who else {})
+    assert got == code, body
+    if code == 403:
+        assert b"is forbidden: User" in body
+
+
+def test_csr_requester_is_the_authenticated_user(guarded):
+    port, tmp = guarded
+    csr = node_csr(str(tmp))
+    csr["metadata"] = {"name": "claimed"}
+    csr["spec"].update(username="kubernetes-admin", groups=["system:masters"])
+    got, _, body = req(port, "POST", "/apis/certificates.k8s.io/v1/certificatesigningrequests",
+                       json.dumps(csr).encode(), {"Authorization": "Bearer node", "Content-Type": "application/json"})
+    spec = json.loads(body)["spec"]
+    assert got == 201, body
+    assert (spec["username"], spec["uid"], spec["groups"]) == ("system:node:nsplane", "system:node:nsplane",
+                                                               ["system:nodes", "system:authenticated"])
+    assert req(port, "POST", "/apis/certificates.k8s.io/v1/certificatesigningrequests", json.dumps(csr).encode(),
+               {"Authorization": "Bearer sa", "Content-Type": "application/json"})[0] == 403

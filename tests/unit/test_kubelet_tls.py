@@ -17,6 +17,7 @@ import pytest
 from agent.api import certificates, pki
 from agent.api.kinds import BY_RESOURCE
 from agent.apiserver import csrstrategy
+from agent.apiserver.authn.user import UserInfo
 from agent.apiserver.registry import APIError, Registry
 from agent.apiserver.store import Store
 from agent.controllers.certificates import CSRApprovingController, CSRSigningController, kubelet_serving_problem
@@ -204,7 +205,7 @@ def node_csr(tmp, node="node-1", ip="172.28.0.11", orgs=("system:nodes",), usage
     certificates.new_key(key)
     req = certificates.new_request(key, f"system:node:{node}", list(orgs), certificates.node_sans(node, [ip]))
     obj = certificates.csr_object(req, certificates.KUBELET_SERVING, list(usages))
-    csrstrategy.stamp_requester(obj, "system:node:nsplane", ["system:nodes"])
+    csrstrategy.stamp_requester(obj, UserInfo("system:node:nsplane", "system:node:nsplane", ("system:nodes",)))
     return obj
 
 
@@ -225,8 +226,10 @@ def test_approval_policy(tmp_path):
 def test_requester_comes_from_authentication_not_the_body(tmp_path):
     obj = node_csr(str(tmp_path))
     obj["spec"]["username"], obj["status"] = "kube-apiserver-kubelet-client", {"certificate": "eA=="}
-    csrstrategy.stamp_requester(obj, "jane", ["developers"])
+    obj["spec"]["extra"] = {"claimed": ["x"]}
+    csrstrategy.stamp_requester(obj, UserInfo("jane", "jane-uid", ("developers",)))
     assert obj["spec"]["username"] == "jane" and obj["spec"]["groups"] == ["developers", "system:authenticated"]
+    assert obj["spec"]["uid"] == "jane-uid" and "extra" not in obj["spec"]
     assert "status" not in obj
 
 

@@ -2,7 +2,6 @@
 `kubectl certificate approve|deny`).
 
 Field numbers and Go types from k8s.io/api certificates/v1 (generated.proto and types.go).
-spec.extra (map[string]ExtraValue) is not carried: nothing here sets or reads it.
 """
 
 GROUP = "certificates"
@@ -23,6 +22,7 @@ MESSAGES = {
         2: "username,omitempty string",
         3: "uid,omitempty string",
         4: "groups,omitempty []string",
+        6: "extra,omitempty map[string]ExtraValue",
     },
     "CertificateSigningRequestStatus": {
         1: "conditions,omitempty []CertificateSigningRequestCondition",
