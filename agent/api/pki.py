@@ -24,8 +24,9 @@ crypto dependency).
 Authentication is by bearer token on TCP: a static token from tokens.csv
 (this module's `Authenticator`) or a ServiceAccount JWT (agent/apiserver/authn/);
 the Unix socket is trusted (file mode 0600, root only), like a local admin
-port. Authorization until RBAC: ServiceAccount identities may only read
-(agent/apiserver/authz.py); the static users may do everything.
+port. Authorization until RBAC (agent/apiserver/authz.py): ServiceAccount
+identities may only read, nodes/proxy is system:masters' alone, and the
+other static users may do everything else.
 
 The CA key stays here, on the server's machine. Kubelets get their serving
 certificates through CertificateSigningRequests, signed by the controller
