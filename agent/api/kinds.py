@@ -55,6 +55,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("ServiceAccount", "serviceaccounts", "serviceaccount", "", "v1", True, ("sa",)),
     Kind("SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", "authentication.k8s.io", "v1", False, (),
          ("create",)),
+    Kind("CertificateSigningRequest", "certificatesigningrequests", "certificatesigningrequest",
+         "certificates.k8s.io", "v1", False, ("csr",)),
 )
 
 BY_RESOURCE = {k.resource: k for k in KINDS}

@@ -8,6 +8,11 @@ crypto dependency).
                                 SANs kube-apiserver has (kubernetes,
                                 kubernetes.default, ...svc.<domain>, 127.0.0.1,
                                 the host's underlay IP, the `kubernetes` ClusterIP)
+  apiserver-kubelet-client.crt, .key
+                                the API server's client certificate when it
+                                calls a kubelet (logs, exec, attach,
+                                nodes/proxy): CN kube-apiserver-kubelet-client,
+                                O system:masters, as kubeadm issues it
   tokens.csv                    kube-apiserver's --token-auth-file format:
                                 token,user,uid,"group,group"
   <role>.token                  the token each client uses (admin: kubeconfig,
@@ -19,8 +24,14 @@ crypto dependency).
 Authentication is by bearer token on TCP: a static token from tokens.csv
 (this module's `Authenticator`) or a ServiceAccount JWT (agent/apiserver/authn/);
 the Unix socket is trusted (file mode 0600, root only), like a local admin
-port. Authorization until RBAC: ServiceAccount identities may only read
-(agent/apiserver/authz.py); the static users may do everything.
+port. Authorization until RBAC (agent/apiserver/authz.py): ServiceAccount
+identities may only read, nodes/proxy is system:masters' alone, and the
+other static users may do everything else.
+
+The CA key stays here, on the server's machine. Kubelets get their serving
+certificates through CertificateSigningRequests, signed by the controller
+beside the API server (agent/controllers/certificates.py), and trust the API
+server's kubelet client certificate because the cluster CA issued it.
 """
 from __future__ import annotations
 
@@ -30,11 +41,16 @@ import io
 import ipaddress
 import os
 import secrets
+import socket
 import ssl
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 
+from agent.api import certificates
+
+KUBELET_CLIENT = ("kube-apiserver-kubelet-client", "system:masters")   # (CN, O), as kubeadm's
 USERS = {   # role -> (user name, groups)
     "admin": ("kubernetes-admin", "system:masters"),
     "node": ("system:node:nsplane", "system:nodes"),
@@ -70,6 +86,14 @@ class Paths:
     @property
     def sans(self) -> str:
         return os.path.join(self.dir, "apiserver.sans")
+
+    @property
+    def kubelet_client_crt(self) -> str:
+        return os.path.join(self.dir, "apiserver-kubelet-client.crt")
+
+    @property
+    def kubelet_client_key(self) -> str:
+        return os.path.join(self.dir, "apiserver-kubelet-client.key")
 
     @property
     def tokens(self) -> str:
@@ -138,6 +162,25 @@ def ensure_server_cert(p: Paths, sans: list[str]) -> None:
         f.write(want)
 
 
+def ensure_kubelet_client_cert(p: Paths) -> None:
+    """Issue the API server's kubelet client certificate, unless one the
+    current CA issued is there and has a month left."""
+    if os.path.exists(p.kubelet_client_crt) and os.path.exists(p.kubelet_client_key):
+        try:
+            cert = certificates.read_certificate(p.kubelet_client_crt, p.ca_crt)
+            if cert.issued_by_ca and cert.not_after > time.time() + 30 * 86400:
+                return
+        except certificates.CertificateError:
+            pass
+    certificates.new_key(p.kubelet_client_key)
+    cn, org = KUBELET_CLIENT
+    req = certificates.new_request(p.kubelet_client_key, cn, [org], [])
+    pem = certificates.sign(req, p.ca_crt, p.ca_key, [], ["digital signature", "key encipherment", "client auth"])
+    with open(p.kubelet_client_crt + ".tmp", "w") as f:
+        f.write(pem)
+    os.replace(p.kubelet_client_crt + ".tmp", p.kubelet_client_crt)
+
+
 def ensure_service_account_key(p: Paths) -> None:
     """The key pair ServiceAccount tokens are signed with (kept across `up`s:
     a new key would invalidate every token handed out)."""
@@ -187,6 +230,7 @@ def ensure(pki_dir: str, cluster: str, host_ips: list[str], service_ip: str, dom
     p = Paths(pki_dir)
     ensure_ca(p, cluster)
     ensure_server_cert(p, server_sans(host_ips, service_ip, domain))
+    ensure_kubelet_client_cert(p)
     ensure_service_account_key(p)
     tokens = ensure_tokens(p)
     for role, tok in tokens.items():   # <role>.token: what each client reads
@@ -206,8 +250,38 @@ def server_context(pki_dir: str) -> ssl.SSLContext:
     return ctx
 
 
+_HTTP_STARTS = (b"GET /", b"HEAD ", b"POST ", b"PUT /", b"OPTIO")
+
+
+def refused_plain_http(sock: socket.socket) -> bool:
+    """What Go's TLS servers (kube-apiserver, the kubelet) answer plain
+    HTTP sent to them: 400 `Client sent an HTTP request to an HTTPS
+    server.` Returns True when it answered (the caller then closes)."""
+    try:
+        head = sock.recv(5, socket.MSG_PEEK)
+    except OSError:
+        return False
+    if head not in _HTTP_STARTS:
+        return False
+    try:
+        sock.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+    except OSError:
+        pass
+    return True
+
+
 def client_context(ca_file: str) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=ca_file)
+    return ctx
+
+
+def kubelet_client_context(pki_dir: str) -> ssl.SSLContext:
+    """What the API server calls kubelets with: their serving certificate
+    must come from the cluster CA and name the address called (the node's
+    InternalIP); it presents the kubelet client certificate."""
+    p = Paths(pki_dir)
+    ctx = ssl.create_default_context(cafile=p.ca_crt)
+    ctx.load_cert_chain(p.kubelet_client_crt, p.kubelet_client_key)
     return ctx
 
 

@@ -4,7 +4,7 @@ Owns: the columns and cells of kube-apiserver's Table printers for the kinds we
 serve (a port of pkg/printers/internalversion/printers.go: printService,
 printEndpoints, printEndpointSlice, printPod, printDeployment, printReplicaSet,
 printReplicationController, printNamespace, printNode, printEvent, printConfigMap, printSecret,
-printServiceAccount), kubectl's tabwriter layout (column
+printServiceAccount, printCertificateSigningRequest), kubectl's tabwriter layout (column
 width = widest cell + 3 spaces, minimum 6; the last column unpadded),
 HumanDuration for AGE (k8s.io/apimachinery/pkg/util/duration), and `-o yaml` /
 `-o json` rendering as kubectl does it (keys sorted; one object, or a `List`).
@@ -34,6 +34,7 @@ _COLUMNS = {
     "Node": (["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
              ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]),
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], []),
+    "CertificateSigningRequest": (["NAME", "AGE", "SIGNERNAME", "REQUESTOR", "REQUESTEDDURATION", "CONDITION"], []),
 }
 _EVENT_WIDE = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE", "FIRST SEEN", "COUNT", "NAME"]
 
@@ -362,10 +363,28 @@ def _event(ev, wide, now):
             first, str(count), _name(ev)]
 
 
+def csr_condition(csr: dict) -> str:
+    """extractCSRStatus: Denied over Approved over Pending, then ,Failed and ,Issued."""
+    types = {c.get("type") for c in (csr.get("status") or {}).get("conditions") or []}
+    out = "Denied" if "Denied" in types else "Approved" if "Approved" in types else "Pending"
+    if "Failed" in types:
+        out += ",Failed"
+    if (csr.get("status") or {}).get("certificate"):
+        out += ",Issued"
+    return out
+
+
+def _csr(csr, wide, now):
+    spec = csr.get("spec") or {}
+    exp = spec.get("expirationSeconds")
+    return [_name(csr), since(_created(csr), now), spec.get("signerName") or "<none>", spec.get("username", ""),
+            human_duration(exp) if isinstance(exp, int) else "<none>", csr_condition(csr)]
+
+
 _ROWS = {"Service": _service, "Endpoints": _endpoints, "EndpointSlice": _endpoint_slice, "Pod": _pod,
          "Deployment": _deployment, "ReplicaSet": _replica_set, "ReplicationController": _replica_set,
          "Namespace": _namespace, "Node": _node,
-         "Event": _event}
+         "Event": _event, "CertificateSigningRequest": _csr}
 
 
 # ---- configuration and identity: ConfigMap, Secret, ServiceAccount ---------------------------

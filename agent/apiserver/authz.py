@@ -3,7 +3,7 @@
 kube-apiserver turns each request into attributes (k8s.io/apiserver
 endpoints/request RequestInfoFactory: verb, API group, namespace, resource,
 subresource, name, or a non-resource path) and asks its authorizers. Here
-the only rule is: a user in the group system:serviceaccounts may get, list
+the main rule is: a user in the group system:serviceaccounts may get, list
 and watch anything, create a SelfSubjectReview (kube's system:basic-user
 grants that to everyone) and read non-resource paths; every other request
 of theirs is kube's 403 Forbidden, worded as kube words it:
@@ -11,14 +11,24 @@ of theirs is kube's 403 Forbidden, worded as kube words it:
     pods is forbidden: User "system:serviceaccount:default:default" cannot create
     resource "pods" in API group "" in the namespace "default"
 
-Static-token users (the admin, node agents) and the trusted Unix socket are
-not limited. RBAC replaces this module.
+The connect subresources are classified as kube classifies them: a GET
+through pods/proxy or services/proxy is `get` on "pods/proxy", any other
+method a write (POST `create`, PUT `update`, ...); pods/exec, attach and
+portforward are `create` whatever the method, so ServiceAccounts may read
+logs and proxy GETs but not run anything in a pod.
+
+nodes/proxy reaches the kubelet with the API server's own client
+certificate (group system:masters), which the kubelet serves everything,
+exec included; so only system:masters may use it (in a kubeadm cluster
+only cluster-admin's group holds nodes/proxy). Apart from that,
+static-token users (the admin, node agents) and the trusted Unix socket
+(system:masters) are not limited. RBAC replaces this module.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.apiserver.authn.user import UserInfo
+from agent.apiserver.authn.user import MASTERS, UserInfo
 from agent.apiserver.registry import APIError
 
 READ_VERBS = ("get", "list", "watch")
@@ -26,6 +36,8 @@ ALLOWED_CREATES = {("authentication.k8s.io", "selfsubjectreviews")}
 # subresources that run something: kube asks for "create" whatever the HTTP method
 # (websocket upgrades are GETs; AuthorizePodWebsocketUpgradeCreatePermission)
 _CONNECT = {("pods", "exec"), ("pods", "attach"), ("pods", "portforward")}
+# what only system:masters may use: the kubelet's whole API, as the API server's client certificate
+MASTERS_ONLY = {("", "nodes", "proxy")}
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
 _METHOD_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
 
@@ -101,7 +113,11 @@ def forbidden(user: UserInfo, a: Attributes) -> APIError:
 
 
 def allowed(user: UserInfo | None, a: Attributes) -> bool:
-    if user is None or not user.is_service_account:
+    if user is None:            # public paths
+        return True
+    if a.resource_request and (a.group, a.resource, a.subresource) in MASTERS_ONLY:
+        return MASTERS in user.groups
+    if not user.is_service_account:
         return True
     if not a.resource_request:
         return a.verb in ("get", "head")

@@ -34,7 +34,7 @@ ALL_CATEGORY = {"pods", "services", "deployments", "replicasets", "replicationco
 
 @dataclass(frozen=True)
 class Subresource:
-    name: str                    # "status", "scale", "log", "exec", "binding"
+    name: str                    # "status", "scale", "log", "exec", "binding", "proxy", "approval"
     kind: str                    # response kind: the parent's kind, Scale, Pod, PodExecOptions...
     verbs: tuple[str, ...]
     group: str = ""              # the kind's group when it differs from the parent's (Scale)
@@ -43,20 +43,25 @@ class Subresource:
 
 _STATUS = Subresource("status", "", ("get", "patch", "update"))
 _SCALE = Subresource("scale", "Scale", ("get", "patch", "update"), "autoscaling", "v1")
+_PROXY_VERBS = ("create", "delete", "get", "patch", "update")   # a connect subresource: every HTTP method
 SUBRESOURCES: dict[str, tuple[Subresource, ...]] = {
     "namespaces": (_STATUS,),
-    "nodes": (_STATUS,),
+    "nodes": (Subresource("proxy", "NodeProxyOptions", _PROXY_VERBS), _STATUS),
     "pods": (Subresource("attach", "PodAttachOptions", ("create", "get")),
              Subresource("binding", "Binding", ("create",)),
              Subresource("exec", "PodExecOptions", ("create", "get")),
              Subresource("log", "Pod", ("get",)),
+             Subresource("proxy", "PodProxyOptions", _PROXY_VERBS),
              _STATUS),
-    "services": (_STATUS,),
+    "services": (Subresource("proxy", "ServiceProxyOptions", _PROXY_VERBS), _STATUS),
     "serviceaccounts": (Subresource("token", "TokenRequest", ("create",), "authentication.k8s.io", "v1"),),
     "deployments": (_SCALE, _STATUS),
     "replicasets": (_SCALE, _STATUS),
     "replicationcontrollers": (_SCALE, _STATUS),
+    "certificatesigningrequests": (Subresource("approval", "", ("get", "patch", "update")), _STATUS),
 }
+# Subresources whose path goes on past the subresource (…/pods/web/proxy/any/path).
+PATH_SUBRESOURCES = ("proxy",)
 
 
 def version_info() -> dict:
@@ -69,7 +74,7 @@ def version_info() -> dict:
 def groups() -> list[str]:
     """The named groups we serve, in kube-apiserver's order of preference
     (apps before discovery.k8s.io, as kube lists them)."""
-    order = ["apps", "events.k8s.io", "authentication.k8s.io", "discovery.k8s.io"]
+    order = ["apps", "events.k8s.io", "authentication.k8s.io", "certificates.k8s.io", "discovery.k8s.io"]
     found = {k.group for k in KINDS if k.group}
     return sorted(found, key=lambda g: (order.index(g) if g in order else len(order), g))
 

@@ -11,9 +11,12 @@ paging: agent/apiserver/paging.py), watch (agent/apiserver/watch.py), create,
 update (PUT, resourceVersion conflicts), PATCH (strategic, merge and JSON
 patch: agent/apiserver/patch.py), delete (gracePeriodSeconds,
 propagationPolicy), dryRun=All and the scale subresource
-(agent/apiserver/writes.py), the status subresource, pods/binding, pod logs and
-exec/attach (relayed to the pod's kubelet: agent/streams/), serviceaccounts/token
-and selfsubjectreviews (agent/apiserver/tokenrequest.py). fieldValidation
+(agent/apiserver/writes.py), the status subresource, pods/binding, the
+connect subresources (agent/apiserver/connect.py): pod logs and exec/attach,
+relayed to the pod's kubelet, and pods/services/nodes proxy;
+serviceaccounts/token and selfsubjectreviews (agent/apiserver/tokenrequest.py),
+and the requester of a CertificateSigningRequest (agent/apiserver/csrstrategy.py).
+fieldValidation
 prunes or refuses unknown fields before a write. The registry does
 defaulting, validation and allocation; errors are `Status` objects.
 """
@@ -21,19 +24,30 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.error
 import urllib.parse
-import urllib.request
 from http.server import BaseHTTPRequestHandler
 
 import yaml
 
-from agent.api.kinds import BY_RESOURCE, Kind
+from agent.api.kinds import Kind
 from agent.api.pki import PUBLIC_PATHS
-from agent.apiserver import authz, discovery, openapi, paging, patch, protobuf, tables, tokenrequest, watch, writes
-from agent.apiserver.paths import list_kind, parse_path, predicate
+from agent.apiserver import (
+    authz,
+    connect,
+    csrstrategy,
+    discovery,
+    openapi,
+    paging,
+    patch,
+    protobuf,
+    tables,
+    tokenrequest,
+    watch,
+    writes,
+)
+from agent.apiserver.authn.user import LOCAL_ADMIN
+from agent.apiserver.paths import list_kind, parse_path, predicate, subresource_path
 from agent.apiserver.registry import APIError
-from agent.streams import relay, sessions
 
 log = logging.getLogger("nsplane.apiserver")
 MAX_BODY = 3 * 1024 * 1024      # kube-apiserver's MaxRequestBodyBytes
@@ -65,7 +79,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Warning", f"299 - {json.dumps(w)}")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def _raw_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():   # kubectl create --raw -f
@@ -147,7 +162,11 @@ class Handler(BaseHTTPRequestHandler):
             if doc is not None:
                 return self._send(200, *doc)
             kind, ns, name, sub = parse_path(url.path)
-            if kind.verbs is not None and (self.command != "POST" or name):      # selfsubjectreviews
+            if sub == "proxy" and name:
+                return connect.serve_proxy(self, kind, ns, name, subresource_path(url.path, ns is not None),
+                                           url.query)
+            if self.command not in ("GET", "POST", "PUT", "PATCH", "DELETE") or (
+                    kind.verbs is not None and (self.command != "POST" or name)):      # selfsubjectreviews
                 raise APIError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
                                                         "resource")
             self._decode_body(kind)
@@ -201,15 +220,19 @@ class Handler(BaseHTTPRequestHandler):
             self.headers.replace_header("Content-Length", str(len(raw)))
         self.rfile = _Replay(raw, self.rfile)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
     def _authenticate(self, path: str) -> None:
         """kube-apiserver without anonymous auth: a missing or unknown bearer
         token is 401 Unauthorized (health and version stay public). Sets
-        `self.user` (None on the trusted socket and for public paths)."""
+        `self.user`, a UserInfo with the user's groups: the local admin
+        (system:masters) on the trusted socket, None for public paths."""
         self.user = None
         auth = self.api.authenticator
-        if auth is None or getattr(self.server, "trusted", False) or path in PUBLIC_PATHS:
+        if auth is None or getattr(self.server, "trusted", False):
+            self.user = LOCAL_ADMIN
+            return
+        if path in PUBLIC_PATHS:
             return
         self.user = auth.authenticate(self.headers.get("Authorization"))
         if self.user is None:
@@ -219,9 +242,9 @@ class Handler(BaseHTTPRequestHandler):
     def _do_get(self, kind, ns, name, sub, q):
         reg = self.api.registry
         if name and sub == "log":
-            return self._pod_log(ns, name, q)
+            return connect.pod_log(self, ns, name, q)
         if name and sub in ("exec", "attach") and kind.kind == "Pod":
-            return self._pod_stream(ns, name, sub, q)
+            return connect.pod_stream(self, ns, name, sub, q)
         if name and sub == "scale":
             writes.require_scalable(kind)
             return self._send(200, writes.scale_of(reg.get(kind, ns, name)))
@@ -263,7 +286,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _do_post(self, kind, ns, name, sub, q):
         if name and sub in ("exec", "attach") and kind.kind == "Pod":
-            return self._pod_stream(ns, name, sub, q)
+            return connect.pod_stream(self, ns, name, sub, q)
         if name and sub == "token" and kind.kind == "ServiceAccount" and self.api.tokens is not None:
             return self._send(201, self.api.tokens.create_token(self.api.registry, ns, name, self._body()))
         if kind.kind == "SelfSubjectReview":
@@ -274,8 +297,10 @@ class Handler(BaseHTTPRequestHandler):
                                     "code": 201})
         if name:
             raise APIError(405, "MethodNotAllowed", "POST to a named resource is not supported")
-        reg = self._writer(q)
-        self._send(201, reg.create(kind, ns, self._body()))
+        reg, body = self._writer(q), self._body()
+        if kind.kind == csrstrategy.KIND:       # the requester, as authenticated, never as claimed
+            csrstrategy.stamp_requester(body, self.user or LOCAL_ADMIN)
+        self._send(201, reg.create(kind, ns, body))
 
     def _do_put(self, kind, ns, name, sub, q):
         if not name:
@@ -353,54 +378,6 @@ class Handler(BaseHTTPRequestHandler):
         """The registry, or a dry-run view of it for ?dryRun=All."""
         dry = q.get("dryRun") or ",".join((body or {}).get("dryRun") or [])
         return writes.dry_run_registry(self.api.registry) if writes.check_dry_run(dry) else self.api.registry
-
-    # ---- logs, exec and attach ----------------------------------------
-    def _pod_log(self, ns, name, q) -> None:
-        pod = self.api.registry.get(BY_RESOURCE["pods"], ns, name)
-        node = pod.get("spec", {}).get("nodeName")
-        if not node:
-            raise APIError(400, "BadRequest", f'pod "{name}" is not scheduled to a node yet; wait for it to start')
-        addr = self.api.kubelet_address(node)
-        url = f"http://{addr}/containerLogs/{ns}/{name}?" + urllib.parse.urlencode(q)
-        try:
-            with urllib.request.urlopen(url, timeout=None if q.get("follow") == "true" else 10) as r:
-                if q.get("follow") == "true":
-                    return self._stream_chunked(r)
-                return self._send(200, r.read(), "text/plain")
-        except urllib.error.HTTPError as e:
-            raise APIError(e.code, "BadRequest", e.read().decode(errors="replace").strip()) from None
-        except OSError as e:
-            raise APIError(503, "ServiceUnavailable",
-                           f"cannot reach the kubelet of node {node} at {addr}: {e}") from None
-
-    def _stream_chunked(self, resp) -> None:
-        """`logs -f`: relay the kubelet's stream as it comes."""
-        chunk = sessions.start_chunked(self)
-        try:
-            relay.relay_chunked(resp, chunk)
-            self.wfile.write(b"0\r\n\r\n")
-        except OSError:
-            pass
-
-    def _pod_stream(self, ns, name, verb, q) -> None:
-        """exec/attach: check the pod, then relay the upgraded connection to
-        the kubelet of its node (agent/streams/sessions.py)."""
-        pod = self.api.registry.get(BY_RESOURCE["pods"], ns, name)
-        containers = [c["name"] for c in pod.get("spec", {}).get("containers", [])]
-        container = q.get("container") or (containers[0] if containers else "")
-        if container not in containers:
-            raise APIError(400, "BadRequest", f"container {container} is not valid for pod {name}")
-        phase = pod.get("status", {}).get("phase")
-        if phase in ("Succeeded", "Failed") or not pod.get("spec", {}).get("nodeName"):
-            raise APIError(400, "BadRequest",
-                           f"cannot {verb} into a container in a completed pod; current phase is {phase}"
-                           if phase in ("Succeeded", "Failed") else f'pod "{name}" is not scheduled to a node yet')
-        addr = self.api.kubelet_address(pod["spec"]["nodeName"])
-        query = urllib.parse.urlsplit(self.path).query
-        try:
-            relay.proxy_upgrade(self, addr, f"/{verb}/{ns}/{name}/{container}?{query}")
-        except sessions.StreamError as e:
-            raise APIError(e.code, "ServiceUnavailable", str(e)) from None
 
 
 class _Replay:

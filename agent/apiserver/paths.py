@@ -9,7 +9,7 @@ from typing import Callable
 
 from agent.api import fields, selectors
 from agent.api.kinds import BY_RESOURCE, Kind
-from agent.apiserver.discovery import SUBRESOURCES
+from agent.apiserver.discovery import PATH_SUBRESOURCES, SUBRESOURCES
 from agent.apiserver.registry import APIError
 
 
@@ -31,9 +31,26 @@ def parse_path(path: str) -> tuple[Kind, str | None, str | None, str | None]:
     kind = BY_RESOURCE[rest[0]]
     name = rest[1] if len(rest) > 1 else None
     sub = rest[2] if len(rest) > 2 else None
-    if len(rest) > 3 or (sub is not None and sub not in {s.name for s in SUBRESOURCES.get(kind.resource, ())}):
+    if sub is not None and sub not in {s.name for s in SUBRESOURCES.get(kind.resource, ())}:
+        raise APIError(404, "NotFound", "the server could not find the requested resource")
+    if len(rest) > 3 and sub not in PATH_SUBRESOURCES:
         raise APIError(404, "NotFound", "the server could not find the requested resource")
     return kind, namespace, name, sub
+
+
+def subresource_path(path: str, namespaced: bool) -> str:
+    """What follows the subresource in a path parse_path accepted (still
+    percent-encoded, trailing slash kept): '/api/v1/namespaces/ns/pods/web:80/proxy/a/b/'
+    -> '/a/b/', '.../proxy' -> ''."""
+    skip = (2 if path.lstrip("/").startswith("api/") else 3) + (2 if namespaced else 0) + 3
+    pos = 0
+    while skip:
+        while path.startswith("/", pos):
+            pos += 1
+        end = path.find("/", pos)
+        pos = len(path) if end < 0 else end
+        skip -= 1
+    return path[pos:]
 
 
 def list_kind(kind: Kind) -> str:

@@ -18,7 +18,7 @@ import uuid
 
 from agent.api.kinds import BY_RESOURCE, KINDS, Kind
 from agent.api.objects import now_iso
-from agent.apiserver import configdata, validation
+from agent.apiserver import configdata, csrstrategy, validation
 from agent.apiserver.allocation import (
     AllocationRefused,
     ServiceAllocation,
@@ -109,6 +109,8 @@ class Registry:
         if kind.kind in HAS_GENERATION:     # their strategies' PrepareForCreate: a fresh status
             md["generation"] = 1
             obj["status"] = {} if kind.kind == "Deployment" else {"replicas": 0}
+        if kind.kind == csrstrategy.KIND:
+            obj.pop("status", None)          # signed and approved only through its subresources
         default(kind.kind, obj)
         causes = validation.validate(kind.kind, obj, None, node_port_range=self.allocation.node_port_range)
         if causes:
@@ -232,6 +234,8 @@ class Registry:
     def _merge_update(self, kind: Kind, old: dict, obj: dict, subresource: str | None) -> dict:
         """PUT replaces spec and metadata; status only through /status (and the
         reverse), as for kinds with a status subresource."""
+        if kind.kind == csrstrategy.KIND:
+            return csrstrategy.merge_update(old, obj, subresource)
         new = copy.deepcopy(old)
         md, omd = new["metadata"], obj.get("metadata", {})
         if subresource == "status":     # kube's status strategies keep spec, not metadata

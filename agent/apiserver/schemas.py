@@ -28,6 +28,7 @@ CORE = "io.k8s.api.core.v1."
 APPS = "io.k8s.api.apps.v1."
 DISCOVERY = "io.k8s.api.discovery.v1."
 AUTHENTICATION = "io.k8s.api.authentication.v1."
+CERTIFICATES = "io.k8s.api.certificates.v1."
 
 # short name -> (definition prefix, {field: type}, required fields)
 TYPES: dict[str, tuple[str, dict, tuple[str, ...]]] = {}
@@ -192,6 +193,16 @@ _t(DISCOVERY, "Endpoint", {"addresses": "[string]", "conditions": "EndpointCondi
                            "zone": "string", "hints": "any"}, ("addresses",))
 _t(DISCOVERY, "discovery.EndpointPort", {"name": "string", "protocol": "string", "port": "int32", "appProtocol": "string"})
 
+# ---- certificates.k8s.io ------------------------------------------------------------
+_t(CERTIFICATES, "CertificateSigningRequestSpec", {
+    "request": "string", "signerName": "string", "expirationSeconds": "int32", "usages": "[string]",
+    "username": "string", "uid": "string", "groups": "[string]", "extra": "{any}"}, ("request", "signerName"))
+_t(CERTIFICATES, "CertificateSigningRequestCondition", {
+    "type": "string", "status": "string", "reason": "string", "message": "string", "lastUpdateTime": "time",
+    "lastTransitionTime": "time"}, ("type", "status"))
+_t(CERTIFICATES, "CertificateSigningRequestStatus", {
+    "conditions": "[CertificateSigningRequestCondition]", "certificate": "string"})
+
 # ---- the kinds (top-level objects): kind -> (prefix, fields, required) -------------------------
 _TOP = {"apiVersion": "string", "kind": "string", "metadata": "ObjectMeta"}
 KIND_TYPES: dict[str, tuple[str, dict, tuple[str, ...]]] = {
@@ -212,6 +223,8 @@ KIND_TYPES: dict[str, tuple[str, dict, tuple[str, ...]]] = {
     "ReplicaSet": (APPS, {**_TOP, "spec": "ReplicaSetSpec", "status": "ReplicaSetStatus"}, ()),
     "ReplicationController": (CORE, {**_TOP, "spec": "ReplicationControllerSpec",
                                      "status": "ReplicationControllerStatus"}, ()),
+    "CertificateSigningRequest": (CERTIFICATES, {**_TOP, "spec": "CertificateSigningRequestSpec",
+                                                 "status": "CertificateSigningRequestStatus"}, ("spec",)),
 }
 
 

@@ -3,7 +3,8 @@ address; every request authenticated) and plain HTTP on a Unix socket (mode
 0600, root only: the local admin socket, trusted). Each request runs on its
 own thread through `Handler` (agent/apiserver/handler.py); `APIServer` owns the
 listeners, the registry they serve and what requests ask of the cluster
-beyond it (where a node's kubelet listens, whether the server is stopping).
+beyond it (where a node's kubelet listens and how to call it, whether the
+server is stopping).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import ssl
 import threading
 from http.server import ThreadingHTTPServer
 
+from agent.api import pki
 from agent.api.objects import internal_ip
 from agent.apiserver.handler import Handler
 from agent.apiserver.registry import APIError, Registry
@@ -26,13 +28,15 @@ class _TCPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
     tls: ssl.SSLContext | None = None
-    trusted = False            # TCP clients must authenticate (agent/api/pki.py)
+    trusted = False            # TCP clients must authenticate (agent/apiserver/authn/)
 
     def finish_request(self, request, client_address):
         """TLS handshake on the request's own thread, so a slow client never
         blocks accept()."""
         if self.tls is not None:
             request.settimeout(10)
+            if pki.refused_plain_http(request):
+                return
             try:
                 request = self.tls.wrap_socket(request, server_side=True)
             except (ssl.SSLError, OSError) as e:
@@ -56,16 +60,19 @@ class APIServer:
 
     def __init__(self, registry: Registry, addresses: list[tuple[str, int]], unix_path: str | None = None,
                  kubelet_port: int = 10250, tls: ssl.SSLContext | None = None, authenticator=None,
-                 tokens=None):
+                 kubelet_tls: ssl.SSLContext | None = None, tokens=None):
         """tls: serve HTTPS on the TCP addresses; authenticator: an
         agent.apiserver.authn.Authenticator every TCP request must pass (None:
-        open); tokens: the ServiceAccount token issuer
-        (agent.apiserver.tokenrequest.ServiceAccountTokens; None: no
-        serviceaccounts/token, selfsubjectreviews or issuer discovery)."""
+        open); kubelet_tls: call kubelets over HTTPS with this client context
+        (agent.api.pki.kubelet_client_context; None: plain HTTP); tokens: the
+        ServiceAccount token issuer (agent.apiserver.tokenrequest.
+        ServiceAccountTokens; None: no serviceaccounts/token, selfsubjectreviews
+        or issuer discovery)."""
         self.registry = registry
         self.tokens = tokens
         self.stopping = threading.Event()
         self.kubelet_port = kubelet_port
+        self.kubelet_tls = kubelet_tls
         self.authenticator = authenticator
         handler = type("BoundHandler", (Handler,), {"api": self})
         self.servers: list[socketserver.BaseServer] = [_TCPServer(a, handler) for a in addresses]

@@ -127,6 +127,16 @@ COLUMNS: dict[str, tuple[_C, ...]] = {
               ("First Seen", "string", 1, "The time at which the event was first recorded."),
               ("Count", "string", 1, "The number of times this event has occurred."),
               ("Name", "string", 1, _NAME_DOC)),
+    "CertificateSigningRequest": (
+        ("Name", "string", 0, _NAME_DOC),
+        ("Age", "string", 0, _AGE_DOC),
+        ("SignerName", "string", 0, "signerName indicates the requested signer, and is a qualified name."),
+        ("Requestor", "string", 0, "request contains an x509 certificate signing request encoded in a "
+                                   "\"CERTIFICATE REQUEST\" PEM block."),
+        ("RequestedDuration", "string", 0, "expirationSeconds is the requested duration of validity of the "
+                                           "issued certificate."),
+        ("Condition", "string", 0, "conditions applied to the request. Known conditions are \"Approved\", "
+                                   "\"Denied\", and \"Failed\".")),
 }
 
 # ---- ConfigMap, Secret, ServiceAccount: kube types these columns "string" but

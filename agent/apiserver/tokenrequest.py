@@ -23,7 +23,7 @@ from agent.api.kinds import BY_RESOURCE
 from agent.apiserver import authn
 from agent.apiserver.authn import jwt
 from agent.apiserver.authn.serviceaccount import TokenAuthenticator, TokenIssuer, issuer_url
-from agent.apiserver.authn.user import AUTHENTICATED, UserInfo
+from agent.apiserver.authn.user import LOCAL_ADMIN, UserInfo
 from agent.apiserver.registry import APIError, Registry
 from agent.apiserver.validation.errors import Errs
 
@@ -31,7 +31,6 @@ API_VERSION = "authentication.k8s.io/v1"
 DEFAULT_EXPIRATION = 3600                 # SetDefaults_TokenRequestSpec
 MIN_EXPIRATION, MAX_EXPIRATION = 600, 1 << 32
 BOUND_KINDS = {"Pod": "pods", "Secret": "secrets", "Node": "nodes"}
-LOCAL_ADMIN = UserInfo("system:admin", "", ("system:masters", AUTHENTICATED))   # the trusted Unix socket
 
 
 def _rfc3339(t: float) -> str:

@@ -20,6 +20,7 @@ from agent.apiserver.serving import APIServer
 from agent.apiserver.tokenrequest import ServiceAccountTokens
 from agent.apiserver.store import Store
 from agent.controllers import bootstrap
+from agent.controllers.certificates import CSRApprovingController, CSRSigningController
 from agent.controllers.deployment import DeploymentController
 from agent.controllers.endpointslice import EndpointSliceController
 from agent.controllers.endpointslicemirroring import EndpointSliceMirroringController
@@ -46,8 +47,11 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
     tokens, sa_tokens = ServiceAccountTokens.build(store, paths.sa_key, paths.sa_pub, cfg.cluster_domain,
                                                    f"https://{cfg.host_ip}:{cfg.api_port}/openid/v1/jwks")
     api = APIServer(registry, listen, cfg.api_socket, cfg.kubelet_port, tls=pki.server_context(cfg.pki_dir),
-                    authenticator=authn.Authenticator(pki.Authenticator(paths.tokens), sa_tokens), tokens=tokens)
+                    authenticator=authn.Authenticator(pki.Authenticator(paths.tokens), sa_tokens),
+                    kubelet_tls=pki.kubelet_client_context(cfg.pki_dir), tokens=tokens)
     controllers = [bootstrap.BootstrapController(store, registry, cfg.host_ip, cfg.api_port),
+                   CSRApprovingController(store, registry),
+                   CSRSigningController(store, registry, paths.ca_crt, paths.ca_key),
                    Scheduler(store, registry), ReplicaSetController(store, registry),
                    ReplicationManager(store, registry),
                    DeploymentController(store, registry), EndpointSliceController(store, registry),

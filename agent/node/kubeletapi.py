@@ -1,13 +1,13 @@
 """The kubelet's port (10250): container logs (plain and followed), and the
 node's end of exec and attach, which the API server relays to it
-(agent/streams/relay.py). Sessions themselves are agent/streams/sessions.py."""
+(agent/streams/relay.py). Sessions themselves are agent/streams/sessions.py;
+the HTTPS server, and who may call it, agent/node/kubeletserver.py."""
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from agent.node.kubelet.containers import proc_start_time
 from agent.node.kubelet.kubelet import Kubelet
@@ -64,14 +64,6 @@ class KubeletAPI(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-
-
-def serve_kubelet_api(kubelet: Kubelet, ip: str, port: int, stop: threading.Event) -> None:
-    handler = type("BoundKubeletAPI", (KubeletAPI,), {"kubelet": kubelet})
-    srv = ThreadingHTTPServer((ip, port), handler)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, name="kubelet-api", daemon=True).start()
-    threading.Thread(target=lambda: (stop.wait(), srv.shutdown()), daemon=True).start()
 
 
 def container_env(pid: int | None) -> dict:

@@ -1,7 +1,8 @@
 """The node agent process: registers the Node, heart-beats, and runs the
-kubelet (pods), the proxier (Service rules) and the routes to other nodes'
-pod CIDRs. It runs inside its node's network namespace and talks to the API
-over TCP, like a kubelet and kube-proxy on a real node.
+kubelet (pods, and its HTTPS port for the API server), the proxier (Service
+rules) and the routes to other nodes' pod CIDRs. It runs inside its node's
+network namespace and talks to the API over TCP, like a kubelet and
+kube-proxy on a real node.
 
 Run by `nsplane up` as
 `nsenter --net=/run/netns/<node netns> python -m agent.node --config ... --node node-1`.
@@ -16,12 +17,13 @@ import signal
 import threading
 import time
 
+from agent.api.certificates import CertificateError
 from agent.api.client import APIStatusError, Client, Informer, compact
 from agent.api.config import ClusterConfig
 from agent.api.objects import now_iso, pod_cidr_routes
-from agent.node import hostnode
+from agent.node import hostnode, kubeletserver
+from agent.node.certificates import CertificateBootstrapError, ensure_serving_certificate
 from agent.node.kubelet.kubelet import Kubelet
-from agent.node.kubeletapi import serve_kubelet_api
 from dataplane import node as nodenet
 from dataplane.model import NodeInfo
 
@@ -145,6 +147,18 @@ class NodeAgent:
             threading.Thread(target=target, args=(self.stop,), name=name, daemon=True).start()
         return proxier
 
+    def serve_kubelet_api(self, kubelet: Kubelet) -> None:
+        """The kubelet's port, on HTTPS with a serving certificate the
+        cluster CA issued for this node (requested through a
+        CertificateSigningRequest: agent/node/certificates.py)."""
+        pki_dir = os.path.join(self.cfg.dir, "nodes", self.name, "pki")
+        try:
+            cert = ensure_serving_certificate(self.client, self.name, [self.ip], pki_dir, self.cfg.ca_file)
+        except (CertificateBootstrapError, CertificateError, APIStatusError, OSError) as e:
+            raise SystemExit(f"node {self.name}: no serving certificate for the kubelet API: {e}") from None
+        kubeletserver.serve(kubelet, self.ip, self.cfg.kubelet_port,
+                            kubeletserver.serving_context(cert, self.cfg.ca_file), self.stop)
+
     def run(self) -> None:
         node = self.register()
         pod_cidr = node["spec"]["podCIDR"]
@@ -158,7 +172,7 @@ class NodeAgent:
         kubelet = Kubelet(self.client, self.cfg, self.name, pod_cidr, self.ip, services)
         for inf in (services, slices, nodes):
             inf.start(self.stop)
-        serve_kubelet_api(kubelet, self.ip, self.cfg.kubelet_port, self.stop)
+        self.serve_kubelet_api(kubelet)
         threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True).start()
         threading.Thread(target=proxier.run, args=(self.stop,), name="proxier", daemon=True).start()
         kubelet.run(self.stop)

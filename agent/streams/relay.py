@@ -1,11 +1,14 @@
 """The API server's hop of exec, attach and logs -f: it runs nothing itself;
 after checking the pod it relays the upgraded connection byte for byte to
-the kubelet of the pod's node (`proxy_upgrade`), and a followed log chunk by
-chunk (`relay_chunked`). The kubelet's hop is agent/streams/sessions.py."""
+the kubelet of the pod's node (`proxy_upgrade`, over TLS with the API
+server's kubelet client certificate), and a followed log chunk by chunk
+(`relay_chunked`). The kubelet's hop is agent/streams/sessions.py. The
+proxy subresources relay WebSocket upgrades to pods the same way."""
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 
 from agent.streams.sessions import StreamError
@@ -14,16 +17,24 @@ log = logging.getLogger("nsplane.streams")
 FORWARDED = ("Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Protocol",
              "Sec-WebSocket-Extensions", "X-Stream-Protocol-Version")
 
-def proxy_upgrade(handler, address: str, path: str, timeout: float = 10.0) -> None:
-    """Forward an upgrade request to the kubelet at `address` (host:port) and
-    splice the two connections until either side ends."""
+def proxy_upgrade(handler, address: str, path: str, timeout: float = 10.0, tls: ssl.SSLContext | None = None,
+                  headers: list[tuple[str, str]] | None = None, what: str = "the kubelet",
+                  method: str = "GET") -> None:
+    """Forward an upgrade request to `what` at `address` (host:port), over
+    TLS when `tls` is given (the kubelet: its certificate verified, ours
+    presented), and splice the two connections until either side ends.
+    `headers`: what to send besides Host (default: the upgrade's own)."""
     host, port = address.rsplit(":", 1)
     try:
-        up = socket.create_connection((host, int(port)), timeout=timeout)
+        up = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
+        if tls is not None:
+            up = tls.wrap_socket(up, server_hostname=host.strip("[]"))
     except OSError as e:
-        raise StreamError(503, f"unable to upgrade connection: cannot reach the kubelet at {address}: {e}") from None
-    headers = "".join(f"{h}: {v}\r\n" for h in FORWARDED for v in handler.headers.get_all(h) or [])
-    up.sendall(f"GET {path} HTTP/1.1\r\nHost: {address}\r\n{headers}\r\n".encode())
+        raise StreamError(503, f"unable to upgrade connection: cannot reach {what} at {address}: {e}") from None
+    if headers is None:
+        headers = [(h, v) for h in FORWARDED for v in handler.headers.get_all(h) or []]
+    head = "".join(f"{h}: {v}\r\n" for h, v in headers)
+    up.sendall(f"{method} {path} HTTP/1.1\r\nHost: {address}\r\n{head}\r\n".encode())
     up.settimeout(None)
     handler.close_connection = True
     client_sock = handler.connection
@@ -57,8 +68,10 @@ def proxy_upgrade(handler, address: str, path: str, timeout: float = 10.0) -> No
 
 
 def _shutdown(sock, how=socket.SHUT_RDWR) -> None:
+    """shutdown(2) on the descriptor: a TLS socket keeps its session (the
+    other direction is still read, decrypted), unlike SSLSocket.shutdown."""
     try:
-        sock.shutdown(how)
+        socket.socket.shutdown(sock, how)
     except OSError:
         pass
 

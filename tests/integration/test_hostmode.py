@@ -292,6 +292,10 @@ def test_second_vm_joins(lab):
     # pod to pod across the "VMs": routed via node-2's InternalIP on the shared network
     r = vm1.exec("tmp", "curl", "-s", "--max-time", "5", f"http://{far['status']['podIP']}:8080/hostname")
     assert r.stdout == "far", r.stderr
+    # the joined kubelet serves the API server with a certificate it got through a CSR: VM 2 has no CA key
+    assert "Started HTTP server on port 8080" in vm1.nsplane("logs", "far").stdout
+    assert os.path.exists(vm2.cfg.ca_file) and not os.path.exists(os.path.join(vm2.cfg.pki_dir, "ca.key"))
+    assert os.path.exists(os.path.join(vm2.cfg.dir, "nodes", "node-2", "pki", "kubelet-server-current.pem"))
     routes = ip("-n", VM1, "route", "show", "proto", "78")
     assert f"{nodes['node-2']['spec']['podCIDR']} via {VM2_IP} dev eth1" in routes
     # the NodePort answers on both VMs; the web pods all run on node-1

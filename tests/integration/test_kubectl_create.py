@@ -118,13 +118,18 @@ def test_delete_collection_by_label(c):
 
 
 @pytest.mark.parametrize("path", ["/api/v1/namespaces/default/foos",
-                                  "/api/v1/namespaces/default/pods/nope/proxy/x",
+                                  "/api/v1/namespaces/default/pods/nope/log/x",
                                   "/api/v1/namespaces/default/services/kubernetes/nosuchsub",
                                   "/apis/apps/v1/namespaces/default/deployments/x/log"])
 def test_unknown_resources_and_subresources_are_404(c, path):
     r = c.kubectl("get", "--raw", path, check=False)
     assert r.returncode == 1
     assert r.stderr.strip() == "Error from server (NotFound): the server could not find the requested resource"
+
+
+def test_a_proxy_to_an_unknown_pod_is_its_404(c):
+    r = c.kubectl("get", "--raw", "/api/v1/namespaces/default/pods/nope/proxy/x", check=False)
+    assert (r.returncode, r.stderr.strip()) == (1, 'Error from server (NotFound): pods "nope" not found')
 
 
 def test_bodies_that_are_not_json_yaml_or_protobuf(c, tmp_path):

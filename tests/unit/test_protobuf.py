@@ -412,7 +412,8 @@ SERVED = [("v1", k) for k in ("Namespace", "Node", "Pod", "Service", "Endpoints"
     ("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "ClusterRole"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"), ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
     ("scheduling.k8s.io/v1", "PriorityClass"), ("networking.k8s.io/v1", "Ingress"),
-    ("networking.k8s.io/v1", "IngressClass"), ("policy/v1", "PodDisruptionBudget")]
+    ("networking.k8s.io/v1", "IngressClass"), ("policy/v1", "PodDisruptionBudget"),
+    ("certificates.k8s.io/v1", "CertificateSigningRequest")]
 
 
 @pytest.mark.parametrize("api_version, kind", SERVED)

@@ -14,6 +14,7 @@ POD_UID = "authentication.kubernetes.io/pod-uid"
 NODE_NAME = "authentication.kubernetes.io/node-name"
 NODE_UID = "authentication.kubernetes.io/node-uid"
 CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
+MASTERS = "system:masters"
 
 
 @dataclass(frozen=True)
@@ -45,3 +46,6 @@ def service_account_username(namespace: str, name: str) -> str:
 
 def service_account_groups(namespace: str) -> tuple[str, ...]:
     return (SERVICE_ACCOUNTS, f"{SERVICE_ACCOUNTS}:{namespace}")
+
+
+LOCAL_ADMIN = UserInfo("system:admin", "", (MASTERS, AUTHENTICATED))   # the trusted Unix socket's caller

@@ -24,6 +24,7 @@ clusterIP outside the service CIDR) belong to the allocator.
 from __future__ import annotations
 
 from agent.api import kinds
+from agent.apiserver.validation.certificates import check_csr
 from agent.apiserver.validation.common import (
     check_namespace,
     validate_meta,
@@ -93,6 +94,7 @@ CHECKS = {
     "EndpointSlice": check_endpoint_slice,
     "Endpoints": check_endpoints,
     "Namespace": check_namespace,
+    "CertificateSigningRequest": check_csr,
     "ConfigMap": check_config_map,
     "Secret": check_secret,
     "ServiceAccount": check_service_account,

@@ -2,8 +2,8 @@
 
 Data only: see schema.py for the format and how it is compiled.
 """
-from . import (apps, authentication, autoscaling, batch, core, core_container, core_pod, core_volume, discovery, meta,
-               networking, policy, rbac, scheduling)
+from . import (apps, authentication, autoscaling, batch, certificates, core, core_container, core_pod, core_volume,
+               discovery, meta, networking, policy, rbac, scheduling)
 
 MODULES = (meta, core, core_pod, core_container, core_volume, apps, batch, discovery, networking, rbac, policy,
-           scheduling, authentication, autoscaling)
+           scheduling, authentication, autoscaling, certificates)
