@@ -31,11 +31,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests", "kernel"))
 
 from agent.node.runtime import cgroups, images, oci, rootfs  # noqa: E402
 from agent.node.runtime.spec import NodeInfo, PodNamespaces, container_spec  # noqa: E402
-from runtime_image import build_layout, save_docker_archive  # noqa: E402
+from tests.oci_image import build_layout, save_docker_archive  # noqa: E402
 
 NETNS = "nsplane-hb-rt"
 CGROUP_PARENT = "/nsplane-hb-rt"

@@ -177,11 +177,9 @@ class ImageManager:
                 return stored
             if standin:
                 return self._standin(pod, image, ref, "cannot be pulled (imagePullPolicy Never)")
-            try:
-                reference.pull_needed(image, policy, False)
-            except ImageNeverPull as err:
-                self._warn(pod, "ErrImageNeverPull", str(err), "ErrImageNeverPull")
-                raise
+            message = f'Container image "{image}" is not present with pull policy of Never'
+            self._warn(pod, "ErrImageNeverPull", message, "ErrImageNeverPull")
+            raise ImageNeverPull(message)
         if self.backoff.in_backoff(key, time.monotonic()):
             message = f'Back-off pulling image "{image}"'
             self.event(pod, "BackOff", message)

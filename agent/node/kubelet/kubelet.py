@@ -34,7 +34,7 @@ from agent.node.kubelet.containers import Container, backoff
 from agent.node.kubelet.kuberuntime import KubeRuntime
 from agent.node.kubelet.probes import ProbeState, run_probe
 from agent.node.kubelet.sandbox import PodSandbox
-from agent.node.kubelet.status import pod_status
+from agent.node.kubelet.status import image_name, pod_status
 from agent.node.runtime.errors import ContainerStartError, RuntimeLayerError
 from agent.node.runtime.images import ImageStore
 
@@ -126,6 +126,7 @@ class Kubelet:
         self._wake = threading.Condition()
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
         self._last_ip = 1
+        self._stopping: set[str] = set()        # containers being stopped for a restart
         self.recorder = Recorder(client, "kubelet", node_name)
         self.runtime = KubeRuntime(cfg, node_dir)
         self.images = imagemanager.ImageManager(
@@ -274,6 +275,8 @@ class Kubelet:
         for spec in rt.pod["spec"].get("containers", []):
             c = rt.container(spec)
             changed |= self._refresh(rt, c)
+            if c.running and c.image and c.image != image_name(spec.get("image", "")):
+                self._definition_changed(rt, c)
             if c.running or c.backoff_until == float("inf") or (c.retry_at and now < c.retry_at):
                 continue
             if c.exit_code is not None and not c.backoff_until:
@@ -289,6 +292,23 @@ class Kubelet:
                 changed |= self._start_container(rt, c, spec)
         if changed:
             rt.save()
+
+    def _definition_changed(self, rt: PodRuntime, c: Container) -> None:
+        """The pod's image of a running container changed (`kubectl set image` on
+        a pod): the kubelet stops that instance; the next one runs the new image."""
+        if c.cid in self._stopping:
+            return
+        self._stopping.add(c.cid)
+        self._event(rt.pod, "Killing", f"Container {c.name} definition changed, will be restarted")
+        grace = float(rt.pod["spec"].get("terminationGracePeriodSeconds", 30))
+
+        def stop(cid=c.cid):
+            try:
+                self.runtime.stop(cid, grace)
+            finally:
+                self._stopping.discard(cid)
+                self._mark(rt.uid, rt.key)
+        threading.Thread(target=stop, name=f"restart-{c.name}", daemon=True).start()
 
     def _pause(self, rt: PodRuntime) -> bool:
         """With shareProcessNamespace, the pod's PID 1; False while it cannot run."""

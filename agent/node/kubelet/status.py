@@ -16,16 +16,17 @@ from agent.node.runtime import reference
 from agent.node.runtime.resources import qos_class
 
 
-def _image_name(spec: dict) -> str:
+def image_name(image: str) -> str:
+    """The normalised name the runtime reports (docker.io/library/nginx:latest)."""
     try:
-        return reference.parse(spec.get("image", "")).name
+        return reference.parse(image).name
     except Exception:          # noqa: BLE001 - an unparsable name is reported as given
-        return spec.get("image", "")
+        return image
 
 
 def container_status(spec: dict, c: Container | None, pod_label: str, now: float) -> dict:
     """One entry of status.containerStatuses."""
-    cs = {"name": spec["name"], "image": (c.image if c and c.image else _image_name(spec)),
+    cs = {"name": spec["name"], "image": (c.image if c and c.image else image_name(spec.get("image", ""))),
           "imageID": c.image_id if c else "", "restartCount": c.restarts if c else 0,
           "ready": False, "started": False}
     if c and c.container_id:
