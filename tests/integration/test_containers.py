@@ -11,6 +11,7 @@ a node; the stand-ins say in their Events that they are stand-ins. One
 cluster (no DNS) serves the module."""
 import json
 import re
+import time
 
 import pytest
 import yaml
@@ -233,6 +234,20 @@ def test_shared_process_namespace(c):
     assert {"sleep 3600", "sleep 3601"} <= {args for _, args in rows}
 
 
+def test_a_restarted_agent_adopts_containers_and_learns_how_others_ended(c):
+    c.apply(bare_pod("later", command=["sh", "-c", "sleep 2; exit 4"]))
+    c.wait(lambda: "running" in state(c, "later").get("state", {}), 20, "later running")
+    before = {p["metadata"]["name"]: p["status"]["containerStatuses"][0]["containerID"] for p in c.ready_pods("app=web")}
+    assert clusterops.stop_role(c.cfg, "node-1")
+    time.sleep(3)                                    # `later` ends while no agent is there
+    c.up()
+    term = finished(c, "later")
+    assert (term["exitCode"], term["reason"]) == (4, "Error")
+    after = {p["metadata"]["name"]: p["status"]["containerStatuses"][0] for p in c.ready_pods("app=web")}
+    assert {n: s["containerID"] for n, s in after.items()} == before
+    assert all(s["restartCount"] == 0 for s in after.values())
+
+
 # ---- pulling --------------------------------------------------------------------------
 
 def test_pull_always_from_a_local_registry(c):
@@ -277,7 +292,7 @@ def test_image_in_use_is_not_removed(c):
     assert r.returncode == 1 and "is used by a running container" in r.stderr
     c.nsplane("delete", "deploy", "web")
     c.nsplane("delete", "pod", "as-app", "ro-root", "nonroot", "crash", "missing-binary", "shared", "hog",
-              "--now", check=False)
+              "later", "--now", check=False)
     c.wait(lambda: not c.get("pods", "-l", "app=web")["items"], 30, "web pods gone")
     r = c.wait(lambda: (r := c.nsplane("image", "rm", IMAGE, check=False)).returncode == 0 and r, 30, "rm")
     assert r.stdout == f"Deleted: {STORED}\n"
