@@ -19,6 +19,7 @@ import ipaddress
 import json
 import logging
 import os
+import queue
 import shutil
 import sys
 import threading
@@ -110,6 +111,27 @@ def read_state(path: str) -> dict | None:
         return None
 
 
+class AsyncRecorder:
+    """Events written by a thread of their own, in order, as client-go's
+    broadcaster does: a pod's start never waits for its Events to be stored."""
+
+    def __init__(self, recorder: Recorder):
+        self.recorder = recorder
+        self._queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._drain, name="events", daemon=True).start()
+
+    def event(self, obj: dict, reason: str, message: str, etype: str = "Normal") -> None:
+        self._queue.put((obj, reason, message, etype))
+
+    def _drain(self) -> None:
+        while True:
+            obj, reason, message, etype = self._queue.get()
+            try:
+                self.recorder.event(obj, reason, message, etype)
+            except Exception as e:    # an event is never worth the kubelet
+                log.debug("event %s not recorded: %s", reason, e)
+
+
 class Kubelet:
     def __init__(self, client: Client, cfg: ClusterConfig, node_name: str, pod_cidr: str,
                  host_ip: str, services: Informer | None = None):
@@ -127,7 +149,7 @@ class Kubelet:
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
         self._last_ip = 1
         self._stopping: set[str] = set()        # containers being stopped for a restart
-        self.recorder = Recorder(client, "kubelet", node_name)
+        self.recorder = AsyncRecorder(Recorder(client, "kubelet", node_name))
         self.runtime = KubeRuntime(cfg, node_dir)
         self.images = imagemanager.ImageManager(
             image_store(cfg), self._event, lambda pod: self._mark(pod["metadata"]["uid"], (

@@ -69,8 +69,9 @@ def repository(image: str) -> str:
 
 
 def python_module(module: str, *args: str) -> list[str]:
-    """argv that runs one of our Python workloads with this interpreter."""
-    return [sys.executable, "-m", f"agent.node.workloads.{module}", *args]
+    """argv that runs one of our Python workloads with this interpreter, through
+    the launcher that makes it behave as a container's PID 1 (__main__.py)."""
+    return [sys.executable, "-m", "agent.node.workloads", module, *args]
 
 
 def resolve(container: dict) -> list[str]:
