@@ -174,11 +174,11 @@ def down(cfg: ClusterConfig, purge: bool = False, say=print) -> None:
             pass
     if stopped or strays:
         say(f"stopped {stopped + len(strays)} container(s)")
-    sandbox.sweep_ipc(os.path.join(cfg.rundir, "ipc"))
+    ipc = sandbox.sweep_ipc(os.path.join(cfg.rundir, "ipc"))
     swept = cleanup.sweep(cfg.name, uts_dir, host_netns=cfg.host_netns)
     if cfg.host_netns and netns.exists(cfg.host_netns):
         netns.delete(cfg.host_netns)
-    for line in swept.lines():
+    for line in swept.lines() + [f"ipc {p}" for p in ipc]:
         say(f"removed {line}")
     shutil.rmtree(cfg.rundir, ignore_errors=True)
     for d in glob.glob(os.path.join(cfg.dir, "nodes", "*", "pods", "*")):

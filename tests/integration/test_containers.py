@@ -221,6 +221,21 @@ def test_crash_loop_start_error_and_previous_logs(c):
     assert (term["exitCode"], term["reason"]) == (128, "StartError") and "/no/such/program" in term["message"]
 
 
+def test_exec_probes_run_inside_the_container(c):
+    """/tmp/ready and /tmp/dead exist only inside the container: the probes see
+    them, so they run there; a failed liveness probe restarts the container."""
+    c.apply(bare_pod("probed", command=["sh", "-c", "touch /tmp/ready; exec sleep 3600"], restart="Always",
+                     container={"readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1},
+                                "livenessProbe": {"exec": {"command": ["sh", "-c", "test ! -e /tmp/dead"]},
+                                                  "periodSeconds": 1, "failureThreshold": 1}}))
+    c.wait(lambda: state(c, "probed").get("ready"), 30, "probed Ready")
+    assert c.exec("probed", "touch", "/tmp/dead").returncode == 0
+    c.wait(lambda: state(c, "probed").get("restartCount") == 1 and state(c, "probed").get("ready"), 30,
+           "restarted and Ready again")
+    assert ("Normal", "Killing", "Container probed failed liveness probe, will be restarted") in events(c, "probed")
+    assert state(c, "probed")["lastState"]["terminated"]["exitCode"] == 137   # sleep ignores SIGTERM as PID 1
+
+
 def test_shared_process_namespace(c):
     c.apply(_yaml({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "shared"}, "spec": {
         "shareProcessNamespace": True, "terminationGracePeriodSeconds": 1,
@@ -292,7 +307,7 @@ def test_image_in_use_is_not_removed(c):
     assert r.returncode == 1 and "is used by a running container" in r.stderr
     c.nsplane("delete", "deploy", "web")
     c.nsplane("delete", "pod", "as-app", "ro-root", "nonroot", "crash", "missing-binary", "shared", "hog",
-              "later", "--now", check=False)
+              "later", "probed", "--now", check=False)
     c.wait(lambda: not c.get("pods", "-l", "app=web")["items"], 30, "web pods gone")
     r = c.wait(lambda: (r := c.nsplane("image", "rm", IMAGE, check=False)).returncode == 0 and r, 30, "rm")
     assert r.stdout == f"Deleted: {STORED}\n"
