@@ -6,9 +6,11 @@ the image manager provides (images.py), probes, restarts per restartPolicy
 with crash-loop back-off, status reported to the API (status.py), and
 graceful deletion (SIGTERM, grace period, SIGKILL, then the sandbox).
 
-Watch callbacks only enqueue pod keys; one loop syncs pods and, every tick,
-checks containers and due probes. Pulls run on the image manager's thread,
-stops on their own threads, probes on a pool. State per pod is kept in a
+Watch callbacks only enqueue pod keys; one loop hands changed pods to a few
+pod workers (one sync at a time per pod, as the kubelet's pod workers) and,
+every tick, checks the containers and due probes of the others. Pulls run on
+the image manager's thread, stops on their own threads, probes on a pool,
+Events on a thread of their own. State per pod is kept in a
 JSON file, and each container's exit status by its runtime monitor, so a
 restarted agent adopts running pods and learns how the ones that ended
 while it was away ended.
@@ -43,6 +45,7 @@ log = logging.getLogger("nsplane.kubelet")
 CONFIG_RETRY = 10.0          # CreateContainerConfigError / CreateContainerError: try again after
 PULL_ERROR_RETRY = 1.0       # ErrImagePull: the next sync shows ImagePullBackOff
 PULL_BACKOFF_RETRY = 5.0     # ImagePullBackOff: look again (the image manager's back-off decides)
+POD_WORKERS = 3             # pods synced at once (their sandboxes and container starts)
 PAUSE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pause.py")
 
 
@@ -147,6 +150,11 @@ class Kubelet:
         self._dirty: dict[str, tuple[str, str]] = {}     # uid -> (namespace, name)
         self._wake = threading.Condition()
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
+        self._workers = ThreadPoolExecutor(max_workers=POD_WORKERS, thread_name_prefix="pod-worker")
+        self._busy: set[str] = set()             # uids a pod worker is syncing
+        self._again: set[str] = set()            # ...and that changed meanwhile
+        self._busy_lock = threading.Lock()
+        self._ip_lock = threading.Lock()
         self._last_ip = 1
         self._stopping: set[str] = set()        # containers being stopped for a restart
         self.recorder = AsyncRecorder(Recorder(client, "kubelet", node_name))
@@ -177,13 +185,33 @@ class Kubelet:
                     self._wake.wait(0.25)
                 dirty, self._dirty = self._dirty, {}
             for uid, key in dirty.items():
-                self._sync_uid(uid, key)
+                self._dispatch(uid, key)
             for rt in list(self.pods.values()):
-                if rt.uid not in dirty:
+                if rt.uid not in dirty and rt.uid not in self._busy:
                     self._tick(rt)
+        self._workers.shutdown(wait=False)
         self._probe_pool.shutdown(wait=False)
         self.images.close()
         self.runtime.close()
+
+    def _dispatch(self, uid: str, key: tuple[str, str]) -> None:
+        """Sync a changed pod on a pod worker: one at a time per pod (a pod that
+        changes meanwhile is synced once more), several pods at once."""
+        with self._busy_lock:
+            if uid in self._busy:
+                self._again.add(uid)
+                return
+            self._busy.add(uid)
+        self._workers.submit(self._work, uid, key)
+
+    def _work(self, uid: str, key: tuple[str, str]) -> None:
+        while True:
+            self._sync_uid(uid, key)
+            with self._busy_lock:
+                if uid not in self._again:
+                    self._busy.discard(uid)
+                    return
+                self._again.discard(uid)
 
     def _sync_uid(self, uid: str, key: tuple[str, str]) -> None:
         pod = self.informer.get(*key)
@@ -209,11 +237,12 @@ class Kubelet:
         if rt.pod["metadata"].get("deletionTimestamp"):
             return
         t0 = time.monotonic()
-        rt.ip = rt.ip or rt.pod.get("status", {}).get("podIP") or None
-        if rt.ip and ipaddress.ip_address(rt.ip) not in self.net:
-            rt.ip = None
-        if not rt.ip or self._ip_in_use(rt.ip, rt.uid):
-            rt.ip = self._allocate_ip(rt.uid)
+        with self._ip_lock:
+            rt.ip = rt.ip or rt.pod.get("status", {}).get("podIP") or None
+            if rt.ip and ipaddress.ip_address(rt.ip) not in self.net:
+                rt.ip = None
+            if not rt.ip or self._ip_in_use(rt.ip, rt.uid):
+                rt.ip = self._allocate_ip(rt.uid)
         try:
             remade = rt.sandbox.ensure(rt.ip, self.gateway, adopted, label=f"{rt.key[0]}/{rt.key[1]}")
             rt.sandbox.write_files(rt.ip, self.cfg.dns_ip, self.cfg.cluster_domain)
