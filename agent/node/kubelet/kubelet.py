@@ -43,7 +43,7 @@ from agent.node.runtime.images import ImageStore
 
 log = logging.getLogger("nsplane.kubelet")
 CONFIG_RETRY = 10.0          # CreateContainerConfigError / CreateContainerError: try again after
-PULL_ERROR_RETRY = 1.0       # ErrImagePull: the next sync shows ImagePullBackOff
+PULL_ERROR_RETRY = 2.0       # ErrImagePull: the next sync shows ImagePullBackOff
 PULL_BACKOFF_RETRY = 5.0     # ImagePullBackOff: look again (the image manager's back-off decides)
 POD_WORKERS = 3             # pods synced at once (their sandboxes and container starts)
 PAUSE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pause.py")
