@@ -118,12 +118,29 @@ class PodSandbox:
         """Namespaces, veth and addresses in place; True if the network was
         (re)made, which strands containers that joined an older one."""
         # The UTS file first: it is what marks the netns as this cluster's for `nsplane down`.
-        uts.ensure(self.uts, self.hostname)
-        ensure_ipc(self.ipc)
+        if not (os.path.exists(self.uts) or os.path.exists(self.ipc)):
+            self._pin_new()
+        else:
+            uts.ensure(self.uts, self.hostname)
+            ensure_ipc(self.ipc)
         if adopted and podnet.healthy(self.netns, self.host_if, ip, gateway):
             return False
         podnet.setup_pod(self.netns, self.host_if, ip, gateway, label=label)
         return True
+
+    def _pin_new(self) -> None:
+        """A new pod's UTS and IPC namespaces in one `unshare` (what uts.ensure
+        and ensure_ipc do one by one, for a pod that has neither yet)."""
+        for path in (self.uts, self.ipc):
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            with open(path, "a"):
+                pass
+        proc = subprocess.run(["unshare", f"--uts={self.uts}", f"--ipc={self.ipc}", "hostname", self.hostname],
+                              capture_output=True, text=True, timeout=_TIMEOUT, check=False)
+        if proc.returncode != 0:
+            for path in (self.uts, self.ipc):
+                _unlink(path)
+            raise SandboxError(f"pod namespaces {self.uts}, {self.ipc}: unshare failed: {proc.stderr.strip()}")
 
     def write_files(self, ip: str, dns_ip: str, domain: str) -> dict[str, str]:
         """resolv.conf, hosts and hostname for the pod; returns name -> path."""
