@@ -91,11 +91,17 @@ class Container:
         return term
 
     def restarting(self) -> None:
-        """A new instance replaces a finished one: it becomes lastState."""
+        """A new instance replaces a finished one: it becomes lastState. Only
+        its log stays with it (`logs --previous`); older ones go, as the
+        kubelet keeps one dead container per container."""
         if self.exit_code is not None:
             self.last = self.termination()
             self.restarts += 1
             self.exit_code, self.reason, self.message = None, "", ""
+            try:
+                os.remove(os.path.join(self.log_dir, f"{self.restarts - 2}.log"))
+            except OSError:
+                pass
         self.cid = ""
 
     def waiting(self, reason: str, message: str, retry_in: float = 0.0) -> bool:
