@@ -160,12 +160,13 @@ def _host_pid(c, pod: dict) -> int:
 
 def test_a_standin_sees_neither_the_cluster_nor_the_machines_secrets(c):
     r = c.exec("tmp", "sh", "-c", "ps -eo pid,comm; iptables-legacy -L; echo iptables=$?; "
-               f"ls {c.cfg.dir} /root/.kube /var/lib/nsplane /run/netns 2>&1; wc -c < /etc/shadow; hostname")
+               f"ls {c.cfg.dir} /root/.kube /var/lib/nsplane /run/netns 2>&1; ls -A /etc/ssh 2>/dev/null | wc -l; "
+               "wc -c < /etc/shadow; hostname")
     lines = r.stdout.splitlines()
     assert [x.split()[1] for x in lines[1:3]] == ["sleep", "sh"] and lines[0].split() == ["PID", "COMMAND"]
     assert "iptables=" in r.stdout and "iptables=0" not in r.stdout, r.stdout + r.stderr
     assert r.stdout.count("No such file or directory") == 4, r.stdout
-    assert lines[-2:] == ["0", "tmp"]
+    assert lines[-3:] == ["0", "0", "tmp"]
     tmp = state(c, "tmp")
     assert tmp["imageID"] == "" and tmp["image"] == "docker.io/curlimages/curl:latest"
     assert ("Normal", "Pulled", f'Container image "{CURL}" is not on this machine and cannot be pulled; '

@@ -15,7 +15,10 @@ Mounts every container gets, as containerd gives them: the pod's
 /etc/resolv.conf, /etc/hosts and /etc/hostname. A stand-in's root is the
 host's, read-only and non-recursive, with /tmp, /run and /var empty, and
 also without the cluster's state dir, /etc/netns (other pods' files),
-/root and /home (kubeconfigs), /etc/shadow and /etc/gshadow. The coredns
+/etc/ssh (host keys), /root and /home (kubeconfigs), /etc/shadow and
+/etc/gshadow. It runs trusted code of this machine; the view keeps the
+cluster's and the machine's secrets out of the pod, it is no sandbox for
+hostile programs (the machine's other files are readable). The coredns
 stand-in of kube-system reads its API token and CA from exactly the two
 cluster files its env names, bind-mounted read-only at the service
 account's usual paths (/var/run/secrets/kubernetes.io/serviceaccount/).
@@ -42,7 +45,7 @@ from agent.node.runtime.spec import Mount, NodeInfo, container_spec
 log = logging.getLogger("nsplane.kubelet.runtime")
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-STANDIN_HIDDEN = ("/etc/netns", "/root", "/home")
+STANDIN_HIDDEN = ("/etc/netns", "/etc/ssh", "/root", "/home")
 STANDIN_MASKED = ("/etc/shadow", "/etc/gshadow")
 COREDNS_FILES = {"NSPLANE_API_TOKEN_FILE": "token", "NSPLANE_API_CA_FILE": "ca.crt"}
 
@@ -66,7 +69,7 @@ def _memory_capacity() -> int:
 
 def hidden_paths(cfg) -> tuple[str, ...]:
     """What a stand-in's host view hides besides /tmp, /run and /var: the
-    cluster's state, /etc/netns, /root and /home, except a directory holding
+    cluster's state, /etc/netns, /etc/ssh, /root and /home, except a directory holding
     the code or the interpreter the stand-ins run (an editable install in a
     home directory), which must stay visible."""
     code = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(workloads.__file__))))
