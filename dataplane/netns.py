@@ -163,9 +163,10 @@ def entered(netns: str) -> Iterator[None]:
 
 
 def current_name() -> str | None:
-    """Name of the named namespace this process runs in, if it has one."""
+    """Name of the named namespace the calling thread runs in (`entered`
+    moves one thread only, so /proc/thread-self, not /proc/self), if it has one."""
     try:
-        mine = os.stat("/proc/self/ns/net")
+        mine = os.stat("/proc/thread-self/ns/net")
     except OSError:
         return None
     for name in list_names():

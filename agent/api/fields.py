@@ -15,6 +15,7 @@ _KIND_FIELDS = {
               "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
               "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"),
     "ReplicaSet": ("status.replicas",),
+    "Secret": ("type",),
 }
 _ALL_FIELDS = {f for fs in _KIND_FIELDS.values() for f in fs} | set(_COMMON_FIELDS)
 

@@ -17,6 +17,7 @@ class Kind:
     version: str         # "v1"
     namespaced: bool
     short_names: tuple[str, ...] = ()
+    verbs: tuple[str, ...] | None = None   # None: every verb (kinds that are only created say which)
 
     @property
     def api_version(self) -> str:
@@ -48,6 +49,12 @@ KINDS: tuple[Kind, ...] = (
     Kind("EndpointSlice", "endpointslices", "endpointslice", "discovery.k8s.io", "v1", True, ()),
     Kind("Deployment", "deployments", "deployment", "apps", "v1", True, ("deploy",)),
     Kind("ReplicaSet", "replicasets", "replicaset", "apps", "v1", True, ("rs",)),
+    Kind("ReplicationController", "replicationcontrollers", "replicationcontroller", "", "v1", True, ("rc",)),
+    Kind("ConfigMap", "configmaps", "configmap", "", "v1", True, ("cm",)),
+    Kind("Secret", "secrets", "secret", "", "v1", True, ()),
+    Kind("ServiceAccount", "serviceaccounts", "serviceaccount", "", "v1", True, ("sa",)),
+    Kind("SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", "authentication.k8s.io", "v1", False, (),
+         ("create",)),
 )
 
 BY_RESOURCE = {k.resource: k for k in KINDS}

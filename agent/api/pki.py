@@ -12,10 +12,15 @@ crypto dependency).
                                 token,user,uid,"group,group"
   <role>.token                  the token each client uses (admin: kubeconfig,
                                 node: node agents, coredns: the DNS pods)
+  sa.key, sa.pub                the service-account signing key pair (RSA 2048,
+                                kubeadm's names): ServiceAccount tokens are
+                                JWTs signed with sa.key (agent/apiserver/authn/)
 
-Authentication is by bearer token on TCP, as with a static token file;
+Authentication is by bearer token on TCP: a static token from tokens.csv
+(this module's `Authenticator`) or a ServiceAccount JWT (agent/apiserver/authn/);
 the Unix socket is trusted (file mode 0600, root only), like a local admin
-port. There is no RBAC: every authenticated user may do everything.
+port. Authorization until RBAC: ServiceAccount identities may only read
+(agent/apiserver/authz.py); the static users may do everything.
 """
 from __future__ import annotations
 
@@ -69,6 +74,14 @@ class Paths:
     @property
     def tokens(self) -> str:
         return os.path.join(self.dir, "tokens.csv")
+
+    @property
+    def sa_key(self) -> str:
+        return os.path.join(self.dir, "sa.key")
+
+    @property
+    def sa_pub(self) -> str:
+        return os.path.join(self.dir, "sa.pub")
 
 
 def server_sans(host_ips: list[str], service_ip: str, domain: str) -> list[str]:
@@ -125,6 +138,16 @@ def ensure_server_cert(p: Paths, sans: list[str]) -> None:
         f.write(want)
 
 
+def ensure_service_account_key(p: Paths) -> None:
+    """The key pair ServiceAccount tokens are signed with (kept across `up`s:
+    a new key would invalidate every token handed out)."""
+    if os.path.exists(p.sa_key) and os.path.exists(p.sa_pub):
+        return
+    _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", p.sa_key)
+    os.chmod(p.sa_key, 0o600)
+    _openssl("pkey", "-in", p.sa_key, "-pubout", "-out", p.sa_pub)
+
+
 def ensure_tokens(p: Paths) -> dict[str, str]:
     """role -> token; new roles get a fresh random token, old ones are kept."""
     have = read_tokens(p.tokens)
@@ -164,6 +187,7 @@ def ensure(pki_dir: str, cluster: str, host_ips: list[str], service_ip: str, dom
     p = Paths(pki_dir)
     ensure_ca(p, cluster)
     ensure_server_cert(p, server_sans(host_ips, service_ip, domain))
+    ensure_service_account_key(p)
     tokens = ensure_tokens(p)
     for role, tok in tokens.items():   # <role>.token: what each client reads
         path = os.path.join(pki_dir, f"{role}.token")
@@ -207,9 +231,15 @@ class Authenticator:
         """The user a `Authorization: Bearer <token>` header names, or None."""
         if not authorization or not authorization.startswith("Bearer "):
             return None
-        given = authorization[len("Bearer "):].strip()
+        found = self.lookup(authorization[len("Bearer "):].strip())
+        return found[0] if found else None
+
+    def lookup(self, token: str) -> tuple[str, list[str]] | None:
+        """(user, groups) of a static token, or None."""
+        if not token.isascii():          # hmac.compare_digest takes ASCII strings only
+            return None
         self._load()
-        for tok, (user, _) in self._tokens.items():
-            if hmac.compare_digest(tok, given):
-                return user
+        for tok, (user, groups) in self._tokens.items():
+            if hmac.compare_digest(tok, token):
+                return user, [g for g in groups.split(",") if g]
         return None

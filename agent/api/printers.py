@@ -3,7 +3,8 @@
 Owns: the columns and cells of kube-apiserver's Table printers for the kinds we
 serve (a port of pkg/printers/internalversion/printers.go: printService,
 printEndpoints, printEndpointSlice, printPod, printDeployment, printReplicaSet,
-printNamespace, printNode, printEvent), kubectl's tabwriter layout (column
+printReplicationController, printNamespace, printNode, printEvent, printConfigMap, printSecret,
+printServiceAccount), kubectl's tabwriter layout (column
 width = widest cell + 3 spaces, minimum 6; the last column unpadded),
 HumanDuration for AGE (k8s.io/apimachinery/pkg/util/duration), and `-o yaml` /
 `-o json` rendering as kubectl does it (keys sorted; one object, or a `List`).
@@ -28,6 +29,7 @@ _COLUMNS = {
     "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE"], ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"]),
     "Deployment": (["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"]),
     "ReplicaSet": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"]),
+    "ReplicationController": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"]),
     "Namespace": (["NAME", "STATUS", "AGE"], []),
     "Node": (["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
              ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]),
@@ -300,7 +302,12 @@ def _replica_set(rs, wide, now):
     spec, st = rs.get("spec") or {}, rs.get("status") or {}
     row = [_name(rs), str(spec.get("replicas", 1)), str(st.get("replicas", 0)), str(st.get("readyReplicas", 0)),
            since(_created(rs), now)]
-    return row + (_containers(rs) + [label_selector_string(spec.get("selector")) or "<none>"] if wide else [])
+    if not wide:
+        return row
+    sel = spec.get("selector")
+    if rs.get("kind") == "ReplicationController":      # a plain label map, printed as labels are
+        return row + _containers(rs) + [format_labels(sel)]
+    return row + _containers(rs) + [label_selector_string(sel) or "<none>"]
 
 
 def _namespace(ns, wide, now):
@@ -356,8 +363,25 @@ def _event(ev, wide, now):
 
 
 _ROWS = {"Service": _service, "Endpoints": _endpoints, "EndpointSlice": _endpoint_slice, "Pod": _pod,
-         "Deployment": _deployment, "ReplicaSet": _replica_set, "Namespace": _namespace, "Node": _node,
+         "Deployment": _deployment, "ReplicaSet": _replica_set, "ReplicationController": _replica_set,
+         "Namespace": _namespace, "Node": _node,
          "Event": _event}
+
+
+# ---- configuration and identity: ConfigMap, Secret, ServiceAccount ---------------------------
+
+def _count(obj: dict, *fields: str) -> str:
+    return str(sum(len(obj.get(f) or {}) for f in fields))
+
+
+_COLUMNS.update({"ConfigMap": (["NAME", "DATA", "AGE"], []),
+                 "Secret": (["NAME", "TYPE", "DATA", "AGE"], []),
+                 "ServiceAccount": (["NAME", "SECRETS", "AGE"], [])})
+_ROWS.update({
+    "ConfigMap": lambda cm, wide, now: [_name(cm), _count(cm, "data", "binaryData"), since(_created(cm), now)],
+    "Secret": lambda s, wide, now: [_name(s), s.get("type", ""), _count(s, "data"), since(_created(s), now)],
+    "ServiceAccount": lambda sa, wide, now: [_name(sa), _count(sa, "secrets"), since(_created(sa), now)],
+})
 
 
 def row(kind: str, obj: dict, *, wide: bool = False, now: datetime | None = None) -> list[str]:

@@ -196,8 +196,12 @@ def drop_type_dependent_fields(old: dict, new: dict) -> None:
     accessible = stype in ("NodePort", "LoadBalancer") or bool(spec.get("externalIPs"))
     if not accessible and unchanged("externalTrafficPolicy"):
         spec.pop("externalTrafficPolicy", None)
-    if stype == "ExternalName" and unchanged("clusterIP"):
-        spec.pop("clusterIP", None)
-        spec.pop("clusterIPs", None)
+    if stype == "ExternalName":          # needsClusterIP and needsInternalTrafficPolicy turn false
+        if unchanged("clusterIP"):
+            spec.pop("clusterIP", None)
+            spec.pop("clusterIPs", None)
+        for f in ("ipFamilies", "ipFamilyPolicy", "internalTrafficPolicy"):
+            if unchanged(f):
+                spec.pop(f, None)
     if otype == "ExternalName" and unchanged("externalName"):
         spec.pop("externalName", None)

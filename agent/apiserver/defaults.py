@@ -1,7 +1,9 @@
 """Defaulting: the fields kube-apiserver's defaulters fill in when a client
 leaves them out (a Service's type, protocols and targetPorts, a pod's
-restartPolicy and probe timings, a Deployment's strategy, a slice's ready
-condition...), so stored objects read as a real cluster's do.
+restartPolicy and probe timings, a Deployment's strategy, a
+ReplicationController's selector from its template, an Endpoints port's
+protocol, a slice's ready condition...), so stored objects read as a real
+cluster's do.
 
 `default(kind, obj)` changes `obj` in place; the registry calls it before
 validation on create and on every spec update. Pure: no store, no I/O.
@@ -19,6 +21,10 @@ def _default_service(svc: dict) -> None:
     spec = svc.setdefault("spec", {})
     stype = spec.setdefault("type", "ClusterIP")
     spec.setdefault("sessionAffinity", "None")
+    if spec["sessionAffinity"] == "None":        # SetDefaults_Service: no config without affinity
+        spec.pop("sessionAffinityConfig", None)
+    elif spec["sessionAffinity"] == "ClientIP":
+        spec.setdefault("sessionAffinityConfig", {}).setdefault("clientIP", {}).setdefault("timeoutSeconds", 10800)
     if stype == "ExternalName":
         return
     for p in spec.get("ports", []) or []:
@@ -32,8 +38,6 @@ def _default_service(svc: dict) -> None:
         spec.setdefault("externalTrafficPolicy", "Cluster")
     if stype == "LoadBalancer":
         spec.setdefault("allocateLoadBalancerNodePorts", True)
-    if spec.get("sessionAffinity") == "ClientIP":
-        spec.setdefault("sessionAffinityConfig", {}).setdefault("clientIP", {}).setdefault("timeoutSeconds", 10800)
     svc.setdefault("status", {"loadBalancer": {}})
 
 
@@ -60,8 +64,18 @@ def _default_pod_spec(spec: dict) -> None:
                 pr.setdefault("failureThreshold", 3)
 
 
+def _service_account(spec: dict, admit: bool) -> None:
+    """spec.serviceAccountName, and the deprecated spec.serviceAccount that
+    kube's v1 conversion keeps equal to it; `admit`: a pod, which kube's
+    ServiceAccount admission gives the `default` ServiceAccount."""
+    name = spec.get("serviceAccountName") or spec.get("serviceAccount") or ("default" if admit else "")
+    if name:
+        spec["serviceAccountName"] = spec["serviceAccount"] = name
+
+
 def _default_pod(pod: dict) -> None:
     _default_pod_spec(pod.setdefault("spec", {}))
+    _service_account(pod["spec"], admit=True)
     st = pod.setdefault("status", {})
     st.setdefault("phase", "Pending")
 
@@ -71,6 +85,7 @@ def _default_workload(obj: dict) -> None:
     spec.setdefault("replicas", 1)
     tmpl = spec.setdefault("template", {})
     _default_pod_spec(tmpl.setdefault("spec", {}))
+    _service_account(tmpl["spec"], admit=False)
     if obj.get("kind") == "Deployment":
         spec.setdefault("revisionHistoryLimit", 10)
         spec.setdefault("progressDeadlineSeconds", 600)
@@ -81,6 +96,30 @@ def _default_workload(obj: dict) -> None:
             ru.setdefault("maxSurge", "25%")
             ru.setdefault("maxUnavailable", "25%")
     obj.setdefault("status", {})
+
+
+def _default_replication_controller(rc: dict) -> None:
+    """SetDefaults_ReplicationController: an absent or empty selector, and
+    absent or empty labels, become the template's labels; replicas 1."""
+    spec = rc.setdefault("spec", {})
+    tmpl = spec.get("template")
+    labels = (tmpl.get("metadata") or {}).get("labels") if isinstance(tmpl, dict) else None
+    if isinstance(labels, dict):
+        if not spec.get("selector"):
+            spec["selector"] = dict(labels)
+        md = rc.setdefault("metadata", {})
+        if not md.get("labels"):
+            md["labels"] = dict(labels)
+    spec.setdefault("replicas", 1)
+    if isinstance(tmpl, dict) and isinstance(tmpl.get("spec", {}), dict):
+        _default_pod_spec(tmpl.setdefault("spec", {}))
+
+
+def _default_endpoints(ep: dict) -> None:
+    for subset in ep.get("subsets") or []:
+        for p in (subset.get("ports") or []) if isinstance(subset, dict) else []:
+            if isinstance(p, dict):
+                p.setdefault("protocol", "TCP")
 
 
 def _default_namespace(ns: dict) -> None:
@@ -101,11 +140,19 @@ def _default_slice(sl: dict) -> None:
         p.setdefault("name", "")
 
 
+def _default_secret(secret: dict) -> None:
+    if not secret.get("type"):
+        secret["type"] = "Opaque"
+
+
 _DEFAULTERS = {
     "Service": _default_service,
     "Pod": _default_pod,
     "Deployment": _default_workload,
     "ReplicaSet": _default_workload,
+    "ReplicationController": _default_replication_controller,
+    "Endpoints": _default_endpoints,
     "Namespace": _default_namespace,
     "EndpointSlice": _default_slice,
+    "Secret": _default_secret,
 }

@@ -25,9 +25,11 @@ VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update
 
 
 def verbs(k: Kind) -> list[str]:
+    if k.verbs is not None:                    # selfsubjectreviews: create only
+        return list(k.verbs)
     return [v for v in VERBS if not (v == "deletecollection" and k.resource == "namespaces")]
 # Kinds kubectl's `get all` includes (the "all" category), as kube declares it.
-ALL_CATEGORY = {"pods", "services", "deployments", "replicasets"}
+ALL_CATEGORY = {"pods", "services", "deployments", "replicasets", "replicationcontrollers"}
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,10 @@ SUBRESOURCES: dict[str, tuple[Subresource, ...]] = {
              Subresource("log", "Pod", ("get",)),
              _STATUS),
     "services": (_STATUS,),
+    "serviceaccounts": (Subresource("token", "TokenRequest", ("create",), "authentication.k8s.io", "v1"),),
     "deployments": (_SCALE, _STATUS),
     "replicasets": (_SCALE, _STATUS),
+    "replicationcontrollers": (_SCALE, _STATUS),
 }
 
 
@@ -65,7 +69,7 @@ def version_info() -> dict:
 def groups() -> list[str]:
     """The named groups we serve, in kube-apiserver's order of preference
     (apps before discovery.k8s.io, as kube lists them)."""
-    order = ["apps", "events.k8s.io", "discovery.k8s.io"]
+    order = ["apps", "events.k8s.io", "authentication.k8s.io", "discovery.k8s.io"]
     found = {k.group for k in KINDS if k.group}
     return sorted(found, key=lambda g: (order.index(g) if g in order else len(order), g))
 

@@ -1,5 +1,6 @@
 """Request dispatch: one `Handler` per request (the listeners are
-agent/apiserver/serving.py) authenticates it, then sends it to what answers:
+agent/apiserver/serving.py) authenticates it (agent/apiserver/authn/),
+authorizes it (agent/apiserver/authz.py), then sends it to what answers:
 health and /version, discovery (/api, /apis, aggregated discovery:
 agent/apiserver/discovery.py), OpenAPI v2/v3 (agent/apiserver/openapi.py), or
 a verb on a resource path (agent/apiserver/paths.py).
@@ -11,7 +12,8 @@ update (PUT, resourceVersion conflicts), PATCH (strategic, merge and JSON
 patch: agent/apiserver/patch.py), delete (gracePeriodSeconds,
 propagationPolicy), dryRun=All and the scale subresource
 (agent/apiserver/writes.py), the status subresource, pods/binding, pod logs and
-exec/attach (relayed to the pod's kubelet: agent/streams/). fieldValidation
+exec/attach (relayed to the pod's kubelet: agent/streams/), serviceaccounts/token
+and selfsubjectreviews (agent/apiserver/tokenrequest.py). fieldValidation
 prunes or refuses unknown fields before a write. The registry does
 defaulting, validation and allocation; errors are `Status` objects.
 """
@@ -28,12 +30,13 @@ import yaml
 
 from agent.api.kinds import BY_RESOURCE, Kind
 from agent.api.pki import PUBLIC_PATHS
-from agent.apiserver import discovery, openapi, paging, patch, protobuf, tables, watch, writes
+from agent.apiserver import authz, discovery, openapi, paging, patch, protobuf, tables, tokenrequest, watch, writes
 from agent.apiserver.paths import list_kind, parse_path, predicate
 from agent.apiserver.registry import APIError
 from agent.streams import relay, sessions
 
 log = logging.getLogger("nsplane.apiserver")
+MAX_BODY = 3 * 1024 * 1024      # kube-apiserver's MaxRequestBodyBytes
 BODY_TYPES = ("application/json", "application/yaml", protobuf.MEDIA_TYPE)
 REASONS = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 408: "Timeout", 413: "RequestEntityTooLarge",
            414: "RequestURITooLong", 415: "UnsupportedMediaType", 431: "RequestHeaderFieldsTooLarge",
@@ -68,7 +71,13 @@ class Handler(BaseHTTPRequestHandler):
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():   # kubectl create --raw -f
             return self._chunked_body()
         n = int(self.headers.get("Content-Length") or 0)
+        if n > MAX_BODY:
+            self._too_large()
         return self.rfile.read(n) if n else b""
+
+    def _too_large(self):
+        self.close_connection = True      # the rest of the body is never read
+        raise APIError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}")
 
     def _chunked_body(self) -> bytes:
         """A chunked request body, read whole; afterwards the headers say what
@@ -86,6 +95,8 @@ class Handler(BaseHTTPRequestHandler):
                 break
             parts.append(self.rfile.read(size))
             self.rfile.readline(8)
+            if sum(map(len, parts)) > MAX_BODY:
+                self._too_large()
         data = b"".join(parts)
         del self.headers["Transfer-Encoding"]
         self.headers["Content-Length"] = str(len(data))
@@ -123,6 +134,7 @@ class Handler(BaseHTTPRequestHandler):
             if "Upgrade" not in self.headers:
                 self.rfile = _Replay(self._raw_body(), rfile)
             self._authenticate(url.path)
+            authz.authorize(self.user, self.command, url.path, q)
             if url.path in ("/healthz", "/readyz", "/livez"):
                 return self._send(200, b"ok", "text/plain")
             if url.path == "/version":
@@ -130,9 +142,14 @@ class Handler(BaseHTTPRequestHandler):
             if url.path.startswith("/openapi/") and self.command == "GET":
                 return self._send(200, *openapi.serve(url.path, self.headers.get("Accept")))
             doc = discovery.document(url.path, self.headers.get("Accept"))
+            if doc is None and self.api.tokens is not None and self.command == "GET":
+                doc = self.api.tokens.discovery(url.path)     # service account issuer discovery
             if doc is not None:
                 return self._send(200, *doc)
             kind, ns, name, sub = parse_path(url.path)
+            if kind.verbs is not None and (self.command != "POST" or name):      # selfsubjectreviews
+                raise APIError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
+                                                        "resource")
             self._decode_body(kind)
             self._field_validation(kind, sub, q)
             getattr(self, "_do_" + self.command.lower())(kind, ns, name, sub, q)
@@ -188,11 +205,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def _authenticate(self, path: str) -> None:
         """kube-apiserver without anonymous auth: a missing or unknown bearer
-        token is 401 Unauthorized (health and version stay public)."""
+        token is 401 Unauthorized (health and version stay public). Sets
+        `self.user` (None on the trusted socket and for public paths)."""
+        self.user = None
         auth = self.api.authenticator
         if auth is None or getattr(self.server, "trusted", False) or path in PUBLIC_PATHS:
             return
-        if auth.user(self.headers.get("Authorization")) is None:
+        self.user = auth.authenticate(self.headers.get("Authorization"))
+        if self.user is None:
             raise APIError(401, "Unauthorized", "Unauthorized")
 
     # ---- verbs -------------------------------------------------------
@@ -244,6 +264,10 @@ class Handler(BaseHTTPRequestHandler):
     def _do_post(self, kind, ns, name, sub, q):
         if name and sub in ("exec", "attach") and kind.kind == "Pod":
             return self._pod_stream(ns, name, sub, q)
+        if name and sub == "token" and kind.kind == "ServiceAccount" and self.api.tokens is not None:
+            return self._send(201, self.api.tokens.create_token(self.api.registry, ns, name, self._body()))
+        if kind.kind == "SelfSubjectReview":
+            return self._send(201, tokenrequest.self_subject_review(self.user))
         if name and sub == "binding" and kind.kind == "Pod":
             self._writer(q).bind(ns, name, self._body())
             return self._send(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",

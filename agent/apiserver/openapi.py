@@ -150,6 +150,9 @@ def paths(group_version: str | None, ref: str, v3: bool) -> dict:
             continue
         ns = k.namespaced
         base = k.group_prefix + ("/namespaces/{namespace}" if ns else "") + "/" + k.resource
+        if k.verbs == ("create",):             # selfsubjectreviews: POST only
+            out[base] = {"post": _operation("post", k, ns, ref, v3, ["*/*"])}
+            continue
         out[base] = {"get": _operation("list", k, ns, ref, v3, None),
                      "post": _operation("post", k, ns, ref, v3, ["*/*"])}
         out[base + "/{name}"] = {"get": _operation("get", k, ns, ref, v3, None),

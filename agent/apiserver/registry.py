@@ -13,11 +13,12 @@ nothing is written when one is raised.
 from __future__ import annotations
 
 import copy
+import random
 import uuid
 
 from agent.api.kinds import BY_RESOURCE, KINDS, Kind
 from agent.api.objects import now_iso
-from agent.apiserver import validation
+from agent.apiserver import configdata, validation
 from agent.apiserver.allocation import (
     AllocationRefused,
     ServiceAllocation,
@@ -26,7 +27,11 @@ from agent.apiserver.allocation import (
 from agent.apiserver.defaults import default
 from agent.apiserver.store import AlreadyExists, NotFound, Store
 
-HAS_STATUS = {"Pod", "Service", "Deployment", "ReplicaSet", "Node", "Namespace"}
+HAS_STATUS = {"Pod", "Service", "Deployment", "ReplicaSet", "ReplicationController", "Node", "Namespace"}
+# Kinds whose metadata.generation counts spec changes (kube's workload strategies).
+HAS_GENERATION = {"Deployment", "ReplicaSet", "ReplicationController"}
+# utilrand's alphabet: the 5 characters kube-apiserver appends to a generateName.
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
 
 class APIError(Exception):
@@ -58,6 +63,16 @@ def invalid(kind: Kind, name: str, causes: list) -> APIError:
     return APIError(422, "Invalid", st["message"], st["details"])
 
 
+def _decoded(kind: Kind, obj: dict) -> dict:
+    """What decoding the body does first (Secret bytes and stringData:
+    agent/apiserver/configdata.py); a body it refuses is kube's 400."""
+    try:
+        configdata.prepare(kind.kind, obj)
+    except configdata.DecodeError as e:
+        raise APIError(400, "BadRequest", str(e)) from None
+    return obj
+
+
 IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 
 class Registry:
@@ -72,7 +87,7 @@ class Registry:
 
     # ---- entry points ------------------------------------------------
     def create(self, kind: Kind, namespace: str | None, obj: dict) -> dict:
-        obj = copy.deepcopy(obj)
+        obj = _decoded(kind, copy.deepcopy(obj))
         md = obj.setdefault("metadata", {})
         obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
         if kind.namespaced:
@@ -85,14 +100,15 @@ class Registry:
         else:
             md.pop("namespace", None)
         if not md.get("name") and md.get("generateName"):
-            md["name"] = md["generateName"] + uuid.uuid4().hex[:5]
+            md["name"] = md["generateName"][:58] + "".join(random.choice(_NAME_CHARS) for _ in range(5))
         name = md.get("name", "")
         for k in ("resourceVersion", "uid", "creationTimestamp", "deletionTimestamp"):
             md.pop(k, None)
         md["uid"] = str(uuid.uuid4())
         md["creationTimestamp"] = now_iso()
-        if kind.kind in ("Deployment", "ReplicaSet"):
+        if kind.kind in HAS_GENERATION:     # their strategies' PrepareForCreate: a fresh status
             md["generation"] = 1
+            obj["status"] = {} if kind.kind == "Deployment" else {"replicas": 0}
         default(kind.kind, obj)
         causes = validation.validate(kind.kind, obj, None, node_port_range=self.allocation.node_port_range)
         if causes:
@@ -107,7 +123,7 @@ class Registry:
                                {"name": name, "group": kind.group, "kind": kind.resource}) from None
 
     def update(self, kind: Kind, namespace: str | None, name: str, obj: dict, subresource: str | None = None) -> dict:
-        obj = copy.deepcopy(obj)
+        obj = _decoded(kind, copy.deepcopy(obj))
         with self.store.transaction():
             old = self.get(kind, namespace, name)
             md = obj.setdefault("metadata", {})
@@ -131,7 +147,7 @@ class Registry:
                     raise invalid(kind, name, causes)
                 if kind.kind == "Service":
                     self._allocate(kind, new, old)
-                if kind.kind in ("Deployment", "ReplicaSet") and new.get("spec") != old.get("spec"):
+                if kind.kind in HAS_GENERATION and new.get("spec") != old.get("spec"):
                     new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
             stored = self.store.update(kind.resource, new)
             if stored["metadata"].get("deletionTimestamp") and not stored["metadata"].get("finalizers") \

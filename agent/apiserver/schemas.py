@@ -27,6 +27,7 @@ META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 CORE = "io.k8s.api.core.v1."
 APPS = "io.k8s.api.apps.v1."
 DISCOVERY = "io.k8s.api.discovery.v1."
+AUTHENTICATION = "io.k8s.api.authentication.v1."
 
 # short name -> (definition prefix, {field: type}, required fields)
 TYPES: dict[str, tuple[str, dict, tuple[str, ...]]] = {}
@@ -137,6 +138,16 @@ _t(CORE, "EndpointPort", {"name": "string", "port": "int32", "protocol": "string
 _t(CORE, "EndpointSubset", {"addresses": "[EndpointAddress]", "notReadyAddresses": "[EndpointAddress]",
                             "ports": "[EndpointPort]"})
 
+# ---- ReplicationController ---------------------------------------------------------------
+_t(CORE, "ReplicationControllerSpec", {"replicas": "int32", "minReadySeconds": "int32", "selector": "{string}",
+                                       "template": "PodTemplateSpec"})
+_t(CORE, "ReplicationControllerCondition", {"type": "string", "status": "string", "lastTransitionTime": "time",
+                                            "reason": "string", "message": "string"}, ("type", "status"))
+_t(CORE, "ReplicationControllerStatus", {
+    "replicas": "int32", "fullyLabeledReplicas": "int32", "readyReplicas": "int32", "availableReplicas": "int32",
+    "observedGeneration": "int64", "conditions": ("[ReplicationControllerCondition]", "merge:type")},
+   ("replicas",))
+
 # ---- Namespace, Node, Event ---------------------------------------------------------------
 _t(CORE, "NamespaceSpec", {"finalizers": "[string]"})
 _t(CORE, "NamespaceStatus", {"phase": "string", "conditions": ("[any]", "merge:type")})
@@ -199,7 +210,31 @@ KIND_TYPES: dict[str, tuple[str, dict, tuple[str, ...]]] = {
                       ("addressType", "endpoints")),
     "Deployment": (APPS, {**_TOP, "spec": "DeploymentSpec", "status": "DeploymentStatus"}, ()),
     "ReplicaSet": (APPS, {**_TOP, "spec": "ReplicaSetSpec", "status": "ReplicaSetStatus"}, ()),
+    "ReplicationController": (CORE, {**_TOP, "spec": "ReplicationControllerSpec",
+                                     "status": "ReplicationControllerStatus"}, ()),
 }
+
+
+# ---- configuration and identity: ConfigMap, Secret, ServiceAccount, authentication.k8s.io ----
+_t(AUTHENTICATION, "BoundObjectReference", {"kind": "string", "apiVersion": "string", "name": "string",
+                                            "uid": "string"})
+_t(AUTHENTICATION, "TokenRequestSpec", {"audiences": "[string]", "expirationSeconds": "int64",
+                                        "boundObjectRef": "BoundObjectReference"}, ("audiences",))
+_t(AUTHENTICATION, "TokenRequestStatus", {"token": "string", "expirationTimestamp": "time"},
+   ("token", "expirationTimestamp"))
+_t(AUTHENTICATION, "TokenRequest", {**_TOP, "spec": "TokenRequestSpec", "status": "TokenRequestStatus"}, ("spec",))
+_t(AUTHENTICATION, "UserInfo", {"username": "string", "uid": "string", "groups": "[string]",
+                                "extra": "{[string]}"})
+_t(AUTHENTICATION, "SelfSubjectReviewStatus", {"userInfo": "UserInfo"})
+KIND_TYPES.update({
+    "ConfigMap": (CORE, {**_TOP, "immutable": "bool", "data": "{string}", "binaryData": "{string}"}, ()),
+    "Secret": (CORE, {**_TOP, "immutable": "bool", "data": "{string}", "stringData": "{string}",
+                      "type": "string"}, ()),
+    "ServiceAccount": (CORE, {**_TOP, "secrets": ("[ObjectReference]", "merge:name"),
+                              "imagePullSecrets": "[LocalObjectReference]",
+                              "automountServiceAccountToken": "bool"}, ()),
+    "SelfSubjectReview": (AUTHENTICATION, {**_TOP, "status": "SelfSubjectReviewStatus"}, ()),
+})
 
 
 def full_name(short: str) -> str:

@@ -55,10 +55,15 @@ class APIServer:
     """Owns the listeners; `registry` does the work."""
 
     def __init__(self, registry: Registry, addresses: list[tuple[str, int]], unix_path: str | None = None,
-                 kubelet_port: int = 10250, tls: ssl.SSLContext | None = None, authenticator=None):
+                 kubelet_port: int = 10250, tls: ssl.SSLContext | None = None, authenticator=None,
+                 tokens=None):
         """tls: serve HTTPS on the TCP addresses; authenticator: an
-        agent.api.pki.Authenticator every TCP request must pass (None: open)."""
+        agent.apiserver.authn.Authenticator every TCP request must pass (None:
+        open); tokens: the ServiceAccount token issuer
+        (agent.apiserver.tokenrequest.ServiceAccountTokens; None: no
+        serviceaccounts/token, selfsubjectreviews or issuer discovery)."""
         self.registry = registry
+        self.tokens = tokens
         self.stopping = threading.Event()
         self.kubelet_port = kubelet_port
         self.authenticator = authenticator

@@ -29,6 +29,7 @@ _AGE_DOC = ("CreationTimestamp is a timestamp representing the server time when 
             "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata")
 _CONTAINERS = "Names of each container in the template."
 _IMAGES = "Images referenced by each container in the template."
+_RC_DOC = "https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller"
 
 # (name, type, priority, description); "Name" gets format "name".
 _C = tuple[str, str, int, str]
@@ -83,6 +84,21 @@ COLUMNS: dict[str, tuple[_C, ...]] = {
                    ("Images", "string", 1, _IMAGES),
                    ("Selector", "string", 1, ("Selector is a label query over pods that should match the "
                                              "replica count."))),
+    "ReplicationController": (
+        ("Name", "string", 0, _NAME_DOC),
+        ("Desired", "integer", 0, ("Replicas is the number of desired replicas. This is a pointer to distinguish "
+                                   "between explicit zero and unspecified. Defaults to 1. More info: " + _RC_DOC)),
+        ("Current", "integer", 0, "Replicas is the most recently observed number of replicas. More info: " + _RC_DOC),
+        ("Ready", "integer", 0, "The number of ready replicas for this replication controller."),
+        ("Age", "string", 0, _AGE_DOC),
+        ("Containers", "string", 1, _CONTAINERS),
+        ("Images", "string", 1, _IMAGES),
+        ("Selector", "string", 1, ("Selector is a label query over pods that should match the Replicas count. If "
+                                   "Selector is empty, it is defaulted to the labels present on the Pod template. "
+                                   "Label keys and values that must match in order to be controlled by this "
+                                   "replication controller, if empty defaulted to labels on Pod template. More "
+                                   "info: https://kubernetes.io/docs/concepts/overview/working-with-objects/"
+                                   "labels/#label-selectors"))),
     "Namespace": (("Name", "string", 0, _NAME_DOC),
                   ("Status", "string", 0, "The status of the namespace"),
                   ("Age", "string", 0, _AGE_DOC)),
@@ -112,6 +128,41 @@ COLUMNS: dict[str, tuple[_C, ...]] = {
               ("Count", "string", 1, "The number of times this event has occurred."),
               ("Name", "string", 1, _NAME_DOC)),
 }
+
+# ---- ConfigMap, Secret, ServiceAccount: kube types these columns "string" but
+# sends the counts as integers (printConfigMap, printSecret, printServiceAccount)
+COLUMNS.update({
+    "ConfigMap": (("Name", "string", 0, _NAME_DOC),
+                  ("Data", "string", 0, ("Data contains the configuration data. Each key must consist of "
+                                        "alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte "
+                                        "sequences must use the BinaryData field. The keys stored in Data must not "
+                                        "overlap with the keys in the BinaryData field, this is enforced during "
+                                        "validation process.")),
+                  ("Age", "string", 0, _AGE_DOC)),
+    "Secret": (("Name", "string", 0, _NAME_DOC),
+               ("Type", "string", 0, ("Used to facilitate programmatic handling of secret data. More info: "
+                                     "https://kubernetes.io/docs/concepts/configuration/secret/#secret-types")),
+               ("Data", "string", 0, ("Data contains the secret data. Each key must consist of alphanumeric "
+                                     "characters, '-', '_' or '.'. The serialized form of the secret data is a "
+                                     "base64 encoded string, representing the arbitrary (possibly non-string) data "
+                                     "value here. Described in https://tools.ietf.org/html/rfc4648#section-4")),
+               ("Age", "string", 0, _AGE_DOC)),
+    "ServiceAccount": (("Name", "string", 0, _NAME_DOC),
+                       ("Secrets", "string", 0, ("Secrets is a list of the secrets in the same namespace that pods "
+                                                "running using this ServiceAccount are allowed to use. Pods are only "
+                                                "limited to this list if this service account has a "
+                                                "\"kubernetes.io/enforce-mountable-secrets\" annotation set to "
+                                                "\"true\". The \"kubernetes.io/enforce-mountable-secrets\" "
+                                                "annotation is deprecated since v1.32. Prefer separate namespaces to "
+                                                "isolate access to mounted secrets. This field should not be used to "
+                                                "find auto-generated service account token secrets for use outside "
+                                                "of pods. Instead, tokens can be requested directly using the "
+                                                "TokenRequest API, or service account token secrets can be manually "
+                                                "created. More info: "
+                                                "https://kubernetes.io/docs/concepts/configuration/secret")),
+                       ("Age", "string", 0, _AGE_DOC)),
+})
+INTEGER_CELLS = {("ConfigMap", 1), ("Secret", 2), ("ServiceAccount", 1)}
 
 TABLE_VERSIONS = ("v1", "v1beta1")
 INCLUDE_OBJECT = ("None", "Metadata", "Object")
@@ -146,7 +197,8 @@ def column_definitions(kind: str) -> list[dict]:
 def _cells(kind: str, obj: dict, now: datetime | None) -> list:
     cells: list = printers.row(kind, obj, wide=True, now=now)
     for i, (_, typ, _, _) in enumerate(COLUMNS[kind]):
-        if typ == "integer" and isinstance(cells[i], str) and cells[i].lstrip("-").isdigit():
+        if (typ == "integer" or (kind, i) in INTEGER_CELLS) and isinstance(cells[i], str) \
+                and cells[i].lstrip("-").isdigit():
             cells[i] = int(cells[i])
     return cells
 

@@ -4,8 +4,9 @@ server-side dry run, the scale subresource, and delete propagation.
 - dry run (`?dryRun=All`, `kubectl apply --dry-run=server`): the registry
   runs as usual (defaulting, validation, allocation checks) against a store
   that reads the real objects but writes nothing.
-- scale (`deployments/<n>/scale`, `replicasets/<n>/scale`): an
-  autoscaling/v1 Scale view of `.spec.replicas`, for `kubectl scale`.
+- scale (`deployments/<n>/scale`, `replicasets/<n>/scale`,
+  `replicationcontrollers/<n>/scale`): an autoscaling/v1 Scale view of
+  `.spec.replicas`, for `kubectl scale`.
 - propagationPolicy on DELETE: Background (the garbage collector removes
   dependents after the owner), Orphan (dependents lose their ownerReference
   and stay), Foreground (dependents go first, then the owner; done under the
@@ -19,7 +20,7 @@ from agent.api.kinds import KINDS, Kind
 from agent.apiserver.registry import APIError, Registry
 from agent.apiserver.store import AlreadyExists, NotFound, key_of
 
-SCALABLE = ("Deployment", "ReplicaSet")
+SCALABLE = ("Deployment", "ReplicaSet", "ReplicationController")
 PROPAGATION = ("Background", "Foreground", "Orphan")
 
 
@@ -91,12 +92,17 @@ def label_selector_string(sel: dict | None) -> str:
 
 def scale_of(obj: dict) -> dict:
     md = obj["metadata"]
+    sel = obj.get("spec", {}).get("selector")
+    if obj.get("kind") == "ReplicationController":    # a plain map: labels.SelectorFromSet(...).String()
+        selector = ",".join(f"{k}={v}" for k, v in sorted((sel or {}).items()))
+    else:
+        selector = label_selector_string(sel)
     return {"kind": "Scale", "apiVersion": "autoscaling/v1",
             "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                          if k in md},
             "spec": {"replicas": obj.get("spec", {}).get("replicas", 1)},
             "status": {"replicas": obj.get("status", {}).get("replicas", 0),
-                       "selector": label_selector_string(obj.get("spec", {}).get("selector"))}}
+                       "selector": selector}}
 
 
 def with_scale(obj: dict, scale: dict) -> dict:

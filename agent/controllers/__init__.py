@@ -1,9 +1,10 @@
 """Controllers of the server role, run in the API server's process (as k3s
 runs kube-controller-manager and kube-scheduler in-process): scheduling,
-Deployment -> ReplicaSet -> Pods, Service selector -> EndpointSlices and
-Endpoints, LoadBalancer addresses, node pod-CIDR allocation and lifecycle,
-garbage collection by ownerReference, and the objects a new cluster starts
-with (bootstrap).
+Deployment -> ReplicaSet -> Pods, ReplicationController -> Pods, Service
+selector -> EndpointSlices and Endpoints, hand-written Endpoints ->
+mirrored EndpointSlices, LoadBalancer addresses, node pod-CIDR allocation
+and lifecycle, garbage collection by ownerReference, and the objects a new
+cluster starts with (bootstrap).
 
 Each controller is level-triggered: watch events only enqueue keys; one worker
 per controller reads the current state and converges it. They read the store

@@ -141,6 +141,11 @@ def random_suffix(rng=random, n: int = 5) -> str:
     return "".join(rng.choice(ALPHANUMS) for _ in range(n))
 
 
+def generated_name(prefix: str, rng=random) -> str:
+    """SimpleNameGenerator: the prefix (cut to 58 characters) and 5 random ones."""
+    return prefix[:58] + random_suffix(rng)
+
+
 def ns_name(obj: dict) -> tuple[str, str]:
     md = obj["metadata"]
     return md.get("namespace", ""), md["name"]

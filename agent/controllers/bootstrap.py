@@ -41,20 +41,23 @@ def bootstrap(registry: Registry, api_ip: str, api_port: int) -> None:
 
 
 def endpoints(registry: Registry, api_ip: str, api_port: int) -> None:
-    """(Re)write the kubernetes Service's EndpointSlice and Endpoints: the API's
-    address may change between runs (a different underlay)."""
+    """(Re)write the kubernetes Service's EndpointSlice and Endpoints as
+    kube-apiserver's endpoint reconciler does (the API's address may change
+    between runs: a different underlay). The Endpoints say
+    `endpointslice.kubernetes.io/skip-mirror: "true"`, so the mirroring
+    controller leaves them to this slice."""
     want_sl = {"addressType": "IPv4",
-               "endpoints": [{"addresses": [api_ip], "conditions": {"ready": True, "serving": True,
-                                                                      "terminating": False}}],
+               "endpoints": [{"addresses": [api_ip], "conditions": {"ready": True}}],
                "ports": [{"name": "https", "port": api_port, "protocol": "TCP"}]}
     want_ep = [{"addresses": [{"ip": api_ip}], "ports": [{"name": "https", "port": api_port, "protocol": "TCP"}]}]
-    for resource, body in (("endpointslices", want_sl), ("endpoints", {"subsets": want_ep})):
-        md = {"name": "kubernetes", "namespace": "default"}
-        if resource == "endpointslices":
-            md["labels"] = {"kubernetes.io/service-name": "kubernetes"}
+    for resource, body, labels in (
+            ("endpointslices", want_sl, {"kubernetes.io/service-name": "kubernetes"}),
+            ("endpoints", {"subsets": want_ep}, {"endpointslice.kubernetes.io/skip-mirror": "true"})):
+        md = {"name": "kubernetes", "namespace": "default", "labels": labels}
         cur = ensure(registry, resource, {"metadata": md, **body})
-        if any(cur.get(k) != v for k, v in body.items()):
-            registry.update(BY_RESOURCE[resource], "default", "kubernetes", {**cur, **body})
+        if any(cur.get(k) != v for k, v in body.items()) or (cur["metadata"].get("labels") or {}) != labels:
+            registry.update(BY_RESOURCE[resource], "default", "kubernetes",
+                            {**cur, **body, "metadata": {**cur["metadata"], "labels": labels}})
 
 
 def _kubernetes_service(self, obj: dict) -> list:

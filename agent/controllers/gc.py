@@ -1,15 +1,16 @@
 """Garbage collection by ownerReference: when an owner (Deployment,
-ReplicaSet, Service) is gone, its dependents go too (background propagation;
-pods are deleted gracefully). Like kube-controller-manager's pod GC, pods
-bound to a Node that no longer exists are deleted at once (no kubelet is left
-to stop them gracefully), so their ReplicaSets recreate them elsewhere."""
+ReplicaSet, ReplicationController, Service, Endpoints) is gone, its
+dependents go too (background propagation; pods are deleted gracefully).
+Like kube-controller-manager's pod GC, pods bound to a Node that no longer
+exists are deleted at once (no kubelet is left to stop them gracefully), so
+their ReplicaSets recreate them elsewhere."""
 from __future__ import annotations
 
 from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError
 from agent.controllers.base import Controller
 
-OWNERS = ("deployments", "replicasets", "services", "nodes")
+OWNERS = ("deployments", "replicasets", "replicationcontrollers", "services", "endpoints", "nodes")
 DEPENDENTS = ("replicasets", "pods", "endpointslices")
 
 

@@ -1,26 +1,57 @@
-"""The ReplicaSet controller: keeps `spec.replicas` active pods from the
-template, named `<rs>-<5 chars>`, and reports replicas / ready / available."""
+"""The ReplicaSet controller, and the replica manager it shares with the
+ReplicationController (agent/controllers/replicationcontroller.py), as
+kube-controller-manager's replication manager wraps its ReplicaSet
+controller: keep `spec.replicas` active pods from the template, named
+`<owner>-<5 chars>` and owned through a controller ownerReference; adopt
+orphan pods the selector matches and release owned pods it no longer
+matches; report replicas, fullyLabeledReplicas, readyReplicas,
+availableReplicas (ready for minReadySeconds), observedGeneration and the
+ReplicaFailure condition; say SuccessfulCreate / SuccessfulDelete (or
+FailedCreate / FailedDelete) in Events.
+
+`ReplicaManager` is parameterised by the owner's resource, kind, event
+component and selector; `replica_status` and `deletion_order` are pure.
+"""
 from __future__ import annotations
 
 import copy
 import random
+from datetime import datetime, timedelta, timezone
 
+from agent.api import selectors
 from agent.api.kinds import BY_RESOURCE
+from agent.api.objects import now_iso
+from agent.api.printers import parse_time
 from agent.apiserver.registry import APIError
 from agent.controllers.base import (
     Controller,
     controller_ref,
+    generated_name,
     ns_name,
-    owned_by,
     owner_ref,
-    random_suffix,
     record_event,
 )
 
+REPLICA_FAILURE = "ReplicaFailure"
+PODS = BY_RESOURCE["pods"]
+
+
+def _ready_condition(pod: dict) -> dict | None:
+    return next((c for c in pod.get("status", {}).get("conditions", []) or [] if c.get("type") == "Ready"), None)
+
 
 def pod_ready(pod: dict) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in pod.get("status", {}).get("conditions", []) or [])
+    return (_ready_condition(pod) or {}).get("status") == "True"
+
+
+def pod_available(pod: dict, min_ready_seconds: int, now: datetime) -> bool:
+    """podutil.IsPodAvailable: ready, and for at least minReadySeconds."""
+    if not pod_ready(pod):
+        return False
+    if not min_ready_seconds:
+        return True
+    since = parse_time(_ready_condition(pod).get("lastTransitionTime"))
+    return since is not None and since + timedelta(seconds=min_ready_seconds) < now
 
 
 def active(pod: dict) -> bool:
@@ -39,59 +70,160 @@ def _neg(stamp: str) -> tuple:
     return tuple(-ord(c) for c in stamp)
 
 
-def pod_from_template(rs: dict, rng=random) -> dict:
-    tmpl = copy.deepcopy(rs["spec"]["template"])
+def pod_from_template(owner: dict, rng=random) -> dict:
+    """controller.GetPodFromTemplate: the template's labels, annotations,
+    finalizers and spec, owned by `owner`."""
+    tmpl = copy.deepcopy(owner["spec"]["template"])
     md = tmpl.get("metadata", {})
-    suffix = random_suffix(rng)
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"{rs['metadata']['name']}-{suffix}", "namespace": rs["metadata"]["namespace"],
-                         "labels": md.get("labels", {}), "annotations": md.get("annotations", {}),
-                         "ownerReferences": [owner_ref(rs)]},
-            "spec": tmpl.get("spec", {})}
+    prefix = f"{owner['metadata']['name']}-"
+    pod_md = {"name": generated_name(prefix, rng), "generateName": prefix, "namespace": owner["metadata"]["namespace"],
+              "labels": md.get("labels", {}), "annotations": md.get("annotations", {}),
+              "ownerReferences": [owner_ref(owner)]}
+    if md.get("finalizers"):
+        pod_md["finalizers"] = md["finalizers"]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_md, "spec": tmpl.get("spec", {})}
 
 
-class ReplicaSetController(Controller):
-    name = "replicaset-controller"
-    watches = {
-        "replicasets": lambda self, o: [ns_name(o)],
-        "pods": lambda self, o: [(o["metadata"]["namespace"], r["name"])
-                                 for r in [controller_ref(o)] if r and r.get("kind") == "ReplicaSet"],
-    }
+def replica_status(owner: dict, pods: list[dict], failure: tuple[str, str] | None,
+                   now: datetime | None = None) -> dict:
+    """calculateStatus: the status of `owner` given its active pods and the
+    error of this sync's creates or deletes ((reason, message) or None)."""
+    now = now or datetime.now(timezone.utc)
+    spec = owner.get("spec", {})
+    template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    min_ready = spec.get("minReadySeconds", 0) or 0
+    conditions = list((owner.get("status") or {}).get("conditions") or [])
+    has_failure = any(c.get("type") == REPLICA_FAILURE for c in conditions)
+    if failure and not has_failure:
+        conditions.append({"type": REPLICA_FAILURE, "status": "True", "lastTransitionTime": now_iso(),
+                           "reason": failure[0], "message": failure[1]})
+    elif not failure and has_failure:
+        conditions = [c for c in conditions if c.get("type") != REPLICA_FAILURE]
+    labelled = sum(1 for p in pods if all((p["metadata"].get("labels") or {}).get(k) == v
+                                          for k, v in template_labels.items()))
+    status = {"replicas": len(pods), "fullyLabeledReplicas": labelled,
+              "readyReplicas": sum(1 for p in pods if pod_ready(p)),
+              "availableReplicas": sum(1 for p in pods if pod_available(p, min_ready, now)),
+              "observedGeneration": owner["metadata"].get("generation", 1), "conditions": conditions}
+    return {k: v for k, v in status.items() if v or k == "replicas"}
+
+
+class ReplicaManager(Controller):
+    """Keeps the pods of one kind of replica owner. Subclasses set `name`,
+    `resource`, `component` (the Events' source) and `selector(owner)`."""
+
+    resource = "replicasets"
+    component = "replicaset-controller"
+
+    def __init__(self, store, registry):
+        super().__init__(store, registry)
+        self.kind = BY_RESOURCE[self.resource].kind
+        self.watches = {self.resource: lambda self, o: [ns_name(o)], "pods": ReplicaManager._pod_keys}
+
+    def selector(self, owner: dict) -> selectors.Selector:    # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _selects(self, owner: dict, labels: dict) -> bool:
+        try:
+            return self.selector(owner).matches(labels)
+        except ValueError:
+            return False
+
+    def _pod_keys(self, pod: dict) -> list:
+        """The owner of a pod, or for an orphan every owner that would adopt it."""
+        ns, ref = pod["metadata"]["namespace"], controller_ref(pod)
+        if ref:
+            return [(ns, ref["name"])] if ref.get("kind") == self.kind else []
+        labels = pod["metadata"].get("labels") or {}
+        return [ns_name(o) for o in self.store.list(self.resource, ns)[0] if self._selects(o, labels)]
 
     def sync(self, key):
         ns, name = key
-        rs = self.live("replicasets", ns, name)
-        if rs is None:
+        owner = self.live(self.resource, ns, name)
+        if owner is None:
             return None
-        uid = rs["metadata"]["uid"]
-        mine = [p for p in self.store.list("pods", ns)[0] if owned_by(p, uid)]
-        live = [p for p in mine if active(p)]
-        want = rs["spec"].get("replicas", 1)
-        kind = BY_RESOURCE["pods"]
-        if len(live) < want:
-            for _ in range(want - len(live)):
-                try:
-                    pod = self.registry.create(kind, ns, pod_from_template(rs))
-                except APIError as e:
-                    record_event(self.registry, rs, "FailedCreate", f"Error creating: {e.message}", "Warning",
-                                  "replicaset-controller")
-                    return 5.0
-                record_event(self.registry, rs, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
-                              component="replicaset-controller")
-        elif len(live) > want:
-            for pod in deletion_order(live)[:len(live) - want]:
-                try:
-                    self.registry.delete(kind, ns, pod["metadata"]["name"])
-                except APIError:
-                    continue
-                record_event(self.registry, rs, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}",
-                              component="replicaset-controller")
-        self._status(rs, [p for p in self.store.list("pods", ns)[0] if owned_by(p, uid) and active(p)])
+        live = [p for p in self._claim(owner) if active(p)]
+        failure = self._manage(owner, live)
+        live = [p for p in self._owned(owner) if active(p)]
+        now = datetime.now(timezone.utc)
+        status = replica_status(owner, live, failure, now)
+        self.put_status(self.resource, owner, status)
+        if failure:
+            return 5.0
+        min_ready = owner["spec"].get("minReadySeconds", 0) or 0
+        if min_ready and status.get("readyReplicas", 0) != status.get("availableReplicas", 0):
+            return float(min_ready)
         return None
 
-    def _status(self, rs: dict, live: list[dict]) -> None:
-        ready = sum(1 for p in live if pod_ready(p))
-        status = {"replicas": len(live), "fullyLabeledReplicas": len(live), "readyReplicas": ready,
-                  "availableReplicas": ready, "observedGeneration": rs["metadata"].get("generation", 1)}
-        status = {k: v for k, v in status.items() if v or k in ("replicas", "observedGeneration")}
-        self.put_status("replicasets", rs, status)
+    def _owned(self, owner: dict) -> list[dict]:
+        uid = owner["metadata"]["uid"]
+        return [p for p in self.store.list("pods", owner["metadata"]["namespace"])[0]
+                if (controller_ref(p) or {}).get("uid") == uid]
+
+    def _claim(self, owner: dict) -> list[dict]:
+        """ClaimPods: adopt matching orphans, release owned pods the selector
+        no longer matches; return the pods owned afterwards."""
+        uid, out = owner["metadata"]["uid"], []
+        for pod in self.store.list("pods", owner["metadata"]["namespace"])[0]:
+            ref, labels = controller_ref(pod), pod["metadata"].get("labels") or {}
+            matches = self._selects(owner, labels)
+            if ref is None and matches and not pod["metadata"].get("deletionTimestamp"):
+                if self._set_owner(pod, lambda refs: refs + [owner_ref(owner)]):
+                    out.append(pod)
+            elif ref is not None and ref.get("uid") == uid:
+                if matches:
+                    out.append(pod)
+                else:
+                    self._set_owner(pod, lambda refs: [r for r in refs if r.get("uid") != uid])
+        return out
+
+    def _set_owner(self, pod: dict, change) -> bool:
+        def mutate(cur):
+            if cur["metadata"].get("uid") != pod["metadata"]["uid"]:
+                return None
+            refs = change(list(cur["metadata"].get("ownerReferences") or []))
+            if refs:
+                cur["metadata"]["ownerReferences"] = refs
+            else:
+                cur["metadata"].pop("ownerReferences", None)
+            return cur
+        try:
+            self.registry.guaranteed_update(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], mutate)
+        except APIError:
+            return False
+        return True
+
+    def _manage(self, owner: dict, live: list[dict]) -> tuple[str, str] | None:
+        """Create or delete pods toward spec.replicas; the first error as
+        (reason, message) for the ReplicaFailure condition."""
+        ns, want = owner["metadata"]["namespace"], owner["spec"].get("replicas", 1)
+        for _ in range(max(0, want - len(live))):
+            try:
+                pod = self.registry.create(PODS, ns, pod_from_template(owner))
+            except APIError as e:
+                record_event(self.registry, owner, "FailedCreate", f"Error creating: {e.message}", "Warning",
+                             self.component)
+                return "FailedCreate", e.message
+            record_event(self.registry, owner, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
+                         component=self.component)
+        for pod in deletion_order(live)[:max(0, len(live) - want)]:
+            try:
+                self.registry.delete(PODS, ns, pod["metadata"]["name"])
+            except APIError as e:
+                if e.code == 404:
+                    continue
+                record_event(self.registry, owner, "FailedDelete", f"Error deleting: {e.message}", "Warning",
+                             self.component)
+                return "FailedDelete", e.message
+            record_event(self.registry, owner, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}",
+                         component=self.component)
+        return None
+
+
+class ReplicaSetController(ReplicaManager):
+    name = "replicaset-controller"
+    resource = "replicasets"
+    component = "replicaset-controller"
+
+    def selector(self, owner: dict) -> selectors.Selector:
+        return selectors.from_label_selector(owner["spec"].get("selector"))

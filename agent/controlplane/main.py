@@ -14,17 +14,22 @@ import threading
 
 from agent.api import pki
 from agent.api.config import ClusterConfig
+from agent.apiserver import authn
 from agent.apiserver.registry import Registry
 from agent.apiserver.serving import APIServer
+from agent.apiserver.tokenrequest import ServiceAccountTokens
 from agent.apiserver.store import Store
 from agent.controllers import bootstrap
 from agent.controllers.deployment import DeploymentController
 from agent.controllers.endpointslice import EndpointSliceController
+from agent.controllers.endpointslicemirroring import EndpointSliceMirroringController
 from agent.controllers.gc import GarbageCollector
 from agent.controllers.loadbalancer import LoadBalancerController
 from agent.controllers.nodes import NodeController
 from agent.controllers.replicaset import ReplicaSetController
+from agent.controllers.replicationcontroller import ReplicationManager
 from agent.controllers.scheduler import Scheduler
+from agent.controllers.serviceaccounts import RootCACertPublisher, ServiceAccountsController
 
 log = logging.getLogger("nsplane.server")
 
@@ -37,14 +42,25 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
         bootstrap.cluster_dns(registry, cfg)
     listen = listen or [("127.0.0.1", cfg.api_port), (cfg.host_ip, cfg.api_port)]
     pki.ensure(cfg.pki_dir, cfg.name, [cfg.host_ip], registry.allocation.cluster_ips.nth(1), cfg.cluster_domain)
+    paths = pki.Paths(cfg.pki_dir)
+    tokens, sa_tokens = ServiceAccountTokens.build(store, paths.sa_key, paths.sa_pub, cfg.cluster_domain,
+                                                   f"https://{cfg.host_ip}:{cfg.api_port}/openid/v1/jwks")
     api = APIServer(registry, listen, cfg.api_socket, cfg.kubelet_port, tls=pki.server_context(cfg.pki_dir),
-                    authenticator=pki.Authenticator(pki.Paths(cfg.pki_dir).tokens))
+                    authenticator=authn.Authenticator(pki.Authenticator(paths.tokens), sa_tokens), tokens=tokens)
     controllers = [bootstrap.BootstrapController(store, registry, cfg.host_ip, cfg.api_port),
                    Scheduler(store, registry), ReplicaSetController(store, registry),
+                   ReplicationManager(store, registry),
                    DeploymentController(store, registry), EndpointSliceController(store, registry),
+                   EndpointSliceMirroringController(store, registry),
                    GarbageCollector(store, registry), NodeController(store, registry, cfg.cluster_cidr),
-                   LoadBalancerController(store, registry)]
+                   LoadBalancerController(store, registry), ServiceAccountsController(store, registry),
+                   RootCACertPublisher(store, registry, _read(cfg.ca_file))]
     return store, api, controllers
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
 
 
 def main(argv: list[str] | None = None) -> int:

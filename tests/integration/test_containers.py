@@ -258,7 +258,7 @@ def test_shared_process_namespace(c):
         s["ready"] for s in status(c, "shared")["containerStatuses"]), 30, "shared running")
     r = c.exec("shared", "ps", "-o", "pid,args")
     rows = [line.split(None, 1) for line in r.stdout.splitlines()[1:]]
-    assert rows[0][0] == "1" and "pause.py" in rows[0][1], r.stdout
+    assert rows[0][0] == "1" and rows[0][1].endswith("-m agent.node.workloads pause"), r.stdout
     assert {"sleep 3600", "sleep 3601"} <= {args for _, args in rows}
 
 

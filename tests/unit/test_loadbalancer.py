@@ -74,10 +74,13 @@ def test_leaving_load_balancer_drops_its_fields_but_keeps_changed_ones():
 
 
 def test_external_name_and_back():
-    old = _svc("ClusterIP", clusterIP="10.96.1.2", clusterIPs=["10.96.1.2"])
-    new = _svc("ExternalName", clusterIP="10.96.1.2", clusterIPs=["10.96.1.2"], externalName="example.com")
+    families = {"ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack", "internalTrafficPolicy": "Cluster"}
+    old = _svc("ClusterIP", clusterIP="10.96.1.2", clusterIPs=["10.96.1.2"], **families)
+    new = _svc("ExternalName", clusterIP="10.96.1.2", clusterIPs=["10.96.1.2"], externalName="example.com",
+               **families)
     drop_type_dependent_fields(old, new)
     assert "clusterIP" not in new["spec"] and "clusterIPs" not in new["spec"]
+    assert not set(families) & set(new["spec"])       # as kube-apiserver stores an ExternalName Service
     back = _svc("ClusterIP", externalName="example.com")
     drop_type_dependent_fields(new, back)
     assert "externalName" not in back["spec"]

@@ -258,10 +258,34 @@ def test_valid_pod():
     ({"hostname": "Web_1"}, f'spec.hostname: Invalid value: "Web_1": {DNS1123_LABEL}'),
     ({"subdomain": "web.x"}, 'spec.subdomain: Invalid value: "web.x": a lowercase RFC 1123 label'),
     ({"nodeName": "Node_1"}, 'spec.nodeName: Invalid value: "Node_1": a lowercase RFC 1123 subdomain'),
+    ({"dnsPolicy": "Sometimes"}, ('spec.dnsPolicy: Unsupported value: "Sometimes": supported values: '
+                                  '"ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"')),
+    ({"dnsPolicy": "None"}, "spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"),
+    ({"dnsPolicy": "None", "dnsConfig": {"searches": ["a.local"]}},
+     "spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"),
+    ({"dnsConfig": {"nameservers": ["1.1.1.1", "1.0.0.1", "8.8.8.8", "9.9.9.9"]}},
+     ('spec.dnsConfig.nameservers: Invalid value: []string{"1.1.1.1", "1.0.0.1", "8.8.8.8", "9.9.9.9"}: '
+      "must not have more than 3 nameservers")),
+    ({"dnsConfig": {"nameservers": ["dns.local"]}},
+     'spec.dnsConfig.nameservers[0]: Invalid value: "dns.local": must be valid IP address'),
+    ({"dnsConfig": {"searches": [f"s{i}.local" for i in range(33)]}},
+     "spec.dnsConfig.searches: Invalid value: []string{"),
+    ({"dnsConfig": {"options": [{"value": "2"}]}}, "spec.dnsConfig.options[0].name: Required value: must not be empty"),
 ])
 def test_pod_rules(spec, expected):
     out = msgs("Pod", pod(**spec))
     assert any(m.startswith(expected) for m in out), out
+
+
+def test_pod_dns_config_the_dns_specs_use_is_valid():
+    """dnsPolicy None with a nameserver and search path; ClusterFirst with six
+    long search paths and ndots; a single dot and an underscore (dns.go)."""
+    for extra in ({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.1.1.1"], "searches": ["resolv.conf.local"]}},
+                  {"dnsPolicy": "ClusterFirst", "dnsConfig": {"searches": [f"{i:038d}.k8s.io" for i in range(1, 7)],
+                                                              "options": [{"name": "ndots", "value": "5"}]}},
+                  {"dnsPolicy": "ClusterFirst", "dnsConfig": {"searches": [".", "_sip._tcp.abc_d.example.com"]}},
+                  {"dnsPolicy": "Default"}):
+        assert msgs("Pod", pod(**extra)) == []
 
 
 def test_pod_spec_is_mostly_immutable():
@@ -387,3 +411,20 @@ def test_go_value_rendering():
     assert V.go_value(["a", "b"]) == '[]string{"a", "b"}'
     assert V.go_value('say "hi"') == '"say \\"hi\\""'
     assert V.go_value(True) == "true"
+
+
+def test_defaulting_drops_the_affinity_config_with_affinity_none():
+    """SetDefaults_Service: switching sessionAffinity back to None (the
+    config still set from ClientIP) clears the config, as kube-apiserver's
+    defaulter does, rather than failing validation."""
+    from agent.apiserver.defaults import default
+    svc = {"metadata": {"name": "web"},
+           "spec": {"sessionAffinity": "None", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 10800}},
+                    "ports": [{"port": 80}]}}
+    default("Service", svc)
+    assert "sessionAffinityConfig" not in svc["spec"]
+    assert not [c for c in V.validate("Service", svc) if "sessionAffinity" in c.field]
+    ext = {"metadata": {"name": "ext"}, "spec": {"type": "ExternalName", "externalName": "a.example.com",
+                                                 "sessionAffinity": "ClientIP"}}
+    default("Service", ext)
+    assert ext["spec"]["sessionAffinityConfig"] == {"clientIP": {"timeoutSeconds": 10800}}

@@ -67,9 +67,9 @@ def test_agnhost_command_naming_its_binary():
 
 
 def test_agnhost_unknown_subcommand_is_clear():
-    with pytest.raises(UnknownImage, match='subcommand "serve-hostname"'):
+    with pytest.raises(UnknownImage, match='subcommand "guestbook"'):
         resolve({"image": "registry.k8s.io/e2e-test-images/agnhost:2.39",
-                 "args": ["serve-hostname"]})
+                 "args": ["guestbook"]})
 
 
 def test_curl_image_entrypoint():
@@ -120,12 +120,12 @@ def test_nginx_error_page_like_nginx():
 
 
 def test_agnhost_udp_protocol():
-    from agent.node.workloads import agnhost
-    client = ("10.244.0.5", 40000)
-    assert agnhost.udp_reply("hostname\n", client) == socket.gethostname()
-    assert agnhost.udp_reply("echo Hello World", client) == "hello world"
-    assert agnhost.udp_reply("clientip", client) == "10.244.0.5:40000"
-    assert agnhost.udp_reply("bogus", client) is None
+    from agent.node.workloads.agnhost import netexec_udp
+    client = "10.244.0.5:40000"
+    assert netexec_udp.udp_reply("hostname\n", client) == socket.gethostname()
+    assert netexec_udp.udp_reply("echo Hello World", client) == "hello world"
+    assert netexec_udp.udp_reply("clientip", client) == "10.244.0.5:40000"
+    assert netexec_udp.udp_reply("bogus", client) is None
 
 
 # ---- the servers, for real, on loopback --------------------------------------

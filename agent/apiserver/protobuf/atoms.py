@@ -7,6 +7,7 @@ Each atom is a small message on the wire but a single JSON value:
   IntOrString  {type=1, intVal=2, strVal=3}   -> 8080 or "http"
   Quantity     {string=1}                     -> "500m" (kept as written; zero -> "0")
   FieldsV1     {raw=1}                        -> the embedded JSON object (managedFields)
+  ExtraValue   {items=1 (repeated)}           -> ["a", "b"] (UserInfo.extra's values)
 
 `decode(payload)` turns the message bytes into the JSON value, `encode(value)`
 the reverse, written as Go writes it (every field of Timestamp and
@@ -203,4 +204,23 @@ class FieldsV1:
         return length_delimited(1, raw)
 
 
-ATOMS = {cls.__name__: cls for cls in (Time, MicroTime, IntOrString, Quantity, FieldsV1)}
+class ExtraValue:
+    ZERO = None
+
+    @staticmethod
+    def decode(payload: bytes):
+        items = []
+        for number, wire_type, value in fields(payload):
+            if number == 1:
+                _expect(wire_type, LEN, "ExtraValue")
+                items.append(value.decode(errors="replace"))
+        return items
+
+    @staticmethod
+    def encode(value) -> bytes:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ProtobufError("ExtraValue: expected a list of strings")
+        return b"".join(length_delimited(1, v.encode()) for v in value)
+
+
+ATOMS = {cls.__name__: cls for cls in (Time, MicroTime, IntOrString, Quantity, FieldsV1, ExtraValue)}

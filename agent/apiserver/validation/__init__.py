@@ -15,7 +15,8 @@ absent, so this can run before or after defaulting. A value of the wrong JSON
 type (e.g. `app: 1` in a selector) is a `FieldValueTypeInvalid` cause worded
 like kube's schema validation ("... in body must be of type string").
 
-One module per kind family (service, pods, workloads, endpoints), checks
+One module per kind family (service, pods, workloads incl. the
+ReplicationController, endpoints, config), checks
 shared by all kinds in common, error rendering in errors. Pure: dicts in,
 causes out. Allocation conflicts (clusterIP / nodePort already allocated,
 clusterIP outside the service CIDR) belong to the allocator.
@@ -28,11 +29,12 @@ from agent.apiserver.validation.common import (
     validate_meta,
     validate_meta_update,
 )
+from agent.apiserver.validation.config import check_config_map, check_secret, check_service_account
 from agent.apiserver.validation.endpoints import check_endpoint_slice, check_endpoints
 from agent.apiserver.validation.errors import Cause, Errs, go_value, type_name
 from agent.apiserver.validation.pods import check_pod, validate_binding
 from agent.apiserver.validation.service import check_service
-from agent.apiserver.validation.workloads import check_workload
+from agent.apiserver.validation.workloads import check_replication_controller, check_workload
 
 __all__ = ["CHECKS", "Cause", "format_invalid", "go_value", "invalid_status", "qualified_kind", "validate",
            "validate_binding"]
@@ -87,7 +89,11 @@ CHECKS = {
     "Pod": check_pod,
     "Deployment": check_workload,
     "ReplicaSet": check_workload,
+    "ReplicationController": check_replication_controller,
     "EndpointSlice": check_endpoint_slice,
     "Endpoints": check_endpoints,
     "Namespace": check_namespace,
+    "ConfigMap": check_config_map,
+    "Secret": check_secret,
+    "ServiceAccount": check_service_account,
 }

@@ -1,7 +1,9 @@
 """Pod and pod template validation: containers, ports, probes, restart
-policy, which Pod fields an update may change, and the pods/binding
-subresource's Binding."""
+policy, dnsPolicy and dnsConfig, which Pod fields an update may change, and
+the pods/binding subresource's Binding."""
 from __future__ import annotations
+
+import ipaddress
 
 from agent.api.syntax import dns1123_subdomain_errors
 from agent.apiserver.validation.common import (
@@ -15,6 +17,10 @@ from agent.apiserver.validation.common import (
 from agent.apiserver.validation.errors import Cause, Errs, child_path
 
 RESTART_POLICIES = ["Always", "OnFailure", "Never"]
+DNS_POLICIES = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"]
+MAX_DNS_NAMESERVERS = 3         # apis/core/validation: MaxDNSNameservers
+MAX_DNS_SEARCH_PATHS = 32       # MaxDNSSearchPaths
+MAX_DNS_SEARCH_LIST_CHARS = 2048  # MaxDNSSearchListChars
 
 
 def check_pod_spec(errs: Errs, spec, path: str, *, template: bool = False) -> None:
@@ -41,6 +47,42 @@ def check_pod_spec(errs: Errs, spec, path: str, *, template: bool = False) -> No
         value = errs.typed(spec, key, child_path(path, key), "string")
         for msg in dns1123_label_errors(value) if value else []:
             errs.invalid(child_path(path, key), value, msg)
+    _dns(errs, spec, path)
+
+
+def _dns(errs: Errs, spec: dict, path: str) -> None:
+    """validateDNSPolicy and validatePodDNSConfig: what the kubelet turns into
+    the pod's resolv.conf (search paths' own syntax is not checked here)."""
+    policy = errs.typed(spec, "dnsPolicy", child_path(path, "dnsPolicy"), "string", "ClusterFirst")
+    if policy not in DNS_POLICIES:
+        errs.not_supported(child_path(path, "dnsPolicy"), policy, DNS_POLICIES)
+    cpath = child_path(path, "dnsConfig")
+    config = errs.typed(spec, "dnsConfig", cpath, "object")
+    if config is None:
+        if policy == "None":
+            errs.required(cpath, "must provide `dnsConfig` when `dnsPolicy` is None")
+        return
+    npath = child_path(cpath, "nameservers")
+    servers = errs.typed(config, "nameservers", npath, "array", [])
+    if policy == "None" and not servers:
+        errs.required(npath, "must provide at least one DNS nameserver when `dnsPolicy` is None")
+    if len(servers) > MAX_DNS_NAMESERVERS:
+        errs.invalid(npath, servers, f"must not have more than {MAX_DNS_NAMESERVERS} nameservers")
+    for i, server in enumerate(servers):
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            errs.invalid(f"{npath}[{i}]", server, "must be valid IP address")
+    spath = child_path(cpath, "searches")
+    searches = errs.typed(config, "searches", spath, "array", [])
+    if len(searches) > MAX_DNS_SEARCH_PATHS:
+        errs.invalid(spath, searches, f"must not have more than {MAX_DNS_SEARCH_PATHS} search paths")
+    if len(" ".join(str(x) for x in searches)) > MAX_DNS_SEARCH_LIST_CHARS:
+        errs.invalid(spath, searches, f"must not have more than {MAX_DNS_SEARCH_LIST_CHARS} characters "
+                     "(including spaces) in the search list")
+    for i, option in enumerate(errs.typed(config, "options", child_path(cpath, "options"), "array", [])):
+        if not (option or {}).get("name"):
+            errs.required(f"{child_path(cpath, 'options')}[{i}].name", "must not be empty")
 
 
 def _container(errs: Errs, ctr, path: str, names: set, *, probes: bool) -> None:

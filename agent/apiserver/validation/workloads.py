@@ -1,5 +1,6 @@
 """Deployment and ReplicaSet validation (apps/validation): selector against
-template labels, replicas, strategy and its percent-or-int fields."""
+template labels, replicas, strategy and its percent-or-int fields; and the
+ReplicationController's (core/validation), whose selector is a plain map."""
 from __future__ import annotations
 
 import re
@@ -13,6 +14,7 @@ from agent.apiserver.validation.common import (
 )
 from agent.apiserver.validation.errors import (
     Errs,
+    GoRepr,
     child_path,
     go_intstr,
     go_label_selector,
@@ -109,3 +111,32 @@ def _strategy(errs: Errs, strategy: dict) -> None:
             errs.invalid("spec.strategy.rollingUpdate.maxUnavailable", go_intstr(mu), "may not be 0 when `maxSurge` is 0")
     else:
         errs.not_supported("spec.strategy.type", stype, ["Recreate", "RollingUpdate"])
+
+
+def check_replication_controller(errs: Errs, rc: dict, old: dict | None, **_) -> None:
+    """ValidateReplicationControllerSpec and ValidatePodTemplateSpecForRC, in
+    kube's order. The selector may change on update (unlike apps/v1's)."""
+    spec = errs.typed(rc, "spec", "spec", "object", {})
+    check_nonneg(errs, spec, "minReadySeconds", "spec.minReadySeconds")
+    sel = errs.typed(spec, "selector", "spec.selector", "object", {})
+    for k in sorted(sel, key=str):
+        errs.typed(sel, k, f"spec.selector.{k}", "string")
+    if not sel:
+        errs.required("spec.selector")
+    check_nonneg(errs, spec, "replicas", "spec.replicas")
+    template = errs.typed(spec, "template", "spec.template", "object")
+    if template is None:
+        errs.required("spec.template")
+        return
+    tmd = errs.typed(template, "metadata", "spec.template.metadata", "object", {})
+    labels = tmd.get("labels")
+    if sel and isinstance(labels, dict | None) and any((labels or {}).get(k) != v for k, v in sel.items()):
+        shown = labels if labels is not None else GoRepr("map[string]string(nil)")
+        errs.invalid("spec.template.metadata.labels", shown, "`selector` does not match template `labels`")
+    validate_labels(errs, labels, "spec.template.metadata.labels")
+    validate_annotations(errs, tmd.get("annotations"), "spec.template.metadata.annotations")
+    tspec = template.get("spec")
+    check_pod_spec(errs, tspec, "spec.template.spec", template=True)
+    deadline = tspec.get("activeDeadlineSeconds") if isinstance(tspec, dict) else None
+    if deadline is not None:
+        errs.invalid("spec.template.spec.activeDeadlineSeconds", deadline, "must not be specified")

@@ -21,7 +21,6 @@ import ipaddress
 import logging
 import os
 import shutil
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +43,7 @@ CONFIG_RETRY = 10.0          # CreateContainerConfigError / CreateContainerError
 PULL_ERROR_RETRY = 2.0       # ErrImagePull: the next sync shows ImagePullBackOff
 PULL_BACKOFF_RETRY = 5.0     # ImagePullBackOff: look again (the image manager's back-off decides)
 POD_WORKERS = 3             # pods synced at once (their sandboxes and container starts)
-PAUSE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pause.py")
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"   # the sandbox image, as the kubelet's default
 
 
 def image_store(cfg: ClusterConfig) -> ImageStore:
@@ -292,10 +291,9 @@ class Kubelet:
         if rt.pause_cid:
             self.runtime.remove(rt.pause_cid)
         rt.sandbox.pause_pid = 0
-        spec = {"name": "POD", "command": [sys.executable, "-S", PAUSE],
+        spec = {"name": "POD", "image": PAUSE_IMAGE,          # the pause stand-in (workloads/pause.py)
                 "securityContext": {"runAsUser": 65535, "runAsGroup": 65535}}
-        image = imagemanager.Image(image="registry.k8s.io/pause:3.10", name="registry.k8s.io/pause:3.10",
-                                   standin=True)
+        image = imagemanager.Image(image=PAUSE_IMAGE, name=PAUSE_IMAGE, standin=True)
         try:
             started = self.runtime.start(rt.sandbox, spec, image, [], os.path.join(rt.dir, "pause.log"))
         except RuntimeLayerError as e:

@@ -10,9 +10,9 @@ agent playing the CNI plugin and containerd's sandbox).
   the pod's containers share System V IPC and POSIX message queues without a
   pause process, and a restarted container finds the same namespace;
 - PID: each container has its own PID namespace (containerd's default);
-  with `shareProcessNamespace: true` a pause container is the pod's PID 1
-  (it reaps orphans, as kubelet's pause does) and every container joins its
-  /proc/<pid>/ns/pid. A PID namespace dies with its first process, so it
+  with `shareProcessNamespace: true` a pause container (the
+  registry.k8s.io/pause stand-in) is the pod's PID 1, reaping orphans as the
+  kubelet's pause does, and every container joins its /proc/<pid>/ns/pid. A PID namespace dies with its first process, so it
   cannot be pinned on a file like the others;
 - /etc/netns/<netns>/{resolv.conf,hosts,hostname}: written here,
   bind-mounted into each container at /etc/resolv.conf, /etc/hosts and

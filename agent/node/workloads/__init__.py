@@ -6,9 +6,10 @@ registry access, the images the Kubernetes docs and e2e tests use most
 (nginx, agnhost, curl, busybox, coredns...) run as a stand-in instead: a real
 program of this machine (`command:`/`args:`, e.g. sh, curl, sleep) or a
 small Python module that answers like the real image
-(`agent.node.workloads.nginx`, `agent.node.workloads.agnhost`), inside the same
-kind of container, over a read-only view of the host (the kubelet says so in
-the pod's Events).
+(`agent.node.workloads.nginx`, `.httpd`, `.pause`, and the
+`agent.node.workloads.agnhost` package, one module per subcommand), inside
+the same kind of container, over a read-only view of the host (the kubelet
+says so in the pod's Events).
 
 `resolve` follows Kubernetes' rules for combining a container spec with the
 image's own ENTRYPOINT and CMD (command replaces ENTRYPOINT and drops CMD; args
@@ -43,6 +44,11 @@ class Image:
 IMAGES: dict[str, Image] = {
     "nginx": Image(("/docker-entrypoint.sh",), ("nginx", "-g", "daemon off;")),
     "e2e-test-images/agnhost": Image(("/agnhost",), ("pause",)),
+    "e2e-test-images/nginx": Image((), ("nginx", "-g", "daemon off;")),       # nginx:1.14-alpine
+    "e2e-test-images/httpd": Image((), ("httpd-foreground",)),                 # httpd:2.4.38-alpine
+    "e2e-test-images/busybox": Image((), ("sh",)),
+    "e2e-test-images/jessie-dnsutils": Image((), ("bash",)),                   # debian:jessie + dnsutils
+    "pause": Image(("/pause",), ()),                                           # registry.k8s.io/pause
     "curlimages/curl": Image(("/entrypoint.sh",), ("curl",)),
     "busybox": Image((), ("sh",)),
     "alpine": Image((), ("/bin/sh",)),
@@ -51,8 +57,18 @@ IMAGES: dict[str, Image] = {
     "coredns/coredns": Image(("/coredns",), ()),
 }
 
-AGNHOST_SUBCOMMANDS = ("netexec", "pause")
-_KNOWN = "nginx, registry.k8s.io/e2e-test-images/agnhost, curlimages/curl, busybox, alpine"
+# (repository, program) -> our module and its first arguments, for the images
+# whose own program is a stand-in; the container's remaining arguments follow.
+STANDINS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("e2e-test-images/nginx", "nginx"): ("nginx", "--release=1.14.2"),
+    ("e2e-test-images/httpd", "httpd-foreground"): ("httpd",),
+    ("pause", "/pause"): ("pause",),
+}
+
+AGNHOST_SUBCOMMANDS = ("connect", "dns-server-list", "dns-suffix", "etc-hosts", "netexec",
+                       "pause", "porter", "serve-hostname", "test-webserver")
+_KNOWN = ("nginx, registry.k8s.io/e2e-test-images/{agnhost,nginx,httpd,busybox,jessie-dnsutils}, "
+          "registry.k8s.io/pause, curlimages/curl, busybox, alpine")
 
 
 def repository(image: str) -> str:
@@ -97,6 +113,8 @@ def resolve(container: dict) -> list[str]:
 def _interpret(repo: str, argv: list[str], image_name: str) -> list[str]:
     """Replace the image's own programs (entrypoint scripts, /agnhost, nginx)."""
     program, rest = argv[0], argv[1:]
+    if (repo, program) in STANDINS:
+        return python_module(*STANDINS[(repo, program)], *rest)
     if repo == "nginx":
         if program == "/docker-entrypoint.sh":
             return _nginx_entrypoint(rest)

@@ -9,6 +9,12 @@ line per request on stdout in the image's `main` log format (combined plus
 "$http_x_forwarded_for"), and the entrypoint's and nginx's startup notices.
 SIGTERM/SIGINT stop it at once, SIGQUIT gracefully, like nginx.
 
+`--release 1.14.2` is registry.k8s.io/e2e-test-images/nginx:1.14-4 (the
+e2e tests' nginx, nginx:1.14-alpine mirrored): `Server: nginx/1.14.2`, that
+release's 612-byte index.html and 50x.html with their 2018 validators, no
+entrypoint script, and an error log at `warn`, so nothing on stderr at start
+or stop.
+
 Listens on 0.0.0.0:80; `--listen ADDR:PORT` or NSPLANE_NGINX_LISTEN override
 it (tests use 127.0.0.1 and a free port).
 """
@@ -25,9 +31,12 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
+
+from agent.node.workloads.signals import WorkerThreadsBlockSignals, spawn
 
 VERSION = "1.27.5"
 SERVER = f"nginx/{VERSION}"
@@ -80,8 +89,55 @@ the error log for details.</p>
 </html>
 """
 
-# The html files' mtime in the image (their Last-Modified and ETag).
-HTML_MTIME = calendar.timegm((2025, 4, 16, 12, 55, 34))
+INDEX_HTML_1_14 = """<!DOCTYPE html>
+<html>
+<head>
+<title>Welcome to nginx!</title>
+<style>
+    body {
+        width: 35em;
+        margin: 0 auto;
+        font-family: Tahoma, Verdana, Arial, sans-serif;
+    }
+</style>
+</head>
+<body>
+<h1>Welcome to nginx!</h1>
+<p>If you see this page, the nginx web server is successfully installed and
+working. Further configuration is required.</p>
+
+<p>For online documentation and support please refer to
+<a href="http://nginx.org/">nginx.org</a>.<br/>
+Commercial support is available at
+<a href="http://nginx.com/">nginx.com</a>.</p>
+
+<p><em>Thank you for using nginx.</em></p>
+</body>
+</html>
+"""
+
+ERROR_50X_HTML_1_14 = """<!DOCTYPE html>
+<html>
+<head>
+<title>Error</title>
+<style>
+    body {
+        width: 35em;
+        margin: 0 auto;
+        font-family: Tahoma, Verdana, Arial, sans-serif;
+    }
+</style>
+</head>
+<body>
+<h1>An error occurred.</h1>
+<p>Sorry, the page you are looking for is currently unavailable.<br/>
+Please try again later.</p>
+<p>If you are the system administrator of this resource then you should check
+the <a href="http://nginx.org/r/error_log">error log</a> for details.</p>
+<p><em>Faithfully yours, nginx.</em></p>
+</body>
+</html>
+"""
 
 REASONS = {400: "Bad Request", 404: "Not Found", 405: "Not Allowed",
            414: "Request-URI Too Large", 500: "Internal Server Error"}
@@ -90,14 +146,44 @@ REASONS = {400: "Bad Request", 404: "Not Found", 405: "Not Allowed",
 class StaticFile:
     """One file under the document root, with its validators."""
 
-    def __init__(self, text: str, mtime: int = HTML_MTIME):
+    def __init__(self, text: str, mtime: int):
         self.body = text.encode()
         self.last_modified = formatdate(mtime, usegmt=True)
         self.etag = f'"{mtime:x}-{len(self.body):x}"'
 
 
-DOCROOT = {"/index.html": StaticFile(INDEX_HTML),
-           "/50x.html": StaticFile(ERROR_50X_HTML)}
+@dataclass(frozen=True)
+class Release:
+    """What differs between the nginx images we stand in for."""
+
+    version: str
+    index_html: str
+    error_50x_html: str
+    html_mtime: int            # the html files' mtime in the image (Last-Modified, ETag)
+    entrypoint: bool           # the image starts through /docker-entrypoint.sh
+    notices: bool              # error_log at "notice" (else "warn": no startup lines)
+
+
+RELEASES = {
+    "1.27.5": Release("1.27.5", INDEX_HTML, ERROR_50X_HTML, calendar.timegm((2025, 4, 16, 12, 55, 34)),
+                      entrypoint=True, notices=True),
+    "1.14.2": Release("1.14.2", INDEX_HTML_1_14, ERROR_50X_HTML_1_14,
+                      calendar.timegm((2018, 12, 4, 14, 44, 49)), entrypoint=False, notices=False),
+}
+RELEASE = RELEASES[VERSION]
+DOCROOT: dict[str, StaticFile] = {}
+
+
+def use_release(version: str) -> None:
+    """Serve as nginx `version` does (its Server header, pages and logging)."""
+    global RELEASE, SERVER, DOCROOT
+    RELEASE = RELEASES[version]
+    SERVER = f"nginx/{RELEASE.version}"
+    DOCROOT = {"/index.html": StaticFile(RELEASE.index_html, RELEASE.html_mtime),
+               "/50x.html": StaticFile(RELEASE.error_50x_html, RELEASE.html_mtime)}
+
+
+use_release(VERSION)
 
 
 def error_page(code: int) -> bytes:
@@ -146,6 +232,8 @@ def log_escape(value: str | None) -> str:
 
 def notice(message: str, level: str = "notice") -> None:
     """An nginx error-log line (the image sends error.log to stderr)."""
+    if level == "notice" and not RELEASE.notices:
+        return
     pid = os.getpid()
     stamp = time.strftime("%Y/%m/%d %H:%M:%S")
     sys.stderr.write(f"{stamp} [{level}] {pid}#{pid}: {message}\n")
@@ -246,7 +334,7 @@ class NginxHandler(BaseHTTPRequestHandler):
         """Timeouts of idle keep-alive connections are not errors in nginx."""
 
 
-class NginxServer(ThreadingHTTPServer):
+class NginxServer(WorkerThreadsBlockSignals, ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
@@ -260,7 +348,7 @@ def parse_listen(value: str) -> tuple[str, int]:
 def startup_banner(workers: int = 1) -> None:
     """What the image prints: entrypoint lines on stdout, notices on stderr."""
     ep = "/docker-entrypoint.sh"
-    for line in (
+    for line in () if not RELEASE.entrypoint else (
         f"{ep}: /docker-entrypoint.d/ is not empty, will attempt to perform configuration",
         f"{ep}: Looking for shell scripts in /docker-entrypoint.d/",
         f"{ep}: Launching /docker-entrypoint.d/10-listen-on-ipv6-by-default.sh",
@@ -302,8 +390,7 @@ def serve(host: str, port: int) -> int:
     for signum in SIGNAL_NOTICES:
         signal.signal(signum, on_signal)
     startup_banner()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    spawn(server.serve_forever)
     while not stop.wait(3600):
         pass
     server.shutdown()
@@ -316,7 +403,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nginx", description=__doc__.splitlines()[0])
     parser.add_argument("--listen", default=os.environ.get("NSPLANE_NGINX_LISTEN", "0.0.0.0:80"),
                         help="ADDR:PORT to listen on (default 0.0.0.0:80)")
+    parser.add_argument("--release", default=VERSION, choices=sorted(RELEASES),
+                        help=f"the nginx image to be (default {VERSION})")
     opts, _ignored = parser.parse_known_args(argv)  # e.g. -g "daemon off;"
+    use_release(opts.release)
     host, port = parse_listen(opts.listen)
     return serve(host, port)
 

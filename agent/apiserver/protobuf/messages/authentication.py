@@ -1,12 +1,13 @@
-"""authentication.k8s.io/v1: TokenRequest (`kubectl create token`; a subresource, so no list).
+"""authentication.k8s.io/v1: TokenRequest (`kubectl create token`; a subresource, so no list) and
+SelfSubjectReview (`kubectl auth whoami`; created, never stored, so no list either).
 
 Field numbers and Go types from Kubernetes 1.36 (k8s.io/api authentication/v1/generated.proto and types.go).
 """
 
 GROUP = "authentication"
 API_VERSION = "authentication.k8s.io/v1"
-KINDS = ("TokenRequest",)
-UNLISTED = ("TokenRequest",)
+KINDS = ("TokenRequest", "SelfSubjectReview")
+UNLISTED = ("TokenRequest", "SelfSubjectReview")
 
 MESSAGES = {
     "TokenRequest": {
@@ -25,5 +26,16 @@ MESSAGES = {
         2: "apiVersion,omitempty string",
         3: "name,omitempty string",
         4: "uid,omitempty string",
+    },
+    "SelfSubjectReview": {
+        1: "metadata,omitempty meta.ObjectMeta",
+        2: "status,omitempty SelfSubjectReviewStatus",
+    },
+    "SelfSubjectReviewStatus": {1: "userInfo,omitempty UserInfo"},
+    "UserInfo": {
+        1: "username,omitempty string",
+        2: "uid,omitempty string",
+        3: "groups,omitempty []string",
+        4: "extra,omitempty map[string]ExtraValue",
     },
 }
