@@ -9,6 +9,7 @@ none of the cluster's files); securityContext and memory limits hold
 (OOMKilled 137); crash loops, start errors and `logs --previous` read as on
 a node; the stand-ins say in their Events that they are stand-ins. One
 cluster (no DNS) serves the module."""
+import base64
 import json
 import re
 import time
@@ -302,6 +303,29 @@ def test_missing_image_backs_off(c):
     assert ("Normal", "BackOff", f'Back-off pulling image "{ref}"') in evs
     failed = [m for _, r, m in evs if r == "Failed" and m.startswith(f'Failed to pull image "{ref}": ')]
     assert failed and ("manifest unknown" in failed[0] or "not found" in failed[0]), failed
+
+
+def test_pull_secrets_for_a_private_registry(c, image, tmp_path_factory):
+    work = tmp_path_factory.mktemp("private-registry")
+    with local_registry(work, users={"alice": "s3cret"}, host=c.cfg.host_ip, netns=c.cfg.host_netns) as registry:
+        ref = f"{registry}/private/web:1"
+        push(image[0], "web", ref, creds="alice:s3cret", netns=c.cfg.host_netns)
+        config = {"auths": {registry: {"auth": base64.b64encode(b"alice:s3cret").decode()}}}
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "regcred"},
+                  "type": "kubernetes.io/dockerconfigjson",
+                  "data": {".dockerconfigjson": base64.b64encode(json.dumps(config).encode()).decode()}}
+        always = {"imagePullPolicy": "Always"}
+        c.apply(documents(_yaml(secret),
+                          bare_pod("private", image=ref, command=["sleep", "3600"], container=always,
+                                   imagePullSecrets=[{"name": "regcred"}, {"name": "absent"}]),
+                          bare_pod("anonymous", image=ref, command=["sleep", "3600"], container=always)))
+        c.wait(lambda: "running" in state(c, "private").get("state", {}), 30, "private running")
+        assert ("Warning", "FailedToRetrieveImagePullSecret", "Unable to retrieve some image pull secrets "
+                "(absent); attempting to pull the image may not succeed.") in events(c, "private")
+        waiting(c, "anonymous", "ImagePullBackOff")
+        failed = [m for _, r, m in events(c, "anonymous") if r == "Failed" and m.startswith("Failed to pull")]
+        assert "unauthorized" in failed[0] and "check the registry credentials" in failed[0], failed
+        c.nsplane("delete", "pod", "private", "anonymous", "--now")
 
 
 def test_never_pull_and_invalid_names(c):

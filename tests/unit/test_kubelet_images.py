@@ -18,6 +18,7 @@ class FakeStore:
         self.names = set(names)
         self.pull_error = pull_error
         self.pulls: list[str] = []
+        self.auths: list = []
 
     def resolve(self, name):
         return Stored(names=[name], digest=DIGEST, size=1234) if name in self.names else None
@@ -28,8 +29,9 @@ class FakeStore:
     def config(self, name):
         return {"Cmd": ["sh"]}
 
-    def pull(self, image, insecure_registries=(), timeout=0):
+    def pull(self, image, insecure_registries=(), auth=None, timeout=0):
         self.pulls.append(image)
+        self.auths.append(auth)
         if self.pull_error:
             raise ImagePullError(f'Failed to pull image "{image}": {self.pull_error}; check the image name and tag')
         from agent.node.runtime import reference
@@ -38,7 +40,7 @@ class FakeStore:
 
 
 class Harness:
-    def __init__(self, store: FakeStore, answers: bool = False):
+    def __init__(self, store: FakeStore, answers: bool = False, secrets: dict | None = None):
         self.events: list[tuple[str, str, str]] = []
         self.probes: list[tuple[str, int]] = []
         self.woken = threading.Event()
@@ -47,11 +49,13 @@ class Harness:
             self.probes.append((host, port))
             return answers
         self.mgr = images.ImageManager(store, lambda pod, r, m, t="Normal": self.events.append((t, r, m)),
-                                       lambda pod: self.woken.set(), ["10.0.0.0/8"], probe=probe)
+                                       lambda pod: self.woken.set(), ["10.0.0.0/8"], probe=probe,
+                                       secret=lambda ns, name: (secrets or {}).get((ns, name)))
 
-    def ensure(self, image: str, policy: str | None = None, uid: str = "u1"):
+    def ensure(self, image: str, policy: str | None = None, uid: str = "u1", pull_secrets=()):
         """ensure() until it stops saying "pending" (bounded)."""
-        pod = {"metadata": {"uid": uid, "namespace": "default", "name": "p"}}
+        pod = {"metadata": {"uid": uid, "namespace": "default", "name": "p"},
+               "spec": {"imagePullSecrets": [{"name": n} for n in pull_secrets]}}
         container = {"name": "c", "image": image, **({"imagePullPolicy": policy} if policy else {})}
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -173,3 +177,36 @@ def test_go_duration(seconds, text):
 ])
 def test_registry_endpoint(domain, insecure, endpoint):
     assert images.registry_endpoint(domain, insecure) == endpoint
+
+
+def _docker_secret(auths: dict, kind: str = "kubernetes.io/dockerconfigjson") -> dict:
+    import base64
+    import json
+    doc = {"auths": auths} if kind.endswith("json") else auths
+    key = ".dockerconfigjson" if kind.endswith("json") else ".dockercfg"
+    return {"type": kind, "data": {key: base64.b64encode(json.dumps(doc).encode()).decode()}}
+
+
+def test_credentials_match_the_registry_most_specific_first():
+    from agent.node.runtime import reference
+    hub = _docker_secret({"https://index.docker.io/v1/": {"auth": "aHViOnB3"}})
+    mine = _docker_secret({"10.1.2.3:5000": {"username": "alice", "password": "pw"},
+                           "10.1.2.3:5000/team": {"username": "team", "password": "tpw"},
+                           "*.example.com": {"auth": "d2lsZDp4"}}, "kubernetes.io/dockercfg")
+    assert images.credentials([hub, mine], reference.parse("nginx:1.27")) == {"auth": "aHViOnB3"}
+    assert images.credentials([hub, mine], reference.parse("10.1.2.3:5000/app:1")) == \
+        {"username": "alice", "password": "pw"}
+    assert images.credentials([hub, mine], reference.parse("10.1.2.3:5000/team/app:1"))["username"] == "team"
+    assert images.credentials([hub, mine], reference.parse("r.example.com/app"))["auth"] == "d2lsZDp4"
+    assert images.credentials([hub, mine], reference.parse("quay.io/app")) is None
+    assert images.credentials([{"type": "Opaque", "data": {}}], reference.parse("nginx")) is None
+
+
+def test_pull_uses_the_pods_pull_secrets_and_says_which_it_could_not_read():
+    store = FakeStore()
+    secret = _docker_secret({"10.1.2.3:5000": {"username": "alice", "password": "pw"}})
+    h = Harness(store, secrets={("default", "regcred"): secret})
+    h.ensure("10.1.2.3:5000/app:1", pull_secrets=["regcred", "gone"])
+    assert store.auths == [{"username": "alice", "password": "pw"}]
+    assert h.events[0] == ("Warning", "FailedToRetrieveImagePullSecret", "Unable to retrieve some image pull "
+                           "secrets (gone); attempting to pull the image may not succeed.")

@@ -24,12 +24,19 @@ The order, for an image that is...
   ErrImagePull, then ImagePullBackOff until the back-off (10 s doubling to
   300 s, per pod and image) has passed.
 
-imagePullSecrets are not read: the Secret kind does not exist here yet.
-Registries listed in the cluster's `insecure_registries` are spoken to over
-plain HTTP (local test registries).
+Credentials come from the pod's imagePullSecrets (kubernetes.io/
+dockerconfigjson and kubernetes.io/dockercfg Secrets of its namespace), matched
+to the image's registry as the kubelet's keyring matches them (the most
+specific entry wins; index.docker.io is docker.io); a Secret that cannot be
+read is the kubelet's `FailedToRetrieveImagePullSecret` Warning, and the pull
+goes ahead without it. Registries listed in the cluster's
+`insecure_registries` are spoken to over plain HTTP (local test registries).
 """
 from __future__ import annotations
 
+import base64
+import fnmatch
+import json
 import logging
 import queue
 import socket
@@ -108,6 +115,50 @@ def answers(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> bool:
     return bool(result and result[0])
 
 
+def _registry_key(key: str) -> tuple[str, str]:
+    """(host[:port], path) of a docker config key ("https://index.docker.io/v1/",
+    "registry.example.com:5000/team", "*.example.com")."""
+    text = key.split("://", 1)[-1]
+    host, _, path = text.partition("/")
+    if host in ("index.docker.io", DOCKER_HUB):
+        host, path = reference.DEFAULT_DOMAIN, ""
+    return host, path.strip("/")
+
+
+def _auths(secret: dict) -> dict:
+    """The docker config entries of a Secret, {} if it is of another kind."""
+    data = secret.get("data") or {}
+    try:
+        if secret.get("type") == "kubernetes.io/dockerconfigjson" and ".dockerconfigjson" in data:
+            return json.loads(base64.b64decode(data[".dockerconfigjson"])).get("auths") or {}
+        if secret.get("type") == "kubernetes.io/dockercfg" and ".dockercfg" in data:
+            return json.loads(base64.b64decode(data[".dockercfg"]))
+    except (ValueError, TypeError):
+        pass
+    return {}
+
+
+def credentials(secrets: list[dict], ref: reference.ImageRef) -> dict | None:
+    """The auth entry for `ref` from the pod's pull Secrets: the entry whose
+    registry (a glob for the host) and path prefix match, longest first."""
+    found = []
+    for secret in secrets:
+        for key, entry in _auths(secret).items():
+            host, path = _registry_key(key)
+            if not fnmatch.fnmatchcase(ref.domain, host):
+                continue
+            if path and not (ref.path == path or ref.path.startswith(path + "/")):
+                continue
+            if isinstance(entry, dict) and (entry.get("auth") or entry.get("username")):
+                found.append((len(host) + len(path), entry))
+    if not found:
+        return None
+    entry = max(found, key=lambda f: f[0])[1]
+    if entry.get("auth"):
+        return {"auth": entry["auth"]}
+    return {"username": entry.get("username", ""), "password": entry.get("password", "")}
+
+
 class Backoff:
     """client-go's flowcontrol.Backoff, as the kubelet uses it for pulls."""
 
@@ -135,10 +186,11 @@ class ImageManager:
     """Images for the kubelet's containers; pulls on one background thread."""
 
     def __init__(self, store: ImageStore, event, wake, insecure_registries=(),
-                 probe=answers):
+                 probe=answers, secret=None):
         self.store = store
         self.event = event              # (pod, reason, message, type)
         self.wake = wake                # (pod) -> sync that pod again soon
+        self.secret = secret            # (namespace, name) -> Secret, None if it cannot be read
         self.insecure = list(insecure_registries or ())
         self.probe = probe
         self.backoff = Backoff()
@@ -269,11 +321,24 @@ class ImageManager:
         log.info("registry %s (%s:%d) %s (%.0f ms)", domain, host, port,
                  "answers" if ok else "does not answer", (time.monotonic() - t0) * 1000)
 
+    def _pull_secrets(self, pod: dict) -> list[dict]:
+        """The pod's imagePullSecrets that can be read (kubelet: getPullSecretsForPod)."""
+        names = [r.get("name") for r in (pod.get("spec") or {}).get("imagePullSecrets") or [] if r.get("name")]
+        found, failed = [], []
+        for name in names:
+            secret = self.secret(pod["metadata"]["namespace"], name) if self.secret else None
+            (found if secret is not None else failed).append(secret if secret is not None else name)
+        if failed:
+            self.event(pod, "FailedToRetrieveImagePullSecret", f"Unable to retrieve some image pull secrets "
+                       f"({', '.join(failed)}); attempting to pull the image may not succeed.", "Warning")
+        return found
+
     def _pull(self, key: str, pod: dict, image: str, ref) -> None:
+        auth = credentials(self._pull_secrets(pod), ref)
         self.event(pod, "Pulling", f'Pulling image "{image}"')
         t0 = time.monotonic()
         try:
-            pulled = self.store.pull(image, insecure_registries=self.insecure, timeout=PULL_TIMEOUT)
+            pulled = self.store.pull(image, insecure_registries=self.insecure, auth=auth, timeout=PULL_TIMEOUT)
             result: object = Image(image=image, name=ref.name,
                                    image_id=f"{ref.repository}@{pulled.digest}",
                                    lower=self.store.unpack(ref.name), config=self.store.config(ref.name))

@@ -78,7 +78,15 @@ class Kubelet:
         self.images = imagemanager.ImageManager(
             image_store(cfg), self._event, lambda pod: self._mark(pod["metadata"]["uid"], (
                 pod["metadata"]["namespace"], pod["metadata"]["name"])),
-            insecure_registries=cfg.insecure_registries)
+            insecure_registries=cfg.insecure_registries, secret=self._secret)
+
+    def _secret(self, namespace: str, name: str) -> dict | None:
+        """A Secret of the API (for imagePullSecrets), None if it cannot be read."""
+        try:
+            return self.client.get("secrets", name, namespace)
+        except (APIStatusError, OSError) as e:
+            log.info("secret %s/%s: %s", namespace, name, e)
+            return None
 
     # ---- events -----------------------------------------------------
     def _on_pod(self, old, new) -> None:
