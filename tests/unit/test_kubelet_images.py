@@ -210,3 +210,12 @@ def test_pull_uses_the_pods_pull_secrets_and_says_which_it_could_not_read():
     assert store.auths == [{"username": "alice", "password": "pw"}]
     assert h.events[0] == ("Warning", "FailedToRetrieveImagePullSecret", "Unable to retrieve some image pull "
                            "secrets (gone); attempting to pull the image may not succeed.")
+
+
+def test_coredns_is_always_the_clusters_own_dns():
+    store = FakeStore({"registry.k8s.io/coredns/coredns:v1.11.3"})
+    h = Harness(store, answers=True)
+    assert h.ensure("registry.k8s.io/coredns/coredns:v1.11.3", "Always").standin
+    assert store.pulls == [] and h.probes == []
+    assert h.events == [("Normal", "Pulled", 'Container image "registry.k8s.io/coredns/coredns:v1.11.3" is '
+                         "nsplane's cluster DNS here; running nsplane's built-in stand-in for it")]

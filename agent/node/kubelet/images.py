@@ -23,6 +23,8 @@ The order, for an image that is...
 - neither: pulled (Never: ErrImageNeverPull), and a failed pull is
   ErrImagePull, then ImagePullBackOff until the back-off (10 s doubling to
   300 s, per pod and image) has passed.
+- coredns/coredns: always its stand-in, nsplane's own cluster DNS (the real
+  image would need a Corefile from a ConfigMap volume).
 
 Credentials come from the pod's imagePullSecrets (kubernetes.io/
 dockerconfigjson and kubernetes.io/dockercfg Secrets of its namespace), matched
@@ -58,6 +60,10 @@ PROBE_TIMEOUT = 1.5
 REACHABLE_TTL = 300.0          # how long a probe's answer is believed
 UNREACHABLE_TTL = 30.0
 PULL_TIMEOUT = 600.0
+# Images whose real program cannot work here, so their stand-in always runs:
+# repository -> why. The cluster DNS is nsplane's own (dns/); a real CoreDNS
+# would need its Corefile from a ConfigMap volume.
+ALWAYS_STANDIN = {"coredns/coredns": "is nsplane's cluster DNS"}
 DOCKER_HUB = "registry-1.docker.io"     # what docker.io names as a registry host
 
 
@@ -220,6 +226,11 @@ class ImageManager:
         if isinstance(done, ImagePullError):
             self.event(pod, "Failed", "Error: ErrImagePull", "Warning")
             raise done
+        always = ALWAYS_STANDIN.get(workloads.repository(image))
+        if always:
+            self.event(pod, "Pulled", f'Container image "{image}" {always} here; running nsplane\'s built-in '
+                       "stand-in for it")
+            return Image(image=image, name=ref.name, standin=True)
         policy = container.get("imagePullPolicy") or reference.default_pull_policy(image)
         stored = self._stored(image, ref)
         standin = workloads.standin(image) is not None
