@@ -45,6 +45,7 @@ class ClusterConfig:
     advertise_address: str = ""           # the API server's address (host mode: host_iface's)
     server_url: str = ""                  # a joined machine (`nsplane join`): the API server's URL
     masquerade_egress: bool = False       # pods reach beyond the cluster through SNAT to the node's address
+    insecure_registries: list[str] = field(default_factory=list)   # pulled from over plain HTTP (host[:port], CIDR)
 
     def __post_init__(self):
         if not self.name.startswith(names.PREFIX):

@@ -29,7 +29,8 @@ from agent.cli.processes import (
     stop_role,
     wait,
 )
-from agent.node.kubelet.containers import proc_start_time
+from agent.node.kubelet import kuberuntime, sandbox
+from agent.node.runtime.kernel import proc_start_ticks as proc_start_time  # noqa: F401 (tests use it)
 from dataplane import cleanup, names, netns, uts
 from dataplane import node as nodenet
 
@@ -104,13 +105,8 @@ def remove_node(cfg: ClusterConfig, name: str, client: Client | None, say=print)
     remove its namespaces and uplink."""
     stop_role(cfg, name)
     node_dir = os.path.join(cfg.dir, "nodes", name)
+    kuberuntime.sweep_node(cfg, node_dir)
     pod_netns = []
-    for pid, ticks in container_pids(cfg, node_dir):
-        if proc_start_time(pid) == ticks:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
     for state in glob.glob(os.path.join(node_dir, "pods", "*", "state.json")):
         try:
             with open(state) as f:
@@ -127,6 +123,7 @@ def remove_node(cfg: ClusterConfig, name: str, client: Client | None, say=print)
     for ns in filter(None, pod_netns):
         netns.delete(ns)
         uts.remove(uts.uts_path(uts_dir, ns))
+        sandbox.remove_ipc(os.path.join(cfg.rundir, "ipc", ns))
         shutil.rmtree(os.path.join(netns.ETC_NETNS_DIR, ns), ignore_errors=True)
     nodenet.teardown_node(names.node_netns(cfg.name, name), names.node_ifname(cfg.name, name), cfg.host_netns)
     shutil.rmtree(node_dir, ignore_errors=True)
@@ -153,17 +150,9 @@ def _ready_nodes(client: Client) -> set[str]:
 # ---- down --------------------------------------------------------------
 
 def container_pids(cfg: ClusterConfig, node_dir: str | None = None) -> list[tuple[int, int]]:
-    out = []
-    for state in glob.glob(os.path.join(node_dir or os.path.join(cfg.dir, "nodes", "*"), "pods", "*", "state.json")):
-        try:
-            with open(state) as f:
-                st = json.load(f)
-        except (OSError, ValueError):
-            continue
-        for c in st.get("containers", []):
-            if c.get("pid"):
-                out.append((c["pid"], c.get("start_ticks", 0)))
-    return out
+    """(pid, start ticks) of the running containers of a node (default: every node)."""
+    dirs = [node_dir] if node_dir else sorted(glob.glob(os.path.join(cfg.dir, "nodes", "*")))
+    return [p for d in dirs for p in kuberuntime.running_containers(d)]
 
 
 def down(cfg: ClusterConfig, purge: bool = False, say=print) -> None:
@@ -171,13 +160,8 @@ def down(cfg: ClusterConfig, purge: bool = False, say=print) -> None:
     for role in sorted(roles, key=lambda r: r == "server"):   # agents first, then the server
         if stop_role(cfg, role):
             say(f"stopped {role}")
-    pids = container_pids(cfg)
-    for pid, ticks in pids:
-        if proc_start_time(pid) == ticks:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+    stopped = sum(kuberuntime.sweep_node(cfg, d) for d in sorted(glob.glob(os.path.join(cfg.dir, "nodes", "*"))))
+    kuberuntime.remove_cgroups(cfg.name)
     uts_dir = os.path.join(cfg.rundir, "uts")
     # Whatever still runs inside the cluster's namespaces was started by its
     # kubelets (e.g. a container started just before its agent was killed,
@@ -188,12 +172,13 @@ def down(cfg: ClusterConfig, purge: bool = False, say=print) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    if pids or strays:
-        say(f"stopped {len(pids) + len(strays)} container process(es)")
+    if stopped or strays:
+        say(f"stopped {stopped + len(strays)} container(s)")
+    ipc = sandbox.sweep_ipc(os.path.join(cfg.rundir, "ipc"))
     swept = cleanup.sweep(cfg.name, uts_dir, host_netns=cfg.host_netns)
     if cfg.host_netns and netns.exists(cfg.host_netns):
         netns.delete(cfg.host_netns)
-    for line in swept.lines():
+    for line in swept.lines() + [f"ipc {p}" for p in ipc]:
         say(f"removed {line}")
     shutil.rmtree(cfg.rundir, ignore_errors=True)
     for d in glob.glob(os.path.join(cfg.dir, "nodes", "*", "pods", "*")):

@@ -272,6 +272,8 @@ def _node_flags(p: argparse.ArgumentParser) -> None:
                    help="host mode: pods reach beyond the cluster through SNAT to the node's address")
     p.add_argument("--allow-root-netns", action="store_true",
                    help="host mode in the machine's root network namespace (a VM made for nsplane)")
+    p.add_argument("--insecure-registry", action="append", metavar="HOST[:PORT]|CIDR",
+                   help="a registry the nodes pull from over plain HTTP (a local test registry); repeatable")
 
 
 def add_join_parser(sub) -> None:
@@ -282,6 +284,8 @@ def add_join_parser(sub) -> None:
 
 
 def _apply_node_flags(cfg: ClusterConfig, args) -> None:
+    if getattr(args, "insecure_registry", None):
+        cfg.insecure_registries = list(dict.fromkeys(cfg.insecure_registries + args.insecure_registry))
     if args.iface:
         cfg.host_iface = args.iface
     if not cfg.host_iface:
@@ -326,6 +330,7 @@ def cmd_join(cfg: ClusterConfig, args) -> int:
             prev = ClusterConfig.load(local.path)
             local.host_iface, local.host_node = prev.host_iface, prev.host_node
             local.masquerade_egress = prev.masquerade_egress
+            local.insecure_registries = prev.insecure_registries
         _apply_node_flags(local, args)
         join(local, doc)
     except (OSError, ValueError, HostModeError, processes.ClusterError, APIStatusError) as e:

@@ -16,7 +16,7 @@ from agent.api.config import ClusterConfig
 from agent.api.kinds import UnknownKind
 from agent.apiserver.allocator import LoadBalancerPool
 from agent.cli import clusterops as cluster
-from agent.cli import hostmode, kubeconfig, pods, resources
+from agent.cli import hostmode, images, kubeconfig, pods, resources
 from agent.cli.errors import die, server_error
 
 # ---- cluster -------------------------------------------------------------
@@ -28,6 +28,8 @@ def cmd_up(cfg: ClusterConfig, args) -> int:
         except ValueError as e:
             die(f"nsplane up: --lb-pool: {e}")
         cfg.lb_pool = args.lb_pool
+    if args.insecure_registry:
+        cfg.insecure_registries = list(dict.fromkeys(cfg.insecure_registries + args.insecure_registry))
     if args.host_mode or cfg.host_mode:   # this namespace is the node (a VM): agent/cli/hostmode.py
         return hostmode.cmd_up(cfg, args)
     try:
@@ -166,7 +168,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--command", action="store_true")
     p.add_argument("args", nargs="*")
     ns_flags(p)
-    p = sub.add_parser("exec", help="run a command in a pod's namespaces")
+    p = sub.add_parser("exec", help="run a command in a pod's container")
     p.add_argument("pod")
     p.add_argument("-c", "--container")
     p.add_argument("-i", "--stdin", action="store_true")
@@ -179,6 +181,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("--tail", type=int)
     ns_flags(p)
+    images.add_parser(sub)
     p = sub.add_parser("scale", help="set replicas of a deployment or replicaset")
     p.add_argument("args", nargs="+")
     p.add_argument("--replicas", type=int, required=True)
@@ -188,7 +191,7 @@ def parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"up": cmd_up, "join": hostmode.cmd_join, "node": cmd_node, "down": cmd_down, "kubeconfig": cmd_kubeconfig, "apply": resources.cmd_apply, "create": resources.cmd_apply, "get": resources.cmd_get,
             "delete": resources.cmd_delete, "run": pods.cmd_run, "exec": pods.cmd_exec, "logs": pods.cmd_logs,
-            "scale": resources.cmd_scale}
+            "scale": resources.cmd_scale, "image": images.cmd_image}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "exec":
             args.command = args.command + rest
     cfg = ClusterConfig.find(args.cluster)
-    if args.cmd not in ("up", "down", "kubeconfig", "join") and not os.path.exists(cfg.api_socket):
+    if args.cmd not in ("up", "down", "kubeconfig", "join", "image") and not os.path.exists(cfg.api_socket):
         die(f"The connection to the server was refused: cluster {cfg.name} is not running "
             f"(no {cfg.api_socket}); start it with `nsplane up`")
     try:

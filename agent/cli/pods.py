@@ -1,47 +1,35 @@
 """kubectl's pod verbs: run (a pod, optionally attached and removed), exec
-(entering the pod's namespaces directly: every node lives on this machine)
-and logs."""
+(inside the container, through the node's OCI runtime: every node lives on
+this machine) and logs."""
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import time
 
 from agent.api.client import APIStatusError, Client
-from agent.api.config import ClusterConfig
 from agent.api.kinds import lookup
 from agent.cli.errors import die, server_error
 from agent.cli.resources import wait_gone
-from dataplane import names, netns
+from agent.node.runtime import oci
+from agent.node.runtime.errors import RuntimeLayerError
 
 
-def _pod_runtime(cfg: ClusterConfig, pod: dict) -> tuple[str, str, dict]:
-    """(netns, uts file, environment of its first running container)."""
-    md = pod["metadata"]
-    ns_name = names.pod_netns(cfg.name, md["namespace"], md["name"])
-    uts_file = os.path.join(cfg.rundir, "uts", ns_name)
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME": md["name"]}
-    state = os.path.join(cfg.dir, "nodes", pod["spec"].get("nodeName", ""), "pods",
-                         f"{md['namespace']}_{md['name']}_{md['uid']}", "state.json")
-    try:
-        with open(state) as f:
-            for c in json.load(f).get("containers", []):
-                if c.get("pid"):
-                    with open(f"/proc/{c['pid']}/environ", "rb") as e:
-                        env = dict(x.split("=", 1) for x in e.read().decode(errors="replace").split("\0") if "=" in x)
-                    break
-    except (OSError, ValueError):
-        pass
-    for k in ("TERM", "COLUMNS", "LINES"):
-        if k in os.environ:
-            env[k] = os.environ[k]
-    uts_arg = uts_file if os.path.exists(uts_file) else None
-    return ns_name, uts_arg, env
+def _container_id(pod: dict, container: str | None) -> tuple[str, str]:
+    """(container name, OCI container id) of `container` (default: the first) of a pod."""
+    specs = [c["name"] for c in pod["spec"].get("containers", [])]
+    name = container or (specs[0] if specs else "")
+    if name not in specs:
+        die(f"error: container {name} not found in pod {pod['metadata']['name']}; "
+            f"choose one of: [{' '.join(specs)}]")
+    for cs in pod.get("status", {}).get("containerStatuses", []) or []:
+        if cs.get("name") == name and "running" in (cs.get("state") or {}):
+            return name, (cs.get("containerID") or "").partition("://")[2]
+    die(f"error: unable to upgrade connection: container {name} of pod {pod['metadata']['name']} is not running")
 
 
-def exec_in_pod(cfg, client: Client, name: str, ns: str, command: list[str]) -> int:
+def exec_in_pod(cfg, client: Client, name: str, ns: str, command: list[str], container: str | None = None,
+                tty: bool = False, stdin: bool = True) -> int:
     try:
         pod = client.get("pods", name, ns)
     except APIStatusError as e:
@@ -50,17 +38,32 @@ def exec_in_pod(cfg, client: Client, name: str, ns: str, command: list[str]) -> 
     if phase != "Running":
         die(f"error: unable to upgrade connection: pod {name} is not running (phase {phase}); "
             f"see `nsplane get pod {name}` and `nsplane logs {name}`")
-    net, uts_file, env = _pod_runtime(cfg, pod)
-    if not netns.exists(net):
-        die(f"error: pod {ns}/{name}: its network namespace {net} is missing; is the node agent running?")
-    return subprocess.call(netns.exec_argv(net, command, uts_file), env=env)
+    cname, cid = _container_id(pod, container)
+    node = pod["spec"].get("nodeName", "")
+    state = os.path.join(cfg.dir, "nodes", node, "runtime")
+    if not cid or not os.path.isdir(state):
+        die(f"error: pod {ns}/{name} runs on node {node}, whose containers are not on this machine; "
+            "use `kubectl exec`")
+    env = {k: os.environ[k] for k in ("TERM", "COLUMNS", "LINES") if k in os.environ}
+    try:
+        runtime = oci.OCIRuntime(state)
+        proc = runtime.exec(cid, command, env=env, tty=tty and sys.stdin.isatty(), stdin=stdin,
+                            inherit_stdio=True)
+    except RuntimeLayerError as e:
+        die(f"error: pod {ns}/{name}, container {cname}: {e}")
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        return proc.wait()
 
 
 def cmd_exec(cfg, args) -> int:
     if not args.command:
         die("error: you must specify at least one command for the container")
     client = Client(cfg.local_api_url)
-    return exec_in_pod(cfg, client, args.pod, args.namespace or "default", args.command)
+    return exec_in_pod(cfg, client, args.pod, args.namespace or "default", args.command,
+                       container=args.container, tty=args.tty)
 
 
 def wait_running(client: Client, name: str, ns: str, timeout: float = 60.0) -> dict:
@@ -109,10 +112,10 @@ def cmd_run(cfg, args) -> int:
         argv = args.args or ["sh"]
         if args.tty:
             print("If you don't see a command prompt, try pressing enter.", file=sys.stderr)
-        code = exec_in_pod(cfg, client, args.name, ns, argv)
+        code = exec_in_pod(cfg, client, args.name, ns, argv, tty=args.tty)
     finally:
-        if args.rm:
-            client.delete("pods", args.name, ns)
+        if args.rm:        # the session is over: its container need not wait out a grace period
+            client.delete("pods", args.name, ns, grace=0)
             wait_gone(client, lookup("pods"), args.name, ns)
             print(f'pod "{args.name}" deleted from {ns} namespace')
     return code

@@ -11,7 +11,7 @@ import time
 
 from agent.api.client import APIStatusError
 from agent.api.config import ClusterConfig
-from agent.node.kubelet.containers import proc_start_time
+from agent.node.runtime.kernel import proc_start_ticks as proc_start_time
 from dataplane import netns
 
 

@@ -1,7 +1,9 @@
-"""The kubelet's port (10250): container logs (plain and followed), and the
-node's end of exec and attach, which the API server relays to it
-(agent/streams/relay.py). Sessions themselves are agent/streams/sessions.py;
-the HTTPS server, and who may call it, agent/node/kubeletserver.py."""
+"""The kubelet's port (10250): container logs (plain, followed, previous), and
+the node's end of exec and attach, which the API server relays to it
+(agent/streams/relay.py): exec runs inside the container through the OCI
+runtime, attach joins the container's stdin FIFO and log. Sessions themselves
+are agent/streams/sessions.py; the HTTPS server, and who may call it,
+agent/node/kubeletserver.py."""
 from __future__ import annotations
 
 import logging
@@ -9,10 +11,9 @@ import os
 import urllib.parse
 from http.server import BaseHTTPRequestHandler
 
-from agent.node.kubelet.containers import proc_start_time
 from agent.node.kubelet.kubelet import Kubelet
+from agent.node.runtime.errors import RuntimeLayerError
 from agent.streams import sessions
-from dataplane import netns
 
 log = logging.getLogger("nsplane.kubelet.api")
 
@@ -44,8 +45,13 @@ class KubeletAPI(BaseHTTPRequestHandler):
             names = " ".join(rt.containers)
             return self._send(400, f'container {cname} is not valid for pod {name}' +
                               (f"; choose one of: [{names}]" if names else ""))
+        path = c.log_path
+        if q.get("previous") in ("1", "true"):
+            path = c.previous_log_path()
+            if path is None or not os.path.exists(path):
+                return self._send(400, f'previous terminated container "{cname}" in pod "{name}" not found')
         try:
-            with open(c.log_path, "rb") as f:
+            with open(path, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
             data = b""
@@ -53,8 +59,8 @@ class KubeletAPI(BaseHTTPRequestHandler):
             n = int(q["tailLines"])
             lines = data.splitlines(keepends=True)
             data = b"".join(lines[-n:]) if n else b""
-        if q.get("follow") in ("1", "true"):
-            return serve_log_follow(self, data, c)
+        if q.get("follow") in ("1", "true") and path == c.log_path:
+            return serve_log_follow(self, data, path, lambda cid=c.cid: _running(self.kubelet, cid))
         self._send(200, data)
 
     def _send(self, code: int, body) -> None:
@@ -66,61 +72,60 @@ class KubeletAPI(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-def container_env(pid: int | None) -> dict:
-    """The environment of a container's process (what exec inherits)."""
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-    if pid:
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = dict(x.split("=", 1) for x in f.read().decode(errors="replace").split("\0") if "=" in x)
-        except OSError:
-            pass
-    return env
+def _running(kubelet, cid: str) -> bool:
+    st = kubelet.runtime.status(cid) if cid else None
+    return st is not None and st.state == "running"
 
 
 def serve_kubelet_stream(handler, kubelet, verb: str, ns: str, name: str, container: str, query: str) -> None:
     """/exec/<ns>/<pod>/<container>?command=..&stdin=&tty= and /attach/...:
-    the kubelet's end of `kubectl exec` and `kubectl attach` / `run -i`."""
+    the kubelet's end of `kubectl exec` and `kubectl attach` / `run -i`. exec
+    runs the command inside the container through its runtime (the
+    container's user, capabilities, environment and namespaces)."""
     q = urllib.parse.parse_qs(query)
 
     def flag(k):
         return (q.get(k) or ["false"])[-1] in ("1", "true")
     rt = next((r for r in kubelet.pods.values() if r.key == (ns, name)), None)
     c = rt.containers.get(container) if rt else None
+    proc = None
     try:
-        if c is None or not c.pid:
+        if c is None or not c.running:
             raise sessions.StreamError(404 if c is None else 400,
-                              f'container {container} of pod {ns}/{name} is not running on this node')
+                                       f'container {container} of pod {ns}/{name} is not running on this node')
+        if verb == "exec":
+            argv = q.get("command") or []
+            try:
+                proc = kubelet.runtime.runtime.exec(c.cid, argv, tty=flag("tty"), stdin=flag("stdin"))
+            except RuntimeLayerError as e:
+                raise sessions.StreamError(400 if e.reason == "InvalidExecCommand" else 500, str(e)) from None
         conn, _ = sessions.serve_websocket(handler)
     except sessions.StreamError as e:      # code 0: already upgraded, nothing to answer
+        if proc is not None:
+            proc.kill()
+            proc.wait()
         return _plain(handler, e.code, str(e)) if e.code else log.info("%s %s/%s: %s", verb, ns, name, e)
     if verb == "exec":
-        argv = q.get("command") or []
-        env = container_env(c.pid)
-        if flag("tty"):
-            env.setdefault("TERM", "xterm")
-        uts = rt.uts if os.path.exists(rt.uts) else None
-        sessions.exec_session(conn, netns.exec_argv(rt.netns, argv, uts), env, flag("stdin"), flag("tty"), argv)
+        resize = (lambda rows, cols: kubelet.runtime.runtime.resize(proc, rows, cols)) if flag("tty") else None
+        sessions.process_session(conn, proc, flag("stdin"), flag("tty"), argv, resize)
         return
-    pid, ticks = c.pid, c.start_ticks
     spec = next((x for x in rt.pod.get("spec", {}).get("containers", []) if x.get("name") == container), {})
-    stdin_fd = c._stdin_w if flag("stdin") else None
-    close = c._close_stdin if spec.get("stdinOnce") else None
-    sessions.attach_session(conn, c.log_path, lambda: proc_start_time(pid) == ticks, stdin_fd, close)
+    stdin_fd = c.stdin_fd if flag("stdin") else None
+    close = c.close_stdin if spec.get("stdinOnce") else None
+    sessions.attach_session(conn, c.log_path, lambda cid=c.cid: _running(kubelet, cid), stdin_fd, close)
 
 
-def serve_log_follow(handler, data: bytes, container) -> None:
+def serve_log_follow(handler, data: bytes, path: str, alive) -> None:
     """containerLogs?follow=true: what is there, then what comes, chunked."""
-    pid, ticks = container.pid, container.start_ticks
     chunk = sessions.start_chunked(handler)
     try:
-        start = os.path.getsize(container.log_path)
+        start = os.path.getsize(path)
     except OSError:
         start = 0
     try:
         if data:
             chunk(data)
-        sessions.follow_log(chunk, container.log_path, start, lambda: bool(pid) and proc_start_time(pid) == ticks)
+        sessions.follow_log(chunk, path, start, alive)
         handler.wfile.write(b"0\r\n\r\n")
     except OSError:
         pass

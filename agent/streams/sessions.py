@@ -7,9 +7,9 @@ pod's node (`proxy_upgrade`), and that kubelet runs the session
 for any number of nodes: only the pod's own node touches the pod's
 namespaces.
 
-exec runs the command in the pod's network and UTS namespaces, with the
-environment of the pod's container (as `nsplane exec` does), on a pty for
-`-t`. attach joins a running container: its stdin pipe (kept open by the
+exec runs a command on a pty for `-t` (`exec_session`), or relays a process
+the kubelet already started inside the container through its runtime
+(`process_session`: the runtime's exec, which holds the terminal itself). attach joins a running container: its stdin pipe (kept open by the
 kubelet for `stdin: true` containers) and the tail of its log. The session
 ends with a Status on the error channel, carrying the exit code as kube's
 NonZeroExitCode cause, which kubectl turns into its own exit code.
@@ -118,8 +118,17 @@ def _pump_out(fd: int, conn: ws.Connection, stream: int) -> None:
             return
 
 
-def _pump_in(conn: ws.Connection, stdin_fd: int | None, resize_fd: int | None, on_close=None) -> None:
-    """Client messages: stdin data, resize, v5 close-stream; ends when the client goes."""
+def _resize_with(resize, payload: bytes) -> None:
+    try:
+        size = json.loads(payload)
+        resize(int(size.get("Height", 24)), int(size.get("Width", 80)))
+    except (ValueError, OSError, TypeError, AttributeError):
+        pass
+
+
+def _pump_in(conn: ws.Connection, stdin_fd: int | None, resize_fd, on_close=None) -> None:
+    """Client messages: stdin data, resize, v5 close-stream; ends when the client goes.
+    `resize_fd` is a pty's fd, or a callable (rows, cols)."""
     try:
         while True:
             msg = conn.receive()
@@ -131,6 +140,8 @@ def _pump_in(conn: ws.Connection, stdin_fd: int | None, resize_fd: int | None, o
             stream, body = data[0], data[1:]
             if stream == ws.STDIN and stdin_fd is not None and body:
                 os.write(stdin_fd, body)
+            elif stream == ws.RESIZE and callable(resize_fd):
+                _resize_with(resize_fd, body)
             elif stream == ws.RESIZE and resize_fd is not None:
                 _set_winsize(resize_fd, body)
             elif stream == ws.CLOSE and body[:1] == bytes([ws.STDIN]) and stdin_fd is not None:
@@ -178,6 +189,47 @@ def exec_session(conn: ws.Connection, argv: list[str], env: dict, stdin: bool, t
         t.join(2.0)
     if tty:
         os.close(master)
+    _finish(conn, exit_status(code, shown_argv))
+    return code
+
+
+def process_session(conn: ws.Connection, proc: subprocess.Popen, stdin: bool, tty: bool,
+                    shown_argv: list[str], resize=None) -> int:
+    """Like exec_session, for a process someone else started with pipes (a
+    container runtime's exec): its stdout (and, without a terminal, stderr) to
+    the client, the client's stdin to it, resize events to `resize(rows,
+    cols)`. With a terminal, stdout carries it and stderr only the runtime's
+    own complaints, which are logged. Returns the exit code."""
+    outs = [(proc.stdout.fileno(), ws.STDOUT)]
+    if not tty:
+        outs.append((proc.stderr.fileno(), ws.STDERR))
+    else:
+        threading.Thread(target=lambda: [log.info("exec %s: %s", shown_argv[:1], line.decode(
+            errors="replace").rstrip()) for line in proc.stderr], daemon=True).start()
+    stdin_fd = proc.stdin.fileno() if stdin and proc.stdin else None
+
+    def close_stdin():
+        if proc.stdin:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+    pumps = [threading.Thread(target=_pump_out, args=(fd, conn, s), daemon=True) for fd, s in outs]
+    for t in pumps:
+        t.start()
+    reader = threading.Thread(target=_pump_in, args=(conn, stdin_fd, resize, close_stdin), daemon=True)
+    reader.start()
+    gone = 0.0
+    while True:
+        try:
+            code = _exit_code(proc.wait(timeout=0.2))
+            break
+        except subprocess.TimeoutExpired:
+            if not reader.is_alive():      # client disconnected: like kubelet, end the exec
+                gone = gone or time.monotonic()
+                (proc.kill if time.monotonic() - gone > 5 else proc.terminate)()
+    for t in pumps:
+        t.join(2.0)
     _finish(conn, exit_status(code, shown_argv))
     return code
 

@@ -17,6 +17,14 @@ a baseline from the same run:
    endpoints each (selector-less Services + EndpointSlices through the API,
    their endpoints spread over 100 node names as in a real cluster),
    next to their RSS on the empty cluster.
+9. containers: pod created -> Ready, one pod at a time, p50, for a stand-in
+   (agnhost pause over the host view) and for a real image loaded with
+   `nsplane image load` (busybox sleep over overlayfs); the memory of N
+   running pods (their runtime monitors and container processes) next to the
+   agent's; and C cycles of creating and deleting a batch of pods, with the
+   agent's RSS, open fds and threads after the first and the last cycle (a
+   leak grows them) and what is left on the machine at the end (mounts,
+   monitors, cgroups: none).
 
     /opt/nsplane/venv/bin/python tests/bench/cluster_bench.py [--quick]
 
@@ -83,7 +91,8 @@ def _wait(fn, timeout: float, what: str, step: float = 0.01):
 
 
 def _ready(pod: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+    """Ready and not terminating (a deleted pod stays Ready through its grace period)."""
+    return not pod["metadata"].get("deletionTimestamp") and any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
 
 
 def _rules(tc: ThrowawayCluster) -> str:
@@ -340,6 +349,137 @@ def fig_memory(tc: ThrowawayCluster, client: Client, services: int) -> list[dict
     ]
 
 
+# ---- 9: containers ---------------------------------------------------------------------
+
+ONE_POD = """
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, labels: {{bench: one}}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {{name: c, image: {image}, {how}}}
+"""
+STANDIN = ("registry.k8s.io/e2e-test-images/agnhost:2.47", "args: [pause]")
+LOADED = ("nsplane-bench/busybox:1", "command: [sleep, '3600']")
+
+
+def load_bench_image(tc: ThrowawayCluster) -> None:
+    from tests.oci_image import build_layout, save_docker_archive
+    work = tempfile.mkdtemp(prefix="nsplane-bench-img-")
+    try:
+        layout = build_layout(work, "bb")
+        tc.nsplane("image", "load", save_docker_archive(layout, "bb", os.path.join(work, "bb.tar"), LOADED[0]))
+    finally:
+        subprocess.run(["rm", "-rf", work], timeout=60)
+
+
+def _pod_ready_once(tc: ThrowawayCluster, client: Client, name: str, image: tuple[str, str]) -> float:
+    t = time.monotonic()
+    client.create("pods", yaml_doc(ONE_POD.format(name=name, image=image[0], how=image[1])), "default")
+    _wait(lambda: _ready(client.get("pods", name, "default")), 30, f"{name} Ready", 0.002)
+    took = time.monotonic() - t
+    client.delete("pods", name, "default", grace=0)
+    _wait(lambda: not client.list("pods", "default", label_selector="bench=one")["items"], 30, f"{name} gone", 0.02)
+    return took
+
+
+def yaml_doc(text: str) -> dict:
+    import yaml
+    return yaml.safe_load(text)
+
+
+def fig_pod_latency(tc: ThrowawayCluster, client: Client, k: int) -> list[dict]:
+    rows = []
+    for label, image in (("stand-in agnhost pause, host view", STANDIN), ("loaded image, overlayfs", LOADED)):
+        _pod_ready_once(tc, client, "warm", image)
+        times = [_pod_ready_once(tc, client, f"one-{i}", image) for i in range(k)]
+        p50 = statistics.median(times)
+        rows.append(_fig(f"9 containers: pod created -> Ready, one at a time ({label}), p50 of {k}", p50 * 1000,
+                         "ms", max(times) * 1000, "the slowest of the same runs", "<= 200 ms", p50 <= 0.2))
+    return rows
+
+
+def _monitors(tc: ThrowawayCluster) -> list[dict]:
+    base = os.path.join(tc.cfg.dir, "nodes", "node-1", "runtime", "containers")
+    out = []
+    for cid in os.listdir(base) if os.path.isdir(base) else []:
+        try:
+            with open(os.path.join(base, cid, "monitor.json")) as f:
+                out.append(json.load(f))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _sum_pss(pids) -> float:
+    """MB of proportional set size (shared pages divided among their users,
+    so N Python processes do not count the interpreter N times)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("Pss:")) / 1024
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
+def fig_pod_memory(tc: ThrowawayCluster, client: Client, n: int) -> list[dict]:
+    """N agnhost pause pods running: what their monitors and processes hold."""
+    tc.apply(PAUSE.format(name="mem", replicas=n))
+    _wait(lambda: sum(_ready(p) for p in client.list("pods", "default", label_selector="app=mem")["items"]) == n,
+          30 + n, f"{n} pods Ready", 0.05)
+    agent = clusterops.running_pid(tc.cfg, "node-1")
+    mons = _monitors(tc)
+    monitors, containers = _sum_pss(m["pid"] for m in mons), _sum_pss(m["containerPid"] for m in mons)
+    rows = [_fig(f"9 containers: {n} running pods, runtime monitors' PSS per pod", monitors / n, "MB",
+                 _sum_pss([agent]), "the node agent's PSS"),
+            _fig(f"9 containers: {n} running pods, container processes' PSS per pod (Python stand-in)",
+                 containers / n, "MB", None, "-")]
+    tc.nsplane("delete", "deploy", "mem")
+    _wait(lambda: not client.list("pods", "default", label_selector="app=mem")["items"], 30 + n,
+          f"{n} pods gone", 0.05)
+    return rows
+
+
+def _agent_usage(pid: int) -> tuple[float, int, int]:
+    with open(f"/proc/{pid}/status") as f:
+        threads = next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+    return _rss_mb(pid), len(os.listdir(f"/proc/{pid}/fd")), threads
+
+
+def fig_cycles(tc: ThrowawayCluster, client: Client, cycles: int, batch: int) -> list[dict]:
+    agent = clusterops.running_pid(tc.cfg, "node-1")
+    seen = []
+    for i in range(cycles):
+        tc.apply(PAUSE.format(name="cyc", replicas=batch))
+        _wait(lambda: sum(_ready(p) for p in client.list("pods", "default", label_selector="app=cyc")["items"])
+              == batch, 30 + batch, "cycle pods Ready", 0.02)
+        client.delete("deployments", "cyc", "default")
+        _wait(lambda: not client.list("pods", "default", label_selector="app=cyc")["items"], 30 + batch,
+              "cycle pods gone", 0.02)
+        seen.append(_agent_usage(agent))
+    time.sleep(1)
+    with open("/proc/self/mountinfo") as f:
+        mounts = sum(os.path.join(tc.cfg.dir, "nodes") in line for line in f)
+    groups = [os.path.join(root, tc.cfg.name) for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/pids")]
+    left = len(_monitors(tc)) + mounts + sum(len([e for e in os.scandir(g) if e.is_dir()])
+                                             for g in groups if os.path.isdir(g))
+    first, last = seen[0], seen[-1]
+    what = f"after cycle 1 -> after cycle {cycles} of {batch} pods created and deleted"
+    return [
+        _fig(f"9 containers: node agent RSS {what}", last[0], "MB", first[0], "after cycle 1",
+             "flat (+10% at most)", last[0] <= first[0] * 1.1),
+        _fig(f"9 containers: node agent open fds {what}", last[1], "fds", first[1], "after cycle 1",
+             "flat", last[1] <= first[1] + 2),
+        _fig(f"9 containers: node agent threads {what}", last[2], "threads", first[2], "after cycle 1",
+             "flat", last[2] <= first[2] + 2),
+        _fig(f"9 containers: mounts, monitors and cgroups left after {cycles * batch} pods", left, "objects",
+             0, "none", "0", left == 0),
+    ]
+
+
 def run(quick: bool = False) -> list[dict]:
     if os.geteuid() != 0:
         raise RuntimeError("the cluster benchmarks need root (they create network namespaces)")
@@ -350,6 +490,10 @@ def run(quick: bool = False) -> list[dict]:
         tc.up()
         client = Client(tc.cfg.local_api_url)
         results += fig_pods(tc, client, 20 if quick else 100)
+        load_bench_image(tc)
+        results += fig_pod_latency(tc, client, 10 if quick else 30)
+        results += fig_pod_memory(tc, client, 20 if quick else 100)
+        results += fig_cycles(tc, client, 10 if quick else 100, 5)
         results += fig_convergence(tc, client, 3 if quick else 7)
         start_incremental_pods(tc, client)
         results += fig_memory(tc, client, 1000 if quick else 10000)

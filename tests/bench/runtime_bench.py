@@ -11,8 +11,11 @@ and back-to-back (it may still be starting), and the kubelet's two-step
 create + start; bare = `<runtime> run -d` of an identical, already-mounted bundle
 with the same config.json, measured in the same run (crun gets the same
 private-mount-table wrapper on a hybrid cgroup machine, as it cannot run
-there otherwise). Plus `ImageStore.load` of a ~10 MB docker-archive. Prints
-medians and ratios, asserts nothing. Everything lives in a temp dir named
+there otherwise). Then the kubelet's own path (KubeRuntime.start: the pod's
+spec with its sandbox's namespaces and /etc files, the root mounted, the
+container run), for the loaded image (overlayfs) and for a stand-in (the
+read-only host view). Plus `ImageStore.load` of a ~10 MB docker-archive.
+Prints medians and ratios, asserts nothing. Everything lives in a temp dir named
 nsplane-bench-rt-*, a netns nsplane-hb-rt and cgroups under /nsplane-hb-rt,
 all removed on every exit path. Also exposes run(quick) for tests/bench/run.
 """
@@ -31,11 +34,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests", "kernel"))
 
 from agent.node.runtime import cgroups, images, oci, rootfs  # noqa: E402
 from agent.node.runtime.spec import NodeInfo, PodNamespaces, container_spec  # noqa: E402
-from runtime_image import build_layout, save_docker_archive  # noqa: E402
+from tests.oci_image import build_layout, save_docker_archive  # noqa: E402
 
 NETNS = "nsplane-hb-rt"
 CGROUP_PARENT = "/nsplane-hb-rt"
@@ -115,6 +117,52 @@ def bare(rt: oci.OCIRuntime, lower: str, work: str, runs: int) -> list[float]:
     return times
 
 
+def kubelet_path(work: str, image_name: str, store: images.ImageStore, runs: int) -> dict[str, list[float]]:
+    """KubeRuntime.start for `runs` containers of a loaded image and of a stand-in,
+    0.3 s apart, in a sandbox of pinned namespaces (no veth: nothing in this
+    namespace changes); delete and unmount untimed."""
+    from agent.api.config import ClusterConfig
+    from agent.node.kubelet import sandbox as sandboxes
+    from agent.node.kubelet.images import Image
+    from agent.node.kubelet.kuberuntime import KubeRuntime
+    from dataplane import uts
+
+    cfg = ClusterConfig(name=f"{NETNS}-k", state_dir=work, run_dir=os.path.join(work, "run"))
+    pod = {"metadata": {"name": "bench", "namespace": "default", "uid": "bench-uid"},
+           "spec": {"containers": [{"name": "c", "image": image_name, "command": ["sleep", "30"]}]}}
+    sb = sandboxes.PodSandbox(pod, cfg.name, cfg.rundir)
+    kinds = {"loaded image, overlayfs": Image(image=image_name, name=image_name,
+                                              lower=store.unpack(image_name), config=store.config(image_name)),
+             "stand-in busybox, host view": Image(image="busybox", name="docker.io/library/busybox:latest",
+                                                  standin=True)}
+    times: dict[str, list[float]] = {k: [] for k in kinds}
+    subprocess.run(["ip", "netns", "add", sb.netns], check=True)
+    kr = KubeRuntime(cfg, os.path.join(cfg.dir, "nodes", "bench"))
+    try:
+        uts.ensure(sb.uts, sb.hostname)
+        sandboxes.ensure_ipc(sb.ipc)
+        sb.write_files("10.244.0.2", cfg.dns_ip, cfg.cluster_domain)
+        for label, image in kinds.items():
+            for i in range(runs + 1):
+                time.sleep(0.3)
+                t0 = time.perf_counter()
+                started = kr.start(sb, pod["spec"]["containers"][0], image, [("HOSTNAME", "bench")],
+                                   os.path.join(work, f"k-{i}.log"))
+                took = time.perf_counter() - t0
+                kr.remove(started.cid)
+                if i:                                       # the first warms the caches
+                    times[label].append(took)
+    finally:
+        kr.sweep()
+        kr.close()
+        subprocess.run(["ip", "netns", "del", sb.netns], check=False)
+        uts.remove(sb.uts)
+        sandboxes.remove_ipc(sb.ipc)
+        shutil.rmtree(sb.etc, ignore_errors=True)
+        cgroups.remove(f"/{cfg.name}")
+    return times
+
+
 def load_times(work: str, runs: int) -> tuple[float, int]:
     """Median seconds of ImageStore.load of a ~10 MB docker-archive, and its size."""
     layout = build_layout(os.path.join(work, "big"), "big", payload_bytes=8 << 20)
@@ -156,13 +204,18 @@ def run(quick: bool = False, runs: int | None = None) -> list[dict]:
                 rt.close()
             for label, mine in (("run, 0.3 s apart", spaced), ("run, back-to-back", burst),
                                 ("create+start, 0.3 s apart", split)):
+                met = _ms(mine["total"]) <= 50 if label == "run, 0.3 s apart" else None
                 results.append({
                     "name": f"image on disk -> process running ({name}, {label}), p50",
                     "value": _ms(mine["total"]), "unit": "ms",
                     "baseline": _ms(base), "baseline_name": f"bare `{name} run -d`",
-                    "target": None, "target_met": None,
+                    "target": "<= 50 ms" if met is not None else None, "target_met": met,
                     "ratio": round(_ms(mine["total"]) / _ms(base), 2),
                     "breakdown_ms": {k: _ms(v) for k, v in mine.items()}})
+        for label, took in kubelet_path(work, "docker.io/library/nsplane-busybox:bench", store, runs).items():
+            results.append({"name": f"image on disk -> container running, the kubelet's path ({label}), p50",
+                            "value": _ms(took), "unit": "ms", "baseline": None, "baseline_name": "",
+                            "target": "<= 50 ms", "target_met": _ms(took) <= 50})
         seconds, size = load_times(work, 3 if quick else 5)
         results.append({"name": f"ImageStore.load of a {size / 1e6:.1f} MB docker-archive, p50",
                         "value": round(seconds * 1000, 1), "unit": "ms", "baseline": None,

@@ -126,6 +126,21 @@ def test_pod_resolv_conf_is_cluster_first(c):
     assert [x.strip() for x in seen] == lines
 
 
+def test_coredns_reads_its_token_where_a_service_account_has_it(c):
+    """The coredns stand-in runs in a container that sees exactly its token
+    and CA of the cluster's state, read-only, at the service account's paths."""
+    pod = coredns_pods(c)[0]["metadata"]["name"]
+    sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+    r = c.nsplane("exec", "-n", "kube-system", pod, "--", "sh", "-c",
+                  f"ls {sa}; echo $NSPLANE_API_TOKEN_FILE $NSPLANE_API_CA_FILE; touch {sa}/token; "
+                  f"ls {c.cfg.dir}", check=False)
+    assert r.stdout.splitlines() == ["ca.crt", "token", f"{sa}/token {sa}/ca.crt"], r.stdout
+    assert "Read-only file system" in r.stderr and "No such file or directory" in r.stderr
+    with open(c.cfg.token_file("coredns")) as f:
+        token = f.read()
+    assert c.nsplane("exec", "-n", "kube-system", pod, "--", "cat", f"{sa}/token").stdout == token
+
+
 # ---- the Service chapter's lookups ---------------------------------------
 
 @pytest.mark.parametrize("name,service", [

@@ -12,18 +12,13 @@ module's read-only image.
 from __future__ import annotations
 
 import base64
-import contextlib
 import gzip
 import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
-import warnings
 
 import pytest
 
@@ -31,7 +26,7 @@ from agent.node.runtime import cgroups, images, kernel, oci, rootfs
 from agent.node.runtime.errors import (ContainerStartError, ImageInUse, ImagePullError,
                                        RuntimeLayerError)
 from agent.node.runtime.spec import NodeInfo, PodNamespaces, container_spec
-from runtime_image import build_layout, save_docker_archive
+from tests.oci_image import build_layout, local_registry, push, save_docker_archive
 
 pytestmark = [
     pytest.mark.kernel,
@@ -373,60 +368,8 @@ def test_host_view_runs_venv_python_without_state(pods, readonly_root):
     assert "Read-only file system" in out and status.exit_code == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def local_registry(work, users: dict[str, str] | None = None):
-    """Debian's docker-registry on 127.0.0.1:<free port> (htpasswd auth if
-    `users`), stopped by PID on every exit path; yields host:port."""
-    port = _free_port()
-    auth = ""
-    if users:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            crypt = pytest.importorskip("crypt")     # bcrypt through libxcrypt
-        lines = [f"{u}:{crypt.crypt(p, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))}"
-                 for u, p in users.items()]
-        (work / "htpasswd").write_text("\n".join(lines) + "\n")
-        auth = f"auth:\n  htpasswd:\n    realm: nsplane\n    path: {work / 'htpasswd'}\n"
-    config = work / "config.yml"
-    config.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
-                      f"    rootdirectory: {work / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n"
-                      + auth)
-    proc = subprocess.Popen(["docker-registry", "serve", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).read()
-                break
-            except urllib.error.HTTPError:
-                break                                   # 401: up, and asking for credentials
-            except OSError:
-                assert proc.poll() is None, "docker-registry exited"
-                assert time.monotonic() < deadline, "docker-registry did not answer"
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 def _push(store: images.ImageStore, target: str, creds: str = "") -> None:
-    argv = ["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false"]
-    argv += ["--dest-creds", creds] if creds else []
-    push = subprocess.run([*argv, f"oci:{store.layout}:{IMAGE}", f"docker://{target}"],
-                          capture_output=True, text=True, timeout=60)
-    assert push.returncode == 0, push.stderr
+    push(store.layout, IMAGE, target, creds)
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ def test_repository_strips_registry_tag_digest(image, repo):
 
 def test_nginx_default_runs_our_nginx():
     assert resolve({"image": "nginx:1.27"}) == python_module("nginx")
-    assert python_module("nginx")[:3] == [PY, "-m", "agent.node.workloads.nginx"]
+    assert python_module("nginx")[:4] == [PY, "-m", "agent.node.workloads", "nginx"]
 
 
 def test_nginx_args_replace_cmd_through_entrypoint():

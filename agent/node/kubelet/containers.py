@@ -1,142 +1,129 @@
-"""Containers as processes: start one inside a pod's namespaces, watch it,
-stop it (SIGTERM, grace period, SIGKILL), and find it again after the agent
-restarts (pid + start time recorded in the pod's state file, so a reused PID
-is never mistaken for our container).
+"""What the kubelet remembers of each container of a pod, across restarts of
+the container and of the agent (it is saved in the pod's state file).
 
-Each container runs in its own session (process group), with stdout and
-stderr appended to a log file that `logs` reads.
+One `Container` per container name: the OCI container running it now (its
+id; the runtime's monitor knows its state and exit code, see
+agent/node/runtime), the restart count, the waiting reason while it cannot
+start (ErrImagePull, CreateContainerConfigError, ...), the last instance's
+termination (kept after the OCI container is removed, for the status's
+`state`/`lastState`), the crash-loop back-off, and readiness. Each attempt
+logs to its own file, <pod dir>/<name>/<restart count>.log, as the kubelet's
+/var/log/pods does, so `logs --previous` reads the one before.
 """
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import time
 from dataclasses import dataclass, field
 
+_SAVED = ("name", "log_dir", "cid", "restarts", "image", "image_id", "standin", "started_at",
+          "exit_code", "finished_at", "reason", "message", "last", "backoff_until",
+          "waiting_reason", "waiting_message", "retry_at")
 
-def proc_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (clock ticks since boot), or None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    rest = data[data.rindex(b")") + 2:].split()
-    if rest[0] == b"Z":
-        return None
-    return int(rest[19])
+
+def iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 @dataclass
 class Container:
-    """One running (or last-run) instance of a container of a pod."""
+    """One container of a pod: its current (or last) instance and its history."""
     name: str
-    log_path: str
-    pid: int = 0
-    start_ticks: int = 0
-    started_at: float = 0.0
+    log_dir: str
+    cid: str = ""                  # the OCI container of the current instance ("" = none)
     restarts: int = 0
-    exit_code: int | None = None
+    image: str = ""                # the image it runs, normalised (docker.io/library/nginx:1.27)
+    image_id: str = ""
+    standin: bool = False
+    started_at: float = 0.0
+    exit_code: int | None = None   # the current instance's end (None while it runs)
     finished_at: float = 0.0
-    reason: str = ""          # waiting/terminated reason (ErrImagePull-like, Error, Completed, CrashLoopBackOff)
+    reason: str = ""               # Completed | Error | OOMKilled | StartError | Unknown
     message: str = ""
-    backoff_until: float = 0.0
+    last: dict | None = None       # lastState.terminated of the instance before
+    backoff_until: float = 0.0     # crash-loop back-off; inf = never again (restartPolicy)
+    waiting_reason: str = ""       # why no instance runs (ErrImagePull, CreateContainerError...)
+    waiting_message: str = ""
+    retry_at: float = 0.0          # when to try again after a waiting error
     ready: bool = False
-    probe_ok: dict = field(default_factory=dict)   # probe kind -> (successes, failures)
-    _proc: subprocess.Popen | None = None
-    _stdin_w: int | None = None
+    running: bool = False          # as last seen from the runtime
+    stdin_fd: int | None = field(default=None, repr=False)   # write end of its stdin FIFO
 
-    # ---- state ------------------------------------------------------
-    def running(self) -> bool:
-        if not self.pid:
-            return False
-        if self._proc is not None:
-            code = self._proc.poll()
-            if code is None:
-                return True
-            self._finish(code)
-            return False
-        if proc_start_time(self.pid) == self.start_ticks:
-            return True
-        self._finish(None)   # adopted and gone: its exit code is unknowable
-        return False
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.log_dir, f"{self.restarts}.log")
 
-    def _finish(self, code: int | None) -> None:
-        if code is not None and code < 0:
-            code = 128 - code   # killed by signal N -> 128+N, as a shell reports
-        self.exit_code = code if code is not None else 137
-        self.finished_at = time.time()
-        self.reason = "Completed" if self.exit_code == 0 else "Error"
-        self.pid, self._proc = 0, None
-        self._close_stdin()
-        self.ready = False
-        self.probe_ok.clear()
-
-    def _close_stdin(self) -> None:
-        if self._stdin_w is not None:
-            os.close(self._stdin_w)
-            self._stdin_w = None
+    def previous_log_path(self) -> str | None:
+        return os.path.join(self.log_dir, f"{self.restarts - 1}.log") if self.restarts else None
 
     def to_state(self) -> dict:
-        return {"name": self.name, "log_path": self.log_path, "pid": self.pid, "start_ticks": self.start_ticks,
-                "started_at": self.started_at, "restarts": self.restarts, "exit_code": self.exit_code,
-                "finished_at": self.finished_at, "reason": self.reason}
+        return {k: getattr(self, k) for k in _SAVED if k != "backoff_until"} | {
+            "backoff_until": None if self.backoff_until == float("inf") else self.backoff_until}
 
     @classmethod
     def from_state(cls, d: dict) -> "Container":
-        c = cls(**{k: d[k] for k in ("name", "log_path", "pid", "start_ticks", "started_at", "restarts",
-                                     "exit_code", "finished_at", "reason") if k in d})
-        if c.pid and proc_start_time(c.pid) != c.start_ticks:
-            c.pid = 0
+        c = cls(**{k: d[k] for k in _SAVED if k in d and k != "backoff_until"})
+        c.backoff_until = float("inf") if d.get("backoff_until", 0.0) is None else d.get("backoff_until", 0.0)
         return c
 
-    # ---- actions ----------------------------------------------------
-    def start(self, argv: list[str], env: dict[str, str], cwd: str = "/", stdin: bool = False) -> None:
-        """Start the process. With stdin (a container with `stdin: true`), it
-        reads from a pipe the kubelet holds open, so a shell waits instead of
-        exiting at end of input, as under a container runtime."""
-        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
-        self._close_stdin()
-        read_end = subprocess.DEVNULL
-        if stdin:
-            read_end, self._stdin_w = os.pipe()
-        try:
-            with open(self.log_path, "ab") as log:
-                self._proc = subprocess.Popen(argv, stdin=read_end, stdout=log, stderr=log,
-                                              env=env, cwd=cwd, start_new_session=True, close_fds=True)
-        finally:
-            if stdin:
-                os.close(read_end)
-        self.pid = self._proc.pid
-        self.start_ticks = proc_start_time(self.pid) or 0
-        self.started_at = time.time()
-        self.exit_code, self.reason, self.message = None, "", ""
+    # ---- transitions ------------------------------------------------------------------
+    def started(self, cid: str, image: str, image_id: str, standin: bool) -> None:
+        self.cid, self.image, self.image_id, self.standin = cid, image, image_id, standin
+        self.started_at, self.running = time.time(), True
+        self.exit_code, self.finished_at, self.reason, self.message = None, 0.0, "", ""
+        self.waiting_reason = self.waiting_message = ""
+        self.backoff_until = self.retry_at = 0.0
 
-    def signal(self, sig: int) -> None:
-        if not self.pid:
-            return
-        try:
-            os.killpg(self.pid, sig)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            os.kill(self.pid, sig)
+    def finished(self, exit_code: int, reason: str, message: str = "",
+                 finished_at: float | None = None) -> None:
+        self.exit_code, self.reason, self.message = exit_code, reason, message
+        self.finished_at = finished_at or time.time()
+        self.running = self.ready = False
+        self.close_stdin()
 
-    def stop(self, grace: float) -> None:
-        """SIGTERM, wait up to `grace` seconds, then SIGKILL the process group."""
-        if not self.running():
-            return
-        self.signal(signal.SIGTERM)
-        deadline = time.monotonic() + max(grace, 0)
-        while time.monotonic() < deadline and self.running():
-            time.sleep(0.02)
-        if self.running():
-            self.signal(signal.SIGKILL)
-            for _ in range(250):
-                if not self.running():
-                    break
-                time.sleep(0.02)
+    def termination(self) -> dict:
+        """The current instance's end as the API's ContainerStateTerminated."""
+        term = {"exitCode": self.exit_code, "reason": self.reason,
+                "startedAt": iso(self.started_at) if self.started_at else None,
+                "finishedAt": iso(self.finished_at), "containerID": self.container_id}
+        if self.message:
+            term["message"] = self.message
+        return term
+
+    def restarting(self) -> None:
+        """A new instance replaces a finished one: it becomes lastState. Only
+        its log stays with it (`logs --previous`); older ones go, as the
+        kubelet keeps one dead container per container."""
+        if self.exit_code is not None:
+            self.last = self.termination()
+            self.restarts += 1
+            self.exit_code, self.reason, self.message = None, "", ""
+            try:
+                os.remove(os.path.join(self.log_dir, f"{self.restarts - 2}.log"))
+            except OSError:
+                pass
+        self.cid = ""
+
+    def waiting(self, reason: str, message: str, retry_in: float = 0.0) -> bool:
+        """Set the waiting reason; True if it changed."""
+        changed = (self.waiting_reason, self.waiting_message) != (reason, message)
+        self.waiting_reason, self.waiting_message = reason, message
+        self.retry_at = time.time() + retry_in if retry_in else 0.0
+        return changed
+
+    @property
+    def container_id(self) -> str:
+        """status containerID: `nsplane://<OCI container id>` (the node's runtime name, as
+        containerd's are `containerd://<id>`); the id is what `crun --root ... list` shows."""
+        return f"nsplane://{self.cid}" if self.cid else ""
+
+    def close_stdin(self) -> None:
+        if self.stdin_fd is not None:
+            try:
+                os.close(self.stdin_fd)
+            except OSError:
+                pass
+            self.stdin_fd = None
 
 
 def backoff(restarts: int) -> float:

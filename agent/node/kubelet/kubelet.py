@@ -1,17 +1,23 @@
 """The pod runtime of a node (the kubelet's job): for every pod bound to this
-node, a sandbox (network namespace, veth, /32 from the node's pod CIDR, UTS
-namespace with hostname = pod name, resolv.conf and hosts), its containers as
-processes, probes, restarts per restartPolicy, status reported to the API,
-and graceful deletion (SIGTERM, grace period, SIGKILL, then the sandbox).
+node, a sandbox (network namespace, veth, /32 from the node's pod CIDR,
+pinned UTS and IPC namespaces, resolv.conf, hosts and hostname; see
+sandbox.py), its containers as OCI containers (kuberuntime.py) from images
+the image manager provides (images.py), probes, restarts per restartPolicy
+with crash-loop back-off, status reported to the API (status.py), and
+graceful deletion (SIGTERM, grace period, SIGKILL, then the sandbox).
 
-Watch callbacks only enqueue pod keys; one loop syncs pods and, every tick,
-checks processes and due probes. State per pod is kept in a JSON file so a
-restarted agent adopts running pods instead of recreating them.
+Watch callbacks only enqueue pod keys; one loop hands changed pods to a few
+pod workers (one sync at a time per pod, as the kubelet's pod workers) and,
+every tick, checks the containers and due probes of the others. Pulls run on
+the image manager's thread, stops on their own threads, probes on a pool,
+Events on a thread of their own. State per pod is kept in a
+JSON file, and each container's exit status by its runtime monitor, so a
+restarted agent adopts running pods and learns how the ones that ended
+while it was away ended.
 """
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import os
 import shutil
@@ -22,62 +28,27 @@ from concurrent.futures import ThreadPoolExecutor
 from agent.api.client import APIStatusError, Client, Informer
 from agent.api.config import ClusterConfig
 from agent.api.events import Recorder
-from agent.api.objects import now_iso
-from agent.node import workloads
+from agent.node.kubelet import images as imagemanager
 from agent.node.kubelet import podfiles
 from agent.node.kubelet.containers import Container, backoff
+from agent.node.kubelet.kuberuntime import KubeRuntime
+from agent.node.kubelet.pods import AsyncRecorder, PodRuntime, read_state
 from agent.node.kubelet.probes import ProbeState, run_probe
-from dataplane import names, netns, podnet, uts
+from agent.node.kubelet.status import image_name, pod_status
+from agent.node.runtime.errors import ContainerStartError, RuntimeLayerError
+from agent.node.runtime.images import ImageStore
 
 log = logging.getLogger("nsplane.kubelet")
-BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+CONFIG_RETRY = 10.0          # CreateContainerConfigError / CreateContainerError: try again after
+PULL_ERROR_RETRY = 2.0       # ErrImagePull: the next sync shows ImagePullBackOff
+PULL_BACKOFF_RETRY = 5.0     # ImagePullBackOff: look again (the image manager's back-off decides)
+POD_WORKERS = 3             # pods synced at once (their sandboxes and container starts)
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"   # the sandbox image, as the kubelet's default
 
 
-def iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-class PodRuntime:
-    """What the kubelet knows of one pod on this node."""
-
-    def __init__(self, pod: dict, cfg: ClusterConfig, state_dir: str):
-        md = pod["metadata"]
-        self.pod = pod
-        self.uid = md["uid"]
-        self.key = (md["namespace"], md["name"])
-        self.netns = names.pod_netns(cfg.name, md["namespace"], md["name"])
-        self.host_if = names.pod_ifname(cfg.name, md["namespace"], md["name"])
-        self.uts = uts.uts_path(os.path.join(cfg.rundir, "uts"), self.netns)
-        self.dir = os.path.join(state_dir, f"{md['namespace']}_{md['name']}_{self.uid}")
-        self.ip: str | None = None
-        self.containers: dict[str, Container] = {}
-        self.probes: dict[tuple[str, str], ProbeState] = {}
-        self.started_at = time.time()
-        self.error = ""            # sandbox failure message
-        self.deleting_since = 0.0
-        self.last_status: dict | None = None
-
-    @property
-    def state_file(self) -> str:
-        return os.path.join(self.dir, "state.json")
-
-    def save(self) -> None:
-        os.makedirs(self.dir, exist_ok=True)
-        tmp = self.state_file + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"uid": self.uid, "ip": self.ip, "netns": self.netns, "started_at": self.started_at,
-                       "containers": [c.to_state() for c in self.containers.values()]}, f)
-        os.replace(tmp, self.state_file)
-
-    def load(self) -> bool:
-        try:
-            with open(self.state_file) as f:
-                st = json.load(f)
-        except (OSError, ValueError):
-            return False
-        self.ip, self.started_at = st.get("ip"), st.get("started_at", self.started_at)
-        self.containers = {c["name"]: Container.from_state(c) for c in st.get("containers", [])}
-        return True
+def image_store(cfg: ClusterConfig) -> ImageStore:
+    """The machine's image store: every node of the cluster on this machine shares it."""
+    return ImageStore(os.path.join(cfg.dir, "images"))
 
 
 class Kubelet:
@@ -86,7 +57,8 @@ class Kubelet:
         self.client, self.cfg, self.node, self.host_ip = client, cfg, node_name, host_ip
         self.net = ipaddress.ip_network(pod_cidr)
         self.gateway = str(self.net.network_address + 1)
-        self.state_dir = os.path.join(cfg.dir, "nodes", node_name, "pods")
+        node_dir = os.path.join(cfg.dir, "nodes", node_name)
+        self.state_dir = os.path.join(node_dir, "pods")
         self.services = services
         self.pods: dict[str, PodRuntime] = {}      # uid -> runtime
         self.informer = Informer(client, "pods", field_selector=f"spec.nodeName={node_name}")
@@ -94,8 +66,27 @@ class Kubelet:
         self._dirty: dict[str, tuple[str, str]] = {}     # uid -> (namespace, name)
         self._wake = threading.Condition()
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
+        self._workers = ThreadPoolExecutor(max_workers=POD_WORKERS, thread_name_prefix="pod-worker")
+        self._busy: set[str] = set()             # uids a pod worker is syncing
+        self._again: set[str] = set()            # ...and that changed meanwhile
+        self._busy_lock = threading.Lock()
+        self._ip_lock = threading.Lock()
         self._last_ip = 1
-        self.recorder = Recorder(client, "kubelet", node_name)
+        self._stopping: set[str] = set()        # containers being stopped for a restart
+        self.recorder = AsyncRecorder(Recorder(client, "kubelet", node_name))
+        self.runtime = KubeRuntime(cfg, node_dir)
+        self.images = imagemanager.ImageManager(
+            image_store(cfg), self._event, lambda pod: self._mark(pod["metadata"]["uid"], (
+                pod["metadata"]["namespace"], pod["metadata"]["name"])),
+            insecure_registries=cfg.insecure_registries, secret=self._secret)
+
+    def _secret(self, namespace: str, name: str) -> dict | None:
+        """A Secret of the API (for imagePullSecrets), None if it cannot be read."""
+        try:
+            return self.client.get("secrets", name, namespace)
+        except (APIStatusError, OSError) as e:
+            log.info("secret %s/%s: %s", namespace, name, e)
+            return None
 
     # ---- events -----------------------------------------------------
     def _on_pod(self, old, new) -> None:
@@ -111,17 +102,43 @@ class Kubelet:
         self.informer.start(stop)
         self.informer.synced.wait(30)
         self._adopt_leftovers()
+        self.runtime.runtime.prestart()
         while not stop.is_set():
             with self._wake:
                 if not self._dirty:
                     self._wake.wait(0.25)
                 dirty, self._dirty = self._dirty, {}
             for uid, key in dirty.items():
-                self._sync_uid(uid, key)
+                self._dispatch(uid, key)
             for rt in list(self.pods.values()):
-                if rt.uid not in dirty:
+                if rt.uid not in dirty and rt.uid not in self._busy:
                     self._tick(rt)
+        self._workers.shutdown(wait=False)
         self._probe_pool.shutdown(wait=False)
+        self.images.close()
+        self.runtime.close()
+
+    def _dispatch(self, uid: str, key: tuple[str, str]) -> None:
+        """Sync a changed pod on a pod worker: one at a time per pod (a pod that
+        changes meanwhile is synced once more), several pods at once."""
+        with self._busy_lock:
+            if uid in self._busy:
+                self._again.add(uid)
+                return
+            self._busy.add(uid)
+        self._workers.submit(self._work, uid, key)
+
+    def _work(self, uid: str, key: tuple[str, str]) -> None:
+        while True:
+            try:
+                self._sync_uid(uid, key)
+            except Exception:       # never leave a pod marked busy: it would not be synced again
+                log.exception("pod %s/%s: sync failed", *key)
+            with self._busy_lock:
+                if uid not in self._again:
+                    self._busy.discard(uid)
+                    return
+                self._again.discard(uid)
 
     def _sync_uid(self, uid: str, key: tuple[str, str]) -> None:
         pod = self.informer.get(*key)
@@ -136,7 +153,7 @@ class Kubelet:
             if rt is None:
                 rt = self.pods[uid] = PodRuntime(pod, self.cfg, self.state_dir)
                 self._start_pod(rt)
-            rt.pod = pod
+            rt.pod = rt.sandbox.pod = pod
             self._tick(rt)
         except Exception:
             log.exception("pod %s/%s: sync failed", *(rt.key if rt else ("?", uid)))
@@ -147,46 +164,35 @@ class Kubelet:
         if rt.pod["metadata"].get("deletionTimestamp"):
             return
         t0 = time.monotonic()
-        rt.ip = rt.ip or rt.pod.get("status", {}).get("podIP") or None
-        if rt.ip and ipaddress.ip_address(rt.ip) not in self.net:
-            rt.ip = None
-        if not rt.ip or self._ip_in_use(rt.ip, rt.uid):
-            rt.ip = self._allocate_ip(rt.uid)
+        with self._ip_lock:
+            rt.ip = rt.ip or rt.pod.get("status", {}).get("podIP") or None
+            if rt.ip and ipaddress.ip_address(rt.ip) not in self.net:
+                rt.ip = None
+            if not rt.ip or self._ip_in_use(rt.ip, rt.uid):
+                rt.ip = self._allocate_ip(rt.uid)
         try:
-            # The UTS file first: it is what marks the netns as this cluster's for `nsplane down`.
-            uts.ensure(rt.uts, rt.pod["metadata"]["name"][:63])
-            if not (adopted and podnet.healthy(rt.netns, rt.host_if, rt.ip, self.gateway)):
-                podnet.setup_pod(rt.netns, rt.host_if, rt.ip, self.gateway,
-                                 label=f"{rt.key[0]}/{rt.key[1]}")
-            self._write_files(rt)
+            remade = rt.sandbox.ensure(rt.ip, self.gateway, adopted, label=f"{rt.key[0]}/{rt.key[1]}")
+            rt.sandbox.write_files(rt.ip, self.cfg.dns_ip, self.cfg.cluster_domain)
             rt.error = ""
         except Exception as e:
             rt.error = str(e)
             log.error("pod %s/%s: sandbox failed: %s", *rt.key, e)
             self._event(rt.pod, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {e}", "Warning")
             return
-        for spec in rt.pod["spec"].get("containers", []):
-            c = rt.containers.get(spec["name"])
-            if adopted and c is not None and c.running():
-                self._arm(rt, c, spec)
+        if adopted and remade:     # containers joined a network that is gone: start them again
+            for c in rt.containers.values():
+                if c.cid and c.exit_code is None:
+                    self.runtime.remove(c.cid)
+        specs = {s["name"]: s for s in rt.pod["spec"].get("containers", [])}
+        for c in rt.containers.values():
+            c.running = False
+            if adopted and c.cid and c.exit_code is None and c.name in specs:
+                self._refresh(rt, c)
+                if c.running:
+                    self._arm(rt, c, specs[c.name])
         rt.save()
-        log.info("pod %s/%s: sandbox %s ip %s ready in %.0f ms%s", *rt.key, rt.netns, rt.ip,
+        log.info("pod %s/%s: sandbox %s ip %s ready in %.0f ms%s", *rt.key, rt.sandbox.netns, rt.ip,
                  (time.monotonic() - t0) * 1000, " (adopted)" if adopted else "")
-
-    def _write_files(self, rt: PodRuntime) -> None:
-        etc = os.path.join(netns.ETC_NETNS_DIR, rt.netns)
-        os.makedirs(etc, exist_ok=True)
-        try:
-            with open("/etc/resolv.conf") as f:
-                host_resolv = f.read()
-        except OSError:
-            host_resolv = ""
-        files = {"resolv.conf": podfiles.resolv_conf(rt.pod, self.cfg.dns_ip, self.cfg.cluster_domain, host_resolv),
-                 "hosts": podfiles.hosts_file(rt.pod, rt.ip, self.cfg.cluster_domain),
-                 "hostname": rt.pod["metadata"]["name"][:63] + "\n"}
-        for name, text in files.items():
-            with open(os.path.join(etc, name), "w") as f:
-                f.write(text)
 
     def _ip_in_use(self, ip: str, uid: str) -> bool:
         return any(r.ip == ip and r.uid != uid for r in self.pods.values())
@@ -204,6 +210,8 @@ class Kubelet:
         raise RuntimeError(f"node {self.node}: no pod IP left in {self.net}")
 
     def _tick(self, rt: PodRuntime) -> None:
+        if rt.deleting_since:
+            return
         pod = rt.pod
         if pod["metadata"].get("deletionTimestamp"):
             self._kill_async(rt, pod["metadata"].get("deletionGracePeriodSeconds", 30))
@@ -215,60 +223,148 @@ class Kubelet:
             self._run_probes(rt)
         self._report(rt)
 
+    # ---- containers -------------------------------------------------
+    def _refresh(self, rt: PodRuntime, c: Container) -> bool:
+        """Learn from the runtime whether the current instance still runs; an
+        instance that ended is recorded and its OCI container removed."""
+        if not c.cid or c.exit_code is not None:
+            return False
+        st = self.runtime.status(c.cid)
+        if st is not None and st.state in ("running", "created"):
+            c.running = True
+            return False
+        if st is None:
+            c.finished(255, "Unknown", "the container is gone (its runtime has no record of it)")
+        else:
+            c.finished(st.exit_code if st.exit_code is not None else 255, st.reason or "Unknown",
+                       st.message, st.finished_at)
+        for key in [k for k in rt.probes if k[0] == c.name]:
+            del rt.probes[key]
+        self.runtime.remove(c.cid)
+        log.info("pod %s/%s: container %s exited %s (%s)", *rt.key, c.name, c.exit_code, c.reason)
+        return True
+
     def _containers(self, rt: PodRuntime) -> None:
         policy = rt.pod["spec"].get("restartPolicy", "Always")
+        now = time.time()
         changed = False
+        if not self._pause(rt):
+            return
         for spec in rt.pod["spec"].get("containers", []):
-            c = rt.containers.get(spec["name"])
-            if c is None:
-                c = rt.containers[spec["name"]] = Container(spec["name"], os.path.join(rt.dir, spec["name"] + ".log"))
-                changed |= self._start_container(rt, c, spec)
+            c = rt.container(spec)
+            changed |= self._refresh(rt, c)
+            if c.running and c.image and c.image != image_name(spec.get("image", "")):
+                self._definition_changed(rt, c)
+            if c.running or c.backoff_until == float("inf") or (c.retry_at and now < c.retry_at):
                 continue
-            if c.running() or c.reason in ("ImageNotFound", "CreateContainerError"):
-                continue
-            if c.exit_code is not None and c.finished_at and not c.backoff_until:
+            if c.exit_code is not None and not c.backoff_until:
                 changed = True
-                done = policy == "Never" or (policy == "OnFailure" and c.exit_code == 0)
-                if done:
+                if policy == "Never" or (policy == "OnFailure" and c.exit_code == 0):
                     c.backoff_until = float("inf")
                     continue
                 c.backoff_until = c.finished_at + backoff(c.restarts)
                 if c.restarts:
                     self._event(rt.pod, "BackOff", f"Back-off restarting failed container {c.name} in pod "
-                                f"{rt.key[1]}_{rt.key[0]}({rt.uid})", "Warning")
-            if time.time() >= c.backoff_until:
-                c.restarts += 1
+                                f"{rt.label}", "Warning")
+            if c.exit_code is None or now >= c.backoff_until:
                 changed |= self._start_container(rt, c, spec)
         if changed:
             rt.save()
 
-    def _start_container(self, rt: PodRuntime, c: Container, spec: dict) -> bool:
-        try:
-            argv = workloads.resolve(spec)
-        except workloads.UnknownImage as e:
-            if c.reason != "ImageNotFound":
-                self._event(rt.pod, "Failed", str(e), "Warning")
-            c.reason, c.message = "ImageNotFound", str(e)
+    def _definition_changed(self, rt: PodRuntime, c: Container) -> None:
+        """The pod's image of a running container changed (`kubectl set image` on
+        a pod): the kubelet stops that instance; the next one runs the new image."""
+        if c.cid in self._stopping:
+            return
+        self._stopping.add(c.cid)
+        self._event(rt.pod, "Killing", f"Container {c.name} definition changed, will be restarted")
+        grace = float(rt.pod["spec"].get("terminationGracePeriodSeconds", 30))
+
+        def stop(cid=c.cid):
+            try:
+                self.runtime.stop(cid, grace)
+            finally:
+                self._stopping.discard(cid)
+                self._mark(rt.uid, rt.key)
+        threading.Thread(target=stop, name=f"restart-{c.name}", daemon=True).start()
+
+    def _pause(self, rt: PodRuntime) -> bool:
+        """With shareProcessNamespace, the pod's PID 1; False while it cannot run."""
+        if not rt.sandbox.shares_pid:
             return True
+        st = self.runtime.status(rt.pause_cid) if rt.pause_cid else None
+        if st is not None and st.state == "running":
+            rt.sandbox.pause_pid = st.pid
+            return True
+        if rt.pause_cid:
+            self.runtime.remove(rt.pause_cid)
+        rt.sandbox.pause_pid = 0
+        spec = {"name": "POD", "image": PAUSE_IMAGE,          # the pause stand-in (workloads/pause.py)
+                "securityContext": {"runAsUser": 65535, "runAsGroup": 65535}}
+        image = imagemanager.Image(image=PAUSE_IMAGE, name=PAUSE_IMAGE, standin=True)
+        try:
+            started = self.runtime.start(rt.sandbox, spec, image, [], os.path.join(rt.dir, "pause.log"))
+        except RuntimeLayerError as e:
+            rt.error = f"pause container: {e}"
+            return False
+        rt.pause_cid, rt.sandbox.pause_pid = started.cid, started.pid
+        rt.save()
+        return True
+
+    def _start_container(self, rt: PodRuntime, c: Container, spec: dict) -> bool:
+        """Try to run the next instance of `c`; True if anything changed."""
+        try:
+            image = self.images.ensure(rt.pod, spec)
+        except RuntimeLayerError as e:
+            retry = {"ErrImagePull": PULL_ERROR_RETRY, "ImagePullBackOff": PULL_BACKOFF_RETRY}.get(
+                e.reason, CONFIG_RETRY)
+            return c.waiting(e.reason, e.message, retry)
+        if image is None:
+            return c.waiting("ContainerCreating", "")
         services = [s for s in (self.services.items() if self.services else [])
                     if s["metadata"]["namespace"] == rt.key[0]]
         kube = self.services.get("default", "kubernetes") if self.services else None
-        env = podfiles.container_env(rt.pod, spec, services, kube, rt.ip,
-                                     {**BASE_ENV, "HOSTNAME": rt.pod["metadata"]["name"][:63]})
+        env = podfiles.container_env(rt.pod, spec, services, kube, rt.ip, {"HOSTNAME": rt.sandbox.hostname})
+        c.restarting()
+        os.makedirs(c.log_dir, exist_ok=True)
+        stdin = self._stdin(rt, c) if spec.get("stdin") else ""
+        cid = self.runtime.new_id()
         try:
-            c.start(netns.exec_argv(rt.netns, argv, rt.uts), env, stdin=bool(spec.get("stdin")))
-        except OSError as e:
-            c.reason, c.message = "CreateContainerError", f"failed to start {argv[0]}: {e}"
-            self._event(rt.pod, "Failed", c.message, "Warning")
+            started = self.runtime.start(rt.sandbox, spec, image, list(env.items()), c.log_path,
+                                         stdin=stdin, cid=cid)
+        except ContainerStartError as e:
+            c.close_stdin()
+            self._event(rt.pod, "Created", f"Created container {c.name}")
+            self._event(rt.pod, "Failed", f"Error: {e}", "Warning")
+            c.started(cid, image.name, image.image_id, image.standin)
+            c.finished(128, "StartError", str(e))
             return True
-        c.backoff_until = 0.0
+        except RuntimeLayerError as e:
+            c.close_stdin()
+            self._event(rt.pod, "Failed", f"Error: {e}", "Warning")
+            return c.waiting(e.reason, str(e), CONFIG_RETRY) or True
+        c.started(started.cid, image.name, image.image_id, image.standin)
         self._arm(rt, c, spec)
-        self._event(rt.pod, "Pulled", f'Container image "{spec.get("image", "")}" already present on machine')
         self._event(rt.pod, "Created", f"Created container {c.name}")
         self._event(rt.pod, "Started", f"Started container {c.name}")
-        log.info("pod %s/%s: container %s started (pid %d, restarts %d)", *rt.key, c.name, c.pid, c.restarts)
+        log.info("pod %s/%s: container %s started (%s, pid %d, restarts %d%s)", *rt.key, c.name, c.cid,
+                 started.pid, c.restarts, ", stand-in" if image.standin else "")
         return True
 
+    def _stdin(self, rt: PodRuntime, c: Container) -> str:
+        """A FIFO for a `stdin: true` container: the kubelet holds its write end
+        (attach writes there; stdinOnce closes it), the container reads it."""
+        path = os.path.join(rt.dir, f"{c.name}.stdin")
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        os.mkfifo(path, 0o600)
+        c.close_stdin()
+        c.stdin_fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        return path
+
+    # ---- probes -------------------------------------------------------
     def _arm(self, rt: PodRuntime, c: Container, spec: dict) -> None:
         """Readiness starts false under a readiness probe, true without one;
         probes start after initialDelaySeconds."""
@@ -281,18 +377,22 @@ class Kubelet:
     def _run_probes(self, rt: PodRuntime) -> None:
         now = time.time()
         specs = {s["name"]: s for s in rt.pod["spec"].get("containers", [])}
-        for (cname, kind), st in rt.probes.items():
+        for (cname, kind), st in list(rt.probes.items()):
             c = rt.containers.get(cname)
-            if c is None or not c.pid or st.in_flight or now < st.next_at:
+            if c is None or not c.running or st.in_flight or now < st.next_at:
                 continue
             st.in_flight = True
             st.next_at = now + float(st.probe.get("periodSeconds", 10))
-            exec_argv = lambda argv, rt=rt: netns.exec_argv(rt.netns, argv, rt.uts)  # noqa: E731
-            fut = self._probe_pool.submit(run_probe, st.probe, rt.ip, specs.get(cname, {}), exec_argv)
-            fut.add_done_callback(lambda f, rt=rt, c=c, kind=kind, st=st: self._probe_done(rt, c, kind, st, f))
+            run_in = lambda argv, timeout, cid=c.cid: self.runtime.runtime.exec_sync(  # noqa: E731
+                cid, argv, timeout=timeout)
+            fut = self._probe_pool.submit(run_probe, st.probe, rt.ip, specs.get(cname, {}), run_in)
+            fut.add_done_callback(lambda f, rt=rt, c=c, kind=kind, st=st, cid=c.cid:
+                                  self._probe_done(rt, c, kind, st, f, cid))
 
-    def _probe_done(self, rt, c: Container, kind: str, st: ProbeState, fut) -> None:
+    def _probe_done(self, rt, c: Container, kind: str, st: ProbeState, fut, cid: str) -> None:
         st.in_flight = False
+        if rt.deleting_since or c.cid != cid or not c.running:
+            return       # a probe of an instance that is gone
         try:
             ok, msg = fut.result()
         except Exception as e:   # a probe bug is a failed probe, not a dead kubelet
@@ -305,35 +405,46 @@ class Kubelet:
                 c.ready = st.result
             elif not st.result:
                 self._event(rt.pod, "Killing", f"Container {c.name} failed liveness probe, will be restarted")
-                c.stop(float(rt.pod["spec"].get("terminationGracePeriodSeconds", 30)))
+                grace = float(rt.pod["spec"].get("terminationGracePeriodSeconds", 30))
+                threading.Thread(target=self.runtime.stop, args=(cid, grace), name=f"restart-{c.name}",
+                                 daemon=True).start()
         self._mark(rt.uid, rt.key)
 
+    # ---- deletion -------------------------------------------------------
     def _kill_async(self, rt: PodRuntime, grace: float) -> None:
         """Stop a pod off the sync loop, so one slow grace period blocks no one."""
         if rt.deleting_since:
             return
         rt.deleting_since = time.time()
         for c in rt.containers.values():
-            if c.running():
+            if c.running:
                 self._event(rt.pod, "Killing", f"Stopping container {c.name}")
         threading.Thread(target=self._kill_pod, args=(rt, grace), name=f"kill-{rt.key[1]}", daemon=True).start()
 
-    def _kill_pod(self, rt: PodRuntime, grace: float) -> None:
-        threads = [threading.Thread(target=c.stop, args=(float(grace),)) for c in rt.containers.values()]
+    def _stop_containers(self, rt: PodRuntime, grace: float) -> None:
+        def stop(c: Container) -> None:
+            if c.cid and c.exit_code is None:
+                self.runtime.stop(c.cid, grace)
+            if c.cid:
+                self.runtime.remove(c.cid)
+            c.close_stdin()
+        threads = [threading.Thread(target=stop, args=(c,)) for c in rt.containers.values()]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        if rt.pause_cid:
+            self.runtime.remove(rt.pause_cid)
+
+    def _kill_pod(self, rt: PodRuntime, grace: float) -> None:
+        self._stop_containers(rt, float(grace))
         try:
-            podnet.teardown_pod(rt.netns, rt.host_if)
-            uts.remove(rt.uts)
+            rt.sandbox.teardown()
         except Exception as e:
             log.error("pod %s/%s: teardown failed: %s", *rt.key, e)
         self.pods.pop(rt.uid, None)
-        try:
-            os.remove(rt.state_file)
-        except OSError:
-            pass
+        self.images.forget(rt.uid)
+        shutil.rmtree(rt.dir, ignore_errors=True)
         try:
             self.client.delete("pods", rt.key[1], rt.key[0], grace=0, uid=rt.uid)
         except APIStatusError as e:
@@ -342,21 +453,26 @@ class Kubelet:
         log.info("pod %s/%s: stopped and removed", *rt.key)
 
     def _adopt_leftovers(self) -> None:
-        """Pods in our state dir that the API no longer has: stop them."""
-        if not os.path.isdir(self.state_dir):
-            return
+        """Pods in our state dir that the API no longer has: stop them. Then
+        every container of this node that no pod claims: remove it."""
         known = {p["metadata"]["uid"] for p in self.informer.items()}
-        for d in os.listdir(self.state_dir):
+        keep: set[str] = set()
+        for d in os.listdir(self.state_dir) if os.path.isdir(self.state_dir) else []:
             ns, _, rest = d.partition("_")
             name, _, uid = rest.rpartition("_")
             if uid in known:
+                st = read_state(os.path.join(self.state_dir, d, "state.json")) or {}
+                keep |= {c.get("cid") for c in st.get("containers", []) if c.get("cid")}
+                keep.add(st.get("pause") or "")
                 continue
             fake = {"metadata": {"uid": uid, "namespace": ns, "name": name}, "spec": {"containers": []}}
             rt = PodRuntime(fake, self.cfg, self.state_dir)
             rt.load()
             log.info("pod %s/%s is gone from the API; cleaning up", ns, name)
             self._kill_pod(rt, 0)
-            shutil.rmtree(rt.dir, ignore_errors=True)
+        gone = self.runtime.sweep(keep)
+        if gone:
+            log.info("removed %d container(s) no pod claims", len(gone))
 
     # ---- status -----------------------------------------------------
     def _report(self, rt: PodRuntime) -> None:
@@ -374,66 +490,8 @@ class Kubelet:
                 log.warning("pod %s/%s: status update failed: %s", *rt.key, e)
 
     def status(self, rt: PodRuntime) -> dict:
-        prev = rt.pod.get("status", {})
-        specs = rt.pod["spec"].get("containers", [])
-        statuses, all_ready, running, done_ok, done_bad = [], bool(specs), 0, 0, 0
-        policy = rt.pod["spec"].get("restartPolicy", "Always")
-        for spec in specs:
-            c = rt.containers.get(spec["name"])
-            cs = {"name": spec["name"], "image": spec.get("image", ""), "imageID": "",
-                  "restartCount": c.restarts if c else 0, "ready": False, "started": False,
-                  "containerID": f"nsplane://{rt.uid[:8]}-{spec['name']}"}
-            if c and c.running():
-                cs["state"] = {"running": {"startedAt": iso(c.started_at)}}
-                cs["ready"], cs["started"] = c.ready, True
-                running += 1
-            elif c and c.reason in ("ImageNotFound", "CreateContainerError"):
-                cs["state"] = {"waiting": {"reason": c.reason, "message": c.message}}
-            elif c and c.exit_code is not None:
-                term = {"exitCode": c.exit_code, "reason": c.reason, "startedAt": iso(c.started_at),
-                        "finishedAt": iso(c.finished_at)}
-                if c.backoff_until and c.backoff_until != float("inf") and time.time() < c.backoff_until:
-                    cs["state"] = {"waiting": {"reason": "CrashLoopBackOff",
-                                               "message": f"back-off {int(backoff(c.restarts))}s restarting failed "
-                                                          f"container={c.name} pod={rt.key[1]}_{rt.key[0]}({rt.uid})"}}
-                    cs["lastState"] = {"terminated": term}
-                else:
-                    cs["state"] = {"terminated": term}
-                    done_ok += c.exit_code == 0
-                    done_bad += c.exit_code != 0
-            else:
-                cs["state"] = {"waiting": {"reason": "ContainerCreating"}}
-            all_ready &= cs["ready"]
-            statuses.append(cs)
-        if rt.error:
-            phase = "Pending"
-        elif specs and done_ok + done_bad == len(specs) and policy != "Always":
-            phase = "Succeeded" if done_bad == 0 else "Failed"
-        elif running or any("lastState" in s for s in statuses) or done_ok + done_bad:
-            phase = "Running"
-        else:
-            phase = "Pending"
-        conds = {c["type"]: c for c in prev.get("conditions", []) or []}
-
-        def cond(ctype, ok):
-            old = conds.get(ctype)
-            s = "True" if ok else "False"
-            if old and old.get("status") == s:
-                return old
-            return {"type": ctype, "status": s, "lastProbeTime": None, "lastTransitionTime": now_iso()}
-        ready = all_ready and phase == "Running"
-        status = {
-            "phase": phase,
-            "conditions": [cond("PodReadyToStartContainers", not rt.error), cond("Initialized", True),
-                           cond("Ready", ready), cond("ContainersReady", ready), cond("PodScheduled", True)],
-            "hostIP": self.host_ip, "hostIPs": [{"ip": self.host_ip}],
-            "startTime": iso(rt.started_at), "containerStatuses": statuses, "qosClass": "BestEffort",
-        }
-        if rt.ip and not rt.error:
-            status["podIP"], status["podIPs"] = rt.ip, [{"ip": rt.ip}]
-        if rt.error:
-            status["message"], status["reason"] = rt.error, "FailedCreatePodSandBox"
-        return status
+        return pod_status(rt.pod, rt.containers, host_ip=self.host_ip, pod_ip=rt.ip,
+                          started_at=rt.started_at, sandbox_error=rt.error)
 
     def _event(self, pod: dict, reason: str, message: str, etype: str = "Normal") -> None:
         self.recorder.event(pod, reason, message, etype)   # agent/api/events.py: deduplicated like client-go

@@ -2,9 +2,10 @@
 /etc/resolv.conf by dnsPolicy and dnsConfig, the kubelet-managed /etc/hosts,
 and each container's environment (Service links + `env:`).
 
-The files land in /etc/netns/<pod netns>/, which `ip netns exec` bind-mounts
-over /etc for every process started in the pod, by the kubelet or by
-`nsplane exec`.
+The files land in /etc/netns/<pod netns>/ (sandbox.py writes them): each
+container gets them bind-mounted at /etc/resolv.conf, /etc/hosts and
+/etc/hostname, as containerd mounts the sandbox's files, and `ip netns exec`
+in the pod's namespace shows them too.
 """
 from __future__ import annotations
 

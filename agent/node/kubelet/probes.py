@@ -4,13 +4,15 @@ success), with initialDelaySeconds, periodSeconds, timeoutSeconds,
 successThreshold and failureThreshold.
 
 Probes run from the node's network namespace (where the kubelet is) against
-the pod's IP, like the real kubelet; exec probes run inside the pod.
+the pod's IP, like the real kubelet; exec probes run inside the container
+(the runtime's exec: the container's user, environment and namespaces).
 """
 from __future__ import annotations
 
 import http.client
 import socket
-import subprocess
+
+from agent.node.runtime.errors import RuntimeLayerError
 
 
 def resolve_port(port, container: dict) -> int:
@@ -22,8 +24,9 @@ def resolve_port(port, container: dict) -> int:
     raise ValueError(f"port {port!r} is not a named port of container {container.get('name')}")
 
 
-def run_probe(probe: dict, pod_ip: str, container: dict, exec_argv) -> tuple[bool, str]:
-    """One attempt. Returns (success, message for events)."""
+def run_probe(probe: dict, pod_ip: str, container: dict, exec_in) -> tuple[bool, str]:
+    """One attempt. Returns (success, message for events). `exec_in(argv,
+    timeout)` runs a command in the container: (exit code, stdout, stderr)."""
     timeout = float(probe.get("timeoutSeconds", 1))
     try:
         if "httpGet" in probe:
@@ -46,13 +49,17 @@ def run_probe(probe: dict, pod_ip: str, container: dict, exec_argv) -> tuple[boo
             with socket.create_connection((t.get("host") or pod_ip, port), timeout=timeout):
                 return True, ""
         if "exec" in probe:
-            argv = exec_argv(list(probe["exec"].get("command", [])))
-            r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
-            out = (r.stdout + r.stderr).decode(errors="replace").strip()
-            return r.returncode == 0, out
+            argv = [str(a) for a in probe["exec"].get("command", [])]
+            try:
+                code, out, err = exec_in(argv, timeout)
+            except RuntimeLayerError as e:
+                if e.reason == "ExecTimeout":
+                    return False, f"command {' '.join(argv)!r} timed out"
+                return False, str(e)
+            return code == 0, (out + err).decode(errors="replace").strip()
         if "grpc" in probe:
             return False, "grpc probes are not supported by nsplane; use httpGet, tcpSocket or exec"
-    except (OSError, ValueError, http.client.HTTPException, subprocess.TimeoutExpired) as e:
+    except (OSError, ValueError, http.client.HTTPException) as e:
         return False, f"{_what(probe)} failed: {e}"
     return False, "probe has no handler"
 

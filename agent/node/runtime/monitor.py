@@ -14,9 +14,11 @@ outlives the agent:
 
 The agent starts a monitor *before* it needs one (a spare, so Python's
 start-up is off the container's critical path) and hands it the job when a
-container is created: {"stateDir", "log", "hideUnified", "argv"}. The monitor
-runs `<runtime> create` with the container's log file (opened for append) as
-its stdout and stderr, writes `monitor.json` (its PID and start time, the
+container is created: {"stateDir", "log", "hideUnified", "argv"} and, for a
+container that keeps its stdin open, "stdin": a FIFO whose write end the
+agent holds. The monitor runs `<runtime> create` with the container's log file
+(opened for append) as its stdout and stderr and that FIFO (else /dev/null)
+as its stdin, writes `monitor.json` (its PID and start time, the
 container's PID and memory cgroup), answers one JSON line on stdout and then
 lets go of the agent's pipes. It waits for the container's process, reads
 the memory cgroup's OOM-kill counter (the cgroup still exists: the agent
@@ -61,14 +63,15 @@ def write_json(path: str, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _create(argv: list[str], log_path: str, hide: bool) -> int:
-    """Run `<runtime> create` with the log file as its (and the container's) stdout/stderr."""
+def _create(argv: list[str], log_path: str, hide: bool, stdin: str = "") -> int:
+    """Run `<runtime> create` with the log file as its (and the container's)
+    stdout/stderr, and /dev/null or the FIFO `stdin` as its stdin."""
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
     pid = os.fork()
     if pid == 0:
         try:
-            devnull = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(devnull, 0)
+            source = os.open(stdin or os.devnull, os.O_RDONLY)
+            os.dup2(source, 0)
             os.dup2(log, 1)
             os.dup2(log, 2)
             if hide:
@@ -128,7 +131,7 @@ def _report(data: dict) -> None:
 
 def _run(job: dict) -> None:
     state_dir = job["stateDir"]
-    rc = _create(job["argv"], job["log"], bool(job.get("hideUnified")))
+    rc = _create(job["argv"], job["log"], bool(job.get("hideUnified")), job.get("stdin") or "")
     if rc != 0:
         _report({"ok": False, "exitCode": rc})
         return

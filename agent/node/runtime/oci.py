@@ -180,23 +180,27 @@ class OCIRuntime:
                                     f"{PREFIX!r}); build ids with oci.container_id()")
 
     # ---- lifecycle ---------------------------------------------------------
-    def create(self, cid: str, bundle: str, log_path: str, timeout: float = 60.0) -> int:
+    def create(self, cid: str, bundle: str, log_path: str, timeout: float = 60.0,
+               stdin: str = "") -> int:
         """Create container `cid` from `bundle`; its output appends to `log_path`.
 
+        `stdin` is a FIFO the container reads as its stdin (the caller holds
+        its write end open, O_RDWR, before calling); default /dev/null.
         Returns the PID of the container's process (not yet running the
         program: `start` does that).
         """
-        return self._create(cid, bundle, log_path, timeout, ["create"])
+        return self._create(cid, bundle, log_path, timeout, ["create"], stdin)
 
-    def run(self, cid: str, bundle: str, log_path: str, timeout: float = 60.0) -> int:
+    def run(self, cid: str, bundle: str, log_path: str, timeout: float = 60.0,
+            stdin: str = "") -> int:
         """create + start in one runtime call (`run --detach`): the fast path
         when nothing has to happen between the two. Returns the PID."""
-        pid = self._create(cid, bundle, log_path, timeout, ["run", "--detach"])
+        pid = self._create(cid, bundle, log_path, timeout, ["run", "--detach"], stdin)
         self._mark_started(cid)
         return pid
 
     def _create(self, cid: str, bundle: str, log_path: str, timeout: float,
-                verb: list[str]) -> int:
+                verb: list[str], stdin: str = "") -> int:
         self._check_id(cid)
         bundle = os.path.abspath(bundle)
         config = monitors.read_json(os.path.join(bundle, "config.json"))
@@ -215,7 +219,7 @@ class OCIRuntime:
             "cgroupsPath": config.get("linux", {}).get("cgroupsPath", ""),
             "annotations": config.get("annotations") or {}})
         job = {"stateDir": cdir, "log": os.path.abspath(log_path),
-               "hideUnified": self.hide_unified,
+               "hideUnified": self.hide_unified, "stdin": stdin,
                "argv": self._argv(*self._log_args(cid), *verb, "--bundle", bundle,
                                   "--pid-file", os.path.join(cdir, monitor.PID_FILE), cid)}
         report = self._monitors.hand_over(job, timeout)
@@ -225,6 +229,10 @@ class OCIRuntime:
         self._forget(cid)
         raise ContainerStartError(f"container {cid}: {self.name} {verb[0]} failed: {message}; "
                                   f"{_hint(message)}")
+
+    def prestart(self) -> None:
+        """Start the spare monitor now, so the first container does not wait for it."""
+        self._monitors.prestart()
 
     def close(self) -> None:
         """Let the spare monitor go. Containers and their monitors are untouched."""
@@ -401,7 +409,7 @@ class OCIRuntime:
     # ---- exec ----------------------------------------------------------------
     def exec(self, cid: str, argv: list[str], *, env: dict | None = None,
              cwd: str | None = None, tty: bool = False, user: str | None = None,
-             stdin: bool = True) -> subprocess.Popen:
+             stdin: bool = True, inherit_stdio: bool = False) -> subprocess.Popen:
         """Run `argv` inside the running container; a Popen with pipes.
 
         The process is the container's own process spec (user, capabilities,
@@ -411,6 +419,9 @@ class OCIRuntime:
         Popen's return code is the program's exit status. With `tty`, the
         process gets a terminal held by the ttyexec helper: stdout carries the
         terminal (stderr only the runtime's errors) and `resize` sets its size.
+        With `inherit_stdio` the process uses the caller's own stdin, stdout
+        and stderr (a command-line tool on a user's terminal), and `tty` is the
+        runtime's own `--tty`, which relays the caller's terminal.
         """
         self._check_id(cid)
         if not argv:
@@ -428,6 +439,11 @@ class OCIRuntime:
             os.write(fd, json.dumps(process).encode())
             args = self._argv("exec", "--process", f"/proc/self/fd/{fd}", cid)
             pass_fds = [fd]
+            if inherit_stdio:
+                if tty:
+                    args = self._argv("exec", "--tty", "--process", f"/proc/self/fd/{fd}", cid)
+                return subprocess.Popen(args, stdin=None if stdin else subprocess.DEVNULL,
+                                        pass_fds=pass_fds)
             if tty:                       # through the helper that holds the terminal
                 control_r, control_w = os.pipe()
                 pass_fds.append(control_r)

@@ -1,20 +1,28 @@
-"""Built-in workloads: what a container's image means when there is no image.
+"""Built-in workloads: the stand-ins for a few images when no image can be had.
 
-nsplane runs no container images. A container runs a real program of this
-machine (`command:`/`args:`, e.g. sh, curl, sleep), or, for the few images the
-Kubernetes docs and e2e tests use, a small Python stand-in that answers like
-the real image (`agent.node.workloads.nginx`, `.httpd`, `.pause`, and the
-`agent.node.workloads.agnhost` package, one module per subcommand).
+A container runs its real image when the node's image store has it or can
+pull it (agent/node/kubelet/images.py decides). On a machine without
+registry access, the images the Kubernetes docs and e2e tests use most
+(nginx, agnhost, curl, busybox, coredns...) run as a stand-in instead: a real
+program of this machine (`command:`/`args:`, e.g. sh, curl, sleep) or a
+small Python module that answers like the real image
+(`agent.node.workloads.nginx`, `.httpd`, `.pause`, and the
+`agent.node.workloads.agnhost` package, one module per subcommand), inside
+the same kind of container, over a read-only view of the host (the kubelet
+says so in the pod's Events).
 
 `resolve` follows Kubernetes' rules for combining a container spec with the
 image's own ENTRYPOINT and CMD (command replaces ENTRYPOINT and drops CMD; args
 replace CMD), then interprets the image's entrypoint the way the real image's
 entrypoint script does. An image we do not know, without a command, raises
-`UnknownImage`: a clear pod error, never a silent success.
+`UnknownImage`: a clear pod error, never a silent success. `standin` says
+whether an image has a stand-in, `environment` is the stand-ins' own image
+environment (their Python finds the code the agent runs).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -77,8 +85,9 @@ def repository(image: str) -> str:
 
 
 def python_module(module: str, *args: str) -> list[str]:
-    """argv that runs one of our Python workloads with this interpreter."""
-    return [sys.executable, "-m", f"agent.node.workloads.{module}", *args]
+    """argv that runs one of our Python workloads with this interpreter, through
+    the launcher that makes it behave as a container's PID 1 (__main__.py)."""
+    return [sys.executable, "-m", "agent.node.workloads", module, *args]
 
 
 def resolve(container: dict) -> list[str]:
@@ -143,3 +152,17 @@ def _agnhost(rest: list[str], image_name: str) -> list[str]:
             f"(e.g. args: [netexec, --http-port=8080])"
         )
     return python_module("agnhost", *rest)
+
+
+def standin(image: str) -> Image | None:
+    """The stand-in's image config for `image`, or None if it has none."""
+    return IMAGES.get(repository(image or ""))
+
+
+def environment() -> list[str]:
+    """The Env of a stand-in "image": PATH, and the agent's PYTHONPATH when it
+    has one, so `python -m agent...` in the container runs the agent's code."""
+    env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
+    if os.environ.get("PYTHONPATH"):
+        env.append(f"PYTHONPATH={os.environ['PYTHONPATH']}")
+    return env
