@@ -92,7 +92,9 @@ def test_serve_hostname_service_answers_with_every_pod_name(c):
 def test_tcp_and_udp_hostnames_through_one_service_port(c):
     ip = cluster_ip(c, "tcpudp")
     expected = names(c, "app=tcpudp")
-    tcp = in_client(c, f"echo hostName | nc -w 2 {ip} 80").strip()
+    # no readiness probe: a pod has its IP a moment before its server listens
+    tcp = c.wait(lambda: in_client(c, f"echo hostName | nc -w 2 {ip} 80").strip(), 30,
+                 "a TCP answer through the Service")
     assert tcp in expected
     udp = c.wait(lambda: in_client(c, f"echo hostName | nc -u -W 1 -w 2 {ip} 80").strip(), 30,
                  "a UDP answer through the Service")

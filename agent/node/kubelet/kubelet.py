@@ -42,6 +42,7 @@ log = logging.getLogger("nsplane.kubelet")
 CONFIG_RETRY = 10.0          # CreateContainerConfigError / CreateContainerError: try again after
 PULL_ERROR_RETRY = 2.0       # ErrImagePull: the next sync shows ImagePullBackOff
 PULL_BACKOFF_RETRY = 5.0     # ImagePullBackOff: look again (the image manager's back-off decides)
+TICK = 0.25                 # how often every pod's containers and probes are looked at
 POD_WORKERS = 3             # pods synced at once (their sandboxes and container starts)
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"   # the sandbox image, as the kubelet's default
 
@@ -103,13 +104,17 @@ class Kubelet:
         self.informer.synced.wait(30)
         self._adopt_leftovers()
         self.runtime.runtime.prestart()
+        last_tick = 0.0
         while not stop.is_set():
             with self._wake:
                 if not self._dirty:
-                    self._wake.wait(0.25)
+                    self._wake.wait(TICK)
                 dirty, self._dirty = self._dirty, {}
             for uid, key in dirty.items():
                 self._dispatch(uid, key)
+            if time.monotonic() - last_tick < TICK:
+                continue        # a burst of changes does not re-check every pod each time
+            last_tick = time.monotonic()
             for rt in list(self.pods.values()):
                 if rt.uid not in dirty and rt.uid not in self._busy:
                     self._tick(rt)
