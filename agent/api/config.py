@@ -136,6 +136,12 @@ class ClusterConfig:
         with open(self.token_file(role)) as f:
             return {"ca_file": self.ca_file, "token": f.read().strip()}
 
+    def node_auth(self, node: str) -> dict:
+        """Client arguments of node `node`'s agent: its own token (system:node:<node>)
+        when it has one, else the token joined machines share."""
+        own = f"node-{node}"
+        return self.client_auth(own if os.path.exists(self.token_file(own)) else "node")
+
     @property
     def local_api_url(self) -> str:
         return f"unix://{self.api_socket}"

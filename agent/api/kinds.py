@@ -57,6 +57,18 @@ KINDS: tuple[Kind, ...] = (
          ("create",)),
     Kind("CertificateSigningRequest", "certificatesigningrequests", "certificatesigningrequest",
          "certificates.k8s.io", "v1", False, ("csr",)),
+    Kind("Role", "roles", "role", "rbac.authorization.k8s.io", "v1", True),
+    Kind("ClusterRole", "clusterroles", "clusterrole", "rbac.authorization.k8s.io", "v1", False),
+    Kind("RoleBinding", "rolebindings", "rolebinding", "rbac.authorization.k8s.io", "v1", True),
+    Kind("ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", "rbac.authorization.k8s.io", "v1", False),
+    Kind("SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", "authorization.k8s.io",
+         "v1", False, (), ("create",)),
+    Kind("SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview", "authorization.k8s.io",
+         "v1", False, (), ("create",)),
+    Kind("SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview", "authorization.k8s.io", "v1", False,
+         (), ("create",)),
+    Kind("LocalSubjectAccessReview", "localsubjectaccessreviews", "localsubjectaccessreview",
+         "authorization.k8s.io", "v1", True, (), ("create",)),
 )
 
 BY_RESOURCE = {k.resource: k for k in KINDS}

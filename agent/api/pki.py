@@ -24,9 +24,10 @@ crypto dependency).
 Authentication is by bearer token on TCP: a static token from tokens.csv
 (this module's `Authenticator`) or a ServiceAccount JWT (agent/apiserver/authn/);
 the Unix socket is trusted (file mode 0600, root only), like a local admin
-port. Authorization until RBAC (agent/apiserver/authz.py): ServiceAccount
-identities may only read, nodes/proxy is system:masters' alone, and the
-other static users may do everything else.
+port. Authorization is RBAC and the Node authorizer (agent/apiserver/authz.py):
+the admin is in system:masters, each node agent is system:node:<name> in
+system:nodes (its own token, node-<name>.token), coredns is the
+kube-system/coredns ServiceAccount.
 
 The CA key stays here, on the server's machine. Kubelets get their serving
 certificates through CertificateSigningRequests, signed by the controller
@@ -51,11 +52,23 @@ from dataclasses import dataclass
 from agent.api import certificates
 
 KUBELET_CLIENT = ("kube-apiserver-kubelet-client", "system:masters")   # (CN, O), as kubeadm's
+JOIN_USER = "nsplane:joined-node"
 USERS = {   # role -> (user name, groups)
     "admin": ("kubernetes-admin", "system:masters"),
-    "node": ("system:node:nsplane", "system:nodes"),
-    "coredns": ("system:serviceaccount:kube-system:coredns", "system:serviceaccounts"),
+    # the token machines joining in host mode share (no per-node credential yet): bound to system:node's
+    # rules by RBAC, without the Node authorizer's per-node limits
+    "node": (JOIN_USER, "system:nodes"),
+    "coredns": ("system:serviceaccount:kube-system:coredns", "system:serviceaccounts,system:serviceaccounts:kube-system"),
 }
+NODE_ROLE_PREFIX = "node-"      # role node-<name>: user system:node:<name> in system:nodes, one per node
+
+
+def node_role(node: str) -> str:
+    return NODE_ROLE_PREFIX + node
+
+
+def node_user(node: str) -> tuple[str, str]:
+    return f"system:node:{node}", "system:nodes"
 PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")   # system:public-info-viewer
 
 
@@ -191,17 +204,20 @@ def ensure_service_account_key(p: Paths) -> None:
     _openssl("pkey", "-in", p.sa_key, "-pubout", "-out", p.sa_pub)
 
 
-def ensure_tokens(p: Paths) -> dict[str, str]:
-    """role -> token; new roles get a fresh random token, old ones are kept."""
+def ensure_tokens(p: Paths, users: dict[str, tuple[str, str]] | None = None) -> dict[str, str]:
+    """role -> token; new roles get a fresh random token, old ones are kept
+    (with the groups `users` gives them now)."""
     have = read_tokens(p.tokens)
     by_user = {user: tok for tok, (user, _) in have.items()}
     out, changed = {}, False
-    for role, (user, groups) in USERS.items():
+    for role, (user, groups) in (USERS if users is None else users).items():
         tok = by_user.get(user)
         if tok is None:
             tok = secrets.token_urlsafe(32)
-            have[tok] = (user, groups)
             changed = True
+        elif have[tok][1] != groups:
+            changed = True
+        have[tok] = (user, groups)
         out[role] = tok
     if changed:
         buf = io.StringIO()
@@ -224,21 +240,35 @@ def read_tokens(path: str) -> dict[str, tuple[str, str]]:
         return {}
 
 
-def ensure(pki_dir: str, cluster: str, host_ips: list[str], service_ip: str, domain: str) -> dict[str, str]:
-    """Everything at once (idempotent); returns role -> token."""
+def ensure(pki_dir: str, cluster: str, host_ips: list[str], service_ip: str, domain: str,
+           nodes: list[str] = ()) -> dict[str, str]:
+    """Everything at once (idempotent); returns role -> token. Each of
+    `nodes` gets its own token (role node-<name>)."""
     os.makedirs(pki_dir, mode=0o700, exist_ok=True)
     p = Paths(pki_dir)
     ensure_ca(p, cluster)
     ensure_server_cert(p, server_sans(host_ips, service_ip, domain))
     ensure_kubelet_client_cert(p)
     ensure_service_account_key(p)
-    tokens = ensure_tokens(p)
+    tokens = ensure_tokens(p, {**USERS, **{node_role(n): node_user(n) for n in nodes}})
+    _write_token_files(pki_dir, tokens)
+    return tokens
+
+
+def ensure_node_token(pki_dir: str, node: str) -> str:
+    """The token of node `node` (user system:node:<node>), made if missing;
+    the API server reads tokens.csv again when it changes."""
+    tokens = ensure_tokens(Paths(pki_dir), {node_role(node): node_user(node)})
+    _write_token_files(pki_dir, tokens)
+    return tokens[node_role(node)]
+
+
+def _write_token_files(pki_dir: str, tokens: dict[str, str]) -> None:
     for role, tok in tokens.items():   # <role>.token: what each client reads
         path = os.path.join(pki_dir, f"{role}.token")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(tok + "\n")
-    return tokens
 
 
 def server_context(pki_dir: str) -> ssl.SSLContext:

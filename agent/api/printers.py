@@ -403,6 +403,38 @@ _ROWS.update({
 })
 
 
+# ---- rbac.authorization.k8s.io (printRole, printClusterRole, printRoleBinding, printClusterRoleBinding) ----
+
+def _created_at(obj: dict) -> str:
+    """CreationTimestamp.UTC().Format(time.RFC3339)."""
+    t = parse_time(_created(obj))
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if t else "<unknown>"
+
+
+def _subjects(binding: dict) -> tuple[str, str, str]:
+    """SubjectsStrings: users, groups and ServiceAccounts (namespace/name), comma-joined."""
+    out: dict[str, list[str]] = {"User": [], "Group": [], "ServiceAccount": []}
+    for s in binding.get("subjects") or []:
+        if isinstance(s, dict) and s.get("kind") in out:
+            name = f'{s.get("namespace", "")}/{s.get("name", "")}' if s["kind"] == "ServiceAccount" else s.get("name", "")
+            out[s["kind"]].append(name)
+    return ", ".join(out["User"]), ", ".join(out["Group"]), ", ".join(out["ServiceAccount"])
+
+
+def _binding(b, wide, now):
+    ref = b.get("roleRef") or {}
+    cells = [_name(b), f'{ref.get("kind", "")}/{ref.get("name", "")}', since(_created(b), now)]
+    return cells + list(_subjects(b)) if wide else cells
+
+
+_COLUMNS.update({k: (["NAME", "CREATED AT"], []) for k in ("Role", "ClusterRole")})
+_COLUMNS.update({k: (["NAME", "ROLE", "AGE"], ["USERS", "GROUPS", "SERVICEACCOUNTS"])
+                 for k in ("RoleBinding", "ClusterRoleBinding")})
+_ROWS.update({"Role": lambda r, wide, now: [_name(r), _created_at(r)],
+              "ClusterRole": lambda r, wide, now: [_name(r), _created_at(r)],
+              "RoleBinding": _binding, "ClusterRoleBinding": _binding})
+
+
 def row(kind: str, obj: dict, *, wide: bool = False, now: datetime | None = None) -> list[str]:
     """One object's cells, as kube-apiserver's Table row."""
     return _ROWS[kind](obj, wide, _now(now))

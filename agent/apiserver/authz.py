@@ -1,12 +1,15 @@
-"""Authorization until RBAC: ServiceAccount identities read, nothing more.
+"""Authorization, as kube-apiserver's `--authorization-mode=Node,RBAC`.
 
-kube-apiserver turns each request into attributes (k8s.io/apiserver
-endpoints/request RequestInfoFactory: verb, API group, namespace, resource,
-subresource, name, or a non-resource path) and asks its authorizers. Here
-the main rule is: a user in the group system:serviceaccounts may get, list
-and watch anything, create a SelfSubjectReview (kube's system:basic-user
-grants that to everyone) and read non-resource paths; every other request
-of theirs is kube's 403 Forbidden, worded as kube words it:
+Each request becomes attributes (k8s.io/apiserver endpoints/request
+RequestInfoFactory: verb, API group, namespace, resource, subresource, name,
+or a non-resource path) and is asked, in order, of:
+
+1. the system:masters group: always allowed (kube's privileged group);
+2. the Node authorizer (agent/apiserver/rbac/node.py) for node agents;
+3. RBAC (agent/apiserver/rbac/authorizer.py), over the Roles, ClusterRoles
+   and bindings in the store (the default ones: agent/apiserver/rbac/policy.py).
+
+What none allows is kube's 403 Forbidden, worded as kube words it:
 
     pods is forbidden: User "system:serviceaccount:default:default" cannot create
     resource "pods" in API group "" in the namespace "default"
@@ -14,44 +17,26 @@ of theirs is kube's 403 Forbidden, worded as kube words it:
 The connect subresources are classified as kube classifies them: a GET
 through pods/proxy or services/proxy is `get` on "pods/proxy", any other
 method a write (POST `create`, PUT `update`, ...); pods/exec, attach and
-portforward are `create` whatever the method, so ServiceAccounts may read
-logs and proxy GETs but not run anything in a pod.
+portforward are `create` whatever the method. A list or watch with the field
+selector `metadata.name=<n>` names that object, so resourceNames rules apply.
 
-nodes/proxy reaches the kubelet with the API server's own client
-certificate (group system:masters), which the kubelet serves everything,
-exec included; so only system:masters may use it (in a kubeadm cluster
-only cluster-admin's group holds nodes/proxy). Apart from that,
-static-token users (the admin, node agents) and the trusted Unix socket
-(system:masters) are not limited. RBAC replaces this module.
+Before authorizing, impersonation headers (`kubectl --as`) replace the user
+when it may `impersonate` them (agent/apiserver/rbac/impersonation.py).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from agent.apiserver.authn.user import MASTERS, UserInfo
+from agent.apiserver.rbac import escalation, impersonation, policy
+from agent.apiserver.rbac.authorizer import RBACAuthorizer
+from agent.apiserver.rbac.node import NodeAuthorizer
+from agent.apiserver.rbac.rules import Attributes
 from agent.apiserver.registry import APIError
 
-READ_VERBS = ("get", "list", "watch")
-ALLOWED_CREATES = {("authentication.k8s.io", "selfsubjectreviews")}
 # subresources that run something: kube asks for "create" whatever the HTTP method
 # (websocket upgrades are GETs; AuthorizePodWebsocketUpgradeCreatePermission)
 _CONNECT = {("pods", "exec"), ("pods", "attach"), ("pods", "portforward")}
-# what only system:masters may use: the kubelet's whole API, as the API server's client certificate
-MASTERS_ONLY = {("", "nodes", "proxy")}
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
 _METHOD_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
-
-
-@dataclass(frozen=True)
-class Attributes:
-    verb: str
-    path: str
-    resource_request: bool = False
-    group: str = ""
-    namespace: str = ""
-    resource: str = ""
-    subresource: str = ""
-    name: str = ""
 
 
 def attributes(method: str, path: str, query: dict) -> Attributes:
@@ -87,6 +72,8 @@ def attributes(method: str, path: str, query: dict) -> Attributes:
         verb = _METHOD_VERBS.get(method, lower)
     if (resource, sub) in _CONNECT:
         verb = "create"
+    if verb in ("list", "watch") and not name:
+        name = _name_selector(query.get("fieldSelector") or "")
     return Attributes(verb, path, True, group, namespace, resource, sub, name)
 
 
@@ -99,9 +86,10 @@ def forbidden_message(user: UserInfo, a: Attributes) -> str:
     return f'User "{user.name}" cannot {a.verb} resource "{resource}" in API group "{a.group}" {where}'
 
 
-def forbidden(user: UserInfo, a: Attributes) -> APIError:
-    """apierrors.NewForbidden(GroupResource, name, forbiddenMessage)."""
-    msg = forbidden_message(user, a)
+def forbidden(user: UserInfo, a: Attributes, reason: str = "") -> APIError:
+    """responsewriters.Forbidden: apierrors.NewForbidden(GroupResource, name,
+    forbiddenMessage[: reason])."""
+    msg = forbidden_message(user, a) + (f": {reason}" if reason else "")
     if not a.resource_request:
         return APIError(403, "Forbidden", f"forbidden: {msg}")
     qualified = f"{a.resource}.{a.group}" if a.group else a.resource
@@ -112,22 +100,52 @@ def forbidden(user: UserInfo, a: Attributes) -> APIError:
     return APIError(403, "Forbidden", f"{qualified} is forbidden: {msg}", details)
 
 
-def allowed(user: UserInfo | None, a: Attributes) -> bool:
-    if user is None:            # public paths
-        return True
-    if a.resource_request and (a.group, a.resource, a.subresource) in MASTERS_ONLY:
-        return MASTERS in user.groups
-    if not user.is_service_account:
-        return True
-    if not a.resource_request:
-        return a.verb in ("get", "head")
-    if a.verb in READ_VERBS:
-        return True
-    return a.verb == "create" and (a.group, a.resource) in ALLOWED_CREATES and not a.subresource
+class Authorizer:
+    """system:masters, then Node, then RBAC; over one store."""
+
+    def __init__(self, store):
+        self.store = store
+        self.rbac = RBACAuthorizer(store)
+        self.node = NodeAuthorizer(store, policy.NODE_RULES)
+
+    def decide(self, user: UserInfo | None, a: Attributes) -> tuple[bool, str]:
+        """(allowed, reason); the reason of a denial is the authorizers' (kube's union)."""
+        if user is None:            # public paths, before authentication
+            return True, ""
+        if MASTERS in user.groups:
+            return True, ""
+        decision, node_reason = self.node.authorize(user, a)
+        if decision == "allow":
+            return True, node_reason
+        ok, reason = self.rbac.allowed(user, a)
+        if ok:
+            return True, reason
+        return False, node_reason
+
+    def authorize(self, user: UserInfo | None, a: Attributes) -> None:
+        ok, reason = self.decide(user, a)
+        if not ok:
+            raise forbidden(user, a, reason)
+
+    def check(self, user: UserInfo | None, headers, method: str, path: str, query: dict) -> UserInfo | None:
+        """The request's user after impersonation, once it may make the request."""
+        if user is not None:
+            user = impersonation.impersonate(self, user, headers)
+        self.authorize(user, attributes(method, path, query))
+        return user
+
+    def guard(self, registry, user: UserInfo | None):
+        """The registry as this user writes through it: Roles and bindings pass
+        the escalation and bind checks (agent/apiserver/rbac/escalation.py)."""
+        if user is None or MASTERS in user.groups:
+            return registry
+        return escalation.GuardedRegistry(registry, user, self)
 
 
-def authorize(user: UserInfo | None, method: str, path: str, query: dict) -> None:
-    """Raise kube's 403 when `user` may not make this request."""
-    a = attributes(method, path, query)
-    if not allowed(user, a):
-        raise forbidden(user, a)
+def _name_selector(selector: str) -> str:
+    """The name a `metadata.name=<n>` field selector picks (RequestInfo does this)."""
+    for part in selector.split(","):
+        key, op, value = part.partition("=")
+        if key.strip() == "metadata.name" and op and not key.endswith("!"):
+            return value.removeprefix("=").strip()
+    return ""

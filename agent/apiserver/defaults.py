@@ -145,7 +145,19 @@ def _default_secret(secret: dict) -> None:
         secret["type"] = "Opaque"
 
 
+def _default_binding(binding: dict) -> None:
+    """SetDefaults_Subject and the roleRef's group (rbac/v1 defaults)."""
+    ref = binding.get("roleRef")
+    if isinstance(ref, dict) and not ref.get("apiGroup"):
+        ref["apiGroup"] = "rbac.authorization.k8s.io"
+    for s in binding.get("subjects") or []:
+        if isinstance(s, dict) and s.get("kind") in ("User", "Group") and not s.get("apiGroup"):
+            s["apiGroup"] = "rbac.authorization.k8s.io"
+
+
 _DEFAULTERS = {
+    "RoleBinding": _default_binding,
+    "ClusterRoleBinding": _default_binding,
     "Service": _default_service,
     "Pod": _default_pod,
     "Deployment": _default_workload,

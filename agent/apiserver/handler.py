@@ -32,7 +32,6 @@ import yaml
 from agent.api.kinds import Kind
 from agent.api.pki import PUBLIC_PATHS
 from agent.apiserver import (
-    authz,
     connect,
     csrstrategy,
     discovery,
@@ -46,6 +45,7 @@ from agent.apiserver import (
     writes,
 )
 from agent.apiserver.authn.user import LOCAL_ADMIN
+from agent.apiserver.rbac import reviews
 from agent.apiserver.paths import list_kind, parse_path, predicate, subresource_path
 from agent.apiserver.registry import APIError
 
@@ -149,7 +149,7 @@ class Handler(BaseHTTPRequestHandler):
             if "Upgrade" not in self.headers:
                 self.rfile = _Replay(self._raw_body(), rfile)
             self._authenticate(url.path)
-            authz.authorize(self.user, self.command, url.path, q)
+            self.user = self.api.authz.check(self.user, self.headers, self.command, url.path, q)
             if url.path in ("/healthz", "/readyz", "/livez"):
                 return self._send(200, b"ok", "text/plain")
             if url.path == "/version":
@@ -291,6 +291,9 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(201, self.api.tokens.create_token(self.api.registry, ns, name, self._body()))
         if kind.kind == "SelfSubjectReview":
             return self._send(201, tokenrequest.self_subject_review(self.user))
+        if kind.group == "authorization.k8s.io":        # access reviews (kubectl auth can-i)
+            return self._send(201, reviews.review(self.api.authz, kind.kind, ns, self.user or LOCAL_ADMIN,
+                                                  self._body()))
         if name and sub == "binding" and kind.kind == "Pod":
             self._writer(q).bind(ns, name, self._body())
             return self._send(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
@@ -377,7 +380,8 @@ class Handler(BaseHTTPRequestHandler):
     def _writer(self, q: dict, body: dict | None = None):
         """The registry, or a dry-run view of it for ?dryRun=All."""
         dry = q.get("dryRun") or ",".join((body or {}).get("dryRun") or [])
-        return writes.dry_run_registry(self.api.registry) if writes.check_dry_run(dry) else self.api.registry
+        reg = writes.dry_run_registry(self.api.registry) if writes.check_dry_run(dry) else self.api.registry
+        return self.api.authz.guard(reg, self.user)      # RBAC objects: escalation and bind checks
 
 
 class _Replay:

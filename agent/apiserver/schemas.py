@@ -29,6 +29,8 @@ APPS = "io.k8s.api.apps.v1."
 DISCOVERY = "io.k8s.api.discovery.v1."
 AUTHENTICATION = "io.k8s.api.authentication.v1."
 CERTIFICATES = "io.k8s.api.certificates.v1."
+RBAC = "io.k8s.api.rbac.v1."
+AUTHORIZATION = "io.k8s.api.authorization.v1."
 
 # short name -> (definition prefix, {field: type}, required fields)
 TYPES: dict[str, tuple[str, dict, tuple[str, ...]]] = {}
@@ -247,6 +249,48 @@ KIND_TYPES.update({
                               "imagePullSecrets": "[LocalObjectReference]",
                               "automountServiceAccountToken": "bool"}, ()),
     "SelfSubjectReview": (AUTHENTICATION, {**_TOP, "status": "SelfSubjectReviewStatus"}, ()),
+})
+
+
+# ---- access control: rbac.authorization.k8s.io, authorization.k8s.io ----
+_t(RBAC, "PolicyRule", {"verbs": "[string]", "apiGroups": "[string]", "resources": "[string]",
+                        "resourceNames": "[string]", "nonResourceURLs": "[string]"}, ("verbs",))
+_t(RBAC, "AggregationRule", {"clusterRoleSelectors": "[LabelSelector]"})
+_t(RBAC, "Subject", {"kind": "string", "apiGroup": "string", "name": "string", "namespace": "string"},
+   ("kind", "name"))
+_t(RBAC, "RoleRef", {"apiGroup": "string", "kind": "string", "name": "string"}, ("apiGroup", "kind", "name"))
+_t(AUTHORIZATION, "ResourceAttributes", {
+    "namespace": "string", "verb": "string", "group": "string", "version": "string", "resource": "string",
+    "subresource": "string", "name": "string", "fieldSelector": "any", "labelSelector": "any"})
+_t(AUTHORIZATION, "NonResourceAttributes", {"path": "string", "verb": "string"})
+_t(AUTHORIZATION, "SelfSubjectAccessReviewSpec", {"resourceAttributes": "ResourceAttributes",
+                                                  "nonResourceAttributes": "NonResourceAttributes"})
+_t(AUTHORIZATION, "SubjectAccessReviewSpec", {
+    "resourceAttributes": "ResourceAttributes", "nonResourceAttributes": "NonResourceAttributes",
+    "user": "string", "groups": "[string]", "extra": "{[string]}", "uid": "string"})
+_t(AUTHORIZATION, "SubjectAccessReviewStatus", {"allowed": "bool", "denied": "bool", "reason": "string",
+                                                "evaluationError": "string"}, ("allowed",))
+_t(AUTHORIZATION, "SelfSubjectRulesReviewSpec", {"namespace": "string"})
+_t(AUTHORIZATION, "ResourceRule", {"verbs": "[string]", "apiGroups": "[string]", "resources": "[string]",
+                                   "resourceNames": "[string]"}, ("verbs",))
+_t(AUTHORIZATION, "NonResourceRule", {"verbs": "[string]", "nonResourceURLs": "[string]"}, ("verbs",))
+_t(AUTHORIZATION, "SubjectRulesReviewStatus", {"resourceRules": "[ResourceRule]",
+                                               "nonResourceRules": "[NonResourceRule]", "incomplete": "bool",
+                                               "evaluationError": "string"},
+   ("resourceRules", "nonResourceRules", "incomplete"))
+_BINDING = {**_TOP, "subjects": "[Subject]", "roleRef": "RoleRef"}
+_SAR = {**_TOP, "spec": "SubjectAccessReviewSpec", "status": "SubjectAccessReviewStatus"}
+KIND_TYPES.update({
+    "Role": (RBAC, {**_TOP, "rules": "[PolicyRule]"}, ()),
+    "ClusterRole": (RBAC, {**_TOP, "rules": "[PolicyRule]", "aggregationRule": "AggregationRule"}, ()),
+    "RoleBinding": (RBAC, _BINDING, ("roleRef",)),
+    "ClusterRoleBinding": (RBAC, _BINDING, ("roleRef",)),
+    "SelfSubjectAccessReview": (AUTHORIZATION, {**_TOP, "spec": "SelfSubjectAccessReviewSpec",
+                                                "status": "SubjectAccessReviewStatus"}, ("spec",)),
+    "SelfSubjectRulesReview": (AUTHORIZATION, {**_TOP, "spec": "SelfSubjectRulesReviewSpec",
+                                               "status": "SubjectRulesReviewStatus"}, ("spec",)),
+    "SubjectAccessReview": (AUTHORIZATION, _SAR, ("spec",)),
+    "LocalSubjectAccessReview": (AUTHORIZATION, _SAR, ("spec",)),
 })
 
 

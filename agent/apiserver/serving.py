@@ -17,6 +17,7 @@ from http.server import ThreadingHTTPServer
 
 from agent.api import pki
 from agent.api.objects import internal_ip
+from agent.apiserver.authz import Authorizer
 from agent.apiserver.handler import Handler
 from agent.apiserver.registry import APIError, Registry
 
@@ -74,6 +75,7 @@ class APIServer:
         self.kubelet_port = kubelet_port
         self.kubelet_tls = kubelet_tls
         self.authenticator = authenticator
+        self.authz = Authorizer(registry.store)      # system:masters, Node, RBAC (agent/apiserver/authz.py)
         handler = type("BoundHandler", (Handler,), {"api": self})
         self.servers: list[socketserver.BaseServer] = [_TCPServer(a, handler) for a in addresses]
         for s in self.servers:

@@ -172,6 +172,22 @@ COLUMNS.update({
                                                 "https://kubernetes.io/docs/concepts/configuration/secret")),
                        ("Age", "string", 0, _AGE_DOC)),
 })
+_ROLE = (("Name", "string", 0, _NAME_DOC), ("Created At", "date", 0, _AGE_DOC))
+
+
+def _binding_columns(kind: str) -> tuple[_C, ...]:
+    return (("Name", "string", 0, _NAME_DOC),
+            ("Role", "string", 0, "RoleRef can reference a Role in the current namespace or a ClusterRole in the "
+                                  "global namespace. If the RoleRef cannot be resolved, the Authorizer must return "
+                                  "an error. This field is immutable."),
+            ("Age", "string", 0, _AGE_DOC),
+            ("Users", "string", 1, f"Users in the {kind}"),
+            ("Groups", "string", 1, f"Groups in the {kind}"),
+            ("ServiceAccounts", "string", 1, f"ServiceAccounts in the {kind}"))
+
+
+COLUMNS.update({"Role": _ROLE, "ClusterRole": _ROLE, "RoleBinding": _binding_columns("roleBinding"),
+                "ClusterRoleBinding": _binding_columns("clusterRoleBinding")})
 INTEGER_CELLS = {("ConfigMap", 1), ("Secret", 2), ("ServiceAccount", 1)}
 
 TABLE_VERSIONS = ("v1", "v1beta1")

@@ -19,6 +19,7 @@ import shutil
 import signal
 import time
 
+from agent.api import pki
 from agent.api.client import APIStatusError, Client
 from agent.api.config import ClusterConfig
 from agent.cli.processes import (
@@ -138,6 +139,7 @@ def add_node(cfg: ClusterConfig, index: int, say=print) -> None:
     nodenet.ensure_service_route(node_ns, cfg.service_cidr)
     if running_pid(cfg, name):
         return
+    pki.ensure_node_token(cfg.pki_dir, name)          # its own identity: system:node:<name>
     spawn(cfg, name, [python(cfg), "-m", "agent.node", "--config", cfg.path, "--node", name, "--ip", ip], node_ns)
     say(f"node {name}: namespace {node_ns}, InternalIP {ip}")
 

@@ -251,7 +251,7 @@ def join(cfg: ClusterConfig, doc: dict, say=print, timeout: float = 60.0) -> Cli
     _write_secret(cfg.ca_file, doc["caData"])
     for role, tok in doc.get("tokens", {}).items():
         _write_secret(cfg.token_file(role), tok + "\n")
-    client = Client(cfg.api_url, **cfg.client_auth("node"))
+    client = Client(cfg.api_url, **cfg.node_auth(cfg.host_node))
     start(cfg, "agent", say)
     wait_node_ready(cfg, client, timeout)
     return client

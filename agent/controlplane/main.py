@@ -15,11 +15,13 @@ import threading
 from agent.api import pki
 from agent.api.config import ClusterConfig
 from agent.apiserver import authn
+from agent.apiserver.rbac import reconcile
 from agent.apiserver.registry import Registry
 from agent.apiserver.serving import APIServer
 from agent.apiserver.tokenrequest import ServiceAccountTokens
 from agent.apiserver.store import Store
 from agent.controllers import bootstrap
+from agent.controllers.clusterroleaggregation import ClusterRoleAggregationController
 from agent.controllers.certificates import CSRApprovingController, CSRSigningController
 from agent.controllers.deployment import DeploymentController
 from agent.controllers.endpointslice import EndpointSliceController
@@ -39,10 +41,13 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
     store = Store(cfg.db_path)
     registry = Registry(store, cfg.service_cidr, cfg.node_port_range, cfg.load_balancer_pool)
     bootstrap.bootstrap(registry, cfg.host_ip, cfg.api_port)
+    reconcile.ensure_bootstrap_policy(registry)      # kube-apiserver's rbac/bootstrap-roles
     if cfg.dns:
         bootstrap.cluster_dns(registry, cfg)
     listen = listen or [("127.0.0.1", cfg.api_port), (cfg.host_ip, cfg.api_port)]
-    pki.ensure(cfg.pki_dir, cfg.name, [cfg.host_ip], registry.allocation.cluster_ips.nth(1), cfg.cluster_domain)
+    nodes = [cfg.host_node] if cfg.host_mode and cfg.host_node else [cfg.node_name(i) for i in cfg.node_list]
+    pki.ensure(cfg.pki_dir, cfg.name, [cfg.host_ip], registry.allocation.cluster_ips.nth(1), cfg.cluster_domain,
+               nodes)
     paths = pki.Paths(cfg.pki_dir)
     tokens, sa_tokens = ServiceAccountTokens.build(store, paths.sa_key, paths.sa_pub, cfg.cluster_domain,
                                                    f"https://{cfg.host_ip}:{cfg.api_port}/openid/v1/jwks")
@@ -58,7 +63,8 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
                    EndpointSliceMirroringController(store, registry),
                    GarbageCollector(store, registry), NodeController(store, registry, cfg.cluster_cidr),
                    LoadBalancerController(store, registry), ServiceAccountsController(store, registry),
-                   RootCACertPublisher(store, registry, _read(cfg.ca_file))]
+                   RootCACertPublisher(store, registry, _read(cfg.ca_file)),
+                   ClusterRoleAggregationController(store, registry)]
     return store, api, controllers
 
 

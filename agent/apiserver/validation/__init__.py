@@ -34,6 +34,7 @@ from agent.apiserver.validation.config import check_config_map, check_secret, ch
 from agent.apiserver.validation.endpoints import check_endpoint_slice, check_endpoints
 from agent.apiserver.validation.errors import Cause, Errs, go_value, type_name
 from agent.apiserver.validation.pods import check_pod, validate_binding
+from agent.apiserver.validation.rbac import CHECKS as RBAC_CHECKS
 from agent.apiserver.validation.service import check_service
 from agent.apiserver.validation.workloads import check_replication_controller, check_workload
 
@@ -98,4 +99,5 @@ CHECKS = {
     "ConfigMap": check_config_map,
     "Secret": check_secret,
     "ServiceAccount": check_service_account,
+    **RBAC_CHECKS,
 }

@@ -37,7 +37,15 @@ def dns1035_label_errors(value: str) -> list[str]:
     return errs
 
 
-_NAME_RULES = {"Service": dns1035_label_errors, "Namespace": dns1123_label_errors}
+def path_segment_errors(name: str) -> list[str]:
+    """path.IsValidPathSegmentName (ValidateRBACName: `system:node` is a valid Role name)."""
+    if name in (".", ".."):
+        return [f"may not be '{name}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
+
+
+_NAME_RULES = {"Service": dns1035_label_errors, "Namespace": dns1123_label_errors,
+               **{k: path_segment_errors for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")}}
 
 
 def validate_labels(errs: Errs, labels, path: str) -> None:
