@@ -22,6 +22,7 @@ from agent.apiserver import proxy
 from agent.apiserver.authn.user import UserInfo
 from agent.apiserver.connect import forwarded_headers
 from agent.apiserver.paths import parse_path, subresource_path
+from agent.apiserver.rbac import reconcile
 from agent.apiserver.registry import APIError, Registry
 from agent.apiserver.serving import APIServer
 from agent.apiserver.store import Store
@@ -295,6 +296,12 @@ def guarded(tmp_path_factory):
     reg.create(BY_RESOURCE["namespaces"], None, {"metadata": {"name": "default"}})
     reg.create(BY_RESOURCE["pods"], "default", {"metadata": {"name": "p"},
                                                 "spec": {"containers": [{"name": "c", "image": "nginx"}]}})
+    reconcile.ensure_bootstrap_policy(reg)
+    reg.create(BY_RESOURCE["roles"], "default", {"metadata": {"name": "reader"}, "rules": [   # what edit reads
+        {"verbs": ["get"], "apiGroups": [""], "resources": ["pods/proxy", "services/proxy", "pods/log"]}]})
+    reg.create(BY_RESOURCE["rolebindings"], "default", {
+        "metadata": {"name": "reader"}, "roleRef": {"kind": "Role", "name": "reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}]})
     api = APIServer(reg, [("127.0.0.1", 0)], None, authenticator=_Tokens())
     api.start()
     yield api.servers[0].server_address[1], tmp

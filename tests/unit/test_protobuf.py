@@ -425,6 +425,9 @@ def test_served_singletons_and_refusals():
     assert pb.served("v1", "Status") and pb.served("authentication.k8s.io/v1", "TokenRequest")
     assert pb.served("authentication.k8s.io/v1", "SelfSubjectReview")
     assert pb.served("autoscaling/v1", "Scale")
+    assert all(pb.served("authorization.k8s.io/v1", k) and not pb.served("authorization.k8s.io/v1", k + "List")
+               for k in ("SelfSubjectAccessReview", "SelfSubjectRulesReview", "SubjectAccessReview",
+                         "LocalSubjectAccessReview"))
     assert not pb.served("v1", "StatusList") and not pb.served("autoscaling/v1", "ScaleList")
     assert not pb.served("apps/v1beta1", "Deployment") and not pb.served("v1", "Deployment")
     assert not pb.served("gateway.networking.k8s.io/v1", "Gateway")
@@ -432,7 +435,7 @@ def test_served_singletons_and_refusals():
 
 def test_every_table_compiles_and_links():
     reg = registry()
-    assert len(reg.kinds) == len(SERVED) * 2 + 4
+    assert len(reg.kinds) == len(SERVED) * 2 + 8    # + Status, Scale, TokenRequest, SelfSubjectReview, 4 reviews
     for message in reg.messages.values():
         for f in message.fields:
             assert f.message is not None or f.atom is not None or f.type in ("string", "int32", "int64", "bool", "bytes")

@@ -11,10 +11,9 @@ import pytest
 
 from agent.api import pki
 from agent.api.kinds import BY_KIND
-from agent.apiserver import authn, authz
+from agent.apiserver import authn
 from agent.apiserver.authn import jwt
 from agent.apiserver.authn.jwt import InvalidToken
-from agent.apiserver.authn.user import LOCAL_ADMIN
 from agent.apiserver.registry import APIError, Registry
 from agent.apiserver.store import Store
 from agent.apiserver.tokenrequest import ServiceAccountTokens, self_subject_review
@@ -224,98 +223,8 @@ def test_issuer_discovery_documents(world):
     assert world["tokens"].discovery("/openid/v1/other") is None
 
 
-# ---- authorization until RBAC ------------------------------------------------------------------
-
 SA_USER = authn.UserInfo("system:serviceaccount:default:default", "u",
                          ("system:serviceaccounts", "system:serviceaccounts:default", "system:authenticated"))
-
-
-@pytest.mark.parametrize("method,path,query,verb", [
-    ("GET", "/api/v1/namespaces/default/pods", {}, "list"),
-    ("GET", "/api/v1/namespaces/default/pods", {"watch": "true"}, "watch"),
-    ("GET", "/api/v1/namespaces/default/pods/p", {}, "get"),
-    ("GET", "/api/v1/namespaces/default/pods/p/exec", {}, "create"),
-    ("POST", "/api/v1/namespaces/default/configmaps", {}, "create"),
-    ("PUT", "/api/v1/namespaces/default/configmaps/c", {}, "update"),
-    ("PATCH", "/apis/apps/v1/namespaces/default/deployments/d/scale", {}, "patch"),
-    ("DELETE", "/api/v1/namespaces/default/pods", {}, "deletecollection"),
-    ("DELETE", "/api/v1/namespaces/x", {}, "delete"),
-])
-def test_request_verbs(method, path, query, verb):
-    assert authz.attributes(method, path, query).verb == verb
-
-
-@pytest.mark.parametrize("method,path,message", [
-    ("POST", "/api/v1/namespaces/default/pods", 'pods is forbidden: User "system:serviceaccount:default:default" '
-     'cannot create resource "pods" in API group "" in the namespace "default"'),
-    ("DELETE", "/apis/apps/v1/namespaces/kube-system/deployments/coredns",
-     'deployments.apps "coredns" is forbidden: User "system:serviceaccount:default:default" cannot delete '
-     'resource "deployments" in API group "apps" in the namespace "kube-system"'),
-    ("POST", "/api/v1/namespaces", 'namespaces is forbidden: User "system:serviceaccount:default:default" cannot '
-     'create resource "namespaces" in API group "" at the cluster scope'),
-    ("POST", "/api/v1/namespaces/default/serviceaccounts/default/token",
-     'serviceaccounts "default" is forbidden: User "system:serviceaccount:default:default" cannot create resource '
-     '"serviceaccounts/token" in API group "" in the namespace "default"'),
-    ("POST", "/logs", 'forbidden: User "system:serviceaccount:default:default" cannot post path "/logs"'),
-])
-def test_service_accounts_may_only_read(method, path, message):
-    with pytest.raises(APIError) as e:
-        authz.authorize(SA_USER, method, path, {})
-    assert (e.value.code, e.value.reason, e.value.message) == (403, "Forbidden", message)
-
-
-def test_what_service_accounts_and_others_may_do():
-    for method, path in (("GET", "/api/v1/secrets"), ("GET", "/apis"), ("GET", "/openid/v1/jwks"),
-                         ("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews")):
-        authz.authorize(SA_USER, method, path, {})
-    admin = authn.UserInfo("kubernetes-admin", groups=("system:masters", "system:authenticated"))
-    authz.authorize(admin, "DELETE", "/api/v1/namespaces/default/pods/p", {})
-    authz.authorize(None, "POST", "/api/v1/namespaces", {})      # the trusted socket
-    e = pytest.raises(APIError, authz.authorize, SA_USER, "PUT", "/api/v1/namespaces/default/pods/p", {}).value
-    assert e.details == {"group": "", "kind": "pods", "name": "p"}
-
-
-@pytest.mark.parametrize("method,path,verb,resource", [
-    ("GET", "/api/v1/namespaces/default/pods/p/proxy/metrics", "get", "pods/proxy"),
-    ("HEAD", "/api/v1/namespaces/default/pods/p/proxy/", "get", "pods/proxy"),
-    ("POST", "/api/v1/namespaces/default/pods/p/proxy/echo", "create", "pods/proxy"),
-    ("PUT", "/api/v1/namespaces/default/services/web:80/proxy/x", "update", "services/proxy"),
-    ("DELETE", "/api/v1/namespaces/default/services/web/proxy/x", "delete", "services/proxy"),
-    ("OPTIONS", "/api/v1/namespaces/default/services/web/proxy/", "options", "services/proxy"),
-    ("GET", "/api/v1/nodes/node-1/proxy/healthz", "get", "nodes/proxy"),
-    ("GET", "/api/v1/namespaces/default/pods/p/log", "get", "pods/log"),
-    ("POST", "/api/v1/namespaces/default/pods/p/exec", "create", "pods/exec"),
-    ("GET", "/api/v1/namespaces/default/pods/p/attach", "create", "pods/attach"),
-])
-def test_connect_subresources_are_classified_as_kube_does(method, path, verb, resource):
-    a = authz.attributes(method, path, {})
-    assert (a.verb, f"{a.resource}/{a.subresource}") == (verb, resource)
-    assert authz.allowed(SA_USER, a) == (verb == "get" and resource != "nodes/proxy")
-
-
-def test_service_accounts_proxy_reads_but_nothing_runs():
-    authz.authorize(SA_USER, "GET", "/api/v1/namespaces/default/services/web/proxy/", {})
-    authz.authorize(SA_USER, "GET", "/api/v1/namespaces/default/pods/p/log", {})
-    e = pytest.raises(APIError, authz.authorize, SA_USER, "GET", "/api/v1/namespaces/default/pods/p/exec",
-                      {"command": "sh"}).value
-    assert e.message == ('pods "p" is forbidden: User "system:serviceaccount:default:default" cannot create '
-                         'resource "pods/exec" in API group "" in the namespace "default"')
-    e = pytest.raises(APIError, authz.authorize, SA_USER, "POST", "/api/v1/namespaces/default/pods/p/proxy/x",
-                      {}).value
-    assert "cannot create resource \"pods/proxy\"" in e.message
-
-
-def test_nodes_proxy_is_for_system_masters():
-    path = "/api/v1/nodes/node-1/proxy/pods"
-    admin = authn.UserInfo("kubernetes-admin", "kubernetes-admin", ("system:masters", "system:authenticated"))
-    authz.authorize(admin, "GET", path, {})
-    authz.authorize(LOCAL_ADMIN, "POST", "/api/v1/nodes/node-1/proxy/exec/default/p/c", {})
-    node = authn.UserInfo("system:node:nsplane", "system:node:nsplane", ("system:nodes", "system:authenticated"))
-    for user in (node, SA_USER):
-        e = pytest.raises(APIError, authz.authorize, user, "GET", path, {}).value
-        assert (e.code, e.message) == (403, f'nodes "node-1" is forbidden: User "{user.name}" cannot get resource '
-                                            '"nodes/proxy" in API group "" at the cluster scope')
-    authz.authorize(node, "PATCH", "/api/v1/nodes/node-1/status", {})       # the rest stays open to nodes
 
 
 def test_self_subject_review():
