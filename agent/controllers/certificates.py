@@ -17,9 +17,9 @@ extensions come from the request's checked SANs and usages. It also does
 csrcleaner's job: requests go an hour after they were decided or issued,
 or a day after they were made if still pending.
 
-All nodes share one bearer token here (agent/api/pki.py), so the approver
-cannot hold a node to certificates for its own name, as a node authorizer
-would; it holds every request to a real Node's addresses.
+Each node of `nsplane up` has its own identity (system:node:<name>), and
+may ask only for its own name; machines joined in host mode share one
+token (agent/api/pki.py), so theirs are held to a real Node's addresses.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import base64
 import logging
 import time
 
-from agent.api import certificates, printers
+from agent.api import certificates, pki, printers
 from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError
 from agent.controllers.base import Controller, ns_name
@@ -69,8 +69,18 @@ def kubelet_serving_problem(csr: dict, node: dict | None) -> str | None:
 
 def _from_node(csr: dict) -> bool:
     spec = csr.get("spec") or {}
-    return certificates.NODES_GROUP in (spec.get("groups") or []) and \
-        str(spec.get("username", "")).startswith(certificates.NODE_USER_PREFIX)
+    user = str(spec.get("username", ""))
+    return certificates.NODES_GROUP in (spec.get("groups") or []) and (
+        user.startswith(certificates.NODE_USER_PREFIX) or user == pki.JOIN_USER)
+
+
+def requester_problem(csr: dict, common_name: str) -> str | None:
+    """A node asks only for its own name (joined machines share one token, so
+    theirs is held to a real Node's addresses only)."""
+    user = str((csr.get("spec") or {}).get("username", ""))
+    if user != pki.JOIN_USER and user != common_name:
+        return f"{user} may only request a serving certificate for itself, not for {common_name}"
+    return None
 
 
 def _decided(csr: dict) -> bool:
@@ -86,13 +96,13 @@ class CSRApprovingController(Controller):
         if csr is None or _decided(csr) or (csr.get("spec") or {}).get("signerName") != certificates.KUBELET_SERVING \
                 or not _from_node(csr):
             return
-        node = None
+        node, cn = None, ""
         try:
             cn = certificates.read_request(certificates.request_pem(csr)).common_name
             node = self.live("nodes", "", cn[len(certificates.NODE_USER_PREFIX):])
         except certificates.CertificateError:
             pass
-        problem = kubelet_serving_problem(csr, node)
+        problem = kubelet_serving_problem(csr, node) or requester_problem(csr, cn)
         if problem:
             cond = {"type": "Denied", "status": "True", "reason": "KubeletServingCheckFailed", "message": problem}
             log.warning("denied %s: %s", key[1], problem)

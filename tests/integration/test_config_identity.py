@@ -4,7 +4,7 @@ them (protobuf), what `get`, `-o yaml` and `describe` show, a TLS Secret from
 an openssl certificate read back byte for byte, stringData never echoed, bad
 input refused in kube-apiserver's words, the `default` ServiceAccount and
 `kube-root-ca.crt` in a new namespace, and `kubectl create token`: the token
-authenticates (`auth whoami`), reads, is refused writes with kube's 403, dies
+authenticates (`auth whoami`), reads once bound to `view`, is refused writes with kube's 403, dies
 with its bound pod, and verifies against the issuer's published JWKS."""
 import base64
 import json
@@ -178,8 +178,12 @@ def test_a_service_account_token_reads_but_may_not_write(c):
     assert whoami[3].split(None, 1) == ["Groups", "[system:serviceaccounts system:serviceaccounts:default "
                                                   "system:authenticated]"]
     assert whoami[4].split() == ["Extra:", "authentication.kubernetes.io/credential-id", f"[JTI={claims['jti']}]"]
+    assert refused(c, "--token", token, "get", "pods") == (      # RBAC: a ServiceAccount holds nothing by default
+        f'Error from server (Forbidden): pods is forbidden: User "{SA_USER}" cannot list resource "pods" in API '
+        'group "" in the namespace "default"')
+    c.kubectl("create", "rolebinding", "default-view", "--clusterrole=view", "--serviceaccount=default:default")
     assert c.kubectl("--token", token, "get", "pods").returncode == 0
-    assert "kubernetes" in c.kubectl("--token", token, "get", "svc", "-A").stdout
+    assert "kubernetes" in c.kubectl("--token", token, "get", "svc").stdout
     assert refused(c, "--token", token, "create", "configmap", "x", "--from-literal=a=b") == (
         f'error: failed to create configmap: configmaps is forbidden: User "{SA_USER}" cannot create resource '
         '"configmaps" in API group "" in the namespace "default"')
