@@ -25,6 +25,8 @@ when it may `impersonate` them (agent/apiserver/rbac/impersonation.py).
 """
 from __future__ import annotations
 
+import logging
+
 from agent.apiserver.authn.user import MASTERS, UserInfo
 from agent.apiserver.rbac import escalation, impersonation, policy
 from agent.apiserver.rbac.authorizer import RBACAuthorizer
@@ -37,6 +39,7 @@ from agent.apiserver.registry import APIError
 _CONNECT = {("pods", "exec"), ("pods", "attach"), ("pods", "portforward")}
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
 _METHOD_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+log = logging.getLogger("nsplane.apiserver.authz")
 
 
 def attributes(method: str, path: str, query: dict) -> Attributes:
@@ -125,7 +128,9 @@ class Authorizer:
     def authorize(self, user: UserInfo | None, a: Attributes) -> None:
         ok, reason = self.decide(user, a)
         if not ok:
-            raise forbidden(user, a, reason)
+            err = forbidden(user, a, reason)
+            log.info("403 %s", err.message)
+            raise err
 
     def check(self, user: UserInfo | None, headers, method: str, path: str, query: dict) -> UserInfo | None:
         """The request's user after impersonation, once it may make the request."""

@@ -118,7 +118,7 @@ def test_escalation_is_refused(c):
     lead = "--as=system:serviceaccount:default:lead"
     c.kubectl("create", "role", "reader", "--verb=get", "--resource=pods", lead)
     err = refused(c, "create", "role", "nodes", "--verb=get", "--resource=nodes", lead)
-    assert err == ('error: failed to create role: roles.rbac.authorization.k8s.io "nodes" is forbidden: user '
+    assert err == ('Error from server (Forbidden): roles.rbac.authorization.k8s.io "nodes" is forbidden: user '
                    '"system:serviceaccount:default:lead" (groups=["system:serviceaccounts" '
                    '"system:serviceaccounts:default" "system:authenticated"]) is attempting to grant RBAC '
                    'permissions not currently held:\n{APIGroups:[""], Resources:["nodes"], Verbs:["get"]}')
