@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from agent.api import certificates
 
 KUBELET_CLIENT = ("kube-apiserver-kubelet-client", "system:masters")   # (CN, O), as kubeadm's
-JOIN_USER = "nsplane:joined-node"
+JOIN_USER = "nsplane:joined-node"      # bound to system:node by the API server's policy (agent/apiserver/rbac)
 USERS = {   # role -> (user name, groups)
     "admin": ("kubernetes-admin", "system:masters"),
     # the token machines joining in host mode share (no per-node credential yet): bound to system:node's

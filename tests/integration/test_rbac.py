@@ -140,3 +140,14 @@ def test_a_node_reads_only_the_secrets_of_its_pods(c):
     assert "cannot list resource \"secrets\"" in refused(c, "--token", node1, "get", "secrets")
     assert "cannot patch resource \"nodes\"" in refused(c, "--token", node1, "label", "node", "node-2", "x=y")
     assert c.kubectl("--token", node1, "get", "pods", "-A", "-o", "name").returncode == 0
+
+
+def test_kubectl_create_clusterrole_with_an_aggregation_rule(c):
+    c.kubectl("create", "clusterrole", "monitoring", "--aggregation-rule=example.com/aggregate-to-monitoring=true")
+    c.kubectl("create", "clusterrole", "monitoring-pods", "--verb=get,list", "--resource=pods")
+    c.kubectl("label", "clusterrole", "monitoring-pods", "example.com/aggregate-to-monitoring=true")
+    c.wait(lambda: json.loads(c.kubectl("get", "clusterrole", "monitoring", "-o", "json").stdout).get("rules") == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}], 20, "rules aggregated")
+    c.kubectl("create", "clusterrolebinding", "mon", "--clusterrole=monitoring", "--user=mona")
+    assert c.kubectl("auth", "can-i", "list", "pods", "-A", "--as=mona").stdout == "yes\n"
+    assert c.kubectl("auth", "can-i", "delete", "pods", "--as=mona", check=False).stdout == "no\n"

@@ -14,13 +14,16 @@ few kubeadm adds for its addons.
   subjects, as in kube), system:node-proxier (kube-proxy), system:kube-dns;
 - kubeadm's addons: system:coredns bound to kube-system/coredns, and, as our
   node agent is also the node's kube-proxy, system:node-proxier bound to
-  the group system:nodes (kubeadm binds it to the kube-proxy ServiceAccount).
+  the group system:nodes (kubeadm binds it to the kube-proxy ServiceAccount);
+  system:node bound to the one token machines joined in host mode share.
 
 Every object carries the label kubernetes.io/bootstrapping=rbac-defaults
 and the annotation rbac.authorization.kubernetes.io/autoupdate=true;
 agent/apiserver/rbac/reconcile.py puts them back at every start.
 """
 from __future__ import annotations
+
+from agent.api import pki
 
 GROUP = "rbac.authorization.k8s.io"
 API_VERSION = f"{GROUP}/v1"
@@ -185,4 +188,7 @@ def cluster_role_bindings() -> list[dict]:
         cluster_binding("system:kube-dns", "system:kube-dns", [subject("ServiceAccount", "kube-dns", "kube-system")]),
         cluster_binding("system:coredns", "system:coredns", [subject("ServiceAccount", "coredns", "kube-system")]),
         cluster_binding("nsplane:node-proxier", "system:node-proxier", [subject("Group", "system:nodes")]),
+        # the token machines joined in host mode share (agent/api/pki.py): system:node's rules, unlimited by
+        # the Node authorizer, which knows no node by that name
+        cluster_binding("nsplane:joined-nodes", "system:node", [subject("User", pki.JOIN_USER)]),
     ]
