@@ -172,7 +172,7 @@ def test_startup_probe_gates_readiness_and_liveness_then_stops():
 
 def test_startup_probe_failures_restart_the_container():
     spec = {"name": "c", "startupProbe": {"exec": {"command": ["x"]}, "failureThreshold": 2}}
-    p, rt, c, events, kills = prober_for(spec)
+    p, rt, c, _events, kills = prober_for(spec)
     attempt(p, rt, c, "startupProbe", False, "no")
     attempt(p, rt, c, "startupProbe", False, "no")
     assert kills.calls == [("startupProbe", "Container c failed startup probe, will be restarted")]
@@ -191,7 +191,7 @@ def test_liveness_failures_restart_and_no_probe_means_ready():
 
 def test_an_adopted_container_keeps_its_readiness():
     spec = {"name": "c", "readinessProbe": {"exec": {"command": ["x"]}, "initialDelaySeconds": 60}}
-    p, rt, c, events, kills = prober_for(spec)
+    p, rt, c, _events, _kills = prober_for(spec)
     attempt(p, rt, c, "readinessProbe", True)
     saved = Container.from_state(c.to_state())         # what a restarted agent reads back
     saved.cid, saved.running = "id1", True
