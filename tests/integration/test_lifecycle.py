@@ -198,9 +198,9 @@ def test_pre_stop_sleep_loses_no_request_during_rollout_restart(c):
                "the old pods gone")
     finally:
         codes = finish(proc, 90)
-    assert side_effect == "draining\n"
     failed = [x for x in codes if x != "200"]
     assert len(codes) > 100 and failed == [], f"{len(failed)} of {len(codes)} requests failed: {set(failed)}"
+    assert side_effect == "draining\n"
 
 
 def _rules(c) -> str:
