@@ -199,3 +199,34 @@ def test_an_adopted_container_keeps_its_readiness():
     p.arm(rt, saved, spec, adopted=True)
     assert saved.ready and rt.probes[("c", "readinessProbe")].result
     assert rt.probes[("c", "readinessProbe")].next_at <= time.time()   # probed at once, not after the delay
+
+
+# ---- validation (agent/apiserver/validation/lifecycle.py) ---------------------------------
+
+def _invalid(lifecycle: dict, grace: int | None = None) -> list[str]:
+    from agent.apiserver import validation as V
+    spec = {"containers": [{"name": "web", "image": "nginx", "lifecycle": lifecycle}]}
+    if grace is not None:
+        spec["terminationGracePeriodSeconds"] = grace
+    return [str(c) for c in V.validate("Pod", {"metadata": {"name": "web", "namespace": "default"}, "spec": spec})]
+
+
+@pytest.mark.parametrize("lifecycle, grace, expected", [
+    ({"preStop": {"sleep": {"seconds": 5}}, "postStart": {"exec": {"command": ["true"]}}}, None, None),
+    ({"preStop": {"tcpSocket": {"port": 80}}}, None, None),            # accepted; the kubelet cannot run it
+    ({"preStop": {}}, None, "spec.containers[0].lifecycle.preStop: Required value: must specify a handler type"),
+    ({"postStart": {"exec": {"command": ["true"]}, "sleep": {"seconds": 1}}}, None,
+     "spec.containers[0].lifecycle.postStart.sleep: Forbidden: may not specify more than 1 handler type"),
+    ({"postStart": {"exec": {}}}, None, "spec.containers[0].lifecycle.postStart.exec.command: Required value"),
+    ({"preStop": {"httpGet": {"path": "/", "port": 70000}}}, None,
+     "spec.containers[0].lifecycle.preStop.httpGet.port: Invalid value: 70000: must be between 1 and 65535, inclusive"),
+    ({"preStop": {"sleep": {"seconds": 0}}}, None,
+     "spec.containers[0].lifecycle.preStop.sleep: Invalid value: 0: must be greater than 0 and less than "
+     "terminationGracePeriodSeconds (30)"),
+    ({"preStop": {"sleep": {"seconds": 10}}}, 5,
+     "spec.containers[0].lifecycle.preStop.sleep: Invalid value: 10: must be greater than 0 and less than "
+     "terminationGracePeriodSeconds (5)"),
+])
+def test_lifecycle_validation(lifecycle, grace, expected):
+    out = _invalid(lifecycle, grace)
+    assert out == ([expected] if expected else []), out
