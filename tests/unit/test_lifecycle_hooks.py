@@ -221,11 +221,11 @@ def _invalid(lifecycle: dict, grace: int | None = None) -> list[str]:
     ({"preStop": {"httpGet": {"path": "/", "port": 70000}}}, None,
      "spec.containers[0].lifecycle.preStop.httpGet.port: Invalid value: 70000: must be between 1 and 65535, inclusive"),
     ({"preStop": {"sleep": {"seconds": 0}}}, None,
-     "spec.containers[0].lifecycle.preStop.sleep: Invalid value: 0: must be greater than 0 and less than "
-     "terminationGracePeriodSeconds (30)"),
+     ("spec.containers[0].lifecycle.preStop.sleep: Invalid value: 0: must be greater than 0 and less than "
+      "terminationGracePeriodSeconds (30)")),
     ({"preStop": {"sleep": {"seconds": 10}}}, 5,
-     "spec.containers[0].lifecycle.preStop.sleep: Invalid value: 10: must be greater than 0 and less than "
-     "terminationGracePeriodSeconds (5)"),
+     ("spec.containers[0].lifecycle.preStop.sleep: Invalid value: 10: must be greater than 0 and less than "
+      "terminationGracePeriodSeconds (5)")),
 ])
 def test_lifecycle_validation(lifecycle, grace, expected):
     out = _invalid(lifecycle, grace)
