@@ -55,6 +55,10 @@ def _default_pod_spec(spec: dict) -> None:
         c.setdefault("terminationMessagePolicy", "File")
         for p in c.get("ports", []) or []:
             p.setdefault("protocol", "TCP")
+        for e in c.get("env", []) or []:     # SetDefaults_ObjectFieldSelector
+            ref = (e.get("valueFrom") or {}).get("fieldRef") if isinstance(e, dict) else None
+            if isinstance(ref, dict) and not ref.get("apiVersion"):
+                ref["apiVersion"] = "v1"
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
             pr = c.get(probe)
             if isinstance(pr, dict):

@@ -36,7 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.api.client import APIStatusError
-from agent.api.syntax import go_quote, qualified_name_errors
+from agent.api.fieldpath import convert_field_label, metadata_value
+from agent.api.syntax import go_quote, relaxed_env_var_name_errors
 from agent.node.runtime.errors import ContainerConfigError
 from agent.node.runtime.process import expand
 from agent.node.runtime.resources import parse_quantity
@@ -45,10 +46,7 @@ from agent.node.runtime.resources import parse_quantity
 ObjectGetter = Callable[[str], "dict | None"]
 
 MASTER_SERVICES = ("kubernetes",)
-FIELD_LABELS = ("metadata.annotations", "metadata.labels", "metadata.name", "metadata.namespace",
-                "metadata.uid", "spec.nodeName", "spec.restartPolicy", "spec.serviceAccountName",
-                "spec.schedulerName", "status.phase", "status.hostIP", "status.hostIPs",
-                "status.podIP", "status.podIPs")
+
 
 
 @dataclass
@@ -59,19 +57,6 @@ class PodContext:
     host_ips: list[str]
     allocatable: dict[str, str] = field(default_factory=dict)
     services: list[dict] = field(default_factory=list)
-
-
-# ---- names ---------------------------------------------------------------------
-
-def relaxed_env_name_errors(name: str) -> list[str]:
-    """validation.IsRelaxedEnvVarName."""
-    errs = []
-    if not name:
-        errs.append("environment variable name must be non-empty")
-    if any(ord(ch) > 0x7E or ord(ch) < 0x20 or ch == "=" for ch in name):
-        errs.append("a valid environment variable name must consist only of printable ASCII "
-                    "characters other than '='")
-    return errs
 
 
 # ---- Service variables -------------------------------------------------------------
@@ -136,57 +121,6 @@ def service_env(services: list[dict], namespace: str, enable_service_links: bool
 
 # ---- fieldRef ------------------------------------------------------------------------
 
-def split_subscript(path: str) -> tuple[str, str, bool]:
-    """fieldpath.SplitMaybeSubscriptedPath: `metadata.labels['k']` -> (metadata.labels, k, True)."""
-    if not path.endswith("']"):
-        return path, "", False
-    head, sep, sub = path[:-2].partition("['")
-    if not sep or not head:
-        return path, "", False
-    return head, sub, True
-
-
-def convert_field_label(api_version: str, path: str) -> str:
-    """ConvertDownwardAPIFieldLabel: the internal field path, or ValueError."""
-    if api_version != "v1":
-        raise ValueError(f"unsupported pod version: {api_version}")
-    head, _, subscripted = split_subscript(path)
-    if subscripted:
-        if head in ("metadata.annotations", "metadata.labels"):
-            return path
-        raise ValueError(f"field label does not support subscript: {path}")
-    if path == "spec.host":
-        return "spec.nodeName"
-    if path in FIELD_LABELS:
-        return path
-    raise ValueError(f"field label not supported: {path}")
-
-
-def format_map(m: dict) -> str:
-    """fieldpath.FormatMap: `k="v"` lines, keys sorted (downwardAPI volumes)."""
-    return "\n".join(f"{k}={go_quote(str(m[k]))}" for k in sorted(m))
-
-
-def field_path_value(pod: dict, path: str) -> str:
-    """fieldpath.ExtractFieldPathAsString over the pod's metadata."""
-    md = pod.get("metadata") or {}
-    head, sub, subscripted = split_subscript(path)
-    if subscripted:
-        key = "annotations" if head == "metadata.annotations" else "labels" if head == "metadata.labels" else ""
-        if not key:
-            raise ValueError(f"fieldPath {go_quote(path)} does not support subscript")
-        errs = qualified_name_errors(sub.lower() if key == "annotations" else sub)
-        if errs:
-            raise ValueError(f"invalid key subscript in {path}: {';'.join(errs)}")
-        return str((md.get(key) or {}).get(sub, ""))
-    simple = {"metadata.name": "name", "metadata.namespace": "namespace", "metadata.uid": "uid"}
-    if path in simple:
-        return str(md.get(simple[path], ""))
-    if path in ("metadata.annotations", "metadata.labels"):
-        return format_map(md.get(path.split(".")[1]) or {})
-    raise ValueError(f"unsupported fieldPath: {path}")
-
-
 def field_ref_value(pod: dict, ref: dict, pod_ips: list[str], host_ips: list[str]) -> str:
     """podFieldSelectorRuntimeValue: a fieldRef's value for this pod on this node."""
     path = convert_field_label(ref.get("apiVersion") or "v1", ref.get("fieldPath", ""))
@@ -199,7 +133,7 @@ def field_ref_value(pod: dict, ref: dict, pod_ips: list[str], host_ips: list[str
                    "status.podIPs": ",".join(pod_ips)}
     if path in node_values:
         return node_values[path]
-    return field_path_value(pod, path)
+    return metadata_value(pod, path)
 
 
 # ---- resourceFieldRef -----------------------------------------------------------------
@@ -288,7 +222,7 @@ def _env_from(container: dict, namespace: str, objects: _Objects,
         invalid = []
         for key, value in data.items():
             key = (source.get("prefix") or "") + key
-            if relaxed_env_name_errors(key):
+            if relaxed_env_var_name_errors(key):
                 invalid.append(key)
                 continue
             env[key] = value
