@@ -189,12 +189,12 @@ def test_missing_secret_of_env_from(c):
                                  "configMapKeyRef": {"name": "x", "key": "k"}}},
      'spec.containers[0].env[0].valueFrom: Invalid value: "": may not have more than one field specified at a time'),
     ({"name": "A=B", "value": "x"},
-     'spec.containers[0].env[0].name: Invalid value: "A=B": a valid environment variable name must consist only '
-     "of printable ASCII characters other than '='"),
+     ('spec.containers[0].env[0].name: Invalid value: "A=B": a valid environment variable name must consist only '
+     "of printable ASCII characters other than '='")),
     ({"name": "V", "valueFrom": {"fieldRef": {"fieldPath": "status.phase"}}},
-     'spec.containers[0].env[0].valueFrom.fieldRef.fieldPath: Unsupported value: "status.phase": supported values: '
+     ('spec.containers[0].env[0].valueFrom.fieldRef.fieldPath: Unsupported value: "status.phase": supported values: '
      '"metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName", "spec.serviceAccountName", '
-     '"status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs"'),
+     '"status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs"')),
     ({"name": "V", "valueFrom": {"secretKeyRef": {"name": "s"}}},
      "spec.containers[0].env[0].valueFrom.secretKeyRef.key: Required value"),
 ])

@@ -43,11 +43,11 @@ P = "spec.containers[0].env[0]"
 
 @pytest.mark.parametrize("env,expected", [
     ([{"name": "A=B", "value": "x"}],
-     f'{P}.name: Invalid value: "A=B": a valid environment variable name must consist only of printable ASCII '
-     "characters other than '='"),
+     (f'{P}.name: Invalid value: "A=B": a valid environment variable name must consist only of printable ASCII '
+     "characters other than '='")),
     ([{"name": "", "value": "x"}], f"{P}.name: Required value"),
-    (vf(), f'{P}.valueFrom: Invalid value: "": must specify one of: `fieldRef`, `resourceFieldRef`, '
-           "`configMapKeyRef` or `secretKeyRef`"),
+    (vf(), (f'{P}.valueFrom: Invalid value: "": must specify one of: `fieldRef`, `resourceFieldRef`, '
+           "`configMapKeyRef` or `secretKeyRef`")),
     (vf(fieldRef={"fieldPath": "metadata.name"}, secretKeyRef={"name": "s", "key": "k"}),
      f'{P}.valueFrom: Invalid value: "": may not have more than one field specified at a time'),
     ([{"name": "V", "value": "x", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
@@ -59,32 +59,32 @@ P = "spec.containers[0].env[0]"
      f'{P}.valueFrom.configMapKeyRef.name: Invalid value: "Cfg": a lowercase RFC 1123 subdomain'),
     (vf(secretKeyRef={"key": "k"}), f'{P}.valueFrom.secretKeyRef.name: Invalid value: "": a lowercase RFC 1123'),
     (vf(fieldRef={"fieldPath": "spec.containers"}),
-     f'{P}.valueFrom.fieldRef.fieldPath: Invalid value: "spec.containers": error converting fieldPath: '
-     "field label not supported: spec.containers"),
+     (f'{P}.valueFrom.fieldRef.fieldPath: Invalid value: "spec.containers": error converting fieldPath: '
+     "field label not supported: spec.containers")),
     (vf(fieldRef={"fieldPath": "status.phase"}),
      f'{P}.valueFrom.fieldRef.fieldPath: Unsupported value: "status.phase": supported values: {ENV_PATHS}'),
     (vf(fieldRef={"fieldPath": "metadata.labels"}),
      f'{P}.valueFrom.fieldRef.fieldPath: Unsupported value: "metadata.labels": supported values: {ENV_PATHS}'),
     (vf(fieldRef={"fieldPath": "spec.nodeName['x']"}),
-     f"{P}.valueFrom.fieldRef.fieldPath: Invalid value: \"spec.nodeName['x']\": error converting fieldPath: "
-     "field label does not support subscript: spec.nodeName['x']"),
+     (f"{P}.valueFrom.fieldRef.fieldPath: Invalid value: \"spec.nodeName['x']\": error converting fieldPath: "
+     "field label does not support subscript: spec.nodeName['x']")),
     (vf(fieldRef={"fieldPath": "metadata.labels['-x']"}),
      f'{P}.valueFrom.fieldRef: Invalid value: "-x": name part must consist of alphanumeric characters'),
     (vf(fieldRef={"apiVersion": "v2", "fieldPath": "metadata.name"}),
-     f'{P}.valueFrom.fieldRef.fieldPath: Invalid value: "metadata.name": error converting fieldPath: '
-     "unsupported pod version: v2"),
+     (f'{P}.valueFrom.fieldRef.fieldPath: Invalid value: "metadata.name": error converting fieldPath: '
+     "unsupported pod version: v2")),
     (vf(fieldRef={"apiVersion": "v1"}), f"{P}.valueFrom.fieldRef.fieldPath: Required value"),
     (vf(resourceFieldRef={"resource": "limits.gpu"}),
-     f'{P}.valueFrom.resourceFieldRef.resource: Unsupported value: "limits.gpu": supported values: '
+     (f'{P}.valueFrom.resourceFieldRef.resource: Unsupported value: "limits.gpu": supported values: '
      '"limits.cpu", "limits.ephemeral-storage", "limits.memory", "requests.cpu", '
-     '"requests.ephemeral-storage", "requests.memory"'),
+     '"requests.ephemeral-storage", "requests.memory"')),
     (vf(resourceFieldRef={}), f"{P}.valueFrom.resourceFieldRef.resource: Required value"),
     (vf(resourceFieldRef={"resource": "limits.cpu", "divisor": "2"}),
-     f'{P}.valueFrom.resourceFieldRef.divisor: Invalid value: "limits.cpu": only divisor\'s values 1m and 1 '
-     "are supported with the cpu resource"),
+     (f'{P}.valueFrom.resourceFieldRef.divisor: Invalid value: "limits.cpu": only divisor\'s values 1m and 1 '
+     "are supported with the cpu resource")),
     (vf(resourceFieldRef={"resource": "requests.memory", "divisor": "1024"}),
-     f'{P}.valueFrom.resourceFieldRef.divisor: Invalid value: "requests.memory": only divisor\'s values 1, 1k, '
-     "1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the memory resource"),
+     (f'{P}.valueFrom.resourceFieldRef.divisor: Invalid value: "requests.memory": only divisor\'s values 1, 1k, '
+     "1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the memory resource")),
 ])
 def test_env_rules(env, expected):
     out = msgs(pod(env))

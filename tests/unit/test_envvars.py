@@ -144,8 +144,8 @@ def test_invalid_env_from_keys_are_skipped_with_the_kubelet_warning():
     config = {"odd": {"data": {"GOOD": "1", "a=b": "2", "tab\tkey": "3"}}}
     env, warnings = build(pod(), {"name": "app", "envFrom": [{"configMapRef": {"name": "odd"}}]}, config=config)
     assert dict(env)["GOOD"] == "1" and "a=b" not in dict(env)
-    assert warnings == ["Keys [a=b, tab\tkey] from the EnvFrom configMap default/odd were skipped since they "
-                        "are considered invalid environment variable names."]
+    assert warnings == [("Keys [a=b, tab\tkey] from the EnvFrom configMap default/odd were skipped since they "
+                        "are considered invalid environment variable names.")]
     # Kubernetes 1.32 (RelaxedEnvironmentVariableValidation on) keeps keys the strict rule refused
     env, warnings = build(pod(), {"name": "app", "envFrom": [{"configMapRef": {"name": "settings"}}]})
     assert dict(env)["app.name"] == "shop" and warnings == []

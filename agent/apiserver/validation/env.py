@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from agent.api.fieldpath import convert_field_label, split_subscript, subscript_key_errors
+from agent.api.fieldpath import (
+    convert_field_label,
+    split_subscript,
+    subscript_key_errors,
+)
 from agent.api.syntax import dns1123_subdomain_errors, relaxed_env_var_name_errors
 from agent.apiserver.validation.config import config_key_errors
 from agent.apiserver.validation.errors import Errs, child_path

@@ -149,7 +149,7 @@ def _find_container(pod: dict, name: str) -> dict:
     raise ValueError(f"container {name} not found")
 
 
-def _amount(quantity) -> "tuple[int, int]":
+def _amount(quantity) -> tuple[int, int]:
     """(MilliValue, Value) of a quantity, both rounded up like resource.Quantity."""
     q = parse_quantity(quantity)
     return math.ceil(q * 1000), math.ceil(q)

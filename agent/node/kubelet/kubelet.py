@@ -28,8 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from agent.api.client import APIStatusError, Client, Informer
 from agent.api.config import ClusterConfig
 from agent.api.events import Recorder
-from agent.node.kubelet import images as imagemanager
 from agent.node.kubelet import envvars
+from agent.node.kubelet import images as imagemanager
 from agent.node.kubelet.containers import Container, backoff
 from agent.node.kubelet.kuberuntime import KubeRuntime
 from agent.node.kubelet.pods import AsyncRecorder, PodRuntime, read_state
