@@ -132,17 +132,22 @@ def test_deployment_reads_config_map_secret_fields_and_resources(c):
     assert logs == "mode=prod literal=$(MODE) unknown=$(NOPE)\n"
     stored = jget(c, "deployment", "shop")["spec"]["template"]["spec"]["containers"][0]["env"]
     assert stored[5]["valueFrom"]["fieldRef"] == {"apiVersion": "v1", "fieldPath": "metadata.name"}
+    assert stored[-1]["valueFrom"]["resourceFieldRef"] == {"resource": "limits.cpu", "divisor": "0"}
 
 
-def test_service_links_off_keeps_only_kubernetes(c):
+def test_service_links_off_keeps_only_kubernetes_and_no_limit_is_allocatable(c):
     c.kubectl("apply", "-f", "-", input=yaml.safe_dump({
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nolinks", "labels": {"app": "nolinks"}},
         "spec": {"enableServiceLinks": False, "terminationGracePeriodSeconds": 1,
-                 "containers": [{"name": "app", "image": "busybox", "command": ["sleep", "3600"]}]}}))
-    running_pod(c, "app=nolinks")
+                 "containers": [{"name": "app", "image": "busybox", "command": ["sleep", "3600"], "env": [
+                     {"name": "MEM_KI", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory",
+                                                                           "divisor": "1Ki"}}}]}]}}))
+    pod = running_pod(c, "app=nolinks")
     env = env_of(c, "nolinks")
     assert env["KUBERNETES_SERVICE_HOST"] == "10.96.0.1"
     assert not [k for k in env if k.startswith("BACKEND_")]
+    node = jget(c, "node", pod["spec"]["nodeName"])["status"]     # no limit: the node's allocatable
+    assert f"{env['MEM_KI']}Ki" == node["allocatable"]["memory"] != node["capacity"]["memory"]
 
 
 def _waiting_pod(name: str, env=None, env_from=None) -> str:

@@ -8,6 +8,7 @@ import pytest
 from agent.node.kubelet import envvars
 from agent.node.runtime.errors import ContainerConfigError
 from agent.node.runtime.process import expand
+from agent.node.runtime.resources import node_resources
 
 
 def svc(name, ip, ports, ns="default", stype="ClusterIP"):
@@ -219,3 +220,12 @@ def test_env_sees_field_and_resource_values_in_order():
         {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]}
     d = dict(build(pod([c]), c)[0])
     assert d["DESC"] == "web-1 has 128Mi on $(NODE)" and d["NODE"] == "node-1"
+
+
+def test_node_allocatable_is_capacity_less_the_eviction_threshold():
+    capacity, allocatable = node_resources(4, 8 * 2**30)
+    assert capacity == {"cpu": "4", "pods": "110", "memory": "8388608Ki"}
+    assert allocatable == {"cpu": "4", "pods": "110", "memory": f"{8388608 - 102400}Ki"}
+    c = {"name": "app"}
+    assert envvars.resource_field_value(pod([c]), c, {"resource": "limits.memory", "divisor": "1Ki"},
+                                        allocatable) == str(8388608 - 102400)

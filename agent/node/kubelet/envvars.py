@@ -30,8 +30,6 @@ from __future__ import annotations
 import base64
 import ipaddress
 import math
-import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -299,16 +297,3 @@ def api_getters(client, namespace: str) -> tuple[ObjectGetter, ObjectGetter]:
                 raise ContainerConfigError(f"failed to get {resource[:-1]} {namespace}/{name}: {e}") from None
         return get
     return getter("configmaps"), getter("secrets")
-
-
-def node_allocatable(memory_capacity: int, state_dir: str) -> dict[str, str]:
-    """What the downward API uses for a container without limits: the node's
-    CPUs, memory and the disk its state lives on."""
-    out = {"cpu": str(os.cpu_count() or 1)}
-    if memory_capacity:
-        out["memory"] = str(memory_capacity)
-    try:
-        out["ephemeral-storage"] = str(shutil.disk_usage(state_dir).total)
-    except OSError:
-        pass
-    return out

@@ -37,6 +37,7 @@ from agent.node.kubelet.probes import ProbeState, run_probe
 from agent.node.kubelet.status import image_name, pod_status
 from agent.node.runtime.errors import ContainerStartError, RuntimeLayerError
 from agent.node.runtime.images import ImageStore
+from agent.node.runtime.resources import node_resources
 
 log = logging.getLogger("nsplane.kubelet")
 CONFIG_RETRY = 10.0          # CreateContainerConfigError / CreateContainerError: try again after
@@ -76,7 +77,7 @@ class Kubelet:
         self._stopping: set[str] = set()        # containers being stopped for a restart
         self.recorder = AsyncRecorder(Recorder(client, "kubelet", node_name))
         self.runtime = KubeRuntime(cfg, node_dir)
-        self.allocatable = envvars.node_allocatable(self.runtime.node.memory_capacity, node_dir)
+        self.allocatable = node_resources(os.cpu_count() or 1, self.runtime.node.memory_capacity)[1]
         self.images = imagemanager.ImageManager(
             image_store(cfg), self._event, lambda pod: self._mark(pod["metadata"]["uid"], (
                 pod["metadata"]["namespace"], pod["metadata"]["name"])),
