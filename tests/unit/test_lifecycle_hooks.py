@@ -230,3 +230,68 @@ def _invalid(lifecycle: dict, grace: int | None = None) -> list[str]:
 def test_lifecycle_validation(lifecycle, grace, expected):
     out = _invalid(lifecycle, grace)
     assert out == ([expected] if expected else []), out
+
+
+# ---- hooks.ContainerLifecycle over a fake runtime ---------------------------------------------
+
+class FakeRuntime:
+    """KubeRuntime's stop and its OCI runtime's exec_sync, recorded in order."""
+
+    def __init__(self, exit_code=0):
+        self.calls, self.exit_code, self.runtime = [], exit_code, self
+
+    def exec_sync(self, cid, argv, timeout=None):
+        self.calls.append(("exec", cid, argv[-1]))
+        return self.exit_code, b"", b""
+
+    def stop(self, cid, grace):
+        self.calls.append(("stop", cid, grace))
+
+
+def lifecycle_for(spec, exit_code=0, deletion=None):
+    from agent.node.kubelet.hooks import ContainerLifecycle
+    rt = FakeRT(spec)
+    rt.pod["spec"]["terminationGracePeriodSeconds"] = 10
+    if deletion is not None:
+        rt.pod["metadata"] = dict(rt.pod["metadata"], deletionGracePeriodSeconds=deletion)
+    events, marks, runtime = [], [], FakeRuntime(exit_code)
+    lc = ContainerLifecycle(runtime, lambda pod, r, m, t="Normal": events.append((t, r, m)), marks.append)
+    c = rt.containers["c"] = Container("c", "/nonexistent")
+    c.cid, c.running = "id1", True
+    return lc, rt, c, runtime, events, marks
+
+
+def test_kill_runs_the_prestop_hook_then_stops_with_what_is_left():
+    spec = {"name": "c", "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "drain"]}}}}
+    lc, rt, c, runtime, events, marks = lifecycle_for(spec, deletion=6)
+    lc.kill(rt, c, spec)
+    assert runtime.calls == [("exec", "id1", "drain"), ("stop", "id1", 6.0)]   # deletionGracePeriodSeconds wins
+    assert events == [("Normal", "Killing", "Stopping container c")] and marks == [rt]
+    assert not lc.stopping("id1")
+
+
+def test_a_failing_prestop_and_a_forced_kill():
+    spec = {"name": "c", "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "exit 1"]}}}}
+    lc, rt, c, runtime, events, _ = lifecycle_for(spec, exit_code=1)
+    lc.kill(rt, c, spec, message="Container c failed liveness probe, will be restarted")
+    assert runtime.calls == [("exec", "id1", "exit 1"), ("stop", "id1", 10.0)]
+    assert events == [("Normal", "Killing", "Container c failed liveness probe, will be restarted"),
+                      ("Warning", "FailedPreStopHook", "PreStopHook failed")]
+    runtime.calls.clear()
+    lc.kill(rt, c, spec, message=None, override=0)
+    assert runtime.calls == [("stop", "id1", 0.0)]
+
+
+def test_a_failing_post_start_hook_kills_the_container():
+    spec = {"name": "c", "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "setup"]}}}}
+    lc, rt, c, runtime, events, marks = lifecycle_for(spec, exit_code=2)
+    armed = threading.Event()
+    assert lc.post_start(rt, c, spec, then=armed.set)
+    assert c.post_start or runtime.calls      # not running for the API until the hook is done
+    deadline = time.monotonic() + 10
+    while not marks and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not armed.is_set() and not c.post_start
+    assert runtime.calls == [("exec", "id1", "setup"), ("stop", "id1", 10.0)]
+    assert events == [("Warning", "FailedPostStartHook", "PostStartHook failed"), ("Normal", "Killing", "FailedPostStartHook")]
+    assert not lc.post_start(rt, c, {"name": "c"}, then=armed.set)      # no hook: nothing to wait for
