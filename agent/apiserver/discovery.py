@@ -59,7 +59,10 @@ SUBRESOURCES: dict[str, tuple[Subresource, ...]] = {
     "replicasets": (_SCALE, _STATUS),
     "replicationcontrollers": (_SCALE, _STATUS),
     "certificatesigningrequests": (Subresource("approval", "", ("get", "patch", "update")), _STATUS),
+    "customresourcedefinitions": (_STATUS,),
 }
+# Categories other than "all" (kubectl get api-extensions).
+CATEGORIES = {"customresourcedefinitions": ["api-extensions"]}
 # Subresources whose path goes on past the subresource (…/pods/web/proxy/any/path).
 PATH_SUBRESOURCES = ("proxy",)
 
@@ -116,6 +119,8 @@ def _resource(k: Kind) -> dict:
         r["shortNames"] = list(k.short_names)
     if k.resource in ALL_CATEGORY:
         r["categories"] = ["all"]
+    if k.resource in CATEGORIES:
+        r["categories"] = CATEGORIES[k.resource]
     return r
 
 
@@ -166,6 +171,8 @@ def _agg_resource(k: Kind) -> dict:
         r["shortNames"] = list(k.short_names)
     if k.resource in ALL_CATEGORY:
         r["categories"] = ["all"]
+    if k.resource in CATEGORIES:
+        r["categories"] = CATEGORIES[k.resource]
     subs = [{"subresource": s.name,
              "responseKind": {"group": s.group, "version": s.version, "kind": s.kind or k.kind},
              "verbs": list(s.verbs)} for s in SUBRESOURCES.get(k.resource, ())]

@@ -46,6 +46,9 @@ from agent.apiserver import (
     writes,
 )
 from agent.apiserver.authn.user import LOCAL_ADMIN
+from agent.apiserver.crd import custom as crd_custom
+from agent.apiserver.crd import serving as crd_serving
+from agent.apiserver.crd.definition import CustomKind, served
 from agent.apiserver.paths import list_kind, parse_path, predicate, subresource_path
 from agent.apiserver.registry import APIError
 
@@ -67,6 +70,8 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- plumbing ----------------------------------------------------
     def _send(self, code: int, body: dict | bytes, ctype: str = "application/json") -> None:
+        if isinstance(body, dict) and self._custom is not None and body.get("kind") == self._custom.kind:
+            body = self._custom.output(body)       # as the requested version serves it
         if isinstance(body, bytes):
             data = body
         elif getattr(self, "_protobuf", False) and protobuf.served(body.get("apiVersion"), body.get("kind")):
@@ -141,6 +146,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
         self._warnings: list[str] = []
+        self._custom: CustomKind | None = None     # the custom resource the path names, if any
         self._protobuf = protobuf.wants_protobuf(self.headers.get("Accept"))
         rfile = self.rfile
         try:
@@ -155,13 +161,15 @@ class Handler(BaseHTTPRequestHandler):
             if url.path == "/version":
                 return self._send(200, discovery.version_info())
             if url.path.startswith("/openapi/") and self.command == "GET":
-                return self._send(200, *openapi.serve(url.path, self.headers.get("Accept")))
-            doc = discovery.document(url.path, self.headers.get("Accept"))
+                return self._send(200, *crd_serving.serve_openapi(url.path, self.headers.get("Accept"),
+                                                                  self._custom_kinds()))
+            doc = crd_serving.discovery_document(url.path, self.headers.get("Accept"), self._custom_kinds()) \
+                or discovery.document(url.path, self.headers.get("Accept"))
             if doc is None and self.api.tokens is not None and self.command == "GET":
                 doc = self.api.tokens.discovery(url.path)     # service account issuer discovery
             if doc is not None:
                 return self._send(200, *doc)
-            kind, ns, name, sub = parse_path(url.path)
+            kind, ns, name, sub = self._parse_path(url.path)
             if sub == "proxy" and name:
                 return connect.serve_proxy(self, kind, ns, name, subresource_path(url.path, ns is not None),
                                            url.query)
@@ -181,6 +189,23 @@ class Handler(BaseHTTPRequestHandler):
             self._send(500, APIError(500, "InternalError", f"Internal error occurred: {e}").status())
         finally:
             self.rfile = rfile
+
+    def _custom_kinds(self) -> list[CustomKind]:
+        return served(self.api.registry.store)
+
+    def _parse_path(self, path: str):
+        """A built-in kind's path, else a custom resource's (agent/apiserver/crd/)."""
+        try:
+            return parse_path(path)
+        except APIError as e:
+            if e.code != 404:
+                raise
+            try:
+                found = crd_serving.parse(path, self._custom_kinds())
+            except APIError:
+                raise e from None
+        self._custom = found[0]
+        return found
 
     def _decode_body(self, kind: Kind) -> None:
         """Create and update bodies come as JSON, YAML or protobuf (what
@@ -214,8 +239,14 @@ class Handler(BaseHTTPRequestHandler):
         here and replayed (pruned) to the verb."""
         if self.command not in ("POST", "PUT", "PATCH") or sub:
             return
-        self._warnings, raw = openapi.check_body(kind, self._raw_body(), self.command,
-                                                 self.headers.get("Content-Type", ""), q.get("fieldValidation"))
+        if isinstance(kind, CustomKind):
+            self._warnings, raw = crd_serving.check_body(kind, self._raw_body(), self.command,
+                                                         self.headers.get("Content-Type", ""),
+                                                         q.get("fieldValidation"))
+            self._warnings += crd_serving.cel_warning(kind)
+        else:
+            self._warnings, raw = openapi.check_body(kind, self._raw_body(), self.command,
+                                                     self.headers.get("Content-Type", ""), q.get("fieldValidation"))
         if "Content-Length" in self.headers:
             self.headers.replace_header("Content-Length", str(len(raw)))
         self.rfile = _Replay(raw, self.rfile)
@@ -245,6 +276,8 @@ class Handler(BaseHTTPRequestHandler):
             return connect.pod_log(self, ns, name, q)
         if name and sub in ("exec", "attach") and kind.kind == "Pod":
             return connect.pod_stream(self, ns, name, sub, q)
+        if name and sub == "scale" and isinstance(kind, CustomKind):
+            return self._send(200, crd_custom.scale_of(kind, reg.get(kind, ns, name)))
         if name and sub == "scale":
             writes.require_scalable(kind)
             return self._send(200, writes.scale_of(reg.get(kind, ns, name)))
@@ -252,8 +285,8 @@ class Handler(BaseHTTPRequestHandler):
         if name:
             obj = reg.get(kind, ns, name)
             if as_table:
-                return self._send(200, tables.table(kind.kind, [obj], version=as_table, include=self._include(q),
-                                                    resource_version=obj["metadata"].get("resourceVersion", "")))
+                return self._send(200, watch.table(kind, [obj], version=as_table, include=self._include(q),
+                                                   resource_version=obj["metadata"].get("resourceVersion", "")))
             return self._send(200, obj)
         pred = predicate(q, kind.kind)
         if q.get("watch") in ("1", "true"):
@@ -265,14 +298,16 @@ class Handler(BaseHTTPRequestHandler):
         except paging.BadContinue as e:
             raise APIError(400, "BadRequest", str(e)) from None
         if as_table:
-            return self._send(200, tables.table(
-                kind.kind, items, version=as_table, include=self._include(q), resource_version=md["resourceVersion"],
+            return self._send(200, watch.table(
+                kind, items, version=as_table, include=self._include(q), resource_version=md["resourceVersion"],
                 continue_token=md.get("continue", ""), remaining=md.get("remainingItemCount")))
+        if isinstance(kind, CustomKind):
+            items = [kind.output(o) for o in items]
         self._send(200, {"kind": list_kind(kind), "apiVersion": kind.api_version, "metadata": md, "items": items})
 
     def _table_version(self, kind: Kind, sub: str | None) -> str | None:
         """'v1'/'v1beta1' when the client asked for a meta.k8s.io Table (kubectl get)."""
-        if sub or not tables.supported(kind.kind):
+        if sub or not (isinstance(kind, CustomKind) or tables.supported(kind.kind)):
             return None
         return tables.wants_table(self.headers.get("Accept"))
 
@@ -306,6 +341,10 @@ class Handler(BaseHTTPRequestHandler):
         if not name:
             raise APIError(405, "MethodNotAllowed", "PUT needs a resource name")
         reg = self._writer(q)
+        if sub == "scale" and isinstance(kind, CustomKind):
+            with reg.store.transaction():
+                new = crd_custom.with_scale(kind, reg.get(kind, ns, name), writes.scale_replicas(name, self._body()))
+                return self._send(200, crd_custom.scale_of(kind, reg.update(kind, ns, name, new)))
         if sub == "scale":
             writes.require_scalable(kind)
             with reg.store.transaction():
@@ -322,11 +361,18 @@ class Handler(BaseHTTPRequestHandler):
         raw = self._raw_body()
         ctype = self.headers.get("Content-Type", "")
         reg = self._writer(q)
-        if sub == "scale":
+        custom = isinstance(kind, CustomKind)
+        if sub == "scale" and not custom:
             writes.require_scalable(kind)
+        if custom and ctype.split(";")[0].strip() == patch.STRATEGIC_PATCH:   # as for kube's custom resources
+            raise APIError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                           "accepted media types include: " + ", ".join(crd_serving.CUSTOM_PATCH_TYPES))
         with reg.store.transaction():
             cur = reg.get(kind, ns, name)
-            target = writes.scale_of(cur) if sub == "scale" else cur
+            if sub == "scale":
+                target = crd_custom.scale_of(kind, cur) if custom else writes.scale_of(cur)
+            else:
+                target = cur
             try:
                 patched = patch.apply(ctype, target, raw, "Scale" if sub == "scale" else kind.kind)
             except patch.PatchError as e:
@@ -334,7 +380,10 @@ class Handler(BaseHTTPRequestHandler):
                                str(e)) from None
             if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
                 raise APIError(422, "Invalid", f"{kind.resource} \"{name}\": the patch removed the object's metadata")
-            if sub == "scale":
+            if sub == "scale" and custom:
+                new = crd_custom.with_scale(kind, cur, writes.scale_replicas(name, patched))
+                out = crd_custom.scale_of(kind, reg.update(kind, ns, name, new))
+            elif sub == "scale":
                 out = writes.scale_of(reg.update(kind, ns, name, writes.with_scale(cur, patched)))
             else:
                 out = reg.update(kind, ns, name, patched, sub)

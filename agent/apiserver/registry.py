@@ -19,6 +19,8 @@ import uuid
 from agent.api.kinds import BY_RESOURCE, KINDS, Kind
 from agent.api.objects import now_iso
 from agent.apiserver import configdata, csrstrategy, validation
+from agent.apiserver.crd import custom, definition
+from agent.apiserver.crd.definition import CustomKind
 from agent.apiserver.allocation import (
     AllocationRefused,
     ServiceAllocation,
@@ -60,6 +62,9 @@ def _grp(kind: Kind) -> str:
 
 def invalid(kind: Kind, name: str, causes: list) -> APIError:
     st = validation.invalid_status(kind.kind, name, causes)
+    if isinstance(kind, CustomKind):       # Kind.group, as for the built-in kinds
+        st["message"] = f"{kind.kind}.{kind.group}" + st["message"][len(kind.kind):]
+        st["details"]["group"] = kind.group
     return APIError(422, "Invalid", st["message"], st["details"])
 
 
@@ -90,6 +95,8 @@ class Registry:
         obj = _decoded(kind, copy.deepcopy(obj))
         md = obj.setdefault("metadata", {})
         obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
+        if isinstance(kind, CustomKind):         # stored in the CRD's storage version
+            obj["apiVersion"] = kind.storage_api_version
         if kind.namespaced:
             ns = namespace or md.get("namespace") or "default"
             if md.get("namespace") and namespace and md["namespace"] != namespace:
@@ -112,7 +119,7 @@ class Registry:
         if kind.kind == csrstrategy.KIND:
             obj.pop("status", None)          # signed and approved only through its subresources
         default(kind.kind, obj)
-        causes = validation.validate(kind.kind, obj, None, node_port_range=self.allocation.node_port_range)
+        causes = self._validate(kind, obj, None)
         if causes:
             raise invalid(kind, name, causes)
         with self.store.transaction():
@@ -144,7 +151,7 @@ class Registry:
                 if kind.kind == "Service":
                     drop_type_dependent_fields(old, new)
                 default(kind.kind, new)
-                causes = validation.validate(kind.kind, new, old, node_port_range=self.allocation.node_port_range)
+                causes = self._validate(kind, new, old)
                 if causes:
                     raise invalid(kind, name, causes)
                 if kind.kind == "Service":
@@ -214,6 +221,10 @@ class Registry:
                                f"UID in object meta: {cur['metadata']['uid']}")
             if kind.kind == "Pod" and self._graceful(cur, grace):
                 return cur if cur["metadata"].get("deletionTimestamp") else self._mark_deleting(cur, grace)
+            if kind.kind == definition.KIND:     # its objects go with it
+                for o in self.store.list(cur["spec"]["names"]["plural"])[0]:
+                    self.store.delete(cur["spec"]["names"]["plural"], o["metadata"].get("namespace", ""),
+                                      o["metadata"]["name"])
             if kind.kind == "Namespace":
                 if name in IMMORTAL_NAMESPACES:     # kube-apiserver's NamespaceLifecycle admission
                     raise APIError(403, "Forbidden", f'namespaces "{name}" is forbidden: this namespace may not be '
@@ -222,6 +233,23 @@ class Registry:
             return self.store.delete(kind.resource, ns, name)
 
     # ---- helpers ------------------------------------------------------
+    def _validate(self, kind: Kind, obj: dict, old: dict | None) -> list:
+        """Validation (after defaulting) of a create (`old` None) or an update:
+        custom objects by their CRD's schema (agent/apiserver/crd/), the rest
+        by agent/apiserver/validation/; an accepted CRD is established."""
+        if isinstance(kind, CustomKind):
+            causes = custom.admit(kind, obj, old)
+            custom.count_generation(kind, obj, old)
+            return causes
+        if kind.kind == definition.KIND:
+            definition.default_crd(obj)
+        causes = validation.validate(kind.kind, obj, old, node_port_range=self.allocation.node_port_range)
+        if kind.kind == definition.KIND and not causes:
+            causes = definition.validate_crd(obj, old, self.store.list(definition.RESOURCE)[0])
+            if not causes:
+                definition.establish(obj, old)
+        return causes
+
     def _require_namespace(self, ns: str) -> None:
         try:
             nsobj = self.store.get("namespaces", "", ns)
@@ -244,7 +272,7 @@ class Registry:
                 if field in omd:
                     md[field] = omd[field]
             return new
-        keep_status = kind.kind in HAS_STATUS
+        keep_status = kind.kind in HAS_STATUS or custom.has_status(kind) or kind.kind == definition.KIND
         for key, value in obj.items():
             if key in ("metadata", "status", "apiVersion", "kind"):
                 continue
@@ -277,7 +305,7 @@ class Registry:
         return self.store.update("pods", pod)
 
     def _delete_namespace_contents(self, ns: str) -> None:
-        for k in KINDS:
+        for k in [*KINDS, *definition.served(self.store)]:
             if k.namespaced:
                 for o in self.store.list(k.resource, ns)[0]:
                     self.store.delete(k.resource, ns, o["metadata"]["name"])

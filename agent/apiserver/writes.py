@@ -105,12 +105,18 @@ def scale_of(obj: dict) -> dict:
                        "selector": selector}}
 
 
-def with_scale(obj: dict, scale: dict) -> dict:
-    """`obj` with the replicas a Scale asks for (and its resourceVersion precondition)."""
+def scale_replicas(name: str, scale: dict) -> int:
+    """The replicas a Scale body asks for, or kube's 422."""
     replicas = (scale.get("spec") or {}).get("replicas")
     if not isinstance(replicas, int) or replicas < 0:
-        raise APIError(422, "Invalid", f'Scale.autoscaling "{obj["metadata"]["name"]}" is invalid: '
+        raise APIError(422, "Invalid", f'Scale.autoscaling "{name}" is invalid: '
                        f"spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0")
+    return replicas
+
+
+def with_scale(obj: dict, scale: dict) -> dict:
+    """`obj` with the replicas a Scale asks for (and its resourceVersion precondition)."""
+    replicas = scale_replicas(obj["metadata"]["name"], scale)
     new = copy.deepcopy(obj)
     new.setdefault("spec", {})["replicas"] = replicas
     rv = (scale.get("metadata") or {}).get("resourceVersion")

@@ -1,0 +1,235 @@
+"""What the request path needs to serve custom resources: their URLs, their
+discovery entries (plain and aggregated), their OpenAPI v3 documents (so
+kubectl 1.32 leaves validation to the server and uses JSON merge patches for
+client-side apply, as against kube-apiserver), and fieldValidation for
+their bodies.
+
+Every function takes the served `CustomKind`s (definition.served(store)),
+so this module holds no state.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from agent.apiserver import discovery, openapi
+from agent.apiserver.crd import schema as structural
+from agent.apiserver.crd.definition import CustomKind, sorted_versions
+from agent.apiserver.registry import APIError
+
+_VERBS = ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]
+CUSTOM_PATCH_TYPES = ["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]
+
+
+def _not_found(path: str) -> APIError:
+    return APIError(404, "NotFound", f"the server could not find the requested resource ({path})")
+
+
+def parse(path: str, kinds: list[CustomKind]) -> tuple[CustomKind, str | None, str | None, str | None]:
+    """'/apis/example.com/v1/namespaces/ns/widgets/w1/status' -> (kind, 'ns', 'w1', 'status')."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) < 4 or parts[0] != "apis":
+        raise _not_found(path)
+    group, version, rest = parts[1], parts[2], parts[3:]
+    here = {k.resource: k for k in kinds if k.group == group and k.version == version}
+    namespace = None
+    if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] in here:
+        namespace, rest = rest[1], rest[2:]
+    kind = here.get(rest[0])
+    if kind is None or len(rest) > 3 or (namespace and not kind.namespaced):
+        raise _not_found(path)
+    name = rest[1] if len(rest) > 1 else None
+    sub = rest[2] if len(rest) > 2 else None
+    if sub is not None and sub not in kind.subresources:
+        raise APIError(404, "NotFound", "the server could not find the requested resource")
+    return kind, namespace, name, sub
+
+
+# ---- discovery ---------------------------------------------------------------------------
+
+def _groups(kinds: list[CustomKind]) -> dict[str, list[str]]:
+    out: dict[str, set[str]] = {}
+    for k in kinds:
+        out.setdefault(k.group, set()).add(k.version)
+    return {g: sorted_versions(vs) for g, vs in sorted(out.items())}
+
+
+def _group_entry(group: str, versions: list[str]) -> dict:
+    vs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+    return {"name": group, "versions": vs, "preferredVersion": vs[0]}
+
+
+def _resource(k: CustomKind) -> list[dict]:
+    r = {"name": k.resource, "singularName": k.singular, "namespaced": k.namespaced, "kind": k.kind,
+         "verbs": list(_VERBS)}
+    if k.short_names:
+        r["shortNames"] = list(k.short_names)
+    if k.categories:
+        r["categories"] = k.categories
+    out = [r]
+    if "status" in k.subresources:
+        out.append({"name": f"{k.resource}/status", "singularName": "", "namespaced": k.namespaced,
+                    "kind": k.kind, "verbs": ["get", "patch", "update"]})
+    if "scale" in k.subresources:
+        out.append({"name": f"{k.resource}/scale", "singularName": "", "namespaced": k.namespaced,
+                    "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]})
+    return out
+
+
+def _agg_resource(k: CustomKind) -> dict:
+    r = {"resource": k.resource, "responseKind": {"group": k.group, "version": k.version, "kind": k.kind},
+         "scope": "Namespaced" if k.namespaced else "Cluster", "singularResource": k.singular,
+         "verbs": list(_VERBS)}
+    if k.short_names:
+        r["shortNames"] = list(k.short_names)
+    if k.categories:
+        r["categories"] = k.categories
+    subs = []
+    if "scale" in k.subresources:
+        subs.append({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1",
+                                                             "kind": "Scale"}, "verbs": ["get", "patch", "update"]})
+    if "status" in k.subresources:
+        subs.append({"subresource": "status", "responseKind": {"group": k.group, "version": k.version,
+                                                              "kind": k.kind}, "verbs": ["get", "patch", "update"]})
+    if subs:
+        r["subresources"] = subs
+    return r
+
+
+def discovery_document(path: str, accept: str | None, kinds: list[CustomKind]) -> tuple[dict, str] | None:
+    """The built-in discovery document at `path` with the custom groups
+    added, or a custom group's own document; None when neither serves it."""
+    p = path.rstrip("/") or "/"
+    groups = _groups(kinds)
+    parts = [x for x in p.split("/") if x]
+    if p == "/apis":
+        doc, media = discovery.document(p, accept)
+        if media == "application/json":
+            doc["groups"].extend(_group_entry(g, vs) for g, vs in groups.items())
+        else:
+            for g, vs in groups.items():
+                doc["items"].append({"metadata": {"name": g, "creationTimestamp": None}, "versions": [
+                    {"version": v, "freshness": "Current",
+                     "resources": sorted((_agg_resource(k) for k in kinds if k.group == g and k.version == v),
+                                         key=lambda r: r["resource"])} for v in vs]})
+        return doc, media
+    if len(parts) == 2 and parts[0] == "apis" and parts[1] in groups:
+        return {"kind": "APIGroup", "apiVersion": "v1", **_group_entry(parts[1], groups[parts[1]])}, \
+            "application/json"
+    if len(parts) == 3 and parts[0] == "apis" and parts[2] in groups.get(parts[1], ()):
+        res = [r for k in kinds if k.group == parts[1] and k.version == parts[2] for r in _resource(k)]
+        res.sort(key=lambda r: r["name"])
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{parts[1]}/{parts[2]}",
+                "resources": res}, "application/json"
+    return None
+
+
+# ---- OpenAPI v3 --------------------------------------------------------------------------
+
+def _definition_name(k: CustomKind) -> str:
+    return ".".join(reversed(k.group.split("."))) + f".{k.version}.{k.kind}"
+
+
+def _object_schema(k: CustomKind, ref: str) -> dict:
+    s = json.loads(json.dumps(k.schema))
+    props = s.setdefault("properties", {})
+    props["apiVersion"] = {"type": "string", "description": "APIVersion defines the versioned schema of this "
+                                                            "representation of an object."}
+    props["kind"] = {"type": "string", "description": "Kind is a string value representing the REST resource "
+                                                      "this object represents."}
+    props["metadata"] = {"allOf": [{"$ref": ref + "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}],
+                         "description": "Standard object's metadata."}
+    s["x-kubernetes-group-version-kind"] = [{"group": k.group, "kind": k.kind, "version": k.version}]
+    return s
+
+
+def _operation(action: str, k: CustomKind, ns: bool, body: list[str] | None, ref: str) -> dict:
+    verb = {"post": "create", "put": "replace"}.get(action, action)
+    op = {"operationId": f"{verb}{k.kind}{'Namespaced' if ns else ''}", "tags": [f"{k.group}/{k.version}"],
+          "x-kubernetes-action": action,
+          "x-kubernetes-group-version-kind": {"group": k.group, "kind": k.kind, "version": k.version},
+          "responses": {"200": {"description": "OK"}, "401": {"description": "Unauthorized"}}}
+    if body is not None:
+        op["parameters"] = [openapi._query(n, d, True) for n, d in openapi._WRITE_PARAMS]
+        schema = {"$ref": ref + _definition_name(k)} if action != "patch" else {"type": "object"}
+        op["requestBody"] = {"content": {c: {"schema": schema} for c in body}, "required": True}
+    return op
+
+
+def v3_document(group_version: str, kinds: list[CustomKind]) -> dict | None:
+    ks = [k for k in kinds if k.api_version == group_version]
+    if not ks:
+        return None
+    ref = "#/components/schemas/"
+    paths, schemas = {}, {}
+    for k in ks:
+        base = f"/apis/{k.api_version}" + ("/namespaces/{namespace}" if k.namespaced else "") + "/" + k.resource
+        paths[base] = {"get": _operation("list", k, k.namespaced, None, ref),
+                       "post": _operation("post", k, k.namespaced, ["*/*"], ref)}
+        paths[base + "/{name}"] = {"get": _operation("get", k, k.namespaced, None, ref),
+                                   "put": _operation("put", k, k.namespaced, ["*/*"], ref),
+                                   "patch": _operation("patch", k, k.namespaced, CUSTOM_PATCH_TYPES, ref),
+                                   "delete": _operation("delete", k, k.namespaced, None, ref)}
+        schemas[_definition_name(k)] = _object_schema(k, ref)
+    builtin = openapi.definitions(ref)
+    for name in ("ObjectMeta", "OwnerReference"):
+        full = f"io.k8s.apimachinery.pkg.apis.meta.v1.{name}"
+        schemas[full] = builtin[full]
+    schemas["io.k8s.apimachinery.pkg.apis.meta.v1.Time"] = builtin["io.k8s.apimachinery.pkg.apis.meta.v1.Time"]
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"},
+            "paths": paths, "components": {"schemas": schemas}}
+
+
+def serve_openapi(path: str, accept: str | None, kinds: list[CustomKind]) -> tuple:
+    """/openapi/... with the custom group-versions added to the v3 index."""
+    p = path.rstrip("/")
+    if p == "/openapi/v3":
+        root = openapi.v3_root()
+        for gv in sorted({k.api_version for k in kinds}):
+            doc = v3_document(gv, kinds)
+            digest = hashlib.sha512(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:128].upper()
+            root["paths"][f"apis/{gv}"] = {"serverRelativeURL": f"/openapi/v3/apis/{gv}?hash={digest}"}
+        return root, "application/json"
+    if p.startswith("/openapi/v3/apis/"):
+        doc = v3_document(p.removeprefix("/openapi/v3/apis/"), kinds)
+        if doc is not None:
+            return doc, "application/json"
+    return openapi.serve(path, accept)
+
+
+# ---- fieldValidation ----------------------------------------------------------------------
+
+def check_body(kind: CustomKind, raw: bytes, method: str, content_type: str,
+               directive: str | None) -> tuple[list[str], bytes]:
+    """fieldValidation for a custom object's create/update/merge-patch body:
+    fields its schema does not declare are Strict's 400, Warn's warnings
+    (and then pruned by the registry), or ignored."""
+    directive = directive or "Warn"
+    if directive not in ("Strict", "Warn", "Ignore"):
+        raise APIError(400, "BadRequest", f'fieldValidation must be one of "Ignore", "Warn" or "Strict", '
+                                          f'not "{directive}"')
+    ctype = content_type.split(";")[0].strip()
+    if directive == "Ignore" or (method == "PATCH" and ctype != "application/merge-patch+json"):
+        return [], raw
+    try:
+        body = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return [], raw
+    if not isinstance(body, dict):
+        return [], raw
+    unknown = structural.prune(json.loads(json.dumps(body)), kind.schema)
+    msgs = [f'unknown field "{u}"' for u in unknown]
+    if msgs and directive == "Strict":
+        raise APIError(400, "BadRequest", f'{kind.kind} in version "{kind.version}" cannot be handled as a '
+                                          f'{kind.kind}: strict decoding error: {", ".join(msgs)}')
+    return msgs, raw
+
+
+def cel_warning(kind: CustomKind) -> list[str]:
+    """The Warning a write gets when the schema has CEL rules nsplane does not evaluate."""
+    rules = structural.cel_rules(kind.schema)
+    if not rules:
+        return []
+    shown = ", ".join(rules[:5]) + (f" and {len(rules) - 5} more" if len(rules) > 5 else "")
+    return [f"nsplane does not evaluate CEL validation rules (x-kubernetes-validations); "
+            f"{kind.kind}.{kind.group} has rules at {shown} that were not checked"]
