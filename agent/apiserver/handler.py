@@ -48,6 +48,7 @@ from agent.apiserver import (
 from agent.apiserver.authn.user import LOCAL_ADMIN
 from agent.apiserver.crd import custom as crd_custom
 from agent.apiserver.crd import serving as crd_serving
+from agent.apiserver.crd.definition import KIND as CRD_KIND
 from agent.apiserver.crd.definition import CustomKind, served
 from agent.apiserver.paths import list_kind, parse_path, predicate, subresource_path
 from agent.apiserver.registry import APIError
@@ -307,7 +308,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _table_version(self, kind: Kind, sub: str | None) -> str | None:
         """'v1'/'v1beta1' when the client asked for a meta.k8s.io Table (kubectl get)."""
-        if sub or not (isinstance(kind, CustomKind) or tables.supported(kind.kind)):
+        if sub or not (isinstance(kind, CustomKind) or kind.kind == CRD_KIND or tables.supported(kind.kind)):
             return None
         return tables.wants_table(self.headers.get("Accept"))
 

@@ -18,7 +18,7 @@ from typing import Callable
 from agent.api.kinds import Kind
 from agent.apiserver import tables
 from agent.apiserver.crd import custom
-from agent.apiserver.crd.definition import CustomKind
+from agent.apiserver.crd.definition import KIND, CustomKind
 from agent.apiserver.registry import APIError
 from agent.apiserver.store import Gone, Store
 
@@ -74,7 +74,7 @@ def event(etype: str, kind: Kind, obj: dict, as_table: str | None, include: str)
 def table(kind: Kind, objs: list[dict], **kw) -> dict:
     """The Table of a built-in kind (agent/apiserver/tables.py) or of a
     custom resource (its CRD's printer columns)."""
-    if isinstance(kind, CustomKind):
+    if isinstance(kind, CustomKind) or kind.kind == KIND:
         return custom.table(kind, objs, **kw)
     return tables.table(kind.kind, objs, **kw)
 

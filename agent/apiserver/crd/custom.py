@@ -21,7 +21,11 @@ from agent.apiserver.validation.errors import Errs, go_value
 
 
 def admit(kind: CustomKind, obj: dict, old: dict | None) -> list:
-    """Default, prune and validate `obj` in place; the causes that refuse it."""
+    """Default, prune and validate `obj` in place; the causes that refuse it.
+    With a status subresource, a create's status is dropped (it is written
+    through /status only), as kube's strategy does."""
+    if old is None and has_status(kind):
+        obj.pop("status", None)
     structural.apply_defaults(obj, kind.schema)
     structural.prune(obj, kind.schema)
     errs = Errs()
@@ -168,8 +172,21 @@ def _cell(ctype: str, vals: list, now: datetime | None):
     return json.dumps(v, separators=(",", ":")) if isinstance(v, (dict, list)) else go_value(v)
 
 
-def table(kind: CustomKind, objs: list[dict], *, version: str, include: str, resource_version: str = "",
+_CREATED_DOC = ("CreationTimestamp is a timestamp representing the server time when this object was created. "
+                "It is not guaranteed to be set in happens-before order across separate operations. Clients may "
+                "not set this value. It is represented in RFC3339 form and is in UTC.")
+
+
+def definition_columns() -> tuple[list[dict], object]:
+    """kube's default TableConvertor, which CRDs themselves get: NAME, CREATED AT."""
+    cols = [{"name": "Name", "type": "string", "format": "name", "description": _NAME_DOC, "priority": 0},
+            {"name": "Created At", "type": "date", "format": "", "description": _CREATED_DOC, "priority": 0}]
+    return cols, lambda o: [o["metadata"].get("name", ""), o["metadata"].get("creationTimestamp")]
+
+
+def table(kind, objs: list[dict], *, version: str, include: str, resource_version: str = "",
           continue_token: str = "", remaining: int | None = None) -> dict:
+    """A Table of custom objects (their CRD's columns) or of CRDs."""
     md: dict = {}
     if resource_version:
         md["resourceVersion"] = resource_version
@@ -177,9 +194,13 @@ def table(kind: CustomKind, objs: list[dict], *, version: str, include: str, res
         md["continue"] = continue_token
     if remaining is not None:
         md["remainingItemCount"] = remaining
+    if isinstance(kind, CustomKind):
+        cols, row_cells = columns(kind), (lambda o: cells(kind, o))
+    else:
+        cols, row_cells = definition_columns()
     rows = []
     for o in objs:
-        r = {"cells": cells(kind, o)}
+        r = {"cells": row_cells(o)}
         if include == "Object":
             r["object"] = o
         elif include == "Metadata":
@@ -187,4 +208,4 @@ def table(kind: CustomKind, objs: list[dict], *, version: str, include: str, res
                            "metadata": o.get("metadata") or {}}
         rows.append(r)
     return {"kind": "Table", "apiVersion": f"meta.k8s.io/{version}", "metadata": md,
-            "columnDefinitions": columns(kind), "rows": rows}
+            "columnDefinitions": cols, "rows": rows}

@@ -67,10 +67,10 @@ def _prune(value, schema, path: str, root: bool, out: list[str]) -> None:
         extra = schema.get("additionalProperties")
         keep_meta = root or schema.get(EMBEDDED)
         for key in list(value):
+            if keep_meta and key in _META_FIELDS:       # ObjectMeta's own fields, not the schema's
+                continue
             if key in props:
                 _prune(value[key], props[key], _path(path, key), False, out)
-            elif keep_meta and key in _META_FIELDS:
-                continue
             elif isinstance(extra, dict):
                 _prune(value[key], extra, _path(path, key), False, out)
             elif extra is True or schema.get(PRESERVE):
