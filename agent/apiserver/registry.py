@@ -27,6 +27,7 @@ from agent.apiserver.allocation import (
     drop_type_dependent_fields,
 )
 from agent.apiserver.defaults import default
+from agent.apiserver.ssa import context as fieldmanager
 from agent.apiserver.store import AlreadyExists, NotFound, Store
 
 HAS_STATUS = {"Pod", "Service", "Deployment", "ReplicaSet", "ReplicationController", "Node", "Namespace"}
@@ -125,6 +126,7 @@ class Registry:
         with self.store.transaction():
             if kind.kind == "Service":
                 self._allocate(kind, obj, None)
+            fieldmanager.stamp(kind, None, obj, None, self._status_sub(kind))
             try:
                 return self.store.create(kind.resource, obj)
             except AlreadyExists:
@@ -145,7 +147,7 @@ class Registry:
                                "the object has been modified; please apply your changes to the latest version and try again",
                                {"name": name, "group": kind.group, "kind": kind.resource})
             new = self._merge_update(kind, old, obj, subresource)
-            if new == old:
+            if new == old and not fieldmanager.applying():
                 return old
             if subresource != "status":
                 if kind.kind == "Service":
@@ -158,6 +160,9 @@ class Registry:
                     self._allocate(kind, new, old)
                 if kind.kind in HAS_GENERATION and new.get("spec") != old.get("spec"):
                     new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
+            fieldmanager.stamp(kind, old, new, subresource, self._status_sub(kind))
+            if new == old:
+                return old
             stored = self.store.update(kind.resource, new)
             if stored["metadata"].get("deletionTimestamp") and not stored["metadata"].get("finalizers") \
                     and kind.kind != "Pod":
@@ -259,6 +264,10 @@ class Registry:
         if nsobj["metadata"].get("deletionTimestamp"):
             raise APIError(403, "Forbidden", f"unable to create new content in namespace {ns} because it is being terminated")
 
+    @staticmethod
+    def _status_sub(kind: Kind) -> bool:
+        return kind.kind in HAS_STATUS or custom.has_status(kind) or kind.kind == definition.KIND
+
     def _merge_update(self, kind: Kind, old: dict, obj: dict, subresource: str | None) -> dict:
         """PUT replaces spec and metadata; status only through /status (and the
         reverse), as for kinds with a status subresource."""
@@ -272,7 +281,7 @@ class Registry:
                 if field in omd:
                     md[field] = omd[field]
             return new
-        keep_status = kind.kind in HAS_STATUS or custom.has_status(kind) or kind.kind == definition.KIND
+        keep_status = self._status_sub(kind)
         for key, value in obj.items():
             if key in ("metadata", "status", "apiVersion", "kind"):
                 continue
