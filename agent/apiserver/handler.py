@@ -52,6 +52,8 @@ from agent.apiserver.crd.definition import KIND as CRD_KIND
 from agent.apiserver.crd.definition import CustomKind, served
 from agent.apiserver.paths import list_kind, parse_path, predicate, subresource_path
 from agent.apiserver.registry import APIError
+from agent.apiserver.ssa import apply as ssa_apply
+from agent.apiserver.ssa import context as fieldmanager
 
 log = logging.getLogger("nsplane.apiserver")
 MAX_BODY = 3 * 1024 * 1024      # kube-apiserver's MaxRequestBodyBytes
@@ -180,7 +182,8 @@ class Handler(BaseHTTPRequestHandler):
                                                         "resource")
             self._decode_body(kind)
             self._field_validation(kind, sub, q)
-            getattr(self, "_do_" + self.command.lower())(kind, ns, name, sub, q)
+            with fieldmanager.writing_as(fieldmanager.manager_of(q, self.headers.get("User-Agent"))):
+                getattr(self, "_do_" + self.command.lower())(kind, ns, name, sub, q)
         except APIError as e:
             self._send(e.code, e.status())
         except (BrokenPipeError, ConnectionResetError):
@@ -362,6 +365,9 @@ class Handler(BaseHTTPRequestHandler):
         raw = self._raw_body()
         ctype = self.headers.get("Content-Type", "")
         reg = self._writer(q)
+        if ctype.split(";")[0].strip() == patch.APPLY_PATCH:
+            code, out, self._warnings = ssa_apply.serve(reg, kind, ns, name, sub, q, raw)
+            return self._send(code, out)
         custom = isinstance(kind, CustomKind)
         if sub == "scale" and not custom:
             writes.require_scalable(kind)

@@ -167,7 +167,7 @@ def apply(live: dict | None, config: dict, manager: str, subresource: str, shape
                 continue
             conflicts.append((describe(e), path_string(p)))
             taken.append((e, p))
-    if conflicts and not force:
+    if conflicts and not force and not _handed_over(base, taken, shape):
         raise ApplyConflict(conflicts)
     for e, p in taken:
         e.fields.discard(p)
@@ -182,7 +182,40 @@ def apply(live: dict | None, config: dict, manager: str, subresource: str, shape
     mine.fields = set(applied)
     mine.api_version, mine.time = config.get("apiVersion", mine.api_version), now
     merged.setdefault("metadata", {})["managedFields"] = encode(entries)
+    keep_last_applied(merged, config, manager)
     return merged
+
+
+CLIENT_SIDE_APPLY = "kubectl-client-side-apply"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _handed_over(live: dict, taken: list, shape: Shape) -> bool:
+    """kube's lastAppliedManager: conflicts only with client-side apply, on
+    fields its last-applied configuration holds, are no conflict — the
+    object moves from client-side to server-side apply."""
+    if not taken or any(e.manager != CLIENT_SIDE_APPLY for e, _ in taken):
+        return False
+    try:
+        last = json.loads(((live.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED) or "")
+    except ValueError:
+        return False
+    if not isinstance(last, dict):
+        return False
+    owned = _flat(last, shape).keys()
+    return all(p in owned for _, p in taken)
+
+
+def keep_last_applied(merged: dict, config: dict, manager: str) -> None:
+    """kube's lastAppliedUpdater: after `kubectl apply --server-side` (manager
+    "kubectl"), an object that has a last-applied annotation gets the applied
+    configuration there, so client-side apply can take over again."""
+    ann = (merged.get("metadata") or {}).get("annotations") or {}
+    if manager != "kubectl" or LAST_APPLIED not in ann:
+        return
+    last = copy.deepcopy(config)
+    last.setdefault("metadata", {}).setdefault("annotations", {}).pop(LAST_APPLIED, None)
+    ann[LAST_APPLIED] = json.dumps(last, separators=(",", ":"), sort_keys=True) + "\n"
 
 
 def _merge(live, cfg, names: tuple[str, ...], shape: Shape):
