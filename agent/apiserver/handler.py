@@ -77,6 +77,8 @@ class Handler(BaseHTTPRequestHandler):
             body = self._custom.output(body)       # as the requested version serves it
         if isinstance(body, bytes):
             data = body
+        elif getattr(self, "_yaml", False) and ctype == "application/json":
+            data, ctype = yaml.safe_dump(body, sort_keys=False).encode(), "application/yaml"
         elif getattr(self, "_protobuf", False) and protobuf.served(body.get("apiVersion"), body.get("kind")):
             data, ctype = protobuf.encode(body), protobuf.MEDIA_TYPE
         else:
@@ -150,6 +152,7 @@ class Handler(BaseHTTPRequestHandler):
         q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
         self._warnings: list[str] = []
         self._custom: CustomKind | None = None     # the custom resource the path names, if any
+        self._yaml = False
         self._protobuf = protobuf.wants_protobuf(self.headers.get("Accept"))
         rfile = self.rfile
         try:
@@ -159,6 +162,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.rfile = _Replay(self._raw_body(), rfile)
             self._authenticate(url.path)
             authz.authorize(self.user, self.command, url.path, q)
+            self._yaml = self._negotiate(url.path)
             if url.path in ("/healthz", "/readyz", "/livez"):
                 return self._send(200, b"ok", "text/plain")
             if url.path == "/version":
@@ -193,6 +197,17 @@ class Handler(BaseHTTPRequestHandler):
             self._send(500, APIError(500, "InternalError", f"Internal error occurred: {e}").status())
         finally:
             self.rfile = rfile
+
+    def _negotiate(self, path: str) -> bool:
+        """kube's response negotiation on API paths: an Accept that lists no
+        media type we serve is 406 NotAcceptable; True when YAML comes first."""
+        if not path.startswith(("/api/", "/apis/")) and path not in ("/api", "/apis"):
+            return False
+        media = protobuf.negotiation.preferred(self.headers.get("Accept"))
+        if media is None:
+            raise APIError(406, "NotAcceptable", "only the following media types are accepted: "
+                                                 + ", ".join(protobuf.negotiation.SERVED))
+        return media == "application/yaml"
 
     def _custom_kinds(self) -> list[CustomKind]:
         return served(self.api.registry.store)

@@ -174,7 +174,7 @@ def apply(live: dict | None, config: dict, manager: str, subresource: str, shape
     merged = _merge(base, _scope(config, subresource, status_sub) or {}, (), shape)
     if mine is not None:
         others = set().union(*(e.fields for e in entries if e is not mine))
-        for p in sorted(mine.fields - applied.keys() - others, key=len, reverse=True):
+        for p in sorted(mine.fields - applied.keys() - others, key=len):     # items before their fields
             _remove(merged, p, shape)
     else:
         mine = Entry(manager, "Apply", config.get("apiVersion", ""), now, set(), subresource)
