@@ -55,7 +55,8 @@ def flatten(obj: dict, list_type: ListType, atomic: Callable[[tuple[str, ...]], 
             continue
         if key == "metadata" and isinstance(value, dict):
             meta = {k: v for k, v in value.items() if k not in IGNORED_META}
-            _walk(meta, ("f:metadata",), list_type, atomic, with_maps, out, top=True)
+            if meta:                     # name and the server's fields are never owned
+                _walk(meta, ("f:metadata",), list_type, atomic, with_maps, out, top=True)
             continue
         _walk(value, (f"f:{key}",), list_type, atomic, with_maps, out)
     return out
