@@ -266,6 +266,8 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._warnings, raw = openapi.check_body(kind, self._raw_body(), self.command,
                                                      self.headers.get("Content-Type", ""), q.get("fieldValidation"))
+            if kind.kind == CRD_KIND and self.command in ("POST", "PUT"):
+                self._warnings += crd_serving.definition_cel_warning(raw)
         if "Content-Length" in self.headers:
             self.headers.replace_header("Content-Length", str(len(raw)))
         self.rfile = _Replay(raw, self.rfile)

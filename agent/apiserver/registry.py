@@ -149,6 +149,10 @@ class Registry:
             new = self._merge_update(kind, old, obj, subresource)
             if new == old and not fieldmanager.applying():
                 return old
+            if subresource == "status" and isinstance(kind, CustomKind):    # the schema covers status too
+                causes = custom.admit(kind, new, old)
+                if causes:
+                    raise invalid(kind, name, causes)
             if subresource != "status":
                 if kind.kind == "Service":
                     drop_type_dependent_fields(old, new)

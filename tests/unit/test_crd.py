@@ -158,6 +158,8 @@ def test_custom_resources_served(api):
     assert "status" not in out        # written through /status only
     code, out, _ = req(base, "PUT", col + "/w/status", {**out, "status": {"replicas": 4}})
     assert code == 200 and out["status"] == {"replicas": 4}
+    code, bad, _ = req(base, "PUT", col + "/w/status", {**out, "status": {"replicas": "many"}})
+    assert (code, bad["details"]["causes"][0]["field"]) == (422, "status.replicas")
     code, out, _ = req(base, "GET", "/apis/example.com/v1beta1/namespaces/default/widgets/w")
     assert out["apiVersion"] == "example.com/v1beta1"
     code, out, _ = req(base, "GET", col + "/w/scale")

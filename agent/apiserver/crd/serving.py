@@ -233,3 +233,18 @@ def cel_warning(kind: CustomKind) -> list[str]:
     shown = ", ".join(rules[:5]) + (f" and {len(rules) - 5} more" if len(rules) > 5 else "")
     return [f"nsplane does not evaluate CEL validation rules (x-kubernetes-validations); "
             f"{kind.kind}.{kind.group} has rules at {shown} that were not checked"]
+
+
+def definition_cel_warning(raw: bytes) -> list[str]:
+    """The Warning a CRD's create or update gets when its schemas have CEL rules."""
+    try:
+        crd = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return []
+    versions = ((crd.get("spec") or {}).get("versions") or []) if isinstance(crd, dict) else []
+    count = sum(len(structural.cel_rules(((v.get("schema") or {}).get("openAPIV3Schema")) or {}))
+                for v in versions if isinstance(v, dict))
+    if not count:
+        return []
+    return [f"nsplane does not evaluate CEL validation rules (x-kubernetes-validations): the {count} schema "
+            f"nodes with rules in this CustomResourceDefinition will not be checked"]
