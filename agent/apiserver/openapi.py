@@ -245,13 +245,19 @@ def unknown_fields(kind: str, obj: dict) -> list[str]:
     return out
 
 
-def check_fields(kind: Kind, obj: dict, directive: str | None) -> list[str]:
-    """fieldValidation for a create or update body: Strict raises kube's 400,
-    Warn (the default) returns the Warning header texts, Ignore returns []."""
+def validation_directive(directive: str | None) -> str:
+    """?fieldValidation, Warn when absent; kube's 400 for anything else."""
     directive = directive or "Warn"
     if directive not in ("Strict", "Warn", "Ignore"):
         raise APIError(400, "BadRequest", f'fieldValidation must be one of "Ignore", "Warn" or "Strict", '
                                           f'not "{directive}"')
+    return directive
+
+
+def check_fields(kind: Kind, obj: dict, directive: str | None) -> list[str]:
+    """fieldValidation for a create or update body: Strict raises kube's 400,
+    Warn (the default) returns the Warning header texts, Ignore returns []."""
+    directive = validation_directive(directive)
     if directive == "Ignore":
         return []
     unknown = unknown_fields(kind.kind, obj)
@@ -314,6 +320,15 @@ def prune(kind: str, obj: dict) -> dict:
     return obj
 
 
+def json_object(raw: bytes) -> dict | None:
+    """A request body that is a JSON object, or None (left to the verb)."""
+    try:
+        body = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def check_body(kind: Kind, raw: bytes, method: str, content_type: str,
                directive: str | None) -> tuple[list[str], bytes]:
     """fieldValidation for a request body: create/update bodies are objects;
@@ -325,11 +340,8 @@ def check_body(kind: Kind, raw: bytes, method: str, content_type: str,
     ctype = content_type.split(";")[0].strip()
     if method == "PATCH" and ctype not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
         return [], raw
-    try:
-        body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
-        return [], raw
-    if not isinstance(body, dict):
+    body = json_object(raw)
+    if body is None:
         return [], raw
     try:
         warnings = check_fields(kind, _without_directives(body) if method == "PATCH" else body, directive)

@@ -254,6 +254,14 @@ def table(kind: str, objs: list[dict], *, version: str = "v1", include: str = "M
     """A meta.k8s.io Table of `objs` (a list, or one object as a one-row table)."""
     if include not in INCLUDE_OBJECT:
         raise ValueError(f'includeObject must be one of {", ".join(INCLUDE_OBJECT)}, not "{include}"')
+    md = list_metadata(resource_version, continue_token, remaining)
+    return {"kind": "Table", "apiVersion": f"meta.k8s.io/{version}", "metadata": md,
+            "columnDefinitions": [] if no_headers else column_definitions(kind),
+            "rows": [row(kind, o, include, version, now) for o in objs]}
+
+
+def list_metadata(resource_version: str = "", continue_token: str = "", remaining: int | None = None) -> dict:
+    """A list's (or Table's) ListMeta, with only the fields that are set."""
     md: dict = {}
     if resource_version:
         md["resourceVersion"] = resource_version
@@ -261,9 +269,7 @@ def table(kind: str, objs: list[dict], *, version: str = "v1", include: str = "M
         md["continue"] = continue_token
     if remaining is not None:
         md["remainingItemCount"] = remaining
-    return {"kind": "Table", "apiVersion": f"meta.k8s.io/{version}", "metadata": md,
-            "columnDefinitions": [] if no_headers else column_definitions(kind),
-            "rows": [row(kind, o, include, version, now) for o in objs]}
+    return md
 
 
 def supported(kind: str) -> bool:

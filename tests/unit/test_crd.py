@@ -1,18 +1,11 @@
 """CustomResourceDefinitions: structural schemas (defaults, pruning,
 validation messages), the CRD's own validation, and custom resources served
 over real HTTP on loopback (no root)."""
-import json
-import urllib.request
-
 import pytest
 
-from agent.api.client import APIStatusError, Client
 from agent.apiserver.crd import schema as structural
 from agent.apiserver.crd.definition import default_crd, sorted_versions, validate_crd
-from agent.apiserver.registry import Registry
-from agent.apiserver.serving import APIServer
-from agent.apiserver.store import Store
-from agent.controllers import bootstrap
+from tests.unit.apiserver_http import call, serving
 
 SCHEMA = {"type": "object", "properties": {
     "spec": {"type": "object", "required": ["color"], "properties": {
@@ -106,30 +99,12 @@ def test_version_priority():
 
 @pytest.fixture
 def api(tmp_path):
-    store = Store(str(tmp_path / "store.db"))
-    registry = Registry(store)
-    bootstrap.bootstrap(registry, "172.28.0.1", 6443)
-    server = APIServer(registry, [("127.0.0.1", 0)], str(tmp_path / "api.sock"))
-    server.start()
-    host, port = server.servers[0].server_address
-    yield f"http://{host}:{port}", Client(f"http://{host}:{port}")
-    server.stop()
-    store.close()
-
-
-def req(base, method, path, body=None, ctype="application/json", accept="application/json"):
-    data = json.dumps(body).encode() if body is not None else None
-    r = urllib.request.Request(base + path, data=data, method=method,
-                               headers={"Content-Type": ctype, "Accept": accept})
-    try:
-        with urllib.request.urlopen(r) as resp:
-            return resp.status, json.loads(resp.read()), resp.headers
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read()), e.headers
+    with serving(tmp_path) as base:
+        yield base
 
 
 def test_custom_resources_served(api):
-    base, _ = api
+    base = api
     two = crd(versions=[{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": SCHEMA},
                          "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.size",
                                                                   "statusReplicasPath": ".status.replicas"}},
@@ -137,52 +112,52 @@ def test_custom_resources_served(api):
                                                        "jsonPath": ".spec.color"}]},
                         {"name": "v1beta1", "served": True, "storage": False,
                          "schema": {"openAPIV3Schema": SCHEMA}}])
-    code, out, _ = req(base, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", two)
+    code, out, _ = call(base, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", two)
     assert code == 201, out
     assert [c["type"] for c in out["status"]["conditions"]] == ["NamesAccepted", "Established"]
     assert out["status"]["storedVersions"] == ["v1"]
     col = "/apis/example.com/v1/namespaces/default/widgets"
-    code, out, _ = req(base, "POST", col, {"apiVersion": "example.com/v1", "kind": "Widget",
+    code, out, _ = call(base, "POST", col, {"apiVersion": "example.com/v1", "kind": "Widget",
                                            "metadata": {"name": "bad"}, "spec": {"color": "green"}})
     assert (code, out["message"]) == (422, 'Widget.example.com "bad" is invalid: spec.color: Unsupported value: '
                                             '"green": supported values: "red", "blue"')
-    code, out, _ = req(base, "POST", col + "?fieldValidation=Strict",
+    code, out, _ = call(base, "POST", col + "?fieldValidation=Strict",
                        {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
                         "spec": {"color": "red", "nope": 1}})
     assert (code, out["message"]) == (400, 'Widget in version "v1" cannot be handled as a Widget: strict decoding '
                                            'error: unknown field "spec.nope"')
-    code, out, _ = req(base, "POST", col, {"apiVersion": "example.com/v1", "kind": "Widget",
+    code, out, _ = call(base, "POST", col, {"apiVersion": "example.com/v1", "kind": "Widget",
                                            "metadata": {"name": "w"}, "spec": {"color": "red"},
                                            "status": {"replicas": 4}})
     assert code == 201 and out["spec"]["size"] == 10 and out["metadata"]["generation"] == 1
     assert "status" not in out        # written through /status only
-    code, out, _ = req(base, "PUT", col + "/w/status", {**out, "status": {"replicas": 4}})
+    code, out, _ = call(base, "PUT", col + "/w/status", {**out, "status": {"replicas": 4}})
     assert code == 200 and out["status"] == {"replicas": 4}
-    code, bad, _ = req(base, "PUT", col + "/w/status", {**out, "status": {"replicas": "many"}})
+    code, bad, _ = call(base, "PUT", col + "/w/status", {**out, "status": {"replicas": "many"}})
     assert (code, bad["details"]["causes"][0]["field"]) == (422, "status.replicas")
-    code, out, _ = req(base, "GET", "/apis/example.com/v1beta1/namespaces/default/widgets/w")
+    code, out, _ = call(base, "GET", "/apis/example.com/v1beta1/namespaces/default/widgets/w")
     assert out["apiVersion"] == "example.com/v1beta1"
-    code, out, _ = req(base, "GET", col + "/w/scale")
+    code, out, _ = call(base, "GET", col + "/w/scale")
     assert out["spec"]["replicas"] == 10 and out["status"]["replicas"] == 4
-    code, out, _ = req(base, "PATCH", col + "/w", {"spec": {"size": 3}}, "application/strategic-merge-patch+json")
+    code, out, _ = call(base, "PATCH", col + "/w", {"spec": {"size": 3}}, "application/strategic-merge-patch+json")
     assert code == 415
-    code, out, _ = req(base, "PATCH", col + "/w", {"spec": {"size": 3}, "status": {"replicas": 9}},
+    code, out, _ = call(base, "PATCH", col + "/w", {"spec": {"size": 3}, "status": {"replicas": 9}},
                        "application/merge-patch+json")
     assert out["spec"]["size"] == 3 and out["status"]["replicas"] == 4 and out["metadata"]["generation"] == 2
-    code, out, _ = req(base, "GET", col, accept="application/json;as=Table;v=v1;g=meta.k8s.io")
+    code, out, _ = call(base, "GET", col, accept="application/json;as=Table;v=v1;g=meta.k8s.io")
     assert [c["name"] for c in out["columnDefinitions"]] == ["Name", "Color"]
     assert out["rows"][0]["cells"] == ["w", "red"]
-    code, out, _ = req(base, "GET", "/apis/example.com/v1")
+    code, out, _ = call(base, "GET", "/apis/example.com/v1")
     assert sorted(r["name"] for r in out["resources"]) == ["widgets", "widgets/scale", "widgets/status"]
-    code, out, _ = req(base, "GET", "/apis")
+    code, out, _ = call(base, "GET", "/apis")
     assert {"name": "example.com", "versions": [{"groupVersion": "example.com/v1", "version": "v1"},
                                                 {"groupVersion": "example.com/v1beta1", "version": "v1beta1"}],
             "preferredVersion": {"groupVersion": "example.com/v1", "version": "v1"}} in out["groups"]
-    code, out, _ = req(base, "GET", "/openapi/v3/apis/example.com/v1")
+    code, out, _ = call(base, "GET", "/openapi/v3/apis/example.com/v1")
     patch_op = out["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"]
     assert "application/strategic-merge-patch+json" not in patch_op["requestBody"]["content"]
     assert any(p["name"] == "fieldValidation" for p in patch_op["parameters"])
-    code, out, _ = req(base, "DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")
+    code, out, _ = call(base, "DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")
     assert code == 200
-    code, out, _ = req(base, "GET", col + "/w")
+    code, out, _ = call(base, "GET", col + "/w")
     assert code == 404

@@ -3,17 +3,14 @@ bookkeeping, apply merges, conflicts and force (pure), then over HTTP on
 loopback: apply-patch+yaml creating and updating a Deployment, kube's 409,
 and the 406/415 Statuses for media types the server cannot serve."""
 import json
-import urllib.request
 
 import pytest
 
-from agent.apiserver.registry import Registry
-from agent.apiserver.serving import APIServer
 from agent.apiserver.ssa import managed
 from agent.apiserver.ssa.fieldset import from_fields_v1, path_string, to_fields_v1
 from agent.apiserver.ssa.schema import Shape
-from agent.apiserver.store import Store
-from agent.controllers import bootstrap
+from tests.unit.apiserver_http import call as call_with_headers
+from tests.unit.apiserver_http import serving
 
 DEP = Shape("Deployment")
 
@@ -104,26 +101,13 @@ def test_client_side_apply_hands_over():
 
 @pytest.fixture
 def base(tmp_path):
-    store = Store(str(tmp_path / "store.db"))
-    registry = Registry(store)
-    bootstrap.bootstrap(registry, "172.28.0.1", 6443)
-    server = APIServer(registry, [("127.0.0.1", 0)], str(tmp_path / "api.sock"))
-    server.start()
-    host, port = server.servers[0].server_address
-    yield f"http://{host}:{port}"
-    server.stop()
-    store.close()
+    with serving(tmp_path) as url:
+        yield url
 
 
-def call(base, method, path, body=None, ctype="application/json", accept="application/json"):
-    data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
-    r = urllib.request.Request(base + path, data=data, method=method,
-                               headers={"Content-Type": ctype, "Accept": accept, "User-Agent": "kubectl/v1.32.0"})
-    try:
-        with urllib.request.urlopen(r) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+def call(*args, **kw):
+    code, body, _ = call_with_headers(*args, **kw)
+    return code, body
 
 
 def test_apply_over_http(base):

@@ -14,6 +14,7 @@ import re
 from datetime import datetime, timezone
 
 from agent.api.printers import since
+from agent.apiserver.tables import list_metadata
 from agent.apiserver.crd import schema as structural
 from agent.apiserver.crd.definition import CustomKind
 from agent.apiserver.validation.common import validate_meta, validate_meta_update
@@ -187,13 +188,7 @@ def definition_columns() -> tuple[list[dict], object]:
 def table(kind, objs: list[dict], *, version: str, include: str, resource_version: str = "",
           continue_token: str = "", remaining: int | None = None) -> dict:
     """A Table of custom objects (their CRD's columns) or of CRDs."""
-    md: dict = {}
-    if resource_version:
-        md["resourceVersion"] = resource_version
-    if continue_token:
-        md["continue"] = continue_token
-    if remaining is not None:
-        md["remainingItemCount"] = remaining
+    md = list_metadata(resource_version, continue_token, remaining)
     if isinstance(kind, CustomKind):
         cols, row_cells = columns(kind), (lambda o: cells(kind, o))
     else:

@@ -204,18 +204,12 @@ def check_body(kind: CustomKind, raw: bytes, method: str, content_type: str,
     """fieldValidation for a custom object's create/update/merge-patch body:
     fields its schema does not declare are Strict's 400, Warn's warnings
     (and then pruned by the registry), or ignored."""
-    directive = directive or "Warn"
-    if directive not in ("Strict", "Warn", "Ignore"):
-        raise APIError(400, "BadRequest", f'fieldValidation must be one of "Ignore", "Warn" or "Strict", '
-                                          f'not "{directive}"')
+    directive = openapi.validation_directive(directive)
     ctype = content_type.split(";")[0].strip()
     if directive == "Ignore" or (method == "PATCH" and ctype != "application/merge-patch+json"):
         return [], raw
-    try:
-        body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
-        return [], raw
-    if not isinstance(body, dict):
+    body = openapi.json_object(raw)
+    if body is None:
         return [], raw
     unknown = structural.prune(json.loads(json.dumps(body)), kind.schema)
     msgs = [f'unknown field "{u}"' for u in unknown]
@@ -237,11 +231,8 @@ def cel_warning(kind: CustomKind) -> list[str]:
 
 def definition_cel_warning(raw: bytes) -> list[str]:
     """The Warning a CRD's create or update gets when its schemas have CEL rules."""
-    try:
-        crd = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
-        return []
-    versions = ((crd.get("spec") or {}).get("versions") or []) if isinstance(crd, dict) else []
+    crd = openapi.json_object(raw) or {}
+    versions = (crd.get("spec") or {}).get("versions") or [] if isinstance(crd.get("spec"), dict) else []
     count = sum(len(structural.cel_rules(((v.get("schema") or {}).get("openAPIV3Schema")) or {}))
                 for v in versions if isinstance(v, dict))
     if not count:

@@ -28,21 +28,22 @@ def manager_of(query: dict, user_agent: str | None) -> str:
 
 
 @contextlib.contextmanager
+def _setting(var: ContextVar, value):
+    token = var.set(value)
+    try:
+        yield
+    finally:
+        var.reset(token)
+
+
 def writing_as(manager: str):
-    token = _MANAGER.set(manager)
-    try:
-        yield
-    finally:
-        _MANAGER.reset(token)
+    """Writes inside are `manager`'s (operation Update)."""
+    return _setting(_MANAGER, manager)
 
 
-@contextlib.contextmanager
 def applied(managed_fields: list):
-    token = _APPLIED.set(managed_fields)
-    try:
-        yield
-    finally:
-        _APPLIED.reset(token)
+    """The write inside is an apply that computed these managedFields."""
+    return _setting(_APPLIED, managed_fields)
 
 
 def applying() -> bool:
