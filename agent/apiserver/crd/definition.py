@@ -88,7 +88,7 @@ def sorted_versions(names) -> list[str]:
 def served(store) -> list[CustomKind]:
     """Every served version of every established CRD in the store."""
     out = []
-    for crd in store.list(RESOURCE)[0]:
+    for crd in store.list(RESOURCE, copy_items=False)[0]:       # read only: CRDs can be large
         if not _established(crd):
             continue
         spec, names = crd["spec"], crd["spec"]["names"]
