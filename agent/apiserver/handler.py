@@ -46,7 +46,6 @@ from agent.apiserver import (
     writes,
 )
 from agent.apiserver.authn.user import LOCAL_ADMIN
-from agent.apiserver.crd import custom as crd_custom
 from agent.apiserver.crd import serving as crd_serving
 from agent.apiserver.crd.definition import KIND as CRD_KIND
 from agent.apiserver.crd.definition import CustomKind, served
@@ -297,11 +296,9 @@ class Handler(BaseHTTPRequestHandler):
             return connect.pod_log(self, ns, name, q)
         if name and sub in ("exec", "attach") and kind.kind == "Pod":
             return connect.pod_stream(self, ns, name, sub, q)
-        if name and sub == "scale" and isinstance(kind, CustomKind):
-            return self._send(200, crd_custom.scale_of(kind, reg.get(kind, ns, name)))
         if name and sub == "scale":
-            writes.require_scalable(kind)
-            return self._send(200, writes.scale_of(reg.get(kind, ns, name)))
+            read_scale, _ = writes.scale_view(kind)
+            return self._send(200, read_scale(reg.get(kind, ns, name)))
         as_table = self._table_version(kind, sub)
         if name:
             obj = reg.get(kind, ns, name)
@@ -362,15 +359,11 @@ class Handler(BaseHTTPRequestHandler):
         if not name:
             raise APIError(405, "MethodNotAllowed", "PUT needs a resource name")
         reg = self._writer(q)
-        if sub == "scale" and isinstance(kind, CustomKind):
-            with reg.store.transaction():
-                new = crd_custom.with_scale(kind, reg.get(kind, ns, name), writes.scale_replicas(name, self._body()))
-                return self._send(200, crd_custom.scale_of(kind, reg.update(kind, ns, name, new)))
         if sub == "scale":
-            writes.require_scalable(kind)
+            read_scale, write_scale = writes.scale_view(kind)
             with reg.store.transaction():
-                new = writes.with_scale(reg.get(kind, ns, name), self._body())
-                out = writes.scale_of(reg.update(kind, ns, name, new))
+                new = write_scale(reg.get(kind, ns, name), self._body())
+                out = read_scale(reg.update(kind, ns, name, new))
             return self._send(200, out)
         self._send(200, reg.update(kind, ns, name, self._body(), sub))
 
@@ -385,18 +378,14 @@ class Handler(BaseHTTPRequestHandler):
         if ctype.split(";")[0].strip() == patch.APPLY_PATCH:
             code, out, self._warnings = ssa_apply.serve(reg, kind, ns, name, sub, q, raw)
             return self._send(code, out)
-        custom = isinstance(kind, CustomKind)
-        if sub == "scale" and not custom:
-            writes.require_scalable(kind)
-        if custom and ctype.split(";")[0].strip() == patch.STRATEGIC_PATCH:   # as for kube's custom resources
+        if sub == "scale":
+            read_scale, write_scale = writes.scale_view(kind)
+        if isinstance(kind, CustomKind) and ctype.split(";")[0].strip() == patch.STRATEGIC_PATCH:
             raise APIError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
                            "accepted media types include: " + ", ".join(crd_serving.CUSTOM_PATCH_TYPES))
         with reg.store.transaction():
             cur = reg.get(kind, ns, name)
-            if sub == "scale":
-                target = crd_custom.scale_of(kind, cur) if custom else writes.scale_of(cur)
-            else:
-                target = cur
+            target = read_scale(cur) if sub == "scale" else cur
             try:
                 patched = patch.apply(ctype, target, raw, "Scale" if sub == "scale" else kind.kind)
             except patch.PatchError as e:
@@ -404,11 +393,8 @@ class Handler(BaseHTTPRequestHandler):
                                str(e)) from None
             if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
                 raise APIError(422, "Invalid", f"{kind.resource} \"{name}\": the patch removed the object's metadata")
-            if sub == "scale" and custom:
-                new = crd_custom.with_scale(kind, cur, writes.scale_replicas(name, patched))
-                out = crd_custom.scale_of(kind, reg.update(kind, ns, name, new))
-            elif sub == "scale":
-                out = writes.scale_of(reg.update(kind, ns, name, writes.with_scale(cur, patched)))
+            if sub == "scale":
+                out = read_scale(reg.update(kind, ns, name, write_scale(cur, patched)))
             else:
                 out = reg.update(kind, ns, name, patched, sub)
         self._send(200, out)

@@ -19,13 +19,13 @@ import uuid
 from agent.api.kinds import BY_RESOURCE, KINDS, Kind
 from agent.api.objects import now_iso
 from agent.apiserver import configdata, csrstrategy, validation
-from agent.apiserver.crd import custom, definition
-from agent.apiserver.crd.definition import CustomKind
 from agent.apiserver.allocation import (
     AllocationRefused,
     ServiceAllocation,
     drop_type_dependent_fields,
 )
+from agent.apiserver.crd import custom, definition
+from agent.apiserver.crd.definition import CustomKind
 from agent.apiserver.defaults import default
 from agent.apiserver.ssa import context as fieldmanager
 from agent.apiserver.store import AlreadyExists, NotFound, Store

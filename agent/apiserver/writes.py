@@ -4,7 +4,7 @@ server-side dry run, the scale subresource, and delete propagation.
 - dry run (`?dryRun=All`, `kubectl apply --dry-run=server`): the registry
   runs as usual (defaulting, validation, allocation checks) against a store
   that reads the real objects but writes nothing.
-- scale (`deployments/<n>/scale`, `replicasets/<n>/scale`,
+- scale (`deployments/<n>/scale`, `replicasets/<n>/scale`, a CRD's `<plural>/<n>/scale`,
   `replicationcontrollers/<n>/scale`): an autoscaling/v1 Scale view of
   `.spec.replicas`, for `kubectl scale`.
 - propagationPolicy on DELETE: Background (the garbage collector removes
@@ -17,6 +17,8 @@ from __future__ import annotations
 import copy
 
 from agent.api.kinds import KINDS, Kind
+from agent.apiserver.crd import custom
+from agent.apiserver.crd.definition import CustomKind
 from agent.apiserver.registry import APIError, Registry
 from agent.apiserver.store import AlreadyExists, NotFound, key_of
 
@@ -122,6 +124,17 @@ def with_scale(obj: dict, scale: dict) -> dict:
     rv = (scale.get("metadata") or {}).get("resourceVersion")
     new["metadata"]["resourceVersion"] = rv or obj["metadata"]["resourceVersion"]
     return new
+
+
+def scale_view(kind: Kind):
+    """(read, write) for a kind's scale subresource: read(obj) is its Scale,
+    write(obj, scale) the object with the Scale's replicas; kube's 404 when
+    the kind has none. A custom resource's come from its CRD's paths."""
+    if isinstance(kind, CustomKind):
+        return (lambda obj: custom.scale_of(kind, obj),
+                lambda obj, scale: custom.with_scale(kind, obj, scale_replicas(obj["metadata"]["name"], scale)))
+    require_scalable(kind)
+    return scale_of, with_scale
 
 
 def require_scalable(kind: Kind) -> None:

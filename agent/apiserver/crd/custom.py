@@ -11,12 +11,12 @@ from __future__ import annotations
 import copy
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 
 from agent.api.printers import since
-from agent.apiserver.tables import list_metadata
 from agent.apiserver.crd import schema as structural
 from agent.apiserver.crd.definition import CustomKind
+from agent.apiserver.tables import list_metadata
 from agent.apiserver.validation.common import validate_meta, validate_meta_update
 from agent.apiserver.validation.errors import Errs, go_value
 
@@ -88,9 +88,7 @@ def jsonpath(obj, path: str) -> list:
         for v in values:
             if tok == "*" and isinstance(v, list):
                 nxt.extend(v)
-            elif isinstance(tok, int) and isinstance(v, list) and -len(v) <= tok < len(v):
-                nxt.append(v[tok])
-            elif isinstance(tok, str) and isinstance(v, dict) and tok in v:
+            elif isinstance(tok, int) and isinstance(v, list) and -len(v) <= tok < len(v) or isinstance(tok, str) and isinstance(v, dict) and tok in v:
                 nxt.append(v[tok])
         values = nxt
     return values
@@ -165,7 +163,7 @@ def _cell(ctype: str, vals: list, now: datetime | None):
         return None
     v = vals[0]
     if ctype == "date" and isinstance(v, str):
-        return since(v, now or datetime.now(timezone.utc)) or v
+        return since(v, now or datetime.now(UTC)) or v
     if ctype in ("integer", "number", "boolean") and not isinstance(v, (dict, list)):
         return v
     if isinstance(v, str):

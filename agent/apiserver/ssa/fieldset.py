@@ -12,7 +12,7 @@ x-kubernetes-list-map-keys. Pure.
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 Path = tuple[str, ...]
 # path (field names only, list items skipped) -> ("map", keys) | ("set", ()) | ("atomic", ())
