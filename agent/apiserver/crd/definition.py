@@ -13,8 +13,11 @@ Pure but for `served` (which reads the store it is handed).
 """
 from __future__ import annotations
 
+import copy
+import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from agent.api.kinds import BY_RESOURCE, Kind
 from agent.api.objects import now_iso
@@ -63,9 +66,16 @@ class CustomKind(Kind):
         storage = next(v["name"] for v in self.crd["spec"]["versions"] if v.get("storage"))
         return f"{self.group}/{storage}"
 
+    @cached_property
+    def has_defaults(self) -> bool:
+        return '"default"' in json.dumps(self.schema)
+
     def output(self, obj: dict) -> dict:
-        """The stored object as this version serves it (conversion None:
-        only apiVersion changes)."""
+        """The stored object as this version serves it: conversion None (only
+        apiVersion changes), and the schema's defaults applied on read, as
+        kube-apiserver defaults objects read from storage."""
+        if self.has_defaults:
+            obj = structural.apply_defaults(copy.deepcopy(obj), self.schema)
         if obj.get("apiVersion") == self.api_version:
             return obj
         return {**obj, "apiVersion": self.api_version}
