@@ -25,7 +25,7 @@ class Shape:
 
     # ---- lists --------------------------------------------------------------------------
     def list_type(self, names: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
-        if self.crd_schema is not None:
+        if self.crd_schema is not None and names[:1] != ("metadata",):   # ObjectMeta is every kind's
             node = self._crd_node(names)
             if not node:
                 return "atomic", ()
@@ -42,7 +42,7 @@ class Shape:
 
     # ---- objects ------------------------------------------------------------------------
     def atomic(self, names: tuple[str, ...]) -> bool:
-        if self.crd_schema is not None:
+        if self.crd_schema is not None and names[:1] != ("metadata",):
             node = self._crd_node(names) or {}
             return node.get("x-kubernetes-map-type") == "atomic" or (
                 node.get("type") == "object" and not node.get("properties") and not node.get("additionalProperties")
