@@ -48,7 +48,7 @@ from agent.apiserver import (
 from agent.apiserver.authn.user import LOCAL_ADMIN
 from agent.apiserver.crd import serving as crd_serving
 from agent.apiserver.crd.definition import KIND as CRD_KIND
-from agent.apiserver.crd.definition import CustomKind, served
+from agent.apiserver.crd.definition import CUSTOM_PATCH_TYPES, CustomKind, served
 from agent.apiserver.paths import list_kind, parse_path, predicate, subresource_path
 from agent.apiserver.registry import APIError
 from agent.apiserver.ssa import apply as ssa_apply
@@ -382,7 +382,7 @@ class Handler(BaseHTTPRequestHandler):
             read_scale, write_scale = writes.scale_view(kind)
         if isinstance(kind, CustomKind) and ctype.split(";")[0].strip() == patch.STRATEGIC_PATCH:
             raise APIError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
-                           "accepted media types include: " + ", ".join(crd_serving.CUSTOM_PATCH_TYPES))
+                           "accepted media types include: " + ", ".join(CUSTOM_PATCH_TYPES))
         with reg.store.transaction():
             cur = reg.get(kind, ns, name)
             target = read_scale(cur) if sub == "scale" else cur

@@ -196,11 +196,18 @@ def v3_root() -> dict:
                       for p, gv in sorted(group_version_paths().items())}}
 
 
+def v2_media_type(accept: str | None) -> str:
+    """The form of /openapi/v2 a client asks for: protobuf or JSON."""
+    if PROTOBUF_V2 in (accept or "") and "application/json" not in (accept or "").split(",")[0]:
+        return PROTOBUF_V2_SERVED
+    return "application/json"
+
+
 def serve(path: str, accept: str | None) -> tuple[dict | bytes, str]:
     """(body, content type) for a GET of /openapi/..., or APIError 404/406."""
     p = path.rstrip("/")
     if p == "/openapi/v2":
-        if PROTOBUF_V2 in (accept or "") and "application/json" not in (accept or "").split(",")[0]:
+        if v2_media_type(accept) == PROTOBUF_V2_SERVED:
             return v2_protobuf(), PROTOBUF_V2_SERVED
         return v2_document(), "application/json"
     if p == "/openapi/v3":

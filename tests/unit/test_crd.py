@@ -157,6 +157,11 @@ def test_custom_resources_served(api):
     patch_op = out["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"]
     assert "application/strategic-merge-patch+json" not in patch_op["requestBody"]["content"]
     assert any(p["name"] == "fieldValidation" for p in patch_op["parameters"])
+    code, out, _ = call(base, "GET", "/openapi/v2")
+    widget = out["definitions"]["com.example.v1.Widget"]
+    assert widget["x-kubernetes-group-version-kind"] == [{"group": "example.com", "kind": "Widget", "version": "v1"}]
+    assert widget["properties"]["spec"]["properties"]["color"]["enum"] == ["red", "blue"]
+    assert "/apis/example.com/v1beta1/namespaces/{namespace}/widgets/{name}" in out["paths"]
     code, out, _ = call(base, "DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")
     assert code == 200
     code, out, _ = call(base, "GET", col + "/w")

@@ -13,12 +13,12 @@ import hashlib
 import json
 
 from agent.apiserver import discovery, openapi
+from agent.apiserver.crd import openapi_v2
 from agent.apiserver.crd import schema as structural
-from agent.apiserver.crd.definition import CustomKind, sorted_versions
+from agent.apiserver.crd.definition import CUSTOM_PATCH_TYPES, CustomKind, definition_name, sorted_versions
 from agent.apiserver.registry import APIError
 
 _VERBS = ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]
-CUSTOM_PATCH_TYPES = ["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]
 
 
 def _not_found(path: str) -> APIError:
@@ -126,10 +126,6 @@ def discovery_document(path: str, accept: str | None, kinds: list[CustomKind]) -
 
 # ---- OpenAPI v3 --------------------------------------------------------------------------
 
-def _definition_name(k: CustomKind) -> str:
-    return ".".join(reversed(k.group.split("."))) + f".{k.version}.{k.kind}"
-
-
 def _object_schema(k: CustomKind, ref: str) -> dict:
     s = json.loads(json.dumps(k.schema))
     props = s.setdefault("properties", {})
@@ -151,7 +147,7 @@ def _operation(action: str, k: CustomKind, ns: bool, body: list[str] | None, ref
           "responses": {"200": {"description": "OK"}, "401": {"description": "Unauthorized"}}}
     if body is not None:
         op["parameters"] = [openapi._query(n, d, True) for n, d in openapi._WRITE_PARAMS]
-        schema = {"$ref": ref + _definition_name(k)} if action != "patch" else {"type": "object"}
+        schema = {"$ref": ref + definition_name(k)} if action != "patch" else {"type": "object"}
         op["requestBody"] = {"content": {c: {"schema": schema} for c in body}, "required": True}
     return op
 
@@ -170,7 +166,7 @@ def v3_document(group_version: str, kinds: list[CustomKind]) -> dict | None:
                                    "put": _operation("put", k, k.namespaced, ["*/*"], ref),
                                    "patch": _operation("patch", k, k.namespaced, CUSTOM_PATCH_TYPES, ref),
                                    "delete": _operation("delete", k, k.namespaced, None, ref)}
-        schemas[_definition_name(k)] = _object_schema(k, ref)
+        schemas[definition_name(k)] = _object_schema(k, ref)
     builtin = openapi.definitions(ref)
     for name in ("ObjectMeta", "OwnerReference"):
         full = f"io.k8s.apimachinery.pkg.apis.meta.v1.{name}"
@@ -190,6 +186,9 @@ def serve_openapi(path: str, accept: str | None, kinds: list[CustomKind]) -> tup
             digest = hashlib.sha512(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:128].upper()
             root["paths"][f"apis/{gv}"] = {"serverRelativeURL": f"/openapi/v3/apis/{gv}?hash={digest}"}
         return root, "application/json"
+    if p == "/openapi/v2" and kinds:
+        media = openapi.v2_media_type(accept)
+        return openapi_v2.document(kinds, media != "application/json"), media
     if p.startswith("/openapi/v3/apis/"):
         doc = v3_document(p.removeprefix("/openapi/v3/apis/"), kinds)
         if doc is not None:
