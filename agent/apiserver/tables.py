@@ -27,6 +27,7 @@ _AGE_DOC = ("CreationTimestamp is a timestamp representing the server time when 
             "not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. "
             "Read-only. Null for lists. More info: "
             "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata")
+AGE_DOC = _AGE_DOC          # ObjectMeta.creationTimestamp's description, for other documents
 _CONTAINERS = "Names of each container in the template."
 _IMAGES = "Images referenced by each container in the template."
 _RC_DOC = "https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller"

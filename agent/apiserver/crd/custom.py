@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timezone
 from agent.api.printers import since
 from agent.apiserver.crd import schema as structural
 from agent.apiserver.crd.definition import CustomKind
-from agent.apiserver.tables import list_metadata
+from agent.apiserver.tables import AGE_DOC, list_metadata
 from agent.apiserver.validation.common import validate_meta, validate_meta_update
 from agent.apiserver.validation.errors import Errs, go_value
 
@@ -171,15 +171,10 @@ def _cell(ctype: str, vals: list, now: datetime | None):
     return json.dumps(v, separators=(",", ":")) if isinstance(v, (dict, list)) else go_value(v)
 
 
-_CREATED_DOC = ("CreationTimestamp is a timestamp representing the server time when this object was created. "
-                "It is not guaranteed to be set in happens-before order across separate operations. Clients may "
-                "not set this value. It is represented in RFC3339 form and is in UTC.")
-
-
 def definition_columns() -> tuple[list[dict], object]:
     """kube's default TableConvertor, which CRDs themselves get: NAME, CREATED AT."""
     cols = [{"name": "Name", "type": "string", "format": "name", "description": _NAME_DOC, "priority": 0},
-            {"name": "Created At", "type": "date", "format": "", "description": _CREATED_DOC, "priority": 0}]
+            {"name": "Created At", "type": "date", "format": "", "description": AGE_DOC, "priority": 0}]
     return cols, lambda o: [o["metadata"].get("name", ""), o["metadata"].get("creationTimestamp")]
 
 

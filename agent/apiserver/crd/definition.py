@@ -231,8 +231,11 @@ def _validate_names(errs: Errs, names: dict) -> None:
         v = names.get(key)
         if not v:
             errs.required(f"spec.names.{key}")
-        elif not isinstance(v, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", v):
-            errs.invalid(f"spec.names.{key}", v, "may have mixed case, but should otherwise match: [a-z]([-a-z0-9]*[a-z0-9])?")
+            continue
+        problems = dns1035_label_errors(v.lower()) if isinstance(v, str) else ["must be a string"]
+        if problems:
+            errs.invalid(f"spec.names.{key}", v, "may have mixed case, but should otherwise match: "
+                         + ",".join(problems))
     if names.get("kind") and names.get("kind") == names.get("listKind"):
         errs.invalid("spec.names.listKind", names["listKind"], "kind and listKind cannot be the same")
     for i, short in enumerate(names.get("shortNames") or ()):

@@ -15,17 +15,36 @@ import json
 from agent.apiserver import openapi, openapi_proto
 from agent.apiserver.crd.definition import CUSTOM_PATCH_TYPES, CustomKind, definition_name
 
-_DROPPED = ("nullable", "oneOf", "anyOf", "not", "x-kubernetes-validations")
+_DROPPED = ("allOf", "oneOf", "anyOf", "not", "x-kubernetes-validations")
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 _cache: dict = {}
 
 
 def _v2_schema(node):
-    if isinstance(node, dict):
-        return {k: _v2_schema(v) for k, v in node.items() if k not in _DROPPED}
-    if isinstance(node, list):
-        return [_v2_schema(v) for v in node]
-    return node
+    """kube's ToStructuralOpenAPIV2: what kubectl's v2 readers cannot take is
+    dropped — combinators and CEL rules; a nullable node loses its type,
+    items and properties, a node preserving unknown fields its items and
+    properties (and the extension), an array left without items its type."""
+    if not isinstance(node, dict):
+        return node
+    out = {k: v for k, v in node.items() if k not in _DROPPED}
+    if out.pop("nullable", False):
+        for k in ("type", "items", "properties"):
+            out.pop(k, None)
+    if out.pop("x-kubernetes-preserve-unknown-fields", False):
+        out.pop("items", None)
+        out.pop("properties", None)
+    if out.get("type") == "array" and "items" not in out:
+        del out["type"]
+    if isinstance(out.get("properties"), dict):
+        nullable = {k for k, v in out["properties"].items() if isinstance(v, dict) and v.get("nullable")}
+        out["properties"] = {k: _v2_schema(v) for k, v in out["properties"].items()}
+        if out.get("required") and nullable:
+            out["required"] = [r for r in out["required"] if r not in nullable]
+    for k in ("items", "additionalProperties"):
+        if isinstance(out.get(k), dict):
+            out[k] = _v2_schema(out[k])
+    return out
 
 
 def _definition(k: CustomKind) -> dict:

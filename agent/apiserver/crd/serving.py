@@ -12,13 +12,24 @@ from __future__ import annotations
 import hashlib
 import json
 
-from agent.apiserver import discovery, openapi
+from agent.apiserver import discovery, openapi, tables
 from agent.apiserver.crd import openapi_v2
 from agent.apiserver.crd import schema as structural
 from agent.apiserver.crd.definition import CUSTOM_PATCH_TYPES, CustomKind, definition_name, sorted_versions
 from agent.apiserver.registry import APIError
 
 _VERBS = ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]
+META_DOCS = {
+    "name": "Name must be unique within a namespace.",
+    "namespace": "Namespace defines the space within which each name must be unique.",
+    "labels": "Map of string keys and values that can be used to organize and categorize (scope and select) "
+              "objects.",
+    "annotations": "Annotations is an unstructured key value map stored with a resource that may be set by "
+                   "external tools to store and retrieve arbitrary metadata.",
+    "creationTimestamp": tables.AGE_DOC,
+    "uid": "UID is the unique in time and space value for this object.",
+    "resourceVersion": "An opaque value that represents the internal version of this object.",
+}
 
 
 def _not_found(path: str) -> APIError:
@@ -171,6 +182,12 @@ def v3_document(group_version: str, kinds: list[CustomKind]) -> dict | None:
     for name in ("ObjectMeta", "OwnerReference"):
         full = f"io.k8s.apimachinery.pkg.apis.meta.v1.{name}"
         schemas[full] = builtin[full]
+    meta = schemas["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"] = json.loads(json.dumps(
+        schemas["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]))
+    for field, doc in META_DOCS.items():                 # what `kubectl explain <kind>.metadata` prints
+        prop = meta["properties"][field]
+        meta["properties"][field] = {"allOf": [prop], "description": doc} if "$ref" in prop else \
+            {**prop, "description": doc}
     schemas["io.k8s.apimachinery.pkg.apis.meta.v1.Time"] = builtin["io.k8s.apimachinery.pkg.apis.meta.v1.Time"]
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"},
             "paths": paths, "components": {"schemas": schemas}}
