@@ -157,3 +157,64 @@ def test_custom_resource_defaulting_for_requests_and_from_storage_works(framewor
         poll(0.1, FOREVER_TEST_TIMEOUT, defaulted_b, what="b defaulted on read and a staying the same")
     finally:
         delete_crd(f, crd)
+
+
+# ---- crd_watch.go ----------------------------------------------------------------------------
+
+WATCH_EVENT_TIMEOUT = 30.0          # expectEvent's wait.ForeverTestTimeout
+NO_EVENT_WAIT = 5.0                 # expectNoEvent's watcher timeout
+
+
+def noxu_crd() -> dict:
+    """fixtures.NewNoxuV1CustomResourceDefinition(ClusterScoped)."""
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "noxus.mygroup.example.com"},
+            "spec": {"group": "mygroup.example.com", "scope": "Cluster",
+                     "names": {"plural": "noxus", "singular": "nonenglishnoxu", "kind": "WishIHadChosenNoxu",
+                               "shortNames": ["foo", "bar", "abc", "def"], "listKind": "NoxuItemList",
+                               "categories": ["all"]},
+                     "versions": [{"name": "v1beta1", "served": True, "storage": True, "schema": {
+                         "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
+
+
+def noxu_instance(name: str) -> dict:
+    """fixtures.NewNoxuInstance("", name)."""
+    return {"apiVersion": "mygroup.example.com/v1beta1", "kind": "WishIHadChosenNoxu", "metadata": {"name": name},
+            "content": {"key": "value"}, "num": {"num1": 9223372036854775807, "num2": 1000000}}
+
+
+def test_watch_on_custom_resource_definition_objects(framework):
+    """[sig-api-machinery] CustomResourceDefinition Watch [Privileged:ClusterAdmin] CustomResourceDefinition Watch
+    watch on custom resource definition objects [Conformance]"""
+    f = framework
+    crd = create_crd(f, noxu_crd())
+    path = "/apis/mygroup.example.com/v1beta1/noxus"
+    watches = {n: f.watch(path, fieldSelector=f"metadata.name={n}", timeoutSeconds="600") for n in ("name1", "name2")}
+
+    def expect_event(w, etype: str) -> dict:
+        return w.until(WATCH_EVENT_TIMEOUT, lambda e: e["type"] == etype)
+
+    def expect_no_event(w, etype: str) -> None:
+        event = w.next(NO_EVENT_WAIT)
+        assert event is None or event["type"] != etype, f"unexpected {etype} event: {event}"
+    try:
+        for this, other in (("name1", "name2"), ("name2", "name1")):
+            created = json.loads(f.cluster.kubectl("create", "-f", "-", "-o", "json",
+                                                   input=json.dumps(noxu_instance(this))).stdout)
+            assert created["metadata"]["uid"]
+            assert (created["apiVersion"], created["kind"]) == ("mygroup.example.com/v1beta1", "WishIHadChosenNoxu")
+            assert expect_event(watches[this], "ADDED")["object"]["metadata"]["name"] == this
+            expect_no_event(watches[other], "ADDED")
+        for verb, etype in (("patch", "MODIFIED"), ("delete", "DELETED")):
+            for this, other in (("name1", "name2"), ("name2", "name1")):
+                if verb == "patch":
+                    f.cluster.kubectl("patch", "noxus", this, "--type=json",
+                                      "-p", '[{ "op": "add", "path": "/dummy", "value": "test" }]')
+                else:
+                    f.cluster.kubectl("delete", "noxus", this)
+                expect_event(watches[this], etype)
+                expect_no_event(watches[other], etype)
+    finally:
+        for w in watches.values():
+            w.stop()
+        delete_crd(f, crd)
