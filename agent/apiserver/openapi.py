@@ -23,7 +23,7 @@ import json
 from functools import cache, lru_cache
 
 from agent.api.kinds import BY_KIND, KINDS, Kind
-from agent.apiserver import openapi_proto, schemas
+from agent.apiserver import openapi_proto, schemas, strictdecode
 from agent.apiserver.registry import APIError
 
 PROTOBUF_V2 = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"   # what clients ask for
@@ -261,16 +261,17 @@ def validation_directive(directive: str | None) -> str:
     return directive
 
 
-def check_fields(kind: Kind, obj: dict, directive: str | None) -> list[str]:
-    """fieldValidation for a create or update body: Strict raises kube's 400,
-    Warn (the default) returns the Warning header texts, Ignore returns []."""
+def check_fields(kind: Kind, obj: dict, directive: str | None, duplicates: list[str] = ()) -> list[str]:
+    """fieldValidation for a create or update body (and the paths of the
+    fields its JSON repeats): Strict raises kube's 400, Warn (the default)
+    returns the Warning header texts, Ignore returns []."""
     directive = validation_directive(directive)
     if directive == "Ignore":
         return []
-    unknown = unknown_fields(kind.kind, obj)
-    if not unknown:
+    msgs = [f'unknown field "{u}"' for u in unknown_fields(kind.kind, obj)]
+    msgs += [f'duplicate field "{d}"' for d in duplicates]
+    if not msgs:
         return []
-    msgs = [f'unknown field "{u}"' for u in unknown]
     if directive == "Strict":
         raise APIError(400, "BadRequest",
                        f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: '
@@ -351,7 +352,8 @@ def check_body(kind: Kind, raw: bytes, method: str, content_type: str,
     if body is None:
         return [], raw
     try:
-        warnings = check_fields(kind, _without_directives(body) if method == "PATCH" else body, directive)
+        warnings = check_fields(kind, _without_directives(body) if method == "PATCH" else body, directive,
+                                strictdecode.json_duplicates(raw))
     except APIError as e:
         if method != "PATCH" or e.code != 400 or "strict decoding error: " not in e.message:
             raise

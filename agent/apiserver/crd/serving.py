@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from agent.apiserver import discovery, openapi, tables
+from agent.apiserver import discovery, openapi, strictdecode, tables
 from agent.apiserver.crd import openapi_v2
 from agent.apiserver.crd import schema as structural
 from agent.apiserver.crd.definition import CUSTOM_PATCH_TYPES, CustomKind, definition_name, sorted_versions
@@ -229,6 +229,7 @@ def check_body(kind: CustomKind, raw: bytes, method: str, content_type: str,
         return [], raw
     unknown = structural.prune(json.loads(json.dumps(body)), kind.schema)
     msgs = [f'unknown field "{u}"' for u in unknown]
+    msgs += [f'duplicate field "{d}"' for d in strictdecode.json_duplicates(raw)]
     if msgs and directive == "Strict":
         raise APIError(400, "BadRequest", f'{kind.kind} in version "{kind.version}" cannot be handled as a '
                                           f'{kind.kind}: strict decoding error: {", ".join(msgs)}')

@@ -16,7 +16,8 @@ import json
 import yaml
 
 from agent.api.objects import now_iso
-from agent.apiserver import openapi
+from agent.apiserver import openapi, schemas, strictdecode
+from agent.apiserver.crd import schema as structural
 from agent.apiserver.crd.definition import CustomKind
 from agent.apiserver.registry import APIError
 from agent.apiserver.ssa import context, managed
@@ -43,11 +44,40 @@ def _config(kind, name: str, raw: bytes, q: dict) -> tuple[dict, list[str]]:
                                           f"the URL ({name})")
     if md.get("managedFields") is not None:
         raise APIError(400, "BadRequest", "metadata.managedFields must be nil")
-    warnings: list[str] = []
+    return config, _field_validation(kind, config, raw, q.get("fieldValidation"))
+
+
+def _undeclared(kind, config: dict) -> list[str]:
+    """The configuration's fields the kind's schema does not declare (dropped
+    from it), as structured-merge-diff paths: '.spec.foo'."""
     if not isinstance(kind, CustomKind):
-        warnings = openapi.check_fields(kind, config, q.get("fieldValidation"))
+        found = openapi.unknown_fields(kind.kind, config)
         openapi.prune(kind.kind, config)
-    return config, warnings
+        return ["." + p for p in found]
+    found = [f".metadata.{k}" for k in config["metadata"] if k not in schemas.fields_of("ObjectMeta")]
+    for path in found:
+        del config["metadata"][path.rsplit(".", 1)[1]]
+    return found + ["." + p for p in structural.prune(config, kind.schema)]
+
+
+def _field_validation(kind, config: dict, raw: bytes, directive: str | None) -> list[str]:
+    """fieldValidation of an apply configuration, as kube's typed-patch
+    conversion does it: keys the YAML repeats and fields the schema does not
+    declare are Strict's 400, Warn's warnings; undeclared fields are dropped."""
+    directive = openapi.validation_directive(directive)
+    repeated = strictdecode.yaml_duplicates(raw) if directive != "Ignore" else []
+    if repeated and directive == "Strict":
+        raise APIError(400, "BadRequest", "error strict decoding YAML: error converting YAML to JSON: yaml: "
+                                          "unmarshal errors:\n  " + "\n  ".join(repeated))
+    undeclared = _undeclared(kind, config)
+    if undeclared and directive == "Strict":
+        detail = undeclared[0] + ": field not declared in schema" if len(undeclared) == 1 else \
+            "errors:\n  " + "\n  ".join(p + ": field not declared in schema" for p in undeclared)
+        raise APIError(400, "BadRequest", f"failed to create typed patch object ({kind.api_version}, "
+                                          f"Kind={kind.kind}): {detail}")
+    if directive == "Ignore":
+        return []
+    return repeated + [f'unknown field "{p[1:]}"' for p in undeclared]
 
 
 def serve(registry, kind, ns: str | None, name: str, sub: str | None, q: dict,
