@@ -166,3 +166,28 @@ def test_custom_resources_served(api):
     assert code == 200
     code, out, _ = call(base, "GET", col + "/w")
     assert code == 404
+
+
+def test_objects_owned_by_custom_resources_are_collected_with_them(tmp_path):
+    from agent.api.kinds import BY_RESOURCE
+    from agent.apiserver.crd.definition import served
+    from agent.apiserver.registry import Registry
+    from agent.apiserver.store import Store
+    from agent.controllers import bootstrap
+    from agent.controllers.gc import GarbageCollector
+    store = Store(str(tmp_path / "store.db"))
+    registry = Registry(store)
+    bootstrap.bootstrap(registry, "172.28.0.1", 6443)
+    registry.create(BY_RESOURCE["customresourcedefinitions"], None, crd())
+    widgets = next(k for k in served(store) if k.resource == "widgets")
+    owner = registry.create(widgets, "default", {"metadata": {"name": "w"}, "spec": {"color": "red"}})
+    ref = {"apiVersion": "example.com/v1", "kind": "Widget", "name": "w", "uid": owner["metadata"]["uid"]}
+    registry.create(BY_RESOURCE["pods"], "default", {"metadata": {"name": "p", "ownerReferences": [ref]},
+                                                     "spec": {"containers": [{"name": "c", "image": "nginx"}]}})
+    gc = GarbageCollector(store, registry)
+    gc.sync(("sweep",))
+    assert registry.get(BY_RESOURCE["pods"], "default", "p")      # its owner is alive
+    registry.delete(widgets, "default", "w")
+    gc.sync(("sweep",))
+    assert not store.list("pods", "default")[0]
+    store.close()
