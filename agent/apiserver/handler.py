@@ -19,6 +19,10 @@ and the requester of a CertificateSigningRequest (agent/apiserver/csrstrategy.py
 fieldValidation
 prunes or refuses unknown fields before a write. The registry does
 defaulting, validation and allocation; errors are `Status` objects.
+Custom resources (agent/apiserver/crd/) are served on the same paths once
+their CRD is established; `application/apply-patch+yaml` PATCHes are
+server-side apply (agent/apiserver/ssa/), and every write is made as the
+request's field manager, for managedFields.
 """
 from __future__ import annotations
 
