@@ -118,6 +118,8 @@ def test_apply_over_http(base):
     code, out = call(base, "PATCH", path + "?fieldManager=a", deployment(), "application/apply-patch+yaml")
     assert code == 201 and out["spec"]["strategy"]["type"] == "RollingUpdate"      # defaulted as on create
     assert [e["manager"] for e in out["metadata"]["managedFields"]] == ["a"]
+    again = call(base, "PATCH", path + "?fieldManager=a", deployment(), "application/apply-patch+yaml")[1]
+    assert again["metadata"]["resourceVersion"] == out["metadata"]["resourceVersion"]     # a no-op apply
     code, out = call(base, "PATCH", path + "?fieldManager=b", deployment(replicas=3), "application/apply-patch+yaml")
     assert code == 409 and out["reason"] == "Conflict"
     assert out["message"] == 'Apply failed with 1 conflict: conflict with "a": .spec.replicas'

@@ -179,11 +179,18 @@ def apply(live: dict | None, config: dict, manager: str, subresource: str, shape
     else:
         mine = Entry(manager, "Apply", config.get("apiVersion", ""), now, set(), subresource)
         entries.append(mine)
-    mine.fields = set(applied)
-    mine.api_version, mine.time = config.get("apiVersion", mine.api_version), now
-    merged.setdefault("metadata", {})["managedFields"] = encode(entries)
     keep_last_applied(merged, config, manager)
+    unchanged = mine.fields == set(applied) and not taken and _without_fields(merged) == _without_fields(base)
+    mine.fields = set(applied)
+    mine.api_version = config.get("apiVersion", mine.api_version)
+    if not unchanged:                 # a no-op apply writes nothing, as kube's (same time, same resourceVersion)
+        mine.time = now
+    merged.setdefault("metadata", {})["managedFields"] = encode(entries)
     return merged
+
+
+def _without_fields(obj: dict) -> dict:
+    return {**obj, "metadata": {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}}
 
 
 CLIENT_SIDE_APPLY = "kubectl-client-side-apply"
