@@ -257,6 +257,7 @@ class Registry:
             causes = definition.validate_crd(obj, old, self.store.list(definition.RESOURCE)[0])
             if not causes:
                 definition.establish(obj, old)
+                custom.count_generation(kind, obj, old)
         return causes
 
     def _require_namespace(self, ns: str) -> None:

@@ -115,7 +115,7 @@ def test_custom_resources_served(api):
     code, out, _ = call(base, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", two)
     assert code == 201, out
     assert [c["type"] for c in out["status"]["conditions"]] == ["NamesAccepted", "Established"]
-    assert out["status"]["storedVersions"] == ["v1"]
+    assert out["status"]["storedVersions"] == ["v1"] and out["metadata"]["generation"] == 1
     col = "/apis/example.com/v1/namespaces/default/widgets"
     code, out, _ = call(base, "POST", col, {"apiVersion": "example.com/v1", "kind": "Widget",
                                            "metadata": {"name": "bad"}, "spec": {"color": "green"}})

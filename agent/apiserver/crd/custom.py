@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timezone
 
 from agent.api.printers import since
 from agent.apiserver.crd import schema as structural
-from agent.apiserver.crd.definition import CustomKind
+from agent.apiserver.crd.definition import KIND, CustomKind
 from agent.apiserver.tables import AGE_DOC, list_metadata
 from agent.apiserver.validation.common import validate_meta, validate_meta_update
 from agent.apiserver.validation.errors import Errs, go_value
@@ -44,14 +44,15 @@ def has_status(kind) -> bool:
     return isinstance(kind, CustomKind) and "status" in kind.subresources
 
 
-def count_generation(kind: CustomKind, new: dict, old: dict | None) -> None:
-    """metadata.generation: 1 on create, +1 whenever anything but metadata
-    (and status, when it is a subresource) changes."""
+def count_generation(kind, new: dict, old: dict | None) -> None:
+    """metadata.generation of a custom object or a CRD: 1 on create, +1
+    whenever anything but metadata (and status, when it is a subresource)
+    changes."""
     md = new["metadata"]
     if old is None:
         md["generation"] = 1
         return
-    skip = ("metadata", "status") if has_status(kind) else ("metadata",)
+    skip = ("metadata", "status") if has_status(kind) or kind.kind == KIND else ("metadata",)
 
     def body(o):
         return {k: v for k, v in o.items() if k not in skip}
