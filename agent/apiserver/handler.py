@@ -52,7 +52,8 @@ from agent.apiserver import (
 from agent.apiserver.authn.user import LOCAL_ADMIN
 from agent.apiserver.crd import serving as crd_serving
 from agent.apiserver.crd.definition import KIND as CRD_KIND
-from agent.apiserver.crd.definition import CUSTOM_PATCH_TYPES, CustomKind, served
+from agent.apiserver.crd.definition import CustomKind, served
+from agent.apiserver.crd.published import CUSTOM_PATCH_TYPES
 from agent.apiserver.paths import list_kind, parse_path, predicate, subresource_path
 from agent.apiserver.registry import APIError
 from agent.apiserver.ssa import apply as ssa_apply

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 
 from agent.api.printers import since
 from agent.apiserver.crd import schema as structural

@@ -81,15 +81,6 @@ class CustomKind(Kind):
         return {**obj, "apiVersion": self.api_version}
 
 
-# a custom resource takes no strategic merge patch (its schema has no patch strategies)
-CUSTOM_PATCH_TYPES = ["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]
-
-
-def definition_name(k: CustomKind) -> str:
-    """kube's REST-friendly OpenAPI name: group reversed, version, kind (com.example.v1.Widget)."""
-    return ".".join(reversed(k.group.split("."))) + f".{k.version}.{k.kind}"
-
-
 def version_priority(name: str) -> tuple:
     """Kube-aware version order (v2 > v1 > v1beta2 > v1beta1 > v1alpha1 > others by name)."""
     m = _VERSION_RANK.match(name)

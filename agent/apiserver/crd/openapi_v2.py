@@ -10,13 +10,11 @@ path and definition entries of the two).
 """
 from __future__ import annotations
 
-import json
-
 from agent.apiserver import openapi, openapi_proto
-from agent.apiserver.crd.definition import CUSTOM_PATCH_TYPES, CustomKind, definition_name
+from agent.apiserver.crd import published
+from agent.apiserver.crd.definition import CustomKind
 
 _DROPPED = ("allOf", "oneOf", "anyOf", "not", "x-kubernetes-validations")
-_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 _cache: dict = {}
 
 
@@ -48,25 +46,13 @@ def _v2_schema(node):
 
 
 def _definition(k: CustomKind) -> dict:
-    s = _v2_schema(json.loads(json.dumps(k.schema)))
-    props = s.setdefault("properties", {})
-    props["apiVersion"] = {"type": "string", "description": "APIVersion defines the versioned schema of this "
-                                                            "representation of an object."}
-    props["kind"] = {"type": "string", "description": "Kind is a string value representing the REST resource "
-                                                      "this object represents."}
-    props["metadata"] = {"$ref": "#/definitions/" + _META, "description": "Standard object's metadata."}
-    s["x-kubernetes-group-version-kind"] = [{"group": k.group, "kind": k.kind, "version": k.version}]
-    return s
+    return published.object_schema(k, _v2_schema(k.schema), {"$ref": "#/definitions/" + published.OBJECT_META})
 
 
-def _operation(action: str, k: CustomKind, body: list[str] | None) -> dict:
-    verb = {"post": "create", "put": "replace"}.get(action, action)
-    op = {"operationId": f"{verb}{k.kind}{'Namespaced' if k.namespaced else ''}", "tags": [f"{k.group}/{k.version}"],
-          "x-kubernetes-action": action,
-          "x-kubernetes-group-version-kind": {"group": k.group, "kind": k.kind, "version": k.version},
-          "responses": {"200": {"description": "OK"}, "401": {"description": "Unauthorized"}}}
+def _operation(k: CustomKind, action: str, body: list[str] | None) -> dict:
+    op = published.operation(action, k)
     if body is not None:
-        schema = {"$ref": "#/definitions/" + definition_name(k)} if action != "patch" else {"type": "object"}
+        schema = {"$ref": "#/definitions/" + published.definition_name(k)} if action != "patch" else {"type": "object"}
         op["consumes"] = body
         op["parameters"] = [{"name": "body", "in": "body", "required": True, "schema": schema},
                             *(openapi._query(n, d, False) for n, d in openapi._WRITE_PARAMS)]
@@ -77,12 +63,8 @@ def custom_part(kinds: list[CustomKind]) -> dict:
     """The paths and definitions of the served custom resources."""
     paths, defs = {}, {}
     for k in kinds:
-        base = f"/apis/{k.api_version}" + ("/namespaces/{namespace}" if k.namespaced else "") + "/" + k.resource
-        paths[base] = {"get": _operation("list", k, None), "post": _operation("post", k, ["*/*"])}
-        paths[base + "/{name}"] = {"get": _operation("get", k, None), "put": _operation("put", k, ["*/*"]),
-                                   "patch": _operation("patch", k, CUSTOM_PATCH_TYPES),
-                                   "delete": _operation("delete", k, None)}
-        defs[definition_name(k)] = _definition(k)
+        paths.update(published.paths(k, lambda action, body, k=k: _operation(k, action, body)))
+        defs[published.definition_name(k)] = _definition(k)
     return {"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.32.0-nsplane"},
             "paths": paths, "definitions": defs}
 

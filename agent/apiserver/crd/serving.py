@@ -13,9 +13,9 @@ import hashlib
 import json
 
 from agent.apiserver import discovery, openapi, strictdecode, tables
-from agent.apiserver.crd import openapi_v2
+from agent.apiserver.crd import openapi_v2, published
 from agent.apiserver.crd import schema as structural
-from agent.apiserver.crd.definition import CUSTOM_PATCH_TYPES, CustomKind, definition_name, sorted_versions
+from agent.apiserver.crd.definition import CustomKind, sorted_versions
 from agent.apiserver.registry import APIError
 
 _VERBS = ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]
@@ -137,28 +137,11 @@ def discovery_document(path: str, accept: str | None, kinds: list[CustomKind]) -
 
 # ---- OpenAPI v3 --------------------------------------------------------------------------
 
-def _object_schema(k: CustomKind, ref: str) -> dict:
-    s = json.loads(json.dumps(k.schema))
-    props = s.setdefault("properties", {})
-    props["apiVersion"] = {"type": "string", "description": "APIVersion defines the versioned schema of this "
-                                                            "representation of an object."}
-    props["kind"] = {"type": "string", "description": "Kind is a string value representing the REST resource "
-                                                      "this object represents."}
-    props["metadata"] = {"allOf": [{"$ref": ref + "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}],
-                         "description": "Standard object's metadata."}
-    s["x-kubernetes-group-version-kind"] = [{"group": k.group, "kind": k.kind, "version": k.version}]
-    return s
-
-
-def _operation(action: str, k: CustomKind, ns: bool, body: list[str] | None, ref: str) -> dict:
-    verb = {"post": "create", "put": "replace"}.get(action, action)
-    op = {"operationId": f"{verb}{k.kind}{'Namespaced' if ns else ''}", "tags": [f"{k.group}/{k.version}"],
-          "x-kubernetes-action": action,
-          "x-kubernetes-group-version-kind": {"group": k.group, "kind": k.kind, "version": k.version},
-          "responses": {"200": {"description": "OK"}, "401": {"description": "Unauthorized"}}}
+def _operation(k: CustomKind, action: str, body: list[str] | None, ref: str) -> dict:
+    op = published.operation(action, k)
     if body is not None:
         op["parameters"] = [openapi._query(n, d, True) for n, d in openapi._WRITE_PARAMS]
-        schema = {"$ref": ref + definition_name(k)} if action != "patch" else {"type": "object"}
+        schema = {"$ref": ref + published.definition_name(k)} if action != "patch" else {"type": "object"}
         op["requestBody"] = {"content": {c: {"schema": schema} for c in body}, "required": True}
     return op
 
@@ -170,14 +153,9 @@ def v3_document(group_version: str, kinds: list[CustomKind]) -> dict | None:
     ref = "#/components/schemas/"
     paths, schemas = {}, {}
     for k in ks:
-        base = f"/apis/{k.api_version}" + ("/namespaces/{namespace}" if k.namespaced else "") + "/" + k.resource
-        paths[base] = {"get": _operation("list", k, k.namespaced, None, ref),
-                       "post": _operation("post", k, k.namespaced, ["*/*"], ref)}
-        paths[base + "/{name}"] = {"get": _operation("get", k, k.namespaced, None, ref),
-                                   "put": _operation("put", k, k.namespaced, ["*/*"], ref),
-                                   "patch": _operation("patch", k, k.namespaced, CUSTOM_PATCH_TYPES, ref),
-                                   "delete": _operation("delete", k, k.namespaced, None, ref)}
-        schemas[definition_name(k)] = _object_schema(k, ref)
+        paths.update(published.paths(k, lambda action, body, k=k: _operation(k, action, body, ref)))
+        schemas[published.definition_name(k)] = published.object_schema(
+            k, k.schema, {"allOf": [{"$ref": ref + published.OBJECT_META}]})
     builtin = openapi.definitions(ref)
     for name in ("ObjectMeta", "OwnerReference"):
         full = f"io.k8s.apimachinery.pkg.apis.meta.v1.{name}"
