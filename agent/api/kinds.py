@@ -57,6 +57,8 @@ KINDS: tuple[Kind, ...] = (
          ("create",)),
     Kind("CertificateSigningRequest", "certificatesigningrequests", "certificatesigningrequest",
          "certificates.k8s.io", "v1", False, ("csr",)),
+    Kind("CustomResourceDefinition", "customresourcedefinitions", "customresourcedefinition",
+         "apiextensions.k8s.io", "v1", False, ("crd", "crds")),
 )
 
 BY_RESOURCE = {k.resource: k for k in KINDS}

@@ -29,6 +29,7 @@ APPS = "io.k8s.api.apps.v1."
 DISCOVERY = "io.k8s.api.discovery.v1."
 AUTHENTICATION = "io.k8s.api.authentication.v1."
 CERTIFICATES = "io.k8s.api.certificates.v1."
+APIEXTENSIONS = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1."
 
 # short name -> (definition prefix, {field: type}, required fields)
 TYPES: dict[str, tuple[str, dict, tuple[str, ...]]] = {}
@@ -247,6 +248,8 @@ KIND_TYPES.update({
                               "imagePullSecrets": "[LocalObjectReference]",
                               "automountServiceAccountToken": "bool"}, ()),
     "SelfSubjectReview": (AUTHENTICATION, {**_TOP, "status": "SelfSubjectReviewStatus"}, ()),
+    # checked by agent/apiserver/crd/definition.py, not field by field here
+    "CustomResourceDefinition": (APIEXTENSIONS, {**_TOP, "spec": "any", "status": "any"}, ("spec",)),
 })
 
 

@@ -75,7 +75,8 @@ class NodeAgent:
                  iface: str = nodenet.NODE_IFNAME, verify_iptables: bool = False):
         self.cfg, self.name, self.ip, self.iface = cfg, name, ip, iface   # iface: where LB addresses are ARPed
         self.verify_iptables = verify_iptables  # read the rules back after every sync, log what differs
-        self.client = Client(api_url or cfg.api_url, **cfg.client_auth("node"))
+        self.client = Client(api_url or cfg.api_url, **cfg.client_auth("node"),
+                             user_agent="kubelet/v1.32.0 (linux/amd64) nsplane")
         self.stop = threading.Event()
 
     def register(self) -> dict:

@@ -37,9 +37,11 @@ def test_subresources():
 def test_groups_and_versions():
     assert D.api_versions()["versions"] == ["v1"]
     groups = {g["name"]: g for g in D.api_group_list()["groups"]}
-    assert set(groups) == {"apps", "authentication.k8s.io", "certificates.k8s.io", "discovery.k8s.io"}
+    assert set(groups) == {"apps", "authentication.k8s.io", "certificates.k8s.io", "apiextensions.k8s.io",
+                           "discovery.k8s.io"}
     assert [g["name"] for g in D.api_group_list()["groups"]] == ["apps", "authentication.k8s.io",
-                                                                 "certificates.k8s.io", "discovery.k8s.io"]
+                                                                 "certificates.k8s.io", "apiextensions.k8s.io",
+                                                                 "discovery.k8s.io"]
     assert groups["apps"]["preferredVersion"] == {"groupVersion": "apps/v1", "version": "v1"}
     assert by_name(D.api_resource_list("discovery.k8s.io/v1"))["endpointslices"]["kind"] == "EndpointSlice"
     assert D.api_resource_list("batch/v1") is None
