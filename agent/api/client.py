@@ -45,10 +45,12 @@ class _UnixConnection(http.client.HTTPConnection):
 
 class Client:
     def __init__(self, server: str, timeout: float = 30.0, ca_file: str | None = None,
-                 token: str | None = None):
+                 token: str | None = None, user_agent: str = "nsplane"):
         """server: 'https://host:port' (verified with ca_file, authenticated
-        with a bearer token), 'http://host:port' or 'unix:///path/to/api.sock'."""
+        with a bearer token), 'http://host:port' or 'unix:///path/to/api.sock'.
+        user_agent names the writer in managedFields ("kubelet/v1.32.0 ...")."""
         self.server = server
+        self.user_agent = user_agent
         self.timeout = timeout
         self.token = token
         self._tls = None
@@ -66,7 +68,7 @@ class Client:
         return http.client.HTTPConnection(u.hostname, u.port or 80, timeout=t)
 
     def _headers(self, **extra) -> dict:
-        h = {"Accept": "application/json", **extra}
+        h = {"Accept": "application/json", "User-Agent": self.user_agent, **extra}
         if self.token:
             h["Authorization"] = f"Bearer {self.token}"
         return h

@@ -69,6 +69,8 @@ KINDS: tuple[Kind, ...] = (
          (), ("create",)),
     Kind("LocalSubjectAccessReview", "localsubjectaccessreviews", "localsubjectaccessreview",
          "authorization.k8s.io", "v1", True, (), ("create",)),
+    Kind("CustomResourceDefinition", "customresourcedefinitions", "customresourcedefinition",
+         "apiextensions.k8s.io", "v1", False, ("crd", "crds")),
 )
 
 BY_RESOURCE = {k.resource: k for k in KINDS}

@@ -59,7 +59,10 @@ SUBRESOURCES: dict[str, tuple[Subresource, ...]] = {
     "replicasets": (_SCALE, _STATUS),
     "replicationcontrollers": (_SCALE, _STATUS),
     "certificatesigningrequests": (Subresource("approval", "", ("get", "patch", "update")), _STATUS),
+    "customresourcedefinitions": (_STATUS,),
 }
+# Categories other than "all" (kubectl get api-extensions).
+CATEGORIES = {"customresourcedefinitions": ["api-extensions"]}
 # Subresources whose path goes on past the subresource (…/pods/web/proxy/any/path).
 PATH_SUBRESOURCES = ("proxy",)
 
@@ -75,7 +78,7 @@ def groups() -> list[str]:
     """The named groups we serve, in kube-apiserver's order of preference
     (apps before discovery.k8s.io, as kube lists them)."""
     order = ["apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "certificates.k8s.io",
-             "rbac.authorization.k8s.io", "discovery.k8s.io"]
+             "rbac.authorization.k8s.io", "apiextensions.k8s.io", "discovery.k8s.io"]
     found = {k.group for k in KINDS if k.group}
     return sorted(found, key=lambda g: (order.index(g) if g in order else len(order), g))
 
@@ -117,6 +120,8 @@ def _resource(k: Kind) -> dict:
         r["shortNames"] = list(k.short_names)
     if k.resource in ALL_CATEGORY:
         r["categories"] = ["all"]
+    if k.resource in CATEGORIES:
+        r["categories"] = CATEGORIES[k.resource]
     return r
 
 
@@ -167,6 +172,8 @@ def _agg_resource(k: Kind) -> dict:
         r["shortNames"] = list(k.short_names)
     if k.resource in ALL_CATEGORY:
         r["categories"] = ["all"]
+    if k.resource in CATEGORIES:
+        r["categories"] = CATEGORIES[k.resource]
     subs = [{"subresource": s.name,
              "responseKind": {"group": s.group, "version": s.version, "kind": s.kind or k.kind},
              "verbs": list(s.verbs)} for s in SUBRESOURCES.get(k.resource, ())]

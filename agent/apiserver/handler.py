@@ -19,6 +19,10 @@ and the requester of a CertificateSigningRequest (agent/apiserver/csrstrategy.py
 fieldValidation
 prunes or refuses unknown fields before a write. The registry does
 defaulting, validation and allocation; errors are `Status` objects.
+Custom resources (agent/apiserver/crd/) are served on the same paths once
+their CRD is established; `application/apply-patch+yaml` PATCHes are
+server-side apply (agent/apiserver/ssa/), and every write is made as the
+request's field manager, for managedFields.
 """
 from __future__ import annotations
 
@@ -45,9 +49,15 @@ from agent.apiserver import (
     writes,
 )
 from agent.apiserver.authn.user import LOCAL_ADMIN
+from agent.apiserver.crd import serving as crd_serving
+from agent.apiserver.crd.definition import KIND as CRD_KIND
+from agent.apiserver.crd.definition import CustomKind, served
+from agent.apiserver.crd.published import CUSTOM_PATCH_TYPES
 from agent.apiserver.rbac import reviews
 from agent.apiserver.paths import list_kind, parse_path, predicate, subresource_path
 from agent.apiserver.registry import APIError
+from agent.apiserver.ssa import apply as ssa_apply
+from agent.apiserver.ssa import context as fieldmanager
 
 log = logging.getLogger("nsplane.apiserver")
 MAX_BODY = 3 * 1024 * 1024      # kube-apiserver's MaxRequestBodyBytes
@@ -67,8 +77,12 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- plumbing ----------------------------------------------------
     def _send(self, code: int, body: dict | bytes, ctype: str = "application/json") -> None:
+        if isinstance(body, dict) and self._custom is not None and body.get("kind") == self._custom.kind:
+            body = self._custom.output(body)       # as the requested version serves it
         if isinstance(body, bytes):
             data = body
+        elif getattr(self, "_yaml", False) and ctype == "application/json":
+            data, ctype = yaml.safe_dump(body, sort_keys=False).encode(), "application/yaml"
         elif getattr(self, "_protobuf", False) and protobuf.served(body.get("apiVersion"), body.get("kind")):
             data, ctype = protobuf.encode(body), protobuf.MEDIA_TYPE
         else:
@@ -141,6 +155,8 @@ class Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
         self._warnings: list[str] = []
+        self._custom: CustomKind | None = None     # the custom resource the path names, if any
+        self._yaml = False
         self._protobuf = protobuf.wants_protobuf(self.headers.get("Accept"))
         rfile = self.rfile
         try:
@@ -150,18 +166,21 @@ class Handler(BaseHTTPRequestHandler):
                 self.rfile = _Replay(self._raw_body(), rfile)
             self._authenticate(url.path)
             self.user = self.api.authz.check(self.user, self.headers, self.command, url.path, q)
+            self._yaml = self._negotiate(url.path)
             if url.path in ("/healthz", "/readyz", "/livez"):
                 return self._send(200, b"ok", "text/plain")
             if url.path == "/version":
                 return self._send(200, discovery.version_info())
             if url.path.startswith("/openapi/") and self.command == "GET":
-                return self._send(200, *openapi.serve(url.path, self.headers.get("Accept")))
-            doc = discovery.document(url.path, self.headers.get("Accept"))
+                return self._send(200, *crd_serving.serve_openapi(url.path, self.headers.get("Accept"),
+                                                                  self._custom_kinds()))
+            doc = crd_serving.discovery_document(url.path, self.headers.get("Accept"), self._custom_kinds()) \
+                or discovery.document(url.path, self.headers.get("Accept"))
             if doc is None and self.api.tokens is not None and self.command == "GET":
                 doc = self.api.tokens.discovery(url.path)     # service account issuer discovery
             if doc is not None:
                 return self._send(200, *doc)
-            kind, ns, name, sub = parse_path(url.path)
+            kind, ns, name, sub = self._parse_path(url.path)
             if sub == "proxy" and name:
                 return connect.serve_proxy(self, kind, ns, name, subresource_path(url.path, ns is not None),
                                            url.query)
@@ -171,7 +190,8 @@ class Handler(BaseHTTPRequestHandler):
                                                         "resource")
             self._decode_body(kind)
             self._field_validation(kind, sub, q)
-            getattr(self, "_do_" + self.command.lower())(kind, ns, name, sub, q)
+            with fieldmanager.writing_as(fieldmanager.manager_of(q, self.headers.get("User-Agent"))):
+                getattr(self, "_do_" + self.command.lower())(kind, ns, name, sub, q)
         except APIError as e:
             self._send(e.code, e.status())
         except (BrokenPipeError, ConnectionResetError):
@@ -181,6 +201,34 @@ class Handler(BaseHTTPRequestHandler):
             self._send(500, APIError(500, "InternalError", f"Internal error occurred: {e}").status())
         finally:
             self.rfile = rfile
+
+    def _negotiate(self, path: str) -> bool:
+        """kube's response negotiation on API paths: an Accept that lists no
+        media type we serve is 406 NotAcceptable; True when YAML comes first."""
+        if not path.startswith(("/api/", "/apis/")) and path not in ("/api", "/apis"):
+            return False
+        media = protobuf.negotiation.preferred(self.headers.get("Accept"))
+        if media is None:
+            raise APIError(406, "NotAcceptable", "only the following media types are accepted: "
+                                                 + ", ".join(protobuf.negotiation.SERVED))
+        return media == "application/yaml"
+
+    def _custom_kinds(self) -> list[CustomKind]:
+        return served(self.api.registry.store)
+
+    def _parse_path(self, path: str):
+        """A built-in kind's path, else a custom resource's (agent/apiserver/crd/)."""
+        try:
+            return parse_path(path)
+        except APIError as e:
+            if e.code != 404:
+                raise
+            try:
+                found = crd_serving.parse(path, self._custom_kinds())
+            except APIError:
+                raise e from None
+        self._custom = found[0]
+        return found
 
     def _decode_body(self, kind: Kind) -> None:
         """Create and update bodies come as JSON, YAML or protobuf (what
@@ -214,8 +262,16 @@ class Handler(BaseHTTPRequestHandler):
         here and replayed (pruned) to the verb."""
         if self.command not in ("POST", "PUT", "PATCH") or sub:
             return
-        self._warnings, raw = openapi.check_body(kind, self._raw_body(), self.command,
-                                                 self.headers.get("Content-Type", ""), q.get("fieldValidation"))
+        if isinstance(kind, CustomKind):
+            self._warnings, raw = crd_serving.check_body(kind, self._raw_body(), self.command,
+                                                         self.headers.get("Content-Type", ""),
+                                                         q.get("fieldValidation"))
+            self._warnings += crd_serving.cel_warning(kind)
+        else:
+            self._warnings, raw = openapi.check_body(kind, self._raw_body(), self.command,
+                                                     self.headers.get("Content-Type", ""), q.get("fieldValidation"))
+            if kind.kind == CRD_KIND and self.command in ("POST", "PUT"):
+                self._warnings += crd_serving.definition_cel_warning(raw)
         if "Content-Length" in self.headers:
             self.headers.replace_header("Content-Length", str(len(raw)))
         self.rfile = _Replay(raw, self.rfile)
@@ -246,14 +302,14 @@ class Handler(BaseHTTPRequestHandler):
         if name and sub in ("exec", "attach") and kind.kind == "Pod":
             return connect.pod_stream(self, ns, name, sub, q)
         if name and sub == "scale":
-            writes.require_scalable(kind)
-            return self._send(200, writes.scale_of(reg.get(kind, ns, name)))
+            read_scale, _ = writes.scale_view(kind)
+            return self._send(200, read_scale(reg.get(kind, ns, name)))
         as_table = self._table_version(kind, sub)
         if name:
             obj = reg.get(kind, ns, name)
             if as_table:
-                return self._send(200, tables.table(kind.kind, [obj], version=as_table, include=self._include(q),
-                                                    resource_version=obj["metadata"].get("resourceVersion", "")))
+                return self._send(200, watch.table(kind, [obj], version=as_table, include=self._include(q),
+                                                   resource_version=obj["metadata"].get("resourceVersion", "")))
             return self._send(200, obj)
         pred = predicate(q, kind.kind)
         if q.get("watch") in ("1", "true"):
@@ -265,14 +321,16 @@ class Handler(BaseHTTPRequestHandler):
         except paging.BadContinue as e:
             raise APIError(400, "BadRequest", str(e)) from None
         if as_table:
-            return self._send(200, tables.table(
-                kind.kind, items, version=as_table, include=self._include(q), resource_version=md["resourceVersion"],
+            return self._send(200, watch.table(
+                kind, items, version=as_table, include=self._include(q), resource_version=md["resourceVersion"],
                 continue_token=md.get("continue", ""), remaining=md.get("remainingItemCount")))
+        if isinstance(kind, CustomKind):
+            items = [kind.output(o) for o in items]
         self._send(200, {"kind": list_kind(kind), "apiVersion": kind.api_version, "metadata": md, "items": items})
 
     def _table_version(self, kind: Kind, sub: str | None) -> str | None:
         """'v1'/'v1beta1' when the client asked for a meta.k8s.io Table (kubectl get)."""
-        if sub or not tables.supported(kind.kind):
+        if sub or not (isinstance(kind, CustomKind) or kind.kind == CRD_KIND or tables.supported(kind.kind)):
             return None
         return tables.wants_table(self.headers.get("Accept"))
 
@@ -310,10 +368,10 @@ class Handler(BaseHTTPRequestHandler):
             raise APIError(405, "MethodNotAllowed", "PUT needs a resource name")
         reg = self._writer(q)
         if sub == "scale":
-            writes.require_scalable(kind)
+            read_scale, write_scale = writes.scale_view(kind)
             with reg.store.transaction():
-                new = writes.with_scale(reg.get(kind, ns, name), self._body())
-                out = writes.scale_of(reg.update(kind, ns, name, new))
+                new = write_scale(reg.get(kind, ns, name), self._body())
+                out = read_scale(reg.update(kind, ns, name, new))
             return self._send(200, out)
         self._send(200, reg.update(kind, ns, name, self._body(), sub))
 
@@ -325,11 +383,17 @@ class Handler(BaseHTTPRequestHandler):
         raw = self._raw_body()
         ctype = self.headers.get("Content-Type", "")
         reg = self._writer(q)
+        if ctype.split(";")[0].strip() == patch.APPLY_PATCH:
+            code, out, self._warnings = ssa_apply.serve(reg, kind, ns, name, sub, q, raw)
+            return self._send(code, out)
         if sub == "scale":
-            writes.require_scalable(kind)
+            read_scale, write_scale = writes.scale_view(kind)
+        if isinstance(kind, CustomKind) and ctype.split(";")[0].strip() == patch.STRATEGIC_PATCH:
+            raise APIError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                           "accepted media types include: " + ", ".join(CUSTOM_PATCH_TYPES))
         with reg.store.transaction():
             cur = reg.get(kind, ns, name)
-            target = writes.scale_of(cur) if sub == "scale" else cur
+            target = read_scale(cur) if sub == "scale" else cur
             try:
                 patched = patch.apply(ctype, target, raw, "Scale" if sub == "scale" else kind.kind)
             except patch.PatchError as e:
@@ -338,7 +402,7 @@ class Handler(BaseHTTPRequestHandler):
             if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
                 raise APIError(422, "Invalid", f"{kind.resource} \"{name}\": the patch removed the object's metadata")
             if sub == "scale":
-                out = writes.scale_of(reg.update(kind, ns, name, writes.with_scale(cur, patched)))
+                out = read_scale(reg.update(kind, ns, name, write_scale(cur, patched)))
             else:
                 out = reg.update(kind, ns, name, patched, sub)
         self._send(200, out)

@@ -23,7 +23,7 @@ import json
 from functools import cache, lru_cache
 
 from agent.api.kinds import BY_KIND, KINDS, Kind
-from agent.apiserver import openapi_proto, schemas
+from agent.apiserver import openapi_proto, schemas, strictdecode
 from agent.apiserver.registry import APIError
 
 PROTOBUF_V2 = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"   # what clients ask for
@@ -196,11 +196,18 @@ def v3_root() -> dict:
                       for p, gv in sorted(group_version_paths().items())}}
 
 
+def v2_media_type(accept: str | None) -> str:
+    """The form of /openapi/v2 a client asks for: protobuf or JSON."""
+    if PROTOBUF_V2 in (accept or "") and "application/json" not in (accept or "").split(",")[0]:
+        return PROTOBUF_V2_SERVED
+    return "application/json"
+
+
 def serve(path: str, accept: str | None) -> tuple[dict | bytes, str]:
     """(body, content type) for a GET of /openapi/..., or APIError 404/406."""
     p = path.rstrip("/")
     if p == "/openapi/v2":
-        if PROTOBUF_V2 in (accept or "") and "application/json" not in (accept or "").split(",")[0]:
+        if v2_media_type(accept) == PROTOBUF_V2_SERVED:
             return v2_protobuf(), PROTOBUF_V2_SERVED
         return v2_document(), "application/json"
     if p == "/openapi/v3":
@@ -245,19 +252,26 @@ def unknown_fields(kind: str, obj: dict) -> list[str]:
     return out
 
 
-def check_fields(kind: Kind, obj: dict, directive: str | None) -> list[str]:
-    """fieldValidation for a create or update body: Strict raises kube's 400,
-    Warn (the default) returns the Warning header texts, Ignore returns []."""
+def validation_directive(directive: str | None) -> str:
+    """?fieldValidation, Warn when absent; kube's 400 for anything else."""
     directive = directive or "Warn"
     if directive not in ("Strict", "Warn", "Ignore"):
         raise APIError(400, "BadRequest", f'fieldValidation must be one of "Ignore", "Warn" or "Strict", '
                                           f'not "{directive}"')
+    return directive
+
+
+def check_fields(kind: Kind, obj: dict, directive: str | None, duplicates: list[str] = ()) -> list[str]:
+    """fieldValidation for a create or update body (and the paths of the
+    fields its JSON repeats): Strict raises kube's 400, Warn (the default)
+    returns the Warning header texts, Ignore returns []."""
+    directive = validation_directive(directive)
     if directive == "Ignore":
         return []
-    unknown = unknown_fields(kind.kind, obj)
-    if not unknown:
+    msgs = [f'unknown field "{u}"' for u in unknown_fields(kind.kind, obj)]
+    msgs += [f'duplicate field "{d}"' for d in duplicates]
+    if not msgs:
         return []
-    msgs = [f'unknown field "{u}"' for u in unknown]
     if directive == "Strict":
         raise APIError(400, "BadRequest",
                        f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: '
@@ -314,6 +328,15 @@ def prune(kind: str, obj: dict) -> dict:
     return obj
 
 
+def json_object(raw: bytes) -> dict | None:
+    """A request body that is a JSON object, or None (left to the verb)."""
+    try:
+        body = json.loads(raw or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def check_body(kind: Kind, raw: bytes, method: str, content_type: str,
                directive: str | None) -> tuple[list[str], bytes]:
     """fieldValidation for a request body: create/update bodies are objects;
@@ -325,14 +348,12 @@ def check_body(kind: Kind, raw: bytes, method: str, content_type: str,
     ctype = content_type.split(";")[0].strip()
     if method == "PATCH" and ctype not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
         return [], raw
-    try:
-        body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
-        return [], raw
-    if not isinstance(body, dict):
+    body = json_object(raw)
+    if body is None:
         return [], raw
     try:
-        warnings = check_fields(kind, _without_directives(body) if method == "PATCH" else body, directive)
+        warnings = check_fields(kind, _without_directives(body) if method == "PATCH" else body, directive,
+                                strictdecode.json_duplicates(raw))
     except APIError as e:
         if method != "PATCH" or e.code != 400 or "strict decoding error: " not in e.message:
             raise

@@ -54,7 +54,7 @@ def subresource_path(path: str, namespaced: bool) -> str:
 
 
 def list_kind(kind: Kind) -> str:
-    return kind.kind + "List"
+    return getattr(kind, "list_kind", kind.kind + "List")     # a CRD names its own
 
 
 def predicate(q: dict, kind: str | None = None) -> Callable[[dict], bool] | None:

@@ -24,7 +24,10 @@ from agent.apiserver.allocation import (
     ServiceAllocation,
     drop_type_dependent_fields,
 )
+from agent.apiserver.crd import custom, definition
+from agent.apiserver.crd.definition import CustomKind
 from agent.apiserver.defaults import default
+from agent.apiserver.ssa import context as fieldmanager
 from agent.apiserver.store import AlreadyExists, NotFound, Store
 
 HAS_STATUS = {"Pod", "Service", "Deployment", "ReplicaSet", "ReplicationController", "Node", "Namespace"}
@@ -60,6 +63,9 @@ def _grp(kind: Kind) -> str:
 
 def invalid(kind: Kind, name: str, causes: list) -> APIError:
     st = validation.invalid_status(kind.kind, name, causes)
+    if isinstance(kind, CustomKind):       # Kind.group, as for the built-in kinds
+        st["message"] = f"{kind.kind}.{kind.group}" + st["message"][len(kind.kind):]
+        st["details"]["group"] = kind.group
     return APIError(422, "Invalid", st["message"], st["details"])
 
 
@@ -90,6 +96,8 @@ class Registry:
         obj = _decoded(kind, copy.deepcopy(obj))
         md = obj.setdefault("metadata", {})
         obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
+        if isinstance(kind, CustomKind):         # stored in the CRD's storage version
+            obj["apiVersion"] = kind.storage_api_version
         if kind.namespaced:
             ns = namespace or md.get("namespace") or "default"
             if md.get("namespace") and namespace and md["namespace"] != namespace:
@@ -112,12 +120,13 @@ class Registry:
         if kind.kind == csrstrategy.KIND:
             obj.pop("status", None)          # signed and approved only through its subresources
         default(kind.kind, obj)
-        causes = validation.validate(kind.kind, obj, None, node_port_range=self.allocation.node_port_range)
+        causes = self._validate(kind, obj, None)
         if causes:
             raise invalid(kind, name, causes)
         with self.store.transaction():
             if kind.kind == "Service":
                 self._allocate(kind, obj, None)
+            fieldmanager.stamp(kind, None, obj, None, self._status_sub(kind))
             try:
                 return self.store.create(kind.resource, obj)
             except AlreadyExists:
@@ -138,19 +147,26 @@ class Registry:
                                "the object has been modified; please apply your changes to the latest version and try again",
                                {"name": name, "group": kind.group, "kind": kind.resource})
             new = self._merge_update(kind, old, obj, subresource)
-            if new == old:
+            if new == old and not fieldmanager.applying():
                 return old
+            if subresource == "status" and isinstance(kind, CustomKind):    # the schema covers status too
+                causes = custom.admit(kind, new, old)
+                if causes:
+                    raise invalid(kind, name, causes)
             if subresource != "status":
                 if kind.kind == "Service":
                     drop_type_dependent_fields(old, new)
                 default(kind.kind, new)
-                causes = validation.validate(kind.kind, new, old, node_port_range=self.allocation.node_port_range)
+                causes = self._validate(kind, new, old)
                 if causes:
                     raise invalid(kind, name, causes)
                 if kind.kind == "Service":
                     self._allocate(kind, new, old)
                 if kind.kind in HAS_GENERATION and new.get("spec") != old.get("spec"):
                     new["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
+            fieldmanager.stamp(kind, old, new, subresource, self._status_sub(kind))
+            if new == old:
+                return old
             stored = self.store.update(kind.resource, new)
             if stored["metadata"].get("deletionTimestamp") and not stored["metadata"].get("finalizers") \
                     and kind.kind != "Pod":
@@ -214,6 +230,10 @@ class Registry:
                                f"UID in object meta: {cur['metadata']['uid']}")
             if kind.kind == "Pod" and self._graceful(cur, grace):
                 return cur if cur["metadata"].get("deletionTimestamp") else self._mark_deleting(cur, grace)
+            if kind.kind == definition.KIND:     # its objects go with it
+                for o in self.store.list(cur["spec"]["names"]["plural"])[0]:
+                    self.store.delete(cur["spec"]["names"]["plural"], o["metadata"].get("namespace", ""),
+                                      o["metadata"]["name"])
             if kind.kind == "Namespace":
                 if name in IMMORTAL_NAMESPACES:     # kube-apiserver's NamespaceLifecycle admission
                     raise APIError(403, "Forbidden", f'namespaces "{name}" is forbidden: this namespace may not be '
@@ -222,6 +242,24 @@ class Registry:
             return self.store.delete(kind.resource, ns, name)
 
     # ---- helpers ------------------------------------------------------
+    def _validate(self, kind: Kind, obj: dict, old: dict | None) -> list:
+        """Validation (after defaulting) of a create (`old` None) or an update:
+        custom objects by their CRD's schema (agent/apiserver/crd/), the rest
+        by agent/apiserver/validation/; an accepted CRD is established."""
+        if isinstance(kind, CustomKind):
+            causes = custom.admit(kind, obj, old)
+            custom.count_generation(kind, obj, old)
+            return causes
+        if kind.kind == definition.KIND:
+            definition.default_crd(obj)
+        causes = validation.validate(kind.kind, obj, old, node_port_range=self.allocation.node_port_range)
+        if kind.kind == definition.KIND and not causes:
+            causes = definition.validate_crd(obj, old, self.store.list(definition.RESOURCE)[0])
+            if not causes:
+                definition.establish(obj, old)
+                custom.count_generation(kind, obj, old)
+        return causes
+
     def _require_namespace(self, ns: str) -> None:
         try:
             nsobj = self.store.get("namespaces", "", ns)
@@ -230,6 +268,10 @@ class Registry:
                            {"name": ns, "kind": "namespaces"}) from None
         if nsobj["metadata"].get("deletionTimestamp"):
             raise APIError(403, "Forbidden", f"unable to create new content in namespace {ns} because it is being terminated")
+
+    @staticmethod
+    def _status_sub(kind: Kind) -> bool:
+        return kind.kind in HAS_STATUS or custom.has_status(kind) or kind.kind == definition.KIND
 
     def _merge_update(self, kind: Kind, old: dict, obj: dict, subresource: str | None) -> dict:
         """PUT replaces spec and metadata; status only through /status (and the
@@ -244,7 +286,7 @@ class Registry:
                 if field in omd:
                     md[field] = omd[field]
             return new
-        keep_status = kind.kind in HAS_STATUS
+        keep_status = self._status_sub(kind)
         for key, value in obj.items():
             if key in ("metadata", "status", "apiVersion", "kind"):
                 continue
@@ -277,7 +319,7 @@ class Registry:
         return self.store.update("pods", pod)
 
     def _delete_namespace_contents(self, ns: str) -> None:
-        for k in KINDS:
+        for k in [*KINDS, *definition.served(self.store)]:
             if k.namespaced:
                 for o in self.store.list(k.resource, ns)[0]:
                     self.store.delete(k.resource, ns, o["metadata"]["name"])

@@ -31,6 +31,7 @@ AUTHENTICATION = "io.k8s.api.authentication.v1."
 CERTIFICATES = "io.k8s.api.certificates.v1."
 RBAC = "io.k8s.api.rbac.v1."
 AUTHORIZATION = "io.k8s.api.authorization.v1."
+APIEXTENSIONS = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1."
 
 # short name -> (definition prefix, {field: type}, required fields)
 TYPES: dict[str, tuple[str, dict, tuple[str, ...]]] = {}
@@ -249,6 +250,8 @@ KIND_TYPES.update({
                               "imagePullSecrets": "[LocalObjectReference]",
                               "automountServiceAccountToken": "bool"}, ()),
     "SelfSubjectReview": (AUTHENTICATION, {**_TOP, "status": "SelfSubjectReviewStatus"}, ()),
+    # checked by agent/apiserver/crd/definition.py, not field by field here
+    "CustomResourceDefinition": (APIEXTENSIONS, {**_TOP, "spec": "any", "status": "any"}, ("spec",)),
 })
 
 

@@ -27,6 +27,7 @@ _AGE_DOC = ("CreationTimestamp is a timestamp representing the server time when 
             "not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. "
             "Read-only. Null for lists. More info: "
             "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata")
+AGE_DOC = _AGE_DOC          # ObjectMeta.creationTimestamp's description, for other documents
 _CONTAINERS = "Names of each container in the template."
 _IMAGES = "Images referenced by each container in the template."
 _RC_DOC = "https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller"
@@ -270,6 +271,14 @@ def table(kind: str, objs: list[dict], *, version: str = "v1", include: str = "M
     """A meta.k8s.io Table of `objs` (a list, or one object as a one-row table)."""
     if include not in INCLUDE_OBJECT:
         raise ValueError(f'includeObject must be one of {", ".join(INCLUDE_OBJECT)}, not "{include}"')
+    md = list_metadata(resource_version, continue_token, remaining)
+    return {"kind": "Table", "apiVersion": f"meta.k8s.io/{version}", "metadata": md,
+            "columnDefinitions": [] if no_headers else column_definitions(kind),
+            "rows": [row(kind, o, include, version, now) for o in objs]}
+
+
+def list_metadata(resource_version: str = "", continue_token: str = "", remaining: int | None = None) -> dict:
+    """A list's (or Table's) ListMeta, with only the fields that are set."""
     md: dict = {}
     if resource_version:
         md["resourceVersion"] = resource_version
@@ -277,9 +286,7 @@ def table(kind: str, objs: list[dict], *, version: str = "v1", include: str = "M
         md["continue"] = continue_token
     if remaining is not None:
         md["remainingItemCount"] = remaining
-    return {"kind": "Table", "apiVersion": f"meta.k8s.io/{version}", "metadata": md,
-            "columnDefinitions": [] if no_headers else column_definitions(kind),
-            "rows": [row(kind, o, include, version, now) for o in objs]}
+    return md
 
 
 def supported(kind: str) -> bool:

@@ -17,6 +17,8 @@ from typing import Callable
 
 from agent.api.kinds import Kind
 from agent.apiserver import tables
+from agent.apiserver.crd import custom
+from agent.apiserver.crd.definition import KIND, CustomKind
 from agent.apiserver.registry import APIError
 from agent.apiserver.store import Gone, Store
 
@@ -61,10 +63,20 @@ def stream(request: BaseHTTPRequestHandler, store: Store, kind: Kind, namespace:
 
 def event(etype: str, kind: Kind, obj: dict, as_table: str | None, include: str) -> dict:
     """One watch event; its object is a one-row Table when kubectl asked for tables."""
+    if isinstance(kind, CustomKind):
+        obj = kind.output(obj)
     if as_table:
-        obj = tables.table(kind.kind, [obj], version=as_table, include=include,
-                           resource_version=obj["metadata"].get("resourceVersion", ""))
+        obj = table(kind, [obj], version=as_table, include=include,
+                    resource_version=obj["metadata"].get("resourceVersion", ""))
     return {"type": etype, "object": obj}
+
+
+def table(kind: Kind, objs: list[dict], **kw) -> dict:
+    """The Table of a built-in kind (agent/apiserver/tables.py) or of a
+    custom resource (its CRD's printer columns)."""
+    if isinstance(kind, CustomKind) or kind.kind == KIND:
+        return custom.table(kind, objs, **kw)
+    return tables.table(kind.kind, objs, **kw)
 
 
 def _chunk(request: BaseHTTPRequestHandler, event: dict) -> None:

@@ -4,7 +4,7 @@ server-side dry run, the scale subresource, and delete propagation.
 - dry run (`?dryRun=All`, `kubectl apply --dry-run=server`): the registry
   runs as usual (defaulting, validation, allocation checks) against a store
   that reads the real objects but writes nothing.
-- scale (`deployments/<n>/scale`, `replicasets/<n>/scale`,
+- scale (`deployments/<n>/scale`, `replicasets/<n>/scale`, a CRD's `<plural>/<n>/scale`,
   `replicationcontrollers/<n>/scale`): an autoscaling/v1 Scale view of
   `.spec.replicas`, for `kubectl scale`.
 - propagationPolicy on DELETE: Background (the garbage collector removes
@@ -17,6 +17,8 @@ from __future__ import annotations
 import copy
 
 from agent.api.kinds import KINDS, Kind
+from agent.apiserver.crd import custom
+from agent.apiserver.crd.definition import CustomKind
 from agent.apiserver.registry import APIError, Registry
 from agent.apiserver.store import AlreadyExists, NotFound, key_of
 
@@ -105,17 +107,34 @@ def scale_of(obj: dict) -> dict:
                        "selector": selector}}
 
 
-def with_scale(obj: dict, scale: dict) -> dict:
-    """`obj` with the replicas a Scale asks for (and its resourceVersion precondition)."""
+def scale_replicas(name: str, scale: dict) -> int:
+    """The replicas a Scale body asks for, or kube's 422."""
     replicas = (scale.get("spec") or {}).get("replicas")
     if not isinstance(replicas, int) or replicas < 0:
-        raise APIError(422, "Invalid", f'Scale.autoscaling "{obj["metadata"]["name"]}" is invalid: '
+        raise APIError(422, "Invalid", f'Scale.autoscaling "{name}" is invalid: '
                        f"spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0")
+    return replicas
+
+
+def with_scale(obj: dict, scale: dict) -> dict:
+    """`obj` with the replicas a Scale asks for (and its resourceVersion precondition)."""
+    replicas = scale_replicas(obj["metadata"]["name"], scale)
     new = copy.deepcopy(obj)
     new.setdefault("spec", {})["replicas"] = replicas
     rv = (scale.get("metadata") or {}).get("resourceVersion")
     new["metadata"]["resourceVersion"] = rv or obj["metadata"]["resourceVersion"]
     return new
+
+
+def scale_view(kind: Kind):
+    """(read, write) for a kind's scale subresource: read(obj) is its Scale,
+    write(obj, scale) the object with the Scale's replicas; kube's 404 when
+    the kind has none. A custom resource's come from its CRD's paths."""
+    if isinstance(kind, CustomKind):
+        return (lambda obj: custom.scale_of(kind, obj),
+                lambda obj, scale: custom.with_scale(kind, obj, scale_replicas(obj["metadata"]["name"], scale)))
+    require_scalable(kind)
+    return scale_of, with_scale
 
 
 def require_scalable(kind: Kind) -> None:

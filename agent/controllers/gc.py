@@ -7,6 +7,7 @@ their ReplicaSets recreate them elsewhere."""
 from __future__ import annotations
 
 from agent.api.kinds import BY_RESOURCE
+from agent.apiserver.crd.definition import served
 from agent.apiserver.registry import APIError
 from agent.controllers.base import Controller
 
@@ -21,6 +22,7 @@ class GarbageCollector(Controller):
     def sync(self, key):
         scan = lambda r: self.store.list(r, copy_items=False)[0]  # noqa: E731 - read-only scans
         alive = {o["metadata"]["uid"] for r in OWNERS for o in scan(r)}
+        alive |= {o["metadata"]["uid"] for k in served(self.store) for o in scan(k.resource)}   # operators' owners
         nodes = {o["metadata"]["name"] for o in scan("nodes")}
         for pod in scan("pods"):
             if pod["spec"].get("nodeName") and pod["spec"]["nodeName"] not in nodes:

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: threading.Timer(LAMEDUCK, stop.set).start())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     state = ClusterState()
-    feed(Client(api, ca_file=os.environ.get("NSPLANE_API_CA_FILE"), token=token), state, stop)
+    feed(Client(api, ca_file=os.environ.get("NSPLANE_API_CA_FILE"), token=token, user_agent="coredns/1.11.3"), state, stop)
     upstreams = [u for u in os.environ.get("NSPLANE_DNS_UPSTREAMS", "").split(",") if u] or None
     server.run(state, port=args.port, upstreams=upstreams,
                domain=os.environ.get("NSPLANE_DNS_DOMAIN", "cluster.local"), stop=stop)

@@ -52,3 +52,21 @@ def wants_protobuf(accept_header: str | None) -> bool:
         if media_type in _JSON_TYPES:
             return False
     return False
+
+
+SERVED = ("application/json", "application/yaml", MEDIA_TYPE)
+
+
+def preferred(accept_header: str | None) -> str | None:
+    """The media type a response should have: the first acceptable entry
+    of Accept by preference ("application/json", "application/yaml" or
+    protobuf; wildcards mean JSON), or None when Accept lists only types
+    we never serve (kube's 406 NotAcceptable)."""
+    if not accept_header or not accept_header.strip():
+        return "application/json"
+    for _, _, media_type, _ in sorted(_media_ranges(accept_header), key=lambda r: (-r[0], r[1])):
+        if media_type in ("application/json", "application/*", "*/*", "application/apply-patch+yaml"):
+            return "application/json"
+        if media_type in SERVED:
+            return media_type
+    return None
