@@ -20,7 +20,12 @@ from agent.apiserver import csrstrategy
 from agent.apiserver.authn.user import UserInfo
 from agent.apiserver.registry import APIError, Registry
 from agent.apiserver.store import Store
-from agent.controllers.certificates import CSRApprovingController, CSRSigningController, kubelet_serving_problem
+from agent.controllers.certificates import (
+    CSRApprovingController,
+    CSRSigningController,
+    kubelet_serving_problem,
+    requester_problem,
+)
 from agent.node import certificates as node_certs
 from agent.node import kubeletauth, kubeletserver
 
@@ -200,12 +205,14 @@ def test_kubelet_refuses_foreign_certificates_and_plain_http(ca, kubelet, tmp_pa
 
 # ---- CertificateSigningRequests: strategy, approval, signing -----------------------
 
-def node_csr(tmp, node="node-1", ip="172.28.0.11", orgs=("system:nodes",), usages=("digital signature", "server auth")):
+def node_csr(tmp, node="node-1", ip="172.28.0.11", orgs=("system:nodes",), usages=("digital signature", "server auth"),
+             requester=None):
     key = os.path.join(tmp, "csr.key")
     certificates.new_key(key)
     req = certificates.new_request(key, f"system:node:{node}", list(orgs), certificates.node_sans(node, [ip]))
     obj = certificates.csr_object(req, certificates.KUBELET_SERVING, list(usages))
-    csrstrategy.stamp_requester(obj, UserInfo("system:node:nsplane", "system:node:nsplane", ("system:nodes",)))
+    who = requester or f"system:node:{node}"
+    csrstrategy.stamp_requester(obj, UserInfo(who, who, ("system:nodes",)))
     return obj
 
 
@@ -221,6 +228,14 @@ def test_approval_policy(tmp_path):
     assert "does not exist" in kubelet_serving_problem(node_csr(tmp), None)
     assert "subject must be" in kubelet_serving_problem(node_csr(tmp, orgs=("system:masters",)), NODE)
     assert "usages" in kubelet_serving_problem(node_csr(tmp, usages=("client auth",)), NODE)
+
+
+def test_a_node_asks_only_for_itself(tmp_path):
+    tmp = str(tmp_path)
+    assert requester_problem(node_csr(tmp), "system:node:node-1") is None
+    assert requester_problem(node_csr(tmp, requester="system:node:node-2"), "system:node:node-1") == (
+        "system:node:node-2 may only request a serving certificate for itself, not for system:node:node-1")
+    assert requester_problem(node_csr(tmp, requester=pki.JOIN_USER), "system:node:node-1") is None
 
 
 def test_requester_comes_from_authentication_not_the_body(tmp_path):
