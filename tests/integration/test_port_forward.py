@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import os
 import select
+import socket
 import subprocess
 import threading
 import time
@@ -106,6 +107,13 @@ def get(c, port: int, path: str = "/") -> tuple[int, bytes]:
         conn.close()
 
 
+def established_to_localhost(c, pod: str, port: int) -> list[str]:
+    """Established TCP connections to 127.0.0.1:port inside the pod (`ss` in its namespace)."""
+    out = subprocess.run(netns.exec_argv(c.pod_netns(pod), ["ss", "-Htn", "state", "established"]),
+                         capture_output=True, text=True, timeout=10, check=True).stdout
+    return [x for x in out.splitlines() if f"127.0.0.1:{port} " in x]
+
+
 def many(c, port: int, n: int, workers: int = 1, path: str = "/") -> list[str]:
     """n GETs, `workers` at a time; the failures (empty when all answered 200)."""
     def one(_):
@@ -119,14 +127,24 @@ def many(c, port: int, n: int, workers: int = 1, path: str = "/") -> list[str]:
 
 
 def test_service_200_requests_over_websocket(c):
+    pods = [x["metadata"]["name"] for x in c.ready_pods("app=web")]
     with port_forward(c, "svc/web", "18080:80", "-v=4") as p:
         assert many(c, 18080, 200) == []
         assert many(c, 18080, 100, workers=8) == []
         status, body = get(c, 18080)
         assert status == 200 and b"Welcome to nginx!" in body
         assert p.poll() is None, "kubectl port-forward ended"
+        with netns.entered(c.cfg.host_netns):
+            held = socket.create_connection(("127.0.0.1", 18080), timeout=10)
+        held.sendall(b"GET / HTTP/1.1\r\nHost: web\r\n")          # unfinished: the pod keeps it open
+        c.wait(lambda: any(established_to_localhost(c, x, 80) for x in pods), timeout=20,
+               what="the forwarded connection inside the pod")
+    held.close()
     assert "Forwarding from 127.0.0.1:18080 -> 80\n" in p.lines
     assert any(x.startswith("Handling connection for 18080") for x in p.lines)
+    # clean close: no connection the kubelet opened stays behind in the pods
+    for name in pods:
+        c.wait(lambda: not established_to_localhost(c, name, 80), timeout=20, what=f"{name}'s connections to close")
     err = p.stderr.read()
     assert "tunneling_dialer" in err and "negotiated protocol: portforward.k8s.io" in err, err[-2000:]
 
@@ -154,9 +172,11 @@ def test_several_ports_of_one_pod(c):
 def test_spdy_when_websockets_are_off(c):
     """KUBECTL_PORT_FORWARD_WEBSOCKETS=false: the SPDY/3.1 upgrade (POST)
     that kubectl also falls back to."""
-    with port_forward(c, "svc/web", "18085:80", env={"KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"}):
+    with port_forward(c, "svc/web", "18085:80", "-v=6", env={"KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"}) as p:
         assert many(c, 18085, 200) == []
         assert many(c, 18085, 50, workers=8) == []
+    upgrades = [x for x in p.stderr.read().splitlines() if "/portforward " in x]
+    assert len(upgrades) == 1 and " POST https://" in upgrades[0] and "101 Switching Protocols" in upgrades[0], upgrades
 
 
 @pytest.mark.skipif(not os.access(OLD_KUBECTL, os.X_OK), reason=f"no old (SPDY-only) kubectl at {OLD_KUBECTL}")

@@ -250,3 +250,19 @@ def test_upgrade_refusals(headers, code):
     with pytest.raises(sessions.StreamError) as e:
         pf.upgrade(h)
     assert e.value.code == code and h.wfile.getvalue() == b""
+
+
+@pytest.mark.parametrize("tunnel", [False, True], ids=["spdy", "websocket"])
+def test_a_megabyte_each_way(pod, tunnel):
+    client, t, socks = session(pod, tunnel)
+    err, data = client.pair(80, "0")
+    blob = os.urandom(1 << 20).hex().encode()[: 1 << 20].lower()
+    sender = threading.Thread(target=lambda: [client.write(spdy.encode_data(data, blob[i:i + 30000]))
+                                              for i in range(0, len(blob), 30000)]
+                              + [client.write(spdy.encode_data(data, b"", fin=True))])
+    sender.start()
+    client.read_until(lambda c: err in c.fin and data in c.fin, limit=30)
+    sender.join(10)
+    assert client.data[data] == blob.upper() and pod.got == [blob]
+    socks[1].close()
+    t.join(10)
