@@ -14,7 +14,9 @@ is closed. A failure to connect is written on the error stream as the
 kubelet writes it (`error forwarding port 80 to pod ..., uid : ...`) and
 both streams are closed: kubectl prints it and ends. Streams with a
 missing or wrong header are refused with RST_STREAM, as the kubelet
-refuses them, with its message in our log.
+refuses them, with its message in our log; a request whose second stream
+does not come within the kubelet's 30 s is dropped with `timed out waiting
+for streams` on its error stream.
 
 `stream_headers` is pure; `Session` runs one connection (one reader
 thread, and per forwarded connection one writer thread and one pump).
@@ -85,8 +87,9 @@ class Forward:
 class Session:
     """A server-side port-forward connection after the upgrade."""
 
-    def __init__(self, rfile, wfile, dial, what: str = "pod"):
+    def __init__(self, rfile, wfile, dial, what: str = "pod", stream_timeout: float = spdy.CREATE_TIMEOUT):
         self.rfile, self.wfile, self.dial, self.what = rfile, wfile, dial, what
+        self.stream_timeout = stream_timeout
         self.decoder = spdy.FrameDecoder()
         self.inflate, self.deflate = spdy.HeaderDecompressor(), spdy.HeaderCompressor()
         self.forwards: dict[str, Forward] = {}
@@ -174,7 +177,12 @@ class Session:
         try:
             kind, port, request_id = stream_headers(headers, sid)
             with self._lock:
-                fwd = self.forwards.setdefault(request_id, Forward(request_id, port))
+                fwd = self.forwards.get(request_id)
+                if fwd is None:
+                    fwd = self.forwards[request_id] = Forward(request_id, port)
+                    timer = threading.Timer(self.stream_timeout, self._expire, args=(fwd,))
+                    timer.daemon = True
+                    timer.start()
                 if (fwd.error_sid if kind == "error" else fwd.data_sid) is not None:
                     raise ValueError(f"{kind} stream already assigned")
                 setattr(fwd, "error_sid" if kind == "error" else "data_sid", sid)
@@ -191,6 +199,25 @@ class Session:
             t = threading.Thread(target=self._run, args=(fwd,), name=f"portforward-{request_id}", daemon=True)
             self._threads.append(t)
             t.start()
+
+    def _expire(self, fwd: Forward) -> None:
+        """The kubelet's stream creation timeout: a request whose second
+        stream never came is dropped, with the reason on its error stream."""
+        with self._lock:
+            if fwd.started or self.forwards.get(fwd.request_id) is not fwd:
+                return
+            del self.forwards[fwd.request_id]
+            for sid in (fwd.error_sid, fwd.data_sid):
+                self.by_sid.pop(sid, None)
+        log.info("port-forward to %s: request %s timed out waiting for streams", self.what, fwd.request_id)
+        try:
+            if fwd.error_sid is not None:
+                self.send(fwd.error_sid, f"(request={fwd.request_id}) timed out waiting for streams".encode())
+                self.finish(fwd.error_sid)
+            if fwd.data_sid is not None:
+                self._write(spdy.encode_rst_stream(fwd.data_sid, RST_CANCEL))
+        except (OSError, ValueError):
+            pass
 
     # -- one forwarded connection
     def _run(self, fwd: Forward) -> None:

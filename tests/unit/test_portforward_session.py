@@ -136,12 +136,12 @@ def pod():
     p.srv.close()
 
 
-def session(pod, tunnel=False):
+def session(pod, tunnel=False, **kw):
     a, b = socket.socketpair()
     rfile, wfile = a.makefile("rb"), a.makefile("wb", buffering=0)
     if tunnel:
         rfile = wfile = ws.ByteStream(ws.Connection(rfile, wfile))
-    t = threading.Thread(target=pf.Session(rfile, wfile, pod.dial).serve, daemon=True)
+    t = threading.Thread(target=pf.Session(rfile, wfile, pod.dial, **kw).serve, daemon=True)
     t.start()
     return Client(b, tunnel), t, (a, b)
 
@@ -264,5 +264,16 @@ def test_a_megabyte_each_way(pod, tunnel):
     client.read_until(lambda c: err in c.fin and data in c.fin, limit=30)
     sender.join(10)
     assert client.data[data] == blob.upper() and pod.got == [blob]
+    socks[1].close()
+    t.join(10)
+
+
+def test_a_request_whose_data_stream_never_comes_times_out(pod):
+    client, t, socks = session(pod, stream_timeout=0.2)
+    err = client.open("error", 80, "0")
+    client.read_until(lambda c: err in c.fin)
+    assert client.data[err] == b"(request=0) timed out waiting for streams"
+    later = client.open("data", 80, "0")            # too late: a new request, which times out in turn
+    client.read_until(lambda c: later in c.resets)
     socks[1].close()
     t.join(10)
