@@ -1,7 +1,7 @@
 """`kubectl port-forward` through the API server to a pod, with real kubectl:
 svc/, deploy/ and pod/ targets, several ports at once, many connections
-(sequential and concurrent) from the machine, and a port nothing listens
-on. kubectl 1.32 tunnels SPDY in a WebSocket; with
+(sequential and concurrent) from the machine, pods on either of two
+nodes, and a port nothing listens on. kubectl 1.32 tunnels SPDY in a WebSocket; with
 KUBECTL_PORT_FORWARD_WEBSOCKETS=false it speaks SPDY/3.1 directly, as
 older kubectl does (and the old kubectl of test_kubectl_spdy.py, when
 present, is run too).
@@ -56,7 +56,7 @@ WORKLOADS = documents(
 
 @pytest.fixture(scope="module")
 def c(tmp_path_factory):
-    with ThrowawayCluster(str(tmp_path_factory.mktemp("pf")), dns=False) as tc:
+    with ThrowawayCluster(str(tmp_path_factory.mktemp("pf")), nodes=2, dns=False) as tc:
         tc.apply(WORKLOADS)
         tc.apply(TWO_PORTS)
         tc.wait_ready("app=web", 2, timeout=90)
@@ -167,6 +167,15 @@ def test_several_ports_of_one_pod(c):
         status, body = get(c, 18084, "/hostname")
         assert (status, body) == (200, b"two")
         assert many(c, 18083, 20, workers=4) == [] and many(c, 18084, 20, workers=4, path="/hostname") == []
+
+
+def test_pods_on_every_node(c):
+    """Each pod's own node's kubelet does the forwarding."""
+    pods = {x["metadata"]["name"]: x["spec"]["nodeName"] for x in c.ready_pods("app=web")}
+    assert sorted(pods.values()) == ["node-1", "node-2"], pods
+    for i, name in enumerate(sorted(pods)):
+        with port_forward(c, f"pod/{name}", f"{18090 + i}:80"):
+            assert many(c, 18090 + i, 20, workers=4) == []
 
 
 def test_spdy_when_websockets_are_off(c):
