@@ -27,6 +27,7 @@ import logging
 import queue
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 from agent.streams import sessions, spdy
@@ -78,6 +79,7 @@ class Forward:
     data_sid: int | None = None
     inbox: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     started: bool = False
+    created: float = 0.0
 
     @property
     def complete(self) -> bool:
@@ -130,6 +132,8 @@ class Session:
     # -- reading
     def serve(self) -> None:
         """Read the client's frames until it goes; then end every forward."""
+        stop = threading.Event()
+        threading.Thread(target=self._watch, args=(stop,), daemon=True).start()
         try:
             while True:
                 data = self.rfile.read1(65536)
@@ -139,6 +143,7 @@ class Session:
                     break
         except (OSError, ValueError, spdy.ProtocolError, ws.ProtocolError) as e:
             log.info("port-forward to %s ends: %s", self.what, e)
+        stop.set()
         with self._lock:
             live = list(self.forwards.values())
         for fwd in live:
@@ -179,14 +184,13 @@ class Session:
             with self._lock:
                 fwd = self.forwards.get(request_id)
                 if fwd is None:
-                    fwd = self.forwards[request_id] = Forward(request_id, port)
-                    timer = threading.Timer(self.stream_timeout, self._expire, args=(fwd,))
-                    timer.daemon = True
-                    timer.start()
+                    fwd = self.forwards[request_id] = Forward(request_id, port, created=time.monotonic())
                 if (fwd.error_sid if kind == "error" else fwd.data_sid) is not None:
                     raise ValueError(f"{kind} stream already assigned")
                 setattr(fwd, "error_sid" if kind == "error" else "data_sid", sid)
                 self.by_sid[sid] = fwd
+                start = fwd.complete and not fwd.started
+                fwd.started = fwd.started or start
         except ValueError as e:
             log.info("port-forward to %s: refusing stream %d: %s", self.what, sid, e)
             self._write(spdy.encode_rst_stream(sid, RST_CANCEL))
@@ -194,15 +198,23 @@ class Session:
         with self._wlock:            # header blocks must leave in the order they were compressed
             self.wfile.write(spdy.encode_syn_reply(sid, self.deflate.compress({})))
             self.wfile.flush()
-        if fwd.complete and not fwd.started:
-            fwd.started = True
+        if start:
             t = threading.Thread(target=self._run, args=(fwd,), name=f"portforward-{request_id}", daemon=True)
             self._threads.append(t)
             t.start()
 
+    def _watch(self, stop: threading.Event) -> None:
+        """The kubelet's stream creation timeout, checked while the session lasts."""
+        while not stop.wait(min(1.0, self.stream_timeout / 2)):
+            now = time.monotonic()
+            with self._lock:
+                late = [f for f in self.forwards.values() if not f.started and now - f.created >= self.stream_timeout]
+            for fwd in late:
+                self._expire(fwd)
+
     def _expire(self, fwd: Forward) -> None:
-        """The kubelet's stream creation timeout: a request whose second
-        stream never came is dropped, with the reason on its error stream."""
+        """A request whose second stream never came is dropped, with the
+        reason on its error stream."""
         with self._lock:
             if fwd.started or self.forwards.get(fwd.request_id) is not fwd:
                 return
