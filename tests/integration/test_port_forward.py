@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import select
 import socket
 import subprocess
 import threading
@@ -73,16 +72,14 @@ def port_forward(c, *args, kubectl="kubectl", env=None, expect_ports=1):
     e = dict(os.environ, KUBECONFIG=c.kubeconfig(), **(env or {}))
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e, cwd=REPO, text=True)
     p.lines = []
+    threading.Thread(target=lambda: [p.lines.append(x) for x in p.stdout], daemon=True).start()
     try:
         deadline = time.monotonic() + 30
         while sum("Forwarding from 127.0.0.1" in x for x in p.lines) < expect_ports:
-            left = deadline - time.monotonic()
-            if left <= 0 or p.poll() is not None:
+            if time.monotonic() > deadline or p.poll() is not None:
                 raise AssertionError(f"kubectl port-forward {' '.join(args)} did not start: {p.lines} "
                                      f"{p.stderr.read() if p.poll() is not None else ''}")
-            if select.select([p.stdout], [], [], left)[0]:
-                p.lines.append(p.stdout.readline())
-        threading.Thread(target=lambda: [p.lines.append(x) for x in p.stdout], daemon=True).start()
+            time.sleep(0.05)
         yield p
     finally:
         if p.poll() is None:
