@@ -68,7 +68,7 @@ class EchoPod:
             while data := conn.recv(65536):
                 buf += data
                 conn.sendall(data.upper())
-        self.got.append(buf)
+            self.got.append(buf)           # before the close the session sees
 
     def dial(self, port):
         try:
