@@ -15,6 +15,7 @@ from agent.apiserver.validation.common import (
     port_num_or_name,
 )
 from agent.apiserver.validation.errors import Cause, Errs, child_path
+from agent.apiserver.validation.volumes import check_volume_mounts, check_volumes
 
 RESTART_POLICIES = ["Always", "OnFailure", "Never"]
 DNS_POLICIES = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"]
@@ -28,12 +29,15 @@ def check_pod_spec(errs: Errs, spec, path: str, *, template: bool = False) -> No
         errs.required(child_path(path, "containers"))
         return
     names: set[str] = set()
+    volumes = check_volumes(errs, spec, path)
     for group in ("initContainers", "containers"):
         ctrs = errs.typed(spec, group, child_path(path, group), "array", [])
         if group == "containers" and not ctrs:
             errs.required(child_path(path, "containers"))
         for i, ctr in enumerate(ctrs):
             _container(errs, ctr, f"{child_path(path, group)}[{i}]", names, probes=group == "containers")
+            if isinstance(ctr, dict):
+                check_volume_mounts(errs, ctr, f"{child_path(path, group)}[{i}]", volumes)
     policy = errs.typed(spec, "restartPolicy", child_path(path, "restartPolicy"), "string", "Always")
     if policy not in RESTART_POLICIES:
         errs.not_supported(child_path(path, "restartPolicy"), policy, RESTART_POLICIES)

@@ -35,6 +35,7 @@ from agent.node.kubelet.kuberuntime import KubeRuntime
 from agent.node.kubelet.pods import AsyncRecorder, PodRuntime, read_state
 from agent.node.kubelet.probes import ProbeState, run_probe
 from agent.node.kubelet.status import image_name, pod_status
+from agent.node.kubelet.volumes import VolumeManager, VolumeSetupError
 from agent.node.runtime.errors import ContainerStartError, RuntimeLayerError
 from agent.node.runtime.images import ImageStore
 
@@ -76,6 +77,8 @@ class Kubelet:
         self._stopping: set[str] = set()        # containers being stopped for a restart
         self.recorder = AsyncRecorder(Recorder(client, "kubelet", node_name))
         self.runtime = KubeRuntime(cfg, node_dir)
+        self.volumes = VolumeManager(client, lambda pod: self._mark(pod["metadata"]["uid"], (
+            pod["metadata"]["namespace"], pod["metadata"]["name"])))
         self.images = imagemanager.ImageManager(
             image_store(cfg), self._event, lambda pod: self._mark(pod["metadata"]["uid"], (
                 pod["metadata"]["namespace"], pod["metadata"]["name"])),
@@ -102,6 +105,7 @@ class Kubelet:
     def run(self, stop: threading.Event) -> None:
         self.informer.start(stop)
         self.informer.synced.wait(30)
+        self.volumes.start(stop)
         self._adopt_leftovers()
         self.runtime.runtime.prestart()
         last_tick = 0.0
@@ -253,7 +257,7 @@ class Kubelet:
         policy = rt.pod["spec"].get("restartPolicy", "Always")
         now = time.time()
         changed = False
-        if not self._pause(rt):
+        if not self._pause(rt) or not self._volumes(rt):
             return
         for spec in rt.pod["spec"].get("containers", []):
             c = rt.container(spec)
@@ -275,6 +279,18 @@ class Kubelet:
                 changed |= self._start_container(rt, c, spec)
         if changed:
             rt.save()
+
+    def _volumes(self, rt: PodRuntime) -> bool:
+        """Every volume of the pod made before any container starts (the
+        kubelet's WaitForAttachAndMount); FailedMount while one cannot be."""
+        try:
+            self.volumes.setup(rt.pod, rt.dir, lambda: rt.pod)
+            return True
+        except VolumeSetupError as e:
+            if str(e) != rt.volume_error:
+                self._event(rt.pod, "FailedMount", str(e), "Warning")
+            rt.volume_error = str(e)
+            return False
 
     def _definition_changed(self, rt: PodRuntime, c: Container) -> None:
         """The pod's image of a running container changed (`kubectl set image` on
@@ -335,8 +351,9 @@ class Kubelet:
         stdin = self._stdin(rt, c) if spec.get("stdin") else ""
         cid = self.runtime.new_id()
         try:
+            mounts = self.volumes.mounts(rt.pod, rt.dir, spec, env)
             started = self.runtime.start(rt.sandbox, spec, image, list(env.items()), c.log_path,
-                                         stdin=stdin, cid=cid)
+                                         stdin=stdin, cid=cid, volumes=mounts)
         except ContainerStartError as e:
             c.close_stdin()
             self._event(rt.pod, "Created", f"Created container {c.name}")
@@ -449,6 +466,7 @@ class Kubelet:
             log.error("pod %s/%s: teardown failed: %s", *rt.key, e)
         self.pods.pop(rt.uid, None)
         self.images.forget(rt.uid)
+        self.volumes.teardown(rt.uid, rt.dir)
         shutil.rmtree(rt.dir, ignore_errors=True)
         try:
             self.client.delete("pods", rt.key[1], rt.key[0], grace=0, uid=rt.uid)

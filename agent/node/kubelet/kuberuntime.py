@@ -111,8 +111,10 @@ class KubeRuntime:
 
     # ---- start ---------------------------------------------------------------------
     def start(self, sandbox: PodSandbox, spec: dict, image: Image, env: list[tuple[str, str]],
-              log_path: str, stdin: str = "", cid: str | None = None) -> Started:
-        """Run `spec` (a pod's container) from `image` in `sandbox`.
+              log_path: str, stdin: str = "", cid: str | None = None,
+              volumes: list[Mount] | tuple = ()) -> Started:
+        """Run `spec` (a pod's container) from `image` in `sandbox`, with the
+        bind mounts of its volumes (agent/node/kubelet/volumes) in `volumes`.
 
         Raises RuntimeLayerError with the kubelet's reason: ContainerConfigError
         (CreateContainerConfigError, before anything is made), ContainerCreateError
@@ -122,10 +124,11 @@ class KubeRuntime:
         pod = sandbox.pod
         cid = cid or self.new_id()
         cdir = self.container_dir(cid)
-        config = self._config(sandbox, pod, spec, image, env, cid)   # config errors: nothing made yet
+        config = self._config(sandbox, pod, spec, image, env, cid, volumes)   # config errors: nothing made yet
         os.makedirs(cdir, mode=0o700, exist_ok=True)
+        points = [(m.destination, os.path.isdir(m.source)) for m in volumes]
         try:
-            root = (rootfs.host_view(cdir, self.hidden) if image.standin
+            root = (rootfs.host_view(cdir, self.hidden, points) if image.standin
                     else rootfs.overlay(cdir, image.lower))
             config["root"]["path"] = root
             with open(os.path.join(cdir, "config.json"), "w") as f:
@@ -137,9 +140,9 @@ class KubeRuntime:
         return Started(cid, pid)
 
     def _config(self, sandbox: PodSandbox, pod: dict, spec: dict, image: Image,
-                env: list[tuple[str, str]], cid: str) -> dict:
+                env: list[tuple[str, str]], cid: str, volumes: list[Mount] | tuple = ()) -> dict:
         mounts = [Mount(f"/etc/{name}", path, readonly=self._ro(pod, spec))
-                  for name, path in sandbox.file_paths().items()]
+                  for name, path in sandbox.file_paths().items()] + list(volumes)
         if image.standin:
             env = self._coredns_env(pod, spec, image, env, mounts)
             mounts += [Mount(path, "/dev/null", readonly=True) for path in STANDIN_MASKED
