@@ -15,6 +15,9 @@ release's 612-byte index.html and 50x.html with their 2018 validators, no
 entrypoint script, and an error log at `warn`, so nothing on stderr at start
 or stop.
 
+A site mounted at /etc/nginx/conf.d (a ConfigMap volume) replaces the stock
+one: its `server` blocks, in the subset nginxconf.py reads.
+
 Listens on 0.0.0.0:80; `--listen ADDR:PORT` or NSPLANE_NGINX_LISTEN override
 it (tests use 127.0.0.1 and a free port).
 """
@@ -445,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     use_release(opts.release)
     host, port = parse_listen(opts.listen)
     try:
-        sites = nginxconf.load()
+        sites = nginxconf.load(only_mounted=True)
     except (nginxconf.ConfigError, ValueError, OSError) as e:
         notice(str(e), "emerg")
         return 1

@@ -1,6 +1,9 @@
 """The part of nginx's configuration the nginx stand-in honours: the
 `server` blocks of /etc/nginx/conf.d/*.conf (where a ConfigMap volume puts
 them), so a Deployment that mounts its own site config gets it served.
+Only files a volume brings are read (the directory or the file is a mount
+point): a stand-in views the machine's root, and an nginx installed there
+is not the image's.
 
 Understood, per server: `listen [ADDR:]PORT [default_server]`, `root`,
 `index`, `add_header NAME VALUE [always]`, and `location [=] PREFIX { ... }`
@@ -78,7 +81,7 @@ def tokens(text: str, name: str) -> list[str | tuple]:
     return out
 
 
-def _block(toks: list, i: int, name: str) -> tuple[list, int]:
+def _block(toks: list, i: int, name: str, nested: bool = False) -> tuple[list, int]:
     """Parse directives until the matching '}' (or the end); [(name, args, children|None)]."""
     items = []
     args: list[str] = []
@@ -93,15 +96,17 @@ def _block(toks: list, i: int, name: str) -> tuple[list, int]:
         elif t == ("{",):
             if not args:
                 raise ConfigError(f'unexpected "{{" in {name}')
-            children, i = _block(toks, i, name)
+            children, i = _block(toks, i, name, nested=True)
             items.append((args[0], args[1:], children))
             args = []
         elif t == ("}",):
+            if not nested or args:
+                raise ConfigError(f'unexpected "}}" in {name}')
             return items, i
         else:
             args.append(t)
-    if args:
-        raise ConfigError(f"unexpected end of file, expecting \";\" or \"}}\" in {name}")
+    if args or nested:
+        raise ConfigError(f'unexpected end of file, expecting "{";" if args else "}"}" in {name}')
     return items, i
 
 
@@ -153,10 +158,23 @@ def parse(text: str, name: str = "nginx.conf") -> list[Server]:
     return servers
 
 
-def load(conf_dir: str = CONF_DIR) -> list[Server]:
-    """Every server of conf_dir/*.conf, files in name order (as `include conf.d/*.conf`)."""
+def mount_points(mountinfo: str = "/proc/self/mountinfo") -> set[str]:
+    try:
+        with open(mountinfo) as f:
+            return {line.split()[4].replace("\\040", " ") for line in f if len(line.split()) > 4}
+    except OSError:
+        return set()
+
+
+def load(conf_dir: str = CONF_DIR, only_mounted: bool = False) -> list[Server]:
+    """Every server of conf_dir/*.conf, files in name order (as `include conf.d/*.conf`);
+    `only_mounted`: only a volume's files (conf_dir or the file a mount point), never
+    the configs of an nginx installed on the machine whose root a stand-in views."""
     servers: list[Server] = []
+    mounts = mount_points() if only_mounted else set()
     for path in sorted(glob.glob(os.path.join(conf_dir, "*.conf"))):
+        if only_mounted and conf_dir.rstrip("/") not in mounts and path not in mounts:
+            continue
         with open(path) as f:
             servers += parse(f.read(), path)
     return servers

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -55,6 +55,19 @@ def _timestamp_prefix(now: float) -> str:
     return time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime(now))
 
 
+def _make_ts_dir(target: str, now: float) -> str:
+    """..<UTC timestamp>.<random digits>, as Go's os.MkdirTemp names it."""
+    for _ in range(100):
+        path = os.path.join(target, _timestamp_prefix(now) + str(secrets.randbelow(10**10)))
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            continue
+        os.chmod(path, 0o755)
+        return path
+    raise FileExistsError(f"{target}: no free name for a payload directory")
+
+
 class AtomicWriter:
     """Writes payloads into one volume directory (created if missing)."""
 
@@ -78,16 +91,14 @@ class AtomicWriter:
 
     def write(self, payload: dict[str, FileProjection], now: float | None = None) -> bool:
         """Make the volume hold exactly `payload`; False if it already did."""
-        clean = {os.path.normpath(p): fp for p, fp in payload.items()}
-        for path in clean:
+        for path in payload:
             validate_path(path)
+        clean = {os.path.normpath(p): fp for p, fp in payload.items()}
         os.makedirs(self.target, mode=0o755, exist_ok=True)
         if self.current() == clean:
             return False
         old_ts = self._old_ts_dir()
-        ts_dir = tempfile.mkdtemp(prefix=_timestamp_prefix(time.time() if now is None else now),
-                                  dir=self.target)
-        os.chmod(ts_dir, 0o755)
+        ts_dir = _make_ts_dir(self.target, time.time() if now is None else now)
         try:
             for path, fp in clean.items():
                 full = os.path.join(ts_dir, path)
