@@ -182,9 +182,11 @@ class VolumeManager:
                 entry = self._pods[uid] = _Pod(get_pod or (lambda: pod), pod_dir)
         if entry.failed and time.monotonic() < entry.failed[0] + SETUP_RETRY:
             raise VolumeSetupError(entry.failed[1])
+        t0, made = time.monotonic(), []
         for vol in (pod.get("spec") or {}).get("volumes") or []:
             if vol["name"] in entry.ready:
                 continue
+            made.append(vol["name"])
             try:
                 self._setup_volume(pod, pod_dir, vol)
             except (VolumeSetupError, PayloadError, OSError) as e:
@@ -193,6 +195,9 @@ class VolumeManager:
                 raise VolumeSetupError(msg) from None
             entry.ready.add(vol["name"])
         entry.failed = None
+        if made:
+            log.info("pod %s/%s: volumes %s set up in %.0f ms", pod["metadata"]["namespace"],
+                     pod["metadata"]["name"], ", ".join(made), (time.monotonic() - t0) * 1000)
 
     def _setup_volume(self, pod: dict, pod_dir: str, vol: dict) -> None:
         kind = volume_kind(vol)
