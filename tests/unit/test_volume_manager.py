@@ -138,3 +138,18 @@ def test_hostpath_types(tmp_path):
         hostpath.check(str(f), "Socket")
     with pytest.raises(VolumeSetupError, match="is not a block device"):
         hostpath.check(str(tmp_path / "absent"), "BlockDevice")
+
+
+def test_fs_group_owns_the_files_and_is_not_rewritten(vm, tmp_path):
+    pod = {**POD, "spec": {**POD["spec"], "securityContext": {"fsGroup": 4321}, "volumes": [
+        {"name": "s", "configMap": {"name": "web", "defaultMode": 0o400}}, {"name": "scratch", "emptyDir": {}}]}}
+    vm.client.objects[("configmaps", "ns", "web")] = {"data": {"k": "v"}}
+    vm.setup(pod, str(tmp_path))
+    cfg = manager.volume_dir(str(tmp_path), pod["spec"]["volumes"][0])
+    st = os.stat(os.path.join(cfg, "k"))
+    assert (st.st_gid, st.st_mode & 0o7777) == (4321, 0o440)
+    scratch = os.stat(manager.volume_dir(str(tmp_path), pod["spec"]["volumes"][1]))
+    assert scratch.st_gid == 4321 and scratch.st_mode & 0o2000
+    before = os.readlink(os.path.join(cfg, "..data"))
+    vm._resync(vm._pods["u1"])
+    assert os.readlink(os.path.join(cfg, "..data")) == before

@@ -285,6 +285,7 @@ class Kubelet:
         kubelet's WaitForAttachAndMount); FailedMount while one cannot be."""
         try:
             self.volumes.setup(rt.pod, rt.dir, lambda: rt.pod)
+            rt.volume_error = ""
             return True
         except VolumeSetupError as e:
             if str(e) != rt.volume_error:

@@ -2,7 +2,7 @@
 manager.py makes, updates and removes them and turns volumeMounts into a
 container's bind mounts; payload.py computes what API-data volumes hold;
 atomicwriter.py writes it as the kubelet does; hostpath.py checks hostPath
-types."""
+types; ownership.py applies fsGroup."""
 from agent.node.kubelet.volumes.manager import VolumeManager
 from agent.node.kubelet.volumes.payload import VolumeSetupError
 

@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import threading
 import time
 from typing import Callable
@@ -37,7 +38,8 @@ from typing import Callable
 from agent.api.client import APIStatusError, Client, Informer
 from agent.api.kinds import BY_RESOURCE
 from agent.node.kubelet.volumes import hostpath, payload
-from agent.node.kubelet.volumes.atomicwriter import AtomicWriter, PayloadError
+from agent.node.kubelet.volumes.ownership import fs_group, set_ownership
+from agent.node.kubelet.volumes.atomicwriter import AtomicWriter, FileProjection, PayloadError
 from agent.node.kubelet.volumes.payload import VolumeSetupError
 from agent.node.runtime import kernel
 from agent.node.runtime.errors import ContainerConfigError
@@ -222,8 +224,22 @@ class VolumeManager:
             os.chmod(path, 0o777)
         if kind in API_DATA:
             AtomicWriter(path).write(self._payload(pod, vol))
+        self._own(pod, path, kind)
+
+    @staticmethod
+    def _own(pod: dict, path: str, kind: str) -> None:
+        gid = fs_group(pod)
+        if gid is not None:
+            set_ownership(path, gid, readonly=kind in API_DATA)
 
     def _payload(self, pod: dict, vol: dict, direct: bool = True) -> dict:
+        """The volume's files; with fsGroup group-readable, as SetVolumeOwnership leaves them."""
+        files = self._files(pod, vol, direct)
+        if fs_group(pod) is not None:
+            files = {k: FileProjection(fp.data, fp.mode | stat.S_IRGRP) for k, fp in files.items()}
+        return files
+
+    def _files(self, pod: dict, vol: dict, direct: bool) -> dict:
         lookup = self._lookup(pod["metadata"]["namespace"], direct)
         if vol.get("configMap") is not None:
             return payload.configmap_payload(vol["configMap"], lookup)
@@ -254,7 +270,9 @@ class VolumeManager:
             if kind not in API_DATA or vol["name"] not in entry.ready:
                 continue
             try:
-                if AtomicWriter(volume_dir(entry.dir, vol)).write(self._payload(pod, vol, direct=False)):
+                path = volume_dir(entry.dir, vol)
+                if AtomicWriter(path).write(self._payload(pod, vol, direct=False)):
+                    self._own(pod, path, kind)
                     log.info("pod %s/%s: volume %s updated", pod["metadata"]["namespace"],
                              pod["metadata"]["name"], vol["name"])
             except (VolumeSetupError, PayloadError, OSError) as e:
