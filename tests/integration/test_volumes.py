@@ -6,7 +6,8 @@ emptyDir shared by a pod's containers and on tmpfs with medium: Memory;
 downwardAPI; hostPath type checks; a pod waiting on a missing ConfigMap with
 the kubelet's FailedMount text, then starting; the kube-api-access volume
 and the Python kubernetes client's load_incluster_config() inside a pod
-(reads allowed, writes refused while ServiceAccounts are read-only);
+(reads allowed, writes refused while ServiceAccounts are read-only) and kubectl
+run inside the pod as its ServiceAccount;
 automountServiceAccountToken: false; and kube-apiserver's refusals of bad
 volumes and mounts."""
 import json
@@ -286,3 +287,11 @@ spec:
     assert r.returncode != 0
     assert message in r.stderr, r.stderr
     assert c.kubectl("get", "pod", "bad", check=False).returncode != 0
+
+
+def test_kubectl_inside_the_pod_is_the_service_account(c, web):
+    r = kexec(c, web, "kubectl", "get", "pods", "-o", "name")
+    assert f"pod/{web}" in r.stdout.split()
+    r = kexec(c, web, "kubectl", "create", "configmap", "x", "--from-literal=a=b", check=False)
+    assert r.returncode != 0
+    assert 'User "system:serviceaccount:default:default" cannot create resource "configmaps"' in r.stderr
