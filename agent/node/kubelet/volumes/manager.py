@@ -209,9 +209,12 @@ class VolumeManager:
         if not kind:
             raise VolumeSetupError("this kubelet supports emptyDir, configMap, secret, downwardAPI, "
                                    "projected and hostPath volumes only")
+        medium = (vol.get("emptyDir") or {}).get("medium") if kind == "emptyDir" else ""
+        if medium not in (None, "", "Memory"):
+            raise VolumeSetupError(f"emptyDir medium {medium!r} is not supported by this kubelet "
+                                   "(\"\" or Memory)")
         path = volume_dir(pod_dir, vol)
         os.makedirs(path, mode=0o755 if kind != "emptyDir" else 0o777, exist_ok=True)
-        medium = (vol.get("emptyDir") or {}).get("medium") if kind == "emptyDir" else ""
         if (kind in ON_TMPFS or medium == "Memory") and not kernel.mounts_under(path):
             options = ["mode=0777" if kind == "emptyDir" else "mode=0755"]
             limit = (vol.get("emptyDir") or {}).get("sizeLimit") if kind == "emptyDir" else None
