@@ -37,7 +37,7 @@ POD = {"metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
 
 @pytest.fixture
 def vm():
-    return VolumeManager(FakeClient(), lambda pod: None)
+    return VolumeManager(FakeClient(), lambda pod: None, {"cpu": "2", "memory": "1Gi"})
 
 
 def test_tokens_are_bound_to_the_pod_and_refreshed_at_80_percent(vm, monkeypatch):

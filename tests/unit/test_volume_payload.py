@@ -13,7 +13,6 @@ from agent.node.kubelet.volumes.payload import (
     VolumeSetupError,
     configmap_payload,
     downward_payload,
-    format_map,
     projected_payload,
     resource_value,
     secret_payload,
@@ -26,7 +25,7 @@ POD = {"metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1", "labels"
        "spec": {"nodeName": "node-1", "serviceAccountName": "default",
                 "containers": [{"name": "c", "resources": {"limits": {"cpu": "250m", "memory": "64Mi"},
                                                            "requests": {"cpu": "100m"}}}]}}
-ALLOC = {"cpu": 2.0, "memory": 8 * 2**30, "ephemeral-storage": 10 * 2**30}
+ALLOC = {"cpu": "2", "memory": "8Gi", "ephemeral-storage": "10Gi"}
 
 
 def objects(kind, name):
@@ -87,10 +86,6 @@ def test_unset_limits_are_the_node_allocatable():
     assert resource_value(pod, {"containerName": "c", "resource": "limits.cpu"}, ALLOC) == "2"
     with pytest.raises(VolumeSetupError, match="cannot find container: x"):
         resource_value(pod, {"containerName": "x", "resource": "limits.cpu"}, ALLOC)
-
-
-def test_format_map_sorts_and_quotes():
-    assert format_map({"b": "2", "a": "x\ny"}) == 'a="x\\ny"\nb="2"'
 
 
 def test_projected_sources_in_order_with_one_mode_and_tokens():

@@ -14,7 +14,9 @@ from agent.apiserver.validation.common import (
     port_num_errors,
     port_num_or_name,
 )
+from agent.apiserver.validation.env import check_env
 from agent.apiserver.validation.errors import Cause, Errs, child_path
+from agent.apiserver.validation.lifecycle import check_lifecycle
 from agent.apiserver.validation.volumes import check_volume_mounts, check_volumes
 
 RESTART_POLICIES = ["Always", "OnFailure", "Never"]
@@ -37,6 +39,8 @@ def check_pod_spec(errs: Errs, spec, path: str, *, template: bool = False) -> No
         for i, ctr in enumerate(ctrs):
             _container(errs, ctr, f"{child_path(path, group)}[{i}]", names, probes=group == "containers")
             if isinstance(ctr, dict):
+                check_lifecycle(errs, ctr, f"{child_path(path, group)}[{i}]",
+                                spec.get("terminationGracePeriodSeconds", 30))
                 check_volume_mounts(errs, ctr, f"{child_path(path, group)}[{i}]", volumes)
     policy = errs.typed(spec, "restartPolicy", child_path(path, "restartPolicy"), "string", "Always")
     if policy not in RESTART_POLICIES:
@@ -109,11 +113,7 @@ def _container(errs: Errs, ctr, path: str, names: set, *, probes: bool) -> None:
     for key in ("command", "args"):
         for j, _ in enumerate(errs.typed(ctr, key, child_path(path, key), "array", [])):
             errs.typed(ctr[key], j, f"{child_path(path, key)}[{j}]", "string")
-    for j, env in enumerate(errs.typed(ctr, "env", child_path(path, "env"), "array", [])):
-        if isinstance(env, dict):
-            if not errs.typed(env, "name", f"{child_path(path, 'env')}[{j}].name", "string"):
-                errs.required(f"{child_path(path, 'env')}[{j}].name")
-            errs.typed(env, "value", f"{child_path(path, 'env')}[{j}].value", "string")
+    check_env(errs, ctr, path)
     _container_ports(errs, errs.typed(ctr, "ports", child_path(path, "ports"), "array", []), child_path(path, "ports"))
     if probes:
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 _SAVED = ("name", "log_dir", "cid", "restarts", "image", "image_id", "standin", "started_at",
           "exit_code", "finished_at", "reason", "message", "last", "backoff_until",
-          "waiting_reason", "waiting_message", "retry_at")
+          "waiting_reason", "waiting_message", "retry_at", "ready", "startup_ok")
 
 
 def iso(ts: float) -> str:
@@ -46,6 +46,8 @@ class Container:
     waiting_message: str = ""
     retry_at: float = 0.0          # when to try again after a waiting error
     ready: bool = False
+    startup_ok: bool = True        # its startupProbe succeeded (or it has none): status `started`
+    post_start: bool = False       # its postStart hook is running (not yet running for the API)
     running: bool = False          # as last seen from the runtime
     stdin_fd: int | None = field(default=None, repr=False)   # write end of its stdin FIFO
 
@@ -69,7 +71,7 @@ class Container:
     # ---- transitions ------------------------------------------------------------------
     def started(self, cid: str, image: str, image_id: str, standin: bool) -> None:
         self.cid, self.image, self.image_id, self.standin = cid, image, image_id, standin
-        self.started_at, self.running = time.time(), True
+        self.started_at, self.running, self.post_start = time.time(), True, False
         self.exit_code, self.finished_at, self.reason, self.message = None, 0.0, "", ""
         self.waiting_reason = self.waiting_message = ""
         self.backoff_until = self.retry_at = 0.0

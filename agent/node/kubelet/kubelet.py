@@ -28,16 +28,18 @@ from concurrent.futures import ThreadPoolExecutor
 from agent.api.client import APIStatusError, Client, Informer
 from agent.api.config import ClusterConfig
 from agent.api.events import Recorder
+from agent.node.kubelet import envvars, hooks
 from agent.node.kubelet import images as imagemanager
-from agent.node.kubelet import podfiles
 from agent.node.kubelet.containers import Container, backoff
+from agent.node.kubelet.hooks import ContainerLifecycle
 from agent.node.kubelet.kuberuntime import KubeRuntime
 from agent.node.kubelet.pods import AsyncRecorder, PodRuntime, read_state
-from agent.node.kubelet.probes import ProbeState, run_probe
+from agent.node.kubelet.prober import Prober
 from agent.node.kubelet.status import image_name, pod_status
 from agent.node.kubelet.volumes import VolumeManager, VolumeSetupError
 from agent.node.runtime.errors import ContainerStartError, RuntimeLayerError
 from agent.node.runtime.images import ImageStore
+from agent.node.runtime.resources import node_resources
 
 log = logging.getLogger("nsplane.kubelet")
 CONFIG_RETRY = 10.0          # CreateContainerConfigError / CreateContainerError: try again after
@@ -74,11 +76,15 @@ class Kubelet:
         self._busy_lock = threading.Lock()
         self._ip_lock = threading.Lock()
         self._last_ip = 1
-        self._stopping: set[str] = set()        # containers being stopped for a restart
         self.recorder = AsyncRecorder(Recorder(client, "kubelet", node_name))
         self.runtime = KubeRuntime(cfg, node_dir)
+        self.allocatable = node_resources(os.cpu_count() or 1, self.runtime.node.memory_capacity)[1]
         self.volumes = VolumeManager(client, lambda pod: self._mark(pod["metadata"]["uid"], (
-            pod["metadata"]["namespace"], pod["metadata"]["name"])))
+            pod["metadata"]["namespace"], pod["metadata"]["name"])), self.allocatable)
+        mark = lambda rt: self._mark(rt.uid, rt.key)
+        self.lifecycle = ContainerLifecycle(self.runtime, self._event, mark)
+        self.prober = Prober(lambda cid, argv, timeout: self.runtime.runtime.exec_sync(cid, argv, timeout=timeout),
+                             self._probe_pool, self.lifecycle, self._event, mark, lambda rt: rt.save())
         self.images = imagemanager.ImageManager(
             image_store(cfg), self._event, lambda pod: self._mark(pod["metadata"]["uid"], (
                 pod["metadata"]["namespace"], pod["metadata"]["name"])),
@@ -157,7 +163,7 @@ class Kubelet:
         try:
             if pod is None:
                 if rt:
-                    self._kill_async(rt, 0)
+                    self._kill_async(rt, 0, forced=True)
                 return
             if rt is None:
                 rt = self.pods[uid] = PodRuntime(pod, self.cfg, self.state_dir)
@@ -198,7 +204,7 @@ class Kubelet:
             if adopted and c.cid and c.exit_code is None and c.name in specs:
                 self._refresh(rt, c)
                 if c.running:
-                    self._arm(rt, c, specs[c.name])
+                    self.prober.arm(rt, c, specs[c.name], adopted=True)
         rt.save()
         log.info("pod %s/%s: sandbox %s ip %s ready in %.0f ms%s", *rt.key, rt.sandbox.netns, rt.ip,
                  (time.monotonic() - t0) * 1000, " (adopted)" if adopted else "")
@@ -259,12 +265,14 @@ class Kubelet:
         changed = False
         if not self._pause(rt) or not self._volumes(rt):
             return
+        hooked = False      # a postStart hook runs: the pod's next containers wait for it
         for spec in rt.pod["spec"].get("containers", []):
             c = rt.container(spec)
             changed |= self._refresh(rt, c)
             if c.running and c.image and c.image != image_name(spec.get("image", "")):
-                self._definition_changed(rt, c)
-            if c.running or c.backoff_until == float("inf") or (c.retry_at and now < c.retry_at):
+                self._definition_changed(rt, c, spec)
+            hooked |= c.running and c.post_start
+            if c.running or c.backoff_until == float("inf") or (c.retry_at and now < c.retry_at) or hooked:
                 continue
             if c.exit_code is not None and not c.backoff_until:
                 changed = True
@@ -293,22 +301,13 @@ class Kubelet:
             rt.volume_error = str(e)
             return False
 
-    def _definition_changed(self, rt: PodRuntime, c: Container) -> None:
+    def _definition_changed(self, rt: PodRuntime, c: Container, spec: dict) -> None:
         """The pod's image of a running container changed (`kubectl set image` on
-        a pod): the kubelet stops that instance; the next one runs the new image."""
-        if c.cid in self._stopping:
-            return
-        self._stopping.add(c.cid)
-        self._event(rt.pod, "Killing", f"Container {c.name} definition changed, will be restarted")
-        grace = float(rt.pod["spec"].get("terminationGracePeriodSeconds", 30))
-
-        def stop(cid=c.cid):
-            try:
-                self.runtime.stop(cid, grace)
-            finally:
-                self._stopping.discard(cid)
-                self._mark(rt.uid, rt.key)
-        threading.Thread(target=stop, name=f"restart-{c.name}", daemon=True).start()
+        a pod): the kubelet stops that instance (preStop first); the next one
+        runs the new image."""
+        if not self.lifecycle.stopping(c.cid):
+            self.lifecycle.kill_async(rt, c, spec, message=f"Container {c.name} definition changed, "
+                                      "will be restarted")
 
     def _pause(self, rt: PodRuntime) -> bool:
         """With shareProcessNamespace, the pod's PID 1; False while it cannot run."""
@@ -343,18 +342,15 @@ class Kubelet:
             return c.waiting(e.reason, e.message, retry)
         if image is None:
             return c.waiting("ContainerCreating", "")
-        services = [s for s in (self.services.items() if self.services else [])
-                    if s["metadata"]["namespace"] == rt.key[0]]
-        kube = self.services.get("default", "kubernetes") if self.services else None
-        env = podfiles.container_env(rt.pod, spec, services, kube, rt.ip, {"HOSTNAME": rt.sandbox.hostname})
         c.restarting()
         os.makedirs(c.log_dir, exist_ok=True)
         stdin = self._stdin(rt, c) if spec.get("stdin") else ""
         cid = self.runtime.new_id()
         try:
-            mounts = self.volumes.mounts(rt.pod, rt.dir, spec, env)
-            started = self.runtime.start(rt.sandbox, spec, image, list(env.items()), c.log_path,
-                                         stdin=stdin, cid=cid, volumes=mounts)
+            env = self._environment(rt, spec)    # CreateContainerConfigError: a missing ConfigMap...
+            mounts = self.volumes.mounts(rt.pod, rt.dir, spec, dict(env))
+            started = self.runtime.start(rt.sandbox, spec, image, env, c.log_path, stdin=stdin, cid=cid,
+                                         volumes=mounts)
         except ContainerStartError as e:
             c.close_stdin()
             self._event(rt.pod, "Created", f"Created container {c.name}")
@@ -367,12 +363,22 @@ class Kubelet:
             self._event(rt.pod, "Failed", f"Error: {e}", "Warning")
             return c.waiting(e.reason, str(e), CONFIG_RETRY) or True
         c.started(started.cid, image.name, image.image_id, image.standin)
-        self._arm(rt, c, spec)
         self._event(rt.pod, "Created", f"Created container {c.name}")
         self._event(rt.pod, "Started", f"Started container {c.name}")
+        if not self.lifecycle.post_start(rt, c, spec, then=lambda: self.prober.arm(rt, c, spec)):
+            self.prober.arm(rt, c, spec)
         log.info("pod %s/%s: container %s started (%s, pid %d, restarts %d%s)", *rt.key, c.name, c.cid,
                  started.pid, c.restarts, ", stand-in" if image.standin else "")
         return True
+
+    def _environment(self, rt: PodRuntime, spec: dict) -> list[tuple[str, str]]:
+        """The container's env (envvars.py), its ConfigMaps and Secrets read from the API."""
+        ctx = envvars.PodContext(pod_ips=[rt.ip], host_ips=[self.host_ip], allocatable=self.allocatable,
+                                 services=self.services.items() if self.services else [])
+        env, warnings = envvars.make_environment(rt.pod, spec, ctx, *envvars.api_getters(self.client, rt.key[0]))
+        for message in warnings:
+            self._event(rt.pod, "InvalidEnvironmentVariableNames", message, "Warning")
+        return [("HOSTNAME", rt.sandbox.hostname)] + env
 
     def _stdin(self, rt: PodRuntime, c: Container) -> str:
         """A FIFO for a `stdin: true` container: the kubelet holds its write end
@@ -388,66 +394,27 @@ class Kubelet:
         return path
 
     # ---- probes -------------------------------------------------------
-    def _arm(self, rt: PodRuntime, c: Container, spec: dict) -> None:
-        """Readiness starts false under a readiness probe, true without one;
-        probes start after initialDelaySeconds."""
-        c.ready = "readinessProbe" not in spec
-        for kind in ("readinessProbe", "livenessProbe"):
-            if kind in spec:
-                st = rt.probes[(c.name, kind)] = ProbeState(spec[kind], initial=kind == "livenessProbe")
-                st.next_at = time.time() + float(spec[kind].get("initialDelaySeconds", 0))
-
     def _run_probes(self, rt: PodRuntime) -> None:
-        now = time.time()
-        specs = {s["name"]: s for s in rt.pod["spec"].get("containers", [])}
-        for (cname, kind), st in list(rt.probes.items()):
-            c = rt.containers.get(cname)
-            if c is None or not c.running or st.in_flight or now < st.next_at:
-                continue
-            st.in_flight = True
-            st.next_at = now + float(st.probe.get("periodSeconds", 10))
-            run_in = lambda argv, timeout, cid=c.cid: self.runtime.runtime.exec_sync(  # noqa: E731
-                cid, argv, timeout=timeout)
-            fut = self._probe_pool.submit(run_probe, st.probe, rt.ip, specs.get(cname, {}), run_in)
-            fut.add_done_callback(lambda f, rt=rt, c=c, kind=kind, st=st, cid=c.cid:
-                                  self._probe_done(rt, c, kind, st, f, cid))
-
-    def _probe_done(self, rt, c: Container, kind: str, st: ProbeState, fut, cid: str) -> None:
-        st.in_flight = False
-        if rt.deleting_since or c.cid != cid or not c.running:
-            return       # a probe of an instance that is gone
-        try:
-            ok, msg = fut.result()
-        except Exception as e:   # a probe bug is a failed probe, not a dead kubelet
-            ok, msg = False, str(e)
-        if not ok and st.failures == 0:
-            self._event(rt.pod, "Unhealthy", f"{'Readiness' if kind == 'readinessProbe' else 'Liveness'} "
-                        f"probe failed: {msg}", "Warning")
-        if st.record(ok, msg):
-            if kind == "readinessProbe":
-                c.ready = st.result
-            elif not st.result:
-                self._event(rt.pod, "Killing", f"Container {c.name} failed liveness probe, will be restarted")
-                grace = float(rt.pod["spec"].get("terminationGracePeriodSeconds", 30))
-                threading.Thread(target=self.runtime.stop, args=(cid, grace), name=f"restart-{c.name}",
-                                 daemon=True).start()
-        self._mark(rt.uid, rt.key)
+        self.prober.run(rt)
 
     # ---- deletion -------------------------------------------------------
-    def _kill_async(self, rt: PodRuntime, grace: float) -> None:
-        """Stop a pod off the sync loop, so one slow grace period blocks no one."""
+    def _kill_async(self, rt: PodRuntime, grace: float, forced: bool = False) -> None:
+        """Stop a pod off the sync loop, so one slow grace period blocks no one.
+        A graceful deletion runs each container's preStop hook inside the
+        pod's deletionGracePeriodSeconds; a pod gone from the API (`forced`)
+        is stopped with exactly `grace` and no hook."""
         if rt.deleting_since:
             return
         rt.deleting_since = time.time()
-        for c in rt.containers.values():
-            if c.running:
-                self._event(rt.pod, "Killing", f"Stopping container {c.name}")
-        threading.Thread(target=self._kill_pod, args=(rt, grace), name=f"kill-{rt.key[1]}", daemon=True).start()
+        threading.Thread(target=self._kill_pod, args=(rt, grace, forced), name=f"kill-{rt.key[1]}",
+                         daemon=True).start()
 
-    def _stop_containers(self, rt: PodRuntime, grace: float) -> None:
+    def _stop_containers(self, rt: PodRuntime, grace: float, forced: bool = True) -> None:
         def stop(c: Container) -> None:
             if c.cid and c.exit_code is None:
-                self.runtime.stop(c.cid, grace)
+                self.lifecycle.kill(rt, c, hooks.container_spec(rt.pod, c.name),
+                                    message="" if c.running and rt.deleting_since else None,
+                                    override=int(grace) if forced else None)
             if c.cid:
                 self.runtime.remove(c.cid)
             c.close_stdin()
@@ -459,8 +426,8 @@ class Kubelet:
         if rt.pause_cid:
             self.runtime.remove(rt.pause_cid)
 
-    def _kill_pod(self, rt: PodRuntime, grace: float) -> None:
-        self._stop_containers(rt, float(grace))
+    def _kill_pod(self, rt: PodRuntime, grace: float, forced: bool = True) -> None:
+        self._stop_containers(rt, float(grace), forced)
         try:
             rt.sandbox.teardown()
         except Exception as e:

@@ -51,7 +51,7 @@ class PodRuntime:
 
     def save(self) -> None:
         os.makedirs(self.dir, exist_ok=True)
-        tmp = self.state_file + ".tmp"
+        tmp = f"{self.state_file}.{threading.get_ident()}.tmp"     # probe threads save too
         with open(tmp, "w") as f:
             json.dump({"uid": self.uid, "ip": self.ip, "netns": self.sandbox.netns,
                        "started_at": self.started_at, "pause": self.pause_cid,

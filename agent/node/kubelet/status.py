@@ -31,11 +31,11 @@ def container_status(spec: dict, c: Container | None, pod_label: str, now: float
           "ready": False, "started": False}
     if c and c.container_id:
         cs["containerID"] = c.container_id
-    if c is None:
+    if c is None or (c.running and c.post_start):   # a postStart hook runs: not running yet for the API
         cs["state"] = {"waiting": {"reason": "ContainerCreating"}}
     elif c.running:
         cs["state"] = {"running": {"startedAt": iso(c.started_at)}}
-        cs["ready"], cs["started"] = c.ready, True
+        cs["ready"], cs["started"] = c.ready and c.startup_ok, c.startup_ok
     elif c.exit_code is not None:
         term = c.termination()
         if c.backoff_until and c.backoff_until != float("inf") and now < c.backoff_until:

@@ -43,6 +43,7 @@ from agent.node.kubelet.volumes.atomicwriter import AtomicWriter, FileProjection
 from agent.node.kubelet.volumes.payload import VolumeSetupError
 from agent.node.runtime import kernel
 from agent.node.runtime.errors import ContainerConfigError
+from agent.node.runtime.resources import value
 from agent.node.runtime.spec import Mount
 
 log = logging.getLogger("nsplane.kubelet.volumes")
@@ -68,22 +69,10 @@ def volume_dir(pod_dir: str, volume: dict) -> str:
     return os.path.join(pod_dir, "volumes", f"kubernetes.io~{PLUGINS.get(kind, 'unknown')}", volume["name"])
 
 
-def node_allocatable() -> dict[str, float]:
-    mem = 0
-    try:
-        with open("/proc/meminfo") as f:
-            mem = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemTotal:"))
-    except (OSError, StopIteration):
-        pass
-    st = os.statvfs("/")
-    return {"cpu": float(os.cpu_count() or 1), "memory": float(mem),
-            "ephemeral-storage": float(st.f_blocks * st.f_frsize)}
-
-
 def _size(limit) -> str:
     try:
-        return f"size={int(payload.quantity(limit))}"
-    except ValueError:
+        return f"size={value(limit)}"
+    except (ValueError, ArithmeticError):
         return ""
 
 
@@ -97,9 +86,9 @@ class _Pod:
 
 
 class VolumeManager:
-    def __init__(self, client: Client, mark: Callable[[dict], None]):
+    def __init__(self, client: Client, mark: Callable[[dict], None], allocatable: dict[str, str]):
         self.client, self.mark = client, mark
-        self.allocatable = node_allocatable()
+        self.allocatable = allocatable      # the Node's, for resourceFieldRef without a limit
         self.configmaps = Informer(client, "configmaps")
         self.secrets = Informer(client, "secrets")
         self.configmaps.add_handler(lambda old, new: self._on_object("configmap", old, new))

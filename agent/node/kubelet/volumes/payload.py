@@ -17,10 +17,10 @@ when absent); service account tokens from `token(audience, seconds)`.
 from __future__ import annotations
 
 import base64
-import json
-import math
 from typing import Callable
 
+from agent.api.fieldpath import metadata_value
+from agent.node.kubelet.envvars import resource_field_value
 from agent.node.kubelet.volumes.atomicwriter import FileProjection
 
 DEFAULT_MODE = 0o644
@@ -87,70 +87,29 @@ def secret_payload(source: dict, lookup: Lookup, default_mode: int | None = None
 
 # ---- downward API ------------------------------------------------------------------
 
-def format_map(m: dict) -> str:
-    """fieldpath.FormatMap: sorted `key="value"` lines, values quoted as Go's %q."""
-    return "\n".join(f"{k}={json.dumps(str(v), ensure_ascii=False)}" for k, v in sorted((m or {}).items()))
-
-
 def field_value(pod: dict, path: str) -> str:
-    """ExtractFieldPathAsString for the fields a downwardAPI volume may name."""
-    md = pod.get("metadata") or {}
-    for field in ("labels", "annotations"):
-        prefix = f"metadata.{field}['"
-        if path.startswith(prefix) and path.endswith("']"):
-            return str((md.get(field) or {}).get(path[len(prefix):-2], ""))
-    simple = {"metadata.name": md.get("name", ""), "metadata.namespace": md.get("namespace", ""),
-              "metadata.uid": md.get("uid", ""),
-              "metadata.labels": format_map(md.get("labels") or {}),
-              "metadata.annotations": format_map(md.get("annotations") or {}),
-              "spec.nodeName": (pod.get("spec") or {}).get("nodeName", ""),
-              "spec.serviceAccountName": (pod.get("spec") or {}).get("serviceAccountName", ""),
-              "status.podIP": (pod.get("status") or {}).get("podIP", ""),
-              "status.hostIP": (pod.get("status") or {}).get("hostIP", "")}
-    if path not in simple:
-        raise VolumeSetupError(f"unsupported fieldPath: {path}")
-    return str(simple[path])
+    """ExtractFieldPathAsString for the metadata fields a downwardAPI volume may name."""
+    try:
+        return metadata_value(pod, path)
+    except ValueError as e:
+        raise VolumeSetupError(str(e)) from None
 
 
-_SUFFIX = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-           "n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-           "P": 1e15, "E": 1e18}
-
-
-def quantity(value) -> float:
-    """A resource.Quantity as a number (cores for cpu, bytes for memory)."""
-    s = str(value).strip()
-    for suffix in sorted(_SUFFIX, key=len, reverse=True):
-        if suffix and s.endswith(suffix):
-            return float(s[: -len(suffix)]) * _SUFFIX[suffix]
-    return float(s)
-
-
-def resource_value(pod: dict, ref: dict, node_allocatable: dict[str, float]) -> str:
-    """ExtractContainerResourceValue: the container's limit or request divided by
-    `divisor` and rounded up; an unset limit is the node's allocatable."""
+def resource_value(pod: dict, ref: dict, node_allocatable: dict[str, str]) -> str:
+    """The container's limit or request divided by `divisor`, rounded up; an
+    unset limit is the node's allocatable (as for env: envvars.py)."""
     name = ref.get("containerName", "")
     containers = (pod.get("spec") or {}).get("containers") or []
     ctr = next((c for c in containers if c.get("name") == name), None)
     if ctr is None:
         raise VolumeSetupError(f"cannot find container: {name}")
-    resource = ref.get("resource", "")
-    kind, _, what = resource.partition(".")
-    if kind not in ("limits", "requests") or what not in ("cpu", "memory", "ephemeral-storage"):
-        raise VolumeSetupError(f"unsupported container resource : {resource}")
-    res = ctr.get("resources") or {}
-    value = (res.get(kind) or {}).get(what)
-    if value is None and kind == "requests":
-        value = (res.get("limits") or {}).get(what)
-    if value is not None:
-        number = quantity(value)
-    else:
-        number = node_allocatable.get(what, 0) if kind == "limits" else 0
-    divisor = quantity(ref.get("divisor") or "1")
-    return str(math.ceil(number / divisor)) if divisor else "0"
+    try:
+        return resource_field_value(pod, ctr, ref, node_allocatable)
+    except ValueError as e:
+        raise VolumeSetupError(str(e)) from None
 
 
-def downward_payload(source: dict, pod: dict, node_allocatable: dict[str, float],
+def downward_payload(source: dict, pod: dict, node_allocatable: dict[str, str],
                      default_mode: int | None = None) -> dict:
     mode = _mode(source.get("defaultMode"), DEFAULT_MODE) if default_mode is None else default_mode
     out = {}
@@ -168,7 +127,7 @@ def downward_payload(source: dict, pod: dict, node_allocatable: dict[str, float]
 # ---- projected -------------------------------------------------------------------------
 
 def projected_payload(source: dict, pod: dict, lookup: Lookup, token: TokenSource,
-                      node_allocatable: dict[str, float]) -> dict:
+                      node_allocatable: dict[str, str]) -> dict:
     """Every source in order (later paths win); all errors are reported together."""
     mode = _mode(source.get("defaultMode"), DEFAULT_MODE)
     out: dict = {}
