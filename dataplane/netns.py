@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import socket
 import subprocess
 from contextlib import contextmanager
 from typing import Iterator
@@ -160,6 +161,14 @@ def entered(netns: str) -> Iterator[None]:
     finally:
         os.close(target)
         os.close(own)
+
+
+def socket_in(netns: str, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM) -> socket.socket:
+    """A socket of `netns` (a socket keeps the namespace it was made in, so
+    it may then connect from anywhere): the kubelet's port-forward reaches
+    a pod's localhost with it."""
+    with entered(netns):
+        return socket.socket(family, kind)
 
 
 def current_name() -> str | None:

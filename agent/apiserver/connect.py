@@ -1,7 +1,7 @@
 """The API server's connect subresources: what it forwards instead of
 storing (kube-apiserver's Connecter REST handlers).
 
-- pods/log, pods/exec, pods/attach go to the kubelet of the pod's node over
+- pods/log, pods/exec, pods/attach, pods/portforward go to the kubelet of the pod's node over
   HTTPS: the kubelet's serving certificate must come from the cluster CA and
   name the node's InternalIP, and the API server presents its kubelet client
   certificate (agent/api/pki.py), which is the only caller the kubelet
@@ -98,6 +98,23 @@ def pod_stream(handler, ns: str, name: str, verb: str, q: dict) -> None:
     query = urllib.parse.urlsplit(handler.path).query
     try:
         relay.proxy_upgrade(handler, addr, f"/{verb}/{ns}/{name}/{container}?{query}", tls=api.kubelet_tls)
+    except sessions.StreamError as e:
+        raise APIError(e.code, "ServiceUnavailable", str(e)) from None
+
+
+def pod_port_forward(handler, ns: str, name: str) -> None:
+    """pods/portforward: relay the upgraded connection (SPDY/3.1, or SPDY
+    tunnelled in WebSocket) to the kubelet of the pod's node, which connects
+    to the pod's ports (agent/streams/portforward.py)."""
+    api = handler.api
+    pod = api.registry.get(BY_RESOURCE["pods"], ns, name)
+    node = pod.get("spec", {}).get("nodeName")
+    if not node:
+        raise APIError(400, "BadRequest", f"pod {name} does not have a host assigned")
+    if not handler.headers.get("Upgrade"):
+        raise APIError(400, "BadRequest", "Upgrade request required")
+    try:
+        relay.proxy_upgrade(handler, api.kubelet_address(node), f"/portForward/{ns}/{name}", tls=api.kubelet_tls)
     except sessions.StreamError as e:
         raise APIError(e.code, "ServiceUnavailable", str(e)) from None
 

@@ -47,6 +47,9 @@ def _default_pod_spec(spec: dict) -> None:
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("enableServiceLinks", True)
+    for v in spec.get("volumes") or []:
+        if isinstance(v, dict):
+            _default_volume(v)
     for c in spec.get("containers", []) or []:
         image = c.get("image", "")
         tag = image.rsplit("/", 1)[-1]
@@ -69,6 +72,32 @@ def _default_pod_spec(spec: dict) -> None:
                 pr.setdefault("periodSeconds", 10)
                 pr.setdefault("successThreshold", 1)
                 pr.setdefault("failureThreshold", 3)
+
+
+VOLUME_SOURCES = ("hostPath", "emptyDir", "secret", "configMap", "downwardAPI", "projected",
+                  "persistentVolumeClaim", "nfs", "iscsi", "csi", "ephemeral", "image", "gitRepo")
+
+
+def _default_volume(v: dict) -> None:
+    """SetDefaults_Volume and the per-source defaulters: no source is an
+    emptyDir; file volumes get defaultMode 0644 (420); a hostPath type "";
+    a token 3600 s; a fieldRef apiVersion v1."""
+    if not any(v.get(k) is not None for k in VOLUME_SOURCES):
+        v["emptyDir"] = {}
+    for key in ("secret", "configMap", "downwardAPI", "projected"):
+        if isinstance(v.get(key), dict):
+            v[key].setdefault("defaultMode", 0o644)
+    if isinstance(v.get("hostPath"), dict):
+        v["hostPath"].setdefault("type", "")
+    items = list((v.get("downwardAPI") or {}).get("items") or []) if isinstance(v.get("downwardAPI"), dict) else []
+    for src in (v.get("projected") or {}).get("sources") or [] if isinstance(v.get("projected"), dict) else []:
+        if isinstance(src, dict) and isinstance(src.get("serviceAccountToken"), dict):
+            src["serviceAccountToken"].setdefault("expirationSeconds", 3600)
+        if isinstance(src, dict) and isinstance(src.get("downwardAPI"), dict):
+            items += src["downwardAPI"].get("items") or []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("fieldRef"), dict):
+            item["fieldRef"].setdefault("apiVersion", "v1")
 
 
 def _service_account(spec: dict, admit: bool) -> None:

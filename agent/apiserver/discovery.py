@@ -51,6 +51,7 @@ SUBRESOURCES: dict[str, tuple[Subresource, ...]] = {
              Subresource("binding", "Binding", ("create",)),
              Subresource("exec", "PodExecOptions", ("create", "get")),
              Subresource("log", "Pod", ("get",)),
+             Subresource("portforward", "PodPortForwardOptions", ("create", "get")),
              Subresource("proxy", "PodProxyOptions", _PROXY_VERBS),
              _STATUS),
     "services": (Subresource("proxy", "ServiceProxyOptions", _PROXY_VERBS), _STATUS),

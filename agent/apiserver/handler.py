@@ -301,6 +301,8 @@ class Handler(BaseHTTPRequestHandler):
             return connect.pod_log(self, ns, name, q)
         if name and sub in ("exec", "attach") and kind.kind == "Pod":
             return connect.pod_stream(self, ns, name, sub, q)
+        if name and sub == "portforward" and kind.kind == "Pod":
+            return connect.pod_port_forward(self, ns, name)
         if name and sub == "scale":
             read_scale, _ = writes.scale_view(kind)
             return self._send(200, read_scale(reg.get(kind, ns, name)))
@@ -345,6 +347,8 @@ class Handler(BaseHTTPRequestHandler):
     def _do_post(self, kind, ns, name, sub, q):
         if name and sub in ("exec", "attach") and kind.kind == "Pod":
             return connect.pod_stream(self, ns, name, sub, q)
+        if name and sub == "portforward" and kind.kind == "Pod":
+            return connect.pod_port_forward(self, ns, name)
         if name and sub == "token" and kind.kind == "ServiceAccount" and self.api.tokens is not None:
             return self._send(201, self.api.tokens.create_token(self.api.registry, ns, name, self._body()))
         if kind.kind == "SelfSubjectReview":

@@ -18,7 +18,7 @@ import uuid
 
 from agent.api.kinds import BY_RESOURCE, KINDS, Kind
 from agent.api.objects import now_iso
-from agent.apiserver import configdata, csrstrategy, validation
+from agent.apiserver import admission, configdata, csrstrategy, validation
 from agent.apiserver.allocation import (
     AllocationRefused,
     ServiceAllocation,
@@ -120,6 +120,8 @@ class Registry:
         if kind.kind == csrstrategy.KIND:
             obj.pop("status", None)          # signed and approved only through its subresources
         default(kind.kind, obj)
+        if kind.kind == "Pod":
+            self._admit_pod(obj)
         causes = self._validate(kind, obj, None)
         if causes:
             raise invalid(kind, name, causes)
@@ -132,6 +134,18 @@ class Registry:
             except AlreadyExists:
                 raise APIError(409, "AlreadyExists", f'{kind.resource}{_grp(kind)} "{name}" already exists',
                                {"name": name, "group": kind.group, "kind": kind.resource}) from None
+
+    def _admit_pod(self, pod: dict) -> None:
+        def service_account(namespace: str, name: str) -> dict | None:
+            try:
+                return self.get(BY_RESOURCE["serviceaccounts"], namespace, name)
+            except APIError:
+                return None
+        try:
+            admission.admit_pod(service_account, pod)
+        except admission.Forbidden as e:
+            raise APIError(403, "Forbidden", str(e), {"name": pod["metadata"].get("name", ""),
+                                                      "kind": "pods"}) from None
 
     def update(self, kind: Kind, namespace: str | None, name: str, obj: dict, subresource: str | None = None) -> dict:
         obj = _decoded(kind, copy.deepcopy(obj))

@@ -16,7 +16,7 @@ from agent.api.config import ClusterConfig
 from agent.api.kinds import UnknownKind
 from agent.apiserver.allocator import LoadBalancerPool
 from agent.cli import clusterops as cluster
-from agent.cli import hostmode, images, kubeconfig, pods, resources
+from agent.cli import clusters, hostmode, images, kubeconfig, pods, resources
 from agent.cli.errors import die, server_error
 
 # ---- cluster -------------------------------------------------------------
@@ -31,8 +31,15 @@ def cmd_up(cfg: ClusterConfig, args) -> int:
     if args.insecure_registry:
         cfg.insecure_registries = list(dict.fromkeys(cfg.insecure_registries + args.insecure_registry))
     if args.host_mode or cfg.host_mode:   # this namespace is the node (a VM): agent/cli/hostmode.py
+        given = [f for f, v in (("--api-port", args.api_port), ("--underlay", args.underlay),
+                                ("--host-netns", args.host_netns)) if v is not None]
+        if given:
+            die(f"nsplane up: {given[0]} is for clusters of namespaces; in host mode the node is this machine")
         return hostmode.cmd_up(cfg, args)
     try:
+        chosen = clusters.place(cfg, args.api_port, args.underlay, args.host_netns)
+        if chosen:
+            print(f"cluster {cfg.name}: {', '.join(chosen)}")
         removed = []
         if args.nodes is not None:
             _, removed = cluster.resize(cfg, args.nodes)
@@ -50,6 +57,16 @@ def cmd_up(cfg: ClusterConfig, args) -> int:
     print(f"API server: {cfg.loopback_api_url} (and {cfg.api_url}, {cfg.local_api_url})")
     print(f"logs: {cfg.dir}/logs/   store: {cfg.db_path}")
     kubeconfig.install_and_say(cfg)
+    return 0
+
+
+def cmd_clusters(cfg: ClusterConfig, args) -> int:
+    """`nsplane clusters`: every cluster of the state directory, and whether it runs."""
+    found = clusters.known(cfg.state_dir)
+    if not found:
+        print(f"No clusters found in {cfg.state_dir}.", file=sys.stderr)
+        return 0
+    sys.stdout.write(clusters.render(clusters.rows([(c, clusters.state(c)) for c in found])))
     return 0
 
 
@@ -122,8 +139,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", type=int, help="how many nodes (grows or shrinks a running cluster)")
     p.add_argument("--lb-pool", help="LoadBalancer addresses: first-last or CIDR on the underlay, or none "
                                      "(default: .200-.250 of the underlay)")
+    p.add_argument("--api-port", type=int, help="the API server's port (default: the first free one from 6443)")
+    p.add_argument("--underlay", help="the underlay network, e.g. 172.28.5.0/24 (default: the first free /24 "
+                                      "from 172.28.0.0/24)")
+    p.add_argument("--host-netns", help="run the cluster's outside world (bridge, API server) in this named "
+                                        "network namespace instead of this one, as the tests do")
     hostmode.add_up_flags(p)
     hostmode.add_join_parser(sub)
+    sub.add_parser("clusters", help="list the clusters on this machine (name, API, nodes, underlay, state)")
     p = sub.add_parser("node", help="add or remove nodes of a running cluster")
     node_sub = p.add_subparsers(dest="action", required=True)
     node_sub.add_parser("add", help="add nodes (next free names)").add_argument("--count", type=int, default=1)
@@ -189,7 +212,7 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-COMMANDS = {"up": cmd_up, "join": hostmode.cmd_join, "node": cmd_node, "down": cmd_down, "kubeconfig": cmd_kubeconfig, "apply": resources.cmd_apply, "create": resources.cmd_apply, "get": resources.cmd_get,
+COMMANDS = {"up": cmd_up, "clusters": cmd_clusters, "join": hostmode.cmd_join, "node": cmd_node, "down": cmd_down, "kubeconfig": cmd_kubeconfig, "apply": resources.cmd_apply, "create": resources.cmd_apply, "get": resources.cmd_get,
             "delete": resources.cmd_delete, "run": pods.cmd_run, "exec": pods.cmd_exec, "logs": pods.cmd_logs,
             "scale": resources.cmd_scale, "image": images.cmd_image}
 
@@ -207,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "exec":
             args.command = args.command + rest
     cfg = ClusterConfig.find(args.cluster)
-    if args.cmd not in ("up", "down", "kubeconfig", "join", "image") and not os.path.exists(cfg.api_socket):
+    if args.cmd not in ("up", "down", "kubeconfig", "join", "image", "clusters") and not os.path.exists(cfg.api_socket):
         die(f"The connection to the server was refused: cluster {cfg.name} is not running "
             f"(no {cfg.api_socket}); start it with `nsplane up`")
     try:

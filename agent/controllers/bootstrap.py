@@ -107,6 +107,9 @@ def cluster_dns(registry: Registry, cfg) -> None:
                  "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"}},
                  "template": {"metadata": {"labels": DNS_LABELS}, "spec": {
                      "dnsPolicy": "Default",
+                     # its token and CA are the cluster's coredns files, mounted where a
+                     # service account's are (kuberuntime.py), not a kube-api-access volume
+                     "automountServiceAccountToken": False,
                      "containers": [{
                          "name": "coredns", "image": DNS_IMAGE, "args": ["-conf", "/etc/coredns/Corefile"],
                          "env": env,

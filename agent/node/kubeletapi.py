@@ -1,19 +1,23 @@
 """The kubelet's port (10250): container logs (plain, followed, previous), and
-the node's end of exec and attach, which the API server relays to it
-(agent/streams/relay.py): exec runs inside the container through the OCI
-runtime, attach joins the container's stdin FIFO and log. Sessions themselves
-are agent/streams/sessions.py; the HTTPS server, and who may call it,
-agent/node/kubeletserver.py."""
+the node's end of exec, attach and port-forward, which the API server relays
+to it (agent/streams/relay.py): exec runs inside the container through the
+OCI runtime, attach joins the container's stdin FIFO and log, port-forward
+connects to the pod's localhost from inside its network namespace. Sessions
+themselves are agent/streams/sessions.py and portforward.py; the HTTPS
+server, and who may call it, agent/node/kubeletserver.py."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 import urllib.parse
 from http.server import BaseHTTPRequestHandler
 
 from agent.node.kubelet.kubelet import Kubelet
 from agent.node.runtime.errors import RuntimeLayerError
-from agent.streams import sessions
+from agent.streams import portforward, sessions
+from dataplane import netns
 
 log = logging.getLogger("nsplane.kubelet.api")
 
@@ -33,6 +37,8 @@ class KubeletAPI(BaseHTTPRequestHandler):
         parts = url.path.strip("/").split("/")
         if len(parts) == 4 and parts[0] in ("exec", "attach"):   # kubectl exec / attach, via the API server
             return serve_kubelet_stream(self, self.kubelet, *parts, url.query)
+        if len(parts) in (3, 4) and parts[0] == "portForward":   # kubectl port-forward, via the API server
+            return serve_port_forward(self, self.kubelet, parts[1], parts[2])
         if len(parts) != 3 or parts[0] != "containerLogs":
             return self._send(404, "not found")
         ns, name = parts[1], parts[2]
@@ -113,6 +119,51 @@ def serve_kubelet_stream(handler, kubelet, verb: str, ns: str, name: str, contai
     stdin_fd = c.stdin_fd if flag("stdin") else None
     close = c.close_stdin if spec.get("stdinOnce") else None
     sessions.attach_session(conn, c.log_path, lambda cid=c.cid: _running(kubelet, cid), stdin_fd, close)
+
+
+def serve_port_forward(handler, kubelet, ns: str, name: str) -> None:
+    """/portForward/<ns>/<pod>: the kubelet's end of `kubectl port-forward`;
+    every forwarded connection goes to the pod's localhost:<port>."""
+    rt = next((r for r in kubelet.pods.values() if r.key == (ns, name)), None)
+    if rt is None or rt.ip is None:
+        return _plain(handler, 404, f'pod "{name}" in namespace "{ns}" is not running on this node')
+    sandbox_id = rt.pause_cid or rt.uid
+    try:
+        portforward.serve(handler, lambda port: dial_pod(rt.sandbox.netns, sandbox_id, port), f"pod {ns}/{name}")
+    except sessions.StreamError as e:
+        _plain(handler, e.code, str(e))
+
+
+def dial_pod(pod_netns: str, sandbox_id: str, port: int, timeout: float = 10.0) -> socket.socket:
+    """A TCP connection to localhost:<port> inside the pod, IPv4 then IPv6,
+    or DialError with the kubelet's and containerd's message."""
+    errors = []
+    for family, host, net in ((socket.AF_INET, "127.0.0.1", "tcp4"), (socket.AF_INET6, "::1", "tcp6")):
+        try:
+            sock = netns.socket_in(pod_netns, family)
+        except (OSError, netns.NetworkSetupError) as e:
+            errors.append(f"{net} socket in the pod: {e}")
+            continue
+        sock.settimeout(timeout)
+        try:
+            sock.connect((host, port))
+        except OSError as e:
+            sock.close()
+            where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+            errors.append(f"dial {net} {where}: connect: {_reason(e)}")
+            continue
+        sock.settimeout(None)
+        return sock
+    raise portforward.DialError(
+        f"error forwarding port {port} to pod {sandbox_id}, uid : failed to execute portforward in network "
+        f'namespace "{netns.path(pod_netns)}": failed to connect to localhost:{port} inside namespace '
+        f'"{sandbox_id}", IPv4: {errors[0]} IPv6 {errors[-1]} ')
+
+
+def _reason(e: OSError) -> str:
+    if isinstance(e, TimeoutError) or e.errno == errno.ETIMEDOUT:
+        return "i/o timeout"
+    return (e.strerror or str(e)).lower()
 
 
 def serve_log_follow(handler, data: bytes, path: str, alive) -> None:

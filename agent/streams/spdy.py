@@ -85,17 +85,17 @@ class UpgradeError(Exception):
 
 # ---- negotiation --------------------------------------------------------------
 
-def negotiate(offered: list[str]) -> str:
+def negotiate(offered: list[str], supported: tuple[str, ...] = PROTOCOLS) -> str:
     """The X-Stream-Protocol-Version to answer; '' (the legacy v1) when the
     client offered none, as kube's httpstream.Handshake does."""
     names = [p.strip() for v in offered for p in v.split(",") if p.strip()]
     if not names:
         return ""
-    for p in PROTOCOLS:
+    for p in supported:
         if p in names:
             return p
     raise UpgradeError(403, f"unable to upgrade: unable to negotiate protocol: client supports "
-                            f"{names}, server supports {list(PROTOCOLS)}")
+                            f"{names}, server supports {list(supported)}")
 
 
 def handshake_response(protocol: str) -> bytes:

@@ -20,6 +20,7 @@ import threading
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")   # what we speak, best first
+TUNNEL_PREFIX = "SPDY/3.1+"   # kubectl >= 1.31 port-forward: SPDY carried in binary messages
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 
@@ -36,10 +37,10 @@ def accept_key(key: str) -> str:
     return base64.b64encode(hashlib.sha1((key.strip() + GUID).encode()).digest()).decode()
 
 
-def choose_protocol(offered: str | None) -> str | None:
+def choose_protocol(offered: str | None, supported: tuple[str, ...] = PROTOCOLS) -> str | None:
     """The subprotocol to answer from a Sec-WebSocket-Protocol header."""
     names = [p.strip() for p in (offered or "").split(",") if p.strip()]
-    for p in PROTOCOLS:
+    for p in supported:
         if p in names:
             return p
     return None
@@ -177,3 +178,36 @@ class Connection:
             if fin:
                 msg, self._parts = b"".join(self._parts), []
                 return self._part_op, msg
+
+
+class ByteStream:
+    """A WebSocket Connection as one byte stream, as client-go's tunneling
+    connection makes it (kubectl port-forward, subprotocol
+    `SPDY/3.1+portforward.k8s.io`): reads return the binary messages'
+    payloads in order, each write is one binary message. File-like enough
+    for agent/streams/spdy.py's readers and writers."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self._buf = b""
+
+    def read1(self, n: int = 65536) -> bytes:
+        while not self._buf:
+            msg = self.conn.receive()
+            if msg is None:
+                return b""
+            op, data = msg
+            if op != OP_BINARY:
+                raise ProtocolError("a tunnelled stream carries binary messages only")
+            self._buf = data
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+    read = read1
+
+    def write(self, data: bytes) -> int:
+        self.conn.send(OP_BINARY, bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass

@@ -35,9 +35,10 @@ class Authenticator:
         self.static, self.service_accounts = static, service_accounts
 
     def authenticate(self, authorization: str | None) -> UserInfo | None:
-        if not authorization or not authorization.startswith("Bearer "):
+        parts = (authorization or "").strip().split(" ", 2)   # kube's bearertoken: the scheme in any case
+        if len(parts) < 2 or parts[0].lower() != "bearer":
             return None
-        token = authorization[len("Bearer "):].strip()
+        token = parts[1]
         if not token or not token.isascii():
             return None
         found = self.static.lookup(token) if self.static is not None else None

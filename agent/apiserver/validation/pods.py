@@ -17,6 +17,7 @@ from agent.apiserver.validation.common import (
 from agent.apiserver.validation.env import check_env
 from agent.apiserver.validation.errors import Cause, Errs, child_path
 from agent.apiserver.validation.lifecycle import check_lifecycle
+from agent.apiserver.validation.volumes import check_volume_mounts, check_volumes
 
 RESTART_POLICIES = ["Always", "OnFailure", "Never"]
 DNS_POLICIES = ["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"]
@@ -30,6 +31,7 @@ def check_pod_spec(errs: Errs, spec, path: str, *, template: bool = False) -> No
         errs.required(child_path(path, "containers"))
         return
     names: set[str] = set()
+    volumes = check_volumes(errs, spec, path)
     for group in ("initContainers", "containers"):
         ctrs = errs.typed(spec, group, child_path(path, group), "array", [])
         if group == "containers" and not ctrs:
@@ -39,6 +41,7 @@ def check_pod_spec(errs: Errs, spec, path: str, *, template: bool = False) -> No
             if isinstance(ctr, dict):
                 check_lifecycle(errs, ctr, f"{child_path(path, group)}[{i}]",
                                 spec.get("terminationGracePeriodSeconds", 30))
+                check_volume_mounts(errs, ctr, f"{child_path(path, group)}[{i}]", volumes)
     policy = errs.typed(spec, "restartPolicy", child_path(path, "restartPolicy"), "string", "Always")
     if policy not in RESTART_POLICIES:
         errs.not_supported(child_path(path, "restartPolicy"), policy, RESTART_POLICIES)

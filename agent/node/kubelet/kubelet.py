@@ -36,6 +36,7 @@ from agent.node.kubelet.kuberuntime import KubeRuntime
 from agent.node.kubelet.pods import AsyncRecorder, PodRuntime, read_state
 from agent.node.kubelet.prober import Prober
 from agent.node.kubelet.status import image_name, pod_status
+from agent.node.kubelet.volumes import VolumeManager, VolumeSetupError
 from agent.node.runtime.errors import ContainerStartError, RuntimeLayerError
 from agent.node.runtime.images import ImageStore
 from agent.node.runtime.resources import node_resources
@@ -78,6 +79,8 @@ class Kubelet:
         self.recorder = AsyncRecorder(Recorder(client, "kubelet", node_name))
         self.runtime = KubeRuntime(cfg, node_dir)
         self.allocatable = node_resources(os.cpu_count() or 1, self.runtime.node.memory_capacity)[1]
+        self.volumes = VolumeManager(client, lambda pod: self._mark(pod["metadata"]["uid"], (
+            pod["metadata"]["namespace"], pod["metadata"]["name"])), self.allocatable)
         mark = lambda rt: self._mark(rt.uid, rt.key)
         self.lifecycle = ContainerLifecycle(self.runtime, self._event, mark)
         self.prober = Prober(lambda cid, argv, timeout: self.runtime.runtime.exec_sync(cid, argv, timeout=timeout),
@@ -108,6 +111,7 @@ class Kubelet:
     def run(self, stop: threading.Event) -> None:
         self.informer.start(stop)
         self.informer.synced.wait(30)
+        self.volumes.start(stop)
         self._adopt_leftovers()
         self.runtime.runtime.prestart()
         last_tick = 0.0
@@ -259,7 +263,7 @@ class Kubelet:
         policy = rt.pod["spec"].get("restartPolicy", "Always")
         now = time.time()
         changed = False
-        if not self._pause(rt):
+        if not self._pause(rt) or not self._volumes(rt):
             return
         hooked = False      # a postStart hook runs: the pod's next containers wait for it
         for spec in rt.pod["spec"].get("containers", []):
@@ -283,6 +287,19 @@ class Kubelet:
                 changed |= self._start_container(rt, c, spec)
         if changed:
             rt.save()
+
+    def _volumes(self, rt: PodRuntime) -> bool:
+        """Every volume of the pod made before any container starts (the
+        kubelet's WaitForAttachAndMount); FailedMount while one cannot be."""
+        try:
+            self.volumes.setup(rt.pod, rt.dir, lambda: rt.pod)
+            rt.volume_error = ""
+            return True
+        except VolumeSetupError as e:
+            if str(e) != rt.volume_error:
+                self._event(rt.pod, "FailedMount", str(e), "Warning")
+            rt.volume_error = str(e)
+            return False
 
     def _definition_changed(self, rt: PodRuntime, c: Container, spec: dict) -> None:
         """The pod's image of a running container changed (`kubectl set image` on
@@ -331,7 +348,9 @@ class Kubelet:
         cid = self.runtime.new_id()
         try:
             env = self._environment(rt, spec)    # CreateContainerConfigError: a missing ConfigMap...
-            started = self.runtime.start(rt.sandbox, spec, image, env, c.log_path, stdin=stdin, cid=cid)
+            mounts = self.volumes.mounts(rt.pod, rt.dir, spec, dict(env))
+            started = self.runtime.start(rt.sandbox, spec, image, env, c.log_path, stdin=stdin, cid=cid,
+                                         volumes=mounts)
         except ContainerStartError as e:
             c.close_stdin()
             self._event(rt.pod, "Created", f"Created container {c.name}")
@@ -415,6 +434,7 @@ class Kubelet:
             log.error("pod %s/%s: teardown failed: %s", *rt.key, e)
         self.pods.pop(rt.uid, None)
         self.images.forget(rt.uid)
+        self.volumes.teardown(rt.uid, rt.dir)
         shutil.rmtree(rt.dir, ignore_errors=True)
         try:
             self.client.delete("pods", rt.key[1], rt.key[0], grace=0, uid=rt.uid)

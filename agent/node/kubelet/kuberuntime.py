@@ -22,6 +22,10 @@ hostile programs (the machine's other files are readable). The coredns
 stand-in of kube-system reads its API token and CA from exactly the two
 cluster files its env names, bind-mounted read-only at the service
 account's usual paths (/var/run/secrets/kubernetes.io/serviceaccount/).
+The image's own programs a stand-in stands for (the agnhost image's
+/agnhost: workloads.programs) are small scripts mounted at their paths.
+Volumes (agent/node/kubelet/volumes) come in as bind mounts; mount points
+the read-only host view lacks are made in its top layer (rootfs.host_view).
 
 Containers run in cgroup /<cluster>/pod<uid>/<id> of every hierarchy.
 """
@@ -112,8 +116,10 @@ class KubeRuntime:
 
     # ---- start ---------------------------------------------------------------------
     def start(self, sandbox: PodSandbox, spec: dict, image: Image, env: list[tuple[str, str]],
-              log_path: str, stdin: str = "", cid: str | None = None) -> Started:
-        """Run `spec` (a pod's container) from `image` in `sandbox`.
+              log_path: str, stdin: str = "", cid: str | None = None,
+              volumes: list[Mount] | tuple = ()) -> Started:
+        """Run `spec` (a pod's container) from `image` in `sandbox`, with the
+        bind mounts of its volumes (agent/node/kubelet/volumes) in `volumes`.
 
         Raises RuntimeLayerError with the kubelet's reason: ContainerConfigError
         (CreateContainerConfigError, before anything is made), ContainerCreateError
@@ -123,10 +129,13 @@ class KubeRuntime:
         pod = sandbox.pod
         cid = cid or self.new_id()
         cdir = self.container_dir(cid)
-        config = self._config(sandbox, pod, spec, image, env, cid)   # config errors: nothing made yet
+        config = self._config(sandbox, pod, spec, image, env, cid, volumes)   # config errors: nothing made yet
         os.makedirs(cdir, mode=0o700, exist_ok=True)
+        points = [(m.destination, os.path.isdir(m.source)) for m in volumes]
         try:
-            root = (rootfs.host_view(cdir, self.hidden) if image.standin
+            if image.standin:
+                points += self._write_programs(cdir, image)
+            root = (rootfs.host_view(cdir, self.hidden, points) if image.standin
                     else rootfs.overlay(cdir, image.lower))
             config["root"]["path"] = root
             with open(os.path.join(cdir, "config.json"), "w") as f:
@@ -138,11 +147,13 @@ class KubeRuntime:
         return Started(cid, pid)
 
     def _config(self, sandbox: PodSandbox, pod: dict, spec: dict, image: Image,
-                env: list[tuple[str, str]], cid: str) -> dict:
+                env: list[tuple[str, str]], cid: str, volumes: list[Mount] | tuple = ()) -> dict:
         mounts = [Mount(f"/etc/{name}", path, readonly=self._ro(pod, spec))
-                  for name, path in sandbox.file_paths().items()]
+                  for name, path in sandbox.file_paths().items()] + list(volumes)
         if image.standin:
             env = self._coredns_env(pod, spec, image, env, mounts)
+            mounts += [Mount(path, self._program_path(self.container_dir(cid), path), readonly=True)
+                       for path in workloads.programs(image.image)]
             mounts += [Mount(path, "/dev/null", readonly=True) for path in STANDIN_MASKED
                        if os.path.exists(path)]
             values = dict(env)
@@ -162,6 +173,23 @@ class KubeRuntime:
                               cgroups_path=self.cgroups_path(pod, cid), node=self.node,
                               image_config=image.config, mounts=mounts, env=env, image=image.name,
                               user_db_root=image.lower)
+
+    @staticmethod
+    def _program_path(cdir: str, path: str) -> str:
+        return os.path.join(cdir, "programs", path.strip("/").replace("/", "_"))
+
+    def _write_programs(self, cdir: str, image: Image) -> list[tuple[str, bool]]:
+        """The stand-in image's own programs (workloads.programs), mounted read-only
+        at their paths; their mount points for the host view."""
+        out = []
+        for path, script in workloads.programs(image.image).items():
+            target = self._program_path(cdir, path)
+            os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+            with open(target, "w") as f:
+                f.write(script)
+            os.chmod(target, 0o755)
+            out.append((path, False))
+        return out
 
     @staticmethod
     def _ro(pod: dict, spec: dict) -> bool:

@@ -37,6 +37,7 @@ class PodRuntime:
         self.probes: dict[tuple[str, str], ProbeState] = {}
         self.started_at = time.time()
         self.error = ""            # sandbox failure message
+        self.volume_error = ""     # the last FailedMount message
         self.deleting_since = 0.0
         self.last_status: dict | None = None
 

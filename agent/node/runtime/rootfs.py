@@ -30,6 +30,7 @@ import shutil
 
 from . import kernel
 from .errors import RootfsError
+from .mountpoints import make_skeleton, skeleton_entries
 
 OWNED_MARK = "nsplane"
 HOST_VIEW_TMPFS = ("/tmp", "/run", "/var")
@@ -81,8 +82,13 @@ def overlay(container_dir: str, lower: str) -> str:
     return target
 
 
-def host_view(container_dir: str, hide: list[str] | tuple = ()) -> str:
+def host_view(container_dir: str, hide: list[str] | tuple = (),
+              mountpoints: list[tuple[str, bool]] | tuple = ()) -> str:
     """Mount a read-only, non-recursive view of / at <dir>/rootfs; return it.
+
+    `mountpoints` ((path, is_dir) of the container's volume mounts) that the
+    host lacks are made in the small tmpfs layered over / (mountpoints.py),
+    since the runtime cannot create them in a read-only root.
 
     A lower-only overlay of / (its second, empty lower a tiny tmpfs at
     <dir>/empty, since layers on one filesystem may not nest): like a plain
@@ -99,11 +105,16 @@ def host_view(container_dir: str, hide: list[str] | tuple = ()) -> str:
         raise RootfsError(f"{target} is already mounted; remove the old container first")
     for path in (target, empty):
         os.makedirs(path, mode=0o755, exist_ok=True)
+    skeleton = skeleton_entries(mountpoints, (*HOST_VIEW_TMPFS, *hide))
     try:
-        kernel.mount("tmpfs", empty, "tmpfs", _TMPFS_FLAGS | kernel.MS_RDONLY, "size=4k,mode=755")
+        flags = _TMPFS_FLAGS | (0 if skeleton else kernel.MS_RDONLY)
+        kernel.mount("tmpfs", empty, "tmpfs", flags, f"size={4 if not skeleton else 256}k,mode=755")
         kernel.make_private(empty)
-        kernel.mount("overlay", target, "overlay", kernel.MS_RDONLY,
-                     f"lowerdir=/:{_overlay_safe(empty)}")
+        if skeleton:
+            make_skeleton(empty, skeleton)
+            kernel.mount(None, empty, None, kernel.MS_REMOUNT | kernel.MS_RDONLY | _TMPFS_FLAGS, None)
+        layers = f"{_overlay_safe(empty)}:/" if skeleton else f"/:{_overlay_safe(empty)}"
+        kernel.mount("overlay", target, "overlay", kernel.MS_RDONLY, f"lowerdir={layers}")
         kernel.make_private(target)
         for path in (*HOST_VIEW_TMPFS, *hide):
             _hide(target, path)

@@ -154,6 +154,15 @@ def _agnhost(rest: list[str], image_name: str) -> list[str]:
     return python_module("agnhost", *rest)
 
 
+def programs(image: str) -> dict[str, str]:
+    """The image's own programs a stand-in container gets at their paths (so
+    `kubectl exec POD -- /agnhost dns-suffix` works as in the image): path ->
+    a shell script running our workload with this interpreter."""
+    if repository(image or "") == "e2e-test-images/agnhost":
+        return {"/agnhost": f'#!/bin/sh\nexec {sys.executable} -m agent.node.workloads.agnhost "$@"\n'}
+    return {}
+
+
 def standin(image: str) -> Image | None:
     """The stand-in's image config for `image`, or None if it has none."""
     return IMAGES.get(repository(image or ""))

@@ -15,6 +15,9 @@ release's 612-byte index.html and 50x.html with their 2018 validators, no
 entrypoint script, and an error log at `warn`, so nothing on stderr at start
 or stop.
 
+A site mounted at /etc/nginx/conf.d (a ConfigMap volume) replaces the stock
+one: its `server` blocks, in the subset nginxconf.py reads.
+
 Listens on 0.0.0.0:80; `--listen ADDR:PORT` or NSPLANE_NGINX_LISTEN override
 it (tests use 127.0.0.1 and a free port).
 """
@@ -36,6 +39,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
+from agent.node.workloads import nginxconf
 from agent.node.workloads.signals import WorkerThreadsBlockSignals, spawn
 
 VERSION = "1.27.5"
@@ -282,8 +286,10 @@ class NginxHandler(BaseHTTPRequestHandler):
         return self.headers.get("If-Modified-Since") == found.last_modified
 
     def _respond(self, code: int, body: bytes, found: StaticFile | None,
-                 head: bool = False, content_type: str = "text/html") -> None:
+                 head: bool = False, content_type: str = "text/html", extra=()) -> None:
         self.send_response_only(code, REASONS.get(code))  # "405 Not Allowed"
+        for name, value in extra:
+            self.send_header(name, value)
         self.send_header("Server", SERVER)
         self.send_header("Date", self.date_time_string())
         if code != 304:
@@ -334,6 +340,24 @@ class NginxHandler(BaseHTTPRequestHandler):
         """Timeouts of idle keep-alive connections are not errors in nginx."""
 
 
+class SiteHandler(NginxHandler):
+    """A `server` block of /etc/nginx/conf.d (nginxconf.py) instead of the stock site."""
+    site: nginxconf.Server
+
+    def _static(self, head: bool) -> None:
+        uri = resolve_path(self.path)
+        if uri is None:
+            self._error(400)
+            return
+        ans = nginxconf.answer(self.site, uri)
+        stock = lookup(uri) if nginxconf.root_for(self.site, uri) == nginxconf.STOCK_ROOT else None
+        if ans.code == 404 and stock is not None:     # the image's own pages, which the stand-in holds
+            ans = nginxconf.Answer(200, stock.body, headers=ans.headers)
+        body = ans.body if ans.body is not None else (error_page(ans.code) if ans.code >= 400 else b"")
+        self._respond(ans.code, body, None, head=head,
+                      content_type=ans.content_type if ans.body is not None else "text/html", extra=ans.headers)
+
+
 class NginxServer(WorkerThreadsBlockSignals, ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -374,10 +398,23 @@ SIGNAL_NOTICES = {signal.SIGTERM: "signal 15 (SIGTERM) received, exiting",
                   signal.SIGQUIT: "signal 3 (SIGQUIT) received, shutting down"}
 
 
-def serve(host: str, port: int) -> int:
+def _servers(host: str, port: int, sites: list[nginxconf.Server]) -> list[NginxServer]:
+    """One listening server for the stock site, or one per conf.d `server` block."""
+    if not sites:
+        return [NginxServer((host, port), NginxHandler)]
+    out = []
+    for site in sites:
+        for warning in site.warnings:
+            notice(warning, "warn")
+        handler = type("Site", (SiteHandler,), {"site": site})
+        out.append(NginxServer(site.listen, handler))
+    return out
+
+
+def serve(host: str, port: int, sites: list | None = None) -> int:
     """Run until SIGTERM/SIGINT/SIGQUIT; return the exit code."""
     try:
-        server = NginxServer((host, port), NginxHandler)
+        servers = _servers(host, port, sites or [])
     except OSError as exc:
         notice(f"bind() to {host}:{port} failed ({exc.errno}: {exc.strerror})", "emerg")
         return 1
@@ -390,11 +427,13 @@ def serve(host: str, port: int) -> int:
     for signum in SIGNAL_NOTICES:
         signal.signal(signum, on_signal)
     startup_banner()
-    spawn(server.serve_forever)
+    for server in servers:
+        spawn(server.serve_forever)
     while not stop.wait(3600):
         pass
-    server.shutdown()
-    server.server_close()
+    for server in servers:
+        server.shutdown()
+        server.server_close()
     notice("exit")
     return 0
 
@@ -408,7 +447,12 @@ def main(argv: list[str] | None = None) -> int:
     opts, _ignored = parser.parse_known_args(argv)  # e.g. -g "daemon off;"
     use_release(opts.release)
     host, port = parse_listen(opts.listen)
-    return serve(host, port)
+    try:
+        sites = nginxconf.load(only_mounted=True)
+    except (nginxconf.ConfigError, ValueError, OSError) as e:
+        notice(str(e), "emerg")
+        return 1
+    return serve(host, port, sites)
 
 
 if __name__ == "__main__":
