@@ -141,7 +141,19 @@ def test_editing_the_configmap_updates_the_file_but_not_the_subpath(c, web):
     assert "hello from the configmap" in kexec(c, web, "cat", "/etc/pinned.conf").stdout
 
 
+def bind_view_to_default(c):
+    """RBAC: a ServiceAccount holds nothing until bound, as on a real cluster."""
+    c.kubectl("apply", "-f", "-", input="""
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: default-view}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}
+subjects: [{kind: ServiceAccount, name: default, namespace: default}]
+""")
+
+
 def test_service_account_token_volume_and_incluster_client(c, web):
+    bind_view_to_default(c)
     pod = jget(c, "pod", web)
     vols = [v for v in pod["spec"]["volumes"] if v["name"].startswith("kube-api-access-")]
     assert len(vols) == 1 and vols[0]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"] == 3607
@@ -290,6 +302,7 @@ spec:
 
 
 def test_kubectl_inside_the_pod_is_the_service_account(c, web):
+    bind_view_to_default(c)
     r = kexec(c, web, "kubectl", "get", "pods", "-o", "name")
     assert f"pod/{web}" in r.stdout.split()
     r = kexec(c, web, "kubectl", "create", "configmap", "x", "--from-literal=a=b", check=False)
