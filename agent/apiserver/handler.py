@@ -35,6 +35,7 @@ from agent.apiserver import (
     authz,
     connect,
     csrstrategy,
+    decoding,
     discovery,
     openapi,
     paging,
@@ -66,6 +67,23 @@ class Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.command, self.path)
 
     # ---- plumbing ----------------------------------------------------
+    def handle_one_request(self) -> None:
+        """Wait up to the idle timeout for a request to begin on a kept-alive
+        connection, then up to the read timeout for each part of it (as
+        kube-apiserver's IdleTimeout and ReadHeaderTimeout): a client that
+        stops sending frees its thread. Long-running requests (watch, logs,
+        exec, proxy) lift the timeout once their body is read."""
+        try:
+            self.connection.settimeout(self.api.idle_timeout)
+            if not self.rfile.peek(1):
+                self.close_connection = True
+                return
+            self.connection.settimeout(self.api.read_timeout)
+        except OSError:          # the idle timeout passed, or the client went
+            self.close_connection = True
+            return
+        super().handle_one_request()
+
     def _send(self, code: int, body: dict | bytes, ctype: str = "application/json") -> None:
         if isinstance(body, bytes):
             data = body
@@ -78,17 +96,34 @@ class Handler(BaseHTTPRequestHandler):
         for w in getattr(self, "_warnings", ()):
             self.send_header("Warning", f"299 - {json.dumps(w)}")
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        self._write_with_headers(data if self.command != "HEAD" else b"")
+
+    def _write_with_headers(self, data: bytes) -> None:
+        """The status line, headers and body in one write: one TLS record and
+        one segment for a small answer, so no peer waits on a delayed ACK."""
+        self._headers_buffer.append(b"\r\n")
+        head, self._headers_buffer = b"".join(self._headers_buffer), []
+        self.wfile.write(head + data)
 
     def _raw_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():   # kubectl create --raw -f
             return self._chunked_body()
-        n = int(self.headers.get("Content-Length") or 0)
+        length = (self.headers.get("Content-Length") or "0").strip()
+        if not length.isdigit():
+            self.close_connection = True      # where the next request starts is unknown
+            raise APIError(400, "BadRequest", f'invalid Content-Length "{length}": it must be a non-negative integer')
+        n = int(length)
         if n > MAX_BODY:
             self._too_large()
-        return self.rfile.read(n) if n else b""
+        return self._read(n) if n else b""
+
+    def _read(self, n: int) -> bytes:
+        try:
+            return self.rfile.read(n)
+        except TimeoutError:
+            self.close_connection = True
+            raise APIError(408, "Timeout", f"the request body was not received within {self.api.read_timeout:g}s; "
+                                           f"send the whole body its Content-Length announces") from None
 
     def _too_large(self):
         self.close_connection = True      # the rest of the body is never read
@@ -108,7 +143,11 @@ class Handler(BaseHTTPRequestHandler):
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass
                 break
-            parts.append(self.rfile.read(size))
+            if size < 0:
+                raise APIError(400, "BadRequest", "malformed chunked request body")
+            if size > MAX_BODY:
+                self._too_large()
+            parts.append(self._read(size))
             self.rfile.readline(8)
             if sum(map(len, parts)) > MAX_BODY:
                 self._too_large()
@@ -117,25 +156,23 @@ class Handler(BaseHTTPRequestHandler):
         self.headers["Content-Length"] = str(len(data))
         return data
 
-    def _body(self) -> dict:
-        raw = self._raw_body()
-        try:
-            return json.loads(raw or b"{}")
-        except json.JSONDecodeError as e:
-            raise APIError(400, "BadRequest", f"the request body is not valid JSON: {e}") from None
+    def _body(self, what: str = "object") -> dict:
+        """The request body, one JSON object (agent/apiserver/decoding.py refuses anything else)."""
+        return decoding.body_object(self._raw_body(), None, what)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """What http.server answers itself (a request line it cannot parse, an
-        unknown method, oversized headers): a Status, never an HTML page."""
+        unknown method, oversized headers): a Status, never an HTML page.
+        An unknown method is kube-apiserver's 405, not http.server's 501."""
+        if code == 501:
+            code, message = 405, "the server does not allow this method on the requested resource"
         status = APIError(code, REASONS.get(code, "BadRequest"), message or self.responses.get(code, ("",))[0]).status()
         data = json.dumps(status).encode()
         self.send_response(code, message)
         self.send_header("Content-Type", "application/json")
         self.send_header("Connection", "close")
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD" and code >= 200:
-            self.wfile.write(data)
+        self._write_with_headers(data if self.command != "HEAD" and code >= 200 else b"")
 
     def _dispatch(self) -> None:
         url = urllib.parse.urlsplit(self.path)
@@ -148,8 +185,13 @@ class Handler(BaseHTTPRequestHandler):
             # connection, it would be parsed as the next request.
             if "Upgrade" not in self.headers:
                 self.rfile = _Replay(self._raw_body(), rfile)
+            if _long_running(url.path, q, self.headers):
+                self.connection.settimeout(None)
             self._authenticate(url.path)
             authz.authorize(self.user, self.command, url.path, q)
+            if self.command not in ("GET", "HEAD") and _read_only(url.path):
+                raise APIError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
+                                                        "resource")
             if url.path in ("/healthz", "/readyz", "/livez"):
                 return self._send(200, b"ok", "text/plain")
             if url.path == "/version":
@@ -170,6 +212,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise APIError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
                                                         "resource")
             self._decode_body(kind)
+            self._check_body(kind, name, sub)
             self._field_validation(kind, sub, q)
             getattr(self, "_do_" + self.command.lower())(kind, ns, name, sub, q)
         except APIError as e:
@@ -198,14 +241,36 @@ class Handler(BaseHTTPRequestHandler):
         raw = self._raw_body()
         try:
             obj = protobuf.decode(raw) if ctype == protobuf.MEDIA_TYPE else yaml.safe_load(raw or b"{}")
-        except (protobuf.ProtobufError, yaml.YAMLError) as e:
+            data = json.dumps(obj, default=str).encode()      # YAML timestamps become strings, as sigs.k8s.io/yaml does
+        except (protobuf.ProtobufError, yaml.YAMLError, RecursionError, TypeError, ValueError) as e:
             raise APIError(400, "BadRequest", f"the object provided is unrecognized (must be of type "
-                                              f"{kind.kind}): {e}") from None
-        data = json.dumps(obj).encode()
+                                              f"{kind.kind}): {type(e).__name__}: {e}") from None
         self.headers.replace_header("Content-Type", "application/json")
         if "Content-Length" in self.headers:
             self.headers.replace_header("Content-Length", str(len(data)))
         self.rfile = _Replay(data, self.rfile)
+
+    def _check_body(self, kind: Kind, name: str | None, sub: str | None) -> None:
+        """A create, update or merge patch body is decoded and type-checked
+        (agent/apiserver/decoding.py) before anything reads it: a body that is
+        not an object of the URL's kind, or that has a value of the wrong
+        type, is kube-apiserver's 400 and reaches no verb."""
+        raw = self._raw_body()
+        self.rfile = _Replay(raw, self.rfile)
+        if self.command in ("POST", "PUT") and sub in (None, "status", "approval") and \
+                not (self.command == "POST" and name):
+            decoding.check_type(kind, decoding.body_object(raw, kind))
+        elif self.command == "PATCH":
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            try:
+                value = decoding.parse(raw or b"null", "the patch")
+            except ValueError as e:
+                raise APIError(400, "BadRequest", f"error decoding patch: {e}") from None
+            if ctype in (patch.MERGE_PATCH, patch.STRATEGIC_PATCH) and isinstance(value, dict) and sub is None:
+                error = decoding.type_error(kind.kind, value)
+                if error:
+                    raise APIError(400, "BadRequest", f'{kind.kind} in version "{kind.version}" cannot be handled '
+                                                      f'as a {kind.kind}: {error}')
 
     def _field_validation(self, kind: Kind, sub: str | None, q: dict) -> None:
         """?fieldValidation=Strict|Warn|Ignore on create, update and patch
@@ -343,11 +408,10 @@ class Handler(BaseHTTPRequestHandler):
     def _do_delete(self, kind, ns, name, sub, q):
         if not name:
             return self._delete_collection(kind, ns, q)
-        body = self._body()
-        grace = q.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
+        body, grace = self._delete_options(q)
         pre = body.get("preconditions") or {}
         reg = self._writer(q, body)
-        obj = writes.delete(reg, kind, ns, name, None if grace is None else int(grace), pre.get("uid"),
+        obj = writes.delete(reg, kind, ns, name, grace, pre.get("uid"),
                             pre.get("resourceVersion"), writes.propagation(q, body))
         self._send(200, obj)
 
@@ -357,16 +421,14 @@ class Handler(BaseHTTPRequestHandler):
         the answer lists what was deleted, as kube-apiserver's does."""
         if kind.resource == "namespaces":
             raise APIError(405, "MethodNotAllowed", 'the server does not allow this method on the requested resource')
-        body = self._body()
-        grace = q.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
+        body, grace = self._delete_options(q)
         reg = self._writer(q, body)
         items, _ = reg.store.list(kind.resource, ns if kind.namespaced else None, predicate(q, kind.kind))
         deleted = []
         for obj in items:
             md = obj["metadata"]
             try:
-                deleted.append(writes.delete(reg, kind, md.get("namespace"), md["name"],
-                                             None if grace is None else int(grace), None, None,
+                deleted.append(writes.delete(reg, kind, md.get("namespace"), md["name"], grace, None, None,
                                              writes.propagation(q, body)))
             except APIError as e:
                 if e.code != 404:      # gone meanwhile: nothing left to delete
@@ -374,10 +436,29 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, {"kind": list_kind(kind), "apiVersion": kind.api_version,
                          "metadata": {"resourceVersion": str(reg.store.resource_version)}, "items": deleted})
 
+    def _delete_options(self, q: dict) -> tuple[dict, int | None]:
+        """A DELETE's DeleteOptions body (checked: agent/apiserver/writes.py)
+        and its grace period, from the query or the body."""
+        body = writes.delete_options(self._body("DeleteOptions"))
+        return body, writes.grace_period(q.get("gracePeriodSeconds", body.get("gracePeriodSeconds")))
+
     def _writer(self, q: dict, body: dict | None = None):
         """The registry, or a dry-run view of it for ?dryRun=All."""
         dry = q.get("dryRun") or ",".join((body or {}).get("dryRun") or [])
         return writes.dry_run_registry(self.api.registry) if writes.check_dry_run(dry) else self.api.registry
+
+
+def _read_only(path: str) -> bool:
+    """Health, version, discovery and OpenAPI: documents, only ever read."""
+    parts = [p for p in path.split("/") if p]
+    return path in ("/healthz", "/readyz", "/livez", "/version") or path.startswith("/openapi/") or \
+        parts in ([], ["api"], ["apis"], ["api", "v1"]) or len(parts) in (2, 3) and parts[0] == "apis"
+
+
+def _long_running(path: str, q: dict, headers) -> bool:
+    """kube-apiserver's long-running requests: no read timeout once begun."""
+    return ("Upgrade" in headers or q.get("watch") in ("1", "true") or q.get("follow") in ("1", "true")
+            or "/proxy" in path or "/portforward" in path)
 
 
 class _Replay:
