@@ -19,6 +19,7 @@ from agent.apiserver.registry import APIError
 
 MAX_DEPTH = 200        # far above any object we serve; below Python's recursion limit in every later walk
 SCHEME = "pkg/api/legacyscheme/scheme.go:30"
+FIND_KIND = 'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string "json:\\"kind,omitempty\\"" }'
 _GO_KIND = {"string": "string", "bool": "bool", "int32": "int32", "int64": "int64", "number": "float64",
             "time": "v1.Time", "intstr": "intstr.IntOrString", "quantity": "resource.Quantity"}
 
@@ -77,7 +78,7 @@ def body_object(raw: bytes, kind: Kind | None = None, what: str = "object") -> d
             raise APIError(400, "BadRequest", f"the request body is not a valid {what}: {e}") from None
         raise _unrecognized(kind, f"couldn't get version/kind; {e}", raw) from None
     if not isinstance(value, dict):
-        why = f"json: cannot unmarshal {_json_type(value)} into Go value of type {what if kind is None else 'object'}"
+        why = f"json: cannot unmarshal {_json_type(value)} into Go value of type {what if kind is None else FIND_KIND}"
         if kind is None:
             raise APIError(400, "BadRequest", f"the request body is not a valid {what}: {why}")
         raise _unrecognized(kind, f"couldn't get version/kind; json parse error: {why}", raw)

@@ -255,12 +255,15 @@ class Handler(BaseHTTPRequestHandler):
         (agent/apiserver/decoding.py) before anything reads it: a body that is
         not an object of the URL's kind, or that has a value of the wrong
         type, is kube-apiserver's 400 and reaches no verb."""
+        whole = self.command in ("POST", "PUT") and sub in (None, "status", "approval") and \
+            not (self.command == "POST" and name)
+        if not whole and self.command != "PATCH":
+            return            # other bodies are read by their verbs (exec, attach: an upgraded stream)
         raw = self._raw_body()
         self.rfile = _Replay(raw, self.rfile)
-        if self.command in ("POST", "PUT") and sub in (None, "status", "approval") and \
-                not (self.command == "POST" and name):
+        if whole:
             decoding.check_type(kind, decoding.body_object(raw, kind))
-        elif self.command == "PATCH":
+        else:
             ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
             try:
                 value = decoding.parse(raw or b"null", "the patch")
@@ -476,6 +479,9 @@ class _Replay:
             return out
         out, self._data = self._data[:n], self._data[n:]
         return out
+
+    def read1(self, n: int = -1) -> bytes:
+        return self.read(n) if self._data else self._rest.read1(n)
 
     def readline(self, limit: int = -1) -> bytes:
         return self.read(limit) if self._data else self._rest.readline(limit)
