@@ -64,7 +64,7 @@ class Handler(BaseHTTPRequestHandler):
     api = None   # the APIServer (agent/apiserver/serving.py), set on the class it binds per server
 
     def log_message(self, fmt, *args):  # noqa: N802 - stdlib name
-        log.debug("%s %s", self.command, self.path)
+        log.debug("%s %s", getattr(self, "command", None), getattr(self, "path", None))   # none yet: a request line refused
 
     # ---- plumbing ----------------------------------------------------
     def handle_one_request(self) -> None:
@@ -402,6 +402,9 @@ class Handler(BaseHTTPRequestHandler):
                                str(e)) from None
             if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
                 raise APIError(422, "Invalid", f"{kind.resource} \"{name}\": the patch removed the object's metadata")
+            error = decoding.type_error(kind.kind, patched) if ctype.startswith(patch.JSON_PATCH) and not sub else None
+            if error:                 # a JSON patch's values are only typed in what it produces
+                raise APIError(422, "Invalid", f' "" is invalid: patch: Invalid value: "{name}": {error}')
             if sub == "scale":
                 out = writes.scale_of(reg.update(kind, ns, name, writes.with_scale(cur, patched)))
             else:

@@ -21,7 +21,7 @@ from agent.apiserver.serving import APIServer
 from agent.apiserver.store import Store
 from agent.controllers import bootstrap
 
-REQUESTS_PER_SEED = 300
+REQUESTS_PER_SEED = 200
 SEEDS = [int(os.environ["NSPLANE_FUZZ_SEED"])] if os.environ.get("NSPLANE_FUZZ_SEED") else [1, 2, 3]
 
 POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "fz", "labels": {"app": "fz"}},
@@ -228,7 +228,18 @@ def gen_random_bytes(r):
     return "POST", path, {"Content-Type": r.choice(["application/json", "application/yaml"])}, raw
 
 
-GENERATORS = [gen_truncated, gen_not_an_object, gen_invalid_utf8, gen_deep, gen_wrong_kind, gen_wrong_type,
+def gen_json_patch(r):
+    _, body, path = _target(r, True)
+    options = [(p, vals) for p, vals in WRONG_TYPES if _has(body, p)]
+    field, values = r.choice(options)
+    pointer = "/" + "/".join(str(k) for k in field)
+    ops = r.choice([[{"op": "replace", "path": pointer, "value": r.choice(values)}],
+                    [{"op": "remove", "path": "/metadata"}], [{"op": "move", "from": "/nope", "path": "/x"}],
+                    [{"op": "jump", "path": "/"}], {"op": "add"}, [1], [{"op": "test", "path": pointer, "value": 0}]])
+    return "PATCH", path, {"Content-Type": "application/json-patch+json"}, json.dumps(ops).encode()
+
+
+GENERATORS = [gen_json_patch, gen_truncated, gen_not_an_object, gen_invalid_utf8, gen_deep, gen_wrong_kind, gen_wrong_type,
               gen_bad_yaml, gen_bad_headers, gen_bad_query, gen_bad_delete_body, gen_bad_path, gen_random_bytes]
 
 
