@@ -16,6 +16,7 @@ import json
 from agent.api.kinds import KINDS, Kind
 from agent.apiserver import schemas
 from agent.apiserver.registry import APIError
+from agent.apiserver.validation.errors import type_name
 
 MAX_DEPTH = 200        # far above any object we serve; below Python's recursion limit in every later walk
 SCHEME = "pkg/api/legacyscheme/scheme.go:30"
@@ -110,15 +111,9 @@ def check_type(kind: Kind, obj: dict) -> None:
 
 
 def _json_type(value) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+    """The JSON type as Go's unmarshal errors name it."""
+    name = type_name(value)
+    return {"boolean": "bool", "integer": "number"}.get(name, name)
 
 
 def _go_type(t: str) -> str:

@@ -21,7 +21,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from agent.api import pki  # noqa: E402
+from agent.api.client import _UnixConnection  # noqa: E402 - the CLI's own Unix socket connection
 
 SERVER = r"""
 import sys, time
@@ -55,17 +55,6 @@ server.stop()
 store.close()
 """
 PATH = "/api/v1/namespaces/default/services/kubernetes"
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.unix_path)
 
 
 def _client(connect, headers: dict, requests: int, out: list[float], errors: list[str]) -> None:
@@ -114,7 +103,7 @@ def measure(clients: int, requests: int, server_repo: str = REPO) -> dict:
         ctx = pki.client_context(pki.Paths(f"{tmp}/pki").ca_crt)
         https = (lambda: http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30),
                  {"Authorization": f"Bearer {tokens['admin']}", "Accept": "application/json"})
-        unix = (lambda: UnixHTTPConnection(f"{tmp}/api.sock", 30), {"Accept": "application/json"})
+        unix = (lambda: _UnixConnection(f"{tmp}/api.sock", 30), {"Accept": "application/json"})
         result = {"clients": clients, "requests_per_client": requests}
         for label, (connect, headers) in (("https", https), ("unix", unix)):
             _load(connect, headers, 1, 20)                       # warm up
