@@ -76,8 +76,18 @@ def clear_closed_tcp(endpoint_ip: str, service_ip: str | None = None, port: int 
                for state in CLOSED_TCP_STATES)
 
 
-def _delete(filter_args: list[str]) -> int:
+def clear_endpoint(endpoint_ip: str, netns: str | None = None) -> int:
+    """Delete every entry DNATed to (or answered by) `endpoint_ip`, any
+    protocol and state: its pod is gone, so nothing of it is alive, and no
+    reused source port may follow one of them there. In `netns` (a named
+    network namespace, the node's) when given. Returns how many went."""
+    return _delete(["--reply-src", endpoint_ip], netns)
+
+
+def _delete(filter_args: list[str], netns: str | None = None) -> int:
     argv = [CONNTRACK, "-D", *filter_args]
+    if netns:
+        argv = ["ip", "netns", "exec", netns, *argv]
     try:
         proc = subprocess.run(argv, capture_output=True, timeout=TIMEOUT, check=False)
     except FileNotFoundError as err:
