@@ -339,3 +339,37 @@ def test_kind_and_version_are_checked_against_the_url(api):
     assert code == 400 and json.loads(answer)["message"] == \
         'Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal string into Go struct field ' \
         'PodSpec.spec.containers of type []v1.Container'
+
+
+def test_a_burst_of_concurrent_creates_on_the_unix_socket_all_succeed(tmp_path):
+    """The Unix socket's listen backlog: 200 clients creating at once (the
+    CLI's sockets have timeouts, so a full backlog is EAGAIN at once, as
+    socketserver's default of 5 gave 44 of 500)."""
+    from agent.api.client import Client
+
+    store = Store(str(tmp_path / "store.db"))
+    registry = Registry(store)
+    bootstrap.bootstrap(registry, "172.28.0.1", 6443)
+    server = APIServer(registry, [], str(tmp_path / "api.sock"))
+    server.start()
+    errors: list[str] = []
+    start = threading.Barrier(200, timeout=30)
+
+    def create(i: int) -> None:
+        try:
+            start.wait()
+            Client(f"unix://{tmp_path / 'api.sock'}").create(
+                "configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"burst-{i}"}}, "default")
+        except Exception as e:      # noqa: BLE001 - every failure is the finding
+            errors.append(repr(e))
+    try:
+        threads = [threading.Thread(target=create, args=(i,)) for i in range(200)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert errors == []
+        assert len(store.list("configmaps", "default")[0]) == 200
+    finally:
+        server.stop()
+        store.close()
