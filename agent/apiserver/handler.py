@@ -72,7 +72,8 @@ class Handler(BaseHTTPRequestHandler):
         connection, then up to the read timeout for each part of it (as
         kube-apiserver's IdleTimeout and ReadHeaderTimeout): a client that
         stops sending frees its thread. Long-running requests (watch, logs,
-        exec, proxy) lift the timeout once their body is read."""
+        exec, proxy) lift the timeout once their body is read. The whole
+        request must arrive within the read deadline (agent/apiserver/serving.py)."""
         try:
             self.connection.settimeout(self.api.idle_timeout)
             if not self.rfile.peek(1):
@@ -82,7 +83,11 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:          # the idle timeout passed, or the client went
             self.close_connection = True
             return
-        super().handle_one_request()
+        self.api.deadlines.start(self.connection, self.api.read_deadline)
+        try:
+            super().handle_one_request()
+        finally:
+            self.api.deadlines.end(self.connection)
 
     def _send(self, code: int, body: dict | bytes, ctype: str = "application/json") -> None:
         if isinstance(body, bytes):
@@ -185,6 +190,7 @@ class Handler(BaseHTTPRequestHandler):
             # connection, it would be parsed as the next request.
             if "Upgrade" not in self.headers:
                 self.rfile = _Replay(self._raw_body(), rfile)
+            self.api.deadlines.end(self.connection)          # the request is in: no read deadline for the answer
             if _long_running(url.path, q, self.headers):
                 self.connection.settimeout(None)
             self._authenticate(url.path)

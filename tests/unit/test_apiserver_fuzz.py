@@ -56,7 +56,8 @@ def api(tmp_path):
     from agent.api.kinds import BY_RESOURCE
     for resource, body in BODIES.items():
         registry.create(BY_RESOURCE[resource], "default", copy.deepcopy(body))
-    server = APIServer(registry, [("127.0.0.1", 0)], str(tmp_path / "api.sock"), read_timeout=0.3, idle_timeout=0.5)
+    server = APIServer(registry, [("127.0.0.1", 0)], str(tmp_path / "api.sock"), read_timeout=0.3, idle_timeout=0.5,
+                       read_deadline=1.0)
     server.start()
     yield server, store
     server.stop()
@@ -317,6 +318,32 @@ def test_a_client_that_stops_sending_is_cut_off(api):
             pass
         done.set()
     assert done.is_set()
+
+
+def test_a_client_that_trickles_its_headers_is_cut_off_at_the_read_deadline(api):
+    """Each byte within the read timeout, but the request never ends: the
+    read deadline (1 s here) closes the connection; the loop gives up after
+    25 bytes (5 s) if it never does."""
+    server, _ = api
+    closed = False
+    with socket.create_connection(server.servers[0].server_address, timeout=10) as s:
+        s.sendall(b"GET /api/v1/namespaces HTTP/1.1\r\n")
+        for _ in range(25):
+            try:
+                s.sendall(b"X")
+                threading.Event().wait(0.2)
+                s.setblocking(False)
+                try:
+                    closed = s.recv(1024) == b""
+                except BlockingIOError:
+                    pass
+                finally:
+                    s.setblocking(True)
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+            if closed:
+                break
+    assert closed
 
 
 def test_kind_and_version_are_checked_against_the_url(api):
