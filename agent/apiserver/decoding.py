@@ -86,6 +86,37 @@ def body_object(raw: bytes, kind: Kind | None = None, what: str = "object") -> d
     return value
 
 
+def checked_body(method: str, name: str | None, sub: str | None) -> str | None:
+    """Which check a request's body gets: "object" (a create or update of
+    the URL's kind, its status or approval), "patch", or None (a body the
+    verb reads itself: binding, token, exec, attach, scale)."""
+    if method in ("POST", "PUT") and sub in (None, "status", "approval") and not (method == "POST" and name):
+        return "object"
+    return "patch" if method == "PATCH" else None
+
+
+def check_request_body(kind: Kind, method: str, name: str | None, sub: str | None, raw: bytes,
+                       content_type: str) -> None:
+    """kube-apiserver's 400 for a create/update body that is not an object
+    of `kind` with well-typed values, or a patch that is not JSON (merge
+    and strategic merge patches: their values typed too)."""
+    check = checked_body(method, name, sub)
+    if check == "object":
+        check_type(kind, body_object(raw, kind))
+    elif check == "patch":
+        try:
+            value = parse(raw or b"null", "the patch")
+        except ValueError as e:
+            raise APIError(400, "BadRequest", f"error decoding patch: {e}") from None
+        ctype = content_type.split(";")[0].strip()
+        merge = ("application/merge-patch+json", "application/strategic-merge-patch+json")
+        if ctype in merge and isinstance(value, dict) and sub is None:
+            error = type_error(kind.kind, value)
+            if error:
+                raise APIError(400, "BadRequest", f'{kind.kind} in version "{kind.version}" cannot be handled as a '
+                                                  f'{kind.kind}: {error}')
+
+
 def check_type(kind: Kind, obj: dict) -> None:
     """The object's apiVersion and kind, where given, are the URL's; then
     every field has its schema's JSON type."""

@@ -47,18 +47,18 @@ from agent.apiserver import (
     writes,
 )
 from agent.apiserver.authn.user import LOCAL_ADMIN
-from agent.apiserver.paths import list_kind, parse_path, predicate, subresource_path
+from agent.apiserver.paths import list_kind, long_running, parse_path, predicate, read_only, subresource_path
+from agent.apiserver.reading import Replay, RequestReader
 from agent.apiserver.registry import APIError
 
 log = logging.getLogger("nsplane.apiserver")
-MAX_BODY = 3 * 1024 * 1024      # kube-apiserver's MaxRequestBodyBytes
 BODY_TYPES = ("application/json", "application/yaml", protobuf.MEDIA_TYPE)
 REASONS = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 408: "Timeout", 413: "RequestEntityTooLarge",
            414: "RequestURITooLong", 415: "UnsupportedMediaType", 431: "RequestHeaderFieldsTooLarge",
            501: "NotImplemented"}
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(RequestReader, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "nsplane-apiserver"
     api = None   # the APIServer (agent/apiserver/serving.py), set on the class it binds per server
@@ -67,28 +67,6 @@ class Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", getattr(self, "command", None), getattr(self, "path", None))   # none yet: a request line refused
 
     # ---- plumbing ----------------------------------------------------
-    def handle_one_request(self) -> None:
-        """Wait up to the idle timeout for a request to begin on a kept-alive
-        connection, then up to the read timeout for each part of it (as
-        kube-apiserver's IdleTimeout and ReadHeaderTimeout): a client that
-        stops sending frees its thread. Long-running requests (watch, logs,
-        exec, proxy) lift the timeout once their body is read. The whole
-        request must arrive within the read deadline (agent/apiserver/serving.py)."""
-        try:
-            self.connection.settimeout(self.api.idle_timeout)
-            if not self.rfile.peek(1):
-                self.close_connection = True
-                return
-            self.connection.settimeout(self.api.read_timeout)
-        except OSError:          # the idle timeout passed, or the client went
-            self.close_connection = True
-            return
-        self.api.deadlines.start(self.connection, self.api.read_deadline)
-        try:
-            super().handle_one_request()
-        finally:
-            self.api.deadlines.end(self.connection)
-
     def _send(self, code: int, body: dict | bytes, ctype: str = "application/json") -> None:
         if isinstance(body, bytes):
             data = body
@@ -102,64 +80,6 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Warning", f"299 - {json.dumps(w)}")
         self.send_header("Content-Length", str(len(data)))
         self._write_with_headers(data if self.command != "HEAD" else b"")
-
-    def _write_with_headers(self, data: bytes) -> None:
-        """The status line, headers and body in one write: one TLS record and
-        one segment for a small answer, so no peer waits on a delayed ACK."""
-        self._headers_buffer.append(b"\r\n")
-        head, self._headers_buffer = b"".join(self._headers_buffer), []
-        self.wfile.write(head + data)
-
-    def _raw_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():   # kubectl create --raw -f
-            return self._chunked_body()
-        length = (self.headers.get("Content-Length") or "0").strip()
-        if not length.isdigit():
-            self.close_connection = True      # where the next request starts is unknown
-            raise APIError(400, "BadRequest", f'invalid Content-Length "{length}": it must be a non-negative integer')
-        n = int(length)
-        if n > MAX_BODY:
-            self._too_large()
-        return self._read(n) if n else b""
-
-    def _read(self, n: int) -> bytes:
-        try:
-            return self.rfile.read(n)
-        except TimeoutError:
-            self.close_connection = True
-            raise APIError(408, "Timeout", f"the request body was not received within {self.api.read_timeout:g}s; "
-                                           f"send the whole body its Content-Length announces") from None
-
-    def _too_large(self):
-        self.close_connection = True      # the rest of the body is never read
-        raise APIError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}")
-
-    def _chunked_body(self) -> bytes:
-        """A chunked request body, read whole; afterwards the headers say what
-        a plain one would (its length), so the verbs read it the same way."""
-        parts = []
-        while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";")[0].strip() or b"x", 16)
-            except ValueError:
-                raise APIError(400, "BadRequest", "malformed chunked request body") from None
-            if size == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass
-                break
-            if size < 0:
-                raise APIError(400, "BadRequest", "malformed chunked request body")
-            if size > MAX_BODY:
-                self._too_large()
-            parts.append(self._read(size))
-            self.rfile.readline(8)
-            if sum(map(len, parts)) > MAX_BODY:
-                self._too_large()
-        data = b"".join(parts)
-        del self.headers["Transfer-Encoding"]
-        self.headers["Content-Length"] = str(len(data))
-        return data
 
     def _body(self, what: str = "object") -> dict:
         """The request body, one JSON object (agent/apiserver/decoding.py refuses anything else)."""
@@ -189,13 +109,13 @@ class Handler(BaseHTTPRequestHandler):
             # Read the body whatever happens next: left unread on a keep-alive
             # connection, it would be parsed as the next request.
             if "Upgrade" not in self.headers:
-                self.rfile = _Replay(self._raw_body(), rfile)
+                self.rfile = Replay(self._raw_body(), rfile)
             self.api.deadlines.end(self.connection)          # the request is in: no read deadline for the answer
-            if _long_running(url.path, q, self.headers):
+            if long_running(url.path, q, self.headers):
                 self.connection.settimeout(None)
             self._authenticate(url.path)
             authz.authorize(self.user, self.command, url.path, q)
-            if self.command not in ("GET", "HEAD") and _read_only(url.path):
+            if self.command not in ("GET", "HEAD") and read_only(url.path):
                 raise APIError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
                                                         "resource")
             if url.path in ("/healthz", "/readyz", "/livez"):
@@ -254,32 +174,17 @@ class Handler(BaseHTTPRequestHandler):
         self.headers.replace_header("Content-Type", "application/json")
         if "Content-Length" in self.headers:
             self.headers.replace_header("Content-Length", str(len(data)))
-        self.rfile = _Replay(data, self.rfile)
+        self.rfile = Replay(data, self.rfile)
 
     def _check_body(self, kind: Kind, name: str | None, sub: str | None) -> None:
-        """A create, update or merge patch body is decoded and type-checked
-        (agent/apiserver/decoding.py) before anything reads it: a body that is
-        not an object of the URL's kind, or that has a value of the wrong
-        type, is kube-apiserver's 400 and reaches no verb."""
-        whole = self.command in ("POST", "PUT") and sub in (None, "status", "approval") and \
-            not (self.command == "POST" and name)
-        if not whole and self.command != "PATCH":
-            return            # other bodies are read by their verbs (exec, attach: an upgraded stream)
+        """Create, update and patch bodies are decoded and type-checked
+        (agent/apiserver/decoding.py) before any verb reads them; other
+        bodies (exec, attach: an upgraded stream) are left to their verbs."""
+        if decoding.checked_body(self.command, name, sub) is None:
+            return
         raw = self._raw_body()
-        self.rfile = _Replay(raw, self.rfile)
-        if whole:
-            decoding.check_type(kind, decoding.body_object(raw, kind))
-        else:
-            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
-            try:
-                value = decoding.parse(raw or b"null", "the patch")
-            except ValueError as e:
-                raise APIError(400, "BadRequest", f"error decoding patch: {e}") from None
-            if ctype in (patch.MERGE_PATCH, patch.STRATEGIC_PATCH) and isinstance(value, dict) and sub is None:
-                error = decoding.type_error(kind.kind, value)
-                if error:
-                    raise APIError(400, "BadRequest", f'{kind.kind} in version "{kind.version}" cannot be handled '
-                                                      f'as a {kind.kind}: {error}')
+        self.rfile = Replay(raw, self.rfile)
+        decoding.check_request_body(kind, self.command, name, sub, raw, self.headers.get("Content-Type") or "")
 
     def _field_validation(self, kind: Kind, sub: str | None, q: dict) -> None:
         """?fieldValidation=Strict|Warn|Ignore on create, update and patch
@@ -292,7 +197,7 @@ class Handler(BaseHTTPRequestHandler):
                                                  self.headers.get("Content-Type", ""), q.get("fieldValidation"))
         if "Content-Length" in self.headers:
             self.headers.replace_header("Content-Length", str(len(raw)))
-        self.rfile = _Replay(raw, self.rfile)
+        self.rfile = Replay(raw, self.rfile)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
@@ -458,39 +363,3 @@ class Handler(BaseHTTPRequestHandler):
         """The registry, or a dry-run view of it for ?dryRun=All."""
         dry = q.get("dryRun") or ",".join((body or {}).get("dryRun") or [])
         return writes.dry_run_registry(self.api.registry) if writes.check_dry_run(dry) else self.api.registry
-
-
-def _read_only(path: str) -> bool:
-    """Health, version, discovery and OpenAPI: documents, only ever read."""
-    parts = [p for p in path.split("/") if p]
-    return path in ("/healthz", "/readyz", "/livez", "/version") or path.startswith("/openapi/") or \
-        parts in ([], ["api"], ["apis"], ["api", "v1"]) or len(parts) in (2, 3) and parts[0] == "apis"
-
-
-def _long_running(path: str, q: dict, headers) -> bool:
-    """kube-apiserver's long-running requests: no read timeout once begun."""
-    return ("Upgrade" in headers or q.get("watch") in ("1", "true") or q.get("follow") in ("1", "true")
-            or "/proxy" in path or "/portforward" in path)
-
-
-class _Replay:
-    """A request body already read, served again to the verb's own read;
-    then the connection's stream as before."""
-
-    def __init__(self, data: bytes, rest):
-        self._data, self._rest = data, rest
-
-    def read(self, n: int = -1) -> bytes:
-        if not self._data:
-            return self._rest.read(n)
-        if n is None or n < 0 or n >= len(self._data):
-            out, self._data = self._data, b""
-            return out
-        out, self._data = self._data[:n], self._data[n:]
-        return out
-
-    def read1(self, n: int = -1) -> bytes:
-        return self.read(n) if self._data else self._rest.read1(n)
-
-    def readline(self, limit: int = -1) -> bytes:
-        return self.read(limit) if self._data else self._rest.readline(limit)
