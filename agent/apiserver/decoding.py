@@ -104,12 +104,14 @@ def check_request_body(kind: Kind, method: str, name: str | None, sub: str | Non
     if check == "object":
         check_type(kind, body_object(raw, kind))
     elif check == "patch":
+        ctype = content_type.split(";")[0].strip()
+        merge = ("application/merge-patch+json", "application/strategic-merge-patch+json")
+        if ctype not in (*merge, "application/json-patch+json"):
+            return                # apply patches are YAML; other types are the verb's 415
         try:
             value = parse(raw or b"null", "the patch")
         except ValueError as e:
             raise APIError(400, "BadRequest", f"error decoding patch: {e}") from None
-        ctype = content_type.split(";")[0].strip()
-        merge = ("application/merge-patch+json", "application/strategic-merge-patch+json")
         if ctype in merge and isinstance(value, dict) and sub is None:
             error = type_error(kind.kind, value)
             if error:
