@@ -49,6 +49,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("EndpointSlice", "endpointslices", "endpointslice", "discovery.k8s.io", "v1", True, ()),
     Kind("Deployment", "deployments", "deployment", "apps", "v1", True, ("deploy",)),
     Kind("ReplicaSet", "replicasets", "replicaset", "apps", "v1", True, ("rs",)),
+    Kind("StatefulSet", "statefulsets", "statefulset", "apps", "v1", True, ("sts",)),
+    Kind("ControllerRevision", "controllerrevisions", "controllerrevision", "apps", "v1", True, ()),
     Kind("ReplicationController", "replicationcontrollers", "replicationcontroller", "", "v1", True, ("rc",)),
     Kind("ConfigMap", "configmaps", "configmap", "", "v1", True, ("cm",)),
     Kind("Secret", "secrets", "secret", "", "v1", True, ()),

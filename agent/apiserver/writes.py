@@ -20,7 +20,7 @@ from agent.api.kinds import KINDS, Kind
 from agent.apiserver.registry import APIError, Registry
 from agent.apiserver.store import AlreadyExists, NotFound, key_of
 
-SCALABLE = ("Deployment", "ReplicaSet", "ReplicationController")
+SCALABLE = ("Deployment", "ReplicaSet", "ReplicationController", "StatefulSet")
 PROPAGATION = ("Background", "Foreground", "Orphan")
 
 

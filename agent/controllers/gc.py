@@ -10,8 +10,9 @@ from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError
 from agent.controllers.base import Controller
 
-OWNERS = ("deployments", "replicasets", "replicationcontrollers", "services", "endpoints", "nodes")
-DEPENDENTS = ("replicasets", "pods", "endpointslices")
+OWNERS = ("deployments", "replicasets", "replicationcontrollers", "services", "endpoints", "nodes",
+          "statefulsets")
+DEPENDENTS = ("replicasets", "pods", "endpointslices", "controllerrevisions")
 
 
 class GarbageCollector(Controller):

@@ -31,6 +31,7 @@ from agent.controllers.replicaset import ReplicaSetController
 from agent.controllers.replicationcontroller import ReplicationManager
 from agent.controllers.scheduler import Scheduler
 from agent.controllers.serviceaccounts import RootCACertPublisher, ServiceAccountsController
+from agent.controllers.statefulset import StatefulSetController
 
 log = logging.getLogger("nsplane.server")
 
@@ -59,6 +60,7 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
                    GarbageCollector(store, registry), NodeController(store, registry, cfg.cluster_cidr),
                    LoadBalancerController(store, registry), ServiceAccountsController(store, registry),
                    RootCACertPublisher(store, registry, _read(cfg.ca_file))]
+    controllers += [StatefulSetController(store, registry)]
     return store, api, controllers
 
 

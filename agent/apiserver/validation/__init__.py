@@ -35,6 +35,7 @@ from agent.apiserver.validation.endpoints import check_endpoint_slice, check_end
 from agent.apiserver.validation.errors import Cause, Errs, go_value, type_name
 from agent.apiserver.validation.pods import check_pod, validate_binding
 from agent.apiserver.validation.service import check_service
+from agent.apiserver.validation.statefulset import check_daemonset, check_statefulset
 from agent.apiserver.validation.workloads import check_replication_controller, check_workload
 
 __all__ = ["CHECKS", "Cause", "format_invalid", "go_value", "invalid_status", "qualified_kind", "validate",
@@ -91,6 +92,8 @@ CHECKS = {
     "Deployment": check_workload,
     "ReplicaSet": check_workload,
     "ReplicationController": check_replication_controller,
+    "StatefulSet": check_statefulset,
+    "DaemonSet": check_daemonset,
     "EndpointSlice": check_endpoint_slice,
     "Endpoints": check_endpoints,
     "Namespace": check_namespace,
