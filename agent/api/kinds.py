@@ -51,6 +51,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("ReplicaSet", "replicasets", "replicaset", "apps", "v1", True, ("rs",)),
     Kind("StatefulSet", "statefulsets", "statefulset", "apps", "v1", True, ("sts",)),
     Kind("ControllerRevision", "controllerrevisions", "controllerrevision", "apps", "v1", True, ()),
+    Kind("Job", "jobs", "job", "batch", "v1", True, ()),
+    Kind("CronJob", "cronjobs", "cronjob", "batch", "v1", True, ("cj",)),
     Kind("ReplicationController", "replicationcontrollers", "replicationcontroller", "", "v1", True, ("rc",)),
     Kind("ConfigMap", "configmaps", "configmap", "", "v1", True, ("cm",)),
     Kind("Secret", "secrets", "secret", "", "v1", True, ()),

@@ -11,8 +11,8 @@ from agent.apiserver.registry import APIError
 from agent.controllers.base import Controller
 
 OWNERS = ("deployments", "replicasets", "replicationcontrollers", "services", "endpoints", "nodes",
-          "statefulsets")
-DEPENDENTS = ("replicasets", "pods", "endpointslices", "controllerrevisions")
+          "statefulsets", "jobs", "cronjobs")
+DEPENDENTS = ("replicasets", "pods", "endpointslices", "controllerrevisions", "jobs")
 
 
 class GarbageCollector(Controller):

@@ -21,10 +21,12 @@ from agent.apiserver.tokenrequest import ServiceAccountTokens
 from agent.apiserver.store import Store
 from agent.controllers import bootstrap
 from agent.controllers.certificates import CSRApprovingController, CSRSigningController
+from agent.controllers.cronjob import CronJobController
 from agent.controllers.deployment import DeploymentController
 from agent.controllers.endpointslice import EndpointSliceController
 from agent.controllers.endpointslicemirroring import EndpointSliceMirroringController
 from agent.controllers.gc import GarbageCollector
+from agent.controllers.job import JobController
 from agent.controllers.loadbalancer import LoadBalancerController
 from agent.controllers.nodes import NodeController
 from agent.controllers.replicaset import ReplicaSetController
@@ -60,7 +62,8 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
                    GarbageCollector(store, registry), NodeController(store, registry, cfg.cluster_cidr),
                    LoadBalancerController(store, registry), ServiceAccountsController(store, registry),
                    RootCACertPublisher(store, registry, _read(cfg.ca_file))]
-    controllers += [StatefulSetController(store, registry)]
+    controllers += [StatefulSetController(store, registry), JobController(store, registry),
+                    CronJobController(store, registry)]
     return store, api, controllers
 
 

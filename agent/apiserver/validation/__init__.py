@@ -24,6 +24,7 @@ clusterIP outside the service CIDR) belong to the allocator.
 from __future__ import annotations
 
 from agent.api import kinds
+from agent.apiserver.validation.batch import check_cronjob, check_job
 from agent.apiserver.validation.certificates import check_csr
 from agent.apiserver.validation.common import (
     check_namespace,
@@ -94,6 +95,8 @@ CHECKS = {
     "ReplicationController": check_replication_controller,
     "StatefulSet": check_statefulset,
     "DaemonSet": check_daemonset,
+    "Job": check_job,
+    "CronJob": check_cronjob,
     "EndpointSlice": check_endpoint_slice,
     "Endpoints": check_endpoints,
     "Namespace": check_namespace,

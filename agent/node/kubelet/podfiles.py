@@ -141,6 +141,8 @@ def container_env(pod: dict, container: dict, services: list[dict], kubernetes_s
             path = e["valueFrom"]["fieldRef"].get("fieldPath", "")
             if path.startswith("metadata.labels['"):
                 env[e["name"]] = (pod["metadata"].get("labels") or {}).get(path[17:-2], "")
+            elif path.startswith("metadata.annotations['"):    # a Job's JOB_COMPLETION_INDEX
+                env[e["name"]] = (pod["metadata"].get("annotations") or {}).get(path[22:-2], "")
             else:
                 env[e["name"]] = fields.get(path, "")
         else:
