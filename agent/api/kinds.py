@@ -50,6 +50,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("Deployment", "deployments", "deployment", "apps", "v1", True, ("deploy",)),
     Kind("ReplicaSet", "replicasets", "replicaset", "apps", "v1", True, ("rs",)),
     Kind("StatefulSet", "statefulsets", "statefulset", "apps", "v1", True, ("sts",)),
+    Kind("DaemonSet", "daemonsets", "daemonset", "apps", "v1", True, ("ds",)),
     Kind("ControllerRevision", "controllerrevisions", "controllerrevision", "apps", "v1", True, ()),
     Kind("Job", "jobs", "job", "batch", "v1", True, ()),
     Kind("CronJob", "cronjobs", "cronjob", "batch", "v1", True, ("cj",)),

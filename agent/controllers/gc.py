@@ -11,7 +11,7 @@ from agent.apiserver.registry import APIError
 from agent.controllers.base import Controller
 
 OWNERS = ("deployments", "replicasets", "replicationcontrollers", "services", "endpoints", "nodes",
-          "statefulsets", "jobs", "cronjobs")
+          "statefulsets", "daemonsets", "jobs", "cronjobs")
 DEPENDENTS = ("replicasets", "pods", "endpointslices", "controllerrevisions", "jobs")
 
 

@@ -22,6 +22,7 @@ from agent.apiserver.store import Store
 from agent.controllers import bootstrap
 from agent.controllers.certificates import CSRApprovingController, CSRSigningController
 from agent.controllers.cronjob import CronJobController
+from agent.controllers.daemonset import DaemonSetController
 from agent.controllers.deployment import DeploymentController
 from agent.controllers.endpointslice import EndpointSliceController
 from agent.controllers.endpointslicemirroring import EndpointSliceMirroringController
@@ -62,8 +63,8 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
                    GarbageCollector(store, registry), NodeController(store, registry, cfg.cluster_cidr),
                    LoadBalancerController(store, registry), ServiceAccountsController(store, registry),
                    RootCACertPublisher(store, registry, _read(cfg.ca_file))]
-    controllers += [StatefulSetController(store, registry), JobController(store, registry),
-                    CronJobController(store, registry)]
+    controllers += [StatefulSetController(store, registry), DaemonSetController(store, registry),
+                    JobController(store, registry), CronJobController(store, registry)]
     return store, api, controllers
 
 
