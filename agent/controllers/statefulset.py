@@ -13,8 +13,10 @@ updateRevision, collisionCount and observedGeneration.
 
 `plan` is the pure core (kube's updateStatefulSet: which pod to create,
 delete or wait for next); `statefulset_status` computes the status.
-volumeClaimTemplates are accepted and kept but no claims are made: there is
-no storage provisioner here (see README).
+Each volumeClaimTemplate becomes a `persistentVolumeClaim` volume of the
+pod (claim `<template>-<pod>`), as kube's controller makes it; no
+PersistentVolumeClaim objects are made: there is no storage provisioner
+here (see README).
 """
 from __future__ import annotations
 
@@ -166,6 +168,12 @@ def new_pod(sts: dict, revision: dict, ordinal: int) -> dict:
     md.pop("generateName", None)
     md["labels"] = {**md.get("labels", {}), POD_NAME_LABEL: name, POD_INDEX_LABEL: str(ordinal),
                     REVISION_LABEL: revision["metadata"]["name"]}
+    claims = [c for c in sts["spec"].get("volumeClaimTemplates") or [] if (c.get("metadata") or {}).get("name")]
+    if claims:                      # updateStorage: each template's claim, named <template>-<pod>
+        names = {c["metadata"]["name"] for c in claims}
+        pod["spec"]["volumes"] = [v for v in pod["spec"].get("volumes") or [] if v.get("name") not in names] + [
+            {"name": c["metadata"]["name"],
+             "persistentVolumeClaim": {"claimName": f"{c['metadata']['name']}-{name}"}} for c in claims]
     pod["spec"]["hostname"] = name
     if sts["spec"].get("serviceName"):
         pod["spec"]["subdomain"] = sts["spec"]["serviceName"]

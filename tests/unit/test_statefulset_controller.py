@@ -90,6 +90,9 @@ def test_new_pod_identity():
                                        "statefulset.kubernetes.io/pod-name": "db-4", "apps.kubernetes.io/pod-index": "4"}
     assert (p["spec"]["hostname"], p["spec"]["subdomain"]) == ("db-4", "db")
     assert p["metadata"]["ownerReferences"][0]["kind"] == "StatefulSet"
+    claimed = sts(volumeClaimTemplates=[{"metadata": {"name": "data"}, "spec": {}}])
+    assert new_pod(claimed, {"metadata": {"name": "db-abc"}, "data": revision_data(claimed)}, 0)["spec"]["volumes"] \
+        == [{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}}]
 
 
 def test_revision_data_hash_and_history():

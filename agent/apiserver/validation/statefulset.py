@@ -54,12 +54,26 @@ def check_statefulset(errs: Errs, sts: dict, old: dict | None, **_) -> None:
             errs.required(f"{path}.metadata.name", "name or generateName is required")
         elif dns1123_label_errors(name):
             errs.invalid(f"{path}.metadata.name", name, dns1123_label_errors(name)[0])
-    selector_and_template(errs, spec, "statefulset")
+    selector_and_template(errs, _with_claim_volumes(spec), "statefulset")
     if old is not None:
         old_spec = old.get("spec") or {}
         changed = [k for k in set(spec) | set(old_spec) if k not in STS_MUTABLE and spec.get(k) != old_spec.get(k)]
         if changed:
             errs.forbidden("spec", STS_FORBIDDEN)
+
+
+def _with_claim_volumes(spec: dict) -> dict:
+    """The spec whose template also has a volume per claim template (as the
+    controller gives its pods), so that volumeMounts naming a claim are valid."""
+    claims = [c["metadata"]["name"] for c in spec.get("volumeClaimTemplates") or []
+              if isinstance(c, dict) and isinstance(c.get("metadata"), dict) and c["metadata"].get("name")]
+    tmpl = spec.get("template")
+    if not claims or not isinstance(tmpl, dict) or not isinstance(tmpl.get("spec"), dict):
+        return spec
+    vols = tmpl["spec"].get("volumes") if isinstance(tmpl["spec"].get("volumes"), list) else []
+    have = {v.get("name") for v in vols if isinstance(v, dict)}
+    extra = [{"name": n, "persistentVolumeClaim": {"claimName": n}} for n in claims if n not in have]
+    return {**spec, "template": {**tmpl, "spec": {**tmpl["spec"], "volumes": vols + extra}}}
 
 
 DS_STRATEGIES = ["OnDelete", "RollingUpdate"]
