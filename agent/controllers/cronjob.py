@@ -21,7 +21,7 @@ from agent.api import cron
 from agent.api.durations import parse_time
 from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError
-from agent.controllers.base import Controller, controller_ref, ns_name, owner_ref, record_event
+from agent.controllers.base import Controller, controller_ref, ns_name, owner_key, owner_ref, record_event
 from agent.controllers.job import finished, iso
 
 JOBS = BY_RESOURCE["jobs"]
@@ -136,8 +136,7 @@ class CronJobController(Controller):
     name = COMPONENT
     watches = {
         "cronjobs": lambda self, o: [ns_name(o)],
-        "jobs": lambda self, o: [(o["metadata"]["namespace"], r["name"]) for r in [controller_ref(o)]
-                                 if r and r.get("kind") == "CronJob"],
+        "jobs": owner_key("CronJob"),
     }
 
     def __init__(self, store, registry, clock=None):

@@ -18,11 +18,10 @@ import copy
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from agent.api import selectors
 from agent.api.kinds import BY_RESOURCE
 from agent.api.nodeaffinity import affinity_matches, untolerated_taint
 from agent.apiserver.registry import APIError
-from agent.controllers.base import Controller, controller_ref, generated_name, ns_name, owner_ref, record_event
+from agent.controllers.base import Controller, controlled_pods, generated_name, ns_name, owner_key, owner_ref, record_event
 from agent.controllers.deployment import resolve
 from agent.controllers.replicaset import pod_available
 from agent.controllers.revisions import HASH_LABEL, Revisions
@@ -202,8 +201,7 @@ class DaemonSetController(Controller):
     name = COMPONENT
     watches = {
         "daemonsets": lambda self, o: [ns_name(o)],
-        "pods": lambda self, o: [(o["metadata"]["namespace"], r["name"]) for r in [controller_ref(o)]
-                                 if r and r.get("kind") == "DaemonSet"],
+        "pods": owner_key("DaemonSet"),
         "nodes": lambda self, o: [ns_name(d) for d in self.store.list("daemonsets")[0]],
     }
 
@@ -216,16 +214,12 @@ class DaemonSetController(Controller):
         ds = self.live("daemonsets", ns, name)
         if ds is None:
             return None
-        uid = ds["metadata"]["uid"]
-        try:
-            sel = selectors.from_label_selector(ds["spec"].get("selector"))
-        except ValueError:
+        pods = controlled_pods(self.store, ds)
+        if pods is None:
             return None
         history = self.revisions.owned(ds)
         revision = self.revisions.sync(ds, history)
         new_hash = revision["metadata"]["labels"][HASH_LABEL]
-        pods = [p for p in self.store.list("pods", ns)[0]
-                if (controller_ref(p) or {}).get("uid") == uid and sel.matches(p["metadata"].get("labels") or {})]
         plan = daemon_plan(ds, self.store.list("nodes")[0], pods, new_hash, datetime.now(timezone.utc))
         for pod_name in plan.delete:
             try:

@@ -20,11 +20,10 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from agent.api import selectors
 from agent.api.durations import parse_time
 from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError
-from agent.controllers.base import Controller, controller_ref, generated_name, ns_name, owner_ref, record_event
+from agent.controllers.base import Controller, controlled_pods, generated_name, ns_name, owner_key, owner_ref, record_event
 from agent.controllers.replicaset import pod_ready
 
 PODS, JOBS = BY_RESOURCE["pods"], BY_RESOURCE["jobs"]
@@ -105,7 +104,7 @@ def job_decision(job: dict, pods: list[dict], now: datetime) -> Decision:
     st.setdefault("uncountedTerminatedPods", {})
     conds = st.setdefault("conditions", [])
     indexed = spec.get("completionMode") == "Indexed"
-    completions, parallelism = spec.get("completions"), spec.get("parallelism", 1)
+    completions = spec.get("completions")
     live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
     active = [p for p in live if phase(p) not in ("Succeeded", "Failed")]
     succeeded = [p for p in pods if phase(p) == "Succeeded"]
@@ -250,8 +249,7 @@ class JobController(Controller):
     name = COMPONENT
     watches = {
         "jobs": lambda self, o: [ns_name(o)],
-        "pods": lambda self, o: [(o["metadata"]["namespace"], r["name"]) for r in [controller_ref(o)]
-                                 if r and r.get("kind") == "Job"],
+        "pods": owner_key("Job"),
     }
 
     def __init__(self, store, registry, clock=None):
@@ -270,13 +268,9 @@ class JobController(Controller):
                 self._delete(JOBS, ns, name)
                 return None
             return (expiry - now).total_seconds()
-        uid = job["metadata"]["uid"]
-        try:
-            sel = selectors.from_label_selector(job["spec"].get("selector"))
-        except ValueError:
+        pods = controlled_pods(self.store, job)
+        if pods is None:
             return None
-        pods = [p for p in self.store.list("pods", ns)[0]
-                if (controller_ref(p) or {}).get("uid") == uid and sel.matches(p["metadata"].get("labels") or {})]
         d = job_decision(job, pods, now)
         for pod_name in d.delete:
             if self._delete(PODS, ns, pod_name):

@@ -24,10 +24,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from agent.api import selectors
 from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError
-from agent.controllers.base import Controller, controller_ref, ns_name, record_event
+from agent.controllers.base import Controller, controlled_pods, controller_ref, ns_name, owner_key, record_event
 from agent.controllers.replicaset import pod_available, pod_from_template, pod_ready
 from agent.controllers.revisions import Revisions
 
@@ -190,8 +189,7 @@ class StatefulSetController(Controller):
     name = COMPONENT
     watches = {
         "statefulsets": lambda self, o: [ns_name(o)],
-        "pods": lambda self, o: [(o["metadata"]["namespace"], r["name"]) for r in [controller_ref(o)]
-                                 if r and r.get("kind") == "StatefulSet"],
+        "pods": owner_key("StatefulSet"),
     }
 
     def __init__(self, store, registry):
@@ -204,12 +202,9 @@ class StatefulSetController(Controller):
         if sts is None:
             return None
         uid = sts["metadata"]["uid"]
-        try:
-            sel = selectors.from_label_selector(sts["spec"].get("selector"))
-        except ValueError:
+        pods = controlled_pods(self.store, sts)
+        if pods is None:
             return None
-        pods = [p for p in self.store.list("pods", ns)[0] if (controller_ref(p) or {}).get("uid") == uid
-                and sel.matches(p["metadata"].get("labels") or {})]
         history = self.revisions.owned(sts)
         update = self.revisions.sync(sts, history)
         history = self.revisions.owned(sts)

@@ -1,7 +1,7 @@
 """The Job and CronJob controllers' pure cores and the cron parser: pods to
 create and delete, completion, backoff and deadline failure, Indexed mode,
 TTL; schedules, time zones, concurrency policies, missed starts, history."""
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
