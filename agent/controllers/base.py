@@ -9,7 +9,6 @@ import threading
 import time
 from typing import Callable, Iterable
 
-from agent.api import selectors
 from agent.api.events import event_object
 from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError
@@ -170,18 +169,6 @@ def owner_key(kind: str) -> Callable:
         ref = controller_ref(obj)
         return [(obj["metadata"]["namespace"], ref["name"])] if ref and ref.get("kind") == kind else []
     return keys
-
-
-def controlled_pods(store, owner: dict, resource: str = "pods") -> list[dict] | None:
-    """The objects `owner` controls that its selector still matches (None
-    when the selector does not parse)."""
-    try:
-        sel = selectors.from_label_selector(owner["spec"].get("selector"))
-    except ValueError:
-        return None
-    uid = owner["metadata"]["uid"]
-    return [p for p in store.list(resource, owner["metadata"]["namespace"])[0]
-            if (controller_ref(p) or {}).get("uid") == uid and sel.matches(p["metadata"].get("labels") or {})]
 
 
 def owner_ref(owner: dict) -> dict:

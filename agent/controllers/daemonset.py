@@ -21,9 +21,9 @@ from datetime import datetime, timezone
 from agent.api.kinds import BY_RESOURCE
 from agent.api.nodeaffinity import affinity_matches, untolerated_taint
 from agent.apiserver.registry import APIError
-from agent.controllers.base import Controller, controlled_pods, generated_name, ns_name, owner_key, owner_ref, record_event
+from agent.controllers.base import Controller, generated_name, ns_name, owner_key, owner_ref, record_event
 from agent.controllers.deployment import resolve
-from agent.controllers.replicaset import pod_available
+from agent.controllers.replicaset import claim_selected, pod_available
 from agent.controllers.revisions import HASH_LABEL, Revisions
 
 PODS = BY_RESOURCE["pods"]
@@ -214,7 +214,7 @@ class DaemonSetController(Controller):
         ds = self.live("daemonsets", ns, name)
         if ds is None:
             return None
-        pods = controlled_pods(self.store, ds)
+        pods = claim_selected(self.store, self.registry, ds)
         if pods is None:
             return None
         history = self.revisions.owned(ds)

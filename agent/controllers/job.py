@@ -23,8 +23,8 @@ from datetime import datetime, timedelta, timezone
 from agent.api.durations import parse_time
 from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError
-from agent.controllers.base import Controller, controlled_pods, generated_name, ns_name, owner_key, owner_ref, record_event
-from agent.controllers.replicaset import pod_ready
+from agent.controllers.base import Controller, generated_name, ns_name, owner_key, owner_ref, record_event
+from agent.controllers.replicaset import claim_selected, pod_ready
 
 PODS, JOBS = BY_RESOURCE["pods"], BY_RESOURCE["jobs"]
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
@@ -268,7 +268,7 @@ class JobController(Controller):
                 self._delete(JOBS, ns, name)
                 return None
             return (expiry - now).total_seconds()
-        pods = controlled_pods(self.store, job)
+        pods = claim_selected(self.store, self.registry, job)
         if pods is None:
             return None
         d = job_decision(job, pods, now)

@@ -26,8 +26,8 @@ from datetime import datetime, timezone
 
 from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError
-from agent.controllers.base import Controller, controlled_pods, controller_ref, ns_name, owner_key, record_event
-from agent.controllers.replicaset import pod_available, pod_from_template, pod_ready
+from agent.controllers.base import Controller, controller_ref, ns_name, owner_key, record_event
+from agent.controllers.replicaset import claim_selected, pod_available, pod_from_template, pod_ready
 from agent.controllers.revisions import Revisions
 
 PODS = BY_RESOURCE["pods"]
@@ -202,7 +202,7 @@ class StatefulSetController(Controller):
         if sts is None:
             return None
         uid = sts["metadata"]["uid"]
-        pods = controlled_pods(self.store, sts)
+        pods = claim_selected(self.store, self.registry, sts, lambda p: ordinal_of(name, p["metadata"]["name"]) >= 0)
         if pods is None:
             return None
         history = self.revisions.owned(sts)
@@ -210,8 +210,10 @@ class StatefulSetController(Controller):
         history = self.revisions.owned(sts)
         by_name = {r["metadata"]["name"]: r for r in history}
         current = by_name.get((sts.get("status") or {}).get("currentRevision")) or update
+        blocked = False
         for step in plan(sts, pods, update["metadata"]["name"]):
             if not self._do(sts, step, current if step.revision == "current" else update):
+                blocked = True           # the name is still taken (a pod terminating): look again soon
                 break
         pods = [p for p in self.store.list("pods", ns)[0] if (controller_ref(p) or {}).get("uid") == uid]
         status = statefulset_status(sts, pods, current["metadata"]["name"], update["metadata"]["name"])
@@ -221,7 +223,7 @@ class StatefulSetController(Controller):
         min_ready = sts["spec"].get("minReadySeconds", 0) or 0
         if min_ready and status.get("readyReplicas", 0) != status.get("availableReplicas", 0):
             return float(min_ready)
-        return None
+        return 1.0 if blocked else None
 
     def _do(self, sts: dict, step: Step, revision: dict) -> bool:
         ns, set_name = sts["metadata"]["namespace"], sts["metadata"]["name"]

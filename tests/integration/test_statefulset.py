@@ -134,3 +134,15 @@ def test_invalid_statefulset_is_refused(c):
     assert r.returncode != 0
     assert 'The StatefulSet "db2" is invalid: spec.podManagementPolicy: Unsupported value: "Sometimes": ' \
            'supported values: "OrderedReady", "Parallel"' in r.stderr
+
+
+def test_orphaned_pods_are_adopted_by_a_new_statefulset(c):
+    before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in c.get("pods", "-l", "app=db")["items"]}
+    c.kubectl("delete", "statefulset", "db", "--cascade=orphan")
+    assert all("ownerReferences" not in p["metadata"] for p in c.get("pods", "-l", "app=db")["items"])
+    c.kubectl("apply", "-f", "-", input=DB)
+    c.kubectl("scale", "statefulset", "db", "--replicas=1")
+    uid = c.get("statefulset", "db")["metadata"]["uid"]
+    c.wait(lambda: all(p["metadata"].get("ownerReferences", [{}])[0].get("uid") == uid
+                       for p in c.get("pods", "-l", "app=db")["items"]), 30, "db-0 adopted")
+    assert {p["metadata"]["name"]: p["metadata"]["uid"] for p in c.get("pods", "-l", "app=db")["items"]} == before
