@@ -103,3 +103,18 @@ def test_revision_data_hash_and_history():
     revs = [{"metadata": {"name": f"db-{i}"}, "revision": i} for i in range(1, 6)]
     assert [r["revision"] for r in history_to_delete(revs, {"db-5"}, 2)] == [1, 2]
     assert history_to_delete(revs, set(), 10) == []
+
+
+def test_validation_of_updates_and_claim_mounts():
+    from agent.apiserver import defaults, validation
+    old = sts(volumeClaimTemplates=[{"metadata": {"name": "data"}, "spec": {}}])
+    old["spec"]["template"]["spec"]["containers"][0].update(image="nginx", volumeMounts=[
+        {"name": "data", "mountPath": "/data"}])
+    defaults.default("StatefulSet", old)
+    assert validation.validate("StatefulSet", old) == []
+    new = {**old, "spec": {**old["spec"], "serviceName": "other"}}
+    assert validation.format_invalid("StatefulSet", "db", validation.validate("StatefulSet", new, old)) == (
+        'StatefulSet.apps "db" is invalid: spec: Forbidden: updates to statefulset spec for fields other than '
+        "'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', "
+        "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden")
+    assert validation.validate("StatefulSet", {**old, "spec": {**old["spec"], "replicas": 5}}, old) == []
