@@ -28,7 +28,7 @@ from agent.apiserver.defaults import default
 from agent.apiserver.store import AlreadyExists, NotFound, Store
 
 HAS_STATUS = {"Pod", "Service", "Deployment", "ReplicaSet", "ReplicationController", "Node", "Namespace"}
-HAS_STATUS |= {"StatefulSet", "DaemonSet", "Job", "CronJob"}     # agent/controllers/workloads
+HAS_STATUS |= {"StatefulSet", "DaemonSet", "Job", "CronJob"}     # the workload controllers' kinds
 # Kinds whose metadata.generation counts spec changes (kube's workload strategies).
 HAS_GENERATION = {"Deployment", "ReplicaSet", "ReplicationController", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 # utilrand's alphabet: the 5 characters kube-apiserver appends to a generateName.
