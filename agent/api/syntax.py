@@ -93,3 +93,15 @@ def go_quote(s: str) -> str:
             out.append(ch)
     out.append('"')
     return "".join(out)
+
+
+def relaxed_env_var_name_errors(name: str) -> list[str]:
+    """validation.IsRelaxedEnvVarName (Kubernetes 1.32: RelaxedEnvironmentVariableValidation
+    on): any printable ASCII but '='."""
+    errs = []
+    if not name:
+        errs.append("environment variable name must be non-empty")
+    if any(ord(ch) > 0x7E or ord(ch) < 0x20 or ch == "=" for ch in name):
+        errs.append("a valid environment variable name must consist only of printable ASCII "
+                    "characters other than '='")
+    return errs

@@ -55,6 +55,13 @@ def _default_pod_spec(spec: dict) -> None:
         c.setdefault("terminationMessagePolicy", "File")
         for p in c.get("ports", []) or []:
             p.setdefault("protocol", "TCP")
+        for e in c.get("env", []) or []:
+            source = (e.get("valueFrom") or {}) if isinstance(e, dict) else {}
+            ref = source.get("fieldRef")
+            if isinstance(ref, dict) and not ref.get("apiVersion"):     # SetDefaults_ObjectFieldSelector
+                ref["apiVersion"] = "v1"
+            if isinstance(source.get("resourceFieldRef"), dict):       # a zero Quantity is written "0"
+                source["resourceFieldRef"].setdefault("divisor", "0")
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
             pr = c.get(probe)
             if isinstance(pr, dict):

@@ -24,6 +24,8 @@ from agent.api.objects import now_iso, pod_cidr_routes
 from agent.node import hostnode, kubeletserver
 from agent.node.certificates import CertificateBootstrapError, ensure_serving_certificate
 from agent.node.kubelet.kubelet import Kubelet
+from agent.node.kubelet.kuberuntime import memory_capacity
+from agent.node.runtime.resources import node_resources
 from dataplane import node as nodenet
 from dataplane.model import NodeInfo
 
@@ -54,10 +56,10 @@ def node_object(name: str, ip: str, kubelet_port: int) -> dict:
 
 def node_status(name: str, ip: str, kubelet_port: int, since: str | None = None) -> dict:
     now = now_iso()
+    capacity, allocatable = node_resources(os.cpu_count() or 1, memory_capacity())
     return {
         "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
-        "capacity": {"cpu": str(os.cpu_count() or 1), "pods": "110"},
-        "allocatable": {"cpu": str(os.cpu_count() or 1), "pods": "110"},
+        "capacity": capacity, "allocatable": allocatable,
         "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                         "message": "kubelet is posting ready status", "lastHeartbeatTime": now,
                         "lastTransitionTime": since or now}],

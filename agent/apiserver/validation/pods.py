@@ -14,6 +14,7 @@ from agent.apiserver.validation.common import (
     port_num_errors,
     port_num_or_name,
 )
+from agent.apiserver.validation.env import check_env
 from agent.apiserver.validation.errors import Cause, Errs, child_path
 
 RESTART_POLICIES = ["Always", "OnFailure", "Never"]
@@ -105,11 +106,7 @@ def _container(errs: Errs, ctr, path: str, names: set, *, probes: bool) -> None:
     for key in ("command", "args"):
         for j, _ in enumerate(errs.typed(ctr, key, child_path(path, key), "array", [])):
             errs.typed(ctr[key], j, f"{child_path(path, key)}[{j}]", "string")
-    for j, env in enumerate(errs.typed(ctr, "env", child_path(path, "env"), "array", [])):
-        if isinstance(env, dict):
-            if not errs.typed(env, "name", f"{child_path(path, 'env')}[{j}].name", "string"):
-                errs.required(f"{child_path(path, 'env')}[{j}].name")
-            errs.typed(env, "value", f"{child_path(path, 'env')}[{j}].value", "string")
+    check_env(errs, ctr, path)
     _container_ports(errs, errs.typed(ctr, "ports", child_path(path, "ports"), "array", []), child_path(path, "ports"))
     if probes:
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):

@@ -28,8 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from agent.api.client import APIStatusError, Client, Informer
 from agent.api.config import ClusterConfig
 from agent.api.events import Recorder
+from agent.node.kubelet import envvars
 from agent.node.kubelet import images as imagemanager
-from agent.node.kubelet import podfiles
 from agent.node.kubelet.containers import Container, backoff
 from agent.node.kubelet.kuberuntime import KubeRuntime
 from agent.node.kubelet.pods import AsyncRecorder, PodRuntime, read_state
@@ -37,6 +37,7 @@ from agent.node.kubelet.probes import ProbeState, run_probe
 from agent.node.kubelet.status import image_name, pod_status
 from agent.node.runtime.errors import ContainerStartError, RuntimeLayerError
 from agent.node.runtime.images import ImageStore
+from agent.node.runtime.resources import node_resources
 
 log = logging.getLogger("nsplane.kubelet")
 CONFIG_RETRY = 10.0          # CreateContainerConfigError / CreateContainerError: try again after
@@ -76,6 +77,7 @@ class Kubelet:
         self._stopping: set[str] = set()        # containers being stopped for a restart
         self.recorder = AsyncRecorder(Recorder(client, "kubelet", node_name))
         self.runtime = KubeRuntime(cfg, node_dir)
+        self.allocatable = node_resources(os.cpu_count() or 1, self.runtime.node.memory_capacity)[1]
         self.images = imagemanager.ImageManager(
             image_store(cfg), self._event, lambda pod: self._mark(pod["metadata"]["uid"], (
                 pod["metadata"]["namespace"], pod["metadata"]["name"])),
@@ -326,17 +328,13 @@ class Kubelet:
             return c.waiting(e.reason, e.message, retry)
         if image is None:
             return c.waiting("ContainerCreating", "")
-        services = [s for s in (self.services.items() if self.services else [])
-                    if s["metadata"]["namespace"] == rt.key[0]]
-        kube = self.services.get("default", "kubernetes") if self.services else None
-        env = podfiles.container_env(rt.pod, spec, services, kube, rt.ip, {"HOSTNAME": rt.sandbox.hostname})
         c.restarting()
         os.makedirs(c.log_dir, exist_ok=True)
         stdin = self._stdin(rt, c) if spec.get("stdin") else ""
         cid = self.runtime.new_id()
         try:
-            started = self.runtime.start(rt.sandbox, spec, image, list(env.items()), c.log_path,
-                                         stdin=stdin, cid=cid)
+            env = self._environment(rt, spec)    # CreateContainerConfigError: a missing ConfigMap...
+            started = self.runtime.start(rt.sandbox, spec, image, env, c.log_path, stdin=stdin, cid=cid)
         except ContainerStartError as e:
             c.close_stdin()
             self._event(rt.pod, "Created", f"Created container {c.name}")
@@ -355,6 +353,15 @@ class Kubelet:
         log.info("pod %s/%s: container %s started (%s, pid %d, restarts %d%s)", *rt.key, c.name, c.cid,
                  started.pid, c.restarts, ", stand-in" if image.standin else "")
         return True
+
+    def _environment(self, rt: PodRuntime, spec: dict) -> list[tuple[str, str]]:
+        """The container's env (envvars.py), its ConfigMaps and Secrets read from the API."""
+        ctx = envvars.PodContext(pod_ips=[rt.ip], host_ips=[self.host_ip], allocatable=self.allocatable,
+                                 services=self.services.items() if self.services else [])
+        env, warnings = envvars.make_environment(rt.pod, spec, ctx, *envvars.api_getters(self.client, rt.key[0]))
+        for message in warnings:
+            self._event(rt.pod, "InvalidEnvironmentVariableNames", message, "Warning")
+        return [("HOSTNAME", rt.sandbox.hostname)] + env
 
     def _stdin(self, rt: PodRuntime, c: Container) -> str:
         """A FIFO for a `stdin: true` container: the kubelet holds its write end

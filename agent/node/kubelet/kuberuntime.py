@@ -56,7 +56,8 @@ class Started:
     pid: int
 
 
-def _memory_capacity() -> int:
+def memory_capacity() -> int:
+    """MemTotal in bytes (0 if unknown)."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -92,7 +93,7 @@ class KubeRuntime:
         self.containers_dir = os.path.join(node_dir, "containers")
         os.makedirs(self.containers_dir, mode=0o700, exist_ok=True)
         self.runtime = runtime or oci.OCIRuntime(os.path.join(node_dir, "runtime"))
-        self.node = NodeInfo(memory_capacity=_memory_capacity(),
+        self.node = NodeInfo(memory_capacity=memory_capacity(),
                              cgroup_v2=self.runtime.cgroup_layout == cgroups.V2,
                              swap_accounting=cgroups.swap_accounting())
         self.hidden = hidden_paths(cfg)

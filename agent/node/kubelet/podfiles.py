@@ -1,6 +1,6 @@
 """What the kubelet writes for a pod's processes, as pure functions:
-/etc/resolv.conf by dnsPolicy and dnsConfig, the kubelet-managed /etc/hosts,
-and each container's environment (Service links + `env:`).
+/etc/resolv.conf by dnsPolicy and dnsConfig and the kubelet-managed
+/etc/hosts (each container's environment is envvars.py's).
 
 The files land in /etc/netns/<pod netns>/ (sandbox.py writes them): each
 container gets them bind-mounted at /etc/resolv.conf, /etc/hosts and
@@ -8,8 +8,6 @@ container gets them bind-mounted at /etc/resolv.conf, /etc/hosts and
 in the pod's namespace shows them too.
 """
 from __future__ import annotations
-
-import re
 
 HOSTS_HEADER = """# Kubernetes-managed hosts file.
 127.0.0.1\tlocalhost
@@ -83,73 +81,3 @@ def hosts_file(pod: dict, pod_ip: str, domain: str) -> str:
         for a in aliases:
             out += f"{a['ip']}\t" + "\t".join(a.get("hostnames", [])) + "\n"
     return out
-
-
-def _env_name(name: str) -> str:
-    return re.sub(r"[^A-Z0-9_]", "_", name.upper())
-
-
-def service_links(services: list[dict]) -> dict[str, str]:
-    """Docker-link style variables for Services with a cluster IP."""
-    env: dict[str, str] = {}
-    for svc in sorted(services, key=lambda s: s["metadata"]["name"]):
-        spec = svc.get("spec", {})
-        ip = spec.get("clusterIP")
-        ports = spec.get("ports") or []
-        if not ip or ip == "None" or spec.get("type") == "ExternalName" or not ports:
-            continue
-        base = _env_name(svc["metadata"]["name"])
-        first = ports[0]
-        env[f"{base}_SERVICE_HOST"] = ip
-        env[f"{base}_SERVICE_PORT"] = str(first["port"])
-        for p in ports:
-            if p.get("name"):
-                env[f"{base}_SERVICE_PORT_{_env_name(p['name'])}"] = str(p["port"])
-        env[f"{base}_PORT"] = f"{first.get('protocol', 'TCP').lower()}://{ip}:{first['port']}"
-        for p in ports:
-            proto = p.get("protocol", "TCP")
-            key = f"{base}_PORT_{p['port']}_{proto}"
-            env[key] = f"{proto.lower()}://{ip}:{p['port']}"
-            env[key + "_PROTO"] = proto.lower()
-            env[key + "_PORT"] = str(p["port"])
-            env[key + "_ADDR"] = ip
-    return env
-
-
-def container_env(pod: dict, container: dict, services: list[dict], kubernetes_svc: dict | None,
-                  pod_ip: str, base: dict[str, str]) -> dict[str, str]:
-    """The container's environment: base (PATH, HOSTNAME), Service links for
-    the pod's namespace (unless enableServiceLinks is false), the kubernetes
-    Service's variables always, then the container's own `env:`."""
-    env = dict(base)
-    spec = pod.get("spec", {})
-    if spec.get("enableServiceLinks", True):
-        env.update(service_links(services))
-    if kubernetes_svc is not None:
-        links = service_links([kubernetes_svc])
-        env.update(links)
-        if "KUBERNETES_SERVICE_HOST" in links:
-            env["KUBERNETES_SERVICE_PORT_HTTPS"] = links["KUBERNETES_SERVICE_PORT"]
-    fields = {"metadata.name": pod["metadata"]["name"], "metadata.namespace": pod["metadata"].get("namespace", ""),
-              "metadata.uid": pod["metadata"].get("uid", ""), "spec.nodeName": spec.get("nodeName", ""),
-              "spec.serviceAccountName": spec.get("serviceAccountName", "default"),
-              "status.podIP": pod_ip, "status.hostIP": pod.get("status", {}).get("hostIP", "")}
-    for e in container.get("env", []) or []:
-        if "value" in e:
-            env[e["name"]] = _expand(str(e["value"]), env)
-        elif (e.get("valueFrom") or {}).get("fieldRef"):
-            path = e["valueFrom"]["fieldRef"].get("fieldPath", "")
-            if path.startswith("metadata.labels['"):
-                env[e["name"]] = (pod["metadata"].get("labels") or {}).get(path[17:-2], "")
-            elif path.startswith("metadata.annotations['"):    # a Job's JOB_COMPLETION_INDEX
-                env[e["name"]] = (pod["metadata"].get("annotations") or {}).get(path[22:-2], "")
-            else:
-                env[e["name"]] = fields.get(path, "")
-        else:
-            env[e["name"]] = ""
-    return env
-
-
-def _expand(value: str, env: dict[str, str]) -> str:
-    """$(VAR) references to earlier variables, as Kubernetes expands them."""
-    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), value)

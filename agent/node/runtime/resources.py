@@ -164,3 +164,19 @@ def linux_resources(container: dict, *, swap_accounting: bool = False,
     if cgroup_v2:
         out["unified"] = {"memory.oom.group": "1"}
     return out
+
+
+EVICTION_HARD_MEMORY = 100 * 2**20    # the kubelet's default evictionHard: memory.available<100Mi
+
+
+def node_resources(cpus: int, memory_capacity: int) -> tuple[dict, dict]:
+    """The Node's (capacity, allocatable) as a kubelet with its defaults
+    reports them: no kube/system reservations, allocatable memory less the
+    100Mi hard-eviction threshold. The downward API gives a container
+    without a limit the allocatable value."""
+    capacity = {"cpu": str(cpus), "pods": "110"}
+    allocatable = dict(capacity)
+    if memory_capacity:
+        capacity["memory"] = f"{memory_capacity // 1024}Ki"
+        allocatable["memory"] = f"{max(memory_capacity - EVICTION_HARD_MEMORY, 0) // 1024}Ki"
+    return capacity, allocatable
