@@ -201,7 +201,7 @@ class DaemonSetController(Controller):
     name = COMPONENT
     watches = {
         "daemonsets": lambda self, o: [ns_name(o)],
-        "pods": owner_key("DaemonSet"),
+        "pods": owner_key("DaemonSet", "daemonsets"),
         "nodes": lambda self, o: [ns_name(d) for d in self.store.list("daemonsets")[0]],
     }
 

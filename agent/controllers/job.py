@@ -249,7 +249,7 @@ class JobController(Controller):
     name = COMPONENT
     watches = {
         "jobs": lambda self, o: [ns_name(o)],
-        "pods": owner_key("Job"),
+        "pods": owner_key("Job", "jobs"),
     }
 
     def __init__(self, store, registry, clock=None):

@@ -189,7 +189,7 @@ class StatefulSetController(Controller):
     name = COMPONENT
     watches = {
         "statefulsets": lambda self, o: [ns_name(o)],
-        "pods": owner_key("StatefulSet"),
+        "pods": owner_key("StatefulSet", "statefulsets"),
     }
 
     def __init__(self, store, registry):
