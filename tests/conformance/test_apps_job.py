@@ -5,8 +5,8 @@ about suspend, the active deadline, backoffLimit and the status
 subresource, with e2ejob.NewTestJob's objects (busybox, the `data` emptyDir,
 `somekey: somevalue`), checks and timeouts, through real kubectl. "should run
 a job to completion when tasks sometimes fail and are locally restarted"
-needs the emptyDir to keep a file across restarts and skips until pods get
-volumes."""
+is not ported yet: it needs the emptyDir to keep a file across restarts,
+which waits for pod volumes."""
 import json
 import time
 
