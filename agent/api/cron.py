@@ -62,7 +62,8 @@ class Schedule:
                 local += timedelta(minutes=1)
         return None
 
-    def last_between(self, after: datetime, upto: datetime, tz=timezone.utc, limit: int = 100) -> tuple[datetime | None, int]:
+    def last_between(self, after: datetime, upto: datetime, tz=timezone.utc,
+                     limit: int = 100) -> tuple[datetime | None, int]:
         """The most recent activation in (after, upto] and how many there
         were (counting stops past `limit`, as the controller's does)."""
         last, n, t = None, 0, after
