@@ -45,6 +45,19 @@ def check_daemon_status(f, name: str) -> None:
     assert desired == st["currentNumberScheduled"] == st["numberReady"], st
 
 
+def create_and_check(f, name: str, selector: str) -> None:
+    """Creating the DaemonSet; checking that a daemon pod launches on every node."""
+    f.create(new_daemon_set(name, {"daemonset-name": name}))
+    poll(DS_RETRY_PERIOD, DS_RETRY_TIMEOUT, lambda: running_on_all_nodes(f, selector),
+         what="daemon pods running on all nodes")
+    check_daemon_status(f, name)
+
+
+def replaced(f, pod: dict, selector: str) -> bool:
+    return pod["metadata"]["uid"] not in {p["metadata"]["uid"] for p in f.list("pods", selector)} \
+        and running_on_all_nodes(f, selector)
+
+
 def teardown(f, name: str, selector: str) -> None:
     f.kubectl("delete", "daemonset", name, "--wait=false")
     poll(DS_RETRY_PERIOD, DS_RETRY_TIMEOUT, lambda: not f.list("pods", selector), what="daemon pods to be gone")
@@ -54,16 +67,11 @@ def test_should_run_and_stop_simple_daemon(framework):
     """[sig-apps] Daemon set [Serial] should run and stop simple daemon [Conformance]"""
     f, name = framework, "daemon-set"
     selector = f"daemonset-name={name}"
-    f.create(new_daemon_set(name, {"daemonset-name": name}))
-    poll(DS_RETRY_PERIOD, DS_RETRY_TIMEOUT, lambda: running_on_all_nodes(f, selector),
-         what="daemon pods running on all nodes")
-    check_daemon_status(f, name)
+    create_and_check(f, name, selector)
     # Stop a daemon pod, check that the daemon pod is revived.
     pod = f.list("pods", selector)[0]
     f.delete("pod", pod["metadata"]["name"])
-    poll(DS_RETRY_PERIOD, DS_RETRY_TIMEOUT,
-         lambda: pod["metadata"]["uid"] not in {p["metadata"]["uid"] for p in f.list("pods", selector)}
-         and running_on_all_nodes(f, selector), what="the daemon pod revived")
+    poll(DS_RETRY_PERIOD, DS_RETRY_TIMEOUT, lambda: replaced(f, pod, selector), what="the daemon pod revived")
     teardown(f, name, selector)
 
 
@@ -71,17 +79,13 @@ def test_should_retry_creating_failed_daemon_pods(framework):
     """[sig-apps] Daemon set [Serial] should retry creating failed daemon pods [Conformance]"""
     f, name = framework, "daemon-set"
     selector = f"daemonset-name={name}"
-    f.create(new_daemon_set(name, {"daemonset-name": name}))
-    poll(DS_RETRY_PERIOD, DS_RETRY_TIMEOUT, lambda: running_on_all_nodes(f, selector),
-         what="daemon pods running on all nodes")
-    check_daemon_status(f, name)
+    create_and_check(f, name, selector)
     # Set a daemon pod's phase to 'Failed', check that the daemon pod is revived.
     pod = f.list("pods", selector)[0]
     pod["status"]["phase"] = "Failed"
     f.kubectl("replace", "--subresource=status", "-f", "-", input=json.dumps(pod))
-    poll(DS_RETRY_PERIOD, DS_RETRY_TIMEOUT,
-         lambda: pod["metadata"]["uid"] not in {p["metadata"]["uid"] for p in f.list("pods", selector)}
-         and running_on_all_nodes(f, selector), what="the failed daemon pod replaced")
+    poll(DS_RETRY_PERIOD, DS_RETRY_TIMEOUT, lambda: replaced(f, pod, selector),
+         what="the failed daemon pod replaced")
     # Wait for the failed daemon pod to be completely deleted.
     poll(DS_RETRY_PERIOD, DS_RETRY_TIMEOUT, lambda: f.kubectl("get", "pod", pod["metadata"]["name"],
                                                              check=False).returncode != 0,
