@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from agent.api import printers
+from agent.apiserver import workloadtables
 
 _NAME_DOC = ("Name must be unique within a namespace. Is required when creating resources, although some "
              "resources may allow a client to request the generation of an appropriate name automatically. "
@@ -174,6 +175,7 @@ COLUMNS.update({
                        ("Age", "string", 0, _AGE_DOC)),
 })
 INTEGER_CELLS = {("ConfigMap", 1), ("Secret", 2), ("ServiceAccount", 1)}
+COLUMNS.update(workloadtables.COLUMNS)     # StatefulSet, ControllerRevision, DaemonSet, Job, CronJob
 
 TABLE_VERSIONS = ("v1", "v1beta1")
 INCLUDE_OBJECT = ("None", "Metadata", "Object")

@@ -22,7 +22,7 @@ from agent.apiserver.crd.definition import CustomKind
 from agent.apiserver.registry import APIError, Registry
 from agent.apiserver.store import AlreadyExists, NotFound, key_of
 
-SCALABLE = ("Deployment", "ReplicaSet", "ReplicationController")
+SCALABLE = ("Deployment", "ReplicaSet", "ReplicationController", "StatefulSet")
 PROPAGATION = ("Background", "Foreground", "Orphan")
 
 

@@ -213,7 +213,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tail", type=int)
     ns_flags(p)
     images.add_parser(sub)
-    p = sub.add_parser("scale", help="set replicas of a deployment or replicaset")
+    p = sub.add_parser("scale", help="set replicas of a deployment, replicaset, statefulset or replicationcontroller")
     p.add_argument("args", nargs="+")
     p.add_argument("--replicas", type=int, required=True)
     ns_flags(p)

@@ -21,17 +21,21 @@ from agent.apiserver.tokenrequest import ServiceAccountTokens
 from agent.apiserver.store import Store
 from agent.controllers import bootstrap
 from agent.controllers.certificates import CSRApprovingController, CSRSigningController
+from agent.controllers.cronjob import CronJobController
+from agent.controllers.daemonset import DaemonSetController
 from agent.controllers.deployment import DeploymentController
 from agent.controllers.endpointslice import EndpointSliceController
 from agent.controllers.endpointslicemirroring import EndpointSliceMirroringController
 from agent.controllers.eventttl import EventTTLController
 from agent.controllers.gc import GarbageCollector
+from agent.controllers.job import JobController
 from agent.controllers.loadbalancer import LoadBalancerController
 from agent.controllers.nodes import NodeController
 from agent.controllers.replicaset import ReplicaSetController
 from agent.controllers.replicationcontroller import ReplicationManager
 from agent.controllers.scheduler import Scheduler
 from agent.controllers.serviceaccounts import RootCACertPublisher, ServiceAccountsController
+from agent.controllers.statefulset import StatefulSetController
 
 log = logging.getLogger("nsplane.server")
 
@@ -61,6 +65,8 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
                    LoadBalancerController(store, registry), ServiceAccountsController(store, registry),
                    RootCACertPublisher(store, registry, _read(cfg.ca_file)),
                    EventTTLController(store, registry, cfg.event_ttl)]
+    controllers += [StatefulSetController(store, registry), DaemonSetController(store, registry),
+                    JobController(store, registry), CronJobController(store, registry)]
     return store, api, controllers
 
 
