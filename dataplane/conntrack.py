@@ -9,6 +9,17 @@ deletes, after each successful sync:
 - entries DNATed to an endpoint that was removed, for each Service IP and the
   NodePort.
 
+TCP has the same trap in the states that outlive a connection's socket,
+which keep their NAT binding when a new connection reuses the client's
+source port: CLOSE (the server reset the connection; a reset leaves the
+client no TIME_WAIT, so its kernel hands the port out again at once;
+nf_conntrack_tcp_timeout_close, 10 s), TIME_WAIT when the client closed
+first (120 s), and SYN_SENT (a SYN that met no pod, 120 s). A new SYN from
+the same port matches the entry instead of being NATed afresh and goes to
+the old endpoint: once that pod is gone, "Network is unreachable". So when
+an endpoint leaves a Service, its TCP entries in those states go too
+(connections with data in flight stay: a slice rewrite must not cut them).
+
 This module is the thin kernel edge for that: the `conntrack` tool (from
 conntrack-tools) called with argument lists, in the network namespace of the
 calling process. Deciding *what* to clear is the proxier's job.
@@ -49,8 +60,34 @@ def clear_udp_node_port(node_port: int, endpoint_ip: str | None = None) -> int:
     return _delete(args)
 
 
-def _delete(filter_args: list[str]) -> int:
+CLOSED_TCP_STATES = ("CLOSE", "TIME_WAIT", "SYN_SENT")
+
+
+def clear_closed_tcp(endpoint_ip: str, service_ip: str | None = None, port: int | None = None,
+                     node_port: int | None = None) -> int:
+    """Delete TCP entries in CLOSED_TCP_STATES DNATed to `endpoint_ip`
+    (reply source) for `service_ip`:`port`, or for NodePort `node_port` on
+    any local address. Returns how many went."""
+    if node_port:
+        target = ["--orig-port-dst", str(node_port)]
+    else:
+        target = ["--orig-dst", service_ip or "", *(["--orig-port-dst", str(port)] if port else [])]
+    return sum(_delete(["-p", "tcp", *target, "--reply-src", endpoint_ip, "--state", state])
+               for state in CLOSED_TCP_STATES)
+
+
+def clear_endpoint(endpoint_ip: str, netns: str | None = None) -> int:
+    """Delete every entry DNATed to (or answered by) `endpoint_ip`, any
+    protocol and state: its pod is gone, so nothing of it is alive, and no
+    reused source port may follow one of them there. In `netns` (a named
+    network namespace, the node's) when given. Returns how many went."""
+    return _delete(["--reply-src", endpoint_ip], netns)
+
+
+def _delete(filter_args: list[str], netns: str | None = None) -> int:
     argv = [CONNTRACK, "-D", *filter_args]
+    if netns:
+        argv = ["ip", "netns", "exec", netns, *argv]
     try:
         proc = subprocess.run(argv, capture_output=True, timeout=TIMEOUT, check=False)
     except FileNotFoundError as err:

@@ -19,11 +19,13 @@ fine.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import shutil
 
 from pyroute2 import NetlinkError
 
+from . import conntrack
 from . import netns as nsops
 from .netns import NetworkSetupError
 
@@ -33,6 +35,9 @@ _RT_SCOPE_LINK = 253
 
 class PodNetworkError(NetworkSetupError):
     """A pod's network could not be set up, read or torn down."""
+
+
+log = logging.getLogger(__name__)
 
 
 def _label(pod_netns: str, label: str | None) -> str:
@@ -127,6 +132,7 @@ def teardown_pod(netns: str, host_if: str, *, node_netns: str | None = None,
     Returns what was removed ("link X", "netns Y", "dir Z").
     """
     removed = []
+    ip = pod_ip_of(netns)
     try:
         if nsops.delete_link(node_netns, host_if):
             removed.append(f"link {host_if}")
@@ -134,6 +140,14 @@ def teardown_pod(netns: str, host_if: str, *, node_netns: str | None = None,
         raise PodNetworkError(str(exc)) from exc
     if nsops.delete(netns):
         removed.append(f"netns {netns}")
+    if ip:
+        # The node's entries to the pod, all dead now: none may steer a reused
+        # source port here (dataplane/conntrack.py: the rollout's unreachables).
+        try:
+            if conntrack.clear_endpoint(ip, node_netns):
+                removed.append(f"conntrack entries of {ip}")
+        except conntrack.ConntrackError as exc:
+            log.warning("pod %s: clearing its conntrack entries failed: %s", netns, exc)
     etc = os.path.join(etc_dir, netns)
     if os.path.isdir(etc):
         shutil.rmtree(etc)

@@ -40,6 +40,10 @@ def _handler_class(routes: dict):
     return Handler
 
 
+class _HealthServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024      # kubelet probes and Prometheus scrapes in bursts: no refusals
+
 class HttpEndpoints:
     """Starts and stops the three HTTP servers; a port of None leaves that one off."""
 
@@ -61,12 +65,11 @@ class HttpEndpoints:
                 self.ports.append(None)
                 continue
             try:
-                srv = ThreadingHTTPServer((self.listen, port), _handler_class(routes))
+                srv = _HealthServer((self.listen, port), _handler_class(routes))
             except OSError as exc:
                 self.stop()
                 raise OSError(f"dns: cannot listen for {'/'.join(routes)} on {self.listen}:{port} ({exc}); "
                               f"free the port or pass another one") from exc
-            srv.daemon_threads = True
             threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2},
                              name=f"dns-http-{port}", daemon=True).start()
             self.servers.append(srv)

@@ -11,11 +11,25 @@ import dataclasses
 import ipaddress
 import json
 import os
+import re
 from dataclasses import dataclass, field
 
 from dataplane import names
 
 DEFAULT_CLUSTER = "nsplane"
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go duration ("1h", "1h0m0s", "90s", "1.5h", "0"), as
+    kube's flags take them; ValueError with the accepted form otherwise."""
+    text = text.strip()
+    if text == "0":
+        return 0.0
+    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f'invalid duration "{text}": use a number and a unit, such as 1h, 30m, 90s or 1h30m')
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
 
 
 @dataclass
@@ -46,6 +60,7 @@ class ClusterConfig:
     server_url: str = ""                  # a joined machine (`nsplane join`): the API server's URL
     masquerade_egress: bool = False       # pods reach beyond the cluster through SNAT to the node's address
     insecure_registries: list[str] = field(default_factory=list)   # pulled from over plain HTTP (host[:port], CIDR)
+    event_ttl: float = 3600.0             # seconds an Event is kept after it last happened (kube's --event-ttl)
 
     def __post_init__(self):
         if not self.name.startswith(names.PREFIX):

@@ -191,9 +191,94 @@ def _default_binding(binding: dict) -> None:
             s["apiGroup"] = "rbac.authorization.k8s.io"
 
 
+def _default_template(spec: dict) -> None:
+    tmpl = spec.setdefault("template", {})
+    if isinstance(tmpl, dict) and isinstance(tmpl.setdefault("spec", {}), dict):
+        _default_pod_spec(tmpl["spec"])
+        _service_account(tmpl["spec"], admit=False)
+
+
+def _default_statefulset(sts: dict) -> None:
+    """SetDefaults_StatefulSet (apps/v1)."""
+    spec = sts.setdefault("spec", {})
+    _default_template(spec)
+    spec.setdefault("podManagementPolicy", "OrderedReady")
+    strat = spec.setdefault("updateStrategy", {})
+    strat.setdefault("type", "RollingUpdate")
+    if strat["type"] == "RollingUpdate":
+        strat.setdefault("rollingUpdate", {}).setdefault("partition", 0)
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    policy = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
+    policy.setdefault("whenDeleted", "Retain")
+    policy.setdefault("whenScaled", "Retain")
+    for claim in spec.get("volumeClaimTemplates") or []:
+        if isinstance(claim, dict) and isinstance(claim.get("spec"), dict):
+            claim["spec"].setdefault("volumeMode", "Filesystem")
+            claim.setdefault("status", {"phase": "Pending"})
+
+
+def _default_daemonset(ds: dict) -> None:
+    """SetDefaults_DaemonSet (apps/v1)."""
+    spec = ds.setdefault("spec", {})
+    _default_template(spec)
+    strat = spec.setdefault("updateStrategy", {})
+    strat.setdefault("type", "RollingUpdate")
+    if strat["type"] == "RollingUpdate":
+        ru = strat.setdefault("rollingUpdate", {})
+        ru.setdefault("maxUnavailable", 1)
+        ru.setdefault("maxSurge", 0)
+    spec.setdefault("revisionHistoryLimit", 10)
+
+
+def default_job_spec(spec: dict) -> None:
+    """SetDefaults_Job's spec part (also a CronJob's jobTemplate)."""
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("backoffLimit", 2147483647 if spec.get("backoffLimitPerIndex") is not None else 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+    _default_template(spec)
+
+
+def _default_job(job: dict) -> None:
+    """SetDefaults_Job, and the Job strategy's generated selector: pods are
+    selected by the Job's uid unless spec.manualSelector is true."""
+    spec = job.setdefault("spec", {})
+    default_job_spec(spec)
+    md, uid = job.setdefault("metadata", {}), job.get("metadata", {}).get("uid")
+    if spec.get("manualSelector") or not uid or not isinstance(spec.get("template"), dict):
+        return
+    tmd = spec["template"].setdefault("metadata", {})
+    labels = tmd.setdefault("labels", {}) if isinstance(tmd, dict) else None
+    if not isinstance(labels, dict) or spec.get("selector"):
+        return
+    labels.update({"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": md.get("name", ""),
+                   "controller-uid": uid, "job-name": md.get("name", "")})
+    spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+
+
+def _default_cronjob(cj: dict) -> None:
+    """SetDefaults_CronJob (batch/v1)."""
+    spec = cj.setdefault("spec", {})
+    spec.setdefault("concurrencyPolicy", "Allow")
+    spec.setdefault("suspend", False)
+    spec.setdefault("successfulJobsHistoryLimit", 3)
+    spec.setdefault("failedJobsHistoryLimit", 1)
+    jt = spec.setdefault("jobTemplate", {})
+    if isinstance(jt, dict) and isinstance(jt.setdefault("spec", {}), dict):
+        _default_template(jt["spec"])
+
+
 _DEFAULTERS = {
     "RoleBinding": _default_binding,
     "ClusterRoleBinding": _default_binding,
+    "StatefulSet": _default_statefulset,
+    "DaemonSet": _default_daemonset,
+    "Job": _default_job,
+    "CronJob": _default_cronjob,
     "Service": _default_service,
     "Pod": _default_pod,
     "Deployment": _default_workload,

@@ -29,7 +29,8 @@ def verbs(k: Kind) -> list[str]:
         return list(k.verbs)
     return [v for v in VERBS if not (v == "deletecollection" and k.resource == "namespaces")]
 # Kinds kubectl's `get all` includes (the "all" category), as kube declares it.
-ALL_CATEGORY = {"pods", "services", "deployments", "replicasets", "replicationcontrollers"}
+ALL_CATEGORY = {"pods", "services", "deployments", "replicasets", "replicationcontrollers",
+                "statefulsets", "daemonsets", "jobs", "cronjobs"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ SUBRESOURCES: dict[str, tuple[Subresource, ...]] = {
     "serviceaccounts": (Subresource("token", "TokenRequest", ("create",), "authentication.k8s.io", "v1"),),
     "deployments": (_SCALE, _STATUS),
     "replicasets": (_SCALE, _STATUS),
+    "statefulsets": (_SCALE, _STATUS),
+    "daemonsets": (_STATUS,),
+    "jobs": (_STATUS,),
+    "cronjobs": (_STATUS,),
     "replicationcontrollers": (_SCALE, _STATUS),
     "certificatesigningrequests": (Subresource("approval", "", ("get", "patch", "update")), _STATUS),
     "customresourcedefinitions": (_STATUS,),
@@ -78,8 +83,8 @@ def version_info() -> dict:
 def groups() -> list[str]:
     """The named groups we serve, in kube-apiserver's order of preference
     (apps before discovery.k8s.io, as kube lists them)."""
-    order = ["apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "certificates.k8s.io",
-             "rbac.authorization.k8s.io", "apiextensions.k8s.io", "discovery.k8s.io"]
+    order = ["apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "batch",
+             "certificates.k8s.io", "rbac.authorization.k8s.io", "apiextensions.k8s.io", "discovery.k8s.io"]
     found = {k.group for k in KINDS if k.group}
     return sorted(found, key=lambda g: (order.index(g) if g in order else len(order), g))
 

@@ -38,6 +38,7 @@ from agent.api.pki import PUBLIC_PATHS
 from agent.apiserver import (
     connect,
     csrstrategy,
+    decoding,
     discovery,
     openapi,
     paging,
@@ -53,27 +54,27 @@ from agent.apiserver.crd import serving as crd_serving
 from agent.apiserver.crd.definition import KIND as CRD_KIND
 from agent.apiserver.crd.definition import CustomKind, served
 from agent.apiserver.crd.published import CUSTOM_PATCH_TYPES
+from agent.apiserver.paths import list_kind, long_running, parse_path, predicate, read_only, subresource_path
+from agent.apiserver.reading import Replay, RequestReader
 from agent.apiserver.rbac import reviews
-from agent.apiserver.paths import list_kind, parse_path, predicate, subresource_path
 from agent.apiserver.registry import APIError
 from agent.apiserver.ssa import apply as ssa_apply
 from agent.apiserver.ssa import context as fieldmanager
 
 log = logging.getLogger("nsplane.apiserver")
-MAX_BODY = 3 * 1024 * 1024      # kube-apiserver's MaxRequestBodyBytes
 BODY_TYPES = ("application/json", "application/yaml", protobuf.MEDIA_TYPE)
 REASONS = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 408: "Timeout", 413: "RequestEntityTooLarge",
            414: "RequestURITooLong", 415: "UnsupportedMediaType", 431: "RequestHeaderFieldsTooLarge",
            501: "NotImplemented"}
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(RequestReader, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "nsplane-apiserver"
     api = None   # the APIServer (agent/apiserver/serving.py), set on the class it binds per server
 
     def log_message(self, fmt, *args):  # noqa: N802 - stdlib name
-        log.debug("%s %s", self.command, self.path)
+        log.debug("%s %s", getattr(self, "command", None), getattr(self, "path", None))   # none yet: a request line refused
 
     # ---- plumbing ----------------------------------------------------
     def _send(self, code: int, body: dict | bytes, ctype: str = "application/json") -> None:
@@ -92,64 +93,25 @@ class Handler(BaseHTTPRequestHandler):
         for w in getattr(self, "_warnings", ()):
             self.send_header("Warning", f"299 - {json.dumps(w)}")
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        self._write_with_headers(data if self.command != "HEAD" else b"")
 
-    def _raw_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():   # kubectl create --raw -f
-            return self._chunked_body()
-        n = int(self.headers.get("Content-Length") or 0)
-        if n > MAX_BODY:
-            self._too_large()
-        return self.rfile.read(n) if n else b""
-
-    def _too_large(self):
-        self.close_connection = True      # the rest of the body is never read
-        raise APIError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}")
-
-    def _chunked_body(self) -> bytes:
-        """A chunked request body, read whole; afterwards the headers say what
-        a plain one would (its length), so the verbs read it the same way."""
-        parts = []
-        while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";")[0].strip() or b"x", 16)
-            except ValueError:
-                raise APIError(400, "BadRequest", "malformed chunked request body") from None
-            if size == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass
-                break
-            parts.append(self.rfile.read(size))
-            self.rfile.readline(8)
-            if sum(map(len, parts)) > MAX_BODY:
-                self._too_large()
-        data = b"".join(parts)
-        del self.headers["Transfer-Encoding"]
-        self.headers["Content-Length"] = str(len(data))
-        return data
-
-    def _body(self) -> dict:
-        raw = self._raw_body()
-        try:
-            return json.loads(raw or b"{}")
-        except json.JSONDecodeError as e:
-            raise APIError(400, "BadRequest", f"the request body is not valid JSON: {e}") from None
+    def _body(self, what: str = "object") -> dict:
+        """The request body, one JSON object (agent/apiserver/decoding.py refuses anything else)."""
+        return decoding.body_object(self._raw_body(), None, what)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """What http.server answers itself (a request line it cannot parse, an
-        unknown method, oversized headers): a Status, never an HTML page."""
+        unknown method, oversized headers): a Status, never an HTML page.
+        An unknown method is kube-apiserver's 405, not http.server's 501."""
+        if code == 501:
+            code, message = 405, "the server does not allow this method on the requested resource"
         status = APIError(code, REASONS.get(code, "BadRequest"), message or self.responses.get(code, ("",))[0]).status()
         data = json.dumps(status).encode()
         self.send_response(code, message)
         self.send_header("Content-Type", "application/json")
         self.send_header("Connection", "close")
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD" and code >= 200:
-            self.wfile.write(data)
+        self._write_with_headers(data if self.command != "HEAD" and code >= 200 else b"")
 
     def _dispatch(self) -> None:
         url = urllib.parse.urlsplit(self.path)
@@ -163,9 +125,15 @@ class Handler(BaseHTTPRequestHandler):
             # Read the body whatever happens next: left unread on a keep-alive
             # connection, it would be parsed as the next request.
             if "Upgrade" not in self.headers:
-                self.rfile = _Replay(self._raw_body(), rfile)
+                self.rfile = Replay(self._raw_body(), rfile)
+            self.api.deadlines.end(self.connection)          # the request is in: no read deadline for the answer
+            if long_running(url.path, q, self.headers):
+                self.connection.settimeout(None)
             self._authenticate(url.path)
             self.user = self.api.authz.check(self.user, self.headers, self.command, url.path, q)
+            if self.command not in ("GET", "HEAD") and read_only(url.path):
+                raise APIError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
+                                                        "resource")
             self._yaml = self._negotiate(url.path)
             if url.path in ("/healthz", "/readyz", "/livez"):
                 return self._send(200, b"ok", "text/plain")
@@ -189,6 +157,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise APIError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
                                                         "resource")
             self._decode_body(kind)
+            self._check_body(kind, name, sub)
             self._field_validation(kind, sub, q)
             with fieldmanager.writing_as(fieldmanager.manager_of(q, self.headers.get("User-Agent"))):
                 getattr(self, "_do_" + self.command.lower())(kind, ns, name, sub, q)
@@ -246,14 +215,24 @@ class Handler(BaseHTTPRequestHandler):
         raw = self._raw_body()
         try:
             obj = protobuf.decode(raw) if ctype == protobuf.MEDIA_TYPE else yaml.safe_load(raw or b"{}")
-        except (protobuf.ProtobufError, yaml.YAMLError) as e:
+            data = json.dumps(obj, default=str).encode()      # YAML timestamps become strings, as sigs.k8s.io/yaml does
+        except (protobuf.ProtobufError, yaml.YAMLError, RecursionError, TypeError, ValueError) as e:
             raise APIError(400, "BadRequest", f"the object provided is unrecognized (must be of type "
-                                              f"{kind.kind}): {e}") from None
-        data = json.dumps(obj).encode()
+                                              f"{kind.kind}): {type(e).__name__}: {e}") from None
         self.headers.replace_header("Content-Type", "application/json")
         if "Content-Length" in self.headers:
             self.headers.replace_header("Content-Length", str(len(data)))
-        self.rfile = _Replay(data, self.rfile)
+        self.rfile = Replay(data, self.rfile)
+
+    def _check_body(self, kind: Kind, name: str | None, sub: str | None) -> None:
+        """Create, update and patch bodies are decoded and type-checked
+        (agent/apiserver/decoding.py) before any verb reads them; other
+        bodies (exec, attach: an upgraded stream) are left to their verbs."""
+        if decoding.checked_body(self.command, name, sub) is None:
+            return
+        raw = self._raw_body()
+        self.rfile = Replay(raw, self.rfile)
+        decoding.check_request_body(kind, self.command, name, sub, raw, self.headers.get("Content-Type") or "")
 
     def _field_validation(self, kind: Kind, sub: str | None, q: dict) -> None:
         """?fieldValidation=Strict|Warn|Ignore on create, update and patch
@@ -274,7 +253,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._warnings += crd_serving.definition_cel_warning(raw)
         if "Content-Length" in self.headers:
             self.headers.replace_header("Content-Length", str(len(raw)))
-        self.rfile = _Replay(raw, self.rfile)
+        self.rfile = Replay(raw, self.rfile)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
@@ -405,6 +384,9 @@ class Handler(BaseHTTPRequestHandler):
                                str(e)) from None
             if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
                 raise APIError(422, "Invalid", f"{kind.resource} \"{name}\": the patch removed the object's metadata")
+            error = decoding.type_error(kind.kind, patched) if ctype.startswith(patch.JSON_PATCH) and not sub else None
+            if error:                 # a JSON patch's values are only typed in what it produces
+                raise APIError(422, "Invalid", f' "" is invalid: patch: Invalid value: "{name}": {error}')
             if sub == "scale":
                 out = read_scale(reg.update(kind, ns, name, write_scale(cur, patched)))
             else:
@@ -414,11 +396,10 @@ class Handler(BaseHTTPRequestHandler):
     def _do_delete(self, kind, ns, name, sub, q):
         if not name:
             return self._delete_collection(kind, ns, q)
-        body = self._body()
-        grace = q.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
+        body, grace = self._delete_options(q)
         pre = body.get("preconditions") or {}
         reg = self._writer(q, body)
-        obj = writes.delete(reg, kind, ns, name, None if grace is None else int(grace), pre.get("uid"),
+        obj = writes.delete(reg, kind, ns, name, grace, pre.get("uid"),
                             pre.get("resourceVersion"), writes.propagation(q, body))
         self._send(200, obj)
 
@@ -428,16 +409,14 @@ class Handler(BaseHTTPRequestHandler):
         the answer lists what was deleted, as kube-apiserver's does."""
         if kind.resource == "namespaces":
             raise APIError(405, "MethodNotAllowed", 'the server does not allow this method on the requested resource')
-        body = self._body()
-        grace = q.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
+        body, grace = self._delete_options(q)
         reg = self._writer(q, body)
         items, _ = reg.store.list(kind.resource, ns if kind.namespaced else None, predicate(q, kind.kind))
         deleted = []
         for obj in items:
             md = obj["metadata"]
             try:
-                deleted.append(writes.delete(reg, kind, md.get("namespace"), md["name"],
-                                             None if grace is None else int(grace), None, None,
+                deleted.append(writes.delete(reg, kind, md.get("namespace"), md["name"], grace, None, None,
                                              writes.propagation(q, body)))
             except APIError as e:
                 if e.code != 404:      # gone meanwhile: nothing left to delete
@@ -445,28 +424,14 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, {"kind": list_kind(kind), "apiVersion": kind.api_version,
                          "metadata": {"resourceVersion": str(reg.store.resource_version)}, "items": deleted})
 
+    def _delete_options(self, q: dict) -> tuple[dict, int | None]:
+        """A DELETE's DeleteOptions body (checked: agent/apiserver/writes.py)
+        and its grace period, from the query or the body."""
+        body = writes.delete_options(self._body("DeleteOptions"))
+        return body, writes.grace_period(q.get("gracePeriodSeconds", body.get("gracePeriodSeconds")))
+
     def _writer(self, q: dict, body: dict | None = None):
         """The registry, or a dry-run view of it for ?dryRun=All."""
         dry = q.get("dryRun") or ",".join((body or {}).get("dryRun") or [])
         reg = writes.dry_run_registry(self.api.registry) if writes.check_dry_run(dry) else self.api.registry
         return self.api.authz.guard(reg, self.user)      # RBAC objects: escalation and bind checks
-
-
-class _Replay:
-    """A request body already read, served again to the verb's own read;
-    then the connection's stream as before."""
-
-    def __init__(self, data: bytes, rest):
-        self._data, self._rest = data, rest
-
-    def read(self, n: int = -1) -> bytes:
-        if not self._data:
-            return self._rest.read(n)
-        if n is None or n < 0 or n >= len(self._data):
-            out, self._data = self._data, b""
-            return out
-        out, self._data = self._data[:n], self._data[n:]
-        return out
-
-    def readline(self, limit: int = -1) -> bytes:
-        return self.read(limit) if self._data else self._rest.readline(limit)

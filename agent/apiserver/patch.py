@@ -61,6 +61,10 @@ SCHEMAS = {
     "Service": {"metadata": OBJECT_META, "spec": {"ports": ListOf("port")}, "status": CONDITIONS},
     "Deployment": WORKLOAD,
     "ReplicaSet": WORKLOAD,
+    "StatefulSet": WORKLOAD,
+    "DaemonSet": WORKLOAD,
+    "Job": WORKLOAD,
+    "CronJob": {"metadata": OBJECT_META, "spec": {"jobTemplate": {"spec": {"template": POD_TEMPLATE}}}},
     "Node": {"metadata": OBJECT_META, "status": {"addresses": ListOf("type"), "conditions": ListOf("type")}},
     "Namespace": {"metadata": OBJECT_META, "status": CONDITIONS},
 }

@@ -53,6 +53,20 @@ def subresource_path(path: str, namespaced: bool) -> str:
     return path[pos:]
 
 
+def read_only(path: str) -> bool:
+    """Health, version, discovery and OpenAPI: documents, only ever read."""
+    parts = [p for p in path.split("/") if p]
+    return path in ("/healthz", "/readyz", "/livez", "/version") or path.startswith("/openapi/") or \
+        parts in ([], ["api"], ["apis"], ["api", "v1"]) or len(parts) in (2, 3) and parts[0] == "apis"
+
+
+def long_running(path: str, q: dict, headers) -> bool:
+    """kube-apiserver's long-running requests (watch, follow, upgrades for
+    exec/attach, proxy, port-forward): no read timeout once begun."""
+    return ("Upgrade" in headers or q.get("watch") in ("1", "true") or q.get("follow") in ("1", "true")
+            or "/proxy" in path or "/portforward" in path)
+
+
 def list_kind(kind: Kind) -> str:
     return getattr(kind, "list_kind", kind.kind + "List")     # a CRD names its own
 

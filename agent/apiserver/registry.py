@@ -31,8 +31,9 @@ from agent.apiserver.ssa import context as fieldmanager
 from agent.apiserver.store import AlreadyExists, NotFound, Store
 
 HAS_STATUS = {"Pod", "Service", "Deployment", "ReplicaSet", "ReplicationController", "Node", "Namespace"}
+HAS_STATUS |= {"StatefulSet", "DaemonSet", "Job", "CronJob"}     # the workload controllers' kinds
 # Kinds whose metadata.generation counts spec changes (kube's workload strategies).
-HAS_GENERATION = {"Deployment", "ReplicaSet", "ReplicationController"}
+HAS_GENERATION = {"Deployment", "ReplicaSet", "ReplicationController", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 # utilrand's alphabet: the 5 characters kube-apiserver appends to a generateName.
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -116,7 +117,8 @@ class Registry:
         md["creationTimestamp"] = now_iso()
         if kind.kind in HAS_GENERATION:     # their strategies' PrepareForCreate: a fresh status
             md["generation"] = 1
-            obj["status"] = {} if kind.kind == "Deployment" else {"replicas": 0}
+            obj["status"] = {"replicas": 0} if kind.kind in ("ReplicaSet", "ReplicationController", "StatefulSet") \
+                else {}
         if kind.kind == csrstrategy.KIND:
             obj.pop("status", None)          # signed and approved only through its subresources
         default(kind.kind, obj)

@@ -310,3 +310,56 @@ def fields_of(short: str) -> dict:
 
 def required_of(short: str) -> tuple[str, ...]:
     return KIND_TYPES[short][2] if short in KIND_TYPES else TYPES[short][2]
+
+
+# ---- StatefulSet, ControllerRevision, DaemonSet (apps) and Job, CronJob (batch) ----------
+BATCH = "io.k8s.api.batch.v1."
+_t(CORE, "PersistentVolumeClaim", {**_TOP, "spec": "any", "status": "any"})
+_t(APPS, "RollingUpdateStatefulSetStrategy", {"partition": "int32", "maxUnavailable": "intstr"})
+_t(APPS, "StatefulSetUpdateStrategy", {"type": "string", "rollingUpdate": "RollingUpdateStatefulSetStrategy"})
+_t(APPS, "StatefulSetSpec", {
+    "replicas": "int32", "selector": "LabelSelector", "template": "PodTemplateSpec",
+    "volumeClaimTemplates": "[PersistentVolumeClaim]", "serviceName": "string", "podManagementPolicy": "string",
+    "updateStrategy": "StatefulSetUpdateStrategy", "revisionHistoryLimit": "int32", "minReadySeconds": "int32",
+    "persistentVolumeClaimRetentionPolicy": "any", "ordinals": "any"}, ("selector", "template"))
+_t(APPS, "StatefulSetStatus", {
+    "observedGeneration": "int64", "replicas": "int32", "readyReplicas": "int32", "currentReplicas": "int32",
+    "updatedReplicas": "int32", "currentRevision": "string", "updateRevision": "string", "collisionCount": "int32",
+    "conditions": ("[any]", "merge:type"), "availableReplicas": "int32"}, ("replicas",))
+_t(APPS, "RollingUpdateDaemonSet", {"maxUnavailable": "intstr", "maxSurge": "intstr"})
+_t(APPS, "DaemonSetUpdateStrategy", {"type": "string", "rollingUpdate": "RollingUpdateDaemonSet"})
+_t(APPS, "DaemonSetSpec", {"selector": "LabelSelector", "template": "PodTemplateSpec",
+                           "updateStrategy": "DaemonSetUpdateStrategy", "minReadySeconds": "int32",
+                           "revisionHistoryLimit": "int32"}, ("selector", "template"))
+_t(APPS, "DaemonSetStatus", {
+    "currentNumberScheduled": "int32", "numberMisscheduled": "int32", "desiredNumberScheduled": "int32",
+    "numberReady": "int32", "observedGeneration": "int64", "updatedNumberScheduled": "int32",
+    "numberAvailable": "int32", "numberUnavailable": "int32", "collisionCount": "int32",
+    "conditions": ("[any]", "merge:type")},
+   ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"))
+_t(BATCH, "JobSpec", {
+    "parallelism": "int32", "completions": "int32", "activeDeadlineSeconds": "int64", "podFailurePolicy": "any",
+    "successPolicy": "any", "backoffLimit": "int32", "backoffLimitPerIndex": "int32", "maxFailedIndexes": "int32",
+    "selector": "LabelSelector", "manualSelector": "bool", "template": "PodTemplateSpec",
+    "ttlSecondsAfterFinished": "int32", "completionMode": "string", "suspend": "bool",
+    "podReplacementPolicy": "string", "managedBy": "string"}, ("template",))
+_t(BATCH, "JobCondition", {"type": "string", "status": "string", "lastProbeTime": "time",
+                           "lastTransitionTime": "time", "reason": "string", "message": "string"}, ("type", "status"))
+_t(BATCH, "JobStatus", {
+    "conditions": "[JobCondition]", "startTime": "time", "completionTime": "time", "active": "int32",
+    "succeeded": "int32", "failed": "int32", "terminating": "int32", "completedIndexes": "string",
+    "failedIndexes": "string", "uncountedTerminatedPods": "any", "ready": "int32"})
+_t(BATCH, "JobTemplateSpec", {"metadata": "ObjectMeta", "spec": "JobSpec"})
+_t(BATCH, "CronJobSpec", {
+    "schedule": "string", "timeZone": "string", "startingDeadlineSeconds": "int64", "concurrencyPolicy": "string",
+    "suspend": "bool", "jobTemplate": "JobTemplateSpec", "successfulJobsHistoryLimit": "int32",
+    "failedJobsHistoryLimit": "int32"}, ("schedule", "jobTemplate"))
+_t(BATCH, "CronJobStatus", {"active": "[ObjectReference]", "lastScheduleTime": "time",
+                            "lastSuccessfulTime": "time"})
+KIND_TYPES.update({
+    "StatefulSet": (APPS, {**_TOP, "spec": "StatefulSetSpec", "status": "StatefulSetStatus"}, ()),
+    "ControllerRevision": (APPS, {**_TOP, "data": "any", "revision": "int64"}, ("revision",)),
+    "DaemonSet": (APPS, {**_TOP, "spec": "DaemonSetSpec", "status": "DaemonSetStatus"}, ()),
+    "Job": (BATCH, {**_TOP, "spec": "JobSpec", "status": "JobStatus"}, ()),
+    "CronJob": (BATCH, {**_TOP, "spec": "CronJobSpec", "status": "CronJobStatus"}, ()),
+})

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import socketserver
 import ssl
 import threading
+import time
 from http.server import ThreadingHTTPServer
 
 from agent.api import pki
@@ -22,18 +24,20 @@ from agent.apiserver.handler import Handler
 from agent.apiserver.registry import APIError, Registry
 
 log = logging.getLogger("nsplane.apiserver")
+BACKLOG = 4096        # the kernel caps it at net.core.somaxconn; 500 concurrent clients must not see EAGAIN
 
 
 class _TCPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128
+    request_queue_size = BACKLOG
     tls: ssl.SSLContext | None = None
     trusted = False            # TCP clients must authenticate (agent/apiserver/authn/)
 
     def finish_request(self, request, client_address):
         """TLS handshake on the request's own thread, so a slow client never
         blocks accept()."""
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)     # no Nagle wait behind a delayed ACK
         if self.tls is not None:
             request.settimeout(10)
             if pki.refused_plain_http(request):
@@ -49,6 +53,7 @@ class _TCPServer(ThreadingHTTPServer):
 
 class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    request_queue_size = BACKLOG
     trusted = True             # mode 0600, root only: the local admin socket
 
     def get_request(self):
@@ -56,19 +61,59 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         return conn, ("unix", 0)
 
 
+class ReadDeadlines:
+    """Connections whose request must have arrived by a deadline: a client
+    that trickles its headers or body a byte at a time (each read within the
+    read timeout) is cut off when the whole request has taken longer, its
+    socket shut down under the reading thread. One thread checks them all."""
+
+    def __init__(self, stopping: threading.Event):
+        self._due: dict[socket.socket, float] = {}
+        self._lock = threading.Lock()
+        self._stopping = stopping
+        threading.Thread(target=self._run, name="api-read-deadlines", daemon=True).start()
+
+    def start(self, conn: socket.socket, seconds: float) -> None:
+        with self._lock:
+            self._due[conn] = time.monotonic() + seconds
+
+    def end(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._due.pop(conn, None)
+
+    def _run(self) -> None:
+        while not self._stopping.wait(0.25):
+            now = time.monotonic()
+            with self._lock:
+                late = [c for c, due in self._due.items() if due <= now]
+                for c in late:
+                    del self._due[c]
+            for c in late:
+                log.info("a client took too long to send its request; closing its connection")
+                try:
+                    socket.socket.shutdown(c, socket.SHUT_RDWR)     # wakes the thread reading it
+                except OSError:
+                    pass
+
+
 class APIServer:
     """Owns the listeners; `registry` does the work."""
 
     def __init__(self, registry: Registry, addresses: list[tuple[str, int]], unix_path: str | None = None,
                  kubelet_port: int = 10250, tls: ssl.SSLContext | None = None, authenticator=None,
-                 kubelet_tls: ssl.SSLContext | None = None, tokens=None):
+                 kubelet_tls: ssl.SSLContext | None = None, tokens=None,
+                 read_timeout: float = 32.0, idle_timeout: float = 90.0, read_deadline: float = 60.0):
         """tls: serve HTTPS on the TCP addresses; authenticator: an
         agent.apiserver.authn.Authenticator every TCP request must pass (None:
         open); kubelet_tls: call kubelets over HTTPS with this client context
         (agent.api.pki.kubelet_client_context; None: plain HTTP); tokens: the
         ServiceAccount token issuer (agent.apiserver.tokenrequest.
         ServiceAccountTokens; None: no serviceaccounts/token, selfsubjectreviews
-        or issuer discovery)."""
+        or issuer discovery); read_timeout: seconds a client may take to send
+        each part of a request; idle_timeout: seconds a kept-alive connection
+        may wait for its next request (kube-apiserver's ReadHeaderTimeout and
+        IdleTimeout); read_deadline: seconds a whole request (line, headers,
+        body) may take to arrive."""
         self.registry = registry
         self.tokens = tokens
         self.stopping = threading.Event()
@@ -76,6 +121,8 @@ class APIServer:
         self.kubelet_tls = kubelet_tls
         self.authenticator = authenticator
         self.authz = Authorizer(registry.store)      # system:masters, Node, RBAC (agent/apiserver/authz.py)
+        self.read_timeout, self.idle_timeout, self.read_deadline = read_timeout, idle_timeout, read_deadline
+        self.deadlines = ReadDeadlines(self.stopping)
         handler = type("BoundHandler", (Handler,), {"api": self})
         self.servers: list[socketserver.BaseServer] = [_TCPServer(a, handler) for a in addresses]
         for s in self.servers:

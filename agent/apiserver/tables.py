@@ -17,6 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from agent.api import printers
+from agent.apiserver import workloadtables
 
 _NAME_DOC = ("Name must be unique within a namespace. Is required when creating resources, although some "
              "resources may allow a client to request the generation of an appropriate name automatically. "
@@ -190,6 +191,7 @@ def _binding_columns(kind: str) -> tuple[_C, ...]:
 COLUMNS.update({"Role": _ROLE, "ClusterRole": _ROLE, "RoleBinding": _binding_columns("roleBinding"),
                 "ClusterRoleBinding": _binding_columns("clusterRoleBinding")})
 INTEGER_CELLS = {("ConfigMap", 1), ("Secret", 2), ("ServiceAccount", 1)}
+COLUMNS.update(workloadtables.COLUMNS)     # StatefulSet, ControllerRevision, DaemonSet, Job, CronJob
 
 TABLE_VERSIONS = ("v1", "v1beta1")
 INCLUDE_OBJECT = ("None", "Metadata", "Object")

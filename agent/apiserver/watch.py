@@ -38,7 +38,12 @@ def stream(request: BaseHTTPRequestHandler, store: Store, kind: Kind, namespace:
         except ValueError:
             raise APIError(400, "BadRequest", f'invalid resource version "{rv}": it must be a number') from None
     try:
-        events = store.watch(kind.resource, scope, since, stopping, float(query.get("timeoutSeconds", 1800)))
+        timeout = float(query.get("timeoutSeconds", 1800))
+    except ValueError:
+        raise APIError(400, "BadRequest", f'invalid value for timeoutSeconds "{query["timeoutSeconds"]}": '
+                                          f'it must be a number of seconds') from None
+    try:
+        events = store.watch(kind.resource, scope, since, stopping, timeout)
         first = next(events)   # raises Gone before we commit to a 200
     except Gone as e:
         raise APIError(410, "Expired", str(e)) from None

@@ -22,7 +22,7 @@ from agent.apiserver.crd.definition import CustomKind
 from agent.apiserver.registry import APIError, Registry
 from agent.apiserver.store import AlreadyExists, NotFound, key_of
 
-SCALABLE = ("Deployment", "ReplicaSet", "ReplicationController")
+SCALABLE = ("Deployment", "ReplicaSet", "ReplicationController", "StatefulSet")
 PROPAGATION = ("Background", "Foreground", "Orphan")
 
 
@@ -153,6 +153,35 @@ def propagation(query: dict, body: dict) -> str:
         raise APIError(400, "BadRequest", f'Unsupported value: "{policy}": supported values: '
                        + ", ".join(f'"{p}"' for p in PROPAGATION))
     return policy
+
+
+def delete_options(body: dict) -> dict:
+    """A DeleteOptions body whose fields have their types (400 otherwise)."""
+    for field, types, go in (("preconditions", dict, "v1.Preconditions"),
+                             ("propagationPolicy", str, "v1.DeletionPropagation"), ("orphanDependents", bool, "bool"),
+                             ("dryRun", list, "[]string"), ("gracePeriodSeconds", int, "int64")):
+        value = body.get(field)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool) and types is int):
+            raise APIError(400, "BadRequest", f"json: cannot unmarshal {type(value).__name__} into Go struct field "
+                                              f"DeleteOptions.{field} of type {go}")
+    pre = body.get("preconditions") or {}
+    for field, value in [*((f"preconditions.{k}", v) for k, v in pre.items()),
+                         *(("dryRun", v) for v in body.get("dryRun") or [])]:
+        if value is not None and not isinstance(value, str):
+            raise APIError(400, "BadRequest", f"json: cannot unmarshal {type(value).__name__} into Go struct field "
+                                              f"DeleteOptions.{field} of type string")
+    return body
+
+
+def grace_period(value) -> int | None:
+    """gracePeriodSeconds, from the query (a string) or the body (a number)."""
+    if value is None or isinstance(value, int):
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise APIError(400, "BadRequest", f'invalid value for gracePeriodSeconds "{value}": it must be an integer') \
+            from None
 
 
 def dependents(store, owner: dict) -> list[tuple[Kind, dict]]:

@@ -12,7 +12,7 @@ import sys
 import yaml
 
 from agent.api.client import APIStatusError, Client
-from agent.api.config import ClusterConfig
+from agent.api.config import ClusterConfig, parse_duration
 from agent.api.kinds import UnknownKind
 from agent.apiserver.allocator import LoadBalancerPool
 from agent.cli import clusterops as cluster
@@ -28,6 +28,11 @@ def cmd_up(cfg: ClusterConfig, args) -> int:
         except ValueError as e:
             die(f"nsplane up: --lb-pool: {e}")
         cfg.lb_pool = args.lb_pool
+    if args.event_ttl is not None:
+        try:
+            cfg.event_ttl = parse_duration(args.event_ttl)
+        except ValueError as e:
+            die(f"nsplane up: --event-ttl: {e}")
     if args.insecure_registry:
         cfg.insecure_registries = list(dict.fromkeys(cfg.insecure_registries + args.insecure_registry))
     if args.host_mode or cfg.host_mode:   # this namespace is the node (a VM): agent/cli/hostmode.py
@@ -144,6 +149,9 @@ def parser() -> argparse.ArgumentParser:
                                       "from 172.28.0.0/24)")
     p.add_argument("--host-netns", help="run the cluster's outside world (bridge, API server) in this named "
                                         "network namespace instead of this one, as the tests do")
+    p.add_argument("--event-ttl", help="how long Events are kept after they last happened, as kube-apiserver's "
+                                       "--event-ttl (a duration: 1h, 30m, 90s; default 1h); restarts a running "
+                                       "API server only on its next start")
     hostmode.add_up_flags(p)
     hostmode.add_join_parser(sub)
     sub.add_parser("clusters", help="list the clusters on this machine (name, API, nodes, underlay, state)")
@@ -205,7 +213,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tail", type=int)
     ns_flags(p)
     images.add_parser(sub)
-    p = sub.add_parser("scale", help="set replicas of a deployment or replicaset")
+    p = sub.add_parser("scale", help="set replicas of a deployment, replicaset, statefulset or replicationcontroller")
     p.add_argument("args", nargs="+")
     p.add_argument("--replicas", type=int, required=True)
     ns_flags(p)

@@ -188,8 +188,9 @@ def cmd_scale(cfg, args) -> int:
     kinds, wanted = _kind_and_names(args.args)
     ns = args.namespace or "default"
     for kind in kinds:
-        if kind.kind not in ("Deployment", "ReplicaSet"):
-            die(f"error: cannot scale {kind.resource}; scale deployments or replicasets")
+        if kind.kind not in ("Deployment", "ReplicaSet", "StatefulSet", "ReplicationController"):
+            die(f"error: cannot scale {kind.resource}; scale deployments, replicasets, statefulsets or "
+                "replicationcontrollers")
         for n in wanted:
             try:
                 client.patch(kind, n, {"spec": {"replicas": args.replicas}}, ns)

@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Callable, Iterable
 
+from agent.api import selectors
 from agent.api.events import event_object
 from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError
@@ -160,6 +161,27 @@ def controller_ref(obj: dict) -> dict | None:
         if r.get("controller"):
             return r
     return None
+
+
+def owner_key(kind: str, owners: str | None = None) -> Callable:
+    """A `watches` key function: an object's namespace and the name of its
+    controller of `kind` (pods -> their StatefulSet, jobs -> their CronJob);
+    with `owners` (a resource), an orphan's key is every such owner whose
+    selector matches it, which may adopt it."""
+    def keys(self, obj: dict) -> list:
+        ns, ref = obj["metadata"]["namespace"], controller_ref(obj)
+        if ref is not None or owners is None:
+            return [(ns, ref["name"])] if ref and ref.get("kind") == kind else []
+        labels = obj["metadata"].get("labels") or {}
+        out = []
+        for o in self.store.list(owners, ns)[0]:
+            try:
+                if selectors.from_label_selector((o.get("spec") or {}).get("selector")).matches(labels):
+                    out.append(ns_name(o))
+            except ValueError:
+                continue
+        return out
+    return keys
 
 
 def owner_ref(owner: dict) -> dict:

@@ -11,8 +11,9 @@ from agent.apiserver.crd.definition import served
 from agent.apiserver.registry import APIError
 from agent.controllers.base import Controller
 
-OWNERS = ("deployments", "replicasets", "replicationcontrollers", "services", "endpoints", "nodes")
-DEPENDENTS = ("replicasets", "pods", "endpointslices")
+OWNERS = ("deployments", "replicasets", "replicationcontrollers", "services", "endpoints", "nodes",
+          "statefulsets", "daemonsets", "jobs", "cronjobs")
+DEPENDENTS = ("replicasets", "pods", "endpointslices", "controllerrevisions", "jobs")
 
 
 class GarbageCollector(Controller):

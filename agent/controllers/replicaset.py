@@ -108,6 +108,53 @@ def replica_status(owner: dict, pods: list[dict], failure: tuple[str, str] | Non
     return {k: v for k, v in status.items() if v or k == "replicas"}
 
 
+def claim_pods(store, registry, owner: dict, matches, resource: str = "pods") -> list[dict]:
+    """ClaimPods (PodControllerRefManager): adopt orphans `matches(obj)`
+    accepts, release owned objects it no longer accepts; return the objects
+    owned afterwards (all of `owner`'s namespace are looked at)."""
+    uid, out = owner["metadata"]["uid"], []
+    kind = BY_RESOURCE[resource]
+    for obj in store.list(resource, owner["metadata"]["namespace"])[0]:
+        ref, ok = controller_ref(obj), matches(obj)
+        if ref is None and ok and not obj["metadata"].get("deletionTimestamp"):
+            if _set_owner(registry, kind, obj, lambda refs: refs + [owner_ref(owner)]):
+                out.append(obj)
+        elif ref is not None and ref.get("uid") == uid:
+            if ok:
+                out.append(obj)
+            else:
+                _set_owner(registry, kind, obj, lambda refs: [r for r in refs if r.get("uid") != uid])
+    return out
+
+
+def claim_selected(store, registry, owner: dict, member=lambda obj: True) -> list[dict] | None:
+    """claim_pods by the owner's spec.selector (and `member`, e.g. a
+    StatefulSet's `<name>-<ordinal>`); None when the selector does not parse."""
+    try:
+        sel = selectors.from_label_selector(owner["spec"].get("selector"))
+    except ValueError:
+        return None
+    return claim_pods(store, registry, owner,
+                      lambda obj: sel.matches(obj["metadata"].get("labels") or {}) and member(obj))
+
+
+def _set_owner(registry, kind, obj: dict, change) -> bool:
+    def mutate(cur):
+        if cur["metadata"].get("uid") != obj["metadata"]["uid"]:
+            return None
+        refs = change(list(cur["metadata"].get("ownerReferences") or []))
+        if refs:
+            cur["metadata"]["ownerReferences"] = refs
+        else:
+            cur["metadata"].pop("ownerReferences", None)
+        return cur
+    try:
+        registry.guaranteed_update(kind, obj["metadata"]["namespace"], obj["metadata"]["name"], mutate)
+    except APIError:
+        return False
+    return True
+
+
 class ReplicaManager(Controller):
     """Keeps the pods of one kind of replica owner. Subclasses set `name`,
     `resource`, `component` (the Events' source) and `selector(owner)`."""
@@ -161,37 +208,8 @@ class ReplicaManager(Controller):
                 if (controller_ref(p) or {}).get("uid") == uid]
 
     def _claim(self, owner: dict) -> list[dict]:
-        """ClaimPods: adopt matching orphans, release owned pods the selector
-        no longer matches; return the pods owned afterwards."""
-        uid, out = owner["metadata"]["uid"], []
-        for pod in self.store.list("pods", owner["metadata"]["namespace"])[0]:
-            ref, labels = controller_ref(pod), pod["metadata"].get("labels") or {}
-            matches = self._selects(owner, labels)
-            if ref is None and matches and not pod["metadata"].get("deletionTimestamp"):
-                if self._set_owner(pod, lambda refs: refs + [owner_ref(owner)]):
-                    out.append(pod)
-            elif ref is not None and ref.get("uid") == uid:
-                if matches:
-                    out.append(pod)
-                else:
-                    self._set_owner(pod, lambda refs: [r for r in refs if r.get("uid") != uid])
-        return out
-
-    def _set_owner(self, pod: dict, change) -> bool:
-        def mutate(cur):
-            if cur["metadata"].get("uid") != pod["metadata"]["uid"]:
-                return None
-            refs = change(list(cur["metadata"].get("ownerReferences") or []))
-            if refs:
-                cur["metadata"]["ownerReferences"] = refs
-            else:
-                cur["metadata"].pop("ownerReferences", None)
-            return cur
-        try:
-            self.registry.guaranteed_update(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], mutate)
-        except APIError:
-            return False
-        return True
+        return claim_pods(self.store, self.registry, owner,
+                          lambda pod: self._selects(owner, pod["metadata"].get("labels") or {}))
 
     def _manage(self, owner: dict, live: list[dict]) -> tuple[str, str] | None:
         """Create or delete pods toward spec.replicas; the first error as

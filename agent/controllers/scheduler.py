@@ -1,8 +1,10 @@
 """The scheduler: binds each pending pod to a Ready node that satisfies its
-nodeSelector, preferring the node with the fewest pods (spread), through the
+nodeSelector and required node affinity and whose taints (and cordon) it
+tolerates (agent/api/nodeaffinity.py), preferring the node with the fewest pods (spread), through the
 pods/binding subresource as kube-scheduler does."""
 from __future__ import annotations
 
+from agent.api.nodeaffinity import affinity_matches, untolerated_taint
 from agent.apiserver.registry import APIError
 from agent.controllers.base import Controller, ns_name, record_event
 
@@ -15,15 +17,15 @@ def node_ready(node: dict) -> bool:
 def pick_node(pod: dict, nodes: list[dict], load: dict[str, int]) -> tuple[str | None, str]:
     """Pure: the node for `pod`, or None and kube-scheduler-style reason."""
     spec = pod.get("spec", {})
-    wanted = spec.get("nodeSelector") or {}
     fits, reasons = [], {}
     for n in nodes:
-        labels = n["metadata"].get("labels", {}) or {}
         if not node_ready(n):
             reasons["node(s) were not ready"] = reasons.get("node(s) were not ready", 0) + 1
-        elif n.get("spec", {}).get("unschedulable"):
-            reasons["node(s) were unschedulable"] = reasons.get("node(s) were unschedulable", 0) + 1
-        elif any(labels.get(k) != v for k, v in wanted.items()):
+        elif taint := untolerated_taint(spec, n):
+            r = "node(s) were unschedulable" if taint["key"] == "node.kubernetes.io/unschedulable" else \
+                f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"
+            reasons[r] = reasons.get(r, 0) + 1
+        elif not affinity_matches(spec, n):
             r = "node(s) didn't match Pod's node affinity/selector"
             reasons[r] = reasons.get(r, 0) + 1
         else:

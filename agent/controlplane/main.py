@@ -13,7 +13,7 @@ import signal
 import threading
 
 from agent.api import pki
-from agent.api.config import ClusterConfig
+from agent.api.config import ClusterConfig, parse_duration
 from agent.apiserver import authn
 from agent.apiserver.rbac import reconcile
 from agent.apiserver.registry import Registry
@@ -23,16 +23,21 @@ from agent.apiserver.store import Store
 from agent.controllers import bootstrap
 from agent.controllers.clusterroleaggregation import ClusterRoleAggregationController
 from agent.controllers.certificates import CSRApprovingController, CSRSigningController
+from agent.controllers.cronjob import CronJobController
+from agent.controllers.daemonset import DaemonSetController
 from agent.controllers.deployment import DeploymentController
 from agent.controllers.endpointslice import EndpointSliceController
 from agent.controllers.endpointslicemirroring import EndpointSliceMirroringController
+from agent.controllers.eventttl import EventTTLController
 from agent.controllers.gc import GarbageCollector
+from agent.controllers.job import JobController
 from agent.controllers.loadbalancer import LoadBalancerController
 from agent.controllers.nodes import NodeController
 from agent.controllers.replicaset import ReplicaSetController
 from agent.controllers.replicationcontroller import ReplicationManager
 from agent.controllers.scheduler import Scheduler
 from agent.controllers.serviceaccounts import RootCACertPublisher, ServiceAccountsController
+from agent.controllers.statefulset import StatefulSetController
 
 log = logging.getLogger("nsplane.server")
 
@@ -64,7 +69,10 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
                    GarbageCollector(store, registry), NodeController(store, registry, cfg.cluster_cidr),
                    LoadBalancerController(store, registry), ServiceAccountsController(store, registry),
                    RootCACertPublisher(store, registry, _read(cfg.ca_file)),
+                   EventTTLController(store, registry, cfg.event_ttl),
                    ClusterRoleAggregationController(store, registry)]
+    controllers += [StatefulSetController(store, registry), DaemonSetController(store, registry),
+                    JobController(store, registry), CronJobController(store, registry)]
     return store, api, controllers
 
 
@@ -73,14 +81,25 @@ def _read(path: str) -> str:
         return f.read()
 
 
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="nsplane-server")
     ap.add_argument("--config", required=True)
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--event-ttl", type=_duration, help="how long Events are kept after they last happened "
+                                                        "(a duration: 1h, 30m, 90s; default: the config's, 1h)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = ClusterConfig.load(args.config)
+    if args.event_ttl is not None:
+        cfg.event_ttl = args.event_ttl
     store, api, controllers = build(cfg)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import ssl
 import threading
 import urllib.parse
@@ -79,11 +80,13 @@ class AuthorizedKubeletAPI(KubeletAPI):
 class _TLSServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024      # socketserver's 5 refuses a burst of log/exec calls
     tls: ssl.SSLContext
 
     def finish_request(self, request, client_address):
         """TLS handshake on the request's own thread (a slow or refused
         client never blocks accept())."""
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         request.settimeout(10)
         if pki.refused_plain_http(request):
             return

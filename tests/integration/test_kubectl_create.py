@@ -80,8 +80,6 @@ def test_create_namespace_deployment_and_every_service_type(c):
 
 
 @pytest.mark.parametrize("args", [
-    ["job", "j", "--image=busybox"],
-    ["cronjob", "cj", "--image=busybox", "--schedule=*/1 * * * *"],
     ["role", "r", "--verb=get", "--resource=pods"],
     ["quota", "q", "--hard=pods=3"],
     ["priorityclass", "p", "--value=5"],

@@ -17,6 +17,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -265,6 +266,35 @@ def test_setup_pod_from_inside_the_node_like_the_agent(topo):
         assert curl(pod_ns, "http://10.244.0.1:1/").returncode == 7  # refused: routed
     finally:
         podnet.teardown_pod(pod_ns, "nsplanehnpn", node_netns=node_ns)
+
+
+def test_teardown_clears_the_nodes_conntrack_entries_of_the_pod(topo):
+    """Entries the node holds for a pod that is gone would steer a reused
+    source port to its address (dataplane/conntrack.py); teardown drops them."""
+    node_ns = topo.nodes[1]
+    pod_ns = topo.pod(1, "tracked", "10.244.0.40", "nsplanehnpt")
+    track = ["iptables-legacy", "-t", "filter", "-A", "OUTPUT", "-m", "conntrack", "--ctstate", "NEW",
+             "-m", "comment", "--comment", "nsplane test: conntrack on", "-j", "ACCEPT"]
+    assert netns.run(node_ns, track).returncode == 0
+    try:
+        server = subprocess.Popen(netns.exec_argv(pod_ns, [sys.executable, "-c", (
+            "import socket, time; s = socket.socket(); s.bind(('0.0.0.0', 8080)); s.listen(); "
+            "c, _ = s.accept(); time.sleep(3)")]))
+        try:
+            wait_http_port = time.monotonic() + 10
+            while netns.run(node_ns, ["curl", "-sS", "--max-time", "1", "http://10.244.0.40:8080/"]).returncode == 7 \
+                    and time.monotonic() < wait_http_port:      # 7: not listening yet; 28: connected, no answer
+                time.sleep(0.1)
+        finally:
+            server.wait(timeout=10)
+        listed = lambda: netns.run(node_ns, ["conntrack", "-L", "--reply-src", "10.244.0.40"]).stdout  # noqa: E731
+        assert "10.244.0.40" in listed()
+        removed = podnet.teardown_pod(pod_ns, "nsplanehnpt", node_netns=node_ns)
+        assert "conntrack entries of 10.244.0.40" in removed
+        assert "10.244.0.40" not in listed()
+    finally:
+        podnet.teardown_pod(pod_ns, "nsplanehnpt", node_netns=node_ns)
+        netns.run(node_ns, ["iptables-legacy", "-t", "filter", "-D", *track[4:]])
 
 
 def test_teardown_is_idempotent(topo):

@@ -38,22 +38,24 @@ def test_groups_and_versions():
     assert D.api_versions()["versions"] == ["v1"]
     groups = {g["name"]: g for g in D.api_group_list()["groups"]}
     assert [g["name"] for g in D.api_group_list()["groups"]] == [     # kube-apiserver's order
-        "apps", "authentication.k8s.io", "authorization.k8s.io", "certificates.k8s.io", "rbac.authorization.k8s.io",
-        "apiextensions.k8s.io", "discovery.k8s.io"]
+        "apps", "authentication.k8s.io", "authorization.k8s.io", "batch", "certificates.k8s.io",
+        "rbac.authorization.k8s.io", "apiextensions.k8s.io", "discovery.k8s.io"]
     rbac = by_name(D.api_resource_list("rbac.authorization.k8s.io/v1"))
     assert (rbac["clusterroles"]["namespaced"], rbac["roles"]["namespaced"]) == (False, True)
     assert by_name(D.api_resource_list("authorization.k8s.io/v1"))["selfsubjectaccessreviews"]["verbs"] == ["create"]
     assert groups["apps"]["preferredVersion"] == {"groupVersion": "apps/v1", "version": "v1"}
     assert by_name(D.api_resource_list("discovery.k8s.io/v1"))["endpointslices"]["kind"] == "EndpointSlice"
-    assert D.api_resource_list("batch/v1") is None
-    assert D.api_group("apps")["kind"] == "APIGroup" and D.api_group("batch") is None
+    assert by_name(D.api_resource_list("batch/v1"))["cronjobs"]["shortNames"] == ["cj"]
+    assert D.api_resource_list("policy/v1") is None
+    assert D.api_group("apps")["kind"] == "APIGroup" and D.api_group("policy") is None
 
 
 def test_document_routing():
     assert D.document("/api/v1", None)[0]["groupVersion"] == "v1"
     assert D.document("/apis/apps/v1/", None)[0]["groupVersion"] == "apps/v1"
     assert D.document("/apis/apps", None)[0]["name"] == "apps"
-    assert D.document("/apis/batch/v1", None) is None
+    assert D.document("/apis/batch/v1", None)[0]["groupVersion"] == "batch/v1"
+    assert D.document("/apis/policy/v1", None) is None
     assert D.document("/api/v1/namespaces", None) is None
     assert D.document("/apis", "application/json")[0]["kind"] == "APIGroupList"
 

@@ -175,9 +175,9 @@ def test_ignore_and_warn_drop_unknown_fields():
 
 def test_v3_documents_tell_kubectl_to_use_server_side_validation():
     root = openapi.v3_root()["paths"]
-    assert set(root) == {"api/v1", "apis/apps/v1", "apis/authentication.k8s.io/v1", "apis/certificates.k8s.io/v1",
-                         "apis/apiextensions.k8s.io/v1", "apis/discovery.k8s.io/v1", "apis/authorization.k8s.io/v1",
-                         "apis/rbac.authorization.k8s.io/v1"}
+    assert set(root) == {"api/v1", "apis/apps/v1", "apis/authentication.k8s.io/v1", "apis/batch/v1",
+                         "apis/certificates.k8s.io/v1", "apis/apiextensions.k8s.io/v1", "apis/discovery.k8s.io/v1",
+                         "apis/authorization.k8s.io/v1", "apis/rbac.authorization.k8s.io/v1"}
     assert root["apis/apps/v1"]["serverRelativeURL"].startswith("/openapi/v3/apis/apps/v1?hash=")
     doc, ctype = openapi.serve("/openapi/v3/apis/apps/v1", "application/json")
     assert ctype == "application/json" and doc["openapi"].startswith("3.")
@@ -193,7 +193,7 @@ def test_v3_documents_tell_kubectl_to_use_server_side_validation():
     assert schemas["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"] == [
         {"group": "apps", "kind": "Deployment", "version": "v1"}]
     with pytest.raises(APIError):
-        openapi.serve("/openapi/v3/apis/batch/v1", None)
+        openapi.serve("/openapi/v3/apis/policy/v1", None)
     auth, _ = openapi.serve("/openapi/v3/apis/authentication.k8s.io/v1", "application/json")
     assert list(auth["paths"]["/apis/authentication.k8s.io/v1/selfsubjectreviews"]) == ["post"]
 

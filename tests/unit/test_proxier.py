@@ -62,6 +62,10 @@ class FakeConntrack:
         self.calls.append(("nodeport", node_port, endpoint_ip))
         return 0
 
+    def clear_closed_tcp(self, endpoint_ip, service_ip=None, port=None, node_port=None):
+        self.calls.append(("closed-tcp", endpoint_ip, service_ip, port, node_port))
+        return 0
+
 
 class Recorder:
     """A fake dataplane.applier.Applier: records each ruleset and the one a
@@ -315,13 +319,29 @@ def test_udp_conntrack_cleanup(proxier):
     assert proxier.conntrack.calls == [("svc", "10.96.0.10", 53, "10.244.1.9")]
 
 
-def test_tcp_services_need_no_conntrack_cleanup(proxier):
-    proxier.on_service(None, service())
-    proxier.on_endpointslice(None, endpoint_slice("web-1", ips=["10.244.0.5"]))
-    proxier.sync_once()
-    proxier.on_endpointslice(None, endpoint_slice("web-1", ips=[]))
+def test_closed_tcp_entries_of_an_endpoint_that_left_are_cleared(proxier):
+    """A terminating endpoint keeps its entries (it drains established
+    connections); once it leaves the slices, its CLOSE/TIME_WAIT entries go
+    for the ClusterIP and the NodePort, so no reused source port follows them."""
+    web = service(type="NodePort", ports=[{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080}])
+    proxier.on_service(None, web)
+    proxier.on_endpointslice(None, endpoint_slice("web-1", ips=["10.244.0.5", "10.244.0.6"]))
     proxier.sync_once()
     assert proxier.conntrack.calls == []
+    terminating = endpoint_slice("web-1", ips=["10.244.0.5", "10.244.0.6"])
+    terminating["endpoints"][1]["conditions"] = {"ready": False, "serving": True, "terminating": True}
+    proxier.on_endpointslice(None, terminating)
+    proxier.sync_once()
+    assert proxier.conntrack.calls == []
+    proxier.on_endpointslice(None, endpoint_slice("web-1", ips=["10.244.0.5"]))
+    proxier.sync_once()
+    assert proxier.conntrack.calls == [("closed-tcp", "10.244.0.6", "10.96.0.20", 80, None),
+                                       ("closed-tcp", "10.244.0.6", None, None, 30080)]
+    proxier.conntrack.calls.clear()
+    proxier.on_service(None, dict(web, metadata={**web["metadata"], "resourceVersion": "2",
+                                                 "annotations": {"a": "b"}}))
+    proxier.sync_once()
+    assert proxier.conntrack.calls == []          # an update that removes no endpoint clears nothing
 
 
 def test_udp_conntrack_cleanup_follows_the_endpoints_the_rules_use(proxier):

@@ -36,8 +36,9 @@ POD = {"metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
 
 
 @pytest.fixture
-def vm():
-    return VolumeManager(FakeClient(), lambda pod: None, {"cpu": "2", "memory": "1Gi"})
+def vm(tmp_path_factory):
+    return VolumeManager(FakeClient(), lambda pod: None, {"cpu": "2", "memory": "1Gi"},
+                         os.path.join(str(tmp_path_factory.mktemp("node")), "claims"))
 
 
 def test_tokens_are_bound_to_the_pod_and_refreshed_at_80_percent(vm, monkeypatch):
@@ -110,6 +111,27 @@ def test_mounts_subpaths_and_read_only(vm, tmp_path):
     assert os.path.isdir(mounts[1].source)
     assert mounts[2] == Mount("/etc/nginx/conf.d", cfg, readonly=True)
     assert mounts[3].readonly and mounts[3].source.startswith(os.path.realpath(cfg) + "/..20")   # the file itself
+
+
+def test_claims_are_node_directories_that_outlive_their_pods(vm, tmp_path):
+    pod = {**POD, "spec": {**POD["spec"], "volumes": [
+        {"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}},
+        {"name": "ro", "persistentVolumeClaim": {"claimName": "shared", "readOnly": True}}]}}
+    vm.setup(pod, str(tmp_path / "pod1"))
+    ctr = {"name": "c", "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "ro", "mountPath": "/ro"}]}
+    data, ro = vm.mounts(pod, str(tmp_path / "pod1"), ctr, {})
+    assert data == Mount("/data", os.path.join(vm.claims_dir, "ns", "data-db-0"))
+    assert ro.readonly and not data.readonly
+    with open(os.path.join(data.source, "row"), "w") as f:
+        f.write("kept")
+    vm.teardown("u1", str(tmp_path / "pod1"))
+    again = {**pod, "metadata": {**pod["metadata"], "uid": "u2"}}      # the StatefulSet's new pod
+    vm.setup(again, str(tmp_path / "pod2"))
+    with open(os.path.join(vm.mounts(again, str(tmp_path / "pod2"), ctr, {})[0].source, "row")) as f:
+        assert f.read() == "kept"
+    bad = {**POD, "spec": {**POD["spec"], "volumes": [{"name": "x", "persistentVolumeClaim": {"claimName": "../x"}}]}}
+    with pytest.raises(VolumeSetupError, match="invalid claimName"):
+        vm.setup(bad, str(tmp_path / "pod3"))
 
 
 def test_subpath_may_not_leave_the_volume(vm, tmp_path):

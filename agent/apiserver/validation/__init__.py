@@ -24,6 +24,7 @@ clusterIP outside the service CIDR) belong to the allocator.
 from __future__ import annotations
 
 from agent.api import kinds
+from agent.apiserver.validation.batch import check_cronjob, check_job
 from agent.apiserver.validation.certificates import check_csr
 from agent.apiserver.validation.common import (
     check_namespace,
@@ -36,6 +37,7 @@ from agent.apiserver.validation.errors import Cause, Errs, go_value, type_name
 from agent.apiserver.validation.pods import check_pod, validate_binding
 from agent.apiserver.validation.rbac import CHECKS as RBAC_CHECKS
 from agent.apiserver.validation.service import check_service
+from agent.apiserver.validation.statefulset import check_daemonset, check_statefulset
 from agent.apiserver.validation.workloads import check_replication_controller, check_workload
 
 __all__ = ["CHECKS", "Cause", "format_invalid", "go_value", "invalid_status", "qualified_kind", "validate",
@@ -92,6 +94,10 @@ CHECKS = {
     "Deployment": check_workload,
     "ReplicaSet": check_workload,
     "ReplicationController": check_replication_controller,
+    "StatefulSet": check_statefulset,
+    "DaemonSet": check_daemonset,
+    "Job": check_job,
+    "CronJob": check_cronjob,
     "EndpointSlice": check_endpoint_slice,
     "Endpoints": check_endpoints,
     "Namespace": check_namespace,

@@ -51,27 +51,9 @@ def check_workload(errs: Errs, obj: dict, old: dict | None, **_) -> None:
     spec = errs.typed(obj, "spec", "spec", "object", {})
     check_nonneg(errs, spec, "replicas", "spec.replicas")
     check_nonneg(errs, spec, "minReadySeconds", "spec.minReadySeconds")
-    sel = errs.typed(spec, "selector", "spec.selector", "object")
-    n_before = len(errs)
-    if sel is None:
-        errs.required("spec.selector")
-    else:
-        _label_selector(errs, sel, "spec.selector")
-        if not sel.get("matchLabels") and not sel.get("matchExpressions"):
-            errs.invalid("spec.selector", go_label_selector(sel), "empty selector is invalid for deployment")
-    template = errs.typed(spec, "template", "spec.template", "object")
-    if template is None:
-        errs.required("spec.template")
+    sel = selector_and_template(errs, spec, "deployment")
+    if sel is False:
         return
-    tmd = errs.typed(template, "metadata", "spec.template.metadata", "object", {})
-    labels = tmd.get("labels") or {}
-    if sel is not None and len(errs) == n_before:
-        selector = from_label_selector(sel)
-        if not selector.empty and isinstance(labels, dict) and not selector.matches(labels):
-            errs.invalid("spec.template.metadata.labels", labels, "`selector` does not match template `labels`")
-    validate_labels(errs, tmd.get("labels"), "spec.template.metadata.labels")
-    validate_annotations(errs, tmd.get("annotations"), "spec.template.metadata.annotations")
-    check_pod_spec(errs, template.get("spec"), "spec.template.spec", template=True)
     if obj.get("kind", "Deployment") == "Deployment":
         _strategy(errs, errs.typed(spec, "strategy", "spec.strategy", "object", {}))
     if old is not None:
@@ -80,7 +62,35 @@ def check_workload(errs: Errs, obj: dict, old: dict | None, **_) -> None:
             errs.invalid("spec.selector", go_label_selector(sel), "field is immutable")
 
 
-def _percent_or_int(errs: Errs, v, path: str) -> int:
+def selector_and_template(errs: Errs, spec: dict, noun: str, *, path: str = "spec", restart_always: bool = True):
+    """The selector (required, non-empty, matching the template's labels)
+    and the pod template of an apps/v1 or batch/v1 workload; the selector,
+    or False when the template is missing."""
+    sel = errs.typed(spec, "selector", f"{path}.selector", "object")
+    n_before = len(errs)
+    if sel is None:
+        errs.required(f"{path}.selector")
+    else:
+        _label_selector(errs, sel, f"{path}.selector")
+        if not sel.get("matchLabels") and not sel.get("matchExpressions"):
+            errs.invalid(f"{path}.selector", go_label_selector(sel), f"empty selector is invalid for {noun}")
+    template = errs.typed(spec, "template", f"{path}.template", "object")
+    if template is None:
+        errs.required(f"{path}.template")
+        return False
+    tmd = errs.typed(template, "metadata", f"{path}.template.metadata", "object", {})
+    labels = tmd.get("labels") or {}
+    if sel is not None and len(errs) == n_before:
+        selector = from_label_selector(sel)
+        if not selector.empty and isinstance(labels, dict) and not selector.matches(labels):
+            errs.invalid(f"{path}.template.metadata.labels", labels, "`selector` does not match template `labels`")
+    validate_labels(errs, tmd.get("labels"), f"{path}.template.metadata.labels")
+    validate_annotations(errs, tmd.get("annotations"), f"{path}.template.metadata.annotations")
+    check_pod_spec(errs, template.get("spec"), f"{path}.template.spec", template=restart_always)
+    return sel
+
+
+def percent_or_int(errs: Errs, v, path: str) -> int:
     if isinstance(v, str):
         if not re.fullmatch("[0-9]+%", v):
             errs.invalid(path, v, regex_error("a valid percent string must be a numeric string followed "
@@ -105,8 +115,8 @@ def _strategy(errs: Errs, strategy: dict) -> None:
     elif stype == "RollingUpdate":
         ru = ru or {}
         mu, ms = ru.get("maxUnavailable", "25%"), ru.get("maxSurge", "25%")
-        a = _percent_or_int(errs, mu, "spec.strategy.rollingUpdate.maxUnavailable")
-        b = _percent_or_int(errs, ms, "spec.strategy.rollingUpdate.maxSurge")
+        a = percent_or_int(errs, mu, "spec.strategy.rollingUpdate.maxUnavailable")
+        b = percent_or_int(errs, ms, "spec.strategy.rollingUpdate.maxSurge")
         if a == 0 and b == 0:
             errs.invalid("spec.strategy.rollingUpdate.maxUnavailable", go_intstr(mu), "may not be 0 when `maxSurge` is 0")
     else:

@@ -80,7 +80,8 @@ class Kubelet:
         self.runtime = KubeRuntime(cfg, node_dir)
         self.allocatable = node_resources(os.cpu_count() or 1, self.runtime.node.memory_capacity)[1]
         self.volumes = VolumeManager(client, lambda pod: self._mark(pod["metadata"]["uid"], (
-            pod["metadata"]["namespace"], pod["metadata"]["name"])), self.allocatable)
+            pod["metadata"]["namespace"], pod["metadata"]["name"])), self.allocatable,
+            os.path.join(node_dir, "claims"))
         mark = lambda rt: self._mark(rt.uid, rt.key)
         self.lifecycle = ContainerLifecycle(self.runtime, self._event, mark)
         self.prober = Prober(lambda cid, argv, timeout: self.runtime.runtime.exec_sync(cid, argv, timeout=timeout),

@@ -229,9 +229,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class _HealthServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024      # a load balancer probing every node at once must not see refusals
+
+
 def _serve(port: int, answer: Callable[[str], Answer]) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("0.0.0.0", port), type("Health", (_Handler,), {"answer": staticmethod(answer)}))
-    server.daemon_threads = True
+    server = _HealthServer(("0.0.0.0", port), type("Health", (_Handler,), {"answer": staticmethod(answer)}))
     threading.Thread(target=server.serve_forever, name=f"health-{port}", daemon=True).start()
     return server
 

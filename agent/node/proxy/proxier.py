@@ -116,6 +116,7 @@ class Proxier:
         self._udp_ports: set[ServicePort] = set()  # of the port map, for conntrack cleanup
         self._health_check_ports: set[ServicePort] = set()  # of the port map, with a healthCheckNodePort
         self._udp_rules: dict[ServicePort, ServiceRules | None] = {}  # what the last sync rendered for them
+        self._left_tcp: list[tuple[ServicePort, frozenset[str]]] = []  # endpoints that left a TCP port, to clear
 
     # -- informer callbacks: record only
 
@@ -185,6 +186,7 @@ class Proxier:
             node = self._node
             services = self._update_port_map(svc_changes, slice_changes, full)
             udp_ports = list(self._udp_ports)
+            left_tcp, self._left_tcp = self._left_tcp, []
             health = self._health_check_state(node.name) if self._service_health is not None else None
         ruleset = render(services, node, self._render_cache, self._tree_threshold, self._large_threshold)
         rendered = time.monotonic()
@@ -197,6 +199,7 @@ class Proxier:
         applied = time.monotonic()
         self._report_health(health)
         self._clear_stale_udp(ruleset, udp_ports)
+        self._clear_closed_tcp(left_tcp)
         result = SyncResult(len(services), ruleset.endpoints, len(svc_changes), len(slice_changes),
                             rendered - start, applied - rendered, full, written)
         self._log.info(
@@ -224,12 +227,15 @@ class Proxier:
             touched = set(svc_changes)
             touched.update(v[0] for pair in slice_changes.values() for v in pair if v is not None)
         for service_key in touched:
+            before = {(sp.port_name, sp.protocol): (sp, frozenset(ep.ip for ep in self._port_map.get(sp, ())))
+                      for sp in self._ports_of.get(service_key, ()) if sp.protocol == "TCP"}
             for sp in self._ports_of.pop(service_key, ()):
                 self._port_map.pop(sp, None)
                 self._udp_ports.discard(sp)
                 self._health_check_ports.discard(sp)
             ports = self._services.applied.get(service_key) or ()
             if not ports:
+                self._note_left_tcp(before, ports)
                 continue
             merged: dict[PortKey, list[Endpoint]] = {}
             for slice_key in self._slices_of.get(service_key, ()):
@@ -242,7 +248,17 @@ class Proxier:
                     self._udp_ports.add(sp)
                 if sp.health_check_node_port:
                     self._health_check_ports.add(sp)
+            self._note_left_tcp(before, ports)
         return dict(self._port_map)
+
+    def _note_left_tcp(self, before: dict, ports) -> None:
+        """Record the endpoints each TCP port of a Service had before this
+        sync and has no more (the whole port when the Service is gone)."""
+        for old_sp, ips in before.values():
+            now = next((frozenset(ep.ip for ep in self._port_map[sp]) for sp in ports
+                        if (sp.port_name, sp.protocol) == (old_sp.port_name, old_sp.protocol)), frozenset())
+            if ips - now:
+                self._left_tcp.append((old_sp, ips - now))
 
     # -- health (kube-proxy's HealthCheckNodePorts() and LocalReadyEndpoints())
 
@@ -299,6 +315,23 @@ class Proxier:
                 self._conntrack.clear_udp(ip, sp.port, endpoint_ip)
         if sp.node_port:
             self._conntrack.clear_udp_node_port(sp.node_port, endpoint_ip)
+
+    # -- conntrack, TCP: closed entries of endpoints that left (dataplane/conntrack.py says why)
+
+    def _clear_closed_tcp(self, left: list[tuple[ServicePort, frozenset[str]]]) -> None:
+        """CLOSE and TIME_WAIT entries DNATed to an endpoint that is no longer
+        in its Service's slices go, so no new connection reusing a source
+        port follows them to a pod that is gone."""
+        for sp, ips in left:
+            try:
+                for endpoint_ip in ips:
+                    for ip in (sp.cluster_ip, *sp.external_ips, *sp.load_balancer_ips):
+                        if ip:
+                            self._conntrack.clear_closed_tcp(endpoint_ip, ip, sp.port)
+                    if sp.node_port:
+                        self._conntrack.clear_closed_tcp(endpoint_ip, node_port=sp.node_port)
+            except Exception as err:  # a failed cleanup must not fail the sync
+                self._log.warning("clearing closed TCP conntrack entries for %s failed: %s", sp.spn, err)
 
     # -- the loop
 

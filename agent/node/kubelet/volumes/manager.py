@@ -18,6 +18,11 @@ Where volumes live: <pod dir>/volumes/kubernetes.io~<plugin>/<name>, as
   and re-requests service account tokens at 80% of their lifetime or after
   24 h, as the kubelet's token manager does.
 - hostPath: the node's path after its `type` checks (hostpath.py).
+- persistentVolumeClaim: there is no storage provisioner; a claim is a
+  directory of the node's own, <node dir>/claims/<namespace>/<claim>, made
+  on first use (mode 0777, as k3s' local-path provisioner makes them) and
+  kept when the pod goes, so a StatefulSet's pod finds its data again when
+  it comes back on the same node. It is removed with the cluster.
 
 `mounts(pod, container, env)` turns a container's volumeMounts into the
 bind mounts of its OCI spec: subPath and subPathExpr resolved inside the
@@ -88,8 +93,10 @@ class _Pod:
 
 
 class VolumeManager:
-    def __init__(self, client: Client, mark: Callable[[dict], None], allocatable: dict[str, str]):
+    def __init__(self, client: Client, mark: Callable[[dict], None], allocatable: dict[str, str],
+                 claims_dir: str):
         self.client, self.mark = client, mark
+        self.claims_dir = claims_dir
         self.allocatable = allocatable      # the Node's, for resourceFieldRef without a limit
         self.objects = ObjectWatches(client, self._on_object)     # one watch per ConfigMap/Secret used
         self._pods: dict[str, _Pod] = {}        # uid -> pod
@@ -187,14 +194,24 @@ class VolumeManager:
             log.info("pod %s/%s: volumes %s set up in %.0f ms", pod["metadata"]["namespace"],
                      pod["metadata"]["name"], ", ".join(made), (time.monotonic() - t0) * 1000)
 
+    def _claim_dir(self, pod: dict, vol: dict) -> str:
+        claim = vol["persistentVolumeClaim"].get("claimName", "")
+        if not claim or "/" in claim or claim in (".", ".."):
+            raise VolumeSetupError(f"invalid claimName {claim!r}")
+        return os.path.join(self.claims_dir, pod["metadata"]["namespace"], claim)
+
     def _setup_volume(self, pod: dict, pod_dir: str, vol: dict) -> None:
+        if vol.get("persistentVolumeClaim") is not None:
+            os.makedirs(self._claim_dir(pod, vol), exist_ok=True)
+            os.chmod(self._claim_dir(pod, vol), 0o777)
+            return
         kind = volume_kind(vol)
         if kind == "hostPath":
             hostpath.check(vol["hostPath"].get("path", ""), vol["hostPath"].get("type"))
             return
         if not kind:
             raise VolumeSetupError("this kubelet supports emptyDir, configMap, secret, downwardAPI, "
-                                   "projected and hostPath volumes only")
+                                   "projected, hostPath and persistentVolumeClaim (node-local) volumes only")
         medium = (vol.get("emptyDir") or {}).get("medium") if kind == "emptyDir" else ""
         if medium not in (None, "", "Memory"):
             raise VolumeSetupError(f"emptyDir medium {medium!r} is not supported by this kubelet "
@@ -279,7 +296,10 @@ class VolumeManager:
                 raise ContainerConfigError(f'cannot find volume "{vm.get("name")}" to mount into container '
                                            f'"{container.get("name")}"')
             kind = volume_kind(vol)
-            base = vol["hostPath"]["path"] if kind == "hostPath" else volume_dir(pod_dir, vol)
+            if vol.get("persistentVolumeClaim") is not None:
+                base = self._claim_dir(pod, vol)
+            else:
+                base = vol["hostPath"]["path"] if kind == "hostPath" else volume_dir(pod_dir, vol)
             sub = vm.get("subPath") or ""
             if vm.get("subPathExpr"):
                 sub = _expand(vm["subPathExpr"], env)
@@ -288,7 +308,8 @@ class VolumeManager:
                                                f'container "{container.get("name")}": subPathExpr {sub!r} must '
                                                "be a relative path without '..'")
             source = _subpath(base, sub, vm["name"], container.get("name", "")) if sub else base
-            readonly = bool(vm.get("readOnly")) or kind in API_DATA
+            readonly = bool(vm.get("readOnly")) or kind in API_DATA or \
+                bool((vol.get("persistentVolumeClaim") or {}).get("readOnly"))
             out.append(Mount(vm.get("mountPath", ""), source, readonly=readonly))
         return out
 

@@ -1,0 +1,60 @@
+"""Table column definitions of StatefulSet, ControllerRevision, DaemonSet,
+Job and CronJob, as kube-apiserver declares them (the cells come from
+agent/api/workloadprinters.py). Merged into agent/apiserver/tables.py."""
+from __future__ import annotations
+
+NAME_DOC = ("Name must be unique within a namespace. Is required when creating resources, although some "
+            "resources may allow a client to request the generation of an appropriate name automatically. "
+            "Name is primarily intended for creation idempotence and configuration definition. Cannot be "
+            "updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names")
+AGE_DOC = ("CreationTimestamp is a timestamp representing the server time when this object was created. "
+           "It is not guaranteed to be set in happens-before order across separate operations. Clients may "
+           "not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. "
+           "Read-only. Null for lists. More info: "
+           "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata")
+_CONTAINERS = ("Containers", "string", 1, "Names of each container in the template.")
+_IMAGES = ("Images", "string", 1, "Images referenced by each container in the template.")
+_NAME = ("Name", "string", 0, NAME_DOC)
+_AGE = ("Age", "string", 0, AGE_DOC)
+_SELECTOR = ("Selector", "string", 1, ("A label query over pods that should match the pod count. Normally, the "
+                                      "system sets this field for you. More info: https://kubernetes.io/docs/"
+                                      "concepts/overview/working-with-objects/labels/#label-selectors"))
+
+COLUMNS = {
+    "StatefulSet": (_NAME, ("Ready", "string", 0, "Number of the pod with ready state"), _AGE, _CONTAINERS, _IMAGES),
+    "ControllerRevision": (_NAME, ("Controller", "string", 0, "Controller of the object"),
+                           ("Revision", "string", 0, "Revision indicates the revision of the state represented by "
+                                                     "Data."), _AGE),
+    "DaemonSet": (_NAME,
+                  ("Desired", "integer", 0, ("The total number of nodes that should be running the daemon pod "
+                                            "(including nodes correctly running the daemon pod).")),
+                  ("Current", "integer", 0, ("The number of nodes that are running at least 1 daemon pod and are "
+                                            "supposed to run the daemon pod.")),
+                  ("Ready", "integer", 0, ("numberReady is the number of nodes that should be running the daemon "
+                                          "pod and have one or more of the daemon pod running with a Ready "
+                                          "Condition.")),
+                  ("Up-to-date", "integer", 0, ("The total number of nodes that are running updated daemon pod")),
+                  ("Available", "integer", 0, ("The number of nodes that should be running the daemon pod and have "
+                                              "one or more of the daemon pod running and available (ready for at "
+                                              "least spec.minReadySeconds)")),
+                  ("Node Selector", "string", 0, ("NodeSelector is a selector which must be true for the pod to "
+                                                 "fit on a node. Selector which must match a node's labels for "
+                                                 "the pod to be scheduled on that node. More info: "
+                                                 "https://kubernetes.io/docs/concepts/configuration/"
+                                                 "assign-pod-node/")),
+                  _AGE, _CONTAINERS, _IMAGES, _SELECTOR),
+    "Job": (_NAME, ("Status", "string", 0, "Status of the job."),
+            ("Completions", "string", 0, "The completion status of the job."),
+            ("Duration", "string", 0, "Time required to complete the job."), _AGE, _CONTAINERS, _IMAGES, _SELECTOR),
+    "CronJob": (_NAME,
+                ("Schedule", "string", 0, ("The schedule in Cron format, see "
+                                          "https://en.wikipedia.org/wiki/Cron.")),
+                ("Timezone", "string", 0, ("The time zone name for the given schedule, see "
+                                          "https://en.wikipedia.org/wiki/List_of_tz_database_time_zones.")),
+                ("Suspend", "boolean", 0, ("This flag tells the controller to suspend subsequent executions, it "
+                                          "does not apply to already started executions.  Defaults to false.")),
+                ("Active", "integer", 0, "A list of pointers to currently running jobs."),
+                ("Last Schedule", "string", 0, "Information when was the last time the job was successfully "
+                                               "scheduled."),
+                _AGE, _CONTAINERS, _IMAGES, _SELECTOR),
+}
