@@ -76,7 +76,7 @@ def test_pods_come_up_in_order_with_stable_names(c):
         assert labels["statefulset.kubernetes.io/pod-name"] == name
         assert labels["apps.kubernetes.io/pod-index"] == name[-1]
         assert labels["controller-revision-hash"].startswith("db-")
-        assert pod["spec"]["volumes"][-1] == {"name": "data", "persistentVolumeClaim": {"claimName": f"data-{name}"}}
+        assert {"name": "data", "persistentVolumeClaim": {"claimName": f"data-{name}"}} in pod["spec"]["volumes"]
     sts = c.get("statefulset", "db")
     st = sts["status"]
     assert (st["replicas"], st["readyReplicas"], st["currentReplicas"], st["updatedReplicas"]) == (3, 3, 3, 3)
