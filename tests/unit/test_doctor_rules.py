@@ -1,0 +1,54 @@
+"""A Service's rules found in iptables-save output, checked per node and
+annotated for `nsplane explain`."""
+from agent.cli.doctor.rules import annotate, check_node, explain, service_rules
+from dataplane.iptables import parse_rules
+
+SAVE = """*nat
+:KUBE-SERVICES - [0:0]
+:KUBE-SVC-LOLE - [0:0]
+:KUBE-SEP-ONE - [0:0]
+:KUBE-SEP-TWO - [0:0]
+:KUBE-SVC-OTHR - [0:0]
+-A KUBE-SERVICES -d 10.96.5.5/32 -p tcp -m comment --comment "default/web cluster IP" -m tcp --dport 80 -j KUBE-SVC-LOLE
+-A KUBE-SERVICES -d 10.96.6.6/32 -p tcp -m comment --comment "default/webby cluster IP" -m tcp --dport 80 -j KUBE-SVC-OTHR
+-A KUBE-SVC-LOLE ! -s 10.244.0.0/16 -d 10.96.5.5/32 -p tcp -m comment --comment "default/web cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ
+-A KUBE-SVC-LOLE -m comment --comment "default/web -> 10.244.1.2:80" -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-ONE
+-A KUBE-SVC-LOLE -m comment --comment "default/web -> 10.244.1.3:80" -j KUBE-SEP-TWO
+-A KUBE-SEP-ONE -s 10.244.1.2/32 -j KUBE-MARK-MASQ
+-A KUBE-SEP-ONE -p tcp -m tcp -j DNAT --to-destination 10.244.1.2:80
+-A KUBE-SEP-TWO -s 10.244.1.3/32 -j KUBE-MARK-MASQ
+-A KUBE-SEP-TWO -p tcp -m tcp -j DNAT --to-destination 10.244.1.3:80
+COMMIT
+"""
+SVC = {"spec": {"clusterIP": "10.96.5.5", "ports": [{"port": 80, "protocol": "TCP"}]}}
+
+
+def test_service_rules_follow_jumps_to_uncommented_endpoint_chains():
+    mine = service_rules(parse_rules(SAVE), "default", "web")["nat"]
+    assert set(mine) == {"KUBE-SERVICES", "KUBE-SVC-LOLE", "KUBE-SEP-ONE", "KUBE-SEP-TWO"}
+    assert len(mine["KUBE-SERVICES"]) == 1   # not default/webby's
+
+
+def test_check_node_counts_endpoints_and_spots_stale_ones():
+    tables = parse_rules(SAVE)
+    ok, said = check_node(tables, "default", "web", SVC, {"10.244.1.2", "10.244.1.3"})
+    assert ok and "KUBE-SVC-LOLE (2 endpoint(s))" in said
+    ok, said = check_node(tables, "default", "web", SVC, {"10.244.1.2"})
+    assert not ok and "stale" in said
+    ok, said = check_node(tables, "default", "web", SVC, set())
+    assert not ok and "REJECT" in said
+
+
+def test_explain_orders_entry_first_and_annotates():
+    groups = explain(parse_rules(SAVE), "default", "web")
+    assert [g["chain"] for g in groups] == ["KUBE-SERVICES", "KUBE-SVC-LOLE", "KUBE-SEP-ONE", "KUBE-SEP-TWO"]
+    svc_rules = [r["meaning"] for r in groups[1]["rules"]]
+    assert "mark for masquerade" in svc_rules[0] and "not from 10.244.0.0/16" in svc_rules[0]
+    assert svc_rules[1].endswith("with probability 0.500: go to endpoint 10.244.1.2:80")
+    assert groups[2]["rules"][1]["meaning"] == "DNAT to endpoint 10.244.1.2:80"
+
+
+def test_annotate_session_affinity():
+    rule = ('-A KUBE-SVC-X -m comment --comment "default/web -> 10.244.1.2:80" -m recent --name KUBE-SEP-A '
+            '--rcheck --seconds 10800 --reap -j KUBE-SEP-A')
+    assert "a client seen in the last 10800s" in annotate(rule)
