@@ -52,3 +52,23 @@ def test_annotate_session_affinity():
     rule = ('-A KUBE-SVC-X -m comment --comment "default/web -> 10.244.1.2:80" -m recent --name KUBE-SEP-A '
             '--rcheck --seconds 10800 --reap -j KUBE-SEP-A')
     assert "a client seen in the last 10800s" in annotate(rule)
+
+
+def test_check_node_wants_the_node_port_and_load_balancer_ip():
+    save = SAVE.replace("COMMIT\n", '-A KUBE-NODEPORTS -p tcp -m comment --comment "default/web" -m tcp --dport 30080 '
+                                    '-j KUBE-EXT-LOLE\nCOMMIT\n').replace(":KUBE-SVC-OTHR", ":KUBE-NODEPORTS - [0:0]\n:KUBE-SVC-OTHR")
+    svc = {"spec": {"clusterIP": "10.96.5.5", "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]},
+           "status": {"loadBalancer": {"ingress": [{"ip": "172.28.0.200"}]}}}
+    ready = {"10.244.1.2", "10.244.1.3"}
+    ok, said = check_node(parse_rules(save), "default", "web", svc, ready)
+    assert not ok and said == "no KUBE-SERVICES rule for load-balancer IP 172.28.0.200:80"
+    ok, said = check_node(parse_rules(SAVE), "default", "web", svc, ready)
+    assert not ok and said == "no KUBE-NODEPORTS rule for nodePort 30080"
+    del svc["status"]
+    assert check_node(parse_rules(save), "default", "web", svc, ready)[0]
+
+
+def test_filter_chains_have_their_own_roles_and_a_rule_without_target_is_said():
+    groups = explain(parse_rules(SAVE.replace("*nat", "*filter")), "default", "web")
+    assert groups[0]["role"].startswith("filter: rejects")
+    assert annotate('-A KUBE-FW-X -m comment --comment "other traffic"').endswith("goes on to the next rule")

@@ -276,7 +276,8 @@ def check_dns(f: dict) -> Check:
     got = d.get("answers") or []
     where = d.get("from", "a pod")
     if d.get("error") or not got:
-        return Check("dns", FAIL, f"{d['name']} from {where}: {d.get('error') or 'no A record (NXDOMAIN)'}",
+        servers = f"; kube-dns has {d['servers_ready']} ready endpoint(s)" if "servers_ready" in d else ""
+        return Check("dns", FAIL, f"{d['name']} from {where}: {d.get('error') or 'no A record (NXDOMAIN)'}{servers}",
                      "check the DNS pods (`kubectl get pods -n kube-system -l k8s-app=kube-dns`) and the "
                      "pod's /etc/resolv.conf")
     if want and want != "None" and want not in got:

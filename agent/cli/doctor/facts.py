@@ -10,7 +10,7 @@ import subprocess
 
 from agent.api.client import APIStatusError, Client
 from agent.api.config import ClusterConfig
-from agent.cli.doctor.checks import _selected, parse_ss
+from agent.cli.doctor.checks import _selected, parse_ss, ready_endpoint_ips
 from dataplane import iptables, names, netns
 
 TIMEOUT = 5.0
@@ -65,6 +65,12 @@ def resolve(cfg: ClusterConfig, fqdn: str, pods: list[dict]) -> dict:
     for pod in pods:
         if _running(pod) and netns.exists(_pod_ns(cfg, pod)):
             where = f"pod {pod['metadata']['namespace']}/{pod['metadata']['name']}"
+            try:
+                with open(f"{netns.ETC_NETNS_DIR}/{_pod_ns(cfg, pod)}/resolv.conf") as conf:
+                    servers = [ln.split()[1] for ln in conf if ln.startswith("nameserver") and len(ln.split()) > 1]
+            except OSError:
+                servers = []
+            where += f" (nameserver {', '.join(servers) or 'unknown'})"
             r = _run(_pod_ns(cfg, pod), ["dig", "+short", "+time=2", "+tries=2", fqdn, "A"])
             if r is None:
                 return {"name": fqdn, "from": where, "error": "dig did not run (is it installed?)", "answers": []}
@@ -95,4 +101,7 @@ def collect(cfg: ClusterConfig, client: Client, ns: str, name: str, client_ip: s
     facts["node_rules"] = {n: node_tables(cfg, n) for n in facts["nodes"]}
     others = [p for p in client.list("pods")["items"] if p not in chosen]
     facts["dns"] = resolve(cfg, f"{name}.{ns}.svc.{cfg.cluster_domain}", chosen + others)
+    if facts["dns"]:
+        dns_slices = client.list("endpointslices", "kube-system", label_selector="kubernetes.io/service-name=kube-dns")
+        facts["dns"]["servers_ready"] = len(ready_endpoint_ips(dns_slices["items"]))
     return facts

@@ -42,7 +42,16 @@ def in_cidr(ip: str, cidr: str) -> bool:
         return False
 
 
-def role(chain: str) -> str:
+FILTER_ROLES = {
+    "KUBE-SERVICES": "filter: rejects connections to the cluster IP of a Service without endpoints "
+                     "(\"has no endpoints\")",
+    "KUBE-NODEPORTS": "filter: accepts the Service's healthCheckNodePort (externalTrafficPolicy Local) on this node",
+}
+
+
+def role(chain: str, table: str = "nat") -> str:
+    if table == "filter" and chain in FILTER_ROLES:
+        return FILTER_ROLES[chain]
     if chain in ROLES:
         return ROLES[chain]
     for prefix, text in ROLES.items():
@@ -121,7 +130,27 @@ def check_node(tables: dict, ns: str, name: str, svc: dict, ready_ips) -> tuple[
             return False, (f"{chain} sends {ip}:{dport} to {sorted(dests)}, the ready endpoints are "
                            f"{sorted(ready)} (stale rules)")
         said.append(f"{ip}:{dport} -> {chain} ({len(dests) or n_ready} endpoint(s))")
+        missing = _missing_external(nat, flt, svc, port)
+        if missing:
+            return False, missing
     return True, ", ".join(said)
+
+
+def _missing_external(nat: dict, flt: dict, svc: dict, port: dict) -> str:
+    """What external rule of `port` is missing: its nodePort in KUBE-NODEPORTS
+    (or a DROP/REJECT in KUBE-EXTERNAL-SERVICES), its load-balancer IPs in
+    KUBE-SERVICES. "" when none is."""
+    dport = str(port["port"])
+    if port.get("nodePort"):
+        np = str(port["nodePort"])
+        if not any(opt(r, "--dport") == np for r in nat.get("KUBE-NODEPORTS", []) + flt.get("KUBE-EXTERNAL-SERVICES", [])):
+            return f"no KUBE-NODEPORTS rule for nodePort {np}"
+    lbs = [i.get("ip") for i in ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []]
+    for ip in filter(None, lbs):
+        rules = nat.get("KUBE-SERVICES", []) + flt.get("KUBE-EXTERNAL-SERVICES", [])
+        if not any(opt(r, "-d") in (ip, f"{ip}/32") and opt(r, "--dport") == dport for r in rules):
+            return f"no KUBE-SERVICES rule for load-balancer IP {ip}:{dport}"
+    return ""
 
 
 def annotate(rule: str) -> str:
@@ -132,7 +161,8 @@ def annotate(rule: str) -> str:
     if opt(rule, "-d"):
         parts.append(f"to {opt(rule, '-d').removesuffix('/32')}")
     if opt(rule, "--dport"):
-        parts.append(f"port {opt(rule, '--dport')}/{(opt(rule, '-p') or '').upper()}")
+        kind = "nodePort" if opt(rule, "-A") == "KUBE-NODEPORTS" else "port"
+        parts.append(f"{kind} {opt(rule, '--dport')}/{(opt(rule, '-p') or '').upper()}")
     if opt(rule, "-s"):
         parts.append(f"from {opt(rule, '-s').removesuffix('/32')}")
     if "!" in _args(rule) and "-s" in _args(rule):
@@ -147,6 +177,8 @@ def annotate(rule: str) -> str:
         what = f"go to endpoint {comment.rpartition('-> ')[2] or target}"
     elif what is None and target:
         what = f"go to {target}"
+    elif what is None:
+        what = "no target: the packet goes on to the next rule"
     if "--set" in _args(rule) and "recent" in _args(rule):
         what += " (sessionAffinity ClientIP: remember this client)"
     if "--rcheck" in _args(rule):
@@ -167,7 +199,7 @@ def explain(tables: dict, ns: str, name: str) -> list[dict]:
     out = []
     for table, chains in service_rules(tables, ns, name).items():
         for chain in sorted(chains, key=lambda c: (rank(c), c)):
-            out.append({"table": table, "chain": chain, "role": role(chain),
+            out.append({"table": table, "chain": chain, "role": role(chain, table),
                         "rules": [{"rule": r, "meaning": annotate(r)} for r in chains[chain]]})
     return out
 
