@@ -157,3 +157,18 @@ def test_parse_ss():
 
 def test_status_constants_are_distinct():
     assert len({OK, FAIL, WARN, SKIP}) == 4
+
+
+def test_external_name_skips_the_proxy_checks():
+    f = facts()
+    f["service"]["spec"] = {"type": "ExternalName", "externalName": "example.com"}
+    checks = diagnose(f)
+    assert first_broken(checks) is None and "CNAME to example.com" in checks[1].evidence
+
+
+def test_selectorless_service_without_slices_fails_at_endpoints():
+    f = facts(slices=[], node_rules={"node-1": REJECT})
+    del f["service"]["spec"]["selector"]
+    checks = diagnose(f)
+    assert statuses(checks)["selector"] == WARN and statuses(checks)["pods-ready"] == SKIP
+    assert first_broken(checks).name == "endpoints"

@@ -332,9 +332,17 @@ def diagnose(f: dict) -> list[Check]:
     first = check_service(f)
     if first.status == FAIL:
         return [first] + [Check(n, SKIP, "the Service does not exist") for n in STEP_NAMES]
+    spec = f["service"]["spec"]
+    if spec.get("type") == "ExternalName":
+        why = (f"type ExternalName: DNS answers {f['name']}.{f['namespace']}.svc with a CNAME to "
+               f"{spec.get('externalName', '')}; nothing is proxied")
+        return [first] + [Check(n, SKIP, why) for n in STEP_NAMES]
     out = [first]
     no_pods = False
     for step, name in zip(STEPS, STEP_NAMES):
+        if not spec.get("selector") and name in ("pods-ready", "target-port"):
+            out.append(Check(name, SKIP, "no selector: the Service does not choose pods"))
+            continue
         if no_pods and name in ("pods-ready", "target-port"):
             out.append(Check(name, SKIP, "no pod is selected"))
             continue
