@@ -169,6 +169,10 @@ def annotate(rule: str) -> str:
         parts[-1] = "not " + parts[-1] + " (traffic from outside the pod network)"
     if opt(rule, "--probability"):
         parts.append(f"with probability {float(opt(rule, '--probability')):.3f}")
+    if opt(rule, "-A") == "KUBE-POSTROUTING":
+        return {"RETURN": "not marked 0x4000 for masquerade: the source address stays",
+                "MASQUERADE": "masquerade: SNAT to the node's address (the connection was marked 0x4000)",
+                "MARK": "clear the masquerade mark"}.get(target, f"go to {target}")
     what = {"KUBE-MARK-MASQ": "mark for masquerade (SNAT to the node)",
             "DNAT": f"DNAT to endpoint {opt(rule, '--to-destination')}",
             "REJECT": "reject: the Service has no endpoints", "DROP": "drop",
@@ -187,15 +191,19 @@ def annotate(rule: str) -> str:
     return f"{label}{' '.join(parts)}{': ' if parts else ''}{what or ''}".strip()
 
 
+ORDER = ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-EXTERNAL-SERVICES", "KUBE-FW-", "KUBE-EXT-",
+         "KUBE-SVC-", "KUBE-SVL-", "KUBE-SEP-", "KUBE-PROXY-FIREWALL", "KUBE-POSTROUTING"]
+
+
+def rank(chain: str) -> int:
+    """Where `chain` comes on a packet's way (entry chains first, the SNAT last)."""
+    return next((i for i, p in enumerate(ORDER) if chain == p or (p.endswith("-") and chain.startswith(p))),
+                len(ORDER))
+
+
 def explain(tables: dict, ns: str, name: str) -> list[dict]:
     """The Service's rules grouped by table and chain, each chain with its
     role and each rule with its annotation, entry chains first."""
-    order = ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-EXTERNAL-SERVICES", "KUBE-FW-", "KUBE-EXT-",
-             "KUBE-SVC-", "KUBE-SVL-", "KUBE-SEP-", "KUBE-PROXY-FIREWALL"]
-
-    def rank(chain: str) -> int:
-        return next((i for i, p in enumerate(order) if chain == p or (p.endswith("-") and chain.startswith(p))),
-                    len(order))
     out = []
     for table, chains in service_rules(tables, ns, name).items():
         for chain in sorted(chains, key=lambda c: (rank(c), c)):
