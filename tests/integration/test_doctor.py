@@ -1,15 +1,17 @@
-"""`nsplane doctor` and `nsplane explain` on a real two-node cluster: each
+"""`nsplane doctor`, `explain` and `trace` on a real two-node cluster: each
 Service is broken on purpose in one way (selector typo, wrong targetPort, no
 Ready pod, no endpoints) and doctor's --json must name exactly that cause as
 the first broken link, with exit code 1; a healthy Service gets every check
-✓ and exit 0. One cluster serves the module."""
+✓ and exit 0. trace's chosen endpoint (from the kernel's conntrack entry)
+must be the pod that answered (agnhost's /hostname), and a Service without
+endpoints must stop at its REJECT. One cluster serves the module."""
 import json
 
 import pytest
 
 from dataplane import netns
 from tests.integration.cluster import ThrowawayCluster
-from tests.integration.manifests import AGNHOST, deployment, documents, netexec, service
+from tests.integration.manifests import AGNHOST, deployment, documents, netexec, pod, service
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -27,8 +29,9 @@ SERVICES = [service("good", selector={"app": "good"}, ports=[{"port": 80, "targe
 @pytest.fixture(scope="module")
 def c(tmp_path_factory):
     with ThrowawayCluster(str(tmp_path_factory.mktemp("cluster")), nodes=2) as tc:
-        tc.apply(documents(GOOD, SICK, *SERVICES))
+        tc.apply(documents(GOOD, SICK, pod("client", command=["sleep", "3600"]), *SERVICES))
         pods = tc.wait_ready("app=good", 2, timeout=90)
+        tc.wait(lambda: tc.get("pod", "client")["status"].get("phase") == "Running", timeout=60, what="client")
         ns = tc.pod_netns(pods[0]["metadata"]["name"])
         tc.wait(lambda: netns.run(ns, ["dig", "+short", "+time=1", "kubernetes.default.svc.cluster.local"])
                 .stdout.strip(), timeout=60, what="cluster DNS answering")
@@ -117,3 +120,44 @@ def test_explain_groups_the_rules(c):
 def test_bad_target_is_a_clear_error(c):
     r = c.nsplane("doctor", "deploy/good", check=False)
     assert r.returncode != 0 and "give a Service as svc/NAME" in r.stderr
+
+
+def trace(c, *args):
+    r = c.nsplane("trace", "client", *args, "--json", check=False)
+    return r.returncode, json.loads(r.stdout)
+
+
+def test_trace_endpoint_is_the_pod_that_answered(c):
+    seen = set()
+    for _ in range(20):
+        rc, rep = trace(c, "http://good/hostname")
+        assert rc == 0 and rep["reached"], rep
+        assert rep["dns"]["name"] == "good.default.svc.cluster.local"
+        assert rep["service"]["name"] == "default/good"
+        assert rep["answeredBy"] == rep["answer"]["body"].strip(), rep
+        assert rep["dnat"] and not rep["masquerade"]
+        chains = [h["chain"] for h in rep["hops"]]
+        assert chains[0] == "KUBE-SERVICES" and chains[1].startswith("KUBE-SVC-") and chains[2].startswith("KUBE-SEP-")
+        assert rep["endpoint"].split(":")[0] in rep["hops"][2]["rule"]
+        seen.add(rep["answeredBy"])
+    assert len(seen) == 2   # both pods are chosen over 20 connections (each 1/2: 2^-19 to miss one)
+
+
+def test_trace_stops_at_the_reject_of_a_service_without_endpoints(c):
+    rc, rep = trace(c, "manual:80")
+    assert rc == 1 and not rep["reached"]
+    assert rep["verdict"].startswith("rejected by filter KUBE-SERVICES"), rep
+    rejects = [h for h in rep["hops"] if h["chain"] == "KUBE-SERVICES" and "REJECT" in h["rule"]]
+    assert rejects and rejects[0]["packets"] >= 1 and "default/manual has no endpoints" in rejects[0]["rule"]
+
+
+def test_trace_port_the_service_does_not_have(c):
+    rc, rep = trace(c, "http://good:81")
+    assert rc == 1 and rep["service"] is None
+    assert rep["verdict"].startswith("no Service has ")
+
+
+def test_trace_name_that_does_not_resolve(c):
+    rc, rep = trace(c, "http://nope.default.svc.cluster.local")
+    assert rc == 1 and rep["dns"]["address"] is None
+    assert "does not resolve" in rep["verdict"]
