@@ -19,7 +19,12 @@ GOOD = deployment("good", image=AGNHOST, replicas=2, args=netexec(8080), ports=[
                   readiness=("/healthz", "http"))
 SICK = deployment("sick", image=AGNHOST, args=netexec(8080), ports=[("http", 8080)],
                   readiness=("/healthz", 8081))   # nothing listens on 8081: never Ready
-SERVICES = [service("good", selector={"app": "good"}, ports=[{"port": 80, "targetPort": "http"}]),
+PINNED = deployment("pinned", image=AGNHOST, args=netexec(8080), ports=[("http", 8080)], node="node-1")
+SERVICES = [service("local", selector={"app": "pinned"}, ports=[{"port": 80, "targetPort": 8080}],
+                    type="NodePort", externalTrafficPolicy="Local"),
+            service("ranged", selector={"app": "good"}, ports=[{"port": 80, "targetPort": 8080}],
+                    type="LoadBalancer", loadBalancerSourceRanges=["10.0.0.0/8"]),
+            service("good", selector={"app": "good"}, ports=[{"port": 80, "targetPort": "http"}]),
             service("typo", selector={"app": "goood"}, ports=[{"port": 80, "targetPort": 8080}]),
             service("wrongport", selector={"app": "good"}, ports=[{"port": 80, "targetPort": 9090}]),
             service("sick", selector={"app": "sick"}, ports=[{"port": 80, "targetPort": 8080}]),
@@ -29,8 +34,10 @@ SERVICES = [service("good", selector={"app": "good"}, ports=[{"port": 80, "targe
 @pytest.fixture(scope="module")
 def c(tmp_path_factory):
     with ThrowawayCluster(str(tmp_path_factory.mktemp("cluster")), nodes=2) as tc:
-        tc.apply(documents(GOOD, SICK, pod("client", command=["sleep", "3600"]), *SERVICES))
+        tc.apply(documents(GOOD, SICK, PINNED, pod("client", command=["sleep", "3600"]),
+                           *SERVICES))
         pods = tc.wait_ready("app=good", 2, timeout=90)
+        tc.wait_ready("app=pinned", 1, timeout=60)
         tc.wait(lambda: tc.get("pod", "client")["status"].get("phase") == "Running", timeout=60, what="client")
         ns = tc.pod_netns(pods[0]["metadata"]["name"])
         tc.wait(lambda: netns.run(ns, ["dig", "+short", "+time=1", "kubernetes.default.svc.cluster.local"])
@@ -120,6 +127,29 @@ def test_explain_groups_the_rules(c):
 def test_bad_target_is_a_clear_error(c):
     r = c.nsplane("doctor", "deploy/good", check=False)
     assert r.returncode != 0 and "give a Service as svc/NAME" in r.stderr
+
+
+def test_etp_local_on_the_node_without_endpoints(c):
+    r = c.nsplane("doctor", "svc/local", "--node", "node-2", "--json", check=False)
+    out = json.loads(r.stdout)
+    checks = {ch["name"]: ch for ch in out["checks"]}
+    assert r.returncode == 1
+    assert_first(out, checks, "external-traffic-policy")
+    assert "arrives at node-2, which has no local endpoint" in checks["external-traffic-policy"]["evidence"]
+    rc, out, checks = doctor(c, "local")   # no client node given: a warning only
+    assert rc == 0 and checks["external-traffic-policy"]["status"] == "warn"
+    assert "node-2 has no local endpoint" in checks["external-traffic-policy"]["evidence"]
+
+
+def test_source_range_excluding_the_client(c):
+    r = c.nsplane("doctor", "svc/ranged", "--client", c.cfg.host_ip, "--json", check=False)
+    out = json.loads(r.stdout)
+    checks = {ch["name"]: ch for ch in out["checks"]}
+    assert r.returncode == 1
+    assert_first(out, checks, "source-ranges")
+    assert f"client {c.cfg.host_ip} is outside loadBalancerSourceRanges 10.0.0.0/8" in \
+        checks["source-ranges"]["evidence"]
+    assert doctor(c, "ranged")[0] == 0
 
 
 def trace(c, *args):

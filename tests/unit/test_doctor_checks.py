@@ -172,3 +172,13 @@ def test_selectorless_service_without_slices_fails_at_endpoints():
     checks = diagnose(f)
     assert statuses(checks)["selector"] == WARN and statuses(checks)["pods-ready"] == SKIP
     assert first_broken(checks).name == "endpoints"
+
+
+def test_etp_local_fails_for_the_node_the_client_arrives_at():
+    f = facts(nodes=["node-1", "node-2"], node_rules={"node-1": RULES, "node-2": RULES}, via_node="node-2")
+    f["service"]["spec"].update(type="NodePort", externalTrafficPolicy="Local", healthCheckNodePort=32000)
+    broken = first_broken(diagnose(f))
+    assert broken.name == "external-traffic-policy"
+    assert broken.evidence.startswith("client traffic arrives at node-2, which has no local endpoint")
+    f["via_node"] = "node-1"
+    assert first_broken(diagnose(f)) is None

@@ -12,7 +12,8 @@ The facts are a plain dict:
     EndpointSlices), listening ({pod name: [(proto, port), ...]} as read in
     the pod's network namespace; a pod missing means "not read"),
     node_rules ({node: {table: {chain: [-A lines]}}}), nodes ([node names]),
-    dns ({"name", "answers": [ips], "error", "from"}), client (an IP or None).
+    dns ({"name", "answers": [ips], "error", "from"}), client (an IP or None),
+    via_node (the node the client's external traffic arrives at, or None).
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def _pname(pod: dict) -> str:
     return pod["metadata"]["name"]
 
 
-def _selected(svc: dict, pods: list[dict]) -> list[dict]:
+def selected(svc: dict, pods: list[dict]) -> list[dict]:
     sel = selectors.from_map(svc["spec"].get("selector"))
     return [p for p in pods if not p["metadata"].get("deletionTimestamp") and sel.matches(_labels(p))]
 
@@ -173,7 +174,7 @@ def check_selector(f: dict) -> Check:
         return Check("selector", WARN, "the Service has no selector: its EndpointSlices are managed by hand",
                      "make sure your EndpointSlices carry kubernetes.io/service-name="
                      f"{f['name']} and list the backends")
-    chosen = _selected(svc, pods)
+    chosen = selected(svc, pods)
     if chosen:
         return Check("selector", OK, f"selector {_pairs(sel)} matches {len(chosen)} pod(s): "
                                      + ", ".join(_pname(p) for p in chosen))
@@ -190,7 +191,7 @@ def check_selector(f: dict) -> Check:
 
 
 def check_ready(f: dict) -> Check:
-    chosen = _selected(f["service"], f["pods"])
+    chosen = selected(f["service"], f["pods"])
     bad = [(p, not_ready_reason(p, f.get("events") or [])) for p in chosen if not _is_ready(p)]
     if not bad:
         return Check("pods-ready", OK, f"{len(chosen)} of {len(chosen)} selected pod(s) Ready")
@@ -204,7 +205,7 @@ def check_ready(f: dict) -> Check:
 
 def check_target_port(f: dict) -> Check:
     svc = f["service"]
-    chosen = _selected(svc, f["pods"])
+    chosen = selected(svc, f["pods"])
     listening = f.get("listening") or {}
     problems, seen = [], []
     for port in svc["spec"].get("ports") or []:
@@ -235,7 +236,7 @@ def check_target_port(f: dict) -> Check:
 def check_endpoints(f: dict) -> Check:
     svc = f["service"]
     have = ready_endpoint_ips(f.get("slices") or [])
-    want = {p.get("status", {}).get("podIP") for p in _selected(svc, f["pods"]) if _is_ready(p)} - {None}
+    want = {p.get("status", {}).get("podIP") for p in selected(svc, f["pods"]) if _is_ready(p)} - {None}
     names = ", ".join(s["metadata"]["name"] for s in f.get("slices") or []) or "none"
     if not have:
         return Check("endpoints", FAIL, f"EndpointSlices ({names}) list no ready endpoint: connections to the "
@@ -300,7 +301,10 @@ def check_etp_local(f: dict) -> Check:
     evidence = (f"externalTrafficPolicy Local: {', '.join(without)} ha{'s' if len(without) == 1 else 've'} no "
                 "local endpoint, so external traffic arriving there is dropped (healthCheckNodePort "
                 f"{spec.get('healthCheckNodePort', '?')} answers 503 there)")
-    status = FAIL if len(without) == len(f.get("nodes") or []) else WARN
+    via = f.get("via_node")
+    status = FAIL if len(without) == len(f.get("nodes") or []) or via in without else WARN
+    if via in without:
+        evidence = f"client traffic arrives at {via}, which has no local endpoint: it is dropped; " + evidence
     return Check("external-traffic-policy", status, evidence,
                  "send external traffic only to nodes with a ready pod, spread the pods over every node "
                  "(a DaemonSet), or use externalTrafficPolicy: Cluster")

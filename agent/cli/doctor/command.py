@@ -27,6 +27,9 @@ def add_parsers(sub) -> None:
     p.add_argument("target", metavar="svc/NAME")
     p.add_argument("-n", "--namespace")
     p.add_argument("--client", help="the client's IP, checked against loadBalancerSourceRanges")
+    p.add_argument("--node", dest="via_node",
+                   help="the node the client's external traffic arrives at (nodePort, LB), checked against "
+                        "externalTrafficPolicy Local")
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
     p = sub.add_parser("explain", help="a Service's iptables rules on a node, annotated")
     p.add_argument("target", metavar="svc/NAME")
@@ -47,7 +50,12 @@ def render(checks) -> str:
 
 def cmd_doctor(cfg, args) -> int:
     name, ns = service_name(args.target, "doctor"), args.namespace or "default"
-    found = facts.collect(cfg, Client(cfg.local_api_url), ns, name, args.client)
+    client = Client(cfg.local_api_url)
+    if args.via_node:
+        nodes = [n["metadata"]["name"] for n in client.list("nodes")["items"]]
+        if args.via_node not in nodes:
+            die(f'error: node "{args.via_node}" not found; the nodes are {", ".join(nodes) or "none"}')
+    found = facts.collect(cfg, client, ns, name, args.client, args.via_node)
     checks = diagnose(found)
     broken = first_broken(checks)
     if args.json:

@@ -10,7 +10,7 @@ import subprocess
 
 from agent.api.client import APIStatusError, Client
 from agent.api.config import ClusterConfig
-from agent.cli.doctor.checks import _selected, parse_ss, ready_endpoint_ips
+from agent.cli.doctor.checks import selected, parse_ss, ready_endpoint_ips
 from dataplane import iptables, names, netns
 
 TIMEOUT = 5.0
@@ -82,8 +82,9 @@ def resolve(cfg: ClusterConfig, fqdn: str, pods: list[dict]) -> dict:
     return {}
 
 
-def collect(cfg: ClusterConfig, client: Client, ns: str, name: str, client_ip: str | None = None) -> dict:
-    facts: dict = {"namespace": ns, "name": name, "client": client_ip}
+def collect(cfg: ClusterConfig, client: Client, ns: str, name: str, client_ip: str | None = None,
+            via_node: str | None = None) -> dict:
+    facts: dict = {"namespace": ns, "name": name, "client": client_ip, "via_node": via_node}
     try:
         facts["service"] = client.get("services", name, ns)
     except APIStatusError as e:
@@ -95,7 +96,7 @@ def collect(cfg: ClusterConfig, client: Client, ns: str, name: str, client_ip: s
     facts["events"] = [e for e in client.list("events", ns)["items"]
                        if (e.get("involvedObject") or {}).get("kind") == "Pod"]
     facts["slices"] = client.list("endpointslices", ns, label_selector=f"kubernetes.io/service-name={name}")["items"]
-    chosen = _selected(facts["service"], facts["pods"]) if facts["service"]["spec"].get("selector") else []
+    chosen = selected(facts["service"], facts["pods"]) if facts["service"]["spec"].get("selector") else []
     facts["listening"] = listening(cfg, chosen)
     facts["nodes"] = [n["metadata"]["name"] for n in client.list("nodes")["items"]]
     facts["node_rules"] = {n: node_tables(cfg, n) for n in facts["nodes"]}
