@@ -18,8 +18,8 @@ from agent.apiserver.allocator import LoadBalancerPool
 from agent.cli import clusterops as cluster
 from agent.cli import clusters, hostmode, images, kubeconfig, pods, resources
 from agent.cli.doctor import command as doctor
-from agent.cli.trace import command as tracing
 from agent.cli.errors import die, server_error
+from agent.cli.trace import command as tracing
 
 # ---- cluster -------------------------------------------------------------
 

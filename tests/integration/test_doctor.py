@@ -11,7 +11,14 @@ import pytest
 
 from dataplane import netns
 from tests.integration.cluster import ThrowawayCluster
-from tests.integration.manifests import AGNHOST, deployment, documents, netexec, pod, service
+from tests.integration.manifests import (
+    AGNHOST,
+    deployment,
+    documents,
+    netexec,
+    pod,
+    service,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

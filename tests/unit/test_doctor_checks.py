@@ -1,16 +1,26 @@
 """`nsplane doctor`'s checks over hand-made facts: each broken link is
 named first, with its evidence and fix; a healthy Service is all ✓."""
-from agent.cli.doctor.checks import (FAIL, OK, SKIP, WARN, diagnose, first_broken, near_matches,
-                                     not_ready_reason, parse_ss, resolve_target)
+from agent.cli.doctor.checks import (
+    FAIL,
+    OK,
+    SKIP,
+    WARN,
+    diagnose,
+    first_broken,
+    near_matches,
+    not_ready_reason,
+    parse_ss,
+    resolve_target,
+)
 
 RULES = {"nat": {"KUBE-SERVICES": [
-    '-A KUBE-SERVICES -d 10.96.5.5/32 -p tcp -m comment --comment "default/web cluster IP" -m tcp --dport 80 '
-    '-j KUBE-SVC-AAAA'],
+    ('-A KUBE-SERVICES -d 10.96.5.5/32 -p tcp -m comment --comment "default/web cluster IP" -m tcp --dport 80 '
+     '-j KUBE-SVC-AAAA')],
     "KUBE-SVC-AAAA": ['-A KUBE-SVC-AAAA -m comment --comment "default/web -> 10.244.1.2:8080" -j KUBE-SEP-B']},
     "filter": {"KUBE-SERVICES": []}}
 REJECT = {"nat": {"KUBE-SERVICES": []}, "filter": {"KUBE-SERVICES": [
-    '-A KUBE-SERVICES -d 10.96.5.5/32 -p tcp -m comment --comment "default/web has no endpoints" -m tcp '
-    '--dport 80 -j REJECT --reject-with icmp-port-unreachable']}}
+    ('-A KUBE-SERVICES -d 10.96.5.5/32 -p tcp -m comment --comment "default/web has no endpoints" -m tcp '
+     '--dport 80 -j REJECT --reject-with icmp-port-unreachable')]}}
 
 
 def pod(name="web-1", labels=None, ready=True, ip="10.244.1.2", ports=(("http", 8080),), statuses=None):

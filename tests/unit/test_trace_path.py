@@ -3,8 +3,16 @@ counter deltas in a packet's order, conntrack lines, the Service an
 address means, and the verdict."""
 import pytest
 
-from agent.cli.trace.path import (candidates, hit, parse_conntrack, parse_counters, parse_resolv, parse_target,
-                                  service_for, verdict)
+from agent.cli.trace.path import (
+    candidates,
+    hit,
+    parse_conntrack,
+    parse_counters,
+    parse_resolv,
+    parse_target,
+    service_for,
+    verdict,
+)
 
 
 def test_parse_target():

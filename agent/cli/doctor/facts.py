@@ -10,7 +10,7 @@ import subprocess
 
 from agent.api.client import APIStatusError, Client
 from agent.api.config import ClusterConfig
-from agent.cli.doctor.checks import selected, parse_ss, ready_endpoint_ips
+from agent.cli.doctor.checks import parse_ss, ready_endpoint_ips, selected
 from dataplane import iptables, names, netns
 
 TIMEOUT = 5.0

@@ -133,9 +133,8 @@ def service_for(services: list[dict], ip: str, port: int, node_ips: set[str]) ->
 
 def verdict(hops: list[dict], entry: dict | None, reached: bool, target: str = "", error: str = "") -> str:
     """One sentence: where the connection went or stopped."""
-    if entry and entry.get("reply", {}).get("src"):
-        if reached:
-            return f"answered by {entry['reply']['src']}:{entry['reply'].get('sport', '')}"
+    if entry and entry.get("reply", {}).get("src") and reached:
+        return f"answered by {entry['reply']['src']}:{entry['reply'].get('sport', '')}"
     rejects = [h for h in hops if h["rule"].endswith("REJECT") or " -j REJECT" in h["rule"]]
     drops = [h for h in hops if " -j DROP" in h["rule"]]
     if rejects:

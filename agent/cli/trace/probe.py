@@ -18,6 +18,10 @@ from agent.cli.trace import path
 from dataplane import names, netns
 
 TIMEOUT = 8.0
+NOTES = [("packet counters are the node's: a connection through the same rules at the same moment would be "
+          "counted too"),
+         ("the DNS search walk is repeated by nsplane with real queries from the pod's namespace (dig), in the "
+          "resolver's order; the client's own lookup is not observed")]
 
 
 class TraceError(Exception):
@@ -71,10 +75,7 @@ def trace(cfg: ClusterConfig, client: Client, pod_name: str, ns: str, target: st
     pod_ns, node = names.pod_netns(cfg.name, ns, pod_name), pod["spec"]["nodeName"]
     node_ns = node_namespace(cfg, node)
     report: dict = {"from": f"{ns}/{pod_name}", "podIP": pod["status"].get("podIP"), "node": node, "url": url,
-                    "notes": ["packet counters are the node's: a connection through the same rules at the same "
-                              "moment would be counted too",
-                              "the DNS search walk is repeated by nsplane with real queries from the pod's "
-                              "namespace (dig), in the resolver's order; the client's own lookup is not observed"]}
+                    "notes": NOTES}
     ip = host
     if not path.is_ip(host):
         report["dns"] = _resolve(pod_ns, host)
@@ -105,9 +106,9 @@ def trace(cfg: ClusterConfig, client: Client, pod_name: str, ns: str, target: st
     if found:
         mine = service_rules(tables, found[0]["metadata"]["namespace"], found[0]["metadata"]["name"])
         wanted = {(t, c, rule) for t, chains in mine.items() for c, rules in chains.items() for rule in rules}
-        keep = lambda t, c, rule: (t, c, rule) in wanted or c == "KUBE-POSTROUTING"   # noqa: E731
+        keep = lambda t, c, rule: (t, c, rule) in wanted or c == "KUBE-POSTROUTING"
     else:   # only what stops a packet: other rules' counters move with other traffic
-        keep = lambda t, c, rule: t == "filter" and c.startswith("KUBE-") and " -j ACCEPT" not in rule  # noqa: E731
+        keep = lambda t, c, rule: t == "filter" and c.startswith("KUBE-") and " -j ACCEPT" not in rule
     report["hops"] = path.hit(before, after, keep)
     entry = None
     if local_port.isdigit() and local_port != "0":
