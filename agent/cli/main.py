@@ -17,7 +17,9 @@ from agent.api.kinds import UnknownKind
 from agent.apiserver.allocator import LoadBalancerPool
 from agent.cli import clusterops as cluster
 from agent.cli import clusters, hostmode, images, kubeconfig, pods, resources
+from agent.cli.doctor import command as doctor
 from agent.cli.errors import die, server_error
+from agent.cli.trace import command as tracing
 
 # ---- cluster -------------------------------------------------------------
 
@@ -217,12 +219,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs="+")
     p.add_argument("--replicas", type=int, required=True)
     ns_flags(p)
+    doctor.add_parsers(sub)
+    tracing.add_parser(sub)
     return ap
 
 
 COMMANDS = {"up": cmd_up, "clusters": cmd_clusters, "join": hostmode.cmd_join, "node": cmd_node, "down": cmd_down, "kubeconfig": cmd_kubeconfig, "apply": resources.cmd_apply, "create": resources.cmd_apply, "get": resources.cmd_get,
             "delete": resources.cmd_delete, "run": pods.cmd_run, "exec": pods.cmd_exec, "logs": pods.cmd_logs,
-            "scale": resources.cmd_scale, "image": images.cmd_image}
+            "scale": resources.cmd_scale, "image": images.cmd_image, "doctor": doctor.cmd_doctor,
+            "explain": doctor.cmd_explain, "trace": tracing.cmd_trace}
 
 
 def main(argv: list[str] | None = None) -> int:

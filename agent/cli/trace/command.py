@@ -1,0 +1,64 @@
+"""The `trace` verb: `nsplane trace POD URL [-n NS] [--json]`; prints the
+hops of one real connection (exit 0 when it was answered, 1 when not)."""
+from __future__ import annotations
+
+import json
+import sys
+
+from agent.api.client import Client
+from agent.cli.errors import die
+from agent.cli.trace.probe import TraceError, trace
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("trace", help="follow one real connection from a pod through DNS, the node's rules "
+                                     "and conntrack")
+    p.add_argument("pod")
+    p.add_argument("url", help="http://NAME[:PORT][/path], NAME:PORT or IP:PORT (TCP)")
+    p.add_argument("-n", "--namespace")
+    p.add_argument("--json", action="store_true")
+
+
+def render(rep: dict) -> str:
+    lines = []
+    dns = rep.get("dns")
+    if dns:
+        for t in dns["tries"]:
+            got = ", ".join(t["answers"]) or (t["error"] or "no answer (NXDOMAIN)")
+            lines.append(f"  dns   {t['name']} -> {got}")
+        lines.append(f"  dns   nameserver {', '.join(dns['nameservers']) or '?'}")
+    svc = rep.get("service")
+    if svc:
+        p = svc["port"]
+        lines.append(f"  svc   {svc['name']} port {p.get('name') or p['port']} ({p['port']}/{p.get('protocol', 'TCP')}"
+                     f" -> targetPort {p.get('targetPort', p['port'])})")
+    elif "service" in rep:
+        lines.append("  svc   no Service has this address and port")
+    for h in rep.get("hops") or []:
+        lines.append(f"  {rep['node']} {h['table']} {h['chain']}  +{h['packets']} pkt  {h['meaning']}")
+    ct = rep.get("conntrack")
+    if ct:
+        lines.append(f"  conntrack  {ct['line']}")
+        if rep.get("dnat"):
+            lines.append(f"  DNAT  {ct['orig'].get('dst')}:{ct['orig'].get('dport')} -> {rep['endpoint']}"
+                         f"   {'masquerade' if rep['masquerade'] else 'no masquerade'} (source {rep['podIP']})")
+    a = rep.get("answer") or {}
+    if rep.get("reached"):
+        by = f" by pod {rep['answeredBy']}" if rep.get("answeredBy") else ""
+        lines.append(f"  answered: HTTP {a.get('httpCode')}{by} in {a.get('seconds')} s")
+    lines.append(f"verdict: {rep['verdict']}")
+    head = f"trace from pod {rep['from']} (node {rep['node']}) to {rep['url']}"
+    notes = [f"note: {n}" for n in rep.get("notes") or []]
+    return "\n".join([head, *lines, *notes]) + "\n"
+
+
+def cmd_trace(cfg, args) -> int:
+    try:
+        rep = trace(cfg, Client(cfg.local_api_url), args.pod, args.namespace or "default", args.url)
+    except TraceError as e:
+        die(f"error: nsplane trace: {e}")
+    if args.json:
+        print(json.dumps(rep, indent=2))
+    else:
+        sys.stdout.write(render(rep))
+    return 0 if rep.get("reached") else 1

@@ -1,0 +1,148 @@
+"""The pure half of `nsplane trace`: parse the target, walk the resolver's
+search list, read per-rule packet counters and a conntrack entry, and turn
+the counter deltas of one real connection into the hops it took.
+
+The nat table sees only the first packet of a connection, so a rule whose
+counter grew across our one connection is a rule that connection hit (or a
+connection that happened at the same moment: the report says so).
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+from agent.cli.doctor.rules import annotate, rank
+
+_COUNTED = re.compile(r"^\[(\d+):(\d+)\] (-A (\S+) .*)$")
+
+
+def parse_target(target: str) -> tuple[str, int, str]:
+    """"http://web", "web:8080", "10.96.0.10:53", "http://web:81/x" -> (host, port, url).
+    Raises ValueError naming the fix."""
+    text = target if "://" in target else f"http://{target}"
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f'"{target}": only http:// and https:// URLs (or HOST:PORT) can be traced')
+    if not parts.hostname:
+        raise ValueError(f'"{target}": no host; give a URL such as http://web or web:80')
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise ValueError(f'"{target}": the port must be a number 1-65535') from None
+    return parts.hostname, port, text
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def parse_resolv(text: str) -> tuple[list[str], list[str], int]:
+    """resolv.conf -> (nameservers, search domains, ndots)."""
+    servers, search, ndots = [], [], 1
+    for line in text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "nameserver" and len(words) > 1:
+            servers.append(words[1])
+        elif words[0] == "search":
+            search = words[1:]
+        elif words[0] == "options":
+            for o in words[1:]:
+                if o.startswith("ndots:") and o[6:].isdigit():
+                    ndots = int(o[6:])
+    return servers, search, ndots
+
+
+def candidates(name: str, search: list[str], ndots: int) -> list[str]:
+    """The names a glibc/musl resolver tries, in order, for `name`."""
+    if name.endswith("."):
+        return [name.rstrip(".")]
+    listed = [f"{name}.{d}" for d in search]
+    return [name, *listed] if name.count(".") >= ndots else [*listed, name]
+
+
+def parse_counters(text: str, table_hint: str = "") -> dict[tuple[str, str, str], int]:
+    """`iptables-save -c` -> {(table, chain, rule): packets}."""
+    out, table = {}, table_hint
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+            continue
+        m = _COUNTED.match(line)
+        if m:
+            key = (table, m.group(4), m.group(3))
+            out[key] = out.get(key, 0) + int(m.group(1))
+    return out
+
+
+def hit(before: dict, after: dict, keep) -> list[dict]:
+    """Rules whose packet counter grew, for which keep(table, chain, rule)
+    is true, in a packet's order: nat entry chains, the Service's chains,
+    filter, then KUBE-POSTROUTING (iptables-save's order within a chain)."""
+    rows = []
+    for i, ((table, chain, rule), n) in enumerate(after.items()):
+        delta = n - before.get((table, chain, rule), 0)
+        if delta > 0 and keep(table, chain, rule):
+            rows.append((rank(chain) if chain != "KUBE-POSTROUTING" else 99, table != "nat", i,
+                         {"table": table, "chain": chain, "rule": rule, "packets": delta, "meaning": annotate(rule)}))
+    return [row[-1] for row in sorted(rows, key=lambda r: r[:3])]
+
+
+_KV = re.compile(r"(\w+)=(\S+)")
+
+
+def parse_conntrack(line: str) -> dict:
+    """One `conntrack -L` line -> {proto, state, orig: {src,dst,sport,dport}, reply: {...}, mark}."""
+    words = line.split()
+    out: dict = {"proto": words[0] if words else "", "state": "", "orig": {}, "reply": {}}
+    side = "orig"
+    for w in words:
+        if w.isupper() and not w.startswith("[") and "=" not in w and not out["state"]:
+            out["state"] = w
+        m = _KV.fullmatch(w)
+        if not m:
+            continue
+        k, v = m.groups()
+        if k == "src" and "src" in out[side]:
+            side = "reply"
+        if k in ("src", "dst", "sport", "dport"):
+            out[side][k] = v
+        elif k == "mark":
+            out["mark"] = v
+    return out
+
+
+def service_for(services: list[dict], ip: str, port: int, node_ips: set[str]) -> tuple[dict, dict] | None:
+    """(Service, its port) that `ip:port` addresses: a cluster IP, external or
+    load-balancer IP and port, or a node's IP and a nodePort."""
+    for svc in services:
+        spec, status = svc["spec"], svc.get("status") or {}
+        ips = set(spec.get("clusterIPs") or [spec.get("clusterIP")]) | set(spec.get("externalIPs") or [])
+        ips |= {i.get("ip") for i in (status.get("loadBalancer") or {}).get("ingress") or []}
+        for p in spec.get("ports") or []:
+            if (ip in ips and p["port"] == port) or (ip in node_ips and p.get("nodePort") == port):
+                return svc, p
+    return None
+
+
+def verdict(hops: list[dict], entry: dict | None, reached: bool, target: str = "", error: str = "") -> str:
+    """One sentence: where the connection went or stopped."""
+    if entry and entry.get("reply", {}).get("src") and reached:
+        return f"answered by {entry['reply']['src']}:{entry['reply'].get('sport', '')}"
+    rejects = [h for h in hops if h["rule"].endswith("REJECT") or " -j REJECT" in h["rule"]]
+    drops = [h for h in hops if " -j DROP" in h["rule"]]
+    if rejects:
+        return f"rejected by {rejects[0]['table']} {rejects[0]['chain']}: {rejects[0]['meaning']}"
+    if drops:
+        return f"dropped by {drops[0]['table']} {drops[0]['chain']}: {drops[0]['meaning']}"
+    if not reached:
+        why = f" ({error})" if error else ""
+        return (f"no Service has {target}: no rule of KUBE-SERVICES matches, the kernel routes the packet "
+                f"as is and it gets no answer{why}") if target else f"no answer{why}"
+    return "answered"

@@ -1,0 +1,131 @@
+"""The edge of `nsplane trace`: one real connection from a pod, and what the
+kernel recorded about it. Resolves the name with real DNS queries from the
+pod's namespace (its resolv.conf, its search list, in the resolver's
+order), snapshots the pod's node's per-rule packet counters
+(`iptables-save -c`, nat and filter), connects with curl from the pod,
+snapshots again, and reads the connection's conntrack entry on that node
+(by the pod's IP and curl's source port). Reads only; adds no rule.
+"""
+from __future__ import annotations
+
+import subprocess
+
+from agent.api.client import Client
+from agent.api.config import ClusterConfig
+from agent.cli.doctor.facts import node_namespace
+from agent.cli.doctor.rules import service_rules
+from agent.cli.trace import path
+from dataplane import names, netns
+
+TIMEOUT = 8.0
+NOTES = [("packet counters are the node's: a connection through the same rules at the same moment would be "
+          "counted too"),
+         ("the DNS search walk is repeated by nsplane with real queries from the pod's namespace (dig), in the "
+          "resolver's order; the client's own lookup is not observed")]
+
+
+class TraceError(Exception):
+    """The trace cannot start (the pod, the target); the message names the fix."""
+
+
+def _run(ns: str | None, argv: list[str]) -> subprocess.CompletedProcess:
+    full = netns.exec_argv(ns, argv) if ns else argv
+    try:
+        return subprocess.run(full, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(full, 124, "", "timed out")
+
+
+def _counters(ns: str | None) -> dict:
+    out = {}
+    for table in ("nat", "filter"):
+        r = _run(ns, ["iptables-save", "-c", "-t", table])
+        if r.returncode:
+            raise TraceError(f"cannot read the node's {table} counters: {r.stderr.strip()}")
+        out.update(path.parse_counters(r.stdout, table))
+    return out
+
+
+def _resolve(pod_ns: str, host: str) -> dict:
+    try:
+        with open(f"{netns.ETC_NETNS_DIR}/{pod_ns}/resolv.conf") as f:
+            servers, search, ndots = path.parse_resolv(f.read())
+    except OSError:
+        servers, search, ndots = [], [], 1
+    tries = []
+    for name in path.candidates(host, search, ndots):
+        r = _run(pod_ns, ["dig", "+short", "+nosearch", "+time=2", "+tries=1", name, "A"])
+        answers = [w for w in r.stdout.split() if path.is_ip(w)]
+        error = "" if r.returncode == 0 else "; ".join(ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip())
+        tries.append({"name": name, "answers": answers, "error": error})
+        if answers:
+            return {"host": host, "nameservers": servers, "tries": tries, "name": name, "address": answers[0]}
+    return {"host": host, "nameservers": servers, "tries": tries, "name": None, "address": None}
+
+
+def trace(cfg: ClusterConfig, client: Client, pod_name: str, ns: str, target: str) -> dict:
+    try:
+        host, port, url = path.parse_target(target)
+    except ValueError as e:
+        raise TraceError(str(e)) from None
+    pod = client.get("pods", pod_name, ns)
+    if pod.get("status", {}).get("phase") != "Running" or pod["spec"].get("hostNetwork"):
+        raise TraceError(f"pod {ns}/{pod_name} is not a Running pod with its own network namespace "
+                         f"(phase {pod.get('status', {}).get('phase')}); trace from another pod")
+    pod_ns, node = names.pod_netns(cfg.name, ns, pod_name), pod["spec"]["nodeName"]
+    node_ns = node_namespace(cfg, node)
+    report: dict = {"from": f"{ns}/{pod_name}", "podIP": pod["status"].get("podIP"), "node": node, "url": url,
+                    "notes": NOTES}
+    ip = host
+    if not path.is_ip(host):
+        report["dns"] = _resolve(pod_ns, host)
+        ip = report["dns"]["address"]
+        if not ip:
+            report["verdict"] = f"{host} does not resolve (NXDOMAIN through the search path)"
+            report["reached"] = False
+            return report
+    nodes = client.list("nodes")["items"]
+    node_ips = {a["address"] for n in nodes for a in n.get("status", {}).get("addresses") or []}
+    found = path.service_for(client.list("services")["items"], ip, port, node_ips)
+    report["service"] = None if not found else {
+        "name": f"{found[0]['metadata']['namespace']}/{found[0]['metadata']['name']}", "port": found[1]}
+    before = _counters(node_ns)
+    argv = ["curl", "-sS", "-w", "\n%{http_code} %{local_port} %{time_total}", "--max-time", "3", "-k"]
+    if not path.is_ip(host):
+        argv += ["--resolve", f"{host}:{port}:{ip}"]
+    r = _run(pod_ns, [*argv, url])
+    after = _counters(node_ns)
+    body, _, tail = r.stdout.rpartition("\n")
+    code, local_port, seconds = (tail.split() + ["", "", ""])[:3]
+    reached = r.returncode == 0 and code not in ("", "000")
+    report["answer"] = {"httpCode": code, "seconds": seconds, "body": body[:200], "error": r.stderr.strip()}
+    report["reached"] = reached
+    tables: dict = {}
+    for (table, chain, rule) in after:
+        tables.setdefault(table, {}).setdefault(chain, []).append(rule)
+    if found:
+        mine = service_rules(tables, found[0]["metadata"]["namespace"], found[0]["metadata"]["name"])
+        wanted = {(t, c, rule) for t, chains in mine.items() for c, rules in chains.items() for rule in rules}
+        keep = lambda t, c, rule: (t, c, rule) in wanted or c == "KUBE-POSTROUTING"
+    else:   # only what stops a packet: other rules' counters move with other traffic
+        keep = lambda t, c, rule: t == "filter" and c.startswith("KUBE-") and " -j ACCEPT" not in rule
+    report["hops"] = path.hit(before, after, keep)
+    entry = None
+    if local_port.isdigit() and local_port != "0":
+        ct = _run(node_ns, ["conntrack", "-L", "-p", "tcp", "--src", report["podIP"], "--sport", local_port])
+        line = next((ln for ln in ct.stdout.splitlines() if ln.strip()), "")
+        if line:
+            entry = path.parse_conntrack(line)
+            entry["line"] = line
+    report["conntrack"] = entry
+    if entry:
+        endpoint = entry["reply"].get("src")
+        report["endpoint"] = f"{endpoint}:{entry['reply'].get('sport', '')}"
+        report["dnat"] = endpoint != entry["orig"].get("dst")
+        report["masquerade"] = entry["reply"].get("dst") != entry["orig"].get("src")
+        owners = [p["metadata"]["name"] for p in client.list("pods")["items"]
+                  if p.get("status", {}).get("podIP") == endpoint and not p["spec"].get("hostNetwork")]
+        report["answeredBy"] = owners[0] if owners else None
+    report["verdict"] = path.verdict(report["hops"], entry, reached, "" if found else f"{ip}:{port}",
+                                     report["answer"]["error"])
+    return report
