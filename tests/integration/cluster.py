@@ -72,7 +72,8 @@ class ThrowawayCluster:
                 env: dict | None = None) -> subprocess.CompletedProcess:
         """Real kubectl, run in the host namespace (where the API listens on
         127.0.0.1) with KUBECONFIG set to this cluster's file."""
-        e = dict(os.environ, KUBECONFIG=self.kubeconfig(), **(env or {}))
+        e = dict(os.environ, KUBECONFIG=self.kubeconfig(),
+                 KUBECACHEDIR=os.path.join(self.cfg.dir, "kubecache"), **(env or {}))
         argv = ["kubectl", *args]
         if self.cfg.host_netns:
             argv = ["nsenter", f"--net={netns.path(self.cfg.host_netns)}", "--", *argv]

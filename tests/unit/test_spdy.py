@@ -172,9 +172,10 @@ def run_session(argv, kinds, protocol=spdy.V4, stdin_data=None, tty=False, resiz
     a, b = socket.socketpair()
     session = spdy.Session(a.makefile("rb"), a.makefile("wb", buffering=0), protocol)
     client = Client(b)
-    for k in kinds:
-        client.open(k)
-    b.sendall(spdy.encode_ping(1))           # answered while the streams are being set up
+    client.open(kinds[0])
+    b.sendall(spdy.encode_ping(1))           # answered while the streams are being set up (sent before
+    for k in kinds[1:]:                      # the last of them, so accept() reads it: an exec that ends
+        client.open(k)                       # at once may close the session before a later ping is read)
     session.accept(set(kinds), timeout=5)
     result = {}
     t = threading.Thread(target=lambda: result.setdefault("code", streams.exec_session(
