@@ -9,7 +9,10 @@ storing (kube-apiserver's Connecter REST handlers).
   byte once upgraded (agent/streams/relay.py);
 - pods/proxy, services/proxy and nodes/proxy send any method with its path,
   query, headers and body to where agent/apiserver/proxy.py says, and stream
-  the answer back as it comes (a WebSocket upgrade is spliced like exec).
+  the answer back as it comes (a WebSocket upgrade is spliced like exec);
+  a redirect's Location and the links of an HTML answer are pointed back
+  through the proxy (agent/apiserver/linkrewrite.py) and CORS headers
+  dropped, as apimachinery's proxy transport does.
   Hop-by-hop headers and the caller's Authorization (used up by the API
   server's authentication) are not passed on; X-Forwarded-For/-Host/-Proto/
   -Uri are added. Backends' https certificates are not verified, as
@@ -19,14 +22,16 @@ storing (kube-apiserver's Connecter REST handlers).
 from __future__ import annotations
 
 import errno
+import gzip
 import http.client
 import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 
 from agent.api.kinds import BY_RESOURCE, Kind
-from agent.apiserver import proxy
+from agent.apiserver import linkrewrite, proxy
 from agent.apiserver.registry import APIError
 from agent.apiserver.store import NotFound
 from agent.streams import relay, sessions
@@ -36,6 +41,8 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
 NOT_FORWARDED = {"authorization", "host"}
 PROXY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _NO_BODY = (204, 304)
+CORS = {"access-control-allow-credentials", "access-control-allow-headers", "access-control-allow-methods",
+        "access-control-allow-origin"}      # stripped from backends' answers (corsRemovingTransport)
 
 
 def _insecure() -> ssl.SSLContext:
@@ -166,7 +173,18 @@ def serve_proxy(handler, kind: Kind, ns: str | None, ident: str, subpath: str, q
         except sessions.StreamError as e:
             raise APIError(503, "ServiceUnavailable", str(e)) from None
         return
-    _forward(handler, loc, path, headers, tls if loc.scheme == "https" else None)
+    links = _Links(linkrewrite.path_prepend(url_path, subpath or "/"), loc.netloc, handler.headers.get("Host", ""))
+    _forward(handler, loc, path, headers, tls if loc.scheme == "https" else None, links)
+
+
+class _Links:
+    """How a proxied answer's links are pointed back through the proxy (linkrewrite.py)."""
+
+    def __init__(self, prepend: str, backend: str, caller: str):
+        self.prepend, self.backend, self.caller = prepend, backend, caller
+
+    def url(self, target: str) -> str:
+        return linkrewrite.rewrite_url(target, self.prepend, self.backend, self.caller)
 
 
 def forwarded_headers(headers, client_address, url_path: str, scheme: str) -> list[tuple[str, str]]:
@@ -197,7 +215,8 @@ def _dial_error(e: Exception, loc: proxy.Location) -> str:
     return f"{where}: {e}"
 
 
-def _forward(handler, loc: proxy.Location, path: str, headers: list, tls: ssl.SSLContext | None) -> None:
+def _forward(handler, loc: proxy.Location, path: str, headers: list, tls: ssl.SSLContext | None,
+             links: _Links) -> None:
     if tls is not None:
         conn = http.client.HTTPSConnection(loc.host, loc.port, timeout=10, context=tls)
     else:
@@ -216,19 +235,53 @@ def _forward(handler, loc: proxy.Location, path: str, headers: list, tls: ssl.SS
         conn.close()
         raise APIError(503, "ServiceUnavailable", f"error trying to reach service: {_dial_error(e, loc)}") from None
     try:
-        _answer(handler, resp)
+        _answer(handler, resp, links)
     finally:
         conn.close()
 
 
-def _answer(handler, resp) -> None:
-    """The backend's status, end-to-end headers and body, as they come."""
+def _html_body(handler, resp, links: _Links) -> bytes | None:
+    """The body of a text/html answer with its links rewritten (read whole,
+    as apimachinery's rewriteResponse does); None for anything else."""
+    ctype = (resp.getheader("Content-Type") or "").split(";")[0].strip()
+    encoding = resp.getheader("Content-Encoding") or ""
+    if ctype != "text/html" or encoding not in ("", "gzip", "deflate") or handler.command == "HEAD" \
+            or resp.status in _NO_BODY or resp.status < 200 or resp.getheader("Location"):
+        return None
+    raw = resp.read()
+    try:
+        text = (gzip.decompress(raw) if encoding == "gzip" else zlib.decompress(raw, -15) if encoding == "deflate"
+                else raw).decode("utf-8", "surrogateescape")
+    except (OSError, EOFError, zlib.error):
+        return raw                               # not what it says it is: passed on as it came
+    out = linkrewrite.rewrite_html(text, links.url).encode("utf-8", "surrogateescape")
+    if encoding == "gzip":
+        return gzip.compress(out)
+    if encoding == "deflate":
+        c = zlib.compressobj(9, zlib.DEFLATED, -15)
+        return c.compress(out) + c.flush()
+    return out
+
+
+def _answer(handler, resp, links: _Links) -> None:
+    """The backend's status, end-to-end headers (a redirect's Location through
+    the proxy, no CORS headers) and body, as they come; HTML with its links
+    rewritten."""
     handler.close_connection = True
+    body = _html_body(handler, resp, links)
     handler.send_response_only(resp.status, resp.reason)
     listed = {t.strip().lower() for v in resp.headers.get_all("Connection") or [] for t in v.split(",")}
     for k, v in resp.getheaders():
-        if k.lower() not in HOP_BY_HOP | listed:
-            handler.send_header(k, v)
+        key = k.lower()
+        if key in HOP_BY_HOP | listed | CORS or (body is not None and key == "content-length"):
+            continue
+        handler.send_header(k, links.url(v) if key == "location" else v)
+    if body is not None:
+        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.write(body)
+        return
     bodyless = handler.command == "HEAD" or resp.status in _NO_BODY or resp.status < 200
     chunked = not bodyless and resp.getheader("Content-Length") is None
     if chunked:

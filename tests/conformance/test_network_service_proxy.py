@@ -173,10 +173,6 @@ def test_should_proxy_through_a_service_and_a_pod(framework, tmp_path):
     """[sig-network] Proxy version v1 should proxy through a service and a pod [Conformance]"""
     f = framework
     require_proxy_subresources(f)
-    pytest.skip("needs pods/proxy to rewrite links in proxied HTML as kube-apiserver does (porter's "
-                '<a href="/rewriteme"> must come back as <a href="/api/v1/namespaces/<ns>/pods/<pod>[:port]/proxy'
-                '/rewriteme">): with the pods/services proxy of branch kubelet-api, the 12 other cases of 16 '
-                "pass and these 4 fail")
     start = time.monotonic()
     labels = {"proxy-service-target": "true"}
     service = f.create({"apiVersion": "v1", "kind": "Service", "metadata": {"generateName": "proxy-service-"},
