@@ -100,13 +100,16 @@ class NodeInfo:
     `cluster_cidr` is the pod CIDR of the whole cluster (kube-proxy's
     --cluster-cidr, LocalTrafficDetector by CIDR); `node_ips` are this node's
     addresses (used to let the node itself through a loadBalancerSourceRanges
-    firewall, as kube-proxy does with its node IP).
+    firewall, as kube-proxy does with its node IP). `masquerade_bit` and
+    `masquerade_all` are KubeProxyConfiguration's iptables.masqueradeBit and
+    iptables.masqueradeAll.
     """
 
     name: str
     cluster_cidr: str
     node_ips: tuple[str, ...] = ()
     masquerade_bit: int = 14
+    masquerade_all: bool = False  # KubeProxyConfiguration iptables.masqueradeAll
 
     @property
     def masquerade_mark(self) -> str:

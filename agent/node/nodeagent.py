@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 
+from agent.api import kubeproxyconfig
 from agent.api.certificates import CertificateError
 from agent.api.client import APIStatusError, Client, Informer, compact
 from agent.api.config import ClusterConfig
@@ -138,6 +139,9 @@ class NodeAgent:
         proxier = Proxier(NodeInfo(self.name, self.cfg.cluster_cidr, (self.ip,)),
                           Applier(verify="log" if self.verify_iptables else "off"), sync_period=PROXIER_SYNC_PERIOD,
                           wait_for_initial_sync=True, healthz=healthz, service_health=service_health)
+        self.proxy_config = Informer(self.client, "configmaps", namespace=kubeproxyconfig.NAMESPACE,
+                                     field_selector=f"metadata.name={kubeproxyconfig.NAME}")
+        self.proxy_config.add_handler(lambda old, new: self.apply_proxy_config(proxier, healthz, new))
         services.add_handler(proxier.on_service)
         slices.add_handler(proxier.on_endpointslice)
         nodes.add_handler(lambda old, new: healthz.sync_node(new) if (new or old)["metadata"]["name"] == self.name
@@ -149,6 +153,25 @@ class NodeAgent:
         for target, name in ((healthz.run, "healthz"), (service_health.run, "health-check-node-ports")):
             threading.Thread(target=target, args=(self.stop,), name=name, daemon=True).start()
         return proxier
+
+    def apply_proxy_config(self, proxier, healthz, cm: dict | None) -> None:
+        """ConfigMap kube-system/kube-proxy changed: apply a valid config.conf
+        with a full sync (kube-proxy would restart); keep the running one
+        when it is invalid or gone (the API server refuses invalid ones, so
+        this is a second line)."""
+        if cm is None:
+            log.warning("ConfigMap %s/%s deleted; keeping the running kube-proxy configuration",
+                        kubeproxyconfig.NAMESPACE, kubeproxyconfig.NAME)
+            return
+        config, errors = kubeproxyconfig.parse((cm.get("data") or {}).get(kubeproxyconfig.KEY) or "")
+        if config is None:
+            log.error("invalid kube-proxy configuration, keeping the running one: %s", "; ".join(errors))
+            return
+        proxier.set_periods(config.min_sync_period, config.sync_period)
+        healthz.health_timeout = 2 * config.sync_period
+        proxier.set_node(NodeInfo(self.name, config.cluster_cidr, (self.ip,), masquerade_bit=config.masquerade_bit,
+                                  masquerade_all=config.masquerade_all))
+        log.info("kube-proxy configuration applied: %s", config)
 
     def serve_kubelet_api(self, kubelet: Kubelet) -> None:
         """The kubelet's port, on HTTPS with a serving certificate the
@@ -173,7 +196,7 @@ class NodeAgent:
         self.routes(nodes)
         self.load_balancing(services, slices, nodes)
         kubelet = Kubelet(self.client, self.cfg, self.name, pod_cidr, self.ip, services)
-        for inf in (services, slices, nodes):
+        for inf in (services, slices, nodes, self.proxy_config):
             inf.start(self.stop)
         self.serve_kubelet_api(kubelet)
         threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True).start()

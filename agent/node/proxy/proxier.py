@@ -139,6 +139,13 @@ class Proxier:
                 self._node, self._need_full = node, True
                 self._queued()
 
+    def set_periods(self, min_sync_period: float, sync_period: float) -> None:
+        """KubeProxyConfiguration iptables.minSyncPeriod / syncPeriod (the
+        retry backoff's ceiling), from the next sync on."""
+        with self._lock:
+            self._min_sync_period, self._sync_period = min_sync_period, sync_period
+            self._changed.set()
+
     def _record(self, tracker: ChangeTracker, old: dict | None, new: dict | None,
                 convert: Callable[[dict], Any]) -> None:
         """Record `new` (None: deleted), converted, under its namespace/name."""
