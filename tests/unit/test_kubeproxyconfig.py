@@ -1,0 +1,144 @@
+"""agent.api.kubeproxyconfig and the options it feeds into the render.
+
+Validation messages are kube-proxy's (pkg/proxy/apis/config/validation);
+the masqueradeAll expectations are proxier_test.go's
+(TestInternalExternalMasquerade: with masqueradeAll every ClusterIP flow is
+masqueraded; without it only off-cluster sources are)."""
+from __future__ import annotations
+
+import pytest
+
+from agent.api import kubeproxyconfig as kpc
+from dataplane.model import Endpoint, NodeInfo, ServicePort
+from dataplane.rules import render
+from tests.unit.test_rules import Tracer
+
+CIDR = "10.244.0.0/16"
+DEFAULT = kpc.default_config_text(CIDR)
+
+
+def with_lines(*pairs: tuple[str, str]) -> str:
+    text = DEFAULT
+    for old, new in pairs:
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+def test_default_is_todays_behaviour():
+    config, errors = kpc.parse(DEFAULT)
+    assert errors == []
+    assert config == kpc.ProxyConfig(cluster_cidr=CIDR, min_sync_period=0.05, sync_period=30.0)
+    assert config.masquerade_bit == 14 and not config.masquerade_all and config.localhost_node_ports
+    assert config.metrics_bind_address == "127.0.0.1:10249"
+    assert config.healthz_bind_address == "0.0.0.0:10256"
+    assert "kubeconfig" not in DEFAULT  # node agents have their own credentials
+
+
+def test_kubeproxy_defaults_apply_to_a_minimal_config():
+    config, errors = kpc.parse("apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n")
+    assert errors == []
+    assert (config.min_sync_period, config.sync_period, config.masquerade_bit, config.cluster_cidr) == (1.0, 30.0, 14, "")
+
+
+@pytest.mark.parametrize("pairs, message", [
+    ((("masqueradeBit: null", "masqueradeBit: 32"),),
+     "KubeProxyConfiguration.KubeProxyIPTablesConfiguration.MasqueradeBit: Invalid value: 32: "
+     "must be within the range [0, 31]"),
+    ((("masqueradeBit: null", "masqueradeBit: -1"),),
+     "KubeProxyConfiguration.KubeProxyIPTablesConfiguration.MasqueradeBit: Invalid value: -1: "
+     "must be within the range [0, 31]"),
+    ((("minSyncPeriod: 50ms", "minSyncPeriod: 1m"),),
+     'KubeProxyConfiguration.KubeProxyIPTablesConfiguration.SyncPeriod: Invalid value: "1m0s": must be greater '
+     "than or equal to KubeProxyConfiguration.KubeProxyIPTablesConfiguration.MinSyncPeriod"),
+    ((("minSyncPeriod: 50ms", "minSyncPeriod: -1s"),),
+     'KubeProxyConfiguration.KubeProxyIPTablesConfiguration.MinSyncPeriod: Invalid value: "-1s": '
+     "must be greater than or equal to 0"),
+    ((("syncPeriod: 30s", "syncPeriod: -30s"),),
+     'KubeProxyConfiguration.KubeProxyIPTablesConfiguration.SyncPeriod: Invalid value: "-30s": must be greater than 0'),
+    ((("clusterCIDR: 10.244.0.0/16", "clusterCIDR: 10.244.0.0"),),
+     'KubeProxyConfiguration.ClusterCIDR: Invalid value: "10.244.0.0": must be a valid CIDR block '
+     "(e.g. 10.100.0.0/16 or fde4:8dba:82e1::/48)"),
+    ((('metricsBindAddress: ""', "metricsBindAddress: 127.0.0.1"),),
+     'KubeProxyConfiguration.MetricsBindAddress: Invalid value: "127.0.0.1": must be IP:port'),
+    ((('healthzBindAddress: ""', "healthzBindAddress: 0.0.0.0:99999"),),
+     'KubeProxyConfiguration.HealthzBindAddress: Invalid value: "99999": must be a valid port'),
+    ((("  min: null", "  min: -5"),),
+     "KubeProxyConfiguration.KubeProxyConntrackConfiguration.Min: Invalid value: -5: "
+     "must be greater than or equal to 0"),
+    ((('mode: ""', "mode: userspace"),),
+     'KubeProxyConfiguration.Mode: Unsupported value: "userspace": supported values: "iptables", "ipvs", "nftables"'),
+])
+def test_invalid_configs_get_kube_proxys_messages(pairs, message):
+    config, errors = kpc.parse(with_lines(*pairs))
+    assert config is None
+    assert message in errors
+
+
+@pytest.mark.parametrize("pairs, fragment", [
+    ((('mode: ""', "mode: nftables"),), 'nsplane implements only "iptables" so far'),
+    ((('mode: ""', "mode: ipvs"),), 'nsplane implements only "iptables" so far'),
+    ((('detectLocalMode: ""', "detectLocalMode: NodeCIDR"),), 'implements only "ClusterCIDR"'),
+    ((("nodePortAddresses: null", "nodePortAddresses: [primary]"),), "does not honour nodePortAddresses"),
+    ((("localhostNodePorts: null", "localhostNodePorts: false"),), "localhostNodePorts: false"),
+    ((("udpTimeout: 0s", "udpTimeout: 30s"),), "does not apply conntrack settings"),
+    ((('metricsBindAddress: ""', "metricsBindAddress: 0.0.0.0:10249"),), 'serves it on "127.0.0.1:10249" only'),
+])
+def test_options_not_honoured_yet_are_refused_not_ignored(pairs, fragment):
+    config, errors = kpc.parse(with_lines(*pairs))
+    assert config is None and any(fragment in e for e in errors), errors
+
+
+def test_yaml_errors_and_wrong_kind():
+    assert kpc.parse("a: [")[0] is None
+    config, errors = kpc.parse("apiVersion: v1\nkind: ConfigMap\n")
+    assert config is None and "KubeProxyConfiguration" in errors[0]
+
+
+@pytest.mark.parametrize("text, seconds", [("0", 0), ("1s", 1), ("500ms", 0.5), ("1h0m0s", 3600), ("1m30s", 90),
+                                           ("-2s", -2), ("1.5s", 1.5)])
+def test_go_durations(text, seconds):
+    assert kpc.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "s", "1", "1x", "1s2"])
+def test_bad_go_durations(text):
+    with pytest.raises(ValueError):
+        kpc.parse_duration(text)
+
+
+def test_go_duration_printing():
+    assert [kpc.go_duration(s) for s in (0, 30, 60, 90, 3600, 0.05, -1)] == \
+        ["0s", "30s", "1m0s", "1m30s", "1h0m0s", "0.05s", "-1s"]
+
+
+# ---------------------------------------------------------------- rendering
+
+
+SVC = ServicePort("ns1", "svc1", "p80", "TCP", "172.30.0.41", 80)
+EPS = [Endpoint("10.180.0.1", 80)]
+
+
+def test_masquerade_all_rule_as_kube_proxy_writes_it():
+    text = render({SVC: EPS}, NodeInfo("n", "10.0.0.0/8", masquerade_all=True)).text
+    chain = next(line.split()[1] for line in text.splitlines() if line.startswith("-A KUBE-SVC-"))
+    assert f'-A {chain} -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 172.30.0.41 --dport 80 ' \
+           "-j KUBE-MARK-MASQ" in text.splitlines()
+    assert "! -s 10.0.0.0/8" not in text.split(f"-A {chain}")[1]
+
+
+@pytest.mark.parametrize("masquerade_all, src, masq", [
+    (False, "10.0.0.2", False),   # pod to ClusterIP: kept
+    (False, "192.168.0.2", True),  # node (off-cluster CIDR) to ClusterIP
+    (True, "10.0.0.2", True),     # masqueradeAll: everything
+    (True, "192.168.0.2", True),
+])
+def test_masquerade_all_packet_flows(masquerade_all, src, masq):
+    text = render({SVC: EPS}, NodeInfo("n", "10.0.0.0/8", ("192.168.0.2",), masquerade_all=masquerade_all)).text
+    assert Tracer(text).trace(src, "172.30.0.41", 80) == (["10.180.0.1:80"], masq)
+
+
+def test_no_cluster_cidr_means_no_local_detector():
+    text = render({SVC: EPS}, NodeInfo("n", "")).text
+    assert "KUBE-MARK-MASQ" not in "".join(line for line in text.splitlines() if line.startswith("-A KUBE-SVC-"))
+    assert Tracer(text).trace("192.168.0.9", "172.30.0.41", 80) == (["10.180.0.1:80"], False)
