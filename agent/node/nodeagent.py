@@ -131,14 +131,17 @@ class NodeAgent:
 
     def proxier(self, services: Informer, slices: Informer, nodes: Informer):
         """kube-proxy: the proxier and the health servers its syncs feed."""
+        from agent.node.proxy import metrics as proxymetrics
         from agent.node.proxy.healthcheck import ProxierHealthServer, ServiceHealthServer
         from agent.node.proxy.proxier import Proxier
         from dataplane.applier import Applier
         healthz = ProxierHealthServer(health_timeout=2 * PROXIER_SYNC_PERIOD)
         service_health = ServiceHealthServer(self.name, healthz)
+        metrics = proxymetrics.ProxyMetrics()
         proxier = Proxier(NodeInfo(self.name, self.cfg.cluster_cidr, (self.ip,)),
                           Applier(verify="log" if self.verify_iptables else "off"), sync_period=PROXIER_SYNC_PERIOD,
-                          wait_for_initial_sync=True, healthz=healthz, service_health=service_health)
+                          wait_for_initial_sync=True, healthz=healthz, service_health=service_health,
+                          metrics=metrics)
         self.proxy_config = Informer(self.client, "configmaps", namespace=kubeproxyconfig.NAMESPACE,
                                      field_selector=f"metadata.name={kubeproxyconfig.NAME}")
         self.proxy_config.add_handler(lambda old, new: self.apply_proxy_config(proxier, healthz, new))
@@ -152,7 +155,18 @@ class NodeAgent:
             threading.Thread(target=lambda inf=inf, done=done: inf.synced.wait() and done(), daemon=True).start()
         for target, name in ((healthz.run, "healthz"), (service_health.run, "health-check-node-ports")):
             threading.Thread(target=target, args=(self.stop,), name=name, daemon=True).start()
+        threading.Thread(target=self.serve_proxy_metrics, args=(metrics,), name="kube-proxy-metrics",
+                         daemon=True).start()
         return proxier
+
+    def serve_proxy_metrics(self, metrics) -> None:
+        """kube-proxy's /metrics on its metricsBindAddress (127.0.0.1:10249, the node's namespace)."""
+        from agent.node.proxy.metrics import serve
+        address = kubeproxyconfig.ProxyConfig().metrics_bind_address
+        try:
+            serve(metrics, address, self.stop)
+        except OSError as err:
+            log.error("kube-proxy metrics server on %s: %s", address, err)
 
     def apply_proxy_config(self, proxier, healthz, cm: dict | None) -> None:
         """ConfigMap kube-system/kube-proxy changed: apply a valid config.conf
