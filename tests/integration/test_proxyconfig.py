@@ -1,0 +1,107 @@
+"""kube-proxy configured like a kubeadm cluster, end to end: ConfigMap
+kube-system/kube-proxy exists with kubeadm's config.conf; kubectl apply of
+`masqueradeAll: true` makes the server (agnhost netexec /clientip) see the
+node's address instead of the client pod's, and setting it back restores
+the pod's; an invalid config is refused by kubectl with kube-proxy's message
+and the running one stays; /metrics answers on 127.0.0.1:10249 inside the
+node's namespace with kube-proxy's names."""
+import json
+import subprocess
+
+import pytest
+
+from tests.integration.cluster import ThrowawayCluster
+from tests.integration.manifests import AGNHOST, deployment, documents, netexec, service
+
+pytestmark = pytest.mark.integration
+
+ECHO = documents(
+    deployment("echo", image=AGNHOST, replicas=1, args=netexec(8080), ports=[("http", 8080)],
+               readiness=("/healthz", "http")),
+    service("echo", selector={"app": "echo"}, ports=[{"name": "http", "port": 80, "targetPort": "http"}]))
+
+
+@pytest.fixture(scope="module")
+def c(tmp_path_factory):
+    with ThrowawayCluster(str(tmp_path_factory.mktemp("cluster")), dns=False) as tc:
+        tc.apply(ECHO)
+        tc.nsplane("run", "tmp", "--image=curlimages/curl", "--", "sleep", "3600")
+        tc.wait_ready("app=echo", 1)
+        tc.wait_ready("run=tmp", 1)
+        yield tc
+
+
+def config_text(c) -> str:
+    return c.get("-n", "kube-system", "configmap", "kube-proxy")["data"]["config.conf"]
+
+
+def apply_config(c, text: str, check: bool = True):
+    cm = {"apiVersion": "v1", "kind": "ConfigMap",
+          "metadata": {"name": "kube-proxy", "namespace": "kube-system"}, "data": {"config.conf": text}}
+    return c.kubectl("apply", "-f", "-", input=json.dumps(cm), check=check)
+
+
+def client_ip(c) -> str:
+    ip = c.get("svc", "echo")["spec"]["clusterIP"]
+    r = c.exec("tmp", "curl", "-sS", "--max-time", "3", f"http://{ip}/clientip")
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip().rsplit(":", 1)[0]
+
+
+def node_addresses(c) -> set[str]:
+    out = subprocess.run(["ip", "netns", "exec", c.node_netns(), "ip", "-4", "-o", "addr"],
+                         capture_output=True, text=True, check=True).stdout
+    return {line.split()[3].split("/")[0] for line in out.splitlines()}
+
+
+def in_node(c, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", "netns", "exec", c.node_netns(), *argv], capture_output=True, text=True, timeout=20)
+
+
+def test_configmap_is_kubeadms(c):
+    text = config_text(c)
+    assert text.startswith("apiVersion: kubeproxy.config.k8s.io/v1alpha1\n")
+    for line in ("kind: KubeProxyConfiguration", "  masqueradeAll: false", "clusterCIDR: 10.244.0.0/16",
+                 'mode: ""', "  syncPeriod: 30s"):
+        assert line in text.splitlines(), line
+
+
+def test_masquerade_all_makes_the_server_see_the_node(c):
+    pod_ip = c.get("pod", "tmp")["status"]["podIP"]
+    assert client_ip(c) == pod_ip
+    default = config_text(c)
+    apply_config(c, default.replace("  masqueradeAll: false", "  masqueradeAll: true"))
+    try:
+        seen = c.wait(lambda: (ip := client_ip(c)) != pod_ip and ip, what="masqueraded client IP")
+        assert seen in node_addresses(c)
+    finally:
+        apply_config(c, default)
+    c.wait(lambda: client_ip(c) == pod_ip, what="the pod's own client IP again")
+
+
+def test_invalid_config_is_refused_with_kube_proxys_message(c):
+    before = config_text(c)
+    r = apply_config(c, before.replace("  masqueradeBit: null", "  masqueradeBit: 40"), check=False)
+    assert r.returncode != 0
+    assert ('The ConfigMap "kube-proxy" is invalid: data[config.conf]: Invalid value: "<config.conf>": '
+            "KubeProxyConfiguration.KubeProxyIPTablesConfiguration.MasqueradeBit: Invalid value: 40: "
+            "must be within the range [0, 31]") in r.stderr
+    r = apply_config(c, before.replace('mode: ""', "mode: nftables"), check=False)
+    assert r.returncode != 0 and 'nsplane implements only "iptables" so far' in r.stderr
+    assert config_text(c) == before
+    assert client_ip(c) == c.get("pod", "tmp")["status"]["podIP"]
+
+
+def test_metrics_answer_in_the_node_namespace(c):
+    r = in_node(c, "curl", "-sS", "--max-time", "3", "http://127.0.0.1:10249/metrics")
+    assert r.returncode == 0, r.stderr
+    values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+              for line in r.stdout.splitlines() if line and not line.startswith("#")}
+    assert values["kubeproxy_sync_proxy_rules_duration_seconds_count"] >= 1
+    assert values["kubeproxy_sync_full_proxy_rules_duration_seconds_count"] >= 1
+    assert values["kubeproxy_sync_proxy_rules_last_timestamp_seconds"] > 0
+    assert values['kubeproxy_sync_proxy_rules_iptables_total{table="nat"}'] > 0
+    assert values["kubeproxy_sync_proxy_rules_service_changes_total"] >= 2
+    assert values["kubeproxy_sync_proxy_rules_endpoint_changes_total"] >= 2
+    assert "# TYPE kubeproxy_network_programming_duration_seconds histogram" in r.stdout
+    assert values["kubeproxy_network_programming_duration_seconds_count"] >= 1
