@@ -27,6 +27,7 @@ API_VERSION, KIND = "kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration"
 ROOT = "KubeProxyConfiguration"
 IPT = f"{ROOT}.KubeProxyIPTablesConfiguration"
 CT = f"{ROOT}.KubeProxyConntrackConfiguration"
+LOCAL_MODES = ("ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class ProxyConfig:
     mode: str = "iptables"
     cluster_cidr: str = ""
     detect_local_mode: str = "ClusterCIDR"
+    bridge_interface: str = ""
+    interface_name_prefix: str = ""
     masquerade_all: bool = False
     masquerade_bit: int = 14
     localhost_node_ports: bool = True
@@ -198,27 +201,29 @@ def parse(text: str) -> tuple[ProxyConfig | None, list[str]]:
             errs.append(f'{ROOT}.ClusterCIDR: Invalid value: "{cluster_cidr}": must be a valid CIDR block '
                         "(e.g. 10.100.0.0/16 or fde4:8dba:82e1::/48)")
 
-    detect = doc.get("detectLocalMode") or "ClusterCIDR"
-    if detect not in ("ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix"):
+    detect = doc.get("detectLocalMode") or ""
+    detect_section = _section(doc, "detectLocal")
+    bridge = str(detect_section.get("bridgeInterface") or "")
+    prefix = str(detect_section.get("interfaceNamePrefix") or "")
+    if detect not in LOCAL_MODES:
         errs.append(f'{ROOT}.DetectLocalMode: Unsupported value: "{detect}": supported values: '
-                    '"ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix"')
-    elif detect != "ClusterCIDR":
-        errs.append(f'{ROOT}.DetectLocalMode: Unsupported value: "{detect}": nsplane implements only '
-                    '"ClusterCIDR" so far')
+                    + ", ".join(f'"{m}"' for m in LOCAL_MODES))
+    elif detect == "BridgeInterface" and not bridge:
+        errs.append(f'{ROOT}.InterfaceName: Invalid value: "": must not be empty')
+    elif detect == "InterfaceNamePrefix" and not prefix:
+        errs.append(f'{ROOT}.InterfacePrefix: Invalid value: "": must not be empty')
 
     addresses = doc.get("nodePortAddresses") or []
     if not isinstance(addresses, list):
         errs.append(f"{ROOT}.NodePortAddresses: Invalid value: {addresses!r}: must be a list")
         addresses = []
-    for a in addresses:
+    for i, a in enumerate(addresses):
         if a == "primary":
-            continue
+            if i != 0 or len(addresses) != 1:
+                errs.append(f"{ROOT}.NodePortAddresses[{i}]: Invalid value: \"primary\": can't use both 'primary' and CIDRs")
+            break
         if not _is_cidr(str(a)):
-            errs.append(f'{ROOT}.NodePortAddresses[{addresses.index(a)}]: Invalid value: "{a}": '
-                        'must be a valid CIDR or "primary"')
-    if addresses:
-        errs.append(f"{ROOT}.NodePortAddresses: Unsupported value: {addresses}: nsplane does not honour "
-                    "nodePortAddresses yet (NodePorts answer on every local address)")
+            errs.append(f'{ROOT}.NodePortAddresses[{i}]: Invalid value: "{a}": must be a valid CIDR')
 
     metrics = doc.get("metricsBindAddress") or "127.0.0.1:10249"
     healthz = doc.get("healthzBindAddress") or "0.0.0.0:10256"
@@ -233,16 +238,40 @@ def parse(text: str) -> tuple[ProxyConfig | None, list[str]]:
         if value not in (None, 0, "0s", False) and key != "tcpBeLiberal":
             errs.append(f"{CT}: Unsupported value: {key}: {value}: nsplane does not apply conntrack settings yet")
     localhost = ipt.get("localhostNodePorts")
-    if localhost is False:
-        errs.append(f"{IPT}.LocalhostNodePorts: Unsupported value: false: nsplane does not honour "
-                    "localhostNodePorts: false yet")
     if errs:
         return None, errs
-    return ProxyConfig(mode=mode, cluster_cidr=cluster_cidr, detect_local_mode=detect,
+    return ProxyConfig(mode=mode, cluster_cidr=cluster_cidr, detect_local_mode=detect or "ClusterCIDR",
+                       bridge_interface=bridge, interface_name_prefix=prefix,
                        masquerade_all=bool(ipt.get("masqueradeAll")), masquerade_bit=masq_bit,
                        localhost_node_ports=localhost is not False, min_sync_period=min_sync, sync_period=sync,
                        node_port_addresses=tuple(addresses), metrics_bind_address=metrics,
                        healthz_bind_address=healthz, conntrack=dict(ct)), []
+
+
+def local_detector(config: ProxyConfig, node_pod_cidr: str) -> str | None:
+    """The IfLocal() match of kube-proxy's LocalTrafficDetector for this
+    configuration ("" for none, e.g. ClusterCIDR without a clusterCIDR)."""
+    mode = config.detect_local_mode
+    if mode == "NodeCIDR":
+        return f"-s {node_pod_cidr}" if node_pod_cidr else ""
+    if mode == "BridgeInterface":
+        return f"-i {config.bridge_interface}"
+    if mode == "InterfaceNamePrefix":
+        return f"-i {config.interface_name_prefix}+"
+    return f"-s {config.cluster_cidr}" if config.cluster_cidr else ""
+
+
+def node_port_ips(config: ProxyConfig, primary_ip: str, local_ips: list[str]) -> tuple[str, ...] | None:
+    """nodePortAddresses resolved as kube-proxy does: None (every local
+    address) when empty; the node's primary IP for ["primary"]; else the
+    local IPv4 addresses within the CIDRs."""
+    if not config.node_port_addresses:
+        return None
+    if config.node_port_addresses == ("primary",):
+        return (primary_ip,)
+    nets = [ipaddress.ip_network(c.strip(), strict=False) for c in config.node_port_addresses]
+    return tuple(ip for ip in local_ips
+                 if any(ipaddress.ip_address(ip) in n for n in nets if n.version == 4))
 
 
 def _section(doc: dict, key: str) -> dict:

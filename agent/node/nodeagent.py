@@ -79,6 +79,7 @@ class NodeAgent:
         self.client = Client(api_url or cfg.api_url, **cfg.client_auth("node"),
                              user_agent="kubelet/v1.32.0 (linux/amd64) nsplane")
         self.stop = threading.Event()
+        self.pod_cidr = ""  # from the Node once registered (detectLocalMode NodeCIDR)
 
     def register(self) -> dict:
         """Create or refresh our Node; wait until the controller gave it a pod CIDR."""
@@ -172,7 +173,9 @@ class NodeAgent:
         """ConfigMap kube-system/kube-proxy changed: apply a valid config.conf
         with a full sync (kube-proxy would restart); keep the running one
         when it is invalid or gone (the API server refuses invalid ones, so
-        this is a second line)."""
+        this is a second line). nodePortAddresses CIDRs are resolved against
+        this namespace's addresses now (kube-proxy does it every sync; a
+        node's addresses do not change here)."""
         if cm is None:
             log.warning("ConfigMap %s/%s deleted; keeping the running kube-proxy configuration",
                         kubeproxyconfig.NAMESPACE, kubeproxyconfig.NAME)
@@ -181,10 +184,18 @@ class NodeAgent:
         if config is None:
             log.error("invalid kube-proxy configuration, keeping the running one: %s", "; ".join(errors))
             return
+        try:
+            node_port_ips = kubeproxyconfig.node_port_ips(config, self.ip, nodenet.local_ipv4_addresses(None))
+        except OSError as err:
+            log.error("cannot list this node's addresses for nodePortAddresses, keeping the running "
+                      "kube-proxy configuration: %s", err)
+            return
         proxier.set_periods(config.min_sync_period, config.sync_period)
         healthz.health_timeout = 2 * config.sync_period
-        proxier.set_node(NodeInfo(self.name, config.cluster_cidr, (self.ip,), masquerade_bit=config.masquerade_bit,
-                                  masquerade_all=config.masquerade_all))
+        proxier.set_node(NodeInfo(
+            self.name, config.cluster_cidr, (self.ip,), masquerade_bit=config.masquerade_bit,
+            masquerade_all=config.masquerade_all, localhost_node_ports=config.localhost_node_ports,
+            node_port_ips=node_port_ips, detect_local=kubeproxyconfig.local_detector(config, self.pod_cidr)))
         log.info("kube-proxy configuration applied: %s", config)
 
     def serve_kubelet_api(self, kubelet: Kubelet) -> None:
@@ -201,7 +212,7 @@ class NodeAgent:
 
     def run(self) -> None:
         node = self.register()
-        pod_cidr = node["spec"]["podCIDR"]
+        pod_cidr = self.pod_cidr = node["spec"]["podCIDR"]
         log.info("node %s registered: InternalIP %s, podCIDR %s", self.name, self.ip, pod_cidr)
         services = Informer(self.client, "services", transform=compact)
         slices = Informer(self.client, "endpointslices", transform=lambda o: compact(o, drop_target_refs=True))

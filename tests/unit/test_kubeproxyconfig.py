@@ -11,6 +11,7 @@ import pytest
 from agent.api import kubeproxyconfig as kpc
 from dataplane.model import Endpoint, NodeInfo, ServicePort
 from dataplane.rules import render
+from tests.unit.test_rules import EXTERNAL_CLIENT as EXTERNAL
 from tests.unit.test_rules import Tracer
 
 CIDR = "10.244.0.0/16"
@@ -78,15 +79,57 @@ def test_invalid_configs_get_kube_proxys_messages(pairs, message):
 @pytest.mark.parametrize("pairs, fragment", [
     ((('mode: ""', "mode: nftables"),), 'nsplane implements only "iptables" so far'),
     ((('mode: ""', "mode: ipvs"),), 'nsplane implements only "iptables" so far'),
-    ((('detectLocalMode: ""', "detectLocalMode: NodeCIDR"),), 'implements only "ClusterCIDR"'),
-    ((("nodePortAddresses: null", "nodePortAddresses: [primary]"),), "does not honour nodePortAddresses"),
-    ((("localhostNodePorts: null", "localhostNodePorts: false"),), "localhostNodePorts: false"),
     ((("udpTimeout: 0s", "udpTimeout: 30s"),), "does not apply conntrack settings"),
     ((('metricsBindAddress: ""', "metricsBindAddress: 0.0.0.0:10249"),), 'serves it on "127.0.0.1:10249" only'),
 ])
 def test_options_not_honoured_yet_are_refused_not_ignored(pairs, fragment):
     config, errors = kpc.parse(with_lines(*pairs))
     assert config is None and any(fragment in e for e in errors), errors
+
+
+@pytest.mark.parametrize("pairs, message", [
+    ((('detectLocalMode: ""', "detectLocalMode: Pod"),),
+     'KubeProxyConfiguration.DetectLocalMode: Unsupported value: "Pod": supported values: "ClusterCIDR", '
+     '"NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", ""'),
+    ((('detectLocalMode: ""', "detectLocalMode: BridgeInterface"),),
+     'KubeProxyConfiguration.InterfaceName: Invalid value: "": must not be empty'),
+    ((('detectLocalMode: ""', "detectLocalMode: InterfaceNamePrefix"),),
+     'KubeProxyConfiguration.InterfacePrefix: Invalid value: "": must not be empty'),
+    ((("nodePortAddresses: null", "nodePortAddresses: [10.0.0.0/8, primary]"),),
+     "KubeProxyConfiguration.NodePortAddresses[1]: Invalid value: \"primary\": can't use both 'primary' and CIDRs"),
+    ((("nodePortAddresses: null", "nodePortAddresses: [10.0.0.1]"),),
+     'KubeProxyConfiguration.NodePortAddresses[0]: Invalid value: "10.0.0.1": must be a valid CIDR'),
+])
+def test_detect_local_and_node_port_address_validation(pairs, message):
+    config, errors = kpc.parse(with_lines(*pairs))
+    assert config is None and message in errors, errors
+
+
+def test_local_detectors():
+    def detector(*pairs):
+        config, errors = kpc.parse(with_lines(*pairs))
+        assert not errors
+        return kpc.local_detector(config, "10.244.1.0/24")
+    assert detector() == "-s 10.244.0.0/16"
+    assert detector(("clusterCIDR: 10.244.0.0/16", 'clusterCIDR: ""')) == ""
+    assert detector(('detectLocalMode: ""', "detectLocalMode: NodeCIDR")) == "-s 10.244.1.0/24"
+    assert detector(('detectLocalMode: ""', "detectLocalMode: BridgeInterface"),
+                    ('bridgeInterface: ""', "bridgeInterface: cbr0")) == "-i cbr0"
+    assert detector(('detectLocalMode: ""', "detectLocalMode: InterfaceNamePrefix"),
+                    ('interfaceNamePrefix: ""', "interfaceNamePrefix: veth")) == "-i veth+"
+
+
+def test_node_port_addresses_resolution():
+    local = ["127.0.0.1", "192.168.0.2", "10.244.0.1"]
+
+    def resolve(value):
+        config, errors = kpc.parse(with_lines(("nodePortAddresses: null", f"nodePortAddresses: {value}")))
+        assert not errors
+        return kpc.node_port_ips(config, "192.168.0.2", local)
+    assert resolve("null") is None
+    assert resolve("[primary]") == ("192.168.0.2",)
+    assert resolve("[192.168.0.0/24, 127.0.0.0/8]") == ("127.0.0.1", "192.168.0.2")
+    assert resolve("[172.16.0.0/12]") == ()
 
 
 def test_yaml_errors_and_wrong_kind():
@@ -142,3 +185,52 @@ def test_no_cluster_cidr_means_no_local_detector():
     text = render({SVC: EPS}, NodeInfo("n", "")).text
     assert "KUBE-MARK-MASQ" not in "".join(line for line in text.splitlines() if line.startswith("-A KUBE-SVC-"))
     assert Tracer(text).trace("192.168.0.9", "172.30.0.41", 80) == (["10.180.0.1:80"], False)
+
+
+# ---------------------------------------------------------------- localhostNodePorts, nodePortAddresses
+# (proxier_test.go: TestDisableLocalhostNodePortsIPv4, ...WithNodeAddress, TestNodePorts / nodePortAddresses)
+
+NODEPORT = ServicePort("ns1", "svc1", "p80", "TCP", "10.69.0.10", 80, node_port=30001)
+COMMENT = '-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain"'
+
+
+def jumps(node: NodeInfo) -> list[str]:
+    text = render({NODEPORT: [Endpoint("10.244.0.1", 80)]}, node).text
+    return [line for line in text.splitlines() if line.startswith("-A KUBE-SERVICES") and "KUBE-NODEPORTS" in line]
+
+
+def test_localhost_node_ports_default_and_disabled():
+    assert jumps(NodeInfo("n", "")) == [f"-A KUBE-SERVICES {COMMENT} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS"]
+    assert jumps(NodeInfo("n", "", localhost_node_ports=False)) == \
+        [f"-A KUBE-SERVICES {COMMENT} -m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS"]
+
+
+def test_node_port_addresses_one_rule_per_address():
+    assert jumps(NodeInfo("n", "", node_port_ips=("192.168.0.2", "127.0.0.1"))) == [
+        f"-A KUBE-SERVICES {COMMENT} -d 192.168.0.2 -j KUBE-NODEPORTS",
+        f"-A KUBE-SERVICES {COMMENT} -d 127.0.0.1 -j KUBE-NODEPORTS"]
+    # 127.0.0.0/8 listed but localhostNodePorts false: no rule for it (TestDisableLocalhostNodePortsIPv4WithNodeAddress)
+    assert jumps(NodeInfo("n", "", localhost_node_ports=False, node_port_ips=("127.0.0.1",))) == []
+
+
+def test_node_port_packet_flows_follow_node_port_addresses():
+    node = NodeInfo("n", "10.0.0.0/8", ("192.168.0.2",), node_port_ips=("192.168.0.2",))
+    text = render({NODEPORT: [Endpoint("10.244.0.1", 80)]}, node).text
+    tracer = Tracer(text, node_ips=("192.168.0.2", "192.168.0.3", "127.0.0.1"))
+    assert tracer.trace(EXTERNAL, "192.168.0.2", 30001)[0] == ["10.244.0.1:80"]
+    assert tracer.trace(EXTERNAL, "192.168.0.3", 30001)[0] == []
+
+
+@pytest.mark.parametrize("detect, rule", [
+    ("-s 10.244.1.0/24", "! -s 10.244.1.0/24 -j KUBE-MARK-MASQ"),
+    ("-i cbr0", "! -i cbr0 -j KUBE-MARK-MASQ"),
+    ("-i veth+", "! -i veth+ -j KUBE-MARK-MASQ"),
+])
+def test_detect_local_modes_in_the_masquerade_rule(detect, rule):
+    text = render({SVC: EPS}, NodeInfo("n", "10.0.0.0/8", detect_local=detect)).text
+    svc_rules = [line for line in text.splitlines() if line.startswith("-A KUBE-SVC-")]
+    assert svc_rules[0].endswith(f'-m tcp -p tcp -d 172.30.0.41 --dport 80 {rule}')
+    local = ServicePort("ns1", "svc1", "p80", "TCP", "10.69.0.10", 80, node_port=30001, external_policy_local=True)
+    ext = render({local: [Endpoint("10.244.0.1", 80, node_name="n")]}, NodeInfo("n", "10.0.0.0/8", detect_local=detect))
+    assert any(line.endswith(f'"pod traffic for ns1/svc1:p80 external destinations" {detect} -j '
+                             f"KUBE-SVC-XPGD46QRK7WJZT7O") for line in ext.text.splitlines()), ext.text
