@@ -4,7 +4,9 @@ kube-system/kube-proxy exists with kubeadm's config.conf; kubectl apply of
 node's address instead of the client pod's, and setting it back restores
 the pod's; an invalid config is refused by kubectl with kube-proxy's message
 and the running one stays; /metrics answers on 127.0.0.1:10249 inside the
-node's namespace with kube-proxy's names."""
+node's namespace with kube-proxy's names; `localhostNodePorts: false` makes
+127.0.0.1:NodePort stop answering inside the node's namespace, and
+`nodePortAddresses: [primary]` keeps the NodePort on the node's IP only."""
 import json
 import subprocess
 
@@ -18,7 +20,9 @@ pytestmark = pytest.mark.integration
 ECHO = documents(
     deployment("echo", image=AGNHOST, replicas=1, args=netexec(8080), ports=[("http", 8080)],
                readiness=("/healthz", "http")),
-    service("echo", selector={"app": "echo"}, ports=[{"name": "http", "port": 80, "targetPort": "http"}]))
+    service("echo", selector={"app": "echo"}, ports=[{"name": "http", "port": 80, "targetPort": "http"}]),
+    service("echo-np", selector={"app": "echo"}, type="NodePort",
+            ports=[{"name": "http", "port": 80, "targetPort": "http"}]))
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +109,37 @@ def test_metrics_answer_in_the_node_namespace(c):
     assert values["kubeproxy_sync_proxy_rules_endpoint_changes_total"] >= 2
     assert "# TYPE kubeproxy_network_programming_duration_seconds histogram" in r.stdout
     assert values["kubeproxy_network_programming_duration_seconds_count"] >= 1
+
+
+def node_port_answers(c, address: str) -> bool:
+    port = c.get("svc", "echo-np")["spec"]["ports"][0]["nodePort"]
+    return in_node(c, "curl", "-sS", "--max-time", "2", f"http://{address}:{port}/hostname").returncode == 0
+
+
+def test_localhost_node_ports_false(c):
+    assert node_port_answers(c, "127.0.0.1")
+    default = config_text(c)
+    apply_config(c, default.replace("  localhostNodePorts: null", "  localhostNodePorts: false"))
+    try:
+        c.wait(lambda: not node_port_answers(c, "127.0.0.1"), what="127.0.0.1:NodePort to stop answering")
+        node_ip = c.get("node", c.cfg.node_name(1))["status"]["addresses"][0]["address"]
+        assert node_port_answers(c, node_ip)
+    finally:
+        apply_config(c, default)
+    c.wait(lambda: node_port_answers(c, "127.0.0.1"), what="127.0.0.1:NodePort to answer again")
+
+
+def test_node_port_addresses_primary(c):
+    node_ip = c.get("node", c.cfg.node_name(1))["status"]["addresses"][0]["address"]
+    others = sorted(node_addresses(c) - {node_ip, "127.0.0.1"})
+    assert others, "the node has no second address to try"
+    assert node_port_answers(c, others[0])
+    default = config_text(c)
+    apply_config(c, default.replace("nodePortAddresses: null", "nodePortAddresses: [primary]"))
+    try:
+        c.wait(lambda: not node_port_answers(c, others[0]), what=f"NodePort on {others[0]} to stop answering")
+        assert node_port_answers(c, node_ip)
+        assert not node_port_answers(c, "127.0.0.1")
+    finally:
+        apply_config(c, default)
+    c.wait(lambda: node_port_answers(c, others[0]), what="the NodePort on every address again")
