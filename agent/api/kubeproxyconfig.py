@@ -234,9 +234,10 @@ def parse(text: str) -> tuple[ProxyConfig | None, list[str]]:
                                  (healthz, "0.0.0.0:10256", "HealthzBindAddress")):
         if value != default and not _host_port(value, path):
             errs.append(f'{ROOT}.{path}: Unsupported value: "{value}": nsplane serves it on "{default}" only so far')
-    for key, value in ct.items():
-        if value not in (None, 0, "0s", False) and key != "tcpBeLiberal":
-            errs.append(f"{CT}: Unsupported value: {key}: {value}: nsplane does not apply conntrack settings yet")
+    for key, name in (("maxPerCore", "MaxPerCore"), ("min", "Min")):
+        if isinstance(ct.get(key), int) and ct[key] > 0:
+            errs.append(f"{CT}.{name}: Unsupported value: {ct[key]}: nf_conntrack_max is not per network "
+                        "namespace; nsplane leaves it to the host (use 0 or null)")
     localhost = ipt.get("localhostNodePorts")
     if errs:
         return None, errs
@@ -272,6 +273,32 @@ def node_port_ips(config: ProxyConfig, primary_ip: str, local_ips: list[str]) ->
     nets = [ipaddress.ip_network(c.strip(), strict=False) for c in config.node_port_addresses]
     return tuple(ip for ip in local_ips
                  if any(ipaddress.ip_address(ip) in n for n in nets if n.version == 4))
+
+
+# conntrack option -> (per-netns sysctl under net.netfilter, kube-proxy's default in seconds)
+CONNTRACK_SYSCTLS = {
+    "tcpEstablishedTimeout": ("nf_conntrack_tcp_timeout_established", 86400.0),
+    "tcpCloseWaitTimeout": ("nf_conntrack_tcp_timeout_close_wait", 3600.0),
+    "udpTimeout": ("nf_conntrack_udp_timeout", 0.0),
+    "udpStreamTimeout": ("nf_conntrack_udp_timeout_stream", 0.0),
+}
+
+
+def conntrack_sysctls(config: ProxyConfig) -> dict[str, int]:
+    """The per-namespace conntrack sysctls kube-proxy sets for this
+    configuration: each timeout above 0 (a null timeout takes kube-proxy's
+    default: 24h established, 1h close-wait), and tcp_be_liberal when
+    tcpBeLiberal is true. maxPerCore/min (nf_conntrack_max, hashsize) are
+    host-wide and not set."""
+    out: dict[str, int] = {}
+    for key, (sysctl, default) in CONNTRACK_SYSCTLS.items():
+        value = config.conntrack.get(key)
+        seconds = default if value is None else parse_duration(str(value))
+        if seconds > 0:
+            out[sysctl] = int(seconds)
+    if config.conntrack.get("tcpBeLiberal") is True:
+        out["nf_conntrack_tcp_be_liberal"] = 1
+    return out
 
 
 def _section(doc: dict, key: str) -> dict:

@@ -27,6 +27,7 @@ from agent.node.certificates import CertificateBootstrapError, ensure_serving_ce
 from agent.node.kubelet.kubelet import Kubelet
 from agent.node.kubelet.kuberuntime import memory_capacity
 from agent.node.runtime.resources import node_resources
+from dataplane import conntrack
 from dataplane import node as nodenet
 from dataplane.model import NodeInfo
 
@@ -190,6 +191,16 @@ class NodeAgent:
             log.error("cannot list this node's addresses for nodePortAddresses, keeping the running "
                       "kube-proxy configuration: %s", err)
             return
+        if self.cfg.host_mode:  # this namespace may be the machine's own: leave its sysctls alone
+            log.info("host mode: conntrack settings are not applied")
+        else:
+            try:
+                written = conntrack.set_sysctls(kubeproxyconfig.conntrack_sysctls(config))
+            except OSError as err:  # PermissionError in the machine's own namespace included
+                log.error("conntrack settings not applied: %s", err)
+            else:
+                if written:
+                    log.info("conntrack: %s", ", ".join(written))
         proxier.set_periods(config.min_sync_period, config.sync_period)
         healthz.health_timeout = 2 * config.sync_period
         proxier.set_node(NodeInfo(

@@ -6,7 +6,8 @@ the pod's; an invalid config is refused by kubectl with kube-proxy's message
 and the running one stays; /metrics answers on 127.0.0.1:10249 inside the
 node's namespace with kube-proxy's names; `localhostNodePorts: false` makes
 127.0.0.1:NodePort stop answering inside the node's namespace, and
-`nodePortAddresses: [primary]` keeps the NodePort on the node's IP only."""
+`nodePortAddresses: [primary]` keeps the NodePort on the node's IP only;
+conntrack timeouts land in the node namespace's sysctls."""
 import json
 import subprocess
 
@@ -143,3 +144,23 @@ def test_node_port_addresses_primary(c):
     finally:
         apply_config(c, default)
     c.wait(lambda: node_port_answers(c, others[0]), what="the NodePort on every address again")
+
+
+def node_sysctl(c, name: str) -> str:
+    return in_node(c, "cat", f"/proc/sys/net/netfilter/{name}").stdout.strip()
+
+
+def test_conntrack_timeouts_in_the_node_namespace(c):
+    established = "nf_conntrack_tcp_timeout_established"
+    assert node_sysctl(c, established) == "86400"  # kube-proxy's default for a null tcpEstablishedTimeout
+    host_value = open(f"/proc/sys/net/netfilter/{established}").read().strip()
+    default = config_text(c)
+    apply_config(c, default.replace("tcpEstablishedTimeout: null", "tcpEstablishedTimeout: 2h")
+                 .replace("udpTimeout: 0s", "udpTimeout: 45s"))
+    try:
+        c.wait(lambda: node_sysctl(c, established) == "7200", what="tcp_timeout_established 7200")
+        assert node_sysctl(c, "nf_conntrack_udp_timeout") == "45"
+    finally:
+        apply_config(c, default)
+    c.wait(lambda: node_sysctl(c, established) == "86400", what="tcp_timeout_established back to 86400")
+    assert open(f"/proc/sys/net/netfilter/{established}").read().strip() == host_value  # the machine's untouched

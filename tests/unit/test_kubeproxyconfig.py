@@ -79,7 +79,7 @@ def test_invalid_configs_get_kube_proxys_messages(pairs, message):
 @pytest.mark.parametrize("pairs, fragment", [
     ((('mode: ""', "mode: nftables"),), 'nsplane implements only "iptables" so far'),
     ((('mode: ""', "mode: ipvs"),), 'nsplane implements only "iptables" so far'),
-    ((("udpTimeout: 0s", "udpTimeout: 30s"),), "does not apply conntrack settings"),
+    ((("maxPerCore: null", "maxPerCore: 32768"),), "nf_conntrack_max is not per network namespace"),
     ((('metricsBindAddress: ""', "metricsBindAddress: 0.0.0.0:10249"),), 'serves it on "127.0.0.1:10249" only'),
 ])
 def test_options_not_honoured_yet_are_refused_not_ignored(pairs, fragment):
@@ -130,6 +130,22 @@ def test_node_port_addresses_resolution():
     assert resolve("[primary]") == ("192.168.0.2",)
     assert resolve("[192.168.0.0/24, 127.0.0.0/8]") == ("127.0.0.1", "192.168.0.2")
     assert resolve("[172.16.0.0/12]") == ()
+
+
+def test_conntrack_sysctls():
+    config, _ = kpc.parse(DEFAULT)
+    assert kpc.conntrack_sysctls(config) == {"nf_conntrack_tcp_timeout_established": 86400,
+                                             "nf_conntrack_tcp_timeout_close_wait": 3600}
+    config, errors = kpc.parse(with_lines(("tcpEstablishedTimeout: null", "tcpEstablishedTimeout: 2h"),
+                                          ("tcpCloseWaitTimeout: null", "tcpCloseWaitTimeout: 0s"),
+                                          ("udpTimeout: 0s", "udpTimeout: 45s"),
+                                          ("tcpBeLiberal: false", "tcpBeLiberal: true")))
+    assert errors == []
+    assert kpc.conntrack_sysctls(config) == {"nf_conntrack_tcp_timeout_established": 7200,
+                                             "nf_conntrack_udp_timeout": 45, "nf_conntrack_tcp_be_liberal": 1}
+    _, errors = kpc.parse(with_lines(("udpTimeout: 0s", "udpTimeout: -1s")))
+    assert 'KubeProxyConfiguration.KubeProxyConntrackConfiguration.UDPTimeout: Invalid value: "-1s": ' \
+           "must be greater than or equal to 0" in errors
 
 
 def test_yaml_errors_and_wrong_kind():
