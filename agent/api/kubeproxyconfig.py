@@ -230,10 +230,6 @@ def parse(text: str) -> tuple[ProxyConfig | None, list[str]]:
     errs += _host_port(metrics, f"{ROOT}.MetricsBindAddress")
     errs += _host_port(healthz, f"{ROOT}.HealthzBindAddress")
 
-    for value, default, path in ((metrics, "127.0.0.1:10249", "MetricsBindAddress"),
-                                 (healthz, "0.0.0.0:10256", "HealthzBindAddress")):
-        if value != default and not _host_port(value, path):
-            errs.append(f'{ROOT}.{path}: Unsupported value: "{value}": nsplane serves it on "{default}" only so far')
     for key, name in (("maxPerCore", "MaxPerCore"), ("min", "Min")):
         if isinstance(ct.get(key), int) and ct[key] > 0:
             errs.append(f"{CT}.{name}: Unsupported value: {ct[key]}: nf_conntrack_max is not per network "

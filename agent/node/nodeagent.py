@@ -155,20 +155,39 @@ class NodeAgent:
         # restarted agent never syncs an empty table over live Services.
         for inf, done in ((services, proxier.services_synced), (slices, proxier.endpointslices_synced)):
             threading.Thread(target=lambda inf=inf, done=done: inf.synced.wait() and done(), daemon=True).start()
-        for target, name in ((healthz.run, "healthz"), (service_health.run, "health-check-node-ports")):
-            threading.Thread(target=target, args=(self.stop,), name=name, daemon=True).start()
-        threading.Thread(target=self.serve_proxy_metrics, args=(metrics,), name="kube-proxy-metrics",
+        threading.Thread(target=service_health.run, args=(self.stop,), name="health-check-node-ports",
                          daemon=True).start()
+        defaults = kubeproxyconfig.ProxyConfig()
+        self._proxy_servers = {"healthz": (healthz.run, None, None),
+                               "metrics": (self.serve_proxy_metrics, None, None)}
+        self._metrics = metrics
+        self.bind_proxy_servers(defaults.healthz_bind_address, defaults.metrics_bind_address)
         return proxier
 
-    def serve_proxy_metrics(self, metrics) -> None:
+    def serve_proxy_metrics(self, stop: threading.Event, address: str) -> None:
         """kube-proxy's /metrics on its metricsBindAddress (127.0.0.1:10249, the node's namespace)."""
         from agent.node.proxy.metrics import serve
-        address = kubeproxyconfig.ProxyConfig().metrics_bind_address
         try:
-            serve(metrics, address, self.stop)
+            serve(self._metrics, address, stop)
         except OSError as err:
             log.error("kube-proxy metrics server on %s: %s", address, err)
+
+    def bind_proxy_servers(self, healthz_address: str, metrics_address: str) -> None:
+        """(Re)start kube-proxy's /healthz and /metrics servers on these
+        addresses: a server whose address changed is stopped (and its port
+        closed) before the new one opens. They also stop with the agent."""
+        for name, address in (("healthz", healthz_address), ("metrics", metrics_address)):
+            run, current, thread = self._proxy_servers[name]
+            if current is not None and current[0] == address:
+                continue
+            if current is not None:
+                current[1].set()
+                thread.join(5)
+            stop = threading.Event()
+            thread = threading.Thread(target=run, args=(stop, address), name=f"kube-proxy-{name}", daemon=True)
+            thread.start()
+            threading.Thread(target=lambda stop=stop: (self.stop.wait(), stop.set()), daemon=True).start()
+            self._proxy_servers[name] = (run, (address, stop), thread)
 
     def apply_proxy_config(self, proxier, healthz, cm: dict | None) -> None:
         """ConfigMap kube-system/kube-proxy changed: apply a valid config.conf
@@ -202,6 +221,7 @@ class NodeAgent:
                 if written:
                     log.info("conntrack: %s", ", ".join(written))
         proxier.set_periods(config.min_sync_period, config.sync_period)
+        self.bind_proxy_servers(config.healthz_bind_address, config.metrics_bind_address)
         healthz.health_timeout = 2 * config.sync_period
         proxier.set_node(NodeInfo(
             self.name, config.cluster_cidr, (self.ip,), masquerade_bit=config.masquerade_bit,

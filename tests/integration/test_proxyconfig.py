@@ -164,3 +164,24 @@ def test_conntrack_timeouts_in_the_node_namespace(c):
         apply_config(c, default)
     c.wait(lambda: node_sysctl(c, established) == "86400", what="tcp_timeout_established back to 86400")
     assert open(f"/proc/sys/net/netfilter/{established}").read().strip() == host_value  # the machine's untouched
+
+
+def answers(c, url: str) -> bool:
+    return in_node(c, "curl", "-sS", "-o", "/dev/null", "--max-time", "2", url).returncode == 0
+
+
+def test_metrics_and_healthz_bind_addresses(c):
+    node_ip = c.get("node", c.cfg.node_name(1))["status"]["addresses"][0]["address"]
+    assert not answers(c, f"http://{node_ip}:10249/metrics")  # 127.0.0.1 only by default
+    assert answers(c, f"http://{node_ip}:10256/healthz")
+    default = config_text(c)
+    apply_config(c, default.replace('metricsBindAddress: ""', "metricsBindAddress: 0.0.0.0:10249")
+                 .replace('healthzBindAddress: ""', "healthzBindAddress: 127.0.0.1:10266"))
+    try:
+        c.wait(lambda: answers(c, f"http://{node_ip}:10249/metrics"), what="/metrics on the node IP")
+        c.wait(lambda: answers(c, "http://127.0.0.1:10266/healthz"), what="/healthz on 127.0.0.1:10266")
+        assert not answers(c, f"http://{node_ip}:10256/healthz")
+    finally:
+        apply_config(c, default)
+    c.wait(lambda: answers(c, f"http://{node_ip}:10256/healthz"), what="/healthz back on :10256")
+    c.wait(lambda: not answers(c, f"http://{node_ip}:10249/metrics"), what="/metrics back on 127.0.0.1")
