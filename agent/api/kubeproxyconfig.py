@@ -100,6 +100,34 @@ winkernel:
 """
 
 
+# v1alpha1's fields, for kube-proxy's strict decoding (an unknown field is an error)
+FIELDS = {
+    "": {"apiVersion", "kind", "featureGates", "clientConnection", "logging", "hostnameOverride", "bindAddress",
+         "healthzBindAddress", "metricsBindAddress", "bindAddressHardFail", "enableProfiling",
+         "showHiddenMetricsForVersion", "mode", "iptables", "ipvs", "nftables", "winkernel", "detectLocalMode",
+         "detectLocal", "clusterCIDR", "nodePortAddresses", "oomScoreAdj", "conntrack", "configSyncPeriod",
+         "portRange", "windowsRunAsService"},
+    "iptables": {"masqueradeAll", "masqueradeBit", "localhostNodePorts", "syncPeriod", "minSyncPeriod"},
+    "ipvs": {"syncPeriod", "minSyncPeriod", "scheduler", "excludeCIDRs", "strictARP", "tcpTimeout", "tcpFinTimeout",
+             "udpTimeout"},
+    "nftables": {"masqueradeAll", "masqueradeBit", "syncPeriod", "minSyncPeriod"},
+    "conntrack": {"maxPerCore", "min", "tcpEstablishedTimeout", "tcpCloseWaitTimeout", "tcpBeLiberal", "udpTimeout",
+                  "udpStreamTimeout"},
+    "detectLocal": {"bridgeInterface", "interfaceNamePrefix"},
+    "clientConnection": {"kubeconfig", "acceptContentTypes", "contentType", "qps", "burst"},
+    "winkernel": {"networkName", "sourceVip", "enableDSR", "rootHnsEndpointName", "forwardHealthCheckVip"},
+}
+
+
+def unknown_fields(doc: dict) -> list[str]:
+    """Field paths of `doc` that v1alpha1 does not have ("iptables.masqueradAll")."""
+    out = [key for key in doc if key not in FIELDS[""]]
+    for section, known in FIELDS.items():
+        if section and isinstance(doc.get(section), dict):
+            out += [f"{section}.{key}" for key in doc[section] if key not in known]
+    return out
+
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -145,6 +173,10 @@ def parse(text: str) -> tuple[ProxyConfig | None, list[str]]:
         return None, [f"failed to decode {KEY}: {e}"]
     if not isinstance(doc, dict):
         return None, [f"failed to decode {KEY}: not a {KIND} object"]
+    unknown = unknown_fields(doc)
+    if unknown:
+        return None, ["failed to decode: strict decoding error: "
+                      + ", ".join(f'unknown field "{path}"' for path in unknown)]
     errs: list[str] = []
     if doc.get("kind") not in (None, KIND) or doc.get("apiVersion") not in (None, API_VERSION):
         errs.append(f'no kind "{doc.get("kind")}" is registered for version "{doc.get("apiVersion")}" '

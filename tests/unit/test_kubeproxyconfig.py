@@ -147,6 +147,13 @@ def test_conntrack_sysctls():
            "must be greater than or equal to 0" in errors
 
 
+def test_unknown_fields_are_refused_as_kube_proxys_strict_decoding_does():
+    config, errors = kpc.parse(with_lines(("masqueradeAll: false", "masqueradAll: true"), ("mode: \"\"", "mod: x")))
+    assert config is None
+    assert errors == ['failed to decode: strict decoding error: unknown field "mod", '
+                      'unknown field "iptables.masqueradAll"']
+
+
 def test_yaml_errors_and_wrong_kind():
     assert kpc.parse("a: [")[0] is None
     config, errors = kpc.parse("apiVersion: v1\nkind: ConfigMap\n")
