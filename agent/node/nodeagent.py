@@ -152,9 +152,17 @@ class NodeAgent:
         nodes.add_handler(lambda old, new: healthz.sync_node(new) if (new or old)["metadata"]["name"] == self.name
                           else None)
         # Like kube-proxy: no rules are written until both lists are in, so a
-        # restarted agent never syncs an empty table over live Services.
+        # restarted agent never syncs an empty table over live Services; nor
+        # before the configuration is read (given 10 s), so a restart does not
+        # write the defaults over a configured cluster's rules for a moment.
+        def when_synced(inf: Informer, done) -> None:
+            inf.synced.wait()
+            if not self.proxy_config.synced.wait(10):
+                log.warning("ConfigMap %s/%s not listed within 10 s; syncing with the defaults until it is",
+                            kubeproxyconfig.NAMESPACE, kubeproxyconfig.NAME)
+            done()
         for inf, done in ((services, proxier.services_synced), (slices, proxier.endpointslices_synced)):
-            threading.Thread(target=lambda inf=inf, done=done: inf.synced.wait() and done(), daemon=True).start()
+            threading.Thread(target=when_synced, args=(inf, done), daemon=True).start()
         threading.Thread(target=service_health.run, args=(self.stop,), name="health-check-node-ports",
                          daemon=True).start()
         defaults = kubeproxyconfig.ProxyConfig()
