@@ -101,3 +101,36 @@ def _delete(filter_args: list[str], netns: str | None = None) -> int:
     if deleted:
         log.debug("conntrack %s: deleted %d entries", " ".join(filter_args), deleted)
     return deleted
+
+
+SYSCTL_DIR = "/proc/sys/net/netfilter"
+
+
+def in_initial_netns() -> bool:
+    """True when this process is known to share PID 1's network namespace
+    (the machine's own); False when it is not, or PID 1's cannot be read
+    (the caller must know it runs in a node namespace)."""
+    import os
+    try:
+        return os.stat("/proc/self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
+    except PermissionError:
+        return False
+
+
+def set_sysctls(values: dict[str, int]) -> list[str]:
+    """Write the per-network-namespace conntrack sysctls (`nf_conntrack_*`
+    names under /proc/sys/net/netfilter) of this process's namespace, as
+    kube-proxy's conntrack setup does; returns what was written. Refuses to
+    touch the machine's own namespace (nodes here are namespaces)."""
+    if values and in_initial_netns():
+        raise PermissionError("refusing to set conntrack sysctls in the initial network namespace")
+    written = []
+    for name, value in values.items():
+        path = f"{SYSCTL_DIR}/{name}"
+        with open(path) as f:
+            if f.read().strip() == str(value):
+                continue
+        with open(path, "w") as f:
+            f.write(str(value))
+        written.append(f"net.netfilter.{name}={value}")
+    return written

@@ -100,13 +100,32 @@ class NodeInfo:
     `cluster_cidr` is the pod CIDR of the whole cluster (kube-proxy's
     --cluster-cidr, LocalTrafficDetector by CIDR); `node_ips` are this node's
     addresses (used to let the node itself through a loadBalancerSourceRanges
-    firewall, as kube-proxy does with its node IP).
+    firewall, as kube-proxy does with its node IP). `masquerade_bit` and
+    `masquerade_all` are KubeProxyConfiguration's iptables.masqueradeBit and
+    iptables.masqueradeAll; `localhost_node_ports` and `node_port_ips` decide
+    which local addresses NodePorts answer on (iptables.localhostNodePorts;
+    nodePortAddresses, resolved by the node agent to this node's addresses
+    within those CIDRs, or its primary IP for "primary"); `detect_local` is
+    detectLocalMode's match ("-s <node pod CIDR>", "-i <bridge>",
+    "-i <prefix>+").
     """
 
     name: str
     cluster_cidr: str
     node_ips: tuple[str, ...] = ()
     masquerade_bit: int = 14
+    masquerade_all: bool = False  # KubeProxyConfiguration iptables.masqueradeAll
+    localhost_node_ports: bool = True  # iptables.localhostNodePorts
+    node_port_ips: tuple[str, ...] | None = None  # nodePortAddresses resolved to local IPs; None: all
+    detect_local: str | None = None  # the local detector's match; None: "-s <cluster_cidr>"
+
+    @property
+    def if_local(self) -> str:
+        """kube-proxy's LocalTrafficDetector IfLocal() match ("" when there is
+        none): by cluster CIDR unless detectLocalMode chose another."""
+        if self.detect_local is None:
+            return f"-s {self.cluster_cidr}" if self.cluster_cidr else ""
+        return self.detect_local
 
     @property
     def masquerade_mark(self) -> str:

@@ -270,3 +270,11 @@ def ensure_loopback(node_netns: str | None) -> None:
     """Bring `lo` up (a fresh namespace has it down)."""
     with netns.ipr(node_netns) as sock:
         netns.ensure_up(sock, netns.link_index(sock, "lo"))
+
+
+def local_ipv4_addresses(node_netns: str | None) -> list[str]:
+    """Every IPv4 address on an interface of `node_netns` (None: this
+    namespace), loopback included: what kube-proxy resolves nodePortAddresses
+    CIDRs against."""
+    with netns.ipr(node_netns) as sock:
+        return [msg.get_attr("IFA_ADDRESS") for msg in sock.get_addr(family=2)]

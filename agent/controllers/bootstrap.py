@@ -1,7 +1,9 @@
 """What a new cluster has before the user applies anything: the namespaces
 default, kube-system, kube-public and kube-node-lease, and the `kubernetes`
 Service (default, 10.96.0.1:443) whose endpoints are the API server itself,
-and the cluster DNS (kube-system/kube-dns and the coredns Deployment).
+and the cluster DNS (kube-system/kube-dns and the coredns Deployment), and
+kube-proxy's configuration (ConfigMap kube-system/kube-proxy, as kubeadm
+writes it: `agent.api.kubeproxyconfig`).
 
 The `BootstrapController` keeps the first two alive as kube-apiserver's
 bootstrap controller does: deleted (`kubectl delete svc --all` takes
@@ -9,6 +11,7 @@ bootstrap controller does: deleted (`kubectl delete svc --all` takes
 lose the API."""
 from __future__ import annotations
 
+from agent.api import kubeproxyconfig
 from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError, Registry
 from agent.controllers.base import Controller
@@ -38,6 +41,15 @@ def bootstrap(registry: Registry, api_ip: str, api_port: int) -> None:
         "spec": {"type": "ClusterIP", "clusterIP": svc_ip,
                  "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": api_port}]}})
     endpoints(registry, api_ip, api_port)
+
+
+def kube_proxy_config(registry: Registry, cluster_cidr: str) -> None:
+    """ConfigMap kube-system/kube-proxy holding config.conf (left alone if present:
+    a user's edits survive a restart)."""
+    ensure(registry, "configmaps", {
+        "metadata": {"name": kubeproxyconfig.NAME, "namespace": kubeproxyconfig.NAMESPACE,
+                     "labels": {"app": "kube-proxy"}},
+        "data": {kubeproxyconfig.KEY: kubeproxyconfig.default_config_text(cluster_cidr)}})
 
 
 def endpoints(registry: Registry, api_ip: str, api_port: int) -> None:

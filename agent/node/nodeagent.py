@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 
+from agent.api import kubeproxyconfig
 from agent.api.certificates import CertificateError
 from agent.api.client import APIStatusError, Client, Informer, compact
 from agent.api.config import ClusterConfig
@@ -26,6 +27,7 @@ from agent.node.certificates import CertificateBootstrapError, ensure_serving_ce
 from agent.node.kubelet.kubelet import Kubelet
 from agent.node.kubelet.kuberuntime import memory_capacity
 from agent.node.runtime.resources import node_resources
+from dataplane import conntrack
 from dataplane import node as nodenet
 from dataplane.model import NodeInfo
 
@@ -78,6 +80,7 @@ class NodeAgent:
         self.client = Client(api_url or cfg.api_url, **cfg.node_auth(name),
                              user_agent="kubelet/v1.32.0 (linux/amd64) nsplane")
         self.stop = threading.Event()
+        self.pod_cidr = ""  # from the Node once registered (detectLocalMode NodeCIDR)
 
     def register(self) -> dict:
         """Create or refresh our Node; wait until the controller gave it a pod CIDR."""
@@ -130,25 +133,109 @@ class NodeAgent:
 
     def proxier(self, services: Informer, slices: Informer, nodes: Informer):
         """kube-proxy: the proxier and the health servers its syncs feed."""
+        from agent.node.proxy import metrics as proxymetrics
         from agent.node.proxy.healthcheck import ProxierHealthServer, ServiceHealthServer
         from agent.node.proxy.proxier import Proxier
         from dataplane.applier import Applier
         healthz = ProxierHealthServer(health_timeout=2 * PROXIER_SYNC_PERIOD)
         service_health = ServiceHealthServer(self.name, healthz)
+        metrics = proxymetrics.ProxyMetrics()
         proxier = Proxier(NodeInfo(self.name, self.cfg.cluster_cidr, (self.ip,)),
                           Applier(verify="log" if self.verify_iptables else "off"), sync_period=PROXIER_SYNC_PERIOD,
-                          wait_for_initial_sync=True, healthz=healthz, service_health=service_health)
+                          wait_for_initial_sync=True, healthz=healthz, service_health=service_health,
+                          metrics=metrics)
+        self.proxy_config = Informer(self.client, "configmaps", namespace=kubeproxyconfig.NAMESPACE,
+                                     field_selector=f"metadata.name={kubeproxyconfig.NAME}")
+        self.proxy_config.add_handler(lambda old, new: self.apply_proxy_config(proxier, healthz, new))
         services.add_handler(proxier.on_service)
         slices.add_handler(proxier.on_endpointslice)
         nodes.add_handler(lambda old, new: healthz.sync_node(new) if (new or old)["metadata"]["name"] == self.name
                           else None)
         # Like kube-proxy: no rules are written until both lists are in, so a
-        # restarted agent never syncs an empty table over live Services.
+        # restarted agent never syncs an empty table over live Services; nor
+        # before the configuration is read (given 10 s), so a restart does not
+        # write the defaults over a configured cluster's rules for a moment.
+        def when_synced(inf: Informer, done) -> None:
+            inf.synced.wait()
+            if not self.proxy_config.synced.wait(10):
+                log.warning("ConfigMap %s/%s not listed within 10 s; syncing with the defaults until it is",
+                            kubeproxyconfig.NAMESPACE, kubeproxyconfig.NAME)
+            done()
         for inf, done in ((services, proxier.services_synced), (slices, proxier.endpointslices_synced)):
-            threading.Thread(target=lambda inf=inf, done=done: inf.synced.wait() and done(), daemon=True).start()
-        for target, name in ((healthz.run, "healthz"), (service_health.run, "health-check-node-ports")):
-            threading.Thread(target=target, args=(self.stop,), name=name, daemon=True).start()
+            threading.Thread(target=when_synced, args=(inf, done), daemon=True).start()
+        threading.Thread(target=service_health.run, args=(self.stop,), name="health-check-node-ports",
+                         daemon=True).start()
+        defaults = kubeproxyconfig.ProxyConfig()
+        self._proxy_servers = {"healthz": (healthz.run, None, None),
+                               "metrics": (self.serve_proxy_metrics, None, None)}
+        self._metrics = metrics
+        self.bind_proxy_servers(defaults.healthz_bind_address, defaults.metrics_bind_address)
         return proxier
+
+    def serve_proxy_metrics(self, stop: threading.Event, address: str) -> None:
+        """kube-proxy's /metrics on its metricsBindAddress (127.0.0.1:10249, the node's namespace)."""
+        from agent.node.proxy.metrics import serve
+        try:
+            serve(self._metrics, address, stop)
+        except OSError as err:
+            log.error("kube-proxy metrics server on %s: %s", address, err)
+
+    def bind_proxy_servers(self, healthz_address: str, metrics_address: str) -> None:
+        """(Re)start kube-proxy's /healthz and /metrics servers on these
+        addresses: a server whose address changed is stopped (and its port
+        closed) before the new one opens. They also stop with the agent."""
+        for name, address in (("healthz", healthz_address), ("metrics", metrics_address)):
+            run, current, thread = self._proxy_servers[name]
+            if current is not None and current[0] == address:
+                continue
+            if current is not None:
+                current[1].set()
+                thread.join(5)
+            stop = threading.Event()
+            thread = threading.Thread(target=run, args=(stop, address), name=f"kube-proxy-{name}", daemon=True)
+            thread.start()
+            threading.Thread(target=lambda stop=stop: (self.stop.wait(), stop.set()), daemon=True).start()
+            self._proxy_servers[name] = (run, (address, stop), thread)
+
+    def apply_proxy_config(self, proxier, healthz, cm: dict | None) -> None:
+        """ConfigMap kube-system/kube-proxy changed: apply a valid config.conf
+        with a full sync (kube-proxy would restart); keep the running one
+        when it is invalid or gone (the API server refuses invalid ones, so
+        this is a second line). nodePortAddresses CIDRs are resolved against
+        this namespace's addresses now (kube-proxy does it every sync; a
+        node's addresses do not change here)."""
+        if cm is None:
+            log.warning("ConfigMap %s/%s deleted; keeping the running kube-proxy configuration",
+                        kubeproxyconfig.NAMESPACE, kubeproxyconfig.NAME)
+            return
+        config, errors = kubeproxyconfig.parse((cm.get("data") or {}).get(kubeproxyconfig.KEY) or "")
+        if config is None:
+            log.error("invalid kube-proxy configuration, keeping the running one: %s", "; ".join(errors))
+            return
+        try:
+            node_port_ips = kubeproxyconfig.node_port_ips(config, self.ip, nodenet.local_ipv4_addresses(None))
+        except OSError as err:
+            log.error("cannot list this node's addresses for nodePortAddresses, keeping the running "
+                      "kube-proxy configuration: %s", err)
+            return
+        if self.cfg.host_mode:  # this namespace may be the machine's own: leave its sysctls alone
+            log.info("host mode: conntrack settings are not applied")
+        else:
+            try:
+                written = conntrack.set_sysctls(kubeproxyconfig.conntrack_sysctls(config))
+            except OSError as err:  # PermissionError in the machine's own namespace included
+                log.error("conntrack settings not applied: %s", err)
+            else:
+                if written:
+                    log.info("conntrack: %s", ", ".join(written))
+        proxier.set_periods(config.min_sync_period, config.sync_period)
+        self.bind_proxy_servers(config.healthz_bind_address, config.metrics_bind_address)
+        healthz.health_timeout = 2 * config.sync_period
+        proxier.set_node(NodeInfo(
+            self.name, config.cluster_cidr, (self.ip,), masquerade_bit=config.masquerade_bit,
+            masquerade_all=config.masquerade_all, localhost_node_ports=config.localhost_node_ports,
+            node_port_ips=node_port_ips, detect_local=kubeproxyconfig.local_detector(config, self.pod_cidr)))
+        log.info("kube-proxy configuration applied: %s", config)
 
     def serve_kubelet_api(self, kubelet: Kubelet) -> None:
         """The kubelet's port, on HTTPS with a serving certificate the
@@ -164,7 +251,7 @@ class NodeAgent:
 
     def run(self) -> None:
         node = self.register()
-        pod_cidr = node["spec"]["podCIDR"]
+        pod_cidr = self.pod_cidr = node["spec"]["podCIDR"]
         log.info("node %s registered: InternalIP %s, podCIDR %s", self.name, self.ip, pod_cidr)
         services = Informer(self.client, "services", transform=compact)
         slices = Informer(self.client, "endpointslices", transform=lambda o: compact(o, drop_target_refs=True))
@@ -173,7 +260,7 @@ class NodeAgent:
         self.routes(nodes)
         self.load_balancing(services, slices, nodes)
         kubelet = Kubelet(self.client, self.cfg, self.name, pod_cidr, self.ip, services)
-        for inf in (services, slices, nodes):
+        for inf in (services, slices, nodes, self.proxy_config):
             inf.start(self.stop)
         self.serve_kubelet_api(kubelet)
         threading.Thread(target=self.heartbeat, name="heartbeat", daemon=True).start()

@@ -4,7 +4,9 @@ off-cluster sources.
 With internal endpoints, nat KUBE-SERVICES sends the ClusterIP:port to the
 internal policy chain (KUBE-SVC-, or KUBE-SVL- for internalTrafficPolicy
 Local), whose first rule marks traffic from outside the cluster CIDR for
-masquerading (kube-proxy's LocalTrafficDetector by CIDR). Without them,
+masquerading (kube-proxy's LocalTrafficDetector: by cluster CIDR, or
+as detectLocalMode says), or every packet when
+iptables.masqueradeAll is set. Without them,
 filter KUBE-SERVICES REJECTs ("has no endpoints") or DROPs ("has no local
 endpoints"). Pure.
 """
@@ -24,9 +26,12 @@ def render_cluster_ip(p: ServicePlan, out: ServiceOut) -> None:
     if p.has_internal:
         comment = f'-m comment --comment "{sp.spn} cluster IP"'
         out.share("nat", "KUBE-SERVICES", key, f"{comment} {match} -j {p.internal_chain}")
-        if out.node.cluster_cidr:
+        if out.node.masquerade_all:  # every ClusterIP connection is masqueraded
             out.nat_chain(p.internal_chain)
-            out.rule(p.internal_chain, f"{comment} {match} ! -s {out.node.cluster_cidr} -j {MARK_MASQ}")
+            out.rule(p.internal_chain, f"{comment} {match} -j {MARK_MASQ}")
+        elif out.node.if_local:
+            out.nat_chain(p.internal_chain)
+            out.rule(p.internal_chain, f"{comment} {match} ! {out.node.if_local} -j {MARK_MASQ}")
     else:
         target, comment = p.internal_filter
         out.share("filter", "KUBE-SERVICES", key, f"-m comment --comment {comment} {match} -j {target}")

@@ -7,7 +7,9 @@ masquerades (externalTrafficPolicy Cluster) or short-circuits pod and node
 traffic to the Cluster chain (Local), then jumps to the external policy
 chain. Without usable endpoints, filter KUBE-EXTERNAL-SERVICES REJECTs or
 DROPs instead; KUBE-PROXY-FIREWALL drops what KUBE-FW- let fall through; a
-healthCheckNodePort is ACCEPTed in filter KUBE-NODEPORTS. Pure.
+healthCheckNodePort is ACCEPTed in filter KUBE-NODEPORTS. The jump from
+KUBE-SERVICES to KUBE-NODEPORTS follows nodePortAddresses and
+localhostNodePorts (`nodeports_jumps`). Pure.
 """
 from __future__ import annotations
 
@@ -15,13 +17,25 @@ import ipaddress
 
 from dataplane.chains import MARK_MASQ
 from dataplane.dispatch import ip_key
+from dataplane.model import NodeInfo
 from dataplane.rules.service import ServiceOut, ServicePlan
 
+_NODEPORTS_COMMENT = '-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain"'
 # The last rule of nat KUBE-SERVICES: local destinations go on to the NodePorts.
-NODEPORTS_JUMP = (
-    '-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule '
-    'in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS'
-)
+NODEPORTS_JUMP = f"{_NODEPORTS_COMMENT} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS"
+
+
+def nodeports_jumps(node: NodeInfo) -> list[str]:
+    """The last rules of nat KUBE-SERVICES (after "-A KUBE-SERVICES "), as
+    kube-proxy writes them: every local address unless nodePortAddresses
+    names some (`node.node_port_ips`), one rule per address then; 127/8 is
+    left out when iptables.localhostNodePorts is false."""
+    if node.node_port_ips is None:
+        if node.localhost_node_ports:
+            return [NODEPORTS_JUMP]
+        return [f"{_NODEPORTS_COMMENT} -m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS"]
+    return [f"{_NODEPORTS_COMMENT} -d {ip} -j KUBE-NODEPORTS" for ip in node.node_port_ips
+            if node.localhost_node_ports or not ipaddress.ip_address(ip).is_loopback]
 
 
 def render_external(p: ServicePlan, out: ServiceOut) -> None:
@@ -89,9 +103,9 @@ def _render_ext_chain(p: ServicePlan, out: ServiceOut) -> None:
     if not sp.external_policy_local:
         out.rule(ext, f'-m comment --comment "masquerade traffic for {sp.spn} external destinations" -j {MARK_MASQ}')
     else:
-        if out.node.cluster_cidr:
+        if out.node.if_local:
             out.rule(ext, f'-m comment --comment "pod traffic for {sp.spn} external destinations" '
-                          f"-s {out.node.cluster_cidr} -j {p.chains.svc}")
+                          f"{out.node.if_local} -j {p.chains.svc}")
         out.rule(ext, f'-m comment --comment "masquerade LOCAL traffic for {sp.spn} external destinations" '
                       f"-m addrtype --src-type LOCAL -j {MARK_MASQ}")
         out.rule(ext, f'-m comment --comment "route LOCAL traffic for {sp.spn} external destinations" '

@@ -23,7 +23,7 @@ from dataplane.dispatch import TREE_THRESHOLD, ip_tree, port_tree
 from dataplane.model import Endpoint, NodeInfo, ServicePort
 from dataplane.rules.clusterip import render_cluster_ip
 from dataplane.rules.endpoints import render_endpoints
-from dataplane.rules.external import NODEPORTS_JUMP, render_external
+from dataplane.rules.external import nodeports_jumps, render_external
 from dataplane.rules.masquerade import add_hairpin_rules, fixed_chains
 from dataplane.rules.ruleset import Ruleset
 from dataplane.rules.service import ServiceOut, ServiceRules, plan, unique_endpoints
@@ -99,6 +99,7 @@ def render(
             shared.setdefault((table, chain), []).append((key, text))
 
     _add_shared_chains(filter_chains, nat_chains, shared, tree_threshold, cache.dispatch)
+    nat_chains["KUBE-SERVICES"] += [f"-A KUBE-SERVICES {text}" for text in nodeports_jumps(node)]
     tables = {
         "filter": {c: tuple(r) for c, r in filter_chains.items()},
         "nat": {c: tuple(r) for c, r in nat_chains.items()},
@@ -133,7 +134,6 @@ def _add_shared_chains(filter_chains: dict, nat_chains: dict, shared: dict, thre
         cache[(table, chain)] = (entries, top, sub)
         chains[chain] += top
         chains.update(sub)
-    nat_chains["KUBE-SERVICES"].append(f"-A KUBE-SERVICES {NODEPORTS_JUMP}")
 
 
 def _sort_key(sp: ServicePort) -> tuple[str, str]:

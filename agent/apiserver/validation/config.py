@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 
+from agent.api import kubeproxyconfig
 from agent.api.syntax import regex_error
 from agent.apiserver.validation.errors import Errs
 from agent.apiserver.validation.gojson import unmarshal_object_error
@@ -80,6 +81,12 @@ def check_config_map(errs: Errs, cm: dict, old: dict | None, **_) -> None:
         if key in data:
             errs.invalid(f"binaryData[{key}]", key, "duplicate of key present in data")
         total += len(_bytes(binary[key]))
+    if (cm.get("metadata") or {}).get("namespace") == kubeproxyconfig.NAMESPACE and \
+            (cm.get("metadata") or {}).get("name") == kubeproxyconfig.NAME and kubeproxyconfig.KEY in data:
+        # not kube-apiserver's: kube-proxy's own validation, so a bad edit is refused
+        # here instead of crash-looping kube-proxy (the running configuration stays)
+        for msg in kubeproxyconfig.parse(str(data[kubeproxyconfig.KEY] or ""))[1]:
+            errs.invalid(f"data[{kubeproxyconfig.KEY}]", "<config.conf>", msg)
     if total > MAX_SIZE:
         # field.NewPath("") prints as "[]": kube's message reads `[]: Too long: ...`
         errs.add("TooLong", "[]", detail=f"must have at most {MAX_SIZE} bytes")

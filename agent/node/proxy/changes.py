@@ -140,6 +140,10 @@ class ChangeTracker:
         self._pending[key] = (previous, current)
         return True
 
+    def latest(self, key: Hashable) -> Any:
+        """What was last recorded for `key` (pending or synced)."""
+        return self._pending[key][1] if key in self._pending else self.applied.get(key)
+
     def pending(self) -> int:
         return len(self._pending)
 

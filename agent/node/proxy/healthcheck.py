@@ -123,12 +123,15 @@ class ProxierHealthServer:
         body = f'{head}, "nodeEligible": {json.dumps(eligible)}}}'
         return (200 if healthy and eligible else 503), body.encode(), {}
 
-    def run(self, stop: threading.Event) -> None:
-        """Serve /healthz and /livez until `stop`."""
+    def run(self, stop: threading.Event, address: str | None = None) -> None:
+        """Serve /healthz and /livez until `stop`, on `address` ("IP:port",
+        healthzBindAddress; default every address, :10256)."""
+        host, port = ("0.0.0.0", self.port) if address is None else (address.rpartition(":")[0].strip("[]"),
+                                                                     int(address.rpartition(":")[2]))
         try:
-            server = _serve(self.port, self.answer)
+            server = _serve(port, self.answer, host)
         except OSError as err:
-            log.error("proxier health server on :%d: %s", self.port, err)
+            log.error("proxier health server on %s:%d: %s", host, port, err)
             return
         stop.wait()
         _close(server)
@@ -234,8 +237,8 @@ class _HealthServer(ThreadingHTTPServer):
     request_queue_size = 1024      # a load balancer probing every node at once must not see refusals
 
 
-def _serve(port: int, answer: Callable[[str], Answer]) -> ThreadingHTTPServer:
-    server = _HealthServer(("0.0.0.0", port), type("Health", (_Handler,), {"answer": staticmethod(answer)}))
+def _serve(port: int, answer: Callable[[str], Answer], host: str = "0.0.0.0") -> ThreadingHTTPServer:
+    server = _HealthServer((host, port), type("Health", (_Handler,), {"answer": staticmethod(answer)}))
     threading.Thread(target=server.serve_forever, name=f"health-{port}", daemon=True).start()
     return server
 

@@ -35,6 +35,7 @@ from typing import Any, Callable, Hashable, Protocol
 
 import dataplane.conntrack
 from agent.node.proxy.changes import ChangeTracker, PortKey, ServiceKey, service_ports, slice_endpoints
+from agent.node.proxy.metrics import ProxyMetrics, trigger_time
 from dataplane.applier import Applier
 from dataplane.dispatch import TREE_THRESHOLD
 from dataplane.model import Endpoint, NodeInfo, ServicePort
@@ -91,6 +92,7 @@ class Proxier:
         large_threshold: int = LARGE_CLUSTER_ENDPOINTS,
         healthz: ProxierHealth | None = None,
         service_health: ServiceHealth | None = None,
+        metrics: ProxyMetrics | None = None,
     ) -> None:
         self._node = node
         self._applier = applier if applier is not None else Applier()
@@ -101,6 +103,8 @@ class Proxier:
         self._conntrack = conntrack
         self._healthz = healthz
         self._service_health = service_health
+        self._metrics = metrics
+        self._trigger_times: list[float] = []  # EndpointSlice last-change-trigger-times not yet written
         self._lock = threading.Lock()
         self._changed = threading.Event()
         self._services = ChangeTracker()
@@ -121,10 +125,10 @@ class Proxier:
     # -- informer callbacks: record only
 
     def on_service(self, old: dict | None, new: dict | None) -> None:
-        self._record(self._services, old, new, lambda obj: service_ports(obj) or None)
+        self._record(self._services, old, new, lambda obj: service_ports(obj) or None, "service")
 
     def on_endpointslice(self, old: dict | None, new: dict | None) -> None:
-        self._record(self._slices, old, new, slice_endpoints)
+        self._record(self._slices, old, new, slice_endpoints, "endpoint")
 
     def services_synced(self) -> None:
         """The initial Service list has been delivered (kube-proxy's OnServiceSynced)."""
@@ -139,9 +143,17 @@ class Proxier:
                 self._node, self._need_full = node, True
                 self._queued()
 
+    def set_periods(self, min_sync_period: float, sync_period: float) -> None:
+        """KubeProxyConfiguration iptables.minSyncPeriod / syncPeriod (the
+        retry backoff's ceiling), from the next sync on."""
+        with self._lock:
+            self._min_sync_period, self._sync_period = min_sync_period, sync_period
+            self._changed.set()
+
     def _record(self, tracker: ChangeTracker, old: dict | None, new: dict | None,
-                convert: Callable[[dict], Any]) -> None:
-        """Record `new` (None: deleted), converted, under its namespace/name."""
+                convert: Callable[[dict], Any], kind: str) -> None:
+        """Record `new` (None: deleted), converted, under its namespace/name;
+        count it in the metrics (`kind`: "service" or "endpoint")."""
         obj = new if new is not None else old
         if obj is None:
             return
@@ -149,8 +161,14 @@ class Proxier:
         key = (meta.get("namespace") or "default", meta["name"])
         value = convert(new) if new is not None else None
         with self._lock:
+            changed = self._metrics is not None and tracker.latest(key) != value
             if tracker.update(key, value):
                 self._queued()
+            if changed:
+                self._metrics.changed(kind, tracker.pending())
+                trigger = trigger_time(new) if new is not None and kind == "endpoint" else None
+                if trigger is not None:
+                    self._trigger_times.append(trigger)
 
     def _queued(self) -> None:
         """A change to write (kube-proxy's Sync()); called with the lock held."""
@@ -188,6 +206,7 @@ class Proxier:
             udp_ports = list(self._udp_ports)
             left_tcp, self._left_tcp = self._left_tcp, []
             health = self._health_check_state(node.name) if self._service_health is not None else None
+            triggers, self._trigger_times = self._trigger_times, []
         ruleset = render(services, node, self._render_cache, self._tree_threshold, self._large_threshold)
         rendered = time.monotonic()
         try:
@@ -195,8 +214,14 @@ class Proxier:
         except Exception:
             with self._lock:
                 self._need_full = True
+                self._trigger_times[:0] = triggers
+            if self._metrics is not None:
+                self._metrics.restore_failed()
             raise
         applied = time.monotonic()
+        if self._metrics is not None:
+            self._metrics.synced(applied - start, full, {t: sum(map(len, chains.values()))
+                                                         for t, chains in ruleset.tables.items()}, triggers)
         self._report_health(health)
         self._clear_stale_udp(ruleset, udp_ports)
         self._clear_closed_tcp(left_tcp)
