@@ -64,6 +64,15 @@ class Errs(list):
         self.add("TypeInvalid", path, got, f"{path} in body must be of type {want}: {go_value(got)}")
         return default
 
+    def objects(self, node, key, path):
+        """(path, item) for each object of the array node[key]; any other item
+        is a type error at its own index."""
+        for i, item in enumerate(self.typed(node, key, path, "array", [])):
+            if isinstance(item, dict):
+                yield f"{path}[{i}]", item
+            else:
+                self.typed({"i": item}, "i", f"{path}[{i}]", "object")
+
 
 # ---- Go's %v / %q / %#v, as field.Error.ErrorBody prints bad values ------------
 

@@ -32,11 +32,7 @@ def check_volumes(errs: Errs, spec: dict, path: str) -> dict[str, dict]:
     """Validate spec.volumes; the valid ones by name."""
     vpath = child_path(path, "volumes")
     out: dict[str, dict] = {}
-    for i, vol in enumerate(errs.typed(spec, "volumes", vpath, "array", [])):
-        p = f"{vpath}[{i}]"
-        if not isinstance(vol, dict):
-            errs.typed({"v": vol}, "v", p, "object")
-            continue
+    for p, vol in errs.objects(spec, "volumes", vpath):
         name = errs.typed(vol, "name", child_path(p, "name"), "string", "")
         if not name:
             errs.required(child_path(p, "name"))
@@ -74,12 +70,7 @@ def _local_path(errs: Errs, value: str, path: str, reserved: bool = True) -> Non
 
 
 def _items(errs: Errs, src: dict, path: str) -> None:
-    ipath = child_path(path, "items")
-    for j, item in enumerate(errs.typed(src, "items", ipath, "array", [])):
-        p = f"{ipath}[{j}]"
-        if not isinstance(item, dict):
-            errs.typed({"i": item}, "i", p, "object")
-            continue
+    for p, item in errs.objects(src, "items", child_path(path, "items")):
         key = errs.typed(item, "key", child_path(p, "key"), "string", "")
         if not key:
             errs.required(child_path(p, "key"))
@@ -94,12 +85,7 @@ def _items(errs: Errs, src: dict, path: str) -> None:
 
 
 def _downward(errs: Errs, src: dict, path: str, projected: bool) -> None:
-    ipath = child_path(path, "items")
-    for j, item in enumerate(errs.typed(src, "items", ipath, "array", [])):
-        p = f"{ipath}[{j}]"
-        if not isinstance(item, dict):
-            errs.typed({"i": item}, "i", p, "object")
-            continue
+    for p, item in errs.objects(src, "items", child_path(path, "items")):
         value = errs.typed(item, "path", child_path(p, "path"), "string", "")
         if not value:
             errs.required(child_path(p, "path"))
@@ -156,13 +142,8 @@ def _source(errs: Errs, kind: str, src, path: str) -> None:
 
 def _projected(errs: Errs, src: dict, path: str) -> None:
     _mode(errs, src, "defaultMode", path)
-    spath = child_path(path, "sources")
     paths: set[str] = set()
-    for i, s in enumerate(errs.typed(src, "sources", spath, "array", [])):
-        p = f"{spath}[{i}]"
-        if not isinstance(s, dict):
-            errs.typed({"s": s}, "s", p, "object")
-            continue
+    for p, s in errs.objects(src, "sources", child_path(path, "sources")):
         kinds = [k for k in ("secret", "configMap", "downwardAPI", "serviceAccountToken", "clusterTrustBundle")
                  if s.get(k) is not None]
         if not kinds:
@@ -210,13 +191,8 @@ def _token(errs: Errs, sub: dict, path: str) -> str:
 
 
 def check_volume_mounts(errs: Errs, ctr: dict, path: str, volumes: dict[str, dict]) -> None:
-    mpath = child_path(path, "volumeMounts")
     seen: set[str] = set()
-    for i, vm in enumerate(errs.typed(ctr, "volumeMounts", mpath, "array", [])):
-        p = f"{mpath}[{i}]"
-        if not isinstance(vm, dict):
-            errs.typed({"m": vm}, "m", p, "object")
-            continue
+    for p, vm in errs.objects(ctr, "volumeMounts", child_path(path, "volumeMounts")):
         name = errs.typed(vm, "name", child_path(p, "name"), "string", "")
         if not name:
             errs.required(child_path(p, "name"))
