@@ -146,3 +146,37 @@ def verdict(hops: list[dict], entry: dict | None, reached: bool, target: str = "
         return (f"no Service has {target}: no rule of KUBE-SERVICES matches, the kernel routes the packet "
                 f"as is and it gets no answer{why}") if target else f"no answer{why}"
     return "answered"
+
+
+_MAC = re.compile(r"\blladdr ([0-9a-f]{2}(?::[0-9a-f]{2}){5})\b")
+
+
+def neigh_mac(text: str) -> str | None:
+    """`ip neigh show IP` -> the MAC the address resolved to (None: no answer, FAILED/INCOMPLETE)."""
+    m = _MAC.search(text.lower())
+    return m.group(1) if m else None
+
+
+def macs(link_text: str) -> set[str]:
+    """`ip -o link` -> the MAC addresses of the namespace's interfaces."""
+    return set(re.findall(r"link/ether ([0-9a-f:]{17})", link_text.lower()))
+
+
+def node_of(addr: str, nodes: list[dict]) -> str | None:
+    """The Node whose status.addresses hold `addr`."""
+    return next((n["metadata"]["name"] for n in nodes
+                 if any(a.get("address") == addr for a in n.get("status", {}).get("addresses") or [])), None)
+
+
+def masquerade_why(masq: bool, etp: str | None, external: bool) -> str:
+    """Why the source address was (not) rewritten, in Kubernetes terms."""
+    if not external:
+        return ("masquerade: the source is not a pod (or the pod reached itself), so KUBE-MARK-MASQ marked it"
+                if masq else "no masquerade: the source is a pod and keeps its address")
+    if etp == "Local":
+        return ("no masquerade: externalTrafficPolicy Local keeps the client's address and serves only "
+                "from endpoints on this node" if not masq else
+                "masquerade although externalTrafficPolicy is Local (a node-local client)")
+    return ("masquerade: externalTrafficPolicy Cluster SNATs external traffic to the node's address, so the "
+            "endpoint may be on any node and the reply comes back through this one"
+            if masq else "no masquerade")

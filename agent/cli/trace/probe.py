@@ -46,6 +46,71 @@ def _counters(ns: str | None) -> dict:
     return out
 
 
+def curl(ns: str | None, host: str, port: int, url: str, ip: str) -> tuple[dict, str, str]:
+    """One request with curl from namespace `ns` to `url` (at `ip`) ->
+    (answer, curl's local IP, its local port)."""
+    argv = ["curl", "-sS", "-w", "\n%{http_code} %{local_port} %{time_total} %{local_ip}", "--max-time", "3", "-k"]
+    if not path.is_ip(host):
+        argv += ["--resolve", f"{host}:{port}:{ip}"]
+    r = _run(ns, [*argv, url])
+    body, _, tail = r.stdout.rpartition("\n")
+    code, local_port, seconds, local_ip = (tail.split() + ["", "", "", ""])[:4]
+    reached = r.returncode == 0 and code not in ("", "000")
+    return ({"httpCode": code, "seconds": seconds, "body": body[:200], "error": r.stderr.strip(),
+             "reached": reached}, local_ip, local_port)
+
+
+def conntrack(node_ns: str | None, src: str, sport: str, proto: str = "tcp") -> dict | None:
+    """The conntrack entry on a node of the connection from src:sport, or None."""
+    if not (sport.isdigit() and sport != "0" and src):
+        return None
+    ct = _run(node_ns, ["conntrack", "-L", "-p", proto, "--src", src, "--sport", sport])
+    line = next((ln for ln in ct.stdout.splitlines() if ln.strip()), "")
+    if not line:
+        return None
+    entry = path.parse_conntrack(line)
+    entry["line"] = line
+    return entry
+
+
+def find_service(client: Client, ip: str, port: int) -> tuple[tuple | None, dict | None]:
+    """((Service, port) that ip:port addresses or None, its summary for the report)."""
+    nodes = client.list("nodes")["items"]
+    node_ips = {a["address"] for n in nodes for a in n.get("status", {}).get("addresses") or []}
+    found = path.service_for(client.list("services")["items"], ip, port, node_ips)
+    return found, None if not found else {
+        "name": f"{found[0]['metadata']['namespace']}/{found[0]['metadata']['name']}", "port": found[1],
+        "type": found[0]["spec"].get("type", "ClusterIP"),
+        "externalTrafficPolicy": found[0]["spec"].get("externalTrafficPolicy")}
+
+
+def keeper(after: dict, found: tuple | None):
+    """keep(table, chain, rule) for path.hit: the Service's own rules and the
+    SNAT; without a Service only what stops a packet (other rules' counters
+    move with other traffic)."""
+    if not found:
+        return lambda t, c, rule: t == "filter" and c.startswith("KUBE-") and " -j ACCEPT" not in rule
+    tables: dict = {}
+    for (table, chain, rule) in after:
+        tables.setdefault(table, {}).setdefault(chain, []).append(rule)
+    mine = service_rules(tables, found[0]["metadata"]["namespace"], found[0]["metadata"]["name"])
+    wanted = {(t, c, rule) for t, chains in mine.items() for c, rules in chains.items() for rule in rules}
+    return lambda t, c, rule: (t, c, rule) in wanted or c == "KUBE-POSTROUTING"
+
+
+def endpoint_facts(client: Client, entry: dict | None) -> dict:
+    """What a conntrack entry says: the endpoint, DNAT, masquerade, the pod that answered."""
+    if not entry:
+        return {}
+    endpoint = entry["reply"].get("src")
+    owners = [p["metadata"]["name"] for p in client.list("pods")["items"]
+              if p.get("status", {}).get("podIP") == endpoint and not p["spec"].get("hostNetwork")]
+    return {"endpoint": f"{endpoint}:{entry['reply'].get('sport', '')}",
+            "dnat": endpoint != entry["orig"].get("dst"),
+            "masquerade": entry["reply"].get("dst") != entry["orig"].get("src"),
+            "answeredBy": owners[0] if owners else None}
+
+
 def _resolve(pod_ns: str, host: str) -> dict:
     try:
         with open(f"{netns.ETC_NETNS_DIR}/{pod_ns}/resolv.conf") as f:
@@ -84,48 +149,15 @@ def trace(cfg: ClusterConfig, client: Client, pod_name: str, ns: str, target: st
             report["verdict"] = f"{host} does not resolve (NXDOMAIN through the search path)"
             report["reached"] = False
             return report
-    nodes = client.list("nodes")["items"]
-    node_ips = {a["address"] for n in nodes for a in n.get("status", {}).get("addresses") or []}
-    found = path.service_for(client.list("services")["items"], ip, port, node_ips)
-    report["service"] = None if not found else {
-        "name": f"{found[0]['metadata']['namespace']}/{found[0]['metadata']['name']}", "port": found[1]}
+    found, report["service"] = find_service(client, ip, port)
     before = _counters(node_ns)
-    argv = ["curl", "-sS", "-w", "\n%{http_code} %{local_port} %{time_total}", "--max-time", "3", "-k"]
-    if not path.is_ip(host):
-        argv += ["--resolve", f"{host}:{port}:{ip}"]
-    r = _run(pod_ns, [*argv, url])
+    report["answer"], local_ip, local_port = curl(pod_ns, host, port, url, ip)
     after = _counters(node_ns)
-    body, _, tail = r.stdout.rpartition("\n")
-    code, local_port, seconds = (tail.split() + ["", "", ""])[:3]
-    reached = r.returncode == 0 and code not in ("", "000")
-    report["answer"] = {"httpCode": code, "seconds": seconds, "body": body[:200], "error": r.stderr.strip()}
-    report["reached"] = reached
-    tables: dict = {}
-    for (table, chain, rule) in after:
-        tables.setdefault(table, {}).setdefault(chain, []).append(rule)
-    if found:
-        mine = service_rules(tables, found[0]["metadata"]["namespace"], found[0]["metadata"]["name"])
-        wanted = {(t, c, rule) for t, chains in mine.items() for c, rules in chains.items() for rule in rules}
-        keep = lambda t, c, rule: (t, c, rule) in wanted or c == "KUBE-POSTROUTING"
-    else:   # only what stops a packet: other rules' counters move with other traffic
-        keep = lambda t, c, rule: t == "filter" and c.startswith("KUBE-") and " -j ACCEPT" not in rule
-    report["hops"] = path.hit(before, after, keep)
-    entry = None
-    if local_port.isdigit() and local_port != "0":
-        ct = _run(node_ns, ["conntrack", "-L", "-p", "tcp", "--src", report["podIP"], "--sport", local_port])
-        line = next((ln for ln in ct.stdout.splitlines() if ln.strip()), "")
-        if line:
-            entry = path.parse_conntrack(line)
-            entry["line"] = line
+    reached = report["reached"] = report["answer"]["reached"]
+    report["hops"] = path.hit(before, after, keeper(after, found))
+    entry = conntrack(node_ns, report["podIP"], local_port)
     report["conntrack"] = entry
-    if entry:
-        endpoint = entry["reply"].get("src")
-        report["endpoint"] = f"{endpoint}:{entry['reply'].get('sport', '')}"
-        report["dnat"] = endpoint != entry["orig"].get("dst")
-        report["masquerade"] = entry["reply"].get("dst") != entry["orig"].get("src")
-        owners = [p["metadata"]["name"] for p in client.list("pods")["items"]
-                  if p.get("status", {}).get("podIP") == endpoint and not p["spec"].get("hostNetwork")]
-        report["answeredBy"] = owners[0] if owners else None
+    report.update(endpoint_facts(client, entry))
     report["verdict"] = path.verdict(report["hops"], entry, reached, "" if found else f"{ip}:{port}",
                                      report["answer"]["error"])
     return report

@@ -1,0 +1,104 @@
+"""`nsplane trace --from outside URL` and `--from NODE URL` on a real
+two-node cluster: a LoadBalancer with externalTrafficPolicy Cluster, one
+with Local (its only endpoint pinned to node-1) and a port the Service does
+not have. The node trace names must be the one whose MAC the outside's ARP
+cache holds; the pod trace names as the answerer must be the one agnhost's
+/hostname says answered; Cluster must masquerade and Local must not. One
+cluster serves the module."""
+import json
+
+import pytest
+
+from tests.integration.cluster import ThrowawayCluster
+from tests.integration.manifests import AGNHOST, deployment, documents, netexec, service
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+WEB = deployment("web", image=AGNHOST, replicas=2, args=netexec(8080), ports=[("http", 8080)],
+                 readiness=("/healthz", "http"))
+PINNED = deployment("pinned", image=AGNHOST, args=netexec(8080), ports=[("http", 8080)], node="node-1",
+                    readiness=("/healthz", "http"))
+SERVICES = [service("web", selector={"app": "web"}, ports=[{"port": 80, "targetPort": 8080}], type="LoadBalancer"),
+            service("local", selector={"app": "pinned"}, ports=[{"port": 80, "targetPort": 8080}],
+                    type="LoadBalancer", externalTrafficPolicy="Local")]
+
+
+def lb_ip(c, name):
+    ing = (c.get("svc", name).get("status", {}).get("loadBalancer") or {}).get("ingress") or []
+    return ing[0]["ip"] if ing else None
+
+
+@pytest.fixture(scope="module")
+def c(tmp_path_factory):
+    with ThrowawayCluster(str(tmp_path_factory.mktemp("cluster")), nodes=2, dns=False) as tc:
+        tc.apply(documents(WEB, PINNED, *SERVICES))
+        tc.wait_ready("app=web", 2, timeout=90)
+        tc.wait_ready("app=pinned", 1, timeout=90)
+        tc.wait(lambda: lb_ip(tc, "web") and lb_ip(tc, "local"), timeout=60, what="load-balancer IPs")
+        yield tc
+
+
+def trace(c, *args):
+    r = c.nsplane("trace", *args, "--json", check=False)
+    assert r.stdout, r.stderr
+    return r.returncode, json.loads(r.stdout)
+
+
+def test_outside_to_lb_cluster_policy_masquerades_and_names_the_answerer(c):
+    ip = lb_ip(c, "web")
+    for _ in range(3):
+        rc, rep = trace(c, "--from", "outside", f"http://{ip}/hostname")
+        assert rc == 0 and rep["reached"], rep
+        assert rep["service"]["name"] == "default/web" and rep["service"]["type"] == "LoadBalancer"
+        assert rep["node"] in ("node-1", "node-2") and rep["nodeEvidence"].startswith("ARP:"), rep
+        chains = {h["chain"] for h in rep["hops"] if h["node"] == rep["node"]}
+        assert "KUBE-SERVICES" in chains and any(ch.startswith("KUBE-EXT-") for ch in chains), rep["hops"]
+        assert rep["masquerade"] is True and "externalTrafficPolicy Cluster" in rep["masqueradeWhy"], rep
+        assert rep["conntrack"]["orig"]["dst"] == ip
+        assert rep["answeredBy"] == rep["answer"]["body"].strip(), rep
+        assert rep["route"], rep
+
+
+def test_outside_to_lb_local_policy_keeps_client_ip(c):
+    ip = lb_ip(c, "local")
+    rc, rep = trace(c, "--from", "outside", f"http://{ip}/hostname")
+    assert rc == 0 and rep["reached"], rep
+    assert rep["node"] == "node-1", rep           # the only node with a local endpoint announces it
+    assert rep["masquerade"] is False and "externalTrafficPolicy Local" in rep["masqueradeWhy"], rep
+    assert rep["conntrack"]["reply"]["dst"] == rep["sourceIP"]
+    assert rep["answeredBy"].startswith("pinned-") and rep["answeredBy"] == rep["answer"]["body"].strip()
+
+
+def test_outside_to_node_port(c):
+    svc = c.get("svc", "web")
+    port = svc["spec"]["ports"][0]["nodePort"]
+    node = c.get("node", "node-2")
+    addr = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+    rc, rep = trace(c, "--from", "outside", f"http://{addr}:{port}/hostname")
+    assert rc == 0 and rep["node"] == "node-2", rep
+    assert any(h["chain"] == "KUBE-NODEPORTS" and h["node"] == "node-2" for h in rep["hops"]), rep["hops"]
+    assert rep["answeredBy"] == rep["answer"]["body"].strip()
+
+
+def test_from_node_to_cluster_ip(c):
+    ip = c.get("svc", "web")["spec"]["clusterIP"]
+    rc, rep = trace(c, "--from", "node-2", f"http://{ip}/hostname")
+    assert rc == 0 and rep["node"] == "node-2", rep
+    assert any(h["chain"].startswith("KUBE-SVC-") and h["node"] == "node-2" for h in rep["hops"]), rep["hops"]
+    assert rep["answeredBy"] == rep["answer"]["body"].strip()
+
+
+def test_outside_to_a_port_the_service_lacks(c):
+    ip = lb_ip(c, "web")
+    rc, rep = trace(c, "--from", "outside", f"http://{ip}:81/")
+    assert rc == 1 and not rep["reached"] and rep["service"] is None, rep
+    assert rep["verdict"].startswith(f"no Service has {ip}:81"), rep
+
+
+def test_bad_origin_and_names_are_refused(c):
+    r = c.nsplane("trace", "--from", "node-9", "http://10.0.0.1", check=False)
+    assert r.returncode != 0 and "--from node-9: no such node" in r.stderr
+    r = c.nsplane("trace", "--from", "outside", "http://web", check=False)
+    assert r.returncode != 0 and "give an address" in r.stderr
+    r = c.nsplane("trace", "http://web", check=False)
+    assert r.returncode != 0 and "give a pod" in r.stderr
