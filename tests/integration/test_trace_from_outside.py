@@ -9,8 +9,16 @@ import json
 
 import pytest
 
+from dataplane import netns
 from tests.integration.cluster import ThrowawayCluster
-from tests.integration.manifests import AGNHOST, deployment, documents, netexec, service
+from tests.integration.manifests import (
+    AGNHOST,
+    deployment,
+    documents,
+    netexec,
+    pod,
+    service,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,11 +38,15 @@ def lb_ip(c, name):
 
 @pytest.fixture(scope="module")
 def c(tmp_path_factory):
-    with ThrowawayCluster(str(tmp_path_factory.mktemp("cluster")), nodes=2, dns=False) as tc:
-        tc.apply(documents(WEB, PINNED, *SERVICES))
-        tc.wait_ready("app=web", 2, timeout=90)
+    with ThrowawayCluster(str(tmp_path_factory.mktemp("cluster")), nodes=2) as tc:
+        tc.apply(documents(WEB, PINNED, *SERVICES, pod("client", command=["sleep", "3600"])))
+        pods = tc.wait_ready("app=web", 2, timeout=90)
         tc.wait_ready("app=pinned", 1, timeout=90)
         tc.wait(lambda: lb_ip(tc, "web") and lb_ip(tc, "local"), timeout=60, what="load-balancer IPs")
+        tc.wait(lambda: tc.get("pod", "client")["status"].get("phase") == "Running", timeout=60, what="client")
+        ns = tc.pod_netns(pods[0]["metadata"]["name"])
+        tc.wait(lambda: netns.run(ns, ["dig", "+short", "+time=1", "kubernetes.default.svc.cluster.local"])
+                .stdout.strip(), timeout=60, what="cluster DNS answering")
         yield tc
 
 
@@ -86,6 +98,29 @@ def test_from_node_to_cluster_ip(c):
     assert rc == 0 and rep["node"] == "node-2", rep
     assert any(h["chain"].startswith("KUBE-SVC-") and h["node"] == "node-2" for h in rep["hops"]), rep["hops"]
     assert rep["answeredBy"] == rep["answer"]["body"].strip()
+    # the node is not a pod: KUBE-SVC- marks it and the reply comes to the node's address (another port)
+    assert rep["masquerade"] is True and rep["masqueradeWhy"].startswith("masquerade: the source is the node"), rep
+
+
+def test_pod_trace_names_the_dns_pod_and_the_route(c):
+    rc, rep = trace(c, "client", "http://web/hostname")
+    assert rc == 0 and rep["dns"]["name"] == "web.default.svc.cluster.local", rep
+    by = rep["dns"]["answeredBy"]
+    dns_pods = {p["metadata"]["name"]: p["status"]["podIP"]
+                for p in c.get("pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")["items"]}
+    assert by and by["pod"] in dns_pods and by["endpoint"].startswith(dns_pods[by["pod"]] + ":"), (by, dns_pods)
+    assert by["service"].endswith(":53")
+    assert rep["route"].startswith(rep["endpoint"].rpartition(":")[0]), rep
+    assert rep["masquerade"] is False and rep["answeredBy"] == rep["answer"]["body"].strip()
+
+
+def test_pod_trace_to_a_port_the_cluster_ip_lacks_says_where_it_routes(c):
+    ip = c.get("svc", "web")["spec"]["clusterIP"]
+    rc, rep = trace(c, "client", f"{ip}:81")
+    assert rc == 1 and rep["service"] is None and rep["conntrack"] is None, rep
+    assert rep["verdict"].startswith(f"no Service has {ip}:81: no rule of KUBE-SERVICES matches, the kernel "
+                                     f"routes it "), rep
+    assert " dev " in rep["verdict"], rep
 
 
 def test_outside_to_a_port_the_service_lacks(c):

@@ -31,6 +31,9 @@ def render(rep: dict) -> str:
             got = ", ".join(t["answers"]) or (t["error"] or "no answer (NXDOMAIN)")
             lines.append(f"  dns   {t['name']} -> {got}")
         lines.append(f"  dns   nameserver {', '.join(dns['nameservers']) or '?'}")
+        by = dns.get("answeredBy")
+        if by:
+            lines.append(f"  dns   kube-dns DNAT {by['service']} -> {by['endpoint']}: answered by pod {by['pod'] or '?'}")
     svc = rep.get("service")
     if svc:
         p = svc["port"]
@@ -50,7 +53,7 @@ def render(rep: dict) -> str:
                          f"   {rep.get('masqueradeWhy') or ('masquerade' if rep['masquerade'] else 'no masquerade')}"
                          f" (source {rep.get('podIP') or rep.get('sourceIP')})")
     if rep.get("route"):
-        lines.append(f"  route  on {rep['node']}: ip route get -> {rep['route']}")
+        lines.append(f"  route  on {rep['node']}: {rep['route']}")
     a = rep.get("answer") or {}
     if rep.get("reached"):
         by = f" by pod {rep['answeredBy']}" if rep.get("answeredBy") else ""

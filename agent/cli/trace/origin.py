@@ -23,6 +23,7 @@ from agent.cli.trace.probe import (
     endpoint_facts,
     find_service,
     keeper,
+    route,
 )
 
 OUTSIDE = "outside"
@@ -84,11 +85,10 @@ def trace_from(cfg: ClusterConfig, client: Client, origin: str, target: str) -> 
     report["sourceIP"] = local_ip
     report.update(endpoint_facts(client, entry))
     if entry:
-        external = origin == OUTSIDE
         report["masqueradeWhy"] = path.masquerade_why(report["masquerade"], (report["service"] or {}).get(
-            "externalTrafficPolicy"), external)
-        r = _run(spaces[owner], ["ip", "route", "get", report["endpoint"].rpartition(":")[0]])
-        report["route"] = r.stdout.strip().splitlines()[0] if r.stdout.strip() else r.stderr.strip()
+            "externalTrafficPolicy"), OUTSIDE if origin == OUTSIDE else "node")
+    if owner:
+        report["route"] = route(spaces[owner], report["endpoint"].rpartition(":")[0] if entry else host)
     report["verdict"] = path.verdict(report["hops"], entry, reached, "" if found else f"{host}:{port}",
-                                     report["answer"]["error"])
+                                     report["answer"]["error"], "" if found else report.get("route", ""))
     return report

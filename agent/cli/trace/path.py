@@ -131,7 +131,8 @@ def service_for(services: list[dict], ip: str, port: int, node_ips: set[str]) ->
     return None
 
 
-def verdict(hops: list[dict], entry: dict | None, reached: bool, target: str = "", error: str = "") -> str:
+def verdict(hops: list[dict], entry: dict | None, reached: bool, target: str = "", error: str = "",
+            route: str = "") -> str:
     """One sentence: where the connection went or stopped."""
     if entry and entry.get("reply", {}).get("src") and reached:
         return f"answered by {entry['reply']['src']}:{entry['reply'].get('sport', '')}"
@@ -143,8 +144,9 @@ def verdict(hops: list[dict], entry: dict | None, reached: bool, target: str = "
         return f"dropped by {drops[0]['table']} {drops[0]['chain']}: {drops[0]['meaning']}"
     if not reached:
         why = f" ({error})" if error else ""
-        return (f"no Service has {target}: no rule of KUBE-SERVICES matches, the kernel routes the packet "
-                f"as is and it gets no answer{why}") if target else f"no answer{why}"
+        routed = f"routes it {route_words(route)}" if route else "routes the packet as is"
+        return (f"no Service has {target}: no rule of KUBE-SERVICES matches, the kernel {routed} "
+                f"and it gets no answer{why}") if target else f"no answer{why}"
     return "answered"
 
 
@@ -168,15 +170,38 @@ def node_of(addr: str, nodes: list[dict]) -> str | None:
                  if any(a.get("address") == addr for a in n.get("status", {}).get("addresses") or [])), None)
 
 
-def masquerade_why(masq: bool, etp: str | None, external: bool) -> str:
-    """Why the source address was (not) rewritten, in Kubernetes terms."""
-    if not external:
-        return ("masquerade: the source is not a pod (or the pod reached itself), so KUBE-MARK-MASQ marked it"
+def source_nat(entry: dict) -> bool:
+    """Whether the conntrack entry's reply goes to another address or port
+    than the connection came from: the source was NATed (masquerade)."""
+    o, r = entry.get("orig", {}), entry.get("reply", {})
+    return r.get("dst") != o.get("src") or (bool(r.get("dport")) and r.get("dport") != o.get("sport"))
+
+
+def masquerade_why(masq: bool, etp: str | None, origin: str) -> str:
+    """Why the source address was (not) rewritten, in Kubernetes terms;
+    origin is "pod", "node" or "outside"."""
+    if origin == "node":
+        return ("masquerade: the source is the node itself, not a pod, so KUBE-MARK-MASQ marked it and it "
+                "leaves with the node's address (and a new port)" if masq else
+                "no masquerade: the reply comes straight back to the node")
+    if origin == "pod":
+        return ("masquerade: the pod reached itself through the Service (hairpin), so KUBE-SEP marked it"
                 if masq else "no masquerade: the source is a pod and keeps its address")
     if etp == "Local":
         return ("no masquerade: externalTrafficPolicy Local keeps the client's address and serves only "
                 "from endpoints on this node" if not masq else
-                "masquerade although externalTrafficPolicy is Local (a node-local client)")
+                "masquerade although externalTrafficPolicy is Local")
     return ("masquerade: externalTrafficPolicy Cluster SNATs external traffic to the node's address, so the "
             "endpoint may be on any node and the reply comes back through this one"
-            if masq else "no masquerade")
+            if masq else "no masquerade although externalTrafficPolicy is Cluster")
+
+
+def route_words(route: str) -> str:
+    """`ip route get` output -> "via 172.28.0.1 dev eth0 (from 172.28.0.11)", or the kernel's error."""
+    words = route.split()
+    if not words or "via" not in words and "dev" not in words:
+        return f"nowhere ({route.strip() or 'no route'})"
+    got = {k: words[words.index(k) + 1] for k in ("via", "dev", "src") if k in words[:-1]}
+    kind = "to the local machine " if words[0] == "local" else ""
+    text = " ".join(f"{k} {got[k]}" for k in ("via", "dev") if k in got)
+    return f"{kind}{text}" + (f" (from {got['src']})" if "src" in got else "")

@@ -8,6 +8,7 @@ snapshots again, and reads the connection's conntrack entry on that node
 """
 from __future__ import annotations
 
+import random
 import subprocess
 
 from agent.api.client import Client
@@ -107,11 +108,28 @@ def endpoint_facts(client: Client, entry: dict | None) -> dict:
               if p.get("status", {}).get("podIP") == endpoint and not p["spec"].get("hostNetwork")]
     return {"endpoint": f"{endpoint}:{entry['reply'].get('sport', '')}",
             "dnat": endpoint != entry["orig"].get("dst"),
-            "masquerade": entry["reply"].get("dst") != entry["orig"].get("src"),
+            "masquerade": path.source_nat(entry),
             "answeredBy": owners[0] if owners else None}
 
 
-def _resolve(pod_ns: str, host: str) -> dict:
+def route(ns: str | None, ip: str) -> str:
+    """The first line of `ip route get IP` in namespace `ns` (or the kernel's error)."""
+    r = _run(ns, ["ip", "route", "get", ip])
+    return r.stdout.strip().splitlines()[0] if r.stdout.strip() else r.stderr.strip()
+
+
+def dns_server(client: Client, node_ns: str | None, pod_ip: str, sport: int) -> dict:
+    """Which DNS pod answered the query sent from pod_ip:sport: the reply side
+    of the UDP conntrack entry on the pod's node (kube-dns's DNAT)."""
+    entry = conntrack(node_ns, pod_ip, str(sport), "udp")
+    if not entry:
+        return {}
+    facts = endpoint_facts(client, entry)
+    return {"service": f"{entry['orig'].get('dst')}:{entry['orig'].get('dport')}", "endpoint": facts["endpoint"],
+            "pod": facts["answeredBy"], "conntrack": entry["line"]}
+
+
+def _resolve(pod_ns: str, host: str, pod_ip: str = "") -> dict:
     try:
         with open(f"{netns.ETC_NETNS_DIR}/{pod_ns}/resolv.conf") as f:
             servers, search, ndots = path.parse_resolv(f.read())
@@ -119,10 +137,12 @@ def _resolve(pod_ns: str, host: str) -> dict:
         servers, search, ndots = [], [], 1
     tries = []
     for name in path.candidates(host, search, ndots):
-        r = _run(pod_ns, ["dig", "+short", "+nosearch", "+time=2", "+tries=1", name, "A"])
+        sport = random.randint(32768, 60999)   # a known source port finds the query's conntrack entry
+        bind = ["-b", f"{pod_ip}#{sport}"] if pod_ip else []
+        r = _run(pod_ns, ["dig", *bind, "+short", "+nosearch", "+time=2", "+tries=1", name, "A"])
         answers = [w for w in r.stdout.split() if path.is_ip(w)]
         error = "" if r.returncode == 0 else "; ".join(ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip())
-        tries.append({"name": name, "answers": answers, "error": error})
+        tries.append({"name": name, "answers": answers, "error": error, "sport": sport})
         if answers:
             return {"host": host, "nameservers": servers, "tries": tries, "name": name, "address": answers[0]}
     return {"host": host, "nameservers": servers, "tries": tries, "name": None, "address": None}
@@ -143,7 +163,9 @@ def trace(cfg: ClusterConfig, client: Client, pod_name: str, ns: str, target: st
                     "notes": NOTES}
     ip = host
     if not path.is_ip(host):
-        report["dns"] = _resolve(pod_ns, host)
+        report["dns"] = _resolve(pod_ns, host, report["podIP"])
+        last = report["dns"]["tries"][-1] if report["dns"]["tries"] else {}
+        report["dns"]["answeredBy"] = dns_server(client, node_ns, report["podIP"], last.get("sport", 0)) or None
         ip = report["dns"]["address"]
         if not ip:
             report["verdict"] = f"{host} does not resolve (NXDOMAIN through the search path)"
@@ -151,13 +173,16 @@ def trace(cfg: ClusterConfig, client: Client, pod_name: str, ns: str, target: st
             return report
     found, report["service"] = find_service(client, ip, port)
     before = _counters(node_ns)
-    report["answer"], local_ip, local_port = curl(pod_ns, host, port, url, ip)
+    report["answer"], _, local_port = curl(pod_ns, host, port, url, ip)
     after = _counters(node_ns)
     reached = report["reached"] = report["answer"]["reached"]
     report["hops"] = path.hit(before, after, keeper(after, found))
     entry = conntrack(node_ns, report["podIP"], local_port)
     report["conntrack"] = entry
     report.update(endpoint_facts(client, entry))
+    if entry:
+        report["masqueradeWhy"] = path.masquerade_why(report["masquerade"], None, "pod")
+    report["route"] = route(node_ns, report["endpoint"].rpartition(":")[0] if entry else ip)
     report["verdict"] = path.verdict(report["hops"], entry, reached, "" if found else f"{ip}:{port}",
-                                     report["answer"]["error"])
+                                     report["answer"]["error"], "" if found else report["route"])
     return report
