@@ -1,4 +1,4 @@
-"""`nsplane trace --from outside URL` and `--from NODE URL` on a real
+"""`nsplane trace --from outside URL`, UDP targets and `--from NODE URL` on a real
 two-node cluster: a LoadBalancer with externalTrafficPolicy Cluster, one
 with Local (its only endpoint pinned to node-1) and a port the Service does
 not have. The node trace names must be the one whose MAC the outside's ARP
@@ -22,11 +22,13 @@ from tests.integration.manifests import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-WEB = deployment("web", image=AGNHOST, replicas=2, args=netexec(8080), ports=[("http", 8080)],
+WEB = deployment("web", image=AGNHOST, replicas=2, args=netexec(8080, udp_port=8081), ports=[("http", 8080)],
                  readiness=("/healthz", "http"))
 PINNED = deployment("pinned", image=AGNHOST, args=netexec(8080), ports=[("http", 8080)], node="node-1",
                     readiness=("/healthz", "http"))
 SERVICES = [service("web", selector={"app": "web"}, ports=[{"port": 80, "targetPort": 8080}], type="LoadBalancer"),
+            service("udp", selector={"app": "web"}, ports=[{"port": 8081, "protocol": "UDP", "targetPort": 8081}],
+                    type="LoadBalancer"),
             service("local", selector={"app": "pinned"}, ports=[{"port": 80, "targetPort": 8080}],
                     type="LoadBalancer", externalTrafficPolicy="Local")]
 
@@ -42,7 +44,7 @@ def c(tmp_path_factory):
         tc.apply(documents(WEB, PINNED, *SERVICES, pod("client", command=["sleep", "3600"])))
         pods = tc.wait_ready("app=web", 2, timeout=90)
         tc.wait_ready("app=pinned", 1, timeout=90)
-        tc.wait(lambda: lb_ip(tc, "web") and lb_ip(tc, "local"), timeout=60, what="load-balancer IPs")
+        tc.wait(lambda: lb_ip(tc, "web") and lb_ip(tc, "local") and lb_ip(tc, "udp"), timeout=60, what="load-balancer IPs")
         tc.wait(lambda: tc.get("pod", "client")["status"].get("phase") == "Running", timeout=60, what="client")
         ns = tc.pod_netns(pods[0]["metadata"]["name"])
         tc.wait(lambda: netns.run(ns, ["dig", "+short", "+time=1", "kubernetes.default.svc.cluster.local"])
@@ -137,3 +139,25 @@ def test_bad_origin_and_names_are_refused(c):
     assert r.returncode != 0 and "give an address" in r.stderr
     r = c.nsplane("trace", "http://web", check=False)
     assert r.returncode != 0 and "give a pod" in r.stderr
+
+
+def test_udp_from_a_pod_one_datagram_through_the_service(c):
+    rc, rep = trace(c, "client", "udp://udp:8081")
+    assert rc == 0 and rep["reached"] and rep["service"]["name"] == "default/udp", rep
+    assert rep["conntrack"]["proto"] == "udp" and rep["conntrack"]["orig"]["dport"] == "8081", rep
+    assert any(h["chain"].startswith("KUBE-SEP-") for h in rep["hops"]), rep["hops"]
+    assert rep["endpoint"].endswith(":8081") and rep["answeredBy"] == rep["answer"]["body"], rep
+
+
+def test_udp_from_outside_to_the_load_balancer(c):
+    ip = lb_ip(c, "udp")
+    rc, rep = trace(c, "--from", "outside", f"udp://{ip}:8081")
+    assert rc == 0 and rep["reached"] and rep["nodeEvidence"].startswith("ARP:"), rep
+    assert any(h["chain"].startswith("KUBE-EXT-") and h["node"] == rep["node"] for h in rep["hops"]), rep["hops"]
+    assert rep["conntrack"]["proto"] == "udp" and rep["masquerade"] is True, rep
+    assert rep["answeredBy"] == rep["answer"]["body"], rep
+
+
+def test_udp_target_needs_a_port(c):
+    r = c.nsplane("trace", "client", "udp://udp", check=False)
+    assert r.returncode != 0 and "a UDP target needs its port" in r.stderr

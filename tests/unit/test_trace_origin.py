@@ -64,3 +64,14 @@ def test_verdict_without_a_service_says_where_the_kernel_routes_it():
     v = path.verdict([], None, False, "10.96.5.5:81", "timed out", "10.96.5.5 via 172.28.0.1 dev eth0 src 172.28.0.11")
     assert v == ("no Service has 10.96.5.5:81: no rule of KUBE-SERVICES matches, the kernel routes it via "
                  "172.28.0.1 dev eth0 (from 172.28.0.11) and it gets no answer (timed out)")
+
+
+def test_udp_targets_parse_and_need_a_port():
+    assert path.parse_target("udp://10.96.0.10:53") == ("10.96.0.10", 53, "udp://10.96.0.10:53")
+    assert path.protocol("udp://10.96.0.10:53") == "udp" and path.protocol("http://web") == "tcp"
+    try:
+        path.parse_target("udp://dns")
+    except ValueError as e:
+        assert "needs its port" in str(e)
+    else:
+        raise AssertionError("udp without a port was accepted")

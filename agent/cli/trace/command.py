@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("trace", help="follow one real connection from a pod through DNS, the node's rules "
                                      "and conntrack")
     p.add_argument("pod", nargs="?", help="the pod the connection starts in (omit with --from)")
-    p.add_argument("url", help="http://NAME[:PORT][/path], NAME:PORT or IP:PORT (TCP)")
+    p.add_argument("url", help="http://NAME[:PORT][/path], NAME:PORT or IP:PORT (TCP), or udp://NAME:PORT (one datagram)")
     p.add_argument("--from", dest="origin", metavar="outside|NODE",
                    help="start outside the cluster (the underlay's host namespace: LoadBalancer and NodePort "
                         "clients) or in a node's namespace, instead of a pod")
@@ -57,7 +57,8 @@ def render(rep: dict) -> str:
     a = rep.get("answer") or {}
     if rep.get("reached"):
         by = f" by pod {rep['answeredBy']}" if rep.get("answeredBy") else ""
-        lines.append(f"  answered: HTTP {a.get('httpCode')}{by} in {a.get('seconds')} s")
+        what = f"UDP reply {a.get('body')!r}" if "sent" in a else f"HTTP {a.get('httpCode')}"
+        lines.append(f"  answered: {what}{by} in {a.get('seconds')} s")
     lines.append(f"verdict: {rep['verdict']}")
     head = (f"trace from {rep['origin']} to {rep['url']}" if rep.get("origin") else
             f"trace from pod {rep['from']} (node {rep['node']}) to {rep['url']}")

@@ -19,11 +19,11 @@ from agent.cli.trace.probe import (
     _counters,
     _run,
     conntrack,
-    curl,
     endpoint_facts,
     find_service,
     keeper,
     route,
+    send,
 )
 
 OUTSIDE = "outside"
@@ -67,7 +67,7 @@ def trace_from(cfg: ClusterConfig, client: Client, origin: str, target: str) -> 
     found, report["service"] = find_service(client, host, port)
     spaces = {n["metadata"]["name"]: node_namespace(cfg, n["metadata"]["name"]) for n in nodes}
     before = {name: _counters(ns) for name, ns in spaces.items()}
-    report["answer"], local_ip, local_port = curl(src_ns, host, port, url, host)
+    report["answer"], local_ip, local_port = send(src_ns, host, port, url, host)
     after = {name: _counters(ns) for name, ns in spaces.items()}
     reached = report["reached"] = report["answer"]["reached"]
     report["hops"] = [{"node": name, **h} for name in spaces
@@ -80,7 +80,7 @@ def trace_from(cfg: ClusterConfig, client: Client, origin: str, target: str) -> 
     else:
         owner, how = _arp_owner(cfg, src_ns, host, nodes)
     report["node"], report["nodeEvidence"] = owner, how
-    entry = conntrack(spaces[owner], local_ip, local_port) if owner else None
+    entry = conntrack(spaces[owner], local_ip, local_port, path.protocol(url)) if owner else None
     report["conntrack"] = entry
     report["sourceIP"] = local_ip
     report.update(endpoint_facts(client, entry))

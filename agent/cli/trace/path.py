@@ -18,19 +18,26 @@ _COUNTED = re.compile(r"^\[(\d+):(\d+)\] (-A (\S+) .*)$")
 
 
 def parse_target(target: str) -> tuple[str, int, str]:
-    """"http://web", "web:8080", "10.96.0.10:53", "http://web:81/x" -> (host, port, url).
-    Raises ValueError naming the fix."""
+    """"http://web", "web:8080", "10.96.0.10:53", "http://web:81/x",
+    "udp://10.96.0.10:53" -> (host, port, url). Raises ValueError naming the fix."""
     text = target if "://" in target else f"http://{target}"
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f'"{target}": only http:// and https:// URLs (or HOST:PORT) can be traced')
+    if parts.scheme not in ("http", "https", "udp"):
+        raise ValueError(f'"{target}": only http://, https:// and udp:// URLs (or HOST:PORT) can be traced')
     if not parts.hostname:
         raise ValueError(f'"{target}": no host; give a URL such as http://web or web:80')
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
     except ValueError:
         raise ValueError(f'"{target}": the port must be a number 1-65535') from None
+    if not port:
+        raise ValueError(f'"{target}": a UDP target needs its port, e.g. udp://10.96.0.10:53')
     return parts.hostname, port, text
+
+
+def protocol(url: str) -> str:
+    """The L4 protocol of a parsed target: "udp" or "tcp"."""
+    return "udp" if url.startswith("udp://") else "tcp"
 
 
 def is_ip(host: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import subprocess
+import sys
 
 from agent.api.client import Client
 from agent.api.config import ClusterConfig
@@ -59,6 +60,30 @@ def curl(ns: str | None, host: str, port: int, url: str, ip: str) -> tuple[dict,
     reached = r.returncode == 0 and code not in ("", "000")
     return ({"httpCode": code, "seconds": seconds, "body": body[:200], "error": r.stderr.strip(),
              "reached": reached}, local_ip, local_port)
+
+
+# One datagram from a known source port; prints "<local ip> <local port> <seconds>" and the reply.
+_UDP = ("import socket,sys,time\n"
+        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(3);s.connect((sys.argv[1],int(sys.argv[2])))\n"
+        "ip,port=s.getsockname();t=time.monotonic();s.send(sys.argv[3].encode())\n"
+        "try:\n  data=s.recv(2048);print(ip,port,round(time.monotonic()-t,6));print(data.decode(errors='replace'))\n"
+        "except OSError as e:\n  print(ip,port,'-');print(e,file=sys.stderr);sys.exit(1)\n")
+
+
+def udp(ns: str | None, ip: str, port: int, payload: str = "hostname") -> tuple[dict, str, str]:
+    """One UDP datagram from namespace `ns` to ip:port and its answer ->
+    (answer, local IP, local port). agnhost netexec answers "hostname"
+    with its pod's name; serve-hostname --udp answers anything with it."""
+    r = _run(ns, [sys.executable, "-c", _UDP, ip, str(port), payload])
+    head, _, body = r.stdout.partition("\n")
+    local_ip, local_port, seconds = (head.split() + ["", "", ""])[:3]
+    return ({"sent": payload, "seconds": seconds, "body": body.strip()[:200], "error": r.stderr.strip(),
+             "reached": r.returncode == 0}, local_ip, local_port)
+
+
+def send(ns: str | None, host: str, port: int, url: str, ip: str) -> tuple[dict, str, str]:
+    """One connection (TCP, with curl) or one datagram (UDP) to the target."""
+    return udp(ns, ip, port) if path.protocol(url) == "udp" else curl(ns, host, port, url, ip)
 
 
 def conntrack(node_ns: str | None, src: str, sport: str, proto: str = "tcp") -> dict | None:
@@ -173,11 +198,11 @@ def trace(cfg: ClusterConfig, client: Client, pod_name: str, ns: str, target: st
             return report
     found, report["service"] = find_service(client, ip, port)
     before = _counters(node_ns)
-    report["answer"], _, local_port = curl(pod_ns, host, port, url, ip)
+    report["answer"], _, local_port = send(pod_ns, host, port, url, ip)
     after = _counters(node_ns)
     reached = report["reached"] = report["answer"]["reached"]
     report["hops"] = path.hit(before, after, keeper(after, found))
-    entry = conntrack(node_ns, report["podIP"], local_port)
+    entry = conntrack(node_ns, report["podIP"], local_port, path.protocol(url))
     report["conntrack"] = entry
     report.update(endpoint_facts(client, entry))
     if entry:
