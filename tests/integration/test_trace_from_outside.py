@@ -161,3 +161,13 @@ def test_udp_from_outside_to_the_load_balancer(c):
 def test_udp_target_needs_a_port(c):
     r = c.nsplane("trace", "client", "udp://udp", check=False)
     assert r.returncode != 0 and "a UDP target needs its port" in r.stderr
+
+
+def test_outside_to_local_policy_node_port_on_a_node_without_endpoint_is_dropped(c):
+    port = c.get("svc", "local")["spec"]["ports"][0]["nodePort"]
+    node = c.get("node", "node-2")       # the only endpoint is pinned to node-1
+    addr = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+    rc, rep = trace(c, "--from", "outside", f"http://{addr}:{port}/")
+    assert rc == 1 and not rep["reached"] and rep["node"] == "node-2", rep
+    assert rep["verdict"].startswith("dropped by filter KUBE-EXTERNAL-SERVICES"), rep
+    assert any(h["node"] == "node-2" and h["table"] == "filter" and " -j DROP" in h["rule"] for h in rep["hops"])
