@@ -18,19 +18,26 @@ _COUNTED = re.compile(r"^\[(\d+):(\d+)\] (-A (\S+) .*)$")
 
 
 def parse_target(target: str) -> tuple[str, int, str]:
-    """"http://web", "web:8080", "10.96.0.10:53", "http://web:81/x" -> (host, port, url).
-    Raises ValueError naming the fix."""
+    """"http://web", "web:8080", "10.96.0.10:53", "http://web:81/x",
+    "udp://10.96.0.10:53" -> (host, port, url). Raises ValueError naming the fix."""
     text = target if "://" in target else f"http://{target}"
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f'"{target}": only http:// and https:// URLs (or HOST:PORT) can be traced')
+    if parts.scheme not in ("http", "https", "udp"):
+        raise ValueError(f'"{target}": only http://, https:// and udp:// URLs (or HOST:PORT) can be traced')
     if not parts.hostname:
         raise ValueError(f'"{target}": no host; give a URL such as http://web or web:80')
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
     except ValueError:
         raise ValueError(f'"{target}": the port must be a number 1-65535') from None
+    if not port:
+        raise ValueError(f'"{target}": a UDP target needs its port, e.g. udp://10.96.0.10:53')
     return parts.hostname, port, text
+
+
+def protocol(url: str) -> str:
+    """The L4 protocol of a parsed target: "udp" or "tcp"."""
+    return "udp" if url.startswith("udp://") else "tcp"
 
 
 def is_ip(host: str) -> bool:
@@ -131,7 +138,8 @@ def service_for(services: list[dict], ip: str, port: int, node_ips: set[str]) ->
     return None
 
 
-def verdict(hops: list[dict], entry: dict | None, reached: bool, target: str = "", error: str = "") -> str:
+def verdict(hops: list[dict], entry: dict | None, reached: bool, target: str = "", error: str = "",
+            route: str = "") -> str:
     """One sentence: where the connection went or stopped."""
     if entry and entry.get("reply", {}).get("src") and reached:
         return f"answered by {entry['reply']['src']}:{entry['reply'].get('sport', '')}"
@@ -143,6 +151,64 @@ def verdict(hops: list[dict], entry: dict | None, reached: bool, target: str = "
         return f"dropped by {drops[0]['table']} {drops[0]['chain']}: {drops[0]['meaning']}"
     if not reached:
         why = f" ({error})" if error else ""
-        return (f"no Service has {target}: no rule of KUBE-SERVICES matches, the kernel routes the packet "
-                f"as is and it gets no answer{why}") if target else f"no answer{why}"
+        routed = f"routes it {route_words(route)}" if route else "routes the packet as is"
+        return (f"no Service has {target}: no rule of KUBE-SERVICES matches, the kernel {routed} "
+                f"and it gets no answer{why}") if target else f"no answer{why}"
     return "answered"
+
+
+_MAC = re.compile(r"\blladdr ([0-9a-f]{2}(?::[0-9a-f]{2}){5})\b")
+
+
+def neigh_mac(text: str) -> str | None:
+    """`ip neigh show IP` -> the MAC the address resolved to (None: no answer, FAILED/INCOMPLETE)."""
+    m = _MAC.search(text.lower())
+    return m.group(1) if m else None
+
+
+def macs(link_text: str) -> set[str]:
+    """`ip -o link` -> the MAC addresses of the namespace's interfaces."""
+    return set(re.findall(r"link/ether ([0-9a-f:]{17})", link_text.lower()))
+
+
+def node_of(addr: str, nodes: list[dict]) -> str | None:
+    """The Node whose status.addresses hold `addr`."""
+    return next((n["metadata"]["name"] for n in nodes
+                 if any(a.get("address") == addr for a in n.get("status", {}).get("addresses") or [])), None)
+
+
+def source_nat(entry: dict) -> bool:
+    """Whether the conntrack entry's reply goes to another address or port
+    than the connection came from: the source was NATed (masquerade)."""
+    o, r = entry.get("orig", {}), entry.get("reply", {})
+    return r.get("dst") != o.get("src") or (bool(r.get("dport")) and r.get("dport") != o.get("sport"))
+
+
+def masquerade_why(masq: bool, etp: str | None, origin: str) -> str:
+    """Why the source address was (not) rewritten, in Kubernetes terms;
+    origin is "pod", "node" or "outside"."""
+    if origin == "node":
+        return ("masquerade: the source is the node itself, not a pod, so KUBE-MARK-MASQ marked it and it "
+                "leaves with the node's address (and a new port)" if masq else
+                "no masquerade: the reply comes straight back to the node")
+    if origin == "pod":
+        return ("masquerade: the pod reached itself through the Service (hairpin), so KUBE-SEP marked it"
+                if masq else "no masquerade: the source is a pod and keeps its address")
+    if etp == "Local":
+        return ("no masquerade: externalTrafficPolicy Local keeps the client's address and serves only "
+                "from endpoints on this node" if not masq else
+                "masquerade although externalTrafficPolicy is Local")
+    return ("masquerade: externalTrafficPolicy Cluster SNATs external traffic to the node's address, so the "
+            "endpoint may be on any node and the reply comes back through this one"
+            if masq else "no masquerade although externalTrafficPolicy is Cluster")
+
+
+def route_words(route: str) -> str:
+    """`ip route get` output -> "via 172.28.0.1 dev eth0 (from 172.28.0.11)", or the kernel's error."""
+    words = route.split()
+    if not words or "via" not in words and "dev" not in words:
+        return f"nowhere ({route.strip() or 'no route'})"
+    got = {k: words[words.index(k) + 1] for k in ("via", "dev", "src") if k in words[:-1]}
+    kind = "to the local machine " if words[0] == "local" else ""
+    text = " ".join(f"{k} {got[k]}" for k in ("via", "dev") if k in got)
+    return f"{kind}{text}" + (f" (from {got['src']})" if "src" in got else "")

@@ -8,7 +8,9 @@ snapshots again, and reads the connection's conntrack entry on that node
 """
 from __future__ import annotations
 
+import random
 import subprocess
+import sys
 
 from agent.api.client import Client
 from agent.api.config import ClusterConfig
@@ -46,7 +48,113 @@ def _counters(ns: str | None) -> dict:
     return out
 
 
-def _resolve(pod_ns: str, host: str) -> dict:
+def curl(ns: str | None, host: str, port: int, url: str, ip: str) -> tuple[dict, str, str]:
+    """One request with curl from namespace `ns` to `url` (at `ip`) ->
+    (answer, curl's local IP, its local port)."""
+    argv = ["curl", "-sS", "-w", "\n%{http_code} %{local_port} %{time_total} %{local_ip}", "--max-time", "3", "-k"]
+    if not path.is_ip(host):
+        argv += ["--resolve", f"{host}:{port}:{ip}"]
+    r = _run(ns, [*argv, url])
+    body, _, tail = r.stdout.rpartition("\n")
+    code, local_port, seconds, local_ip = (tail.split() + ["", "", "", ""])[:4]
+    reached = r.returncode == 0 and code not in ("", "000")
+    return ({"httpCode": code, "seconds": seconds, "body": body[:200], "error": r.stderr.strip(),
+             "reached": reached}, local_ip, local_port)
+
+
+# One datagram from a known source port; prints "<local ip> <local port> <seconds>" and the reply.
+_UDP = ("import socket,sys,time\n"
+        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(3);s.connect((sys.argv[1],int(sys.argv[2])))\n"
+        "ip,port=s.getsockname();t=time.monotonic();s.send(sys.argv[3].encode())\n"
+        "try:\n  data=s.recv(2048);print(ip,port,round(time.monotonic()-t,6));print(data.decode(errors='replace'))\n"
+        "except OSError as e:\n  print(ip,port,'-');print(e,file=sys.stderr);sys.exit(1)\n")
+
+
+def udp(ns: str | None, ip: str, port: int, payload: str = "hostname") -> tuple[dict, str, str]:
+    """One UDP datagram from namespace `ns` to ip:port and its answer ->
+    (answer, local IP, local port). agnhost netexec answers "hostname"
+    with its pod's name; serve-hostname --udp answers anything with it."""
+    r = _run(ns, [sys.executable, "-c", _UDP, ip, str(port), payload])
+    head, _, body = r.stdout.partition("\n")
+    local_ip, local_port, seconds = (head.split() + ["", "", ""])[:3]
+    return ({"sent": payload, "seconds": seconds, "body": body.strip()[:200], "error": r.stderr.strip(),
+             "reached": r.returncode == 0}, local_ip, local_port)
+
+
+def send(ns: str | None, host: str, port: int, url: str, ip: str) -> tuple[dict, str, str]:
+    """One connection (TCP, with curl) or one datagram (UDP) to the target."""
+    return udp(ns, ip, port) if path.protocol(url) == "udp" else curl(ns, host, port, url, ip)
+
+
+def conntrack(node_ns: str | None, src: str, sport: str, proto: str = "tcp") -> dict | None:
+    """The conntrack entry on a node of the connection from src:sport, or None."""
+    if not (sport.isdigit() and sport != "0" and src):
+        return None
+    ct = _run(node_ns, ["conntrack", "-L", "-p", proto, "--src", src, "--sport", sport])
+    line = next((ln for ln in ct.stdout.splitlines() if ln.strip()), "")
+    if not line:
+        return None
+    entry = path.parse_conntrack(line)
+    entry["line"] = line
+    return entry
+
+
+def find_service(client: Client, ip: str, port: int) -> tuple[tuple | None, dict | None]:
+    """((Service, port) that ip:port addresses or None, its summary for the report)."""
+    nodes = client.list("nodes")["items"]
+    node_ips = {a["address"] for n in nodes for a in n.get("status", {}).get("addresses") or []}
+    found = path.service_for(client.list("services")["items"], ip, port, node_ips)
+    return found, None if not found else {
+        "name": f"{found[0]['metadata']['namespace']}/{found[0]['metadata']['name']}", "port": found[1],
+        "type": found[0]["spec"].get("type", "ClusterIP"),
+        "externalTrafficPolicy": found[0]["spec"].get("externalTrafficPolicy")}
+
+
+def keeper(after: dict, found: tuple | None):
+    """keep(table, chain, rule) for path.hit: the Service's own rules and the
+    SNAT; without a Service only what stops a packet (other rules' counters
+    move with other traffic)."""
+    if not found:
+        return lambda t, c, rule: t == "filter" and c.startswith("KUBE-") and " -j ACCEPT" not in rule
+    tables: dict = {}
+    for (table, chain, rule) in after:
+        tables.setdefault(table, {}).setdefault(chain, []).append(rule)
+    mine = service_rules(tables, found[0]["metadata"]["namespace"], found[0]["metadata"]["name"])
+    wanted = {(t, c, rule) for t, chains in mine.items() for c, rules in chains.items() for rule in rules}
+    return lambda t, c, rule: (t, c, rule) in wanted or c == "KUBE-POSTROUTING"
+
+
+def endpoint_facts(client: Client, entry: dict | None) -> dict:
+    """What a conntrack entry says: the endpoint, DNAT, masquerade, the pod that answered."""
+    if not entry:
+        return {}
+    endpoint = entry["reply"].get("src")
+    owners = [p["metadata"]["name"] for p in client.list("pods")["items"]
+              if p.get("status", {}).get("podIP") == endpoint and not p["spec"].get("hostNetwork")]
+    return {"endpoint": f"{endpoint}:{entry['reply'].get('sport', '')}",
+            "dnat": endpoint != entry["orig"].get("dst"),
+            "masquerade": path.source_nat(entry),
+            "answeredBy": owners[0] if owners else None}
+
+
+def route(ns: str | None, ip: str) -> str:
+    """The first line of `ip route get IP` in namespace `ns` (or the kernel's error)."""
+    r = _run(ns, ["ip", "route", "get", ip])
+    return r.stdout.strip().splitlines()[0] if r.stdout.strip() else r.stderr.strip()
+
+
+def dns_server(client: Client, node_ns: str | None, pod_ip: str, sport: int) -> dict:
+    """Which DNS pod answered the query sent from pod_ip:sport: the reply side
+    of the UDP conntrack entry on the pod's node (kube-dns's DNAT)."""
+    entry = conntrack(node_ns, pod_ip, str(sport), "udp")
+    if not entry:
+        return {}
+    facts = endpoint_facts(client, entry)
+    return {"service": f"{entry['orig'].get('dst')}:{entry['orig'].get('dport')}", "endpoint": facts["endpoint"],
+            "pod": facts["answeredBy"], "conntrack": entry["line"]}
+
+
+def _resolve(pod_ns: str, host: str, pod_ip: str = "") -> dict:
     try:
         with open(f"{netns.ETC_NETNS_DIR}/{pod_ns}/resolv.conf") as f:
             servers, search, ndots = path.parse_resolv(f.read())
@@ -54,10 +162,12 @@ def _resolve(pod_ns: str, host: str) -> dict:
         servers, search, ndots = [], [], 1
     tries = []
     for name in path.candidates(host, search, ndots):
-        r = _run(pod_ns, ["dig", "+short", "+nosearch", "+time=2", "+tries=1", name, "A"])
+        sport = random.randint(32768, 60999)   # a known source port finds the query's conntrack entry
+        bind = ["-b", f"{pod_ip}#{sport}"] if pod_ip else []
+        r = _run(pod_ns, ["dig", *bind, "+short", "+nosearch", "+time=2", "+tries=1", name, "A"])
         answers = [w for w in r.stdout.split() if path.is_ip(w)]
         error = "" if r.returncode == 0 else "; ".join(ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip())
-        tries.append({"name": name, "answers": answers, "error": error})
+        tries.append({"name": name, "answers": answers, "error": error, "sport": sport})
         if answers:
             return {"host": host, "nameservers": servers, "tries": tries, "name": name, "address": answers[0]}
     return {"host": host, "nameservers": servers, "tries": tries, "name": None, "address": None}
@@ -78,54 +188,26 @@ def trace(cfg: ClusterConfig, client: Client, pod_name: str, ns: str, target: st
                     "notes": NOTES}
     ip = host
     if not path.is_ip(host):
-        report["dns"] = _resolve(pod_ns, host)
+        report["dns"] = _resolve(pod_ns, host, report["podIP"])
+        last = report["dns"]["tries"][-1] if report["dns"]["tries"] else {}
+        report["dns"]["answeredBy"] = dns_server(client, node_ns, report["podIP"], last.get("sport", 0)) or None
         ip = report["dns"]["address"]
         if not ip:
             report["verdict"] = f"{host} does not resolve (NXDOMAIN through the search path)"
             report["reached"] = False
             return report
-    nodes = client.list("nodes")["items"]
-    node_ips = {a["address"] for n in nodes for a in n.get("status", {}).get("addresses") or []}
-    found = path.service_for(client.list("services")["items"], ip, port, node_ips)
-    report["service"] = None if not found else {
-        "name": f"{found[0]['metadata']['namespace']}/{found[0]['metadata']['name']}", "port": found[1]}
+    found, report["service"] = find_service(client, ip, port)
     before = _counters(node_ns)
-    argv = ["curl", "-sS", "-w", "\n%{http_code} %{local_port} %{time_total}", "--max-time", "3", "-k"]
-    if not path.is_ip(host):
-        argv += ["--resolve", f"{host}:{port}:{ip}"]
-    r = _run(pod_ns, [*argv, url])
+    report["answer"], _, local_port = send(pod_ns, host, port, url, ip)
     after = _counters(node_ns)
-    body, _, tail = r.stdout.rpartition("\n")
-    code, local_port, seconds = (tail.split() + ["", "", ""])[:3]
-    reached = r.returncode == 0 and code not in ("", "000")
-    report["answer"] = {"httpCode": code, "seconds": seconds, "body": body[:200], "error": r.stderr.strip()}
-    report["reached"] = reached
-    tables: dict = {}
-    for (table, chain, rule) in after:
-        tables.setdefault(table, {}).setdefault(chain, []).append(rule)
-    if found:
-        mine = service_rules(tables, found[0]["metadata"]["namespace"], found[0]["metadata"]["name"])
-        wanted = {(t, c, rule) for t, chains in mine.items() for c, rules in chains.items() for rule in rules}
-        keep = lambda t, c, rule: (t, c, rule) in wanted or c == "KUBE-POSTROUTING"
-    else:   # only what stops a packet: other rules' counters move with other traffic
-        keep = lambda t, c, rule: t == "filter" and c.startswith("KUBE-") and " -j ACCEPT" not in rule
-    report["hops"] = path.hit(before, after, keep)
-    entry = None
-    if local_port.isdigit() and local_port != "0":
-        ct = _run(node_ns, ["conntrack", "-L", "-p", "tcp", "--src", report["podIP"], "--sport", local_port])
-        line = next((ln for ln in ct.stdout.splitlines() if ln.strip()), "")
-        if line:
-            entry = path.parse_conntrack(line)
-            entry["line"] = line
+    reached = report["reached"] = report["answer"]["reached"]
+    report["hops"] = path.hit(before, after, keeper(after, found))
+    entry = conntrack(node_ns, report["podIP"], local_port, path.protocol(url))
     report["conntrack"] = entry
+    report.update(endpoint_facts(client, entry))
     if entry:
-        endpoint = entry["reply"].get("src")
-        report["endpoint"] = f"{endpoint}:{entry['reply'].get('sport', '')}"
-        report["dnat"] = endpoint != entry["orig"].get("dst")
-        report["masquerade"] = entry["reply"].get("dst") != entry["orig"].get("src")
-        owners = [p["metadata"]["name"] for p in client.list("pods")["items"]
-                  if p.get("status", {}).get("podIP") == endpoint and not p["spec"].get("hostNetwork")]
-        report["answeredBy"] = owners[0] if owners else None
+        report["masqueradeWhy"] = path.masquerade_why(report["masquerade"], None, "pod")
+    report["route"] = route(node_ns, report["endpoint"].rpartition(":")[0] if entry else ip)
     report["verdict"] = path.verdict(report["hops"], entry, reached, "" if found else f"{ip}:{port}",
-                                     report["answer"]["error"])
+                                     report["answer"]["error"], "" if found else report["route"])
     return report
