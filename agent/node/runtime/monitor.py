@@ -136,7 +136,7 @@ def _report(data: dict) -> None:
     sys.stdout.flush()
 
 
-def _run(job: dict) -> None:
+def _run(job: dict, cgroup_mounts: list | None = None) -> None:
     state_dir = job["stateDir"]
     rc = _create(job["argv"], job["log"], bool(job.get("hideUnified")), job.get("stdin") or "")
     if rc != 0:
@@ -144,7 +144,7 @@ def _run(job: dict) -> None:
         return
     with open(os.path.join(state_dir, PID_FILE), encoding="utf-8") as fh:
         pid = int(fh.read().strip())
-    memory = cgroups.memory_dir(pid)
+    memory = cgroups.memory_dir(pid, cgroup_mounts)
     write_json(os.path.join(state_dir, MONITOR_FILE), {
         "pid": os.getpid(), "startTicks": kernel.proc_start_ticks(os.getpid()),
         "containerPid": pid, "containerStartTicks": kernel.proc_start_ticks(pid),
@@ -167,11 +167,13 @@ def main() -> None:
     for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
     kernel.set_child_subreaper()
+    # Read while idle (a spare waits here): the cgroup mounts, for memory_dir.
+    cgroup_mounts = [r for r in kernel.mounts() if r.fstype in ("cgroup", "cgroup2")]
     line = sys.stdin.readline()
     if not line.strip():
         os._exit(0)                  # no job: the agent went away
     try:
-        _run(json.loads(line))
+        _run(json.loads(line), cgroup_mounts)
     except BaseException as err:  # noqa: BLE001 - last words to the agent, then exit
         try:
             _report({"ok": False, "error": repr(err)})
