@@ -3,8 +3,7 @@
 `MonitorPool` keeps one monitor process started ahead of need, so that the
 interpreter start-up of a monitor (tens of ms) is not part of a container's
 start: `hand_over` gives the waiting monitor its job (one JSON line on its
-stdin), reads its one-line answer and starts the next spare on a thread
-(forking the agent costs milliseconds the caller need not wait for). The rest reads
+stdin), reads its one-line answer and starts the next spare. The rest reads
 what a monitor leaves in a container's state directory: whether it is still
 alive (PID + start time, so a recycled PID is not mistaken for it) and the
 exit record it writes when the container's process ends.
@@ -68,7 +67,6 @@ class MonitorPool:
     def __init__(self):
         self._spare: subprocess.Popen | None = None
         self._lock = threading.Lock()
-        self._starters: list[threading.Thread] = []
 
     @staticmethod
     def _start() -> subprocess.Popen:
@@ -109,24 +107,14 @@ class MonitorPool:
                 mon.stdout.close()
                 _reap(mon)                  # the monitor's short-lived parent
             break
-        self._prestart_later()
+        self.prestart()
         try:
             return json.loads(answer)
         except ValueError:
             return {"ok": False, "error": f"monitor gave no answer ({answer.strip()!r})"}
 
-    def _prestart_later(self) -> None:
-        starter = threading.Thread(target=self.prestart, name="monitor-spare", daemon=True)
-        with self._lock:
-            self._starters = [t for t in self._starters if t.is_alive()] + [starter]
-        starter.start()
-
     def close(self) -> None:
         """Let the spare go: it reads end-of-file and exits."""
-        with self._lock:
-            starters, self._starters = self._starters, []
-        for starter in starters:
-            starter.join()           # the spares they start are let go below
         with self._lock:
             mon, self._spare = self._spare, None
         if mon is not None:
