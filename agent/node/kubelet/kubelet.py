@@ -71,6 +71,7 @@ class Kubelet:
         self._wake = threading.Condition()
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
         self._workers = ThreadPoolExecutor(max_workers=POD_WORKERS, thread_name_prefix="pod-worker")
+        self._early = ThreadPoolExecutor(max_workers=POD_WORKERS, thread_name_prefix="pod-volumes")
         self._busy: set[str] = set()             # uids a pod worker is syncing
         self._again: set[str] = set()            # ...and that changed meanwhile
         self._busy_lock = threading.Lock()
@@ -130,6 +131,7 @@ class Kubelet:
                 if rt.uid not in dirty and rt.uid not in self._busy:
                     self._tick(rt)
         self._workers.shutdown(wait=False)
+        self._early.shutdown(wait=False)
         self._probe_pool.shutdown(wait=False)
         self.images.close()
         self.runtime.close()
@@ -180,6 +182,8 @@ class Kubelet:
         if rt.pod["metadata"].get("deletionTimestamp"):
             return
         t0 = time.monotonic()
+        if rt.volumes_early is None:    # its volumes are made meanwhile (two API calls for a token volume)
+            rt.volumes_early = self._early.submit(self._volumes_early, rt)
         with self._ip_lock:
             rt.ip = rt.ip or rt.pod.get("status", {}).get("podIP") or None
             if rt.ip and ipaddress.ip_address(rt.ip) not in self.net:
@@ -289,9 +293,19 @@ class Kubelet:
         if changed:
             rt.save()
 
+    def _volumes_early(self, rt: PodRuntime) -> None:
+        """The pod's volumes made while its sandbox is; a failure is left for
+        `_volumes` to report (the manager keeps it for its retry period)."""
+        try:
+            self.volumes.setup(rt.pod, rt.dir, lambda: rt.pod)
+        except Exception as e:   # noqa: BLE001 - reported by the sync's own set-up
+            log.debug("pod %s/%s: early volume set-up: %s", *rt.key, e)
+
     def _volumes(self, rt: PodRuntime) -> bool:
         """Every volume of the pod made before any container starts (the
         kubelet's WaitForAttachAndMount); FailedMount while one cannot be."""
+        if rt.volumes_early is not None:
+            rt.volumes_early.result()
         try:
             self.volumes.setup(rt.pod, rt.dir, lambda: rt.pod)
             rt.volume_error = ""
@@ -428,6 +442,8 @@ class Kubelet:
             self.runtime.remove(rt.pause_cid)
 
     def _kill_pod(self, rt: PodRuntime, grace: float, forced: bool = True) -> None:
+        if rt.volumes_early is not None:
+            rt.volumes_early.result()       # made before they are torn down
         self._stop_containers(rt, float(grace), forced)
         try:
             rt.sandbox.teardown()

@@ -38,6 +38,7 @@ class PodRuntime:
         self.started_at = time.time()
         self.error = ""            # sandbox failure message
         self.volume_error = ""     # the last FailedMount message
+        self.volumes_early = None   # a Future: the volumes being made while the sandbox is
         self.deleting_since = 0.0
         self.last_status: dict | None = None
 

@@ -53,13 +53,20 @@ MONITOR_LOG = "monitor.log"
 CREATE_TIMEOUT = 60
 
 
-def write_json(path: str, data: dict) -> None:
-    """Write `data` to `path` atomically (tmp file, fsync, rename)."""
+def write_json(path: str, data: dict, durable: bool = True) -> None:
+    """Write `data` to `path` atomically (tmp file, fsync, rename).
+
+    `durable=False` skips the fsync (milliseconds on a busy disk, on a
+    container's start path) for files that only describe live processes:
+    after a machine crash those are gone anyway, and an agent crash loses
+    nothing of the page cache; the rename still makes the write atomic.
+    """
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
@@ -129,7 +136,7 @@ def _report(data: dict) -> None:
     sys.stdout.flush()
 
 
-def _run(job: dict) -> None:
+def _run(job: dict, cgroup_mounts: list | None = None) -> None:
     state_dir = job["stateDir"]
     rc = _create(job["argv"], job["log"], bool(job.get("hideUnified")), job.get("stdin") or "")
     if rc != 0:
@@ -137,11 +144,11 @@ def _run(job: dict) -> None:
         return
     with open(os.path.join(state_dir, PID_FILE), encoding="utf-8") as fh:
         pid = int(fh.read().strip())
-    memory = cgroups.memory_dir(pid)
+    memory = cgroups.memory_dir(pid, cgroup_mounts)
     write_json(os.path.join(state_dir, MONITOR_FILE), {
         "pid": os.getpid(), "startTicks": kernel.proc_start_ticks(os.getpid()),
         "containerPid": pid, "containerStartTicks": kernel.proc_start_ticks(pid),
-        "memoryCgroup": memory})
+        "memoryCgroup": memory}, durable=False)
     _report({"ok": True, "pid": pid, "monitor": os.getpid()})
     _let_go(state_dir)
     status = _wait_for(pid)
@@ -160,11 +167,13 @@ def main() -> None:
     for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
     kernel.set_child_subreaper()
+    # Read while idle (a spare waits here): the cgroup mounts, for memory_dir.
+    cgroup_mounts = [r for r in kernel.mounts() if r.fstype in ("cgroup", "cgroup2")]
     line = sys.stdin.readline()
     if not line.strip():
         os._exit(0)                  # no job: the agent went away
     try:
-        _run(json.loads(line))
+        _run(json.loads(line), cgroup_mounts)
     except BaseException as err:  # noqa: BLE001 - last words to the agent, then exit
         try:
             _report({"ok": False, "error": repr(err)})

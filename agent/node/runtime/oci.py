@@ -217,7 +217,7 @@ class OCIRuntime:
         monitor.write_json(os.path.join(cdir, _META_FILE), {
             "bundle": bundle, "log": os.path.abspath(log_path), "createdAt": time.time(),
             "cgroupsPath": config.get("linux", {}).get("cgroupsPath", ""),
-            "annotations": config.get("annotations") or {}})
+            "annotations": config.get("annotations") or {}}, durable=False)
         job = {"stateDir": cdir, "log": os.path.abspath(log_path),
                "hideUnified": self.hide_unified, "stdin": stdin,
                "argv": self._argv(*self._log_args(cid), *verb, "--bundle", bundle,
