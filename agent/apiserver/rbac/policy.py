@@ -15,7 +15,10 @@ few kubeadm adds for its addons.
 - kubeadm's addons: system:coredns bound to kube-system/coredns, and, as our
   node agent is also the node's kube-proxy, system:node-proxier bound to
   the group system:nodes (kubeadm binds it to the kube-proxy ServiceAccount);
-  system:node bound to the one token machines joined in host mode share.
+  system:node bound to the one token machines joined in host mode share;
+  kubeadm's Role kube-system/kube-proxy (get the kube-proxy ConfigMap),
+  bound to system:nodes for the same reason (kubeadm binds it to its node
+  bootstrap tokens' group), so node agents read their KubeProxyConfiguration.
 
 Every object carries the label kubernetes.io/bootstrapping=rbac-defaults
 and the annotation rbac.authorization.kubernetes.io/autoupdate=true;
@@ -192,3 +195,16 @@ def cluster_role_bindings() -> list[dict]:
         # the Node authorizer, which knows no node by that name
         cluster_binding("nsplane:joined-nodes", "system:node", [subject("User", pki.JOIN_USER)]),
     ]
+
+
+def namespaced_roles() -> list[dict]:
+    role = cluster_role("kube-proxy", [rule(READ, [""], ["configmaps"], ["kube-proxy"])])
+    role["kind"], role["metadata"]["namespace"] = "Role", "kube-system"
+    return [role]
+
+
+def namespaced_role_bindings() -> list[dict]:
+    binding = cluster_binding("kube-proxy", "kube-proxy", [subject("Group", "system:nodes")])
+    binding["kind"], binding["metadata"]["namespace"] = "RoleBinding", "kube-system"
+    binding["roleRef"]["kind"] = "Role"
+    return [binding]

@@ -56,24 +56,24 @@ def reconcile_binding(cur: dict, want: dict) -> dict | None:
 
 def _ensure(registry, kind_name: str, want: dict, reconcile) -> str:
     kind = BY_KIND[kind_name]
-    name = want["metadata"]["name"]
+    name, ns = want["metadata"]["name"], want["metadata"].get("namespace")
     try:
-        cur = registry.get(kind, None, name)
+        cur = registry.get(kind, ns, name)
     except APIError as e:
         if e.code != 404:
             raise
-        registry.create(kind, None, want)
+        registry.create(kind, ns, want)
         return "created"
     if (cur["metadata"].get("annotations") or {}).get(policy.AUTOUPDATE) == "false":
         return ""
-    if kind_name == "ClusterRoleBinding" and cur.get("roleRef") != want["roleRef"]:
-        registry.delete(kind, None, name)       # roleRef is immutable: kube recreates the binding
-        registry.create(kind, None, want)
+    if kind_name.endswith("RoleBinding") and cur.get("roleRef") != want["roleRef"]:
+        registry.delete(kind, ns, name)         # roleRef is immutable: kube recreates the binding
+        registry.create(kind, ns, want)
         return "recreated"
     new = reconcile(cur, want)
     if new is None:
         return ""
-    registry.update(kind, None, name, new)
+    registry.update(kind, ns, name, new)
     return "updated"
 
 
@@ -85,6 +85,12 @@ def ensure_bootstrap_policy(registry) -> None:
     for binding in policy.cluster_role_bindings():
         if _ensure(registry, "ClusterRoleBinding", binding, reconcile_binding):
             changed.append(f'clusterrolebinding {binding["metadata"]["name"]}')
+    for role in policy.namespaced_roles():
+        if _ensure(registry, "Role", role, reconcile_role):
+            changed.append(f'role {role["metadata"]["namespace"]}/{role["metadata"]["name"]}')
+    for binding in policy.namespaced_role_bindings():
+        if _ensure(registry, "RoleBinding", binding, reconcile_binding):
+            changed.append(f'rolebinding {binding["metadata"]["namespace"]}/{binding["metadata"]["name"]}')
     if changed:
         log.info("RBAC bootstrap policy: reconciled %d objects (%s)", len(changed), ", ".join(changed[:5]) +
                  (", ..." if len(changed) > 5 else ""))
