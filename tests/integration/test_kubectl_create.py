@@ -80,7 +80,6 @@ def test_create_namespace_deployment_and_every_service_type(c):
 
 
 @pytest.mark.parametrize("args", [
-    ["role", "r", "--verb=get", "--resource=pods"],
     ["quota", "q", "--hard=pods=3"],
     ["priorityclass", "p", "--value=5"],
     ["ingress", "i", "--rule=a.test/*=svc:80"],
