@@ -138,8 +138,9 @@ def test_what_a_pod_reaches_without_credentials(c):
     for path in ("/api", "/apis", "/api/v1/pods", "/openapi/v2", "/api/v1/nodes/node-2/proxy/pods"):
         assert from_pod(c, api + path).endswith(" 401"), path
     assert from_pod(c, f"http://{c.cfg.node_ip(2)}:10256/healthz").endswith(" 200")   # kube-proxy's, public
-    for node in (1, 2):      # nothing else listens on the node: the kubelet and kube-proxy's healthz
+    for node in (1, 2):      # nothing else listens on the node: the kubelet and kube-proxy's healthz, and
         r = subprocess.run(["ip", "netns", "exec", c.node_netns(node), "ss", "-Hltn"], capture_output=True,
-                           text=True, timeout=10)
-        ports = {line.split()[3].rsplit(":", 1)[1] for line in r.stdout.splitlines()}
-        assert ports == {str(c.cfg.kubelet_port), "10256"}, r.stdout
+                           text=True, timeout=10)           # kube-proxy's metrics on loopback only
+        listening = {tuple(line.split()[3].rsplit(":", 1)) for line in r.stdout.splitlines()}
+        assert {port for _, port in listening} == {str(c.cfg.kubelet_port), "10256", "10249"}, r.stdout
+        assert {addr for addr, port in listening if port == "10249"} == {"127.0.0.1"}, r.stdout
