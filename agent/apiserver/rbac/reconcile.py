@@ -77,6 +77,15 @@ def _ensure(registry, kind_name: str, want: dict, reconcile) -> str:
     return "updated"
 
 
+def _ensure_namespace(registry, name: str) -> None:
+    try:
+        registry.get(BY_KIND["Namespace"], None, name)
+    except APIError as e:
+        if e.code != 404:
+            raise
+        registry.create(BY_KIND["Namespace"], None, {"metadata": {"name": name}})
+
+
 def ensure_bootstrap_policy(registry) -> None:
     changed = []
     for role in policy.cluster_roles():
@@ -85,6 +94,8 @@ def ensure_bootstrap_policy(registry) -> None:
     for binding in policy.cluster_role_bindings():
         if _ensure(registry, "ClusterRoleBinding", binding, reconcile_binding):
             changed.append(f'clusterrolebinding {binding["metadata"]["name"]}')
+    for ns in {o["metadata"]["namespace"] for o in policy.namespaced_roles() + policy.namespaced_role_bindings()}:
+        _ensure_namespace(registry, ns)       # as kube's RBAC post-start hook makes kube-system if missing
     for role in policy.namespaced_roles():
         if _ensure(registry, "Role", role, reconcile_role):
             changed.append(f'role {role["metadata"]["namespace"]}/{role["metadata"]["name"]}')
