@@ -17,7 +17,6 @@ while it was away ended.
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import shutil
@@ -32,6 +31,7 @@ from agent.node.kubelet import envvars, hooks
 from agent.node.kubelet import images as imagemanager
 from agent.node.kubelet.containers import Container, backoff
 from agent.node.kubelet.hooks import ContainerLifecycle
+from agent.node.kubelet.ipam import PodIPs
 from agent.node.kubelet.kuberuntime import KubeRuntime
 from agent.node.kubelet.pods import AsyncRecorder, PodRuntime, read_state
 from agent.node.kubelet.prober import Prober
@@ -59,8 +59,7 @@ class Kubelet:
     def __init__(self, client: Client, cfg: ClusterConfig, node_name: str, pod_cidr: str,
                  host_ip: str, services: Informer | None = None):
         self.client, self.cfg, self.node, self.host_ip = client, cfg, node_name, host_ip
-        self.net = ipaddress.ip_network(pod_cidr)
-        self.gateway = str(self.net.network_address + 1)
+        self.ips = PodIPs(pod_cidr, node_name)
         node_dir = os.path.join(cfg.dir, "nodes", node_name)
         self.state_dir = os.path.join(node_dir, "pods")
         self.services = services
@@ -75,8 +74,6 @@ class Kubelet:
         self._busy: set[str] = set()             # uids a pod worker is syncing
         self._again: set[str] = set()            # ...and that changed meanwhile
         self._busy_lock = threading.Lock()
-        self._ip_lock = threading.Lock()
-        self._last_ip = 1
         self.recorder = AsyncRecorder(Recorder(client, "kubelet", node_name))
         self.runtime = KubeRuntime(cfg, node_dir)
         self.allocatable = node_resources(os.cpu_count() or 1, self.runtime.node.memory_capacity)[1]
@@ -184,14 +181,10 @@ class Kubelet:
         t0 = time.monotonic()
         if rt.volumes_early is None:    # its volumes are made meanwhile (two API calls for a token volume)
             rt.volumes_early = self._early.submit(self._volumes_early, rt)
-        with self._ip_lock:
-            rt.ip = rt.ip or rt.pod.get("status", {}).get("podIP") or None
-            if rt.ip and ipaddress.ip_address(rt.ip) not in self.net:
-                rt.ip = None
-            if not rt.ip or self._ip_in_use(rt.ip, rt.uid):
-                rt.ip = self._allocate_ip(rt.uid)
+        rt.ip = self.ips.assign(rt.uid, rt.ip or rt.pod.get("status", {}).get("podIP"),
+                                lambda: [(r.uid, r.ip) for r in list(self.pods.values())])
         try:
-            remade = rt.sandbox.ensure(rt.ip, self.gateway, adopted, label=f"{rt.key[0]}/{rt.key[1]}")
+            remade = rt.sandbox.ensure(rt.ip, self.ips.gateway, adopted, label=f"{rt.key[0]}/{rt.key[1]}")
             rt.sandbox.write_files(rt.ip, self.cfg.dns_ip, self.cfg.cluster_domain)
             rt.error = ""
         except Exception as e:
@@ -213,21 +206,6 @@ class Kubelet:
         rt.save()
         log.info("pod %s/%s: sandbox %s ip %s ready in %.0f ms%s", *rt.key, rt.sandbox.netns, rt.ip,
                  (time.monotonic() - t0) * 1000, " (adopted)" if adopted else "")
-
-    def _ip_in_use(self, ip: str, uid: str) -> bool:
-        return any(r.ip == ip and r.uid != uid for r in self.pods.values())
-
-    def _allocate_ip(self, uid: str) -> str:
-        """Round-robin over the pod CIDR from .2, like host-local IPAM."""
-        used = {r.ip for r in self.pods.values() if r.uid != uid}
-        size = self.net.num_addresses
-        for step in range(1, size - 2):
-            n = (self._last_ip - 2 + step) % (size - 3) + 2
-            ip = str(self.net.network_address + n)
-            if ip not in used:
-                self._last_ip = n
-                return ip
-        raise RuntimeError(f"node {self.node}: no pod IP left in {self.net}")
 
     def _tick(self, rt: PodRuntime) -> None:
         if rt.deleting_since:

@@ -37,13 +37,13 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 
-from . import cgroups, kernel, monitor, monitors, spec, ttyexec
+from . import cgroups, kernel, monitor, monitors, spec
 from .errors import (ContainerCreateError, ContainerNotFound, ContainerStartError,
                      OCIRuntimeNotFound, RuntimeLayerError)
+from .ociexec import ExecMixin
 
 PREFIX = "nsplane-"
 RUNTIMES = ("crun", "runc")
@@ -125,7 +125,7 @@ def _hint(message: str) -> str:
     return "see the runtime log beside the container's monitor state"
 
 
-class OCIRuntime:
+class OCIRuntime(ExecMixin):
     """One OCI runtime binary with our own state root."""
 
     def __init__(self, state_dir: str, runtime: str | None = None,
@@ -406,73 +406,6 @@ class OCIRuntime:
                 continue
         return found
 
-    # ---- exec ----------------------------------------------------------------
-    def exec(self, cid: str, argv: list[str], *, env: dict | None = None,
-             cwd: str | None = None, tty: bool = False, user: str | None = None,
-             stdin: bool = True, inherit_stdio: bool = False) -> subprocess.Popen:
-        """Run `argv` inside the running container; a Popen with pipes.
-
-        The process is the container's own process spec (user, capabilities,
-        environment, noNewPrivileges) with `argv`; `env` replaces or adds
-        variables, `user` is "uid[:gid]". The spec reaches the runtime through
-        a memfd (`--process /proc/self/fd/N`), so no file is left behind. The
-        Popen's return code is the program's exit status. With `tty`, the
-        process gets a terminal held by the ttyexec helper: stdout carries the
-        terminal (stderr only the runtime's errors) and `resize` sets its size.
-        With `inherit_stdio` the process uses the caller's own stdin, stdout
-        and stderr (a command-line tool on a user's terminal), and `tty` is the
-        runtime's own `--tty`, which relays the caller's terminal.
-        """
-        self._check_id(cid)
-        if not argv:
-            raise RuntimeLayerError(f"exec in container {cid}: no command given",
-                                    reason="InvalidExecCommand")
-        state = self.status(cid).state
-        if state != "running":
-            raise RuntimeLayerError(f"exec in container {cid}: it is {state}, not running; "
-                                    "exec needs a started, running container",
-                                    reason="ContainerNotRunning")
-        process = self._exec_process(cid, argv, env, cwd, tty, user)
-        fd = os.memfd_create("nsplane-exec-process", 0)
-        control_r = control_w = -1
-        try:
-            os.write(fd, json.dumps(process).encode())
-            args = self._argv("exec", "--process", f"/proc/self/fd/{fd}", cid)
-            pass_fds = [fd]
-            if inherit_stdio:
-                if tty:
-                    args = self._argv("exec", "--tty", "--process", f"/proc/self/fd/{fd}", cid)
-                return subprocess.Popen(args, stdin=None if stdin else subprocess.DEVNULL,
-                                        pass_fds=pass_fds)
-            if tty:                       # through the helper that holds the terminal
-                control_r, control_w = os.pipe()
-                pass_fds.append(control_r)
-                args = [sys.executable, "-S", os.path.abspath(ttyexec.__file__),
-                        "--control-fd", str(control_r), "--", *args]
-            proc = subprocess.Popen(args, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    pass_fds=pass_fds)
-            if tty:
-                proc.tty_control = os.fdopen(control_w, "wb", buffering=0)
-                control_w = -1
-            return proc
-        finally:
-            for spare_fd in (fd, control_r, control_w):
-                if spare_fd >= 0:
-                    os.close(spare_fd)
-
-    @staticmethod
-    def resize(proc: subprocess.Popen, rows: int, cols: int) -> None:
-        """Set the window size of a tty exec (kubectl's resize events)."""
-        control = getattr(proc, "tty_control", None)
-        if control is None:
-            raise RuntimeLayerError("resize: this exec has no terminal (exec with tty=True)",
-                                    reason="NoTTY")
-        try:
-            control.write(f"{int(rows)} {int(cols)}\n".encode())
-        except BrokenPipeError:
-            pass
-
     def _exec_process(self, cid: str, argv: list[str], env: dict | None, cwd: str | None,
                       tty: bool, user: str | None) -> dict:
         meta = monitors.read_json(os.path.join(self._dir(cid), _META_FILE)) or {}
@@ -482,23 +415,6 @@ class OCIRuntime:
                                     "is the container still there?")
         return spec.exec_process(config.get("process") or {}, argv, env=env, cwd=cwd,
                                  tty=tty, user=user)
-
-    def exec_sync(self, cid: str, argv: list[str], timeout: float = 10.0,
-                  **kwargs) -> tuple[int, bytes, bytes]:
-        """exec and wait (exec probes, `kubectl exec` without a stream)."""
-        proc = self.exec(cid, argv, stdin=False, **kwargs)
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.terminate()      # the runtime forwards SIGTERM to the program
-            try:
-                out, err = proc.communicate(timeout=2)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                out, err = proc.communicate()
-            raise RuntimeLayerError(f"exec in container {cid}: {argv[0]} did not finish "
-                                    f"within {timeout:g}s", reason="ExecTimeout") from None
-        return proc.returncode, out, err
 
     # ---- cleanup -------------------------------------------------------------
     def sweep(self) -> list[str]:
