@@ -36,15 +36,31 @@ MAX_CNAME_CHAIN = 10
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """The Corefile's kubernetes block: zone, ttl, and the server's own pod IPs (for NS)."""
+    """The Corefile's kubernetes block: zone, ttl, and the server's own pod IPs (for NS).
+
+    The defaults are kubeadm's Corefile (`kubernetes cluster.local in-addr.arpa
+    ip6.arpa { pods insecure; fallthrough in-addr.arpa ip6.arpa; ttl 30 }`).
+    The options below are the block's, as CoreDNS's plugin/kubernetes setup.go
+    parses them: `pods` is "disabled" | "insecure" | "verified"; `namespaces`
+    limits the exposed namespaces (empty: all); `fallthrough` is None (off) or
+    the zones it applies to (() for all); `reverse_zones` are the reverse zones
+    named in the block (CIDRs given there already turned into arpa names).
+    """
 
     domain: Labels = ("cluster", "local")
     ttl: int = 30
     local_ips: tuple[str, ...] = ()
+    reverse_zones: tuple[Labels, ...] = REVERSE_ZONES
+    pods: str = "insecure"
+    namespaces: frozenset[str] = frozenset()
+    endpoint_pod_names: bool = False
+    noendpoints: bool = False
+    ignore_empty_service: bool = False
+    fallthrough: tuple[Labels, ...] | None = REVERSE_ZONES
 
     @property
     def zones(self) -> tuple[Labels, ...]:
-        return (self.domain,) + REVERSE_ZONES
+        return (self.domain,) + self.reverse_zones
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""kube-proxy's nftables mode: the ruleset (pure data), its render and its applier."""
