@@ -178,7 +178,11 @@ case "$mode" in
     ;;
   test)
     cd "$here"
-    exec "$venv/bin/python" -m pytest -q tests
+    # One pytest worker per core (2 to 4): integration tests spend most of
+    # their time waiting on their own throwaway clusters, which never share
+    # names, namespaces or addresses; a module's tests stay on one worker.
+    workers="$(nproc)"; [ "$workers" -lt 2 ] && workers=2; [ "$workers" -gt 4 ] && workers=4
+    exec "$venv/bin/python" -m pytest -q -n "$workers" --dist loadfile tests
     ;;
   check)
     if [ "$pending" -gt 0 ]; then echo "provision.sh: $pending step(s) left to do" >&2; exit 1; fi
