@@ -11,7 +11,7 @@ Pure; `dataplane.nft.render` adds the Services' part.
 from __future__ import annotations
 
 import ipaddress
-from typing import Sequence
+from collections.abc import Sequence
 
 from dataplane.model import NodeInfo
 

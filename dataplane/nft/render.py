@@ -20,10 +20,17 @@ Pure.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from dataplane.model import Endpoint, NodeInfo, ServicePort
-from dataplane.nft.fixed import BASE_CHAINS, MAPS, fixed_chains, fixed_sets, local_matches, node_port_ips
+from dataplane.nft.fixed import (
+    BASE_CHAINS,
+    MAPS,
+    fixed_chains,
+    fixed_sets,
+    local_matches,
+    node_port_ips,
+)
 from dataplane.nft.ruleset import NftRuleset
 from dataplane.nft.service import NftServiceRules, render_service
 

@@ -12,8 +12,8 @@ function the iptables render uses, so both modes choose identically. Pure.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from dataplane.model import Endpoint, NodeInfo, ServicePort
 from dataplane.nft import names

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import textwrap
 
-import pytest
-
 from dataplane.model import Endpoint, NodeInfo, ServicePort
 from dataplane.nft import names
 from dataplane.nft.render import NftRenderCache, render
