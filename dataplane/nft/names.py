@@ -10,7 +10,6 @@ kube-proxy` shows. Pure.
 """
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 
@@ -25,11 +24,18 @@ NAME_LENGTH_MAX = 256  # knftables.NameLengthMax
 BASE_LENGTH_MAX = NAME_LENGTH_MAX - 16  # minus the longest prefix kube-proxy allows
 
 
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"  # base32.StdEncoding's alphabet
+
+
 @functools.lru_cache(maxsize=1 << 17)
 def hash_and_truncate(name: str) -> str:
-    """kube-proxy's hashAndTruncate: "HASH8-name", cut to 240 characters."""
-    digest = hashlib.sha256(name.encode()).digest()
-    out = base64.b32encode(digest[:5]).decode() + "-" + name  # 40 bits = the first 8 base32 digits
+    """kube-proxy's hashAndTruncate: "HASH8-name", cut to 240 characters.
+    HASH8 is base32(sha256(name))[:8], i.e. the digest's first 40 bits, five
+    at a time (as base64.b32encode(digest)[:8], without encoding the rest)."""
+    n = int.from_bytes(hashlib.sha256(name.encode()).digest()[:5], "big")
+    a = _B32
+    out = (a[n >> 35] + a[(n >> 30) & 31] + a[(n >> 25) & 31] + a[(n >> 20) & 31] + a[(n >> 15) & 31]
+           + a[(n >> 10) & 31] + a[(n >> 5) & 31] + a[n & 31] + "-" + name)
     if len(out) > BASE_LENGTH_MAX:
         out = out[:BASE_LENGTH_MAX - 3] + "..."
     return out

@@ -67,7 +67,7 @@ def render(
     local = local_matches(node)
     nodeport_ips = node_port_ips(node)
 
-    chains: dict[str, tuple[str, ...] | list[str]] = fixed_chains(node, nodeport_ips, service_cidrs)
+    chains = {name: tuple(rules) for name, rules in fixed_chains(node, nodeport_ips, service_cidrs).items()}
     sets = fixed_sets(nodeport_ips)
     elements: dict[str, dict[str, str]] = {name: {} for name in MAPS}
     cluster_ips = sets["cluster-ips"][1]
@@ -95,7 +95,7 @@ def render(
     out_sets.update((name, (decl, frozenset())) for name, decl in affinity.items())
     return NftRuleset(
         base_chains=dict(BASE_CHAINS),
-        chains={name: tuple(rules) for name, rules in chains.items()},
+        chains=chains,
         maps={name: (MAPS[name], elements[name]) for name in MAPS},
         sets=out_sets,
         service_ports=len(services),
