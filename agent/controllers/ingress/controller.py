@@ -22,7 +22,6 @@ import ssl
 import tempfile
 import time
 
-from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError
 from agent.controllers.base import Controller, record_event
 from agent.controllers.bootstrap import ensure as ensure_object

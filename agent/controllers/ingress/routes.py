@@ -97,7 +97,7 @@ def build(ingresses: list[dict], services: dict, certs: dict) -> tuple[ProxyConf
     if "" not in hosts:
         servers += [Server(HTTP_PORT, (), None, (), global_default), Server(HTTPS_PORT, (), None, (), global_default)]
     config = ProxyConfig(servers=tuple(servers), upstreams=tuple(upstreams[k] for k in sorted(upstreams)),
-                         certs={cert_name(*k): certs[k] for k in sorted(used_certs)})
+                         certs={cert_name(*k): certs[k] for k in sorted(used_certs)}, tls_ports=(HTTPS_PORT,))
     return config, problems
 
 

@@ -14,8 +14,9 @@ turns into nginx.conf. Nothing here knows Kubernetes objects or nginx syntax.
   exactly one more DNS label, as Kubernetes and the Gateway API define the
   wildcard; an empty tuple = the port's default server), TLS certificate
   name or None, the routes, and `fallback`, the action when no route matches.
-- `ProxyConfig`: the servers, the upstreams and the certificates
-  (name -> PEM with certificate and key) the servers name.
+- `ProxyConfig`: the servers, the upstreams, the certificates (name -> PEM
+  with certificate and key) the servers name, and `tls_ports`, the ports
+  that speak TLS (as does any port where a server has a certificate).
 """
 from __future__ import annotations
 
@@ -60,3 +61,4 @@ class ProxyConfig:
     servers: tuple[Server, ...] = ()
     upstreams: tuple[Upstream, ...] = ()
     certs: dict[str, str] = field(default_factory=dict)
+    tls_ports: tuple[int, ...] = ()
