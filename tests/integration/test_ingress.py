@@ -79,8 +79,8 @@ def c(tmp_path_factory):
         yield tc
 
 
-def address(c) -> str | None:
-    ing = c.get("ingress", "site")
+def address(c, name: str = "site") -> str | None:
+    ing = c.get("ingress", name)
     lb = (ing.get("status") or {}).get("loadBalancer") or {}
     return (lb.get("ingress") or [{}])[0].get("ip")
 
@@ -120,6 +120,20 @@ def test_kubectl_get_ingress_and_the_default_class(c):
     assert classes[1].split()[:3] == ["nsplane", "nsplane.io/ingress-nginx", "<none>"]
     ic = c.get("ingressclass", "nsplane")
     assert ic["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"] == "true"
+
+
+def test_kubectl_create_ingress_gets_the_default_class(c):
+    c.kubectl("create", "ingress", "made", "--rule=made.test/*=web:http")     # protobuf on the wire
+    try:
+        ing = c.get("ingress", "made")
+        assert ing["spec"]["ingressClassName"] == "nsplane"
+        assert ing["spec"]["rules"][0]["http"]["paths"][0]["pathType"] == "Prefix"
+        c.kubectl("create", "ingress", "other", "--class=someone-else", "--rule=other.test/*=web:http")
+        assert c.get("ingress", "other")["spec"]["ingressClassName"] == "someone-else"
+        c.wait(lambda: address(c, "made"), 10, "made's address")
+        assert not (c.get("ingress", "other").get("status") or {}).get("loadBalancer")     # not ours
+    finally:
+        c.kubectl("delete", "ingress", "made", "other", "--ignore-not-found")
 
 
 def test_bad_ingresses_are_refused_with_kube_apiserver_messages(c):
