@@ -63,11 +63,14 @@ def test_same_path_in_two_ingresses_oldest_wins_and_hosts_merge():
     old = ing("old", [("h.test", [("/x", "Prefix", backend("web", 80))])], created="2026-01-01T00:00:00Z")
     new = ing("new", [("h.test", [("/x", "Prefix", backend("api", 8081)), ("/y", "Exact", backend("api", 8081))])],
               created="2026-01-02T00:00:00Z")
-    config, _ = routes.build([new, old], SERVICES, {})
+    config, problems = routes.build([new, old], SERVICES, {})
     https = servers(config, 443)[("h.test",)]
     conf = render(config, "/c")
     assert 'location "/x/" {\n            proxy_pass http://default-web-80;' in conf
-    assert [r.path for r in https.routes] == ["/y", "/x", "/x"]
+    assert [r.path for r in https.routes] == ["/y", "/x"]
+    assert [(p.name, p.reason, p.message) for p in problems] == [
+        ("new", "Conflict", 'Prefix path "/x" of host "h.test" is already defined by Ingress default/old '
+                            "(the oldest wins); this one is ignored")]
 
 
 def test_wildcard_host_and_rules_without_host_go_to_the_default_server():
@@ -109,14 +112,16 @@ def test_tls_by_host_with_redirect_and_the_default_certificate_otherwise():
     ings = [ing("a", [("web.test", [("/", "Prefix", backend("web", 80))]),
                       ("api.test", [("/", "Prefix", backend("api", 8081))]),
                       ("x.wild.test", [("/", "Prefix", backend("api", 8081))])],
-                tls=[(["web.test"], "web-tls"), (["*.wild.test"], "wild-tls"), (["api.test"], "gone")])]
-    config, problems = routes.build(ings, SERVICES, {("default", "web-tls"): pem, ("default", "wild-tls"): "W"})
+                tls=[(["web.test"], "web-tls"), (["*.wild.test"], "wild-tls"), (["api.test"], "gone"),
+                     (["bad.test"], "bad")])]
+    config, problems = routes.build(ings, SERVICES, {("default", "web-tls"): pem, ("default", "wild-tls"): "W",
+                                                     ("default", "bad"): None})
     https = servers(config, 443)
     assert https[("web.test",)].tls_cert == "default_web-tls"
     assert https[("x.wild.test",)].tls_cert == "default_wild-tls"      # a wildcard TLS host covers one label
     assert https[("api.test",)].tls_cert is None                        # missing Secret: the default certificate
     assert config.certs == {"default_web-tls": pem, "default_wild-tls": "W"} and config.tls_ports == (443,)
-    assert [p.reason for p in problems] == ["SecretNotFound"]
+    assert [p.reason for p in problems] == ["SecretNotFound", "InvalidCertificate"]
     assert servers(config, 80)[("web.test",)].fallback == Action(status=308, location="https://$host$request_uri")
     assert servers(config, 80)[("web.test",)].routes == ()
     conf = render(config, "/c")

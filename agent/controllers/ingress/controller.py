@@ -80,7 +80,8 @@ class IngressController(Controller):
     name = "ingress-controller"
     watches = {"ingresses": lambda self, o: [KEY], "ingressclasses": lambda self, o: [KEY],
                "services": lambda self, o: [KEY],
-               "secrets": lambda self, o: [KEY] if o["metadata"].get("namespace") != INSTANCE.namespace else []}
+               "secrets": lambda self, o: [KEY] if o["metadata"].get("namespace") != INSTANCE.namespace else [],
+               "deployments": lambda self, o: [KEY] if o["metadata"].get("namespace") == INSTANCE.namespace else []}
 
     def __init__(self, store, registry):
         super().__init__(store, registry)
@@ -92,17 +93,21 @@ class IngressController(Controller):
     def sync(self, key) -> float | None:
         start = time.monotonic()
         classes = self.store.list("ingressclasses")[0]
-        ings = [i for i in self.store.list("ingresses")[0] if ours(i, classes)]
+        all_ings = self.store.list("ingresses")[0]
+        ings = [i for i in all_ings if ours(i, classes)]
         if not ings and not self._deployed:
-            return None
-        if not self._deployed:
-            deploy.ensure(self.registry, INSTANCE)
-            self._deployed = True
+            self._deployed = deploy.address(self.store, INSTANCE) is not None or self._present()
+            if not self._deployed:
+                return None
+        deploy.ensure(self.registry, INSTANCE)          # again if someone deleted a part of it
+        self._deployed = True
         services = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in self.store.list("services")[0]}
         config, problems = routes.build(ings, services, self._tls_certs(ings))
         changed = deploy.publish(self.registry, INSTANCE, config)
         self._events(ings, problems)
-        self._statuses(ings, deploy.address(self.store, INSTANCE))
+        address = deploy.address(self.store, INSTANCE)
+        self._statuses(ings, address)
+        self._release([i for i in all_ings if not ours(i, classes)], address)
         if changed:
             log.info("ingress: configuration of %d Ingresses published in %.3fs", len(ings), time.monotonic() - start)
         return None
@@ -124,8 +129,7 @@ class IngressController(Controller):
                 if cached is None or cached[0] != rv:
                     cached = (rv, usable_certificate(secret))
                     self._certs[(ns, name)] = cached
-                if cached[1]:
-                    out[(ns, name)] = cached[1]
+                out[(ns, name)] = cached[1]
         return out
 
     def _events(self, ings: list[dict], problems: list[routes.Problem]) -> None:
@@ -145,6 +149,21 @@ class IngressController(Controller):
             if key not in self._reported:
                 record_event(self.registry, ing, p.reason, p.message, "Warning", COMPONENT)
         self._reported = now
+
+    def _present(self) -> bool:
+        """The proxy exists (made before this process started)."""
+        try:
+            self.store.get("configmaps", INSTANCE.namespace, INSTANCE.name)
+            return True
+        except Exception:
+            return False
+
+    def _release(self, others: list[dict], address: str | None) -> None:
+        """An Ingress that moved to another class loses our address."""
+        for ing in others:
+            lb = ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+            if address and any(i.get("ip") == address for i in lb) and not ing["metadata"].get("deletionTimestamp"):
+                self.put_status("ingresses", ing, {"loadBalancer": {}})
 
     def _statuses(self, ings: list[dict], address: str | None) -> None:
         want = {"loadBalancer": {"ingress": [{"ip": address}]} if address else {}}

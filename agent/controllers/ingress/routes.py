@@ -55,7 +55,8 @@ def cert_name(namespace: str, secret: str) -> str:
 
 def build(ingresses: list[dict], services: dict, certs: dict) -> tuple[ProxyConfig, list[Problem]]:
     """`services`: (namespace, name) -> Service; `certs`: (namespace, secret) ->
-    PEM (certificate + key) for the usable TLS Secrets."""
+    PEM (certificate + key) of each TLS Secret the Ingresses name that exists,
+    or None when it holds no usable certificate and key."""
     ings = sorted(ingresses, key=age_key)
     problems: list[Problem] = []
     upstreams: dict[str, Upstream] = {}
@@ -73,11 +74,15 @@ def build(ingresses: list[dict], services: dict, certs: dict) -> tuple[ProxyConf
     servers: list[Server] = []
     for host in sorted(hosts):
         entries = hosts[host]
-        paths = []
+        paths, owners = [], {}
         for n, (ing, rule) in enumerate(entries):
             for m, p in enumerate(((rule.get("http") or {}).get("paths")) or []):
                 ptype = p.get("pathType", "ImplementationSpecific")
                 path = p.get("path") or "/"
+                first = owners.setdefault((ptype, path), ing)
+                if first is not ing:
+                    problems.append(_conflict(ing, first, host, ptype, path))
+                    continue
                 paths.append(((_ORDER.get(ptype, 2), -len(path), n, m), ptype, path, ing, p.get("backend")))
         routes = tuple(Route(_MATCH.get(ptype, "string"), path, action(ing, backend))
                        for _, ptype, path, ing, backend in sorted(paths, key=lambda t: t[0]))
@@ -101,6 +106,13 @@ def build(ingresses: list[dict], services: dict, certs: dict) -> tuple[ProxyConf
     return config, problems
 
 
+def _conflict(ing: dict, first: dict, host: str, ptype: str, path: str) -> Problem:
+    md, fmd = ing["metadata"], first["metadata"]
+    return Problem(md.get("namespace", ""), md["name"], "Conflict",
+                   f'{ptype} path "{path}" of host "{host or "*"}" is already defined by Ingress '
+                   f'{fmd.get("namespace", "")}/{fmd["name"]} (the oldest wins); this one is ignored')
+
+
 def _wildcard_cert(host: str, tls: dict) -> str | None:
     parts = host.split(".", 1)
     return tls.get("*." + parts[1]) if len(parts) == 2 else None
@@ -122,10 +134,15 @@ def _tls(ings: list[dict], certs: dict, problems: list) -> tuple[dict, set, set]
                 problems.append(Problem(ns, md["name"], "SecretNotFound",
                                         f'Error getting SSL certificate "{ns}/{secret}": local SSL certificate '
                                         f"{ns}/{secret} was not found. Using default certificate"))
+            elif secret and certs[key] is None:
+                problems.append(Problem(ns, md["name"], "InvalidCertificate",
+                                        f'Error getting SSL certificate "{ns}/{secret}": its tls.crt and tls.key '
+                                        "are not a certificate and matching private key in PEM. Using default "
+                                        "certificate"))
             for host in entry.get("hosts") or []:
                 if not no_redirect:
                     redirect.add(host)
-                if secret and key in certs and host not in hosts:
+                if secret and certs.get(key) and host not in hosts:
                     hosts[host] = cert_name(*key)
                     used.add(key)
     return hosts, redirect, used
