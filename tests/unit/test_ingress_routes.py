@@ -41,7 +41,7 @@ def test_backends_are_cluster_ip_and_port_by_number_or_name():
                                     SERVICES, {})
     assert not problems
     ups = {u.name: u.servers for u in config.upstreams}
-    assert ups == {"default-web-80": (("10.96.0.20:80", 1),), "default-api-8081": (("10.96.0.21:8081", 1),)}
+    assert ups == {"default_web_80": (("10.96.0.20:80", 1),), "default_api_8081": (("10.96.0.21:8081", 1),)}
 
 
 def test_exact_before_prefix_and_longest_prefix_first():
@@ -54,9 +54,9 @@ def test_exact_before_prefix_and_longest_prefix_first():
     conf = render(config, "/c")
     block = conf[conf.index('server_name "h.test";'):]
     block = block[:block.index("    }\n\n")]
-    assert 'location = "/foo" {\n            proxy_pass http://default-api-8081;' in block   # Exact won = /foo
-    assert 'location "/foo/bar/" {\n            proxy_pass http://default-api-8081;' in block
-    assert 'location "/foo/" {\n            proxy_pass http://default-web-80;' in block
+    assert 'location = "/foo" {\n            proxy_pass http://default_api_8081;' in block   # Exact won = /foo
+    assert 'location "/foo/bar/" {\n            proxy_pass http://default_api_8081;' in block
+    assert 'location "/foo/" {\n            proxy_pass http://default_web_80;' in block
 
 
 def test_same_path_in_two_ingresses_oldest_wins_and_hosts_merge():
@@ -66,7 +66,7 @@ def test_same_path_in_two_ingresses_oldest_wins_and_hosts_merge():
     config, problems = routes.build([new, old], SERVICES, {})
     https = servers(config, 443)[("h.test",)]
     conf = render(config, "/c")
-    assert 'location "/x/" {\n            proxy_pass http://default-web-80;' in conf
+    assert 'location "/x/" {\n            proxy_pass http://default_web_80;' in conf
     assert [r.path for r in https.routes] == ["/y", "/x"]
     assert [(p.name, p.reason, p.message) for p in problems] == [
         ("new", "Conflict", 'Prefix path "/x" of host "h.test" is already defined by Ingress default/old '
@@ -86,8 +86,8 @@ def test_wildcard_host_and_rules_without_host_go_to_the_default_server():
 def test_default_backend_catches_unmatched_paths_and_hosts():
     config, _ = routes.build([ing("a", [("h.test", [("/x", "Exact", backend("web", 80))])],
                                   default=backend("api", 8081))], SERVICES, {})
-    assert servers(config, 80)[("h.test",)].fallback == Action(upstream="default-api-8081")
-    assert servers(config, 80)[()].fallback == Action(upstream="default-api-8081")
+    assert servers(config, 80)[("h.test",)].fallback == Action(upstream="default_api_8081")
+    assert servers(config, 80)[()].fallback == Action(upstream="default_api_8081")
     config, _ = routes.build([ing("a", [("h.test", [("/x", "Exact", backend("web", 80))])])], SERVICES, {})
     assert servers(config, 443)[()].fallback == Action(status=404)
 
@@ -132,4 +132,4 @@ def test_ssl_redirect_false_keeps_plain_http_routing():
     config, _ = routes.build([ing("a", [("web.test", [("/", "Prefix", backend("web", 80))])],
                                   tls=[(["web.test"], "web-tls")],
                                   annotations={routes.SSL_REDIRECT: "false"})], SERVICES, {})
-    assert servers(config, 80)[("web.test",)].routes[0].action == Action(upstream="default-web-80")
+    assert servers(config, 80)[("web.test",)].routes[0].action == Action(upstream="default_web_80")

@@ -178,6 +178,6 @@ def _backend_action(ing: dict, backend: dict, services: dict, upstreams: dict, p
                                 f'Service "{ns}/{sname}" has no cluster IP (headless or ExternalName); '
                                 "requests to it are answered 503"))
         return UNAVAILABLE
-    up = f"{ns}-{sname}-{found['port']}"
+    up = f"{ns}_{sname}_{found['port']}"         # _ is in no DNS name: unique
     upstreams[up] = Upstream(up, ((f"{ip}:{found['port']}", 1),))
     return Action(upstream=up)

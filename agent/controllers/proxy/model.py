@@ -27,7 +27,7 @@ MATCHES = ("exact", "prefix", "string", "regex")
 
 @dataclass(frozen=True)
 class Upstream:
-    name: str                                   # [a-z0-9_.-]: nginx upstream name
+    name: str                                   # [a-z0-9_.-]: nginx upstream name, unique
     servers: tuple[tuple[str, int], ...]        # ("10.96.0.20:8080", weight)
 
 

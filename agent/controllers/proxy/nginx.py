@@ -87,6 +87,7 @@ http {
     access_log /dev/stdout upstreaminfo;
     server_tokens on;
     server_names_hash_bucket_size 128;
+    server_names_hash_max_size 8192;
     keepalive_timeout 75s;
     keepalive_requests 1000;
     ssl_protocols TLSv1.2 TLSv1.3;
