@@ -30,6 +30,7 @@ from agent.controllers.endpointslice import EndpointSliceController
 from agent.controllers.endpointslicemirroring import EndpointSliceMirroringController
 from agent.controllers.eventttl import EventTTLController
 from agent.controllers.gc import GarbageCollector
+from agent.controllers.ingress.controller import IngressController, ensure_default_class
 from agent.controllers.job import JobController
 from agent.controllers.loadbalancer import LoadBalancerController
 from agent.controllers.nodes import NodeController
@@ -50,6 +51,7 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
     bootstrap.kube_proxy_config(registry, cfg.cluster_cidr)
     if cfg.dns:
         bootstrap.cluster_dns(registry, cfg)
+    ensure_default_class(registry)                  # IngressClass nsplane, the default
     listen = listen or [("127.0.0.1", cfg.api_port), (cfg.host_ip, cfg.api_port)]
     nodes = [cfg.host_node] if cfg.host_mode and cfg.host_node else [cfg.node_name(i) for i in cfg.node_list]
     pki.ensure(cfg.pki_dir, cfg.name, [cfg.host_ip], registry.allocation.cluster_ips.nth(1), cfg.cluster_domain,
@@ -73,7 +75,8 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
                    EventTTLController(store, registry, cfg.event_ttl),
                    ClusterRoleAggregationController(store, registry)]
     controllers += [StatefulSetController(store, registry), DaemonSetController(store, registry),
-                    JobController(store, registry), CronJobController(store, registry)]
+                    JobController(store, registry), CronJobController(store, registry),
+                    IngressController(store, registry)]
     return store, api, controllers
 
 
