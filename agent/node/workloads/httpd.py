@@ -64,6 +64,9 @@ def error_log(module: str, message: str) -> None:
 
 class HttpdHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle holds
+    # the body until the client's delayed ACK (40 ms) on every keep-alive request.
+    disable_nagle_algorithm = True
     timeout = 5                     # Apache's KeepAliveTimeout
 
     def version_string(self) -> str:

@@ -248,6 +248,9 @@ class NginxHandler(BaseHTTPRequestHandler):
     """One connection; HTTP/1.1 keep-alive until the client or timeout ends it."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle holds
+    # the body until the client's delayed ACK (40 ms) on every keep-alive request.
+    disable_nagle_algorithm = True
     timeout = KEEPALIVE_TIMEOUT
     server_version = SERVER
     sys_version = ""

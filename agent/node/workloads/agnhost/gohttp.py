@@ -285,6 +285,9 @@ class GoHandler(BaseHTTPRequestHandler):
     """One connection, served as net/http's conn.serve serves it."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle holds
+    # the body until the client's delayed ACK (40 ms) on every keep-alive request.
+    disable_nagle_algorithm = True
     timeout = 600                   # Go sets none; ours frees threads of dead peers
     server: GoServer
 
