@@ -76,6 +76,11 @@ def is_subdomain(name: Labels, zone: Labels) -> bool:
     return len(name) >= len(zone) and name[len(name) - len(zone):] == zone
 
 
+def is_reverse(name: Labels) -> bool:
+    """dnsutil.IsReverse: a name under in-addr.arpa or ip6.arpa (a CIDR's zone included)."""
+    return is_subdomain(name, IN_ADDR_ARPA) or is_subdomain(name, IP6_ARPA)
+
+
 def match_zone(name: Labels, zones: tuple[Labels, ...]) -> Labels | None:
     """The longest of `zones` that `name` is in (plugin.Zones.Matches), or None."""
     best = None
