@@ -30,11 +30,12 @@ shuffles them), from up to `MAX_ROTATIONS` pre-built bodies.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from dnslib import QTYPE, DNSHeader, DNSQuestion, DNSRecord
+from dnslib import QTYPE, RR, SOA, SRV, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 
 from dns.cluster import ClusterState
+from dns.names import is_subdomain, match_zone
 from dns.records import Answer, Config, label, resolve
 from dns.wire import FLAG_AA, FLAG_QR, Query, question_labels
 
@@ -90,6 +91,34 @@ def split(wire: bytes, labels: tuple) -> tuple:
     qlen = sum(len(p.encode("latin-1")) + 1 for p in labels) + 1 + 4
     an, ns, ar = (int.from_bytes(wire[i:i + 2], "big") for i in (6, 8, 10))
     return (an, ns, ar), wire[12 + qlen:]
+
+
+def recase(answer: Answer, qname: tuple, zone: tuple, case: tuple) -> Answer:
+    """The answer as CoreDNS writes it for a question spelled `case`: the owner of the
+    answers is the question itself, and every name under the zone (SRV targets, their
+    glue, the SOA's names) has the zone part in the query's case (handler.go keeps it:
+    `zone = qname[len(qname)-len(zone):]`) and the rest as the objects spell it."""
+    zcase = case[len(case) - len(zone):]
+
+    def fix(name: DNSLabel) -> DNSLabel:
+        labels = tuple(part.decode("latin-1").lower() for part in name.label)
+        if labels == qname:
+            return label(case)
+        if is_subdomain(labels, zone):
+            return DNSLabel(name.label[:len(labels) - len(zone)] + label(zcase).label)
+        return name
+
+    def fix_rr(rr: RR) -> RR:
+        rdata = rr.rdata
+        if rr.rtype == QTYPE.SRV:
+            rdata = SRV(rdata.priority, rdata.weight, rdata.port, fix(rdata.target))
+        elif rr.rtype == QTYPE.SOA:
+            rdata = SOA(fix(rdata.mname), fix(rdata.rname), rdata.times)
+        return RR(fix(rr.rname), rr.rtype, rr.rclass, rr.ttl, rdata)
+
+    return replace(answer, answer=tuple(map(fix_rr, answer.answer)),
+                   authority=tuple(map(fix_rr, answer.authority)),
+                   additional=tuple(map(fix_rr, answer.additional)))
 
 
 def _rotations(records: tuple) -> list[tuple]:
@@ -160,7 +189,10 @@ class PreparedAnswers:
         case = question_labels(q.question) if key is not q.key else None
         generation = self._state.generation
         view = self._state.view()
-        prepared = prepare(resolve(view, q.labels, q.qtype, self._cfg, case), case or q.labels, q.qtype)
+        answer = resolve(view, q.labels, q.qtype, self._cfg)
+        if case is not None and not answer.forward:
+            answer = recase(answer, q.labels, match_zone(q.labels, self._cfg.zones), case)
+        prepared = prepare(answer, case or q.labels, q.qtype)
         if view.generation == generation:
             if len(entries) >= MAX_ENTRIES:
                 self._entries = entries = {}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from dnslib import AAAA, CNAME, NS, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, DNSLabel
 
@@ -380,14 +380,12 @@ def _lookup(view, qname, zone, qtype, cfg) -> tuple[list, list, tuple | None]:
     return [], [], None
 
 
-def resolve(view: ClusterView, qname: Labels, qtype: int, cfg: Config, case: Labels | None = None) -> Answer:
+def resolve(view: ClusterView, qname: Labels, qtype: int, cfg: Config) -> Answer:
     """The whole decision for one question (lower-case labels), as CoreDNS makes it.
 
     A name error is NXDOMAIN with the zone's SOA; under `fallthrough` for the
     name it is FORWARD instead (the next plugin); before the first list has
-    synced it is SERVFAIL with the SOA (handler.go). `case`, the question's
-    labels as the client spelled them, is needed for SRV answers only: their
-    targets and glue carry the zone in the query's case (see recase()).
+    synced it is SERVFAIL with the SOA (handler.go).
     """
     zone = match_zone(qname, cfg.zones)
     if zone is None:
@@ -400,40 +398,7 @@ def resolve(view: ClusterView, qname: Labels, qtype: int, cfg: Config, case: Lab
         if cfg.falls_through(qname):
             return FORWARD
         rcode = RCODE.NXDOMAIN if view.synced else RCODE.SERVFAIL
-        answer = Answer(rcode=rcode, authority=(soa_record(view, zone, cfg),))
-    else:
-        if not records:
-            answer = Answer(authority=(soa_record(view, zone, cfg),))
-        else:
-            answer = Answer(answer=tuple(records), additional=tuple(extra), chase=chase)
-    if case is not None and case != qname:
-        answer = recase(answer, qname, zone, case)
-    return answer
-
-
-def recase(answer: Answer, qname: Labels, zone: Labels, case: Labels) -> Answer:
-    """The answer as CoreDNS writes it for a question spelled `case`: the owner of the
-    answers is the question itself, and every name under the zone (SRV targets, their
-    glue, the SOA's names) has the zone part in the query's case (handler.go keeps it:
-    `zone = qname[len(qname)-len(zone):]`) and the rest as the objects spell it."""
-    zcase = case[len(case) - len(zone):]
-
-    def fix(name: DNSLabel) -> DNSLabel:
-        labels = tuple(part.decode("latin-1").lower() for part in name.label)
-        if labels == qname:
-            return label(case)
-        if is_subdomain(labels, zone):
-            return DNSLabel(name.label[:len(labels) - len(zone)] + label(zcase).label)
-        return name
-
-    def fix_rr(rr: RR) -> RR:
-        rdata = rr.rdata
-        if rr.rtype == QTYPE.SRV:
-            rdata = SRV(rdata.priority, rdata.weight, rdata.port, fix(rdata.target))
-        elif rr.rtype == QTYPE.SOA:
-            rdata = SOA(fix(rdata.mname), fix(rdata.rname), rdata.times)
-        return RR(fix(rr.rname), rr.rtype, rr.rclass, rr.ttl, rdata)
-
-    return replace(answer, answer=tuple(map(fix_rr, answer.answer)),
-                   authority=tuple(map(fix_rr, answer.authority)),
-                   additional=tuple(map(fix_rr, answer.additional)))
+        return Answer(rcode=rcode, authority=(soa_record(view, zone, cfg),))
+    if not records:
+        return Answer(authority=(soa_record(view, zone, cfg),))
+    return Answer(answer=tuple(records), additional=tuple(extra), chase=chase)
