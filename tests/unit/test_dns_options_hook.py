@@ -55,3 +55,11 @@ def test_hook_refuses_bad_values_naming_the_key(text, words):
 def test_out_of_range_values_are_refused_by_config():
     with pytest.raises(ValueError, match=r"ttl must be in range \[0, 3600\]: 3601"):
         Config(**options_from_json('{"ttl": 3601}'))
+
+
+def test_coredns_pod_stops_with_the_message_on_a_bad_value(monkeypatch, caplog):
+    from agent.coredns.main import main
+
+    monkeypatch.setenv("NSPLANE_DNS_KUBERNETES_OPTIONS", '{"pods": "sometimes"}')
+    assert main([]) == 1
+    assert "wrong value for pods: sometimes,  must be one of: disabled, verified, insecure" in caplog.text
