@@ -286,3 +286,15 @@ def test_endpoint_hostname_table():
     assert [(addrs[ip].label(False), addrs[ip].label(True)) for ip in sorted(addrs)] == [
         ("10-11-12-13", "10-11-12-13"), ("epname", "epname"),
         ("10-11-12-15", "hello-abcde"), ("epname", "epname")]
+
+
+def test_ns_records_follow_the_endpoint_cache():
+    """ns.go: the Service whose endpoint is this server's IP; with `noendpoints` there is
+    no endpoint to find, so ns.dns.<zone> with the server's own address."""
+    local = ("10.244.0.10",)   # svc1's endpoint ep1a
+    got = resolve(VIEW, labels_of(Z), QTYPE.NS, Config(ttl=5, local_ips=local))
+    assert text(got.answer) == ["cluster.local. 5 IN NS svc1.testns.svc.cluster.local."]
+    assert text(got.additional) == ["svc1.testns.svc.cluster.local. 5 IN A 10.96.0.100"]
+    got = resolve(VIEW, labels_of(Z), QTYPE.NS, Config(ttl=5, local_ips=local, noendpoints=True))
+    assert text(got.answer) == ["cluster.local. 5 IN NS ns.dns.cluster.local."]
+    assert text(got.additional) == ["ns.dns.cluster.local. 5 IN A 10.244.0.10"]
