@@ -32,10 +32,19 @@ EVENTS = ("ADDED", "MODIFIED", "DELETED")
 
 @dataclass(frozen=True, slots=True)
 class Address:
-    """One ready endpoint address of a Service, with its DNS hostname label."""
+    """One ready endpoint address of a Service, with its DNS hostname labels.
+
+    `hostname` is CoreDNS's endpointHostname: the endpoint's hostname, else its
+    IP with dashes; `pod_hostname` is the same under `endpoint_pod_names`,
+    where the target pod's name comes before the IP.
+    """
 
     ip: str
     hostname: str
+    pod_hostname: str = ""
+
+    def label(self, endpoint_pod_names: bool) -> str:
+        return self.pod_hostname if endpoint_pod_names and self.pod_hostname else self.hostname
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +65,10 @@ class ClusterView:
     services: dict[tuple[str, str], Service] = field(default_factory=dict)
     subsets: dict[tuple[str, str], tuple[Subset, ...]] = field(default_factory=dict)
     services_by_ip: dict[str, tuple[Service, ...]] = field(default_factory=dict)
-    endpoints_by_ip: dict[str, tuple[tuple[Service, str], ...]] = field(default_factory=dict)
+    # ip -> (namespace, service name, Address) of every ready endpoint, from the
+    # EndpointSlices alone (CoreDNS's EpIndexReverse): PTRs outlive the Service.
+    endpoints_by_ip: dict[str, tuple[tuple[str, str, Address], ...]] = field(default_factory=dict)
+    pods_by_ip: dict[str, frozenset[str]] = field(default_factory=dict)   # pod IP -> namespaces
     namespaces: frozenset[str] = frozenset()
 
     def service(self, namespace: str, name: str) -> Service | None:
@@ -166,25 +178,26 @@ class ClusterState:
             return self._view
 
 
-def _pod_hostname(svc: Service, pods: dict, ep: objects.Endpoint) -> str:
+def _pod_hostname(sl: EndpointSlice, pods: dict, ep: objects.Endpoint) -> str:
     """The endpoint's hostname; else, as the EndpointSlice controller does, the
     target pod's spec.hostname when its spec.subdomain names this Service."""
     if ep.hostname:
         return ep.hostname
-    pod: Pod | None = pods.get((svc.namespace, ep.pod_name)) if ep.pod_name else None
-    if pod and pod.hostname and pod.subdomain == svc.name:
+    pod: Pod | None = pods.get((sl.namespace, ep.pod_name)) if ep.pod_name else None
+    if pod and pod.hostname and pod.subdomain == sl.service_name:
         return pod.hostname
     return ""
 
 
-def _subset(svc: Service, sl: EndpointSlice, pods: dict) -> Subset:
+def _subset(svc: Service | None, sl: EndpointSlice, pods: dict) -> Subset:
     addrs = []
     for ep in sl.endpoints:
-        if not (ep.ready or svc.publish_not_ready):
+        if not (ep.ready or (svc is not None and svc.publish_not_ready)):
             continue
-        host = _pod_hostname(svc, pods, ep)
+        host = _pod_hostname(sl, pods, ep)
         for ip in ep.addresses:
-            addrs.append(Address(normalize_ip(ip), endpoint_hostname(normalize_ip(ip), host)))
+            ip = normalize_ip(ip)
+            addrs.append(Address(ip, endpoint_hostname(ip, host), endpoint_hostname(ip, host or ep.pod_name)))
     return Subset(tuple(addrs), sl.ports)
 
 
@@ -194,15 +207,18 @@ def build_view(generation: int, synced: bool, serial: int, objs: dict) -> Cluste
     pods = objs["Pod"]
     subsets: dict[tuple[str, str], list[Subset]] = {}
     by_ip: dict[str, list[Service]] = {}
-    ep_by_ip: dict[str, list[tuple[Service, str]]] = {}
+    ep_by_ip: dict[str, list[tuple[str, str, Address]]] = {}
     for sl in sorted(objs["EndpointSlice"].values(), key=lambda s: (s.namespace, s.name)):
-        svc = services.get((sl.namespace, sl.service_name))
-        if svc is None:
-            continue
-        sub = _subset(svc, sl, pods)
-        subsets.setdefault((svc.namespace, svc.name), []).append(sub)
+        if not sl.service_name:
+            continue  # not a Service's slice: no name to give its addresses
+        sub = _subset(services.get((sl.namespace, sl.service_name)), sl, pods)
+        subsets.setdefault((sl.namespace, sl.service_name), []).append(sub)
         for addr in sub.addresses:
-            ep_by_ip.setdefault(addr.ip, []).append((svc, addr.hostname))
+            ep_by_ip.setdefault(addr.ip, []).append((sl.namespace, sl.service_name, addr))
+    pods_by_ip: dict[str, set[str]] = {}
+    for p in pods.values():
+        if p.ips:  # status.podIP, as CoreDNS's pod index has it
+            pods_by_ip.setdefault(normalize_ip(p.ips[0]), set()).add(p.namespace)
     for key in sorted(services):
         svc = services[key]
         for ip in svc.cluster_ips:
@@ -217,5 +233,6 @@ def build_view(generation: int, synced: bool, serial: int, objs: dict) -> Cluste
         subsets={k: tuple(v) for k, v in subsets.items()},
         services_by_ip={k: tuple(v) for k, v in by_ip.items()},
         endpoints_by_ip={k: tuple(v) for k, v in ep_by_ip.items()},
+        pods_by_ip={k: frozenset(v) for k, v in pods_by_ip.items()},
         namespaces=frozenset(namespaces),
     )

@@ -125,7 +125,9 @@ class QueryHandler:
 
     def _chase(self, q: wire.Query, p: Prepared, proto, family, send, started) -> bytes | None:
         """CNAME to a name outside the cluster: the CNAME first, then what upstream says for
-        the target (CoreDNS's Upstream.Lookup). Without an answer, the CNAME alone."""
+        the target (CoreDNS's Upstream.Lookup). Without an answer, the CNAME alone. A
+        truncated upstream answer keeps its TC bit (plugin.A's `truncated`); over TCP the
+        target is asked again over TCP, as CoreDNS's forward does for a TCP client."""
         if self.forwarder is None:
             return self._done(q, self._render(q, p, proto), proto, family, started, "kubernetes")
         target, qtype = p.answer.chase
@@ -135,7 +137,7 @@ class QueryHandler:
         sub = wire.parse_query(data)
 
         def finish(reply: bytes | None, _rcode: int) -> bytes:
-            extra = []
+            extra, tc = [], reply is not None and bool(reply[2] & 0x02)
             if reply is not None:
                 try:
                     extra = DNSRecord.parse(reply).rr
@@ -144,10 +146,13 @@ class QueryHandler:
             records = tuple(p.answer.answer) + tuple(extra)
             counts, body = split(message(p.labels, p.qtype, p.answer, records).pack(), p.labels)
             chased = Prepared(replace(p.answer, answer=records), p.labels, p.qtype,
-                              flags=p.flags, bodies=((counts, body),))
+                              flags=p.flags | (wire.FLAG_TC if tc else 0), bodies=((counts, body),))
             return self._done(q, self._render(q, chased, proto), proto, family, started, "kubernetes")
 
         if proto == "tcp":
-            return finish(*self.forwarder.ask(sub, data))
+            reply, rcode = self.forwarder.ask(sub, data)
+            if reply is not None and reply[2] & 0x02:
+                reply = self.forwarder.ask_tcp(data) or reply
+            return finish(reply, rcode)
         self.forwarder.submit(sub, data, lambda reply, rcode: send(finish(reply, rcode)))
         return None

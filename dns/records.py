@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from dnslib import AAAA, CNAME, NS, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, DNSLabel
 
 from dns.cluster import ClusterView
-from dns.names import (POD, REVERSE_ZONES, Labels, NoSuchName, Request, address_from_reverse,
+from dns.names import (POD, REVERSE_ZONES, Labels, NoSuchName, Request, address_from_reverse, is_reverse,
                        is_subdomain, labels_of, match_zone, parse_request, pod_ip_from_label)
 
+POD_MODES = ("disabled", "insecure", "verified")
 DNS_SCHEMA_VERSION = "1.1.0"
 DNS_VERSION_TTL = 28800
 MAX_CNAME_CHAIN = 10
@@ -61,6 +62,26 @@ class Config:
     @property
     def zones(self) -> tuple[Labels, ...]:
         return (self.domain,) + self.reverse_zones
+
+    def __post_init__(self) -> None:
+        if self.pods not in POD_MODES:
+            raise ValueError(f"kubernetes: wrong value for pods: {self.pods},  must be one of: "
+                             "disabled, verified, insecure")
+        if not 0 <= self.ttl <= 3600:
+            raise ValueError(f"kubernetes: ttl must be in range [0, 3600]: {self.ttl}")
+        if any(not is_reverse(z) for z in self.reverse_zones):
+            raise ValueError("kubernetes: reverse_zones must be under in-addr.arpa or ip6.arpa: "
+                             f"{['.'.join(z) for z in self.reverse_zones if not is_reverse(z)]}")
+
+    def namespace_configured(self, namespace: str) -> bool:
+        """`namespaces`: only these are exposed (none listed: all)."""
+        return not self.namespaces or namespace in self.namespaces
+
+    def falls_through(self, qname: Labels) -> bool:
+        """`fallthrough [zones]`: NXDOMAIN for qname goes to the next plugin instead."""
+        if self.fallthrough is None:
+            return False
+        return not self.fallthrough or match_zone(qname, self.fallthrough) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,27 +126,44 @@ def label(labels: Labels) -> DNSLabel:
 
 # -- finding (kubernetes.go) -----------------------------------------------
 
+def namespace_exposed(view: ClusterView, namespace: str, cfg: Config) -> bool:
+    """namespace.go: listed by `namespaces` (or none listed) and existing."""
+    return cfg.namespace_configured(namespace) and view.namespace_exists(namespace)
+
+
 def find(view: ClusterView, base: Labels, zone: Labels, cfg: Config) -> list[Target]:
     """Records(): the targets for `base` (labels left of `zone`)."""
     req = parse_request(base)
     if not req.pod_or_svc:
         return []
-    if zone in REVERSE_ZONES:
+    if is_reverse(zone):
         raise NoSuchName("reverse zone")
-    if not view.namespace_exists(req.namespace):
-        raise NoSuchName(f"namespace {req.namespace} does not exist")
+    if not namespace_exposed(view, req.namespace, cfg):
+        raise NoSuchName(f"namespace {req.namespace} does not exist or is not exposed")
     if req.pod_or_svc == POD:
-        return _find_pods(req, zone, cfg)
+        return _find_pods(view, req, zone, cfg)
     return _find_services(view, req, zone, cfg)
 
 
-def _find_pods(req: Request, zone: Labels, cfg: Config) -> list[Target]:
+def _find_pods(view: ClusterView, req: Request, zone: Labels, cfg: Config) -> list[Target]:
+    """findPods: `pods disabled` knows no pod names; `insecure` answers any IP-shaped
+    label; `verified` only the IP of a pod that exists in that namespace."""
+    if cfg.pods == "disabled":
+        raise NoSuchName("pods disabled")
     if not req.service:
         return []
     ip = pod_ip_from_label(req.service)
     if ip is None:
         raise NoSuchName("pod label is not an IP")
-    return [Target(host=ip, domain=(req.service, req.namespace, POD) + zone, ttl=cfg.ttl)]
+    if cfg.pods == "verified" and req.namespace not in view.pods_by_ip.get(ip, ()):
+        raise NoSuchName(f"no pod with IP {ip} in namespace {req.namespace} (pods verified)")
+    # Port 0, not the -1 sentinel: CoreDNS answers SRV for a pod name with port 0.
+    return [Target(host=ip, port=0, domain=(req.service, req.namespace, POD) + zone, ttl=cfg.ttl)]
+
+
+def _subsets(view: ClusterView, svc, cfg: Config) -> tuple:
+    """The Service's ready endpoints; none under `noendpoints` (no endpoint cache)."""
+    return () if cfg.noendpoints else view.subsets.get((svc.namespace, svc.name), ())
 
 
 def _port_matches(req: Request, name: str, protocol: str) -> bool:
@@ -139,6 +177,9 @@ def _find_services(view: ClusterView, req: Request, zone: Labels, cfg: Config) -
     svc = view.service(req.namespace, req.service)
     if svc is None:
         raise NoSuchName("no such service")
+    if cfg.ignore_empty_service and not svc.external and not svc.headless \
+            and not any(sub.addresses for sub in _subsets(view, svc, cfg)):
+        raise NoSuchName("no ready endpoints (ignore empty_service)")
     base = (svc.name, svc.namespace, "svc") + zone
     if svc.external:
         if req.endpoint or req.port or req.protocol or not svc.external_name:
@@ -149,14 +190,15 @@ def _find_services(view: ClusterView, req: Request, zone: Labels, cfg: Config) -
         return [target]
     if svc.headless or req.endpoint:
         out = []
-        for subset in view.subsets.get((svc.namespace, svc.name), ()):
+        for subset in _subsets(view, svc, cfg):
             for addr in subset.addresses:
-                if req.endpoint and req.endpoint != addr.hostname.lower():
+                hostname = addr.label(cfg.endpoint_pod_names)
+                if req.endpoint and req.endpoint != hostname.lower():
                     continue
                 for p in subset.ports:
                     if _port_matches(req, p.name, p.protocol):
                         out.append(Target(host=addr.ip, port=p.port, ttl=cfg.ttl,
-                                          domain=(addr.hostname,) + base))
+                                          domain=(hostname,) + base))
         if not out:
             raise NoSuchName("no ready endpoint matches")
         return out
@@ -175,16 +217,25 @@ def _find_services(view: ClusterView, req: Request, zone: Labels, cfg: Config) -
 def ns_addresses(view: ClusterView, zone: Labels, cfg: Config) -> list[tuple[Labels, str]]:
     """ns.go nsAddrs: (name, ip) of the Service(s) whose endpoints are this server."""
     out: list[tuple[Labels, str]] = []
+    found = False
     for local in cfg.local_ips:
-        for svc, hostname in view.endpoints_by_ip.get(local, ()):
-            name = (svc.name, svc.namespace, "svc") + zone
+        for namespace, name, addr in _endpoints_by_ip(view, local, cfg):
+            found = True
+            svc = view.service(namespace, name)
+            if svc is None:
+                continue
+            base = (svc.name, svc.namespace, "svc") + zone
             if svc.headless:
-                out.append(((hostname,) + name, local))
+                out.append(((addr.label(cfg.endpoint_pod_names),) + base, local))
             else:
-                out.extend((name, ip) for ip in svc.cluster_ips if ip)
-    if not out:
+                out.extend((base, ip) for ip in svc.cluster_ips if ip)
+    if not found:
         out = [(("ns", "dns") + zone, ip) for ip in cfg.local_ips]
     return list(dict.fromkeys(out))
+
+
+def _endpoints_by_ip(view: ClusterView, ip: str, cfg: Config) -> tuple:
+    return () if cfg.noendpoints else view.endpoints_by_ip.get(ip, ())
 
 
 def services(view: ClusterView, qname: Labels, zone: Labels, qtype: int, cfg: Config) -> list[Target]:
@@ -257,16 +308,26 @@ def _srv_records(view, qname, zone, cfg) -> tuple[list, list]:
     return records, extra
 
 
-def _ptr_records(view: ClusterView, qname: Labels, cfg: Config) -> list:
+def _ptr_visible(view: ClusterView, namespace: str, cfg: Config) -> bool:
+    return not cfg.namespaces or namespace_exposed(view, namespace, cfg)
+
+
+def _ptr_records(view: ClusterView, qname: Labels, zone: Labels, cfg: Config) -> list:
+    """reverse.go: the Service with this ClusterIP, else every ready endpoint with it
+    (from the EndpointSlices alone, so a PTR outlives its Service, as in CoreDNS);
+    names are in the primary zone. Raises NoSuchName when nothing has the IP."""
     ip = address_from_reverse(qname)
     if ip is None:
+        find(view, qname[:len(qname) - len(zone)], zone, cfg)
         return []
-    svcs = view.services_by_ip.get(ip)
-    if svcs:
-        names = [(svcs[0].name, svcs[0].namespace, "svc") + cfg.domain]
-    else:
-        names = [(host, svc.name, svc.namespace, "svc") + cfg.domain
-                 for svc, host in view.endpoints_by_ip.get(ip, ())]
+    names = [(svc.name, svc.namespace, "svc") + cfg.domain
+             for svc in view.services_by_ip.get(ip, ()) if _ptr_visible(view, svc.namespace, cfg)][:1]
+    if not names:
+        names = [(addr.label(cfg.endpoint_pod_names), name, namespace, "svc") + cfg.domain
+                 for namespace, name, addr in _endpoints_by_ip(view, ip, cfg)
+                 if _ptr_visible(view, namespace, cfg)]
+    if not names:
+        raise NoSuchName(f"nothing has the IP {ip}")
     return [RR(label(qname), QTYPE.PTR, ttl=cfg.ttl, rdata=PTR(label(n))) for n in dict.fromkeys(names)]
 
 
@@ -303,10 +364,7 @@ def _lookup(view, qname, zone, qtype, cfg) -> tuple[list, list, tuple | None]:
             return [RR(label(qname), QTYPE.CNAME, ttl=t.ttl, rdata=CNAME(label(labels_of(t.host))))], [], None
         return [], [], None
     if qtype == QTYPE.PTR:
-        if zone in REVERSE_ZONES:
-            return _ptr_records(view, qname, cfg), [], None
-        find(view, qname[:len(qname) - len(zone)], zone, cfg)
-        return [], [], None
+        return _ptr_records(view, qname, zone, cfg), [], None
     if qtype == QTYPE.SRV:
         records, extra = _srv_records(view, qname, zone, cfg)
         return records, extra, None
@@ -323,26 +381,24 @@ def _lookup(view, qname, zone, qtype, cfg) -> tuple[list, list, tuple | None]:
 
 
 def resolve(view: ClusterView, qname: Labels, qtype: int, cfg: Config) -> Answer:
-    """The whole decision for one question (lower-case labels), as CoreDNS makes it."""
+    """The whole decision for one question (lower-case labels), as CoreDNS makes it.
+
+    A name error is NXDOMAIN with the zone's SOA; under `fallthrough` for the
+    name it is FORWARD instead (the next plugin); before the first list has
+    synced it is SERVFAIL with the SOA (handler.go).
+    """
     zone = match_zone(qname, cfg.zones)
     if zone is None:
         return FORWARD
     if qtype in (QTYPE.AXFR, QTYPE.IXFR):
         return REFUSED
-    reverse = zone in REVERSE_ZONES
-    if reverse and qname != zone and qtype != QTYPE.SOA:
-        # `fallthrough in-addr.arpa ip6.arpa`: what we hold no PTR for goes upstream.
-        if qtype == QTYPE.PTR:
-            records = _ptr_records(view, qname, cfg)
-            if records:
-                return Answer(answer=tuple(records))
-        return FORWARD
-    if not reverse and not view.synced:
-        return SERVFAIL
     try:
         records, extra, chase = _lookup(view, qname, zone, qtype, cfg)
     except NoSuchName:
-        return Answer(rcode=RCODE.NXDOMAIN, authority=(soa_record(view, zone, cfg),))
+        if cfg.falls_through(qname):
+            return FORWARD
+        rcode = RCODE.NXDOMAIN if view.synced else RCODE.SERVFAIL
+        return Answer(rcode=rcode, authority=(soa_record(view, zone, cfg),))
     if not records:
         return Answer(authority=(soa_record(view, zone, cfg),))
     return Answer(answer=tuple(records), additional=tuple(extra), chase=chase)

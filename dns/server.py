@@ -20,6 +20,7 @@ import logging
 import socket
 import struct
 import threading
+from dataclasses import replace
 
 from dns.cluster import ClusterState
 from dns.forward import Forwarder, ForwardCache, parse_upstream, upstreams_from_resolv_conf
@@ -57,7 +58,8 @@ class DNSServer:
                  metrics_port: int | None = 9153, upstreams: list[str] | None = None,
                  resolv_conf: str = "/etc/resolv.conf", domain: str = "cluster.local", ttl: int = 30,
                  local_ips: list[str] | None = None, udp_workers: int = 2,
-                 forward_timeout: float = 5.0, max_concurrent: int = 1000, cache_ttl: int = 30) -> None:
+                 forward_timeout: float = 5.0, max_concurrent: int = 1000, cache_ttl: int = 30,
+                 options: dict | None = None) -> None:
         self.state = state
         self.listen = listen
         self.port = port
@@ -66,6 +68,8 @@ class DNSServer:
             unspecified = ipaddress.ip_address(listen).is_unspecified
             local_ips = list(local_addresses()) if unspecified else [listen]
         self.cfg = Config(domain=labels_of(domain), ttl=ttl, local_ips=tuple(local_ips))
+        if options:  # the kubernetes block's other options (dns.records.Config fields)
+            self.cfg = replace(self.cfg, **options)
         ups = [parse_upstream(u) for u in upstreams] if upstreams is not None \
             else upstreams_from_resolv_conf(resolv_conf)
         ups = [u for u in ups if not self._is_self(u)]
@@ -226,7 +230,8 @@ def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
 def run(state: ClusterState, *, listen: str = "0.0.0.0", port: int = 53, health_port: int | None = 8080,
         ready_port: int | None = 8181, metrics_port: int | None = 9153, upstreams: list[str] | None = None,
         resolv_conf: str = "/etc/resolv.conf", domain: str = "cluster.local", ttl: int = 30,
-        local_ips: list[str] | None = None, stop: threading.Event | None = None) -> None:
+        local_ips: list[str] | None = None, stop: threading.Event | None = None,
+        options: dict | None = None) -> None:
     """Serve DNS for `state` until `stop` is set (forever when it is None).
 
     The caller owns the list+watch: it calls state.replace()/apply() and then
@@ -234,7 +239,7 @@ def run(state: ClusterState, *, listen: str = "0.0.0.0", port: int = 53, health_
     """
     server = DNSServer(state, listen=listen, port=port, health_port=health_port, ready_port=ready_port,
                        metrics_port=metrics_port, upstreams=upstreams, resolv_conf=resolv_conf,
-                       domain=domain, ttl=ttl, local_ips=local_ips)
+                       domain=domain, ttl=ttl, local_ips=local_ips, options=options)
     server.start()
     try:
         (stop or threading.Event()).wait()

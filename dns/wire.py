@@ -138,6 +138,16 @@ def parse_query_slow(data: bytes) -> Query:
                  size, version, do)
 
 
+def question_labels(question: bytes) -> tuple:
+    """The labels of a question's name as the client spelled them (str, latin-1)."""
+    labels, off = [], 0
+    while question[off]:
+        length = question[off]
+        labels.append(question[off + 1:off + 1 + length].decode("latin-1"))
+        off += 1 + length
+    return tuple(labels)
+
+
 def header_only(data: bytes, rcode: int) -> bytes:
     """miekg's reply to a rejected message: the header echoed, no sections."""
     qid, flags = struct.unpack_from("!HH", data)

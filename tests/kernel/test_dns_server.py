@@ -13,7 +13,8 @@ forwarding never touches a real resolver. dig and curl run in nsplane-hd-cli
 as a user would run them. Covered: cluster names over UDP and TCP, SRV, PTR,
 NXDOMAIN with SOA, truncation and TCP retry, forwarding and ExternalName
 CNAME chasing, the health/ready/metrics endpoints, garbage input, refused
-AXFR and classes, and forwarding loops cut by the loop probe.
+AXFR and classes, forwarding loops cut by the loop probe, SRV targets in the
+query's zone case, and a second server with non-default kubernetes options.
 """
 
 import os
@@ -278,3 +279,38 @@ def test_two_servers_forwarding_to_each_other(topology, caplog):
         assert "loop detected" in caplog.text
         assert_prompt_servfail(5301)
         assert_prompt_servfail(5302)
+
+
+def test_srv_target_case_with_real_dig(topology):
+    """CoreDNS's handler_case_test: the zone part of the target in the query's case."""
+    out = dig("+noall", "+answer", "+additional", "SRV", "_HtTp._TcP.wEb.Default.svc.cLuStEr.LoCaL")
+    assert [" ".join(line.split()) for line in out.splitlines()] == [
+        "_HtTp._TcP.wEb.Default.svc.cLuStEr.LoCaL. 30 IN SRV 0 100 80 web.default.svc.cLuStEr.LoCaL.",
+        "web.default.svc.cLuStEr.LoCaL. 30 IN A 10.96.0.20"]
+
+
+def test_kubernetes_options_with_real_dig(topology):
+    """A second server with `pods verified`, `ttl 7`, reverse zone 10.96.0.0/24 and no fallthrough,
+    next to the kubeadm-default one on :53."""
+    from dns.names import reverse_zones_of
+
+    options = {"pods": "verified", "ttl": 7, "fallthrough": None, "reverse_zones": reverse_zones_of("10.96.0.0/24")}
+    server = RunningServer(listen=SRV_IP, port=5310, upstreams=[UP_IP], local_ips=["10.244.0.5"],
+                           health_port=None, ready_port=None, metrics_port=None, options=options)
+    try:
+        wait_for_answer(port=5310)
+        pod, no_pod = "10-244-1-5.default.pod.cluster.local", "10-244-9-9.default.pod.cluster.local"
+        # pods insecure (:53) answers any IP-shaped name; verified only a pod's own
+        assert dig("+short", no_pod).split() == ["10.244.9.9"]
+        assert dig("+noall", "+answer", pod, port=5310).split() == [f"{pod}.", "7", "IN", "A", "10.244.1.5"]
+        out = dig(no_pod, port=5310)
+        assert "status: NXDOMAIN" in out and "cluster.local.\t\t7\tIN\tSOA\tns.dns.cluster.local." in out
+        # PTRs inside 0.96.10.in-addr.arpa only; the pod's IP is outside it: forwarded upstream
+        assert dig("+short", "-x", "10.96.0.20", port=5310).split() == ["web.default.svc.cluster.local."]
+        out = dig("-x", "10.96.0.99", port=5310)
+        assert "status: NXDOMAIN" in out and "0.96.10.in-addr.arpa.\t7\tIN\tSOA" in out
+        out = dig("-x", "10.244.1.5", port=5310)
+        assert "status: NXDOMAIN" in out and "ns.dns" not in out   # the upstream's answer, not ours
+        assert dig("+short", "-x", "10.244.1.5").split() == ["10-244-1-5.web.default.svc.cluster.local."]
+    finally:
+        server.stop()

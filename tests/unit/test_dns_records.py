@@ -221,12 +221,16 @@ def test_names_we_do_not_own_are_forwarded(view, qname, qtype):
 
 
 def test_servfail_until_first_sync():
+    """handler.go: before HasSynced only a name error turns into SERVFAIL, written by
+    BackendError with the zone's SOA; what is already known is answered."""
     state = ClusterState()
     state.replace("Service", [svc("default", "web", "10.96.0.20", [HTTP])])
-    got = resolve(state.view(), labels_of(W), QTYPE.A, CFG)
-    assert got.rcode == SERVFAIL
-    state.mark_synced()
     assert text(resolve(state.view(), labels_of(W), QTYPE.A, CFG).answer) == [f"{W} 30 IN A 10.96.0.20"]
+    got = resolve(state.view(), labels_of("nosuch.default.svc.cluster.local."), QTYPE.A, CFG)
+    assert got.rcode == SERVFAIL and text(got.authority)[0].startswith("cluster.local. 30 IN SOA ns.dns.cluster.local.")
+    assert resolve(state.view(), labels_of("default.svc.cluster.local."), QTYPE.A, CFG).rcode == OK
+    state.mark_synced()
+    assert resolve(state.view(), labels_of("nosuch.default.svc.cluster.local."), QTYPE.A, CFG).rcode == NX
 
 
 def test_watch_events_change_answers():
