@@ -485,8 +485,9 @@ def fig_cycles(tc: ThrowawayCluster, client: Client, cycles: int, batch: int) ->
     groups = [os.path.join(root, tc.cfg.name) for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/pids")]
     left = len(_monitors(tc)) + mounts + sum(len([e for e in os.scandir(g) if e.is_dir()])
                                              for g in groups if os.path.isdir(g))
-    first, last = seen[0], seen[-1]
-    what = f"after cycle 1 -> after cycle {cycles} of {batch} pods created and deleted"
+    first, mid, last = seen[0], seen[len(seen) // 2 - 1], seen[-1]
+    what = (f"after cycle 1 -> after cycle {cycles} of {batch} pods created and deleted "
+            f"(after cycle {len(seen) // 2}: {mid[0]:.1f} MB, {mid[1]} fds, {mid[2]} threads)")
     return [
         _fig(f"9 containers: node agent RSS {what}", last[0], "MB", first[0], "after cycle 1",
              "flat (+10% at most)", last[0] <= first[0] * 1.1),
