@@ -9,8 +9,10 @@ live in two namespaces (node<->host, pod<->node), created with the peer
 already inside its target namespace and checked for correct pairing so a
 half-made pair can be repaired and a foreign link is never taken over.
 
-Every call goes through pyroute2 or an argument list; netlink errors come back
-as `NetworkSetupError` naming the object and the fix.
+Namespaces are made and sysctls read and written in-process (dataplane/nspin.py:
+no `ip netns add`, no `nsenter`); links, addresses and routes go through
+pyroute2; netlink errors come back as `NetworkSetupError` naming the object
+and the fix.
 """
 
 from __future__ import annotations
