@@ -9,8 +9,10 @@ live in two namespaces (node<->host, pod<->node), created with the peer
 already inside its target namespace and checked for correct pairing so a
 half-made pair can be repaired and a foreign link is never taken over.
 
-Every call goes through pyroute2 or an argument list; netlink errors come back
-as `NetworkSetupError` naming the object and the fix.
+Namespaces are made and sysctls read and written in-process (dataplane/nspin.py:
+no `ip netns add`, no `nsenter`); links, addresses and routes go through
+pyroute2; netlink errors come back as `NetworkSetupError` naming the object
+and the fix.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Iterator
 
 from pyroute2 import IPRoute, NetlinkError
 from pyroute2 import netns as _pyroute2_netns
+
+from . import nspin
 
 NETNS_RUN_DIR = "/run/netns"
 ETC_NETNS_DIR = "/etc/netns"
@@ -46,19 +50,40 @@ def exists(name: str) -> bool:
 
 
 def create(name: str) -> bool:
-    """Create named network namespace `name`; return False if it existed."""
+    """Create named network namespace `name`; return False if it existed.
+
+    In-process (dataplane/nspin.py), as `ip netns add` does it but without
+    forking the agent: /run/netns made a shared mount once, then a new
+    namespace bind-mounted on /run/netns/<name>.
+    """
+    return create_with(name) is not None
+
+
+def create_with(name: str, others: dict[int, str] | None = None,
+                hostname: str | None = None) -> dict[int, str] | None:
+    """Create named network namespace `name` together with new namespaces of
+    the kinds in `others` (nspin.CLONE_NEWUTS / CLONE_NEWIPC -> file), in one
+    step; None if `name` existed (then nothing is made)."""
     if exists(name):
-        return False
-    # `ip netns add` rather than pyroute2's netns.create, which forks this
-    # (possibly large, multi-threaded) Python process to unshare.
-    proc = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True,
-                          timeout=_SUBPROCESS_TIMEOUT, check=False)
-    if proc.returncode != 0 and not exists(name):
+        return None
+    global _run_dir_shared
+    paths = {nspin.CLONE_NEWNET: path(name), **(others or {})}
+    try:
+        if not _run_dir_shared:
+            nspin.shared_dir(NETNS_RUN_DIR)
+            _run_dir_shared = True
+        nspin.pin_new(paths, hostname)
+    except OSError as exc:
+        if exists(name) and not others:
+            return None        # made meanwhile by someone else
         raise NetworkSetupError(
-            f"network namespace {name}: cannot create it ({proc.stderr.strip()}); "
+            f"network namespace {name}: cannot create it ({exc}); "
             f"check that you are root and {NETNS_RUN_DIR} is writable"
-        )
-    return proc.returncode == 0
+        ) from exc
+    return paths
+
+
+_run_dir_shared = False
 
 
 def delete(name: str) -> bool:
@@ -204,33 +229,32 @@ def sysctl_path(key: str) -> str:
 
 def sysctl_get(netns: str | None, key: str) -> str:
     """Read sysctl `key` as seen from inside `netns`."""
-    if netns is None:
+    def read() -> str:
         with open(sysctl_path(key)) as fh:
             return fh.read().strip()
-    out = _nsenter(netns, ["cat", sysctl_path(key)])
-    return out.strip()
+    return read() if netns is None else _in_netns(netns, read, f"read {key}")
 
 
 def sysctl_set(netns: str | None, key: str, value: str) -> None:
     """Write sysctl `key` = `value` inside `netns` (None: current namespace)."""
-    if netns is None:
+    def write() -> None:
         with open(sysctl_path(key), "w") as fh:
             fh.write(value)
-        return
-    _nsenter(netns, ["sysctl", "-q", "-w", f"{key}={value}"])
+    if netns is None:
+        write()
+    else:
+        _in_netns(netns, write, f"set {key}={value}")
 
 
-def _nsenter(netns: str, argv: list[str]) -> str:
-    """Run `argv` in `netns`'s network namespace only (no mount changes)."""
-    cmd = ["nsenter", f"--net={path(netns)}", "--", *argv]
-    proc = subprocess.run(cmd, capture_output=True, text=True,
-                          timeout=_SUBPROCESS_TIMEOUT, check=False)
-    if proc.returncode != 0:
-        raise NetworkSetupError(
-            f"network namespace {netns}: {' '.join(argv)} failed: "
-            f"{proc.stderr.strip() or proc.returncode}"
-        )
-    return proc.stdout
+def _in_netns(netns: str, fn, what: str):
+    """`fn()` on a thread inside `netns` (/proc/sys/net is the calling
+    thread's namespace's): no `nsenter` process."""
+    if not exists(netns):
+        raise NetworkSetupError(f"network namespace {netns} does not exist; create it first")
+    try:
+        return nspin.in_namespace(nspin.CLONE_NEWNET, path(netns), fn)
+    except OSError as exc:
+        raise NetworkSetupError(f"network namespace {netns}: {what} failed: {exc}") from exc
 
 
 # ---- links ---------------------------------------------------------------
@@ -291,18 +315,25 @@ def ensure_veth_pair(near_netns: str | None, near_if: str,
     that is not paired with it is someone else's and raises.
     """
     with ipr(near_netns) as near, ipr(far_netns) as far:
-        near_msg, far_msg = link_info(near, near_if), link_info(far, far_if)
-        if near_msg is not None and far_msg is not None and _paired(near_msg, far_msg):
-            return False
-        if near_msg is not None:
-            raise NetworkSetupError(
-                f"{what}: link {near_if} already exists in {where(near_netns)} "
-                f"and is not paired with {far_if} in {far_netns}; delete it "
-                f"(ip link del {near_if}) if it is a leftover, or rename the clash"
-            )
-        if far_msg is not None:
-            far.link("del", index=far_msg["index"])
-        _add_veth(near, near_netns, near_if, far_netns, far_if, what, mtu)
+        return veth_pair_on(near, near_netns, near_if, far, far_netns, far_if, what, mtu)
+
+
+def veth_pair_on(near: IPRoute, near_netns: str | None, near_if: str,
+                 far: IPRoute, far_netns: str, far_if: str, what: str,
+                 mtu: int | None = None) -> bool:
+    """`ensure_veth_pair` on sockets already open in the two namespaces."""
+    near_msg, far_msg = link_info(near, near_if), link_info(far, far_if)
+    if near_msg is not None and far_msg is not None and _paired(near_msg, far_msg):
+        return False
+    if near_msg is not None:
+        raise NetworkSetupError(
+            f"{what}: link {near_if} already exists in {where(near_netns)} "
+            f"and is not paired with {far_if} in {far_netns}; delete it "
+            f"(ip link del {near_if}) if it is a leftover, or rename the clash"
+        )
+    if far_msg is not None:
+        far.link("del", index=far_msg["index"])
+    _add_veth(near, near_netns, near_if, far_netns, far_if, what, mtu)
     return True
 
 
@@ -324,11 +355,8 @@ def _add_veth(sock: IPRoute, near_netns: str | None, near_if: str,
 
 def ensure_address(sock: IPRoute, index: int, address: str, prefixlen: int,
                    what: str) -> None:
-    """Add `address`/`prefixlen` to link `index` unless it is there already."""
-    for msg in sock.get_addr(index=index, family=2):
-        if (msg.get_attr("IFA_ADDRESS") == address
-                and msg["prefixlen"] == prefixlen):
-            return
+    """Add `address`/`prefixlen` to link `index` unless it is there already
+    (one request: the kernel's EEXIST says it was)."""
     try:
         sock.addr("add", index=index, address=address, prefixlen=prefixlen)
     except NetlinkError as exc:

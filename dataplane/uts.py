@@ -3,18 +3,19 @@
 Kubernetes gives every pod a hostname equal to its name (`hostname` inside the
 pod prints "web-7d4b9c-x2x5z"). A UTS namespace holds no processes of its own,
 so we keep it alive by bind-mounting its nsfs file on a regular file under a
-directory the agent owns (`unshare --uts=<file> hostname <name>`, the same
-trick `ip netns` uses for network namespaces). Containers then enter it with
-`nsenter --uts=<file>` (see `netns.exec_argv`). Removing it is umount + unlink;
-`mounted_files` lets cleanup find leftovers so `nsplane down` leaves no mount.
+directory the agent owns (what `unshare --uts=<file> hostname <name>` does,
+the same trick `ip netns` uses for network namespaces), in-process with
+dataplane/nspin.py. Containers then enter it by path (their runtime spec, or
+`nsenter --uts=<file>`: see `netns.exec_argv`). Removing it is umount +
+unlink; `mounted_files` lets cleanup find leftovers so `nsplane down` leaves
+no mount.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 
-_TIMEOUT = 10
+from . import nspin
 
 
 class UTSError(Exception):
@@ -24,15 +25,6 @@ class UTSError(Exception):
 def uts_path(uts_dir: str, netns_name: str) -> str:
     """File that holds the UTS namespace of the pod whose netns is `netns_name`."""
     return os.path.join(uts_dir, netns_name)
-
-
-def _run(argv: list[str], what: str) -> str:
-    proc = subprocess.run(argv, capture_output=True, text=True,
-                          timeout=_TIMEOUT, check=False)
-    if proc.returncode != 0:
-        raise UTSError(f"{what}: {' '.join(argv)} failed: "
-                       f"{proc.stderr.strip() or proc.returncode}")
-    return proc.stdout
 
 
 def _unescape(field: str) -> str:
@@ -63,7 +55,10 @@ def hostname_of(path: str) -> str | None:
     """Hostname inside the UTS namespace at `path`, or None if none is there."""
     if not is_mounted(path):
         return None
-    return _run(["nsenter", f"--uts={path}", "hostname"], f"UTS {path}").strip()
+    try:
+        return nspin.hostname(path)
+    except OSError as exc:
+        raise UTSError(f"UTS {path}: cannot read its hostname ({exc})") from exc
 
 
 def ensure(path: str, hostname: str) -> bool:
@@ -73,18 +68,14 @@ def ensure(path: str, hostname: str) -> bool:
     hostname corrected. Returns True if a new namespace was created.
     """
     what = f"pod hostname {hostname} ({path})"
-    if is_mounted(path):
-        if hostname_of(path) != hostname:
-            _run(["nsenter", f"--uts={path}", "hostname", hostname], what)
-        return False
-    os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
-    with open(path, "a"):
-        pass
     try:
-        _run(["unshare", f"--uts={path}", "hostname", hostname], what)
-    except UTSError:
-        _unlink(path)
-        raise
+        if is_mounted(path):
+            if hostname_of(path) != hostname:
+                nspin.sethostname(path, hostname)
+            return False
+        nspin.pin_new({nspin.CLONE_NEWUTS: path}, hostname)
+    except OSError as exc:
+        raise UTSError(f"{what}: {exc}") from exc
     return True
 
 
@@ -94,10 +85,10 @@ def remove(path: str) -> bool:
     for _ in range(8):  # a file can carry stacked mounts; bounded
         if not is_mounted(path):
             break
-        proc = subprocess.run(["umount", path], capture_output=True,
-                              text=True, timeout=_TIMEOUT, check=False)
-        if proc.returncode != 0:
-            _run(["umount", "--lazy", path], f"UTS {path}")
+        try:
+            nspin.unpin(path)
+        except OSError as exc:
+            raise UTSError(f"UTS {path}: {exc}; run `umount --lazy {path}`") from exc
     if is_mounted(path):
         raise UTSError(f"UTS {path}: still mounted after umount; "
                        f"run `umount --lazy {path}`")

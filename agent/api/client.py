@@ -148,14 +148,18 @@ class Client:
 
     def watch(self, resource, namespace: str | None = None, resource_version: str | None = None,
               label_selector: str | None = None, field_selector: str | None = None,
-              timeout: int = 300, stop: threading.Event | None = None) -> Iterator[dict]:
-        """Yield watch events ({"type", "object"}) until the server ends the stream."""
+              timeout: int = 300, stop: threading.Event | None = None,
+              opened: Callable[[http.client.HTTPConnection], None] | None = None) -> Iterator[dict]:
+        """Yield watch events ({"type", "object"}) until the server ends the stream.
+        `opened(conn)` is told the stream's connection (closing it ends the watch at once)."""
         k = self.kind(resource)
         q = {"watch": "1", "resourceVersion": resource_version, "labelSelector": label_selector,
              "fieldSelector": field_selector, "timeoutSeconds": str(timeout)}
         path = k.path(namespace) + "?" + urllib.parse.urlencode({a: b for a, b in q.items() if b is not None})
         conn = self._connect(timeout=timeout + 30)
         try:
+            if opened is not None:
+                opened(conn)
             conn.request("GET", path, headers=self._headers())
             resp = conn.getresponse()
             if resp.status != 200:
@@ -218,6 +222,22 @@ class Informer:
         self.handlers: list[Handler] = []
         self.synced = threading.Event()
         self._lock = threading.Lock()
+        self._conn: http.client.HTTPConnection | None = None
+
+    def close(self, stop: threading.Event) -> None:
+        """Set `stop` (the event run() was given) and end its watch at once,
+        not at the server's next event or timeout: a stopped informer keeps
+        no thread and no connection."""
+        stop.set()
+        conn = self._conn
+        if conn is not None and conn.sock is not None:
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _opened(self, conn: http.client.HTTPConnection) -> None:
+        self._conn = conn
 
     def add_handler(self, fn: Handler) -> None:
         self.handlers.append(fn)
@@ -264,7 +284,7 @@ class Informer:
                 if rv is None:
                     rv = self._relist()
                 for ev in self.client.watch(self.resource, self.namespace, rv, self.label_selector,
-                                            self.field_selector, stop=stop):
+                                            self.field_selector, stop=stop, opened=self._opened):
                     obj = ev["object"]
                     if ev["type"] == "ERROR":
                         rv = None

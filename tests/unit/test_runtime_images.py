@@ -188,6 +188,20 @@ def test_cgroup_layouts(targets, layout):
     assert cgroups.layout(records) == layout
 
 
+@pytest.mark.parametrize("root, unified, layout", [
+    (cgroups.CGROUP2_SUPER_MAGIC, None, cgroups.V2),               # a systemd VM: cgroup2fs
+    (0x01021994, cgroups.CGROUP2_SUPER_MAGIC, cgroups.HYBRID),      # tmpfs + unified cgroup2
+    (0x01021994, None, cgroups.V1),                                 # tmpfs of v1 hierarchies only
+    (None, None, cgroups.V1),
+])
+def test_cgroup_layout_from_filesystem_types(root, unified, layout):
+    assert cgroups.layout_of_magic(root, unified) == layout
+
+
+def test_cgroup_layout_of_this_machine_agrees_with_its_mount_table():
+    assert cgroups.layout() == cgroups.layout(kernel.mounts())
+
+
 def test_cgroup_removal_only_touches_our_paths(tmp_path):
     assert cgroups.remove("/kubepods/pod1/c") == []
     assert cgroups.remove("relative/nsplane") == []

@@ -354,7 +354,25 @@ def test_swap_equals_limit_and_v2_oom_group():
     out = resources.linux_resources({"resources": {"limits": {"memory": "64Mi"}}},
                                     swap_accounting=True, cgroup_v2=True)
     assert out["memory"] == {"limit": 67108864, "swap": 67108864}
-    assert out["unified"] == {"memory.oom.group": "1"}
+    assert out["unified"] == {"memory.oom.group": "1", "cpu.weight": "1"}
+    assert "unified" not in resources.linux_resources({"resources": {"limits": {"memory": "64Mi"}}})
+
+
+@pytest.mark.parametrize("shares, weight", [
+    # the kubelet's (and runc's) linear map of [2, 262144] onto [1, 10000]
+    (2, 1), (0, 1), (1024, 39), (102, 4), (256, 10), (262144, 10000), (10 ** 9, 10000),
+])
+def test_cpu_shares_to_weight(shares, weight):
+    assert resources.cpu_shares_to_weight(shares) == weight
+
+
+@pytest.mark.parametrize("res, weight", [
+    ({}, "1"), ({"requests": {"cpu": "1"}}, "39"), ({"limits": {"cpu": "250m"}}, "10"),
+    ({"requests": {"cpu": "300"}}, "10000"),
+])
+def test_v2_weight_follows_requests(res, weight):
+    out = resources.linux_resources({"resources": res}, cgroup_v2=True)
+    assert out["unified"]["cpu.weight"] == weight
 
 
 GIB = 1 << 30

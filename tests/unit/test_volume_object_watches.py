@@ -1,7 +1,9 @@
 """The kubelet's per-object watches of ConfigMaps and Secrets
 (agent/node/kubelet/volumes/objectwatch.py): one watch per object, by name
 in its namespace (what the Node authorizer lets a node read), none before
-start, stopped when no pod uses the object."""
+start, stopped when no pod uses the object: its thread and connection
+end at once, not at the server's next event."""
+import socket
 import threading
 import time
 
@@ -20,9 +22,22 @@ class FakeClient:
                 "items": [{"metadata": {"name": name, "namespace": namespace, "resourceVersion": "1"}}]}
 
     def watch(self, resource, namespace=None, resource_version=None, label_selector=None, field_selector=None,
-              timeout=300, stop=None):
-        stop.wait()
+              timeout=300, stop=None, opened=None):
+        """A stream that sends nothing: the read blocks until the connection is shut down."""
+        near, far = socket.socketpair()
+        conn = type("Conn", (), {"sock": near})()
+        try:
+            if opened is not None:
+                opened(conn)
+            near.recv(1)
+        finally:
+            near.close()
+            far.close()
         return iter(())
+
+
+def _watch_threads(kind: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(f"watch-{kind}-") and t.is_alive()]
 
 
 def _wait(fn):
@@ -50,6 +65,9 @@ def test_one_watch_per_object_by_name():
         assert _wait(lambda: sorted(seen) == [("configmap", "kube-root-ca.crt"), ("secret", "s")])
         w.retain({("configmap", "ns", "kube-root-ca.crt")})
         assert w.watched() == {("configmap", "ns", "kube-root-ca.crt")}
+        assert _wait(lambda: not _watch_threads("secret"))       # ended, though its stream sent nothing
+        assert len(_watch_threads("configmap")) == 1
     finally:
         stop.set()
     assert _wait(lambda: w.watched() == set())
+    assert _wait(lambda: not _watch_threads("configmap"))

@@ -335,6 +335,7 @@ class Kubelet:
             return c.waiting(e.reason, e.message, retry)
         if image is None:
             return c.waiting("ContainerCreating", "")
+        t0 = time.monotonic()
         c.restarting()
         os.makedirs(c.log_dir, exist_ok=True)
         stdin = self._stdin(rt, c) if spec.get("stdin") else ""
@@ -360,8 +361,9 @@ class Kubelet:
         self._event(rt.pod, "Started", f"Started container {c.name}")
         if not self.lifecycle.post_start(rt, c, spec, then=lambda: self.prober.arm(rt, c, spec)):
             self.prober.arm(rt, c, spec)
-        log.info("pod %s/%s: container %s started (%s, pid %d, restarts %d%s)", *rt.key, c.name, c.cid,
-                 started.pid, c.restarts, ", stand-in" if image.standin else "")
+        log.info("pod %s/%s: container %s started in %.0f ms (%s, pid %d, restarts %d%s)", *rt.key, c.name,
+                 (time.monotonic() - t0) * 1000, c.cid, started.pid, c.restarts,
+                 ", stand-in" if image.standin else "")
         return True
 
     def _environment(self, rt: PodRuntime, spec: dict) -> list[tuple[str, str]]:

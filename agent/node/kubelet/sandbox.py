@@ -6,7 +6,7 @@ agent playing the CNI plugin and containerd's sandbox).
   container joins by path (/run/netns/<name>);
 - UTS: a namespace pinned on a file (dataplane.uts) whose hostname is the
   pod's (spec.hostname, else its name); each container joins it;
-- IPC: a namespace pinned on a file the same way (`unshare --ipc=FILE`), so
+- IPC: a namespace pinned on a file the same way (as `unshare --ipc=FILE`), so
   the pod's containers share System V IPC and POSIX message queues without a
   pause process, and a restarted container finds the same namespace;
 - PID: each container has its own PID namespace (containerd's default);
@@ -19,19 +19,19 @@ agent playing the CNI plugin and containerd's sandbox).
   /etc/hostname as containerd does (and what `ip netns exec` shows).
 
 Nothing here starts a container: `PodSandbox.namespaces()` is what the
-container runtime joins.
+container runtime joins. A new pod's network, UTS and IPC namespaces are made
+in one step, in-process (dataplane/nspin.py): no subprocess on the way to a
+pod's first container.
 """
 from __future__ import annotations
 
 import os
-import subprocess
 
 from agent.node.kubelet import podfiles
 from agent.node.runtime import kernel
 from agent.node.runtime.spec import PodNamespaces, pod_hostname
-from dataplane import names, netns, podnet, uts
+from dataplane import names, netns, nspin, podnet, uts
 
-_TIMEOUT = 10
 ETC_FILES = ("resolv.conf", "hosts", "hostname")
 
 
@@ -51,14 +51,10 @@ def ensure_ipc(path: str) -> bool:
     """Pin a new IPC namespace on `path` unless one is there; True if made."""
     if ipc_pinned(path):
         return False
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    with open(path, "a"):
-        pass
-    proc = subprocess.run(["unshare", f"--ipc={path}", "true"], capture_output=True, text=True,
-                          timeout=_TIMEOUT, check=False)
-    if proc.returncode != 0:
-        _unlink(path)
-        raise SandboxError(f"IPC namespace {path}: unshare failed: {proc.stderr.strip()}")
+    try:
+        nspin.pin_new({nspin.CLONE_NEWIPC: path})
+    except OSError as e:
+        raise SandboxError(f"IPC namespace {path}: {e}") from e
     return True
 
 
@@ -118,8 +114,10 @@ class PodSandbox:
         """Namespaces, veth and addresses in place; True if the network was
         (re)made, which strands containers that joined an older one."""
         # The UTS file first: it is what marks the netns as this cluster's for `nsplane down`.
-        if not (os.path.exists(self.uts) or os.path.exists(self.ipc)):
+        if not (os.path.exists(self.uts) or os.path.exists(self.ipc) or netns.exists(self.netns)):
             self._pin_new()
+        elif not (os.path.exists(self.uts) or os.path.exists(self.ipc)):
+            self._pin_uts_ipc()
         else:
             uts.ensure(self.uts, self.hostname)
             ensure_ipc(self.ipc)
@@ -129,18 +127,24 @@ class PodSandbox:
         return True
 
     def _pin_new(self) -> None:
-        """A new pod's UTS and IPC namespaces in one `unshare` (what uts.ensure
-        and ensure_ipc do one by one, for a pod that has neither yet)."""
+        """A new pod's network, UTS and IPC namespaces in one step (what
+        netns.create, uts.ensure and ensure_ipc do one by one)."""
         for path in (self.uts, self.ipc):
             os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-            with open(path, "a"):
-                pass
-        proc = subprocess.run(["unshare", f"--uts={self.uts}", f"--ipc={self.ipc}", "hostname", self.hostname],
-                              capture_output=True, text=True, timeout=_TIMEOUT, check=False)
-        if proc.returncode != 0:
-            for path in (self.uts, self.ipc):
-                _unlink(path)
-            raise SandboxError(f"pod namespaces {self.uts}, {self.ipc}: unshare failed: {proc.stderr.strip()}")
+        try:
+            made = netns.create_with(self.netns, {nspin.CLONE_NEWUTS: self.uts, nspin.CLONE_NEWIPC: self.ipc},
+                                     self.hostname)
+        except netns.NetworkSetupError as e:
+            raise SandboxError(f"pod namespaces {self.netns}, {self.uts}, {self.ipc}: {e}") from e
+        if made is None:        # its netns appeared meanwhile
+            self._pin_uts_ipc()
+
+    def _pin_uts_ipc(self) -> None:
+        """UTS and IPC namespaces for a pod whose netns exists without them."""
+        try:
+            nspin.pin_new({nspin.CLONE_NEWUTS: self.uts, nspin.CLONE_NEWIPC: self.ipc}, self.hostname)
+        except OSError as e:
+            raise SandboxError(f"pod namespaces {self.uts}, {self.ipc}: {e}") from e
 
     def write_files(self, ip: str, dns_ip: str, domain: str) -> dict[str, str]:
         """resolv.conf, hosts and hostname for the pod; returns name -> path."""

@@ -38,13 +38,32 @@ UNIFIED = "/sys/fs/cgroup/unified"
 OWNED_MARK = "nsplane"
 
 
+CGROUP2_SUPER_MAGIC = 0x63677270     # `stat -f -c %T /sys/fs/cgroup`: cgroup2fs
+
+
 def layout(records: list[kernel.MountRecord] | None = None) -> str:
-    """Which cgroup layout this machine has: V2, HYBRID or V1."""
-    records = records if records is not None else kernel.mounts()
+    """Which cgroup layout this machine has: V2, HYBRID or V1.
+
+    By default from what the filesystems at /sys/fs/cgroup and
+    /sys/fs/cgroup/unified are (statfs, as `stat -f` and the kubelet's
+    libcontainer tell them apart); from a mount table when one is given.
+    """
+    if records is None:
+        return layout_of_magic(kernel.fs_magic(CGROUP_ROOT), kernel.fs_magic(UNIFIED))
     by_target = {r.target: r.fstype for r in records}
     if by_target.get(CGROUP_ROOT) == "cgroup2":
         return V2
     if by_target.get(UNIFIED) == "cgroup2":
+        return HYBRID
+    return V1
+
+
+def layout_of_magic(root: int | None, unified: int | None) -> str:
+    """The layout from the filesystem types of /sys/fs/cgroup and of
+    /sys/fs/cgroup/unified (None: absent)."""
+    if root == CGROUP2_SUPER_MAGIC:
+        return V2
+    if unified == CGROUP2_SUPER_MAGIC:
         return HYBRID
     return V1
 

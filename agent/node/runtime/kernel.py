@@ -72,6 +72,23 @@ def unshare_mount_namespace() -> None:
     mount(None, "/", None, MS_REC | MS_PRIVATE)
 
 
+class _Statfs(ctypes.Structure):
+    # struct statfs on 64-bit Linux: f_type first, then what we do not read.
+    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_long * 15)]
+
+
+_libc.statfs.argtypes = [ctypes.c_char_p, ctypes.POINTER(_Statfs)]
+
+
+def fs_magic(path: str) -> int | None:
+    """statfs(2)'s f_type of the filesystem at `path` (what `stat -f` names:
+    0x63677270 cgroup2fs, 0x01021994 tmpfs, 0x27e0eb cgroupfs); None if absent."""
+    buf = _Statfs()
+    if _libc.statfs(_enc(path), ctypes.byref(buf)) != 0:
+        return None
+    return buf.f_type & 0xFFFFFFFF
+
+
 def set_child_subreaper() -> None:
     """Orphaned descendants are re-parented to us (PR_SET_CHILD_SUBREAPER)."""
     _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")

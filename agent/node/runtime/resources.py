@@ -8,6 +8,13 @@ period, `requests.cpu` (defaulting to the limit) -> cpu shares clamped to
 [2, 262144], and the QoS class -> oom_score_adj (Guaranteed -997,
 BestEffort 1000, Burstable 1000 - 1000*request/capacity kept within
 [3, 999]).
+
+On cgroup v2 the runtime writes memory.max and cpu.max from the same OCI
+fields (limit; quota and period); cpu.weight is set explicitly from the
+shares by the kubelet's own conversion (1 + (shares-2)*9999/262142, so 2 ->
+1, 1024 -> 39, 262144 -> 10000) rather than left to each runtime's, which
+differ between crun versions; memory.oom.group=1 makes an OOM kill take the
+whole container as the kubelet asks.
 """
 
 from __future__ import annotations
@@ -142,6 +149,17 @@ def milli_cpu_to_quota(milli_cpu: int, period: int = QUOTA_PERIOD) -> int:
     return max(MIN_QUOTA_PERIOD, milli_cpu * period // 1000)
 
 
+MIN_WEIGHT = 1
+MAX_WEIGHT = 10_000
+
+
+def cpu_shares_to_weight(shares: int) -> int:
+    """cgroup v1 cpu.shares -> v2 cpu.weight, the kubelet's (and runc's)
+    conversion: [2, 262144] maps linearly onto [1, 10000]."""
+    shares = max(MIN_SHARES, min(MAX_SHARES, shares))
+    return MIN_WEIGHT + ((shares - MIN_SHARES) * (MAX_WEIGHT - MIN_WEIGHT)) // (MAX_SHARES - MIN_SHARES)
+
+
 def linux_resources(container: dict, *, swap_accounting: bool = False,
                     cgroup_v2: bool = False) -> dict:
     """The OCI linux.resources section for a container (devices excluded)."""
@@ -162,7 +180,7 @@ def linux_resources(container: dict, *, swap_accounting: bool = False,
         if swap_accounting:
             out["memory"]["swap"] = memory
     if cgroup_v2:
-        out["unified"] = {"memory.oom.group": "1"}
+        out["unified"] = {"memory.oom.group": "1", "cpu.weight": str(cpu_shares_to_weight(shares))}
     return out
 
 

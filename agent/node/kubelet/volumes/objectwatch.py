@@ -6,8 +6,9 @@ with `fieldSelector=metadata.name=<name>`.
 A node may not list or watch every Secret of the cluster: the API server's
 Node authorizer lets it read only the objects its own pods reference, one
 name at a time (agent/apiserver/rbac/node.py). A watch is started the first
-time a pod's volume asks for an object and stopped once no pod of the node
-uses it.
+time a pod's volume asks for an object and stopped (its connection closed,
+its thread ended) once no pod of the node uses it, as the kubelet stops the
+reflector when an object's last reference goes.
 """
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ class ObjectWatches:
         """Stop the watches of objects no longer in `keys`."""
         with self._lock:
             for key in [k for k in self._watches if k not in keys]:
-                self._watches.pop(key)[1].set()
+                inf, stop = self._watches.pop(key)
+                inf.close(stop)     # its thread and connections end now, not at the watch's timeout
 
     def watched(self) -> set[Key]:
         with self._lock:
