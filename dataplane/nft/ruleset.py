@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 TABLE = "kube-proxy"
 FAMILY = "ip"
+TABLE_COMMENT = "rules for kube-proxy"
+# Regular chains kube-proxy declares with a comment.
+CHAIN_COMMENTS = {"reject-chain": "helper for @no-endpoint-services / @no-endpoint-nodeports"}
 
 
 @dataclass(frozen=True)
@@ -54,3 +57,35 @@ class NftRuleset:
         """The endpoints `sp`'s rules send traffic to (() if it has none or was not rendered)."""
         rendered = self.services.get(sp)
         return rendered.reachable if rendered is not None else ()
+
+    def text(self, replace: bool = False) -> str:
+        """The whole table as `nft -f` input (knftables' syntax, which is also
+        how kube-proxy's tests print it): table, chains, sets and maps, then
+        rules, then elements, so every name is declared before it is used.
+        With `replace`, the table is first added and deleted, so the load
+        replaces whatever table of that name existed (in one transaction)."""
+        t = f"{FAMILY} {TABLE}"
+        out = []
+        if replace:
+            out += [f"add table {t}", f"delete table {t}"]
+        out.append(f'add table {t} {{ comment "{TABLE_COMMENT}" ; }}')
+        for name in self.chains:
+            if name in self.base_chains:
+                out.append(f"add chain {t} {name} {{ {self.base_chains[name]} }}")
+            elif name in CHAIN_COMMENTS:
+                out.append(f'add chain {t} {name} {{ comment "{CHAIN_COMMENTS[name]}" ; }}')
+            else:
+                out.append(f"add chain {t} {name}")
+        out += [f"add set {t} {name} {{ {decl} }}" for name, (decl, _) in self.sets.items()]
+        out += [f"add map {t} {name} {{ {decl} }}" for name, (decl, _) in self.maps.items()]
+        for name, rules in self.chains.items():
+            prefix = f"add rule {t} {name} "
+            out += [prefix + rule for rule in rules]
+        for name, (_, keys) in self.sets.items():
+            prefix = f"add element {t} {name} {{ "
+            out += [f"{prefix}{key} }}" for key in keys]
+        for name, (_, elements) in self.maps.items():
+            prefix = f"add element {t} {name} {{ "
+            out += [f"{prefix}{key} : {value} }}" for key, value in elements.items()]
+        out.append("")
+        return "\n".join(out)

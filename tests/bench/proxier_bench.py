@@ -375,6 +375,39 @@ def fig_full_sync(quick: bool) -> list[dict]:
     return out
 
 
+def render_modes(n: int, rounds: int) -> dict:
+    """Pure renders of n Services x 3 endpoints (NodePorts), iptables and
+    nftables mode interleaved, without a render cache (both keep chain-name
+    hashes after the first round), best of `rounds`;
+    nftables' `text()` (its `nft -f` input) timed apart."""
+    from dataplane import rules
+    from dataplane.nft import render as nft_render
+
+    services = cluster(n, True)
+    ipt, nft, text = [], [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        rules.render(services, _node())
+        t1 = time.perf_counter()
+        ruleset = nft_render.render(services, _node())
+        t2 = time.perf_counter()
+        ruleset.text()
+        t3 = time.perf_counter()
+        ipt.append(t1 - t0)
+        nft.append(t2 - t1)
+        text.append(t3 - t2)
+    return {"iptables": min(ipt), "nftables": min(nft), "text": min(text)}
+
+
+def fig_render_modes(quick: bool) -> list[dict]:
+    r = render_modes(10000, 2 if quick else 5)
+    ratio = r["nftables"] / r["iptables"]
+    print(f"# render 10k x3: iptables {r['iptables']:.3f} s, nftables {r['nftables']:.3f} s "
+          f"(+ text {r['text']:.3f} s), ratio {ratio:.2f}", file=sys.stderr)
+    return [_fig("1 render 10k NodePort x3 eps: nftables / iptables", ratio, "ratio", r["iptables"],
+                 "iptables render seconds, same run", "<= 1.5", ratio <= 1.5)]
+
+
 def fig_incremental(quick: bool) -> list[dict]:
     rounds = 5 if quick else 20
     out = []
@@ -478,7 +511,7 @@ def run(quick: bool = False) -> list[dict]:
         raise RuntimeError("the proxier benchmarks need root (they create network namespaces)")
     results = []
     with topology():
-        for fig in (fig_full_sync, fig_incremental, fig_connections, fig_throughput):
+        for fig in (fig_full_sync, fig_render_modes, fig_incremental, fig_connections, fig_throughput):
             t = time.monotonic()
             results += fig(quick)
             print(f"# {fig.__name__} took {time.monotonic() - t:.1f} s", file=sys.stderr, flush=True)
@@ -501,6 +534,8 @@ def _worker(argv: list[str]) -> None:
 
         iptables.cleanup()
         result: dict = {}
+    elif role == "render-modes":  # pure, no namespace needed
+        result = render_modes(int(args[0]), int(args[1]))
     elif role == "node-full-sync":
         result = node_full_sync(int(args[0]), bool(int(args[1])))
     elif role == "node-rules":
