@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from dataplane.nft.ruleset import FAMILY, TABLE, NftRuleset
+from dataplane.nft.ruleset import CHAIN_COMMENTS, FAMILY, TABLE, NftRuleset
 
 TABLE_COMMENT = "rules for kube-proxy"
 PREFIX = f"{FAMILY} {TABLE}"
@@ -66,6 +66,12 @@ class Transaction:
 def element_key(key: str) -> str:
     """A map or set element's key without its comment (what `delete element` takes)."""
     return _COMMENT.sub("", key).strip()
+
+
+def _chain(name: str) -> str:
+    """`add chain` of a regular chain, with its comment if it has one."""
+    comment = CHAIN_COMMENTS.get(name)
+    return f'add chain {PREFIX} {name} {{ comment "{comment}" ; }}' if comment else f"add chain {PREFIX} {name}"
 
 
 def _decl(body: str) -> str:
@@ -110,7 +116,7 @@ def compose_full(ruleset: NftRuleset, existing: Existing = Existing()) -> Transa
     for name, body in ruleset.base_chains.items():
         out.append(f"add chain {PREFIX} {name}{_decl(body)}")
     regular = [c for c in ruleset.chains if c not in ruleset.base_chains]
-    out += [f"add chain {PREFIX} {c}" for c in regular]
+    out += [_chain(c) for c in regular]
     for name, (decl, _) in ruleset.maps.items():
         out.append(f"add map {PREFIX} {name}{_decl(decl)}")
     for name, (decl, _) in ruleset.sets.items():
@@ -145,7 +151,7 @@ def compose_partial(ruleset: NftRuleset, previous: NftRuleset) -> Transaction | 
     new_chains = [c for c in ruleset.chains if c not in previous.chains]
     changed = [c for c, r in ruleset.chains.items()
                if c in previous.chains and previous.chains[c] is not r and previous.chains[c] != r]
-    adds += [f"add chain {PREFIX} {c}" for c in new_chains]
+    adds += [_chain(c) for c in new_chains]
     added = deleted = 0
     for name, (decl, items) in ruleset.maps.items():
         if name not in previous.maps:
