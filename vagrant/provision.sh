@@ -35,7 +35,7 @@ change() {
 }
 
 # ---- packages -----------------------------------------------------------
-packages=(iproute2 iptables conntrack curl netcat-openbsd dnsutils python3 python3-venv python3-pip util-linux procps openssl
+packages=(iproute2 iptables nftables conntrack curl netcat-openbsd dnsutils python3 python3-venv python3-pip util-linux procps openssl
           crun runc skopeo umoci docker-registry busybox-static)   # containers: runtime, images, local registry
 if ! command -v kubectl >/dev/null 2>&1 && apt-cache show kubernetes-client >/dev/null 2>&1; then
   packages+=(kubernetes-client)      # Debian's kubectl; an existing kubectl is never replaced
