@@ -105,7 +105,8 @@ class NftApplier:
         self.nft.run(transaction.compose_full(ruleset, self.nft.existing()).text)
         self._handle = self.nft.table_handle()
         rewritten = summarize(self.nft.read_table())
-        problems = held_differently(ruleset, rewritten) + changed_by_rewrite(after_apply, rewritten)
+        dynamic = {name for name, (decl, _) in ruleset.sets.items() if transaction.is_dynamic(decl)}
+        problems = held_differently(ruleset, rewritten) + changed_by_rewrite(after_apply, rewritten, dynamic)
         if not problems:
             return
         message = "nftables verify: the kernel does not hold what was written:\n" + "\n".join(problems)
@@ -165,12 +166,14 @@ def held_differently(ruleset: NftRuleset, held: Held) -> list[str]:
     return problems
 
 
-def changed_by_rewrite(before: Held, after: Held) -> list[str]:
-    """Chains (and element counts) that writing the same ruleset again in full changed."""
+def changed_by_rewrite(before: Held, after: Held, dynamic: set[str] = frozenset()) -> list[str]:
+    """Chains (and element counts) that writing the same ruleset again in full
+    changed; `dynamic` sets (filled by traffic: affinity) are not compared."""
     problems = [f"chain {c}: changed by a full rewrite of the same ruleset"
                 for c in sorted(before.chains.keys() | after.chains.keys())
                 if before.chains.get(c) != after.chains.get(c)]
     for kind, old, new in (("map", before.maps, after.maps), ("set", before.sets, after.sets)):
         problems += [f"{kind} {name}: {old.get(name)} elements after the apply, {new.get(name)} after a full rewrite"
-                     for name in sorted(old.keys() | new.keys()) if old.get(name) != new.get(name)]
+                     for name in sorted(old.keys() | new.keys())
+                     if old.get(name) != new.get(name) and name not in dynamic]
     return problems
