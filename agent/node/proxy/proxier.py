@@ -28,7 +28,7 @@ After a successful sync, as kube-proxy's syncProxyRules ends: the health
 servers (`healthcheck`) learn that the rules are current, which Services
 have a healthCheckNodePort and how many ready endpoints each has on this
 node; stale UDP conntrack entries are cleared for the endpoints the render
-chose (`Ruleset.reachable`), so nothing is chosen twice. The sync logs what
+chose (`reachable`, `staleconntrack`), so nothing is chosen twice. The sync logs what
 changed and how long it took.
 
 The informers' objects arrive converted into `dataplane.model` objects and
@@ -47,9 +47,10 @@ import dataplane.conntrack
 from agent.node.proxy import backends
 from agent.node.proxy.changes import ChangeTracker, PortKey, ServiceKey, service_ports, slice_endpoints
 from agent.node.proxy.metrics import ProxyMetrics, trigger_time
+from agent.node.proxy.staleconntrack import StaleConntrack
 from dataplane.dispatch import TREE_THRESHOLD
 from dataplane.model import Endpoint, NodeInfo, ServicePort
-from dataplane.rules import LARGE_CLUSTER_ENDPOINTS, ServiceRules, unique_endpoints
+from dataplane.rules import LARGE_CLUSTER_ENDPOINTS, unique_endpoints
 
 __all__ = ["ChangeTracker", "Proxier", "SyncResult", "service_ports", "slice_endpoints"]
 
@@ -123,7 +124,6 @@ class Proxier:
         self._sync_period = sync_period
         self._full_sync_period = full_sync_period
         self._log = log
-        self._conntrack = conntrack
         self._healthz = healthz
         self._service_health = service_health
         self._metrics = metrics
@@ -143,7 +143,7 @@ class Proxier:
         self._slices_of: dict[ServiceKey, set[Hashable]] = {}
         self._udp_ports: set[ServicePort] = set()  # of the port map, for conntrack cleanup
         self._health_check_ports: set[ServicePort] = set()  # of the port map, with a healthCheckNodePort
-        self._udp_rules: dict[ServicePort, ServiceRules | None] = {}  # what the last sync rendered for them
+        self._stale = StaleConntrack(conntrack, log)  # what the last sync rendered for the UDP ports
         self._left_tcp: list[tuple[ServicePort, frozenset[str]]] = []  # endpoints that left a TCP port, to clear
 
     # -- informer callbacks: record only
@@ -271,8 +271,8 @@ class Proxier:
         if self._cleanup_due and backend is self._backend:
             self._cleanup_other(backend.mode)
         self._report_health(health)
-        self._clear_stale_udp(ruleset, udp_ports)
-        self._clear_closed_tcp(left_tcp)
+        self._stale.clear_udp(ruleset, udp_ports)
+        self._stale.clear_closed_tcp(left_tcp)
         result = SyncResult(len(services), ruleset.endpoints, len(svc_changes), len(slice_changes),
                             rendered - start, applied - rendered, full, written)
         self._log.info(
@@ -370,56 +370,6 @@ class Proxier:
             self._service_health.sync_services(ports)
             self._service_health.sync_endpoints(counts)
 
-    # -- conntrack (kube-proxy's CleanStaleEntries, for UDP)
-
-    def _clear_stale_udp(self, ruleset, udp_ports: list[ServicePort]) -> None:
-        """Entries of a UDP port that just got its first endpoint, and entries
-        DNATed to an endpoint it no longer uses, go; "uses" is what this sync's
-        render chose (`Ruleset.reachable`). Ports rendered from the same
-        ServiceRules as last time use the same endpoints: nothing to compare."""
-        previous, self._udp_rules = self._udp_rules, {sp: ruleset.services.get(sp) for sp in udp_ports}
-        for sp, rules in self._udp_rules.items():
-            before = previous.pop(sp, None)
-            if rules is before:
-                continue
-            now, then = _ips(rules), _ips(before)
-            self._clear_service(sp, bool(now) and not then, then - now)
-        for sp, before in previous.items():  # ports that are gone
-            self._clear_service(sp, False, _ips(before))
-
-    def _clear_service(self, sp: ServicePort, first_endpoints: bool, gone: frozenset[str]) -> None:
-        try:
-            if first_endpoints:
-                self._clear_destinations(sp, None)
-            for endpoint_ip in gone:
-                self._clear_destinations(sp, endpoint_ip)
-        except Exception as err:  # a failed cleanup must not fail the sync
-            self._log.warning("clearing UDP conntrack entries for %s failed: %s", sp.spn, err)
-
-    def _clear_destinations(self, sp: ServicePort, endpoint_ip: str | None) -> None:
-        for ip in (sp.cluster_ip, *sp.external_ips, *sp.load_balancer_ips):
-            if ip:
-                self._conntrack.clear_udp(ip, sp.port, endpoint_ip)
-        if sp.node_port:
-            self._conntrack.clear_udp_node_port(sp.node_port, endpoint_ip)
-
-    # -- conntrack, TCP: closed entries of endpoints that left (dataplane/conntrack.py says why)
-
-    def _clear_closed_tcp(self, left: list[tuple[ServicePort, frozenset[str]]]) -> None:
-        """CLOSE and TIME_WAIT entries DNATed to an endpoint that is no longer
-        in its Service's slices go, so no new connection reusing a source
-        port follows them to a pod that is gone."""
-        for sp, ips in left:
-            try:
-                for endpoint_ip in ips:
-                    for ip in (sp.cluster_ip, *sp.external_ips, *sp.load_balancer_ips):
-                        if ip:
-                            self._conntrack.clear_closed_tcp(endpoint_ip, ip, sp.port)
-                    if sp.node_port:
-                        self._conntrack.clear_closed_tcp(endpoint_ip, node_port=sp.node_port)
-            except Exception as err:  # a failed cleanup must not fail the sync
-                self._log.warning("clearing closed TCP conntrack entries for %s failed: %s", sp.spn, err)
-
     # -- the loop
 
     def run(self, stop: threading.Event) -> None:
@@ -480,6 +430,3 @@ class Proxier:
                 self._changed.set()
         return time.monotonic() - start
 
-
-def _ips(rules: ServiceRules | None) -> frozenset[str]:
-    return frozenset(ep.ip for ep in rules.reachable) if rules is not None else frozenset()
