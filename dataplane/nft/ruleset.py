@@ -69,10 +69,11 @@ class NftRuleset:
         if replace:
             out += [f"add table {t}", f"delete table {t}"]
         out.append(f'add table {t} {{ comment "{TABLE_COMMENT}" ; }}')
+        out += [f"add chain {t} {name} {{ {body} }}" for name, body in self.base_chains.items()]
         for name in self.chains:
             if name in self.base_chains:
-                out.append(f"add chain {t} {name} {{ {self.base_chains[name]} }}")
-            elif name in CHAIN_COMMENTS:
+                continue
+            if name in CHAIN_COMMENTS:
                 out.append(f'add chain {t} {name} {{ comment "{CHAIN_COMMENTS[name]}" ; }}')
             else:
                 out.append(f"add chain {t} {name}")

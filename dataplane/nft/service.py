@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from dataplane.model import Endpoint, NodeInfo, ServicePort
 from dataplane.nft import names
 from dataplane.nft.fixed import MARK_MASQ, REJECT_CHAIN
-from dataplane.rules.service import categorize, unique_endpoints
+from dataplane.rules.service import EndpointChoice, categorize, unique_endpoints
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,101 +49,141 @@ def source_ranges(sp: ServicePort) -> list[str]:
     return out
 
 
+@dataclass(slots=True)
+class _Plan:
+    """syncProxyRules' per-port decisions (names as kube-proxy's variables)."""
+
+    sp: ServicePort
+    proto: str
+    cluster_chain: str
+    local_chain: str
+    ext_chain: str
+    fw_chain: str
+    choice: EndpointChoice
+    has_internal: bool
+    has_external: bool
+    uses_ext: bool
+    ranges: list[str]
+    internal_verdict: str  # no-endpoint-services verdict when there are no internal endpoints
+    external_verdict: str
+
+    @property
+    def uses_fw(self) -> bool:
+        return bool(self.sp.load_balancer_ips) and bool(self.ranges)
+
+    @property
+    def internal_chain(self) -> str:
+        return self.local_chain if self.sp.internal_policy_local else self.cluster_chain
+
+    @property
+    def external_policy_chain(self) -> str:
+        return self.local_chain if self.sp.external_policy_local else self.cluster_chain
+
+
+def _plan(sp: ServicePort, endpoints: Sequence[Endpoint], node: NodeInfo) -> _Plan:
+    proto = sp.protocol.lower()
+    base = names.service_base(sp.namespace, sp.name, proto, sp.port_name)
+    choice = categorize(sp, unique_endpoints(endpoints), node.name)
+    has_any = choice.has_any
+    has_internal = has_any and (bool(choice.local) or not sp.internal_policy_local)
+    has_external = has_any and (bool(choice.local) or not sp.external_policy_local)
+    if not has_any:
+        internal_verdict = external_verdict = f"goto {REJECT_CHAIN}"
+    else:
+        internal_verdict = "" if has_internal else "drop"
+        external_verdict = "" if has_external else "drop"
+    return _Plan(sp, proto, names.SERVICE_PREFIX + base, names.LOCAL_PREFIX + base, names.EXTERNAL_PREFIX + base,
+                 names.FIREWALL_PREFIX + base, choice, has_internal, has_external,
+                 has_any and sp.externally_accessible, source_ranges(sp), internal_verdict, external_verdict)
+
+
 def render_service(sp: ServicePort, endpoints: Sequence[Endpoint], node: NodeInfo,
                    local: tuple[str, str]) -> NftServiceRules:
     """The elements, chains and sets of one Service port (which must have a
     ClusterIP) with these endpoints (all of them, in any order: deduplicated
     and sorted by "ip:port" here, as kube-proxy's endpoint cache does);
     `local` is (IfLocalNFT, IfNotLocalNFT) (`fixed.local_matches`)."""
-    proto = sp.protocol.lower()
-    base = names.service_base(sp.namespace, sp.name, proto, sp.port_name)
-    cluster_chain = names.SERVICE_PREFIX + base
-    local_chain = names.LOCAL_PREFIX + base
-    ext_chain = names.EXTERNAL_PREFIX + base
-    fw_chain = names.FIREWALL_PREFIX + base
-    choice = categorize(sp, unique_endpoints(endpoints), node.name)
-    has_any = choice.has_any
-    has_internal = has_any and (bool(choice.local) or not sp.internal_policy_local)
-    has_external = has_any and (bool(choice.local) or not sp.external_policy_local)
-    internal_chain = local_chain if sp.internal_policy_local else cluster_chain
-    external_policy_chain = local_chain if sp.external_policy_local else cluster_chain
-    uses_ext = has_any and sp.externally_accessible
-    ranges = source_ranges(sp)
-    uses_fw = bool(sp.load_balancer_ips) and bool(ranges)
-    if not has_any:
-        internal_verdict = external_verdict = f"goto {REJECT_CHAIN}"
-    else:
-        internal_verdict = "" if has_internal else "drop"
-        external_verdict = "" if has_external else "drop"
+    p = _plan(sp, endpoints, node)
+    chains, affinity_sets = _chains(p, node, local)
+    return NftServiceRules(endpoints, chains, _elements(p), affinity_sets, p.choice.reachable)
 
+
+def _elements(p: _Plan) -> tuple[tuple[str, str, str | None], ...]:
+    """The port's map and set elements; "no endpoints" ones carry its name as comment."""
+    sp, has_any = p.sp, p.choice.has_any
     comment = f' comment "{sp.spn}"'
-    port = f" . {proto} . {sp.port}"
-    elements: list[tuple[str, str, str | None]] = [("cluster-ips", sp.cluster_ip, None)]
-    if has_internal:
-        elements.append(("service-ips", sp.cluster_ip + port, f"goto {internal_chain}"))
+    port = f" . {p.proto} . {sp.port}"
+    out: list[tuple[str, str, str | None]] = [("cluster-ips", sp.cluster_ip, None)]
+    if p.has_internal:
+        out.append(("service-ips", sp.cluster_ip + port, f"goto {p.internal_chain}"))
     else:
-        elements.append(("no-endpoint-services", sp.cluster_ip + port + comment, internal_verdict))
+        out.append(("no-endpoint-services", sp.cluster_ip + port + comment, p.internal_verdict))
     for ip in sp.external_ips:
         if has_any:
-            elements.append(("service-ips", ip + port, f"goto {ext_chain}"))
-        if not has_external:
-            elements.append(("no-endpoint-services", ip + port + comment, external_verdict))
+            out.append(("service-ips", ip + port, f"goto {p.ext_chain}"))
+        if not p.has_external:
+            out.append(("no-endpoint-services", ip + port + comment, p.external_verdict))
     for ip in sp.load_balancer_ips:
         if has_any:
-            elements.append(("service-ips", ip + port, f"goto {ext_chain}"))
-        if uses_fw:
-            elements.append(("firewall-ips", ip + port, f"goto {fw_chain}"))
-    if not has_external:
-        elements += [("no-endpoint-services", ip + port + comment, external_verdict) for ip in sp.load_balancer_ips]
+            out.append(("service-ips", ip + port, f"goto {p.ext_chain}"))
+        if p.uses_fw:
+            out.append(("firewall-ips", ip + port, f"goto {p.fw_chain}"))
+    if not p.has_external:
+        out += [("no-endpoint-services", ip + port + comment, p.external_verdict) for ip in sp.load_balancer_ips]
     if sp.node_port:
         if has_any:
-            elements.append(("service-nodeports", f"{proto} . {sp.node_port}", f"goto {ext_chain}"))
-        if not has_external:
-            elements.append(("no-endpoint-nodeports", f"{proto} . {sp.node_port}{comment}", external_verdict))
+            out.append(("service-nodeports", f"{p.proto} . {sp.node_port}", f"goto {p.ext_chain}"))
+        if not p.has_external:
+            out.append(("no-endpoint-nodeports", f"{p.proto} . {sp.node_port}{comment}", p.external_verdict))
+    return tuple(out)
 
+
+def _chains(p: _Plan, node: NodeInfo, local: tuple[str, str]):
+    """The port's chains (policy, external, firewall, endpoint) and affinity sets."""
+    sp, choice = p.sp, p.choice
     chains: dict[str, list[str]] = {}
-    ep_names = {ep.address: names.endpoint_base(sp.namespace, sp.name, proto, sp.port_name, ep.ip, ep.port)
-                for ep in choice.reachable}
     if choice.cluster and sp.uses_cluster_endpoints:
-        chains[cluster_chain] = []
+        chains[p.cluster_chain] = []
     if choice.local and sp.uses_local_endpoints:
-        chains[local_chain] = []
-    if uses_ext:
-        chains[ext_chain] = []
-    if uses_fw:
-        chains[fw_chain] = []
+        chains[p.local_chain] = []
+    if p.uses_ext:
+        chains[p.ext_chain] = []
+    if p.uses_fw:
+        chains[p.fw_chain] = []
 
-    if has_internal:
-        to_svc = f"ip daddr {sp.cluster_ip} {proto} dport {sp.port}"
+    if p.has_internal:
+        to_svc = f"ip daddr {sp.cluster_ip} {p.proto} dport {sp.port}"
         if node.masquerade_all:
-            chains[internal_chain].append(f"{to_svc} jump {MARK_MASQ}")
+            chains[p.internal_chain].append(f"{to_svc} jump {MARK_MASQ}")
         elif local[1]:
             # Masquerade off-cluster traffic to the ClusterIP (it may be routed here from outside).
-            chains[internal_chain].append(f"{to_svc} {local[1]} jump {MARK_MASQ}")
-    if uses_ext:
-        rules = chains[ext_chain]
+            chains[p.internal_chain].append(f"{to_svc} {local[1]} jump {MARK_MASQ}")
+    if p.uses_ext:
+        rules = chains[p.ext_chain]
         if not sp.external_policy_local:
             rules.append(f"jump {MARK_MASQ}")
         else:
             if local[0]:
-                rules.append(f'{local[0]} goto {cluster_chain} comment "short-circuit pod traffic"')
+                rules.append(f'{local[0]} goto {p.cluster_chain} comment "short-circuit pod traffic"')
             rules.append(f'fib saddr type local jump {MARK_MASQ} comment "masquerade local traffic"')
-            rules.append(f'fib saddr type local goto {cluster_chain} comment "short-circuit local traffic"')
-        if has_external:
-            rules.append(f"goto {external_policy_chain}")
-    if uses_fw:
-        sources = list(ranges)
+            rules.append(f'fib saddr type local goto {p.cluster_chain} comment "short-circuit local traffic"')
+        if p.has_external:
+            rules.append(f"goto {p.external_policy_chain}")
+    if p.uses_fw:
+        sources = list(p.ranges)
         node_ip = node.node_ips[0] if node.node_ips else ""
-        if node_ip and any(ipaddress.ip_address(node_ip) in ipaddress.ip_network(r) for r in ranges):
+        if node_ip and any(ipaddress.ip_address(node_ip) in ipaddress.ip_network(r) for r in p.ranges):
             sources += sp.load_balancer_ips  # the node reaching its own LB IP, SNATed to that IP
-        chains[fw_chain].append(f"ip saddr != {{ {' , '.join(sources)} }} drop")
+        chains[p.fw_chain].append(f"ip saddr != {{ {' , '.join(sources)} }} drop")
 
+    ep_names = {ep.address: names.endpoint_base(sp.namespace, sp.name, p.proto, sp.port_name, ep.ip, ep.port)
+                for ep in choice.reachable}
     affinity = sp.affinity_timeout > 0
-    affinity_sets = ()
+    affinity_sets: tuple[tuple[str, str], ...] = ()
     if affinity:
         decl = f"type ipv4_addr ; flags dynamic,timeout ; timeout {sp.affinity_timeout}s ;"
         affinity_sets = tuple((names.AFFINITY_PREFIX + ep_names[ep.address], decl) for ep in choice.reachable)
-    for chain, eps in ((cluster_chain, choice.cluster), (local_chain, choice.local)):
+    for chain, eps in ((p.cluster_chain, choice.cluster), (p.local_chain, choice.local)):
         if chain in chains and eps:
             _dispatch(chains[chain], [ep_names[ep.address] for ep in eps], affinity)
     for ep in choice.reachable:
@@ -151,9 +191,8 @@ def render_service(sp: ServicePort, endpoints: Sequence[Endpoint], node: NodeInf
         rules = chains[names.ENDPOINT_PREFIX + epbase] = [f"ip saddr {ep.ip} jump {MARK_MASQ}"]
         if affinity:
             rules.append(f"update @{names.AFFINITY_PREFIX}{epbase} {{ ip saddr }}")
-        rules.append(f"meta l4proto {proto} dnat to {ep.address}")
-    return NftServiceRules(endpoints, tuple((c, tuple(r)) for c, r in chains.items()), tuple(elements),
-                           affinity_sets, choice.reachable)
+        rules.append(f"meta l4proto {p.proto} dnat to {ep.address}")
+    return tuple((c, tuple(r)) for c, r in chains.items()), affinity_sets
 
 
 def _dispatch(rules: list[str], bases: list[str], affinity: bool) -> None:
