@@ -35,7 +35,7 @@ change() {
 }
 
 # ---- packages -----------------------------------------------------------
-packages=(iproute2 iptables conntrack curl netcat-openbsd dnsutils python3 python3-venv python3-pip util-linux procps openssl
+packages=(iproute2 iptables nftables conntrack curl netcat-openbsd dnsutils python3 python3-venv python3-pip util-linux procps openssl
           crun runc skopeo umoci docker-registry busybox-static)   # containers: runtime, images, local registry
 # nginx: the Ingress proxy's program, run inside its pods (never as the host's service);
 # Debian 12's smallest build, or plain nginx where a release has no nginx-light (Ubuntu 24.04).

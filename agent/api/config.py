@@ -61,6 +61,7 @@ class ClusterConfig:
     masquerade_egress: bool = False       # pods reach beyond the cluster through SNAT to the node's address
     insecure_registries: list[str] = field(default_factory=list)   # pulled from over plain HTTP (host[:port], CIDR)
     event_ttl: float = 3600.0             # seconds an Event is kept after it last happened (kube's --event-ttl)
+    proxy_mode: str = ""                  # KubeProxyConfiguration mode of a new cluster ("" = iptables)
 
     def __post_init__(self):
         if not self.name.startswith(names.PREFIX):

@@ -1,7 +1,7 @@
 """kube-proxy's KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) as
 kubeadm stores it: ConfigMap kube-system/kube-proxy, key `config.conf`.
 
-`default_config_text(cluster_cidr)` is what `nsplane up` writes: the fields
+`default_config_text(cluster_cidr, mode)` is what `nsplane up` writes: the fields
 kubeadm writes, holding nsplane's behaviour as values (no
 `clientConnection.kubeconfig`: node agents have their own credentials).
 `parse(text)` reads a config.conf into a `ProxyConfig` (defaults as kube-proxy
@@ -26,6 +26,8 @@ NAMESPACE, NAME, KEY = "kube-system", "kube-proxy", "config.conf"
 API_VERSION, KIND = "kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration"
 ROOT = "KubeProxyConfiguration"
 IPT = f"{ROOT}.KubeProxyIPTablesConfiguration"
+NFT = f"{ROOT}.KubeProxyNFTablesConfiguration"
+MODES = ("iptables", "nftables")
 CT = f"{ROOT}.KubeProxyConntrackConfiguration"
 LOCAL_MODES = ("ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "")
 
@@ -50,9 +52,10 @@ class ProxyConfig:
     conntrack: dict = field(default_factory=dict, compare=False, hash=False)
 
 
-def default_config_text(cluster_cidr: str) -> str:
+def default_config_text(cluster_cidr: str, mode: str = "") -> str:
     """config.conf as kubeadm writes it (v1alpha1, kubeadm's field set and
-    defaults), with `clusterCIDR` the cluster's pod CIDR."""
+    defaults), with `clusterCIDR` the cluster's pod CIDR and `mode` (`nsplane
+    up --proxy-mode`; "" is kube-proxy's default, iptables)."""
     return f"""apiVersion: {API_VERSION}
 bindAddress: 0.0.0.0
 bindAddressHardFail: false
@@ -86,7 +89,7 @@ iptables:
   syncPeriod: 30s
 kind: {KIND}
 metricsBindAddress: ""
-mode: ""
+mode: {mode or '""'}
 nodePortAddresses: null
 oomScoreAdj: null
 portRange: ""
@@ -181,7 +184,10 @@ def parse(text: str) -> tuple[ProxyConfig | None, list[str]]:
     if doc.get("kind") not in (None, KIND) or doc.get("apiVersion") not in (None, API_VERSION):
         errs.append(f'no kind "{doc.get("kind")}" is registered for version "{doc.get("apiVersion")}" '
                     f'(want kind {KIND}, apiVersion {API_VERSION})')
-    ipt = _section(doc, "iptables")
+    mode = doc.get("mode") or "iptables"
+    # masquerading and the sync periods come from the section of the mode in use
+    ipt = _section(doc, "nftables" if mode == "nftables" else "iptables")
+    ipt_path = NFT if mode == "nftables" else IPT  # where its errors point
     ct = _section(doc, "conntrack")
 
     def duration(section: dict, key: str, path: str, default: float) -> float:
@@ -197,17 +203,17 @@ def parse(text: str) -> tuple[ProxyConfig | None, list[str]]:
     masq_bit = ipt.get("masqueradeBit")
     masq_bit = 14 if masq_bit is None else masq_bit
     if not isinstance(masq_bit, int) or isinstance(masq_bit, bool) or not 0 <= masq_bit <= 31:
-        errs.append(f"{IPT}.MasqueradeBit: Invalid value: {masq_bit}: must be within the range [0, 31]")
+        errs.append(f"{ipt_path}.MasqueradeBit: Invalid value: {masq_bit}: must be within the range [0, 31]")
         masq_bit = 14
-    sync = duration(ipt, "syncPeriod", f"{IPT}.SyncPeriod", 30.0)
-    min_sync = duration(ipt, "minSyncPeriod", f"{IPT}.MinSyncPeriod", 1.0)
+    sync = duration(ipt, "syncPeriod", f"{ipt_path}.SyncPeriod", 30.0)
+    min_sync = duration(ipt, "minSyncPeriod", f"{ipt_path}.MinSyncPeriod", 1.0)
     if sync <= 0:
-        errs.append(f'{IPT}.SyncPeriod: Invalid value: "{go_duration(sync)}": must be greater than 0')
+        errs.append(f'{ipt_path}.SyncPeriod: Invalid value: "{go_duration(sync)}": must be greater than 0')
     if min_sync < 0:
-        errs.append(f'{IPT}.MinSyncPeriod: Invalid value: "{go_duration(min_sync)}": must be greater than or equal to 0')
+        errs.append(f'{ipt_path}.MinSyncPeriod: Invalid value: "{go_duration(min_sync)}": must be greater than or equal to 0')
     if min_sync > sync:
-        errs.append(f'{IPT}.SyncPeriod: Invalid value: "{go_duration(min_sync)}": '
-                    f"must be greater than or equal to {IPT}.MinSyncPeriod")
+        errs.append(f'{ipt_path}.SyncPeriod: Invalid value: "{go_duration(min_sync)}": '
+                    f"must be greater than or equal to {ipt_path}.MinSyncPeriod")
     for key, name in (("tcpEstablishedTimeout", "TCPEstablishedTimeout"), ("tcpCloseWaitTimeout", "TCPCloseWaitTimeout"),
                       ("udpTimeout", "UDPTimeout"), ("udpStreamTimeout", "UDPStreamTimeout")):
         if ct.get(key) is not None and duration(ct, key, f"{CT}.{name}", 0.0) < 0:
@@ -216,12 +222,11 @@ def parse(text: str) -> tuple[ProxyConfig | None, list[str]]:
         if ct.get(key) is not None and (not isinstance(ct[key], int) or ct[key] < 0):
             errs.append(f"{CT}.{name}: Invalid value: {ct[key]}: must be greater than or equal to 0")
 
-    mode = doc.get("mode") or "iptables"
     if mode not in ("iptables", "ipvs", "nftables"):
         errs.append(f'{ROOT}.Mode: Unsupported value: "{mode}": supported values: "iptables", "ipvs", "nftables"')
-    elif mode != "iptables":
-        errs.append(f'{ROOT}.Mode: Unsupported value: "{mode}": nsplane implements only "iptables" so far '
-                    '(nftables arrives with its own issue; ipvs is not planned)')
+    elif mode not in MODES:
+        errs.append(f'{ROOT}.Mode: Unsupported value: "{mode}": nsplane implements "iptables" and "nftables" '
+                    '(ipvs is not planned)')
 
     cluster_cidr = str(doc.get("clusterCIDR") or "")
     if cluster_cidr:
@@ -266,7 +271,7 @@ def parse(text: str) -> tuple[ProxyConfig | None, list[str]]:
         if isinstance(ct.get(key), int) and ct[key] > 0:
             errs.append(f"{CT}.{name}: Unsupported value: {ct[key]}: nf_conntrack_max is not per network "
                         "namespace; nsplane leaves it to the host (use 0 or null)")
-    localhost = ipt.get("localhostNodePorts")
+    localhost = ipt.get("localhostNodePorts") if mode == "iptables" else False  # nftables: never 127.0.0.1
     if errs:
         return None, errs
     return ProxyConfig(mode=mode, cluster_cidr=cluster_cidr, detect_local_mode=detect or "ClusterCIDR",
@@ -275,6 +280,19 @@ def parse(text: str) -> tuple[ProxyConfig | None, list[str]]:
                        localhost_node_ports=localhost is not False, min_sync_period=min_sync, sync_period=sync,
                        node_port_addresses=tuple(addresses), metrics_bind_address=metrics,
                        healthz_bind_address=healthz, conntrack=dict(ct)), []
+
+
+def with_mode(text: str, mode: str) -> str:
+    """config.conf `text` with its top-level `mode:` set to `mode` (added when absent), the rest untouched."""
+    value = mode or '""'
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^mode:", line):
+            lines[i] = f"mode: {value}"
+            break
+    else:
+        lines.append(f"mode: {value}")
+    return "\n".join(lines) + "\n"
 
 
 def local_detector(config: ProxyConfig, node_pod_cidr: str) -> str | None:

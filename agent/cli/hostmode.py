@@ -52,6 +52,7 @@ from agent.node.hostnode import (
 )
 from dataplane import iptables, netns
 from dataplane import node as nodenet
+from dataplane.nft.kernel import Nft
 
 TOKEN_KIND = "NsplaneNodeToken"
 SHARED = ("name", "service_cidr", "cluster_cidr", "node_port_range", "cluster_domain", "dns_ip", "api_port",
@@ -115,11 +116,12 @@ def teardown(cfg: ClusterConfig, say=print) -> None:
     egress chain, pod-CIDR routes and the Service route's device. Sysctls stay
     (like `kube-proxy --cleanup`)."""
     iptables.cleanup()
+    Nft().delete_table()  # nftables mode's table ip kube-proxy
     set_egress_masquerade(cfg.cluster_cidr, False)
     nodenet.set_pod_routes(None, {})
     if netns.delete_link(None, nodenet.SERVICE_IFNAME):
         say(f"removed link {nodenet.SERVICE_IFNAME}")
-    say("removed the cluster's iptables chains and routes from this namespace")
+    say("removed the cluster's iptables chains, nftables table and routes from this namespace")
 
 
 def down(cfg: ClusterConfig, purge: bool = False, say=print) -> None:

@@ -11,6 +11,7 @@ import sys
 
 import yaml
 
+from agent.api import kubeproxyconfig
 from agent.api.client import APIStatusError, Client
 from agent.api.config import ClusterConfig, parse_duration
 from agent.api.kinds import UnknownKind
@@ -35,6 +36,8 @@ def cmd_up(cfg: ClusterConfig, args) -> int:
             cfg.event_ttl = parse_duration(args.event_ttl)
         except ValueError as e:
             die(f"nsplane up: --event-ttl: {e}")
+    if args.proxy_mode is not None:
+        cfg.proxy_mode = args.proxy_mode
     if args.insecure_registry:
         cfg.insecure_registries = list(dict.fromkeys(cfg.insecure_registries + args.insecure_registry))
     if args.host_mode or cfg.host_mode:   # this namespace is the node (a VM): agent/cli/hostmode.py
@@ -55,6 +58,8 @@ def cmd_up(cfg: ClusterConfig, args) -> int:
             for name in removed:
                 cluster.remove_node(cfg, name, Client(cfg.local_api_url))
         client = cluster.up(cfg)
+        if args.proxy_mode is not None:
+            set_proxy_mode(client, args.proxy_mode)
         for name in removed if not running else ():   # a stopped cluster: its Nodes go once the API is up
             cluster.remove_node(cfg, name, client)
     except (cluster.ClusterError, OSError, APIStatusError) as e:
@@ -65,6 +70,20 @@ def cmd_up(cfg: ClusterConfig, args) -> int:
     print(f"logs: {cfg.dir}/logs/   store: {cfg.db_path}")
     kubeconfig.install_and_say(cfg)
     return 0
+
+
+def set_proxy_mode(client: Client, mode: str) -> None:
+    """`up --proxy-mode` on a cluster whose ConfigMap kube-system/kube-proxy
+    exists already: set its config.conf `mode`, as a user editing it would
+    (the node agents switch on the update)."""
+    cm = client.get("configmaps", kubeproxyconfig.NAME, namespace=kubeproxyconfig.NAMESPACE)
+    text = (cm.get("data") or {}).get(kubeproxyconfig.KEY) or ""
+    config, _ = kubeproxyconfig.parse(text)
+    if config is not None and config.mode == mode:
+        return
+    cm.setdefault("data", {})[kubeproxyconfig.KEY] = kubeproxyconfig.with_mode(text, mode)
+    client.update("configmaps", cm)
+    print(f"kube-proxy mode: {mode} (ConfigMap {kubeproxyconfig.NAMESPACE}/{kubeproxyconfig.NAME} updated)")
 
 
 def cmd_clusters(cfg: ClusterConfig, args) -> int:
@@ -151,6 +170,9 @@ def parser() -> argparse.ArgumentParser:
                                       "from 172.28.0.0/24)")
     p.add_argument("--host-netns", help="run the cluster's outside world (bridge, API server) in this named "
                                         "network namespace instead of this one, as the tests do")
+    p.add_argument("--proxy-mode", choices=("iptables", "nftables"),
+                   help="kube-proxy's mode: KubeProxyConfiguration `mode` in ConfigMap kube-system/kube-proxy "
+                        "(default iptables; on a running cluster the ConfigMap is updated and nodes switch)")
     p.add_argument("--event-ttl", help="how long Events are kept after they last happened, as kube-apiserver's "
                                        "--event-ttl (a duration: 1h, 30m, 90s; default 1h); restarts a running "
                                        "API server only on its next start")

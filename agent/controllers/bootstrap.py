@@ -43,13 +43,13 @@ def bootstrap(registry: Registry, api_ip: str, api_port: int) -> None:
     endpoints(registry, api_ip, api_port)
 
 
-def kube_proxy_config(registry: Registry, cluster_cidr: str) -> None:
-    """ConfigMap kube-system/kube-proxy holding config.conf (left alone if present:
-    a user's edits survive a restart)."""
+def kube_proxy_config(registry: Registry, cluster_cidr: str, mode: str = "") -> None:
+    """ConfigMap kube-system/kube-proxy holding config.conf, in proxy `mode`
+    (left alone if present: a user's edits survive a restart)."""
     ensure(registry, "configmaps", {
         "metadata": {"name": kubeproxyconfig.NAME, "namespace": kubeproxyconfig.NAMESPACE,
                      "labels": {"app": "kube-proxy"}},
-        "data": {kubeproxyconfig.KEY: kubeproxyconfig.default_config_text(cluster_cidr)}})
+        "data": {kubeproxyconfig.KEY: kubeproxyconfig.default_config_text(cluster_cidr, mode)}})
 
 
 def endpoints(registry: Registry, api_ip: str, api_port: int) -> None:

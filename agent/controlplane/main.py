@@ -48,7 +48,7 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
     registry = Registry(store, cfg.service_cidr, cfg.node_port_range, cfg.load_balancer_pool)
     bootstrap.bootstrap(registry, cfg.host_ip, cfg.api_port)
     reconcile.ensure_bootstrap_policy(registry)      # kube-apiserver's rbac/bootstrap-roles
-    bootstrap.kube_proxy_config(registry, cfg.cluster_cidr)
+    bootstrap.kube_proxy_config(registry, cfg.cluster_cidr, cfg.proxy_mode)
     if cfg.dns:
         bootstrap.cluster_dns(registry, cfg)
     ensure_default_class(registry)                  # IngressClass nsplane, the default

@@ -135,15 +135,17 @@ class NodeAgent:
         """kube-proxy: the proxier and the health servers its syncs feed."""
         from agent.node.proxy import metrics as proxymetrics
         from agent.node.proxy.healthcheck import ProxierHealthServer, ServiceHealthServer
+        from agent.node.proxy.backends import cleanup_other
         from agent.node.proxy.proxier import Proxier
-        from dataplane.applier import Applier
         healthz = ProxierHealthServer(health_timeout=2 * PROXIER_SYNC_PERIOD)
         service_health = ServiceHealthServer(self.name, healthz)
         metrics = proxymetrics.ProxyMetrics()
+        # The mode comes with the configuration (set_mode before the first sync);
+        # after that first sync the other mode's leftovers go, as kube-proxy does at start.
         proxier = Proxier(NodeInfo(self.name, self.cfg.cluster_cidr, (self.ip,)),
-                          Applier(verify="log" if self.verify_iptables else "off"), sync_period=PROXIER_SYNC_PERIOD,
+                          verify="log" if self.verify_iptables else "off", sync_period=PROXIER_SYNC_PERIOD,
                           wait_for_initial_sync=True, healthz=healthz, service_health=service_health,
-                          metrics=metrics)
+                          metrics=metrics, cleanup=cleanup_other)
         self.proxy_config = Informer(self.client, "configmaps", namespace=kubeproxyconfig.NAMESPACE,
                                      field_selector=f"metadata.name={kubeproxyconfig.NAME}")
         self.proxy_config.add_handler(lambda old, new: self.apply_proxy_config(proxier, healthz, new))
@@ -228,6 +230,7 @@ class NodeAgent:
             else:
                 if written:
                     log.info("conntrack: %s", ", ".join(written))
+        proxier.set_mode(config.mode)
         proxier.set_periods(config.min_sync_period, config.sync_period)
         self.bind_proxy_servers(config.healthz_bind_address, config.metrics_bind_address)
         healthz.health_timeout = 2 * config.sync_period

@@ -17,12 +17,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 class ThrowawayCluster:
-    def __init__(self, tmp: str, nodes: int = 1, dns: bool = True):
+    def __init__(self, tmp: str, nodes: int = 1, dns: bool = True, proxy_mode: str = ""):
         tag = f"{os.getpid() % 0xffff:04x}{int(time.time() * 1000) % 0xff:02x}"
         name = f"nsplane-t{tag}"
         self.cfg = ClusterConfig(name=name, state_dir=tmp, nodes=nodes, host_netns=f"{name}-host",
                                  underlay_cidr=f"172.28.{100 + os.getpid() % 100}.0/24", dns=dns,
-                                 python=sys.executable)
+                                 python=sys.executable, proxy_mode=proxy_mode)
 
     # ---- lifecycle --------------------------------------------------
     def up(self):

@@ -5,7 +5,8 @@ a pod, the client's IP kept, UDP, a pod reaching itself through its Service
 (hairpin), the chapter's nginx Deployment and Service, a selector typo that
 empties the endpoints and refuses connections, scaling, a deleted pod, bad
 input that changes nothing, and a restart that keeps Services and traffic.
-One cluster serves the module; the last test restarts it."""
+Everything runs in both proxy modes (iptables, then nftables: the module's
+cluster is made once per mode); the last test restarts it."""
 import re
 import socket
 import subprocess
@@ -35,9 +36,10 @@ WEB = demo("web.yaml")
 WEB_SVC = demo("web-svc.yaml")
 
 
-@pytest.fixture(scope="module")
-def c(tmp_path_factory):
-    with ThrowawayCluster(str(tmp_path_factory.mktemp("cluster"))) as tc:
+@pytest.fixture(scope="module", params=["iptables", "nftables"])
+def c(request, tmp_path_factory):
+    with ThrowawayCluster(str(tmp_path_factory.mktemp("cluster")), proxy_mode=request.param) as tc:
+        tc.proxy_mode = request.param
         tc.apply(ECHO)
         tc.nsplane("run", "tmp", "--image=curlimages/curl", "--", "sleep", "3600")
         tc.wait_ready("app=echo", 3)
@@ -51,6 +53,24 @@ def cluster_ip(c, name):
 
 def curl(c, url, *extra):
     return c.exec("tmp", "curl", "-sS", "--max-time", "3", *extra, url)
+
+
+def test_rules_are_in_the_modes_kernel_interface(c):
+    """nftables mode: `nft list table ip kube-proxy` in the node's namespace
+    shows the Service, and iptables holds no KUBE-SERVICES; iptables mode:
+    the reverse."""
+    node = c.node_netns()
+    ip = cluster_ip(c, "echo")
+    nft = subprocess.run(["ip", "netns", "exec", node, "nft", "list", "table", "ip", "kube-proxy"],
+                         capture_output=True, text=True, timeout=30)
+    ipt = subprocess.run(["ip", "netns", "exec", node, "iptables-legacy-save", "-t", "nat"],
+                         capture_output=True, text=True, timeout=30).stdout
+    if c.proxy_mode == "nftables":
+        assert nft.returncode == 0, nft.stderr
+        assert f"{ip} . tcp . 80 : goto service-" in nft.stdout and "default/echo/tcp/http" in nft.stdout
+        assert "KUBE-SERVICES" not in ipt
+    else:
+        assert nft.returncode != 0 and ":KUBE-SERVICES" in ipt
 
 
 def test_get_svc_lists_kubernetes_and_echo(c):
@@ -118,10 +138,15 @@ def test_nginx_welcome_page_through_cluster_ip(c):
     assert re.fullmatch(r"10\.(9[6-9]|10[0-9]|11[01])\.\d+\.\d+", ip)
     r = c.wait(lambda: (r := curl(c, f"http://{ip}")).returncode == 0 and r, 10, "nginx via ClusterIP")
     assert r.stdout.startswith("<!DOCTYPE html>") and "Welcome to nginx!" in r.stdout
-    rules = subprocess.run(["ip", "netns", "exec", c.node_netns(), "iptables-legacy", "-t", "nat", "-S",
-                            "KUBE-SERVICES"], capture_output=True, text=True).stdout
-    assert f'-d {ip}/32 -p tcp -m comment --comment "default/web cluster IP"' in rules or \
-        ("default/web cluster IP" in rules and f"{ip}/32" in rules)
+    if c.proxy_mode == "nftables":
+        rules = subprocess.run(["ip", "netns", "exec", c.node_netns(), "nft", "list", "map", "ip", "kube-proxy",
+                                "service-ips"], capture_output=True, text=True).stdout
+        assert f"{ip} . tcp . 80 : goto service-" in rules and "default/web/tcp/" in rules
+    else:
+        rules = subprocess.run(["ip", "netns", "exec", c.node_netns(), "iptables-legacy", "-t", "nat", "-S",
+                                "KUBE-SERVICES"], capture_output=True, text=True).stdout
+        assert f'-d {ip}/32 -p tcp -m comment --comment "default/web cluster IP"' in rules or \
+            ("default/web cluster IP" in rules and f"{ip}/32" in rules)
     logs = "".join(c.nsplane("logs", p["metadata"]["name"]).stdout for p in c.ready_pods("app=web"))
     assert '"GET / HTTP/1.1" 200' in logs
 

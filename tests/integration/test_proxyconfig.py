@@ -91,8 +91,8 @@ def test_invalid_config_is_refused_with_kube_proxys_message(c):
     assert ('The ConfigMap "kube-proxy" is invalid: data[config.conf]: Invalid value: "<config.conf>": '
             "KubeProxyConfiguration.KubeProxyIPTablesConfiguration.MasqueradeBit: Invalid value: 40: "
             "must be within the range [0, 31]") in r.stderr
-    r = apply_config(c, before.replace('mode: ""', "mode: nftables"), check=False)
-    assert r.returncode != 0 and 'nsplane implements only "iptables" so far' in r.stderr
+    r = apply_config(c, before.replace('mode: ""', "mode: ipvs"), check=False)
+    assert r.returncode != 0 and 'nsplane implements "iptables" and "nftables" (ipvs is not planned)' in r.stderr
     assert config_text(c) == before
     assert client_ip(c) == c.get("pod", "tmp")["status"]["podIP"]
 

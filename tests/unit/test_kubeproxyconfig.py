@@ -77,8 +77,7 @@ def test_invalid_configs_get_kube_proxys_messages(pairs, message):
 
 
 @pytest.mark.parametrize("pairs, fragment", [
-    ((('mode: ""', "mode: nftables"),), 'nsplane implements only "iptables" so far'),
-    ((('mode: ""', "mode: ipvs"),), 'nsplane implements only "iptables" so far'),
+    ((('mode: ""', "mode: ipvs"),), 'nsplane implements "iptables" and "nftables" (ipvs is not planned)'),
     ((("maxPerCore: null", "maxPerCore: 32768"),), "nf_conntrack_max is not per network namespace"),
 ])
 def test_options_not_honoured_yet_are_refused_not_ignored(pairs, fragment):
@@ -256,3 +255,14 @@ def test_detect_local_modes_in_the_masquerade_rule(detect, rule):
     ext = render({local: [Endpoint("10.244.0.1", 80, node_name="n")]}, NodeInfo("n", "10.0.0.0/8", detect_local=detect))
     assert any(line.endswith(f'"pod traffic for ns1/svc1:p80 external destinations" {detect} -j '
                              f"KUBE-SVC-XPGD46QRK7WJZT7O") for line in ext.text.splitlines()), ext.text
+
+
+def test_nftables_mode_reads_its_own_section():
+    text = with_lines(('mode: ""', "mode: nftables")) + "nftables:\n  masqueradeBit: 5\n  minSyncPeriod: 2s\n  syncPeriod: 20s\n"
+    config, errors = kpc.parse(text)
+    assert errors == [] and config.mode == "nftables"
+    assert (config.masquerade_bit, config.min_sync_period, config.sync_period) == (5, 2.0, 20.0)
+    assert config.localhost_node_ports is False  # kube-proxy's nftables mode never serves NodePorts on 127.0.0.1
+    config, errors = kpc.parse(with_lines(('mode: ""', "mode: nftables")) + "nftables:\n  masqueradeBit: 40\n")
+    assert errors == ["KubeProxyConfiguration.KubeProxyNFTablesConfiguration.MasqueradeBit: Invalid value: 40: "
+                      "must be within the range [0, 31]"]

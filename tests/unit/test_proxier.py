@@ -522,3 +522,39 @@ def test_incremental_port_map_equals_a_fresh_one():
             fresh.on_endpointslice(None, obj)
     fresh.sync_once()
     assert live._applier.written.tables == fresh._applier.written.tables
+
+
+def test_switching_modes_writes_everything_in_the_new_mode_then_cleans_the_old_one():
+    from dataplane.nft.ruleset import NftRuleset
+    from dataplane.rules import Ruleset
+
+    ipt, nft, cleaned = Recorder(), Recorder(), []
+    from agent.node.proxy.metrics import ProxyMetrics
+    metrics = ProxyMetrics()
+    p = Proxier(NODE, ipt, conntrack=FakeConntrack(), metrics=metrics, appliers={"nftables": nft},
+                cleanup=lambda mode: cleaned.append(mode) or "")
+    p.on_service(None, service())
+    p.on_endpointslice(None, endpoint_slice("web-1", ips=("10.244.1.5",)))
+    p.sync_once()
+    assert isinstance(ipt.written, Ruleset) and cleaned == ["iptables"]  # at start: the other mode's leftovers
+    assert "kubeproxy_sync_proxy_rules_iptables_total" in metrics.render()
+    with pytest.raises(ValueError, match='unsupported proxy mode "ipvs"'):
+        p.set_mode("ipvs")
+    p.set_mode("nftables")
+    assert p.has_pending_changes()
+    result = p.sync_once()
+    assert result.full and p.mode == "nftables" and isinstance(nft.written, NftRuleset)
+    assert nft.previous == [None] and cleaned == ["iptables", "nftables"]
+    sp = next(iter(nft.written.services))
+    assert [ep.ip for ep in nft.written.reachable(sp)] == [ep.ip for ep in ipt.written.reachable(sp)]
+    text = metrics.render()
+    assert "kubeproxy_sync_proxy_rules_nftables_sync_failures_total 0" in text
+    assert "kubeproxy_sync_proxy_rules_iptables_total" not in text
+    # a failing cleanup is counted, and tried again after the next sync
+    p.set_mode("iptables")
+    p._cleanup = lambda mode: (_ for _ in ()).throw(RuntimeError("nft gone"))
+    p.sync_once()
+    assert p._cleanup_due and isinstance(ipt.written, Ruleset)
+    p.set_mode("nftables")
+    p.sync_once()
+    assert "kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total 2" in metrics.render()

@@ -15,6 +15,10 @@ types and buckets are kube-proxy's:
   kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds gauge
   kubeproxy_sync_proxy_rules_iptables_total{table}        gauge, rules written per table
   kubeproxy_sync_proxy_rules_iptables_restore_failures_total counter
+    (nftables mode, as kube-proxy registers them there instead of these two:
+  kubeproxy_sync_proxy_rules_nftables_sync_failures_total counter
+  kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total counter, failed removals of
+                                                          the other mode's rules)
   kubeproxy_sync_proxy_rules_endpoint_changes_total       counter
   kubeproxy_sync_proxy_rules_endpoint_changes_pending     gauge
   kubeproxy_sync_proxy_rules_service_changes_total        counter
@@ -79,6 +83,8 @@ class ProxyMetrics:
         self.last_queued = 0.0
         self.rules: dict[str, int] = {}
         self.restore_failures = 0
+        self.cleanup_failures = 0
+        self.mode = "iptables"
         self.endpoint_changes = 0
         self.service_changes = 0
         self.endpoint_pending = 0
@@ -95,11 +101,15 @@ class ProxyMetrics:
                 self.endpoint_pending = pending
             self.last_queued = time.time()
 
-    def synced(self, seconds: float, full: bool, rules: dict[str, int], trigger_times: list[float]) -> None:
-        """A successful sync that took `seconds` and wrote tables with these rule counts;
-        `trigger_times` are the last-change-trigger-times (Unix seconds) it programmed."""
+    def synced(self, seconds: float, full: bool, rules: dict[str, int], trigger_times: list[float],
+               mode: str = "iptables") -> None:
+        """A successful sync in proxy `mode` that took `seconds` and wrote tables with
+        these rule counts; `trigger_times` are the last-change-trigger-times (Unix
+        seconds) it programmed."""
         now = time.time()
         with self._lock:
+            if mode != self.mode:
+                self.mode, self.restore_failures = mode, 0
             self.sync.observe(seconds)
             (self.full if full else self.partial).observe(seconds)
             for trigger in trigger_times:
@@ -109,8 +119,13 @@ class ProxyMetrics:
             self.endpoint_pending = self.service_pending = 0
 
     def restore_failed(self) -> None:
+        """A sync's write failed (iptables-restore or the nft transaction)."""
         with self._lock:
             self.restore_failures += 1
+
+    def cleanup_failed(self) -> None:
+        with self._lock:
+            self.cleanup_failures += 1
 
     def render(self) -> str:
         with self._lock:
@@ -121,13 +136,19 @@ class ProxyMetrics:
                           "Pending proxy rules Endpoint changes", self.endpoint_pending)
             out += _counter("kubeproxy_sync_proxy_rules_endpoint_changes_total",
                             "Cumulative proxy rules Endpoint changes", self.endpoint_changes)
-            out += [f"# HELP kubeproxy_sync_proxy_rules_iptables_total [ALPHA] "
-                    "Total number of iptables rules owned by kube-proxy",
-                    "# TYPE kubeproxy_sync_proxy_rules_iptables_total gauge"]
-            out += [f'kubeproxy_sync_proxy_rules_iptables_total{{table="{table}"}} {n}'
-                    for table, n in sorted(self.rules.items())]
-            out += _counter("kubeproxy_sync_proxy_rules_iptables_restore_failures_total",
-                            "Cumulative proxy iptables restore failures", self.restore_failures)
+            if self.mode == "nftables":
+                out += _counter("kubeproxy_sync_proxy_rules_nftables_cleanup_failures_total",
+                                "Cumulative proxy nftables cleanup failures", self.cleanup_failures)
+                out += _counter("kubeproxy_sync_proxy_rules_nftables_sync_failures_total",
+                                "Cumulative proxy nftables sync failures", self.restore_failures)
+            else:
+                out += [f"# HELP kubeproxy_sync_proxy_rules_iptables_total [ALPHA] "
+                        "Total number of iptables rules owned by kube-proxy",
+                        "# TYPE kubeproxy_sync_proxy_rules_iptables_total gauge"]
+                out += [f'kubeproxy_sync_proxy_rules_iptables_total{{table="{table}"}} {n}'
+                        for table, n in sorted(self.rules.items())]
+                out += _counter("kubeproxy_sync_proxy_rules_iptables_restore_failures_total",
+                                "Cumulative proxy iptables restore failures", self.restore_failures)
             out += _gauge("kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds",
                           "The last time a sync of proxy rules was queued", self.last_queued)
             out += _gauge("kubeproxy_sync_proxy_rules_last_timestamp_seconds",

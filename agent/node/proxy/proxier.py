@@ -7,18 +7,28 @@ no-ops; they never touch the kernel. One loop (`run`) drains the changes at
 most every `min_sync_period`, updates the Service-port -> endpoints map for
 the Services that changed, renders with `dataplane.rules.render` (which
 reuses the rules of unchanged Service ports from its cache) and has the
-node's `dataplane.applier.Applier` write it atomically. Like kube-proxy >=
+node's `dataplane.applier.Applier` write it atomically; in nftables mode
+`dataplane.nft.render` and `dataplane.nft.applier.NftApplier` do
+(`backends`: the mode's render and applier). Like kube-proxy >=
 1.28 most syncs are partial: only chains whose rules changed are written. A
 full sync rewrites every chain: the first one, every `full_sync_period`
 (kube-proxy's FullSyncPeriod, an hour), after a failed sync and whenever the
 KUBE-PROXY-CANARY chains disappear (checked about once a second, nearly free
-while nobody else writes the tables).
+while nobody else writes the tables; in nftables mode: whenever `table ip
+kube-proxy` is gone or is another one).
+
+Switching modes (`set_mode`, KubeProxyConfiguration `mode`): the next sync
+is a full one in the new mode, and only after it succeeded are the old
+mode's rules removed (`cleanup`, normally `backends.cleanup_other`), so
+every Service is programmed by one mode or the other throughout. The same
+cleanup runs after the first sync of a starting proxier, as kube-proxy
+removes other modes' leftovers at start.
 
 After a successful sync, as kube-proxy's syncProxyRules ends: the health
 servers (`healthcheck`) learn that the rules are current, which Services
 have a healthCheckNodePort and how many ready endpoints each has on this
 node; stale UDP conntrack entries are cleared for the endpoints the render
-chose (`Ruleset.reachable`), so nothing is chosen twice. The sync logs what
+chose (`reachable`, `staleconntrack`), so nothing is chosen twice. The sync logs what
 changed and how long it took.
 
 The informers' objects arrive converted into `dataplane.model` objects and
@@ -34,12 +44,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Protocol
 
 import dataplane.conntrack
+from agent.node.proxy import backends
 from agent.node.proxy.changes import ChangeTracker, PortKey, ServiceKey, service_ports, slice_endpoints
 from agent.node.proxy.metrics import ProxyMetrics, trigger_time
-from dataplane.applier import Applier
+from agent.node.proxy.staleconntrack import StaleConntrack
 from dataplane.dispatch import TREE_THRESHOLD
 from dataplane.model import Endpoint, NodeInfo, ServicePort
-from dataplane.rules import LARGE_CLUSTER_ENDPOINTS, RenderCache, Ruleset, ServiceRules, render, unique_endpoints
+from dataplane.rules import LARGE_CLUSTER_ENDPOINTS, unique_endpoints
 
 __all__ = ["ChangeTracker", "Proxier", "SyncResult", "service_ports", "slice_endpoints"]
 
@@ -74,14 +85,16 @@ class ServiceHealth(Protocol):
 
 
 class Proxier:
-    """kube-proxy (iptables mode) for one node: see the module docstring.
-    `applier` writes the node namespace's tables (one per namespace, made
-    here unless given); `healthz` and `service_health` are told about syncs."""
+    """kube-proxy for one node: see the module docstring. `applier` writes
+    the node namespace's tables (one per namespace, made here for `mode`
+    unless given); `healthz` and `service_health` are told about syncs;
+    `cleanup(mode)` removes the other modes' rules (None: never);
+    `appliers` ({mode: applier}) are used on a switch instead of new ones."""
 
     def __init__(
         self,
         node: NodeInfo,
-        applier: Applier | None = None,
+        applier: Any = None,
         min_sync_period: float = 0.05,
         sync_period: float = 30.0,
         full_sync_period: float = 3600.0,
@@ -93,17 +106,29 @@ class Proxier:
         healthz: ProxierHealth | None = None,
         service_health: ServiceHealth | None = None,
         metrics: ProxyMetrics | None = None,
+        mode: str = "iptables",
+        cleanup: Callable[[str], str] | None = None,
+        verify: str = "off",
+        appliers: dict[str, Any] | None = None,
     ) -> None:
         self._node = node
-        self._applier = applier if applier is not None else Applier()
+        self._verify = verify
+        self._backend = backends.make(mode, applier, verify, tree_threshold=tree_threshold,
+                                      large_threshold=large_threshold)
+        self._applier = self._backend.applier
+        self._cleanup = cleanup
+        self._cleanup_due = cleanup is not None  # after the first successful sync, as kube-proxy at start
+        self._next_mode: str | None = None
+        self._appliers = appliers or {}
         self._min_sync_period = min_sync_period
         self._sync_period = sync_period
         self._full_sync_period = full_sync_period
         self._log = log
-        self._conntrack = conntrack
         self._healthz = healthz
         self._service_health = service_health
         self._metrics = metrics
+        if metrics is not None:
+            metrics.mode = mode
         self._trigger_times: list[float] = []  # EndpointSlice last-change-trigger-times not yet written
         self._lock = threading.Lock()
         self._changed = threading.Event()
@@ -113,13 +138,12 @@ class Proxier:
         self._synced = {"services": not wait_for_initial_sync, "endpointslices": not wait_for_initial_sync}
         self._tree_threshold = tree_threshold
         self._large_threshold = large_threshold
-        self._render_cache = RenderCache()
         self._port_map: dict[ServicePort, list[Endpoint]] = {}
         self._ports_of: dict[ServiceKey, tuple[ServicePort, ...]] = {}
         self._slices_of: dict[ServiceKey, set[Hashable]] = {}
         self._udp_ports: set[ServicePort] = set()  # of the port map, for conntrack cleanup
         self._health_check_ports: set[ServicePort] = set()  # of the port map, with a healthCheckNodePort
-        self._udp_rules: dict[ServicePort, ServiceRules | None] = {}  # what the last sync rendered for them
+        self._stale = StaleConntrack(conntrack, log)  # what the last sync rendered for the UDP ports
         self._left_tcp: list[tuple[ServicePort, frozenset[str]]] = []  # endpoints that left a TCP port, to clear
 
     # -- informer callbacks: record only
@@ -142,6 +166,21 @@ class Proxier:
             if node != self._node:
                 self._node, self._need_full = node, True
                 self._queued()
+
+    @property
+    def mode(self) -> str:
+        return self._backend.mode
+
+    def set_mode(self, mode: str) -> None:
+        """Switch to proxy mode `mode` ("iptables" or "nftables") from the next
+        sync on (a full one); the old mode's rules go once it succeeded."""
+        if mode not in backends.MODES:
+            raise ValueError(f'unsupported proxy mode "{mode}": supported values: "iptables", "nftables"')
+        with self._lock:
+            if mode == (self._next_mode or self._backend.mode):
+                return
+            self._next_mode, self._need_full = mode, True
+            self._queued()
 
     def set_periods(self, min_sync_period: float, sync_period: float) -> None:
         """KubeProxyConfiguration iptables.minSyncPeriod / syncPeriod (the
@@ -199,6 +238,14 @@ class Proxier:
             if not all(self._synced.values()):
                 self._log.debug("not syncing until Services and EndpointSlices have been listed")
                 return None
+            if self._next_mode is not None:
+                self._backend = backends.make(self._next_mode, self._appliers.get(self._next_mode), self._verify,
+                                              tree_threshold=self._tree_threshold,
+                                              large_threshold=self._large_threshold)
+                self._applier, self._next_mode = self._backend.applier, None
+                self._cleanup_due = self._cleanup is not None
+                self._log.info("proxy mode %s: writing every rule, then removing the other mode's", self.mode)
+            backend = self._backend
             svc_changes, slice_changes = self._services.checkout(), self._slices.checkout()
             full, self._need_full = self._need_full or self._applier.written is None, False
             node = self._node
@@ -207,10 +254,10 @@ class Proxier:
             left_tcp, self._left_tcp = self._left_tcp, []
             health = self._health_check_state(node.name) if self._service_health is not None else None
             triggers, self._trigger_times = self._trigger_times, []
-        ruleset = render(services, node, self._render_cache, self._tree_threshold, self._large_threshold)
+        ruleset = backend.render(services, node)
         rendered = time.monotonic()
         try:
-            written = self._applier.apply(ruleset, full=full)
+            written = backend.applier.apply(ruleset, full=full)
         except Exception:
             with self._lock:
                 self._need_full = True
@@ -220,11 +267,12 @@ class Proxier:
             raise
         applied = time.monotonic()
         if self._metrics is not None:
-            self._metrics.synced(applied - start, full, {t: sum(map(len, chains.values()))
-                                                         for t, chains in ruleset.tables.items()}, triggers)
+            self._metrics.synced(applied - start, full, backend.rule_counts(ruleset), triggers, backend.mode)
+        if self._cleanup_due and backend is self._backend:
+            self._cleanup_other(backend.mode)
         self._report_health(health)
-        self._clear_stale_udp(ruleset, udp_ports)
-        self._clear_closed_tcp(left_tcp)
+        self._stale.clear_udp(ruleset, udp_ports)
+        self._stale.clear_closed_tcp(left_tcp)
         result = SyncResult(len(services), ruleset.endpoints, len(svc_changes), len(slice_changes),
                             rendered - start, applied - rendered, full, written)
         self._log.info(
@@ -235,6 +283,20 @@ class Proxier:
             (time.monotonic() - start) * 1000, result.render_seconds * 1000, result.apply_seconds * 1000,
         )
         return result
+
+    def _cleanup_other(self, mode: str) -> None:
+        """The other modes' rules go (kube-proxy's CleanupLeftovers); a failure is
+        logged and counted, and tried again after the next sync."""
+        try:
+            done = self._cleanup(mode)
+        except Exception as err:
+            self._log.warning("removing the other proxy mode's rules failed: %s", err)
+            if self._metrics is not None:
+                self._metrics.cleanup_failed()
+            return
+        self._cleanup_due = False
+        if done:
+            self._log.info("proxy mode %s: %s", mode, done)
 
     def _update_port_map(self, svc_changes: dict, slice_changes: dict, full: bool) -> dict[ServicePort, list[Endpoint]]:
         """Every Service port with the merged endpoints of all its slices,
@@ -308,56 +370,6 @@ class Proxier:
             self._service_health.sync_services(ports)
             self._service_health.sync_endpoints(counts)
 
-    # -- conntrack (kube-proxy's CleanStaleEntries, for UDP)
-
-    def _clear_stale_udp(self, ruleset: Ruleset, udp_ports: list[ServicePort]) -> None:
-        """Entries of a UDP port that just got its first endpoint, and entries
-        DNATed to an endpoint it no longer uses, go; "uses" is what this sync's
-        render chose (`Ruleset.reachable`). Ports rendered from the same
-        ServiceRules as last time use the same endpoints: nothing to compare."""
-        previous, self._udp_rules = self._udp_rules, {sp: ruleset.services.get(sp) for sp in udp_ports}
-        for sp, rules in self._udp_rules.items():
-            before = previous.pop(sp, None)
-            if rules is before:
-                continue
-            now, then = _ips(rules), _ips(before)
-            self._clear_service(sp, bool(now) and not then, then - now)
-        for sp, before in previous.items():  # ports that are gone
-            self._clear_service(sp, False, _ips(before))
-
-    def _clear_service(self, sp: ServicePort, first_endpoints: bool, gone: frozenset[str]) -> None:
-        try:
-            if first_endpoints:
-                self._clear_destinations(sp, None)
-            for endpoint_ip in gone:
-                self._clear_destinations(sp, endpoint_ip)
-        except Exception as err:  # a failed cleanup must not fail the sync
-            self._log.warning("clearing UDP conntrack entries for %s failed: %s", sp.spn, err)
-
-    def _clear_destinations(self, sp: ServicePort, endpoint_ip: str | None) -> None:
-        for ip in (sp.cluster_ip, *sp.external_ips, *sp.load_balancer_ips):
-            if ip:
-                self._conntrack.clear_udp(ip, sp.port, endpoint_ip)
-        if sp.node_port:
-            self._conntrack.clear_udp_node_port(sp.node_port, endpoint_ip)
-
-    # -- conntrack, TCP: closed entries of endpoints that left (dataplane/conntrack.py says why)
-
-    def _clear_closed_tcp(self, left: list[tuple[ServicePort, frozenset[str]]]) -> None:
-        """CLOSE and TIME_WAIT entries DNATed to an endpoint that is no longer
-        in its Service's slices go, so no new connection reusing a source
-        port follows them to a pod that is gone."""
-        for sp, ips in left:
-            try:
-                for endpoint_ip in ips:
-                    for ip in (sp.cluster_ip, *sp.external_ips, *sp.load_balancer_ips):
-                        if ip:
-                            self._conntrack.clear_closed_tcp(endpoint_ip, ip, sp.port)
-                    if sp.node_port:
-                        self._conntrack.clear_closed_tcp(endpoint_ip, node_port=sp.node_port)
-            except Exception as err:  # a failed cleanup must not fail the sync
-                self._log.warning("clearing closed TCP conntrack entries for %s failed: %s", sp.spn, err)
-
     # -- the loop
 
     def run(self, stop: threading.Event) -> None:
@@ -409,15 +421,12 @@ class Proxier:
         try:
             missing = self._applier.canary_missing()
         except Exception as err:
-            self._log.warning("cannot read the KUBE-PROXY-CANARY chains: %s", err)
+            self._log.warning("cannot read the %s: %s", self._backend.canary[0], err)
             return time.monotonic() - start
         if missing:
-            self._log.warning("KUBE-PROXY-CANARY is gone (iptables flushed?); resyncing all rules")
+            self._log.warning("%s; resyncing all rules", self._backend.canary[1])
             with self._lock:
                 self._need_full = True
                 self._changed.set()
         return time.monotonic() - start
 
-
-def _ips(rules: ServiceRules | None) -> frozenset[str]:
-    return frozenset(ep.ip for ep in rules.reachable) if rules is not None else frozenset()
