@@ -104,6 +104,7 @@ class CacheEntry:
     ttls: list
     stored: float
     expires: float
+    denial: bool = False
 
 
 @dataclass
@@ -117,12 +118,28 @@ class ForwardStats:
 
 
 class ForwardCache:
-    """Forwarded answers by (name, type, class, EDNS-or-not), aged on the way out."""
+    """Forwarded answers by (name, type, class, EDNS-or-not), aged on the way out.
 
-    def __init__(self, max_entries: int = 10_000, max_ttl: int = 30) -> None:
+    With the Corefile's `cache`: success and denial (NXDOMAIN / NODATA) each
+    have a capacity and a max and min TTL, zones under `disable` are not
+    stored, and `serve_stale` keeps serving an expired entry (TTL 0) for that
+    many seconds while a refresh goes upstream.
+    """
+
+    def __init__(self, max_entries: int = 10_000, max_ttl: int = 30, *, min_ttl: int = 0,
+                 denial_entries: int | None = None, denial_max_ttl: int | None = None, denial_min_ttl: int = 0,
+                 stale: float = 0.0, disable_success: tuple = (), disable_denial: tuple = ()) -> None:
         self.max_entries = max_entries
         self.max_ttl = max_ttl
+        self.min_ttl = min_ttl
+        self.denial_entries = max_entries if denial_entries is None else denial_entries
+        self.denial_max_ttl = max_ttl if denial_max_ttl is None else denial_max_ttl
+        self.denial_min_ttl = denial_min_ttl
+        self.stale = stale
+        self.disable = {False: tuple(_zone_wire(z) for z in disable_success),
+                        True: tuple(_zone_wire(z) for z in disable_denial)}
         self._entries: dict[bytes, CacheEntry] = {}
+        self._counts = {False: 0, True: 0}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -131,32 +148,70 @@ class ForwardCache:
         flags = struct.unpack_from("!H", data, 2)[0]
         if flags & wire.FLAG_TC or (flags & 0xF) not in (0, 3):
             return
+        denial = (flags & 0xF) == 3 or struct.unpack_from("!H", data, 6)[0] == 0
+        cap = self.denial_entries if denial else self.max_entries
+        if cap <= 0 or any(_under(key, z) for z in self.disable[denial]):
+            return
         try:
             offsets, smallest = wire.ttl_offsets(data)
         except (ValueError, struct.error, IndexError):
             return
-        ttl = min(smallest, self.max_ttl)
+        hi, lo = (self.denial_max_ttl, self.denial_min_ttl) if denial else (self.max_ttl, self.min_ttl)
+        ttl = max(min(smallest, hi), lo)
         if not offsets or ttl <= 0:
             return
         ttls = [struct.unpack_from("!I", data, o)[0] for o in offsets]
-        if len(self._entries) >= self.max_entries:
-            self._entries.pop(next(iter(self._entries)), None)
-        self._entries[key] = CacheEntry(data, offsets, ttls, now, now + ttl)
+        if key not in self._entries and self._counts[denial] >= cap:
+            for old_key, old in self._entries.items():
+                if old.denial == denial:
+                    del self._entries[old_key]
+                    self._counts[denial] -= 1
+                    break
+        if self._entries.get(key) is None:
+            self._counts[denial] += 1
+        else:
+            self._counts[self._entries[key].denial] -= 1
+            self._counts[denial] += 1
+        self._entries[key] = CacheEntry(data, offsets, [min(t, ttl) for t in ttls], now, now + ttl, denial)
 
     def lookup(self, key: bytes, qid: int, question: bytes, now: float) -> bytes | None:
+        return self.lookup_stale(key, qid, question, now)[0]
+
+    def lookup_stale(self, key: bytes, qid: int, question: bytes, now: float) -> tuple[bytes | None, bool]:
+        """(the cached reply or None, whether it is a stale one that wants a refresh)."""
         entry = self._entries.get(key)
         if entry is None:
-            return None
-        if now >= entry.expires:
+            return None, False
+        stale = now >= entry.expires
+        if stale and now >= entry.expires + self.stale:
             self._entries.pop(key, None)
-            return None
+            self._counts[entry.denial] -= 1
+            return None, False
         buf = bytearray(entry.data)
         age = int(now - entry.stored)
         for off, ttl in zip(entry.offsets, entry.ttls):
-            struct.pack_into("!I", buf, off, max(0, min(ttl, self.max_ttl) - age))
+            struct.pack_into("!I", buf, off, 0 if stale else max(0, ttl - age))
         struct.pack_into("!H", buf, 0, qid)
         buf[12:12 + len(question)] = question
-        return bytes(buf)
+        return bytes(buf), stale
+
+
+def _zone_wire(zone: str) -> bytes:
+    labels = [p for p in zone.lower().rstrip(".").split(".") if p]
+    return b"".join(bytes([len(p)]) + p.encode() for p in labels) + b"\x00"
+
+
+def _under(key: bytes, zone: bytes) -> bool:
+    """Is the cache key's name (wire form, lower case) at or below `zone` (wire form)?"""
+    name_end = key.index(b"\x00") + 1 if b"\x00" in key else len(key)
+    name, i = key[:name_end], 0
+    while i < len(name):
+        if name[i:] == zone:
+            return True
+        if name[i] == 0:
+            return False
+        i += name[i] + 1
+    return False
 
 
 class Forwarder:
@@ -164,8 +219,9 @@ class Forwarder:
 
     def __init__(self, upstreams: list[tuple[str, int]], *, timeout: float = 5.0,
                  attempt_timeout: float = 2.0, max_concurrent: int = 1000,
-                 cache: ForwardCache | None = None) -> None:
+                 cache: ForwardCache | None = None, policy: str = "round_robin") -> None:
         self.upstreams = list(upstreams)
+        self.policy = policy            # random | round_robin | sequential (the forward plugin's)
         self.disabled: set[int] = set()
         self.timeout = timeout
         self.attempt_timeout = attempt_timeout
@@ -206,7 +262,9 @@ class Forwarder:
         """Forward `data` (the client's query, whose parsed form is `q`); done(reply|None, rcode)."""
         ckey = q.key + (b"E" if q.edns_size is not None else b"-")
         now = time.monotonic()
-        cached = self.cache.lookup(ckey, q.qid, q.question, now)
+        cached, stale = self.cache.lookup_stale(ckey, q.qid, q.question, now)
+        if stale and cached is not None:
+            self._refresh(q, data, ckey, now)
         if cached is not None and len(cached) <= max(q.udp_limit(), 512):
             kind = "denial" if cached[3] & 0xF == 3 else "success"
             self.stats.cache_hits[kind] = self.stats.cache_hits.get(kind, 0) + 1
@@ -227,6 +285,18 @@ class Forwarder:
             self._pending[txid] = Pending(q.qid, q.key, sent, ckey, done, index,
                                           now + self.timeout, now + self.attempt_timeout,
                                           pinned=upstream is not None)
+        self._send(index, sent)
+
+    def _refresh(self, q: wire.Query, data: bytes, ckey: bytes, now: float) -> None:
+        """serve_stale: ask upstream in the background; the reply refreshes the cache."""
+        index = self._pick()
+        with self._lock:
+            if index is None or len(self._pending) >= self.max_concurrent:
+                return
+            txid = self._new_id()
+            sent = struct.pack("!H", txid) + data[2:]
+            self._pending[txid] = Pending(q.qid, q.key, sent, ckey, lambda reply, rcode: None, index,
+                                          now + self.timeout, now + self.attempt_timeout)
         self._send(index, sent)
 
     def ask(self, q: wire.Query, data: bytes, timeout: float | None = None) -> tuple[bytes | None, int]:
@@ -257,10 +327,17 @@ class Forwarder:
             self._error(index, "tcp", exc)
             return None
 
-    def _pick(self) -> int | None:
+    def _pick(self, after: int | None = None) -> int | None:
+        """The upstream to ask; `after` is the one that just timed out (a retry)."""
         usable = [i for i in range(len(self.upstreams)) if i not in self.disabled]
         if not usable:
             return None
+        if self.policy == "sequential":
+            if after is None or after not in usable:
+                return usable[0]
+            return usable[(usable.index(after) + 1) % len(usable)]
+        if self.policy == "random" and after is None:
+            return random.choice(usable)
         self._next = (self._next + 1) % len(usable)
         return usable[self._next]
 
@@ -340,7 +417,7 @@ class Forwarder:
             self._finish(p, None, RCODE_SERVFAIL)
         for p in retry:
             self._error(p.upstream, "timeout")
-            nxt = p.upstream if p.pinned else self._pick()
+            nxt = p.upstream if p.pinned else self._pick(after=p.upstream)
             p.upstream = p.upstream if nxt is None else nxt
             p.attempt_deadline = now + self.attempt_timeout
             self._send(p.upstream, p.data)

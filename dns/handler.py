@@ -40,15 +40,18 @@ MAX_TCP = 65535
 
 class QueryHandler:
     def __init__(self, state: ClusterState, cfg: Config, forwarder: Forwarder | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, *, kubernetes: bool = True, routes: tuple = ()) -> None:
         self.state = state
         self.cfg = cfg
         self.forwarder = forwarder
+        self.kubernetes = kubernetes     # False: a server block without the kubernetes plugin
+        # several `forward FROM TO...` of one server block: (from zone labels, except zones, Forwarder)
+        self.routes = routes
         self.metrics = metrics or Metrics()
         self.prepared = PreparedAnswers(state, cfg)
         self.zone_name = ".".join(cfg.domain) + "."
 
-    def handle(self, data: bytes, proto: str, family: int, send) -> bytes | None:
+    def handle(self, data: bytes, proto: str, family: int, send, addr=None) -> bytes | None:
         started = time.perf_counter()
         if type(data) is not bytes:
             data = bytes(data)
@@ -79,6 +82,8 @@ class QueryHandler:
             if fwd.looped(index):
                 return self._done(q, wire.simple_reply(q, RCODE.SERVFAIL), proto, family, started, "loop")
             return self._forward(q, data, proto, family, send, started, upstream=index)
+        if not self.kubernetes:
+            return self._forward(q, data, proto, family, send, started)
         p = self.prepared.get(q)
         if p.forward:
             return self._forward(q, data, proto, family, send, started)
@@ -105,13 +110,29 @@ class QueryHandler:
 
     # -- upstream ------------------------------------------------------------
 
+    def _route(self, q: wire.Query) -> Forwarder | None:
+        """The `forward` whose FROM zone holds the name and whose `except` does not."""
+        name = q.labels
+        for zone, ignored, fwd in self.routes:
+            if name[len(name) - len(zone):] == zone if zone else True:
+                if not any(name[len(name) - len(z):] == z for z in ignored if len(z) <= len(name)):
+                    return fwd
+        return None
+
     def _forward(self, q, data, proto, family, send, started, upstream=None) -> bytes | None:
-        if self.forwarder is None:
+        if self.routes and upstream is None:
+            fwd = self._route(q)
+            if fwd is not self.forwarder:
+                return self._forward_with(fwd, q, data, proto, family, send, started)
+        return self._forward_with(self.forwarder, q, data, proto, family, send, started, upstream)
+
+    def _forward_with(self, forwarder, q, data, proto, family, send, started, upstream=None) -> bytes | None:
+        if forwarder is None:
             return self._done(q, wire.simple_reply(q, RCODE.SERVFAIL), proto, family, started, "forward")
         if proto == "tcp":
-            reply, rcode = self.forwarder.ask(q, data)
+            reply, rcode = forwarder.ask(q, data)
             if reply is not None and reply[2] & 0x02:  # TC from upstream: ask it over TCP
-                full = self.forwarder.ask_tcp(struct.pack("!H", q.qid) + data[2:])
+                full = forwarder.ask_tcp(struct.pack("!H", q.qid) + data[2:])
                 reply = full or reply
             reply = reply or wire.simple_reply(q, rcode)
             return self._done(q, reply, proto, family, started, "forward")
@@ -120,7 +141,7 @@ class QueryHandler:
             reply = reply or wire.simple_reply(q, rcode)
             send(self._done(q, reply, proto, family, started, "forward"))
 
-        self.forwarder.submit(q, data, done, upstream=upstream)
+        forwarder.submit(q, data, done, upstream=upstream)
         return None
 
     def _chase(self, q: wire.Query, p: Prepared, proto, family, send, started) -> bytes | None:

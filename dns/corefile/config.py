@@ -69,6 +69,8 @@ def load(text: str, file: str = "Corefile", env: dict | None = None) -> Corefile
     """A Corefile's text -> its servers; raises CorefileError as CoreDNS words it."""
     blocks = parse(text, file, KNOWN, dict(os.environ) if env is None else env)
     servers = [server for block in blocks for server in _servers(block)]
+    if not servers:
+        raise CorefileError(f"{file}: no server blocks to serve (an empty Corefile?)")
     seen: dict[tuple[str, int], bool] = {}
     for s in servers:
         for z in s.zones:

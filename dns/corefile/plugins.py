@@ -178,9 +178,10 @@ def host_port_or_file(args: list[str], read=None) -> tuple[list[tuple[str, int]]
             raise CorefileError(f"'{arg.split(':')[0]}' is not supported as a destination protocol in forward: {arg}")
         if not os.path.isfile(text):
             raise CorefileError(f'not an IP address or file: "{arg}"')
-        found = (read or upstreams_from_resolv_conf)(text)
-        if not found:
-            raise CorefileError(f'no nameservers found in "{arg}"')
+        with open(text, encoding="utf-8", errors="replace") as f:
+            if not any(line.split()[:1] == ["nameserver"] for line in f):
+                raise CorefileError("no nameservers found")
+        found = (read or upstreams_from_resolv_conf)(text)   # loopback stubs skipped, with a log line
         files.append(text)
         out += found
     return out, files
