@@ -89,7 +89,8 @@ def cnamed(reply: bytes, q) -> bytes:
     asked = DNSLabel(_name(q.question))
     ttl = msg.rr[0].ttl if msg.rr else 5
     msg.q.qname = asked
-    msg.rr = [RR(asked, QTYPE.CNAME, ttl=ttl, rdata=CNAME(found))] + msg.rr
+    if str(found).lower() != str(asked).lower():
+        msg.rr = [RR(asked, QTYPE.CNAME, ttl=ttl, rdata=CNAME(found))] + msg.rr
     return bytes(msg.pack())
 
 
