@@ -32,6 +32,7 @@ from dns import querylog, rewrite, wire
 from dns.autopath import Autopath, cnamed, query_for
 from dns.corefile.zones import labels as zone_labels
 from dns.corefile.zones import longest_match
+from dns.errorlog import ErrorLog
 from dns.forward import Forwarder, ForwardCache
 from dns.handler import QueryHandler
 from dns.hosts import Hosts
@@ -48,7 +49,8 @@ def make_cache(opts) -> ForwardCache:
     (scap, sttl, smin), (dcap, dttl, dmin) = opts.success, opts.denial
     return ForwardCache(max_entries=scap, max_ttl=sttl, min_ttl=smin, denial_entries=dcap,
                         denial_max_ttl=dttl, denial_min_ttl=dmin, stale=opts.serve_stale,
-                        disable_success=opts.disable_success, disable_denial=opts.disable_denial)
+                        disable_success=opts.disable_success, disable_denial=opts.disable_denial,
+                        prefetch=opts.prefetch, keepttl=opts.keepttl)
 
 
 def make_forwarders(server, self_check) -> list[tuple[tuple, tuple, Forwarder]]:
@@ -56,7 +58,7 @@ def make_forwarders(server, self_check) -> list[tuple[tuple, tuple, Forwarder]]:
     for f in server.forward:
         ups = [u for u in f.to if not self_check(u)]
         fwd = Forwarder(ups, max_concurrent=f.max_concurrent or UNLIMITED, cache=make_cache(server.cache),
-                        policy=f.policy)
+                        policy=f.policy, force_tcp=f.force_tcp, prefer_udp=f.prefer_udp)
         out.append((zone_labels(f.from_zone), tuple(zone_labels(z) for z in f.ignored), fwd))
     return out
 
@@ -261,6 +263,8 @@ def build(corefile, state, *, local_ips: tuple[str, ...], metrics: dict[int, Met
         core = QueryHandler(state, kcfg, fwds[0] if fwds else None,
                             metrics.setdefault(server.port, Metrics(server=f"dns://:{server.port}")),
                             kubernetes=server.kubernetes is not None, routes=() if simple else tuple(routes))
+        if server.errors is not None:
+            core.errors = ErrorLog(server.errors)
         per_port.setdefault(server.port, []).append((server.zones, BlockHandler(server, core, state)))
     built.handlers = {port: ServerHandler(blocks) for port, blocks in per_port.items()}
     return built

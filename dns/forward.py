@@ -105,6 +105,7 @@ class CacheEntry:
     stored: float
     expires: float
     denial: bool = False
+    hits: int = 0
 
 
 @dataclass
@@ -128,7 +129,8 @@ class ForwardCache:
 
     def __init__(self, max_entries: int = 10_000, max_ttl: int = 30, *, min_ttl: int = 0,
                  denial_entries: int | None = None, denial_max_ttl: int | None = None, denial_min_ttl: int = 0,
-                 stale: float = 0.0, disable_success: tuple = (), disable_denial: tuple = ()) -> None:
+                 stale: float = 0.0, disable_success: tuple = (), disable_denial: tuple = (),
+                 prefetch: tuple = (0, 60.0, 10), keepttl: bool = False) -> None:
         self.max_entries = max_entries
         self.max_ttl = max_ttl
         self.min_ttl = min_ttl
@@ -138,6 +140,8 @@ class ForwardCache:
         self.stale = stale
         self.disable = {False: tuple(_zone_wire(z) for z in disable_success),
                         True: tuple(_zone_wire(z) for z in disable_denial)}
+        self.keepttl = keepttl           # serve the TTLs as received, not aged
+        self.prefetch = prefetch         # (amount: 0 is off, duration, percentage of TTL left)
         self._entries: dict[bytes, CacheEntry] = {}
         self._counts = {False: 0, True: 0}
 
@@ -178,22 +182,31 @@ class ForwardCache:
         return self.lookup_stale(key, qid, question, now)[0]
 
     def lookup_stale(self, key: bytes, qid: int, question: bytes, now: float) -> tuple[bytes | None, bool]:
-        """(the cached reply or None, whether it is a stale one that wants a refresh)."""
+        """(the cached reply or None, whether it wants a refresh upstream: it is stale, or
+        popular and near its end, as `prefetch AMOUNT DURATION PERCENTAGE%` says)."""
         entry = self._entries.get(key)
         if entry is None:
             return None, False
         stale = now >= entry.expires
+        refresh = stale
+        amount = self.prefetch[0]
+        if amount and not stale:
+            entry.hits += 1
+            ttl = entry.expires - entry.stored
+            if entry.hits >= amount and now - entry.stored <= self.prefetch[1] + ttl \
+                    and entry.expires - now <= ttl * self.prefetch[2] / 100:
+                entry.hits, refresh = 0, True
         if stale and now >= entry.expires + self.stale:
             self._entries.pop(key, None)
             self._counts[entry.denial] -= 1
             return None, False
         buf = bytearray(entry.data)
-        age = int(now - entry.stored)
+        age = 0 if self.keepttl else int(now - entry.stored)
         for off, ttl in zip(entry.offsets, entry.ttls):
             struct.pack_into("!I", buf, off, 0 if stale else max(0, ttl - age))
         struct.pack_into("!H", buf, 0, qid)
         buf[12:12 + len(question)] = question
-        return bytes(buf), stale
+        return bytes(buf), refresh
 
 
 def _zone_wire(zone: str) -> bytes:
@@ -219,8 +232,11 @@ class Forwarder:
 
     def __init__(self, upstreams: list[tuple[str, int]], *, timeout: float = 5.0,
                  attempt_timeout: float = 2.0, max_concurrent: int = 1000,
-                 cache: ForwardCache | None = None, policy: str = "round_robin") -> None:
+                 cache: ForwardCache | None = None, policy: str = "round_robin",
+                 force_tcp: bool = False, prefer_udp: bool = True) -> None:
         self.upstreams = list(upstreams)
+        self.force_tcp = force_tcp      # every query upstream over TCP
+        self.prefer_udp = prefer_udp    # False: a TCP client's query goes upstream over TCP
         self.policy = policy            # random | round_robin | sequential (the forward plugin's)
         self.disabled: set[int] = set()
         self.timeout = timeout
@@ -288,7 +304,7 @@ class Forwarder:
         self._send(index, sent)
 
     def _refresh(self, q: wire.Query, data: bytes, ckey: bytes, now: float) -> None:
-        """serve_stale: ask upstream in the background; the reply refreshes the cache."""
+        """serve_stale / prefetch: ask upstream in the background; the reply refreshes the cache."""
         index = self._pick()
         with self._lock:
             if index is None or len(self._pending) >= self.max_concurrent:
@@ -311,6 +327,20 @@ class Forwarder:
         self.submit(q, data, done)
         event.wait(timeout if timeout is not None else self.timeout + 1)
         return box[0] if box else (None, RCODE_SERVFAIL)
+
+    def ask_tcp_cached(self, q: wire.Query, data: bytes) -> tuple[bytes | None, int]:
+        """A query over TCP (force_tcp, or a TCP client without prefer_udp), through the cache."""
+        ckey = q.key + (b"E" if q.edns_size is not None else b"-")
+        now = time.monotonic()
+        cached, _ = self.cache.lookup_stale(ckey, q.qid, q.question, now)
+        if cached is not None:
+            return cached, 0
+        self.stats.cache_misses += 1
+        reply = self.ask_tcp(data)
+        if reply is None:
+            return None, RCODE_SERVFAIL
+        self.cache.store(ckey, reply, time.monotonic())
+        return reply, reply[3] & 0xF
 
     def ask_tcp(self, data: bytes, index: int | None = None) -> bytes | None:
         """One query over TCP to an upstream (when its UDP reply was truncated)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 import time
 from dataclasses import replace
 
@@ -45,6 +46,7 @@ class QueryHandler:
         self.cfg = cfg
         self.forwarder = forwarder
         self.kubernetes = kubernetes     # False: a server block without the kubernetes plugin
+        self.errors = None               # the errors plugin: errors(q, rcode, forwarder) logs a failure
         # several `forward FROM TO...` of one server block: (from zone labels, except zones, Forwarder)
         self.routes = routes
         self.metrics = metrics or Metrics()
@@ -129,8 +131,12 @@ class QueryHandler:
     def _forward_with(self, forwarder, q, data, proto, family, send, started, upstream=None) -> bytes | None:
         if forwarder is None:
             return self._done(q, wire.simple_reply(q, RCODE.SERVFAIL), proto, family, started, "forward")
+        if forwarder.force_tcp or (proto == "tcp" and not forwarder.prefer_udp):
+            return self._forward_tcp(forwarder, q, data, proto, family, send, started)
         if proto == "tcp":
             reply, rcode = forwarder.ask(q, data)
+            if reply is None and self.errors is not None:
+                self.errors(q, rcode, forwarder)
             if reply is not None and reply[2] & 0x02:  # TC from upstream: ask it over TCP
                 full = forwarder.ask_tcp(struct.pack("!H", q.qid) + data[2:])
                 reply = full or reply
@@ -138,10 +144,24 @@ class QueryHandler:
             return self._done(q, reply, proto, family, started, "forward")
 
         def done(reply: bytes | None, rcode: int) -> None:
+            if reply is None and self.errors is not None:
+                self.errors(q, rcode, forwarder)
             reply = reply or wire.simple_reply(q, rcode)
             send(self._done(q, reply, proto, family, started, "forward"))
 
         forwarder.submit(q, data, done, upstream=upstream)
+        return None
+
+    def _forward_tcp(self, forwarder, q, data, proto, family, send, started) -> bytes | None:
+        """The forward plugin's force_tcp (and TCP clients without prefer_udp): upstream over TCP."""
+        def ask() -> bytes:
+            reply, rcode = forwarder.ask_tcp_cached(q, data)
+            if reply is None and self.errors is not None:
+                self.errors(q, rcode, forwarder)
+            return self._done(q, reply or wire.simple_reply(q, rcode), proto, family, started, "forward")
+        if proto == "tcp":
+            return ask()
+        threading.Thread(target=lambda: send(ask()), name="dns-forward-tcp", daemon=True).start()
         return None
 
     def _chase(self, q: wire.Query, p: Prepared, proto, family, send, started) -> bytes | None:

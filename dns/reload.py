@@ -80,7 +80,10 @@ class CorefileServer:
         for srv in self.servers.values():
             srv.start()
             if self.built.forwarders:
-                srv.forwarder = self.built.forwarders[0]     # what /metrics reports
+                own, srv.forwarder = srv.forwarder, self.built.forwarders[0]    # what /metrics reports
+                own.stop()
+        for line in cf.warnings:
+            say(line)
         for z in cf.servers:
             say(f"{','.join(z.zones)}:{z.port}" if len(z.zones) == 1 else ",".join(f"{x}:{z.port}" for x in z.zones))
         if cf.reload is not None:
@@ -141,6 +144,8 @@ class CorefileServer:
             say(f"[ERROR] plugin/reload: Corefile changed but reload failed: {exc}")
             self.on_event("ReloadFailed", f"Corefile changed but reload failed: {exc}", True)
             return False
+        for line in cf.warnings:
+            say(line)
         say(f"[INFO] plugin/reload: Running configuration SHA512 = {cf.sha512}")
         say("[INFO] Reloading complete")
         log.info("corefile: reloaded in %.1f ms", (time.monotonic() - started) * 1000)

@@ -55,6 +55,7 @@ class Corefile:
     servers: list[ServerConfig]
     text: str
     sha512: str
+    warnings: list = field(default_factory=list)
 
     @property
     def reload(self) -> more.ReloadOptions | None:
@@ -68,7 +69,8 @@ class Corefile:
 def load(text: str, file: str = "Corefile", env: dict | None = None) -> Corefile:
     """A Corefile's text -> its servers; raises CorefileError as CoreDNS words it."""
     blocks = parse(text, file, KNOWN, dict(os.environ) if env is None else env)
-    servers = [server for block in blocks for server in _servers(block)]
+    warnings: list = []
+    servers = [server for block in blocks for server in _servers(block, warnings)]
     if not servers:
         raise CorefileError(f"{file}: no server blocks to serve (an empty Corefile?)")
     seen: dict[tuple[str, int], bool] = {}
@@ -77,10 +79,10 @@ def load(text: str, file: str = "Corefile", env: dict | None = None) -> Corefile
             if (z, s.port) in seen:
                 raise CorefileError(f"cannot serve dns://{z}:{s.port} - it is already defined")
             seen[(z, s.port)] = True
-    return Corefile(servers, text, hashlib.sha512(text.encode()).hexdigest())
+    return Corefile(servers, text, hashlib.sha512(text.encode()).hexdigest(), warnings)
 
 
-def _servers(block: ServerBlock) -> list[ServerConfig]:
+def _servers(block: ServerBlock, warnings: list) -> list[ServerConfig]:
     by_port: dict[int, list[str]] = {}
     for key in block.keys:
         try:
@@ -90,11 +92,11 @@ def _servers(block: ServerBlock) -> list[ServerConfig]:
         by_port.setdefault(port, []).extend(zones)
     out = []
     for port, zones in by_port.items():
-        out.append(_server(block, tuple(zones), port))
+        out.append(_server(block, tuple(zones), port, warnings))
     return out
 
 
-def _server(block: ServerBlock, zones: tuple[str, ...], port: int) -> ServerConfig:
+def _server(block: ServerBlock, zones: tuple[str, ...], port: int, warnings: list) -> ServerConfig:
     grouped: dict[str, list] = {}
     for d in block.directives:
         grouped.setdefault(d.name, []).append(d)
@@ -105,5 +107,5 @@ def _server(block: ServerBlock, zones: tuple[str, ...], port: int) -> ServerConf
             raise CorefileError(f"plugin/{name}: not supported by nsplane's DNS server; it serves "
                                 f"{', '.join(sorted(SETUPS))}: remove or replace the '{name}' line "
                                 f"({grouped[name][0].tokens[0].file}:{grouped[name][0].tokens[0].line})")
-        setattr(s, name, setup(Dispenser(name, grouped[name], list(zones))))
+        setattr(s, name, setup(Dispenser(name, grouped[name], list(zones), warnings)))
     return s

@@ -193,8 +193,10 @@ class _Parser:
 class Dispenser:
     """One plugin's occurrences in a server block, walked as Caddy's Controller is."""
 
-    def __init__(self, name: str, occurrences: list[Directive], keys: list[str]) -> None:
+    def __init__(self, name: str, occurrences: list[Directive], keys: list[str],
+                 warnings: list | None = None) -> None:
         self.name = name
+        self.warnings = [] if warnings is None else warnings   # "[WARNING] plugin/...: ..." lines
         self.occurrences = occurrences
         self.keys = keys          # the server block's keys (zones), normalized
         self._toks: list[Token] = []

@@ -257,9 +257,12 @@ def _forward_value(c: Dispenser, opts: dict, prop: str, val: str) -> None:
         if d < 0:
             raise ValueError(f"{prop} can't be negative: {val}")
         opts[prop] = d
-        c.remaining_args()         # health_check's no_rec / domain: accepted
+        c.remaining_args()         # health_check's no_rec / domain
     else:
         raise c.errf(f"'{prop}' is not supported by nsplane: it forwards over plain DNS (UDP, TCP)")
+    if prop in ("max_fails", "health_check", "expire"):
+        c.warnings.append(f"[WARNING] plugin/forward: '{prop}' has no effect in nsplane: it does not health-check "
+                          f"upstreams (a timed-out query is retried on the next upstream)")
 
 
 # -- cache --------------------------------------------------------------------
@@ -271,7 +274,6 @@ class CacheOptions:
     denial: tuple[int, int, int] = (9984, 1800, 5)
     prefetch: tuple[int, float, int] = (0, 60.0, 10)     # amount (0: off), duration, percentage
     serve_stale: float = 0.0                            # seconds (0: off)
-    stale_verify: bool = False
     disable_success: tuple[str, ...] = ()
     disable_denial: tuple[str, ...] = ()
     keepttl: bool = False
@@ -343,7 +345,9 @@ def _cache_stanza(c: Dispenser) -> CacheOptions:
                 raise ValueError(f"invalid negative duration for serve_stale: {args[0]}")
             if len(args) > 1 and args[1] not in ("immediate", "verify"):
                 raise ValueError(f"invalid value for serve_stale refresh mode: {args[1]}")
-            opts["serve_stale"], opts["stale_verify"] = dur, len(args) > 1 and args[1] == "verify"
+            if len(args) > 1 and args[1] == "verify":
+                raise ValueError("serve_stale verify is not supported by nsplane: use immediate (the default)")
+            opts["serve_stale"] = dur
         elif prop == "disable":
             if not args or args[0] not in ("success", "denial"):
                 raise c.arg_err()
@@ -352,7 +356,7 @@ def _cache_stanza(c: Dispenser) -> CacheOptions:
         elif prop == "keepttl":
             opts["keepttl"] = True
         else:
-            raise c.arg_err() if prop != "" else c.errf("unknown property")
+            raise c.arg_err()
     return CacheOptions(**opts)
 
 
