@@ -5,7 +5,7 @@ server blocks on a port the question's name picks the block with the longest
 matching zone (as CoreDNS does; no match is REFUSED). Inside a block the
 plugins run in plugin.cfg order:
 
-    log -> rewrite -> autopath -> hosts -> kubernetes -> forward (cache inside)
+    log -> rewrite -> autopath -> hosts -> kubernetes -> file -> forward (cache inside)
 
 The kubernetes + forward + cache part is QueryHandler (prepared answers, the
 forwarder and its cache), unchanged; a block that has only those, which is
@@ -32,12 +32,14 @@ from dns import querylog, rewrite, wire
 from dns.autopath import Autopath, cnamed, query_for
 from dns.corefile.zones import labels as zone_labels
 from dns.corefile.zones import longest_match
+from dns.corefile.parser import CorefileError
 from dns.errorlog import ErrorLog
 from dns.forward import Forwarder, ForwardCache
 from dns.handler import QueryHandler
 from dns.hosts import Hosts
 from dns.metrics import Metrics
 from dns.records import Config
+from dns.zonefile import ZoneFile
 
 log = logging.getLogger(__name__)
 UNLIMITED = 1 << 30
@@ -201,6 +203,24 @@ def hosts_reply(data: bytes, found: tuple[str, list], ttl: int) -> bytes:
     return bytes(reply.pack())
 
 
+def file_lookup(options):
+    """The file plugin's zones as one lookup: the longest zone holding the name answers."""
+    zones = {}
+    for opts in options:
+        for zone in opts.zones:
+            try:
+                zones[zone] = ZoneFile(opts.path, zone, opts.reload)
+            except OSError as exc:
+                raise CorefileError(f"plugin/file: {exc}") from None
+            except ValueError as exc:
+                raise CorefileError(f"plugin/file: {exc}") from None
+
+    def lookup(q, data: bytes) -> bytes | None:
+        zone = longest_match(zones, ".".join(q.labels) + ".")
+        return None if zone is None else zones[zone].answer(data)
+    return lookup
+
+
 class ServerHandler:
     """All server blocks on one port; picks the block by the longest zone match."""
 
@@ -265,6 +285,8 @@ def build(corefile, state, *, local_ips: tuple[str, ...], metrics: dict[int, Met
                             kubernetes=server.kubernetes is not None, routes=() if simple else tuple(routes))
         if server.errors is not None:
             core.errors = ErrorLog(server.errors)
+        if server.file:
+            core.before_forward = file_lookup(server.file)
         per_port.setdefault(server.port, []).append((server.zones, BlockHandler(server, core, state)))
     built.handlers = {port: ServerHandler(blocks) for port, blocks in per_port.items()}
     return built

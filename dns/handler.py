@@ -47,6 +47,7 @@ class QueryHandler:
         self.forwarder = forwarder
         self.kubernetes = kubernetes     # False: a server block without the kubernetes plugin
         self.errors = None               # the errors plugin: errors(q, rcode, forwarder) logs a failure
+        self.before_forward = None       # plugins between kubernetes and forward (file): (q, data) -> reply
         # several `forward FROM TO...` of one server block: (from zone labels, except zones, Forwarder)
         self.routes = routes
         self.metrics = metrics or Metrics()
@@ -122,6 +123,10 @@ class QueryHandler:
         return None
 
     def _forward(self, q, data, proto, family, send, started, upstream=None) -> bytes | None:
+        if self.before_forward is not None and upstream is None:
+            reply = self.before_forward(q, data)
+            if reply is not None:
+                return self._done(q, reply, proto, family, started, "file")
         if self.routes and upstream is None:
             fwd = self._route(q)
             if fwd is not self.forwarder:

@@ -82,7 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     state = ClusterState() if corefile is None else corefile.state
     feed(Client(api, ca_file=os.environ.get("NSPLANE_API_CA_FILE"), token=token, user_agent="coredns/1.11.3"), state, stop)
     if corefile is not None:
-        corefile.start()
+        try:
+            corefile.start()
+        except (CorefileError, OSError, ValueError) as exc:
+            print(exc, flush=True)
+            stop.set()
+            return 1
         try:
             stop.wait()
         finally:

@@ -25,7 +25,7 @@ SETUPS = {
     "errors": more.setup_errors, "health": more.setup_health,
     "ready": more.setup_address("ready", 8181), "prometheus": more.setup_address("prometheus", 9153),
     "reload": more.setup_reload, "loop": more.setup_no_args("loop"), "loadbalance": more.setup_loadbalance,
-    "autopath": more.setup_autopath,
+    "autopath": more.setup_autopath, "file": more.setup_file,
 }
 
 
@@ -48,6 +48,7 @@ class ServerConfig:
     loop: bool = False
     loadbalance: str | None = None
     autopath: more.AutopathOptions | None = None
+    file: tuple = ()
 
 
 @dataclass

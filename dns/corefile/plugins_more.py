@@ -318,3 +318,36 @@ def setup_autopath(c: Dispenser) -> AutopathOptions:
             raise CorefileError(f"failed to parse {source!r}: {exc}") from None
         return AutopathOptions(zones, source, tuple(s.lower().rstrip(".") + "." for s in search))
     return _once(c, "autopath", stanza)
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    path: str
+    zones: tuple[str, ...]
+    reload: float = 60.0
+
+
+def setup_file(c: Dispenser) -> tuple[FileOptions, ...]:
+    out = []
+    while c.next():
+        try:
+            args = c.remaining_args()
+            if not args:
+                raise c.arg_err()
+            path = args.pop(0)
+            zones = tuple(zones_from_args_or_keys(args, c.keys))
+            reload = 60.0
+            while c.next_block():
+                if c.val() == "reload":
+                    rest = c.remaining_args()
+                    if len(rest) != 1:
+                        raise c.arg_err()
+                    reload = parse_duration(rest[0])
+                elif c.val() == "upstream":
+                    c.remaining_args()          # deprecated in CoreDNS, ignored there too
+                else:
+                    raise c.errf(f"unknown property '{c.val()}'")
+            out.append(FileOptions(path, zones, reload))
+        except (CorefileError, ValueError) as exc:
+            raise plugin_error("file", exc) from None
+    return tuple(out)

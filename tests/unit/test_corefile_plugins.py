@@ -144,3 +144,39 @@ def test_errors_and_log_lines():
     text = line(DEFAULT_LOG_FORMAT, q, ("10.244.0.5", 41234), "udp", 33, reply_bytes("foo.example.org"), 0.000131)
     assert text.startswith(f'[INFO] 10.244.0.5:41234 - {q.qid} "A IN foo.example.org. udp 33 false 512" NOERROR qr,aa,rd,ra 49 ')
     assert text.endswith(" 0.000131s")
+
+
+ZONE = """$TTL 3600
+@   IN SOA ns.example.org. admin.example.org. ( 1 7200 3600 1209600 3600 )
+@   IN NS ns
+ns  IN A 10.0.0.1
+www IN A 10.0.0.2
+alias IN CNAME www
+*.wild IN A 10.0.0.9
+"""
+
+
+def test_file_after_kubernetes(tmp_path):
+    db = tmp_path / "db.example.org"
+    db.write_text(ZONE)
+    h = build(f""".:53 {{
+    kubernetes cluster.local
+    file {db} example.org
+}}""")
+    assert [str(rr.rdata) for rr in ask(h, "www.example.org").rr] == ["10.0.0.2"]
+    r = ask(h, "alias.example.org")
+    assert [rr.rtype for rr in r.rr] == [QTYPE.CNAME, QTYPE.A] and r.header.aa == 1
+    assert [str(rr.rdata) for rr in ask(h, "x.wild.example.org").rr] == ["10.0.0.9"]
+    r = ask(h, "nope.example.org")
+    assert r.header.rcode == RCODE.NXDOMAIN and r.auth[0].rtype == QTYPE.SOA
+    r = ask(h, "www.example.org", "AAAA")
+    assert r.header.rcode == RCODE.NOERROR and not r.rr and r.auth[0].rtype == QTYPE.SOA
+    assert [str(rr.rdata) for rr in ask(h, "web.default.svc.cluster.local").rr] == ["10.96.5.5"]
+
+
+def test_a_bad_first_corefile_exits_1_with_coredns_message(tmp_path, capsys):
+    from agent.coredns.main import main
+    conf = tmp_path / "Corefile"
+    conf.write_text(".:53 {\n    forward . foo\n}\n")
+    assert main(["-conf", str(conf), "--api", "https://127.0.0.1:1"]) == 1
+    assert capsys.readouterr().out.strip() == 'plugin/forward: not an IP address or file: "foo"'
