@@ -2,7 +2,7 @@
 
 `CorefileServer` reads the Corefile, builds its handlers (dns/chain.py) and
 serves them on DNSServer sockets (one per port). With the `reload` plugin in
-the Corefile the file is polled every POLL seconds (never less often than
+the Corefile the file is polled every POLL (0.25) seconds (never less often than
 reload's own interval): when its content changed, the new Corefile is
 parsed and built first, then swapped in — the sockets stay and no query is
 dropped; the old forwarders stop after the forward timeout. A bad Corefile
@@ -27,7 +27,7 @@ from dns.metrics import Metrics
 from dns.server import DNSServer
 
 log = logging.getLogger(__name__)
-POLL = 0.5
+POLL = 0.25
 
 
 def say(line: str) -> None:

@@ -93,9 +93,13 @@ def dns_pods(c) -> list[dict]:
 
 
 def dig_each(c, *args: str) -> list[list[str]]:
-    """The same question asked of every coredns pod directly (each must serve the change)."""
-    return [c.exec("tmp", "dig", "+short", "+tries=1", "+time=1", f"@{p['status']['podIP']}", *args).stdout.split()
-            for p in dns_pods(c)]
+    """The same question asked of every coredns pod directly (each must serve the change), by the
+    real dig in pod tmp's network namespace (ip netns exec: no exec round trip, so the reload
+    timing is not dominated by `nsplane exec`)."""
+    ips = c.dns_ips if getattr(c, "dns_ips", None) else [p["status"]["podIP"] for p in dns_pods(c)]
+    return [subprocess.run(["ip", "netns", "exec", c.pod_netns("tmp"), "dig", "+short", "+tries=1", "+time=1",
+                            f"@{ip}", *args], capture_output=True, text=True, timeout=10).stdout.split()
+            for ip in ips]
 
 
 def logs(c) -> str:
@@ -125,10 +129,13 @@ def c(tmp_path_factory):
 
 
 def apply_and_time(c, corefile: str, ready) -> float:
+    c.dns_ips = [p["status"]["podIP"] for p in dns_pods(c)]
     started = time.monotonic()
     c.kubectl("apply", "-f", "-", input=configmap(corefile))
     c.wait(ready, 20, "the new Corefile serving on every coredns pod")
-    return time.monotonic() - started
+    took = time.monotonic() - started
+    c.dns_ips = None
+    return took
 
 
 def test_up_writes_kubeadms_corefile_and_mounts_it(c):
