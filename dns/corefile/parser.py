@@ -168,7 +168,7 @@ class _Parser:
                 continue
             if tok.text in ("{", "}") and not tok.quoted:
                 raise parse_error(tok, f"Unexpected '{tok.text}' because no matching opening brace"
-                                  if tok.text == "}" else f"Unexpected '{{' on a line of its own")
+                                  if tok.text == "}" else "Unexpected '{' on a line of its own")
             if tok.text not in self.known:
                 raise parse_error(tok, f"Unknown directive '{tok.text}'")
             k = j + 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from dns.corefile.parser import CorefileError, Dispenser
 from dns.corefile.zones import ZoneError, labels, normalize_host
@@ -379,4 +379,4 @@ def http_address(text: str | None, default_port: int) -> Address:
 
 
 __all__ = ["ORDER", "KNOWN", "setup_kubernetes", "setup_forward", "setup_cache", "ForwardOptions",
-           "CacheOptions", "parse_duration", "plugin_error", "field"]
+           "CacheOptions", "parse_duration", "plugin_error"]
