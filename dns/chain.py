@@ -248,6 +248,8 @@ class Built:
     handlers: dict[int, ServerHandler]
     forwarders: list[Forwarder] = field(default_factory=list)
     loop_probes: list[Forwarder] = field(default_factory=list)
+    cores: list[QueryHandler] = field(default_factory=list)
+    state: object = None
 
     def start(self) -> None:
         for f in self.forwarders:
@@ -261,16 +263,30 @@ class Built:
         def stop_all():
             for f in self.forwarders:
                 f.stop()
+            self._forget_prepared()
         if grace > 0:
             threading.Timer(grace, stop_all).start()
         else:
             stop_all()
 
 
+    def _forget_prepared(self) -> None:
+        """Unhooks the old prepared-answer tables from the state, so reloads do not pile them up.
+        (ClusterState has add_listener only; this reaches its list under its lock.)"""
+        listeners, lock = getattr(self.state, "_listeners", None), getattr(self.state, "_lock", None)
+        if listeners is None or lock is None:
+            return
+        with lock:
+            for core in self.cores:
+                fn = core.prepared._invalidate
+                if fn in listeners:
+                    listeners.remove(fn)
+
+
 def build(corefile, state, *, local_ips: tuple[str, ...], metrics: dict[int, Metrics],
           self_check=lambda upstream: False) -> Built:
     """Handlers for every server of `corefile` (nothing starts until Built.start())."""
-    built = Built({})
+    built = Built({}, state=state)
     per_port: dict[int, list] = {}
     for server in corefile.servers:
         kcfg = replace(server.kubernetes or Config(), local_ips=tuple(local_ips))
@@ -283,6 +299,7 @@ def build(corefile, state, *, local_ips: tuple[str, ...], metrics: dict[int, Met
         core = QueryHandler(state, kcfg, fwds[0] if fwds else None,
                             metrics.setdefault(server.port, Metrics(server=f"dns://:{server.port}")),
                             kubernetes=server.kubernetes is not None, routes=() if simple else tuple(routes))
+        built.cores.append(core)
         if server.errors is not None:
             core.errors = ErrorLog(server.errors)
         if server.file:

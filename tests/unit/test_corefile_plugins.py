@@ -180,3 +180,12 @@ def test_a_bad_first_corefile_exits_1_with_coredns_message(tmp_path, capsys):
     conf.write_text(".:53 {\n    forward . foo\n}\n")
     assert main(["-conf", str(conf), "--api", "https://127.0.0.1:1"]) == 1
     assert capsys.readouterr().out.strip() == 'plugin/forward: not an IP address or file: "foo"'
+
+
+def test_a_stopped_build_unhooks_its_prepared_answers():
+    s = state()
+    before = len(s._listeners)
+    built = chain.build(load(COREFILE, env={}), s, local_ips=(), metrics={})
+    assert len(s._listeners) == before + 2            # one table per server block
+    built.stop()
+    assert len(s._listeners) == before
