@@ -300,6 +300,7 @@ def build(corefile, state, *, local_ips: tuple[str, ...], metrics: dict[int, Met
                             metrics.setdefault(server.port, Metrics(server=f"dns://:{server.port}")),
                             kubernetes=server.kubernetes is not None, routes=() if simple else tuple(routes))
         built.cores.append(core)
+        core.block_zone = server.zones[0]
         if server.errors is not None:
             core.errors = ErrorLog(server.errors)
         if server.file:

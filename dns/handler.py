@@ -48,6 +48,7 @@ class QueryHandler:
         self.kubernetes = kubernetes     # False: a server block without the kubernetes plugin
         self.errors = None               # the errors plugin: errors(q, rcode, forwarder) logs a failure
         self.before_forward = None       # plugins between kubernetes and forward (file): (q, data) -> reply
+        self.block_zone = "."            # the server block's zone, the metrics' zone label
         # several `forward FROM TO...` of one server block: (from zone labels, except zones, Forwarder)
         self.routes = routes
         self.metrics = metrics or Metrics()
@@ -106,7 +107,7 @@ class QueryHandler:
         return reply
 
     def _done(self, q, reply, proto, family, started, plugin) -> bytes:
-        zone = self.zone_name if plugin == "kubernetes" else "."
+        zone = self.zone_name if plugin == "kubernetes" else self.block_zone
         self.metrics.observe(zone, proto, family, q.qtype, reply[3] & 0xF, plugin,
                              time.perf_counter() - started)
         return reply

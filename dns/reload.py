@@ -53,6 +53,7 @@ class CorefileServer:
         self.metrics: dict[int, Metrics] = {}
         self.built: chain.Built | None = None
         self.corefile = None
+        self.failed = 0                   # coredns_reload_failed_total
         self._stop = threading.Event()
 
     def _port(self, port: int) -> int:
@@ -108,7 +109,7 @@ class CorefileServer:
             if handler is None:
                 handler = chain.ServerHandler([])
             srv.handler = handler
-            srv.metrics = self.metrics.get(port, srv.metrics)
+            srv.metrics = _Rendered(self, port)
             if built.forwarders and old is not None:
                 srv.forwarder = built.forwarders[0]
         if old is not None:
@@ -140,6 +141,7 @@ class CorefileServer:
             cf = load(text, self.path, self.env)
             self._swap(cf)
         except (CorefileError, OSError, ValueError) as exc:
+            self.failed += 1
             say(f"[ERROR] Restart failed: {exc}")
             say(f"[ERROR] plugin/reload: Corefile changed but reload failed: {exc}")
             self.on_event("ReloadFailed", f"Corefile changed but reload failed: {exc}", True)
@@ -157,3 +159,21 @@ class CorefileServer:
             srv.stop()
         if self.built is not None:
             self.built.stop()
+
+
+class _Rendered:
+    """What a DNSServer's /metrics renders: its port's Metrics, plus the reload plugin's
+    coredns_reload_failed_total and coredns_reload_version_info."""
+
+    def __init__(self, owner: CorefileServer, port: int) -> None:
+        self.owner, self.port = owner, port
+
+    def render(self, forwarder=None) -> str:
+        metrics = self.owner.metrics.get(self.port)
+        text = metrics.render(forwarder) if metrics is not None else ""
+        lines = ["# HELP coredns_reload_failed_total Counter of the number of failed reload attempts.",
+                 "# TYPE coredns_reload_failed_total counter", f"coredns_reload_failed_total {self.owner.failed}",
+                 "# HELP coredns_reload_version_info A metric with a constant '1' value labeled by hash, "
+                 "and value which type of hash generated.", "# TYPE coredns_reload_version_info gauge",
+                 f'coredns_reload_version_info{{hash="sha512",value="{self.owner.corefile.sha512}"}} 1']
+        return text.rstrip("\n") + "\n" + "\n".join(lines) + "\n"

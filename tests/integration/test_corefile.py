@@ -179,7 +179,29 @@ def test_custom_corefile_stub_domain_hosts_rewrite_autopath_then_typo(c):
     assert all(a == ["10.1.2.3"] for a in dig_each(c, "db.legacy.internal"))
     assert all(a == [web_ip] for a in dig_each(c, "web.default.svc.cluster.local"))
 
-    # a good change after the bad one is served
-    took = apply_and_time(c, custom.replace("10.1.2.3", "10.1.2.4"),
-                          lambda: all(a == ["10.1.2.4"] for a in dig_each(c, "db.legacy.internal")))
+    metrics = [c.exec("tmp", "curl", "-s", f"http://{p['status']['podIP']}:9153/metrics").stdout for p in dns_pods(c)]
+    assert all("coredns_reload_failed_total 1" in m for m in metrics), metrics
+
+    # a good change after the bad one is served, and no query is lost while it is swapped in:
+    # dnsperf (bounded: 4 s at most 300 queries/s) asks one coredns pod throughout the reload
+    pod_ip = dns_pods(c)[0]["status"]["podIP"]
+    qfile = tempfile.NamedTemporaryFile("w", prefix="nsplane-cf-queries-", delete=False)
+    qfile.write("web.default.svc.cluster.local A\ndb.legacy.internal A\n")
+    qfile.close()
+    perf = subprocess.Popen(["ip", "netns", "exec", c.pod_netns("tmp"), "dnsperf", "-s", pod_ip, "-d", qfile.name,
+                             "-l", "4", "-Q", "300", "-t", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        time.sleep(1)
+        took = apply_and_time(c, custom.replace("10.1.2.3", "10.1.2.4"),
+                              lambda: all(a == ["10.1.2.4"] for a in dig_each(c, "db.legacy.internal")))
+        out, _ = perf.communicate(timeout=30)
+    finally:
+        if perf.poll() is None:
+            perf.kill()
+            perf.wait()
+        os.unlink(qfile.name)
     print(f"Corefile fix serving on both coredns pods {took:.2f} s after kubectl apply")
+    sent = [ln for ln in out.splitlines() if "Queries sent:" in ln or "Queries lost:" in ln]
+    print("dnsperf during the reload:", "; ".join(ln.strip() for ln in sent))
+    assert "Queries lost:         0 (0.00%)" in out, out
