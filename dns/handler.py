@@ -124,17 +124,14 @@ class QueryHandler:
         return None
 
     def _forward(self, q, data, proto, family, send, started, upstream=None) -> bytes | None:
-        if self.before_forward is not None and upstream is None:
-            reply = self.before_forward(q, data)
-            if reply is not None:
-                return self._done(q, reply, proto, family, started, "file")
-        if self.routes and upstream is None:
-            fwd = self._route(q)
-            if fwd is not self.forwarder:
-                return self._forward_with(fwd, q, data, proto, family, send, started)
-        return self._forward_with(self.forwarder, q, data, proto, family, send, started, upstream)
-
-    def _forward_with(self, forwarder, q, data, proto, family, send, started, upstream=None) -> bytes | None:
+        forwarder = self.forwarder
+        if upstream is None and (self.routes or self.before_forward is not None):
+            if self.before_forward is not None:
+                reply = self.before_forward(q, data)
+                if reply is not None:
+                    return self._done(q, reply, proto, family, started, "file")
+            if self.routes:
+                forwarder = self._route(q)
         if forwarder is None:
             return self._done(q, wire.simple_reply(q, RCODE.SERVFAIL), proto, family, started, "forward")
         if forwarder.force_tcp or (proto == "tcp" and not forwarder.prefer_udp):
