@@ -205,3 +205,27 @@ def test_custom_corefile_stub_domain_hosts_rewrite_autopath_then_typo(c):
     sent = [ln for ln in out.splitlines() if "Queries sent:" in ln or "Queries lost:" in ln]
     print("dnsperf during the reload:", "; ".join(ln.strip() for ln in sent))
     assert "Queries lost:         0 (0.00%)" in out, out
+
+
+def test_a_new_pod_with_a_bad_corefile_fails_as_coredns_does(c):
+    web_ip = c.get("svc", "web")["spec"]["clusterIP"]
+    good = kget(c, "configmap", "-n", "kube-system", "coredns")["data"]["Corefile"]
+    c.kubectl("apply", "-f", "-", input=configmap(good.replace("forward . /etc/resolv.conf",
+                                                                "forward . not-an-upstream")))
+    c.wait(lambda: "plugin/forward: not an IP address or file" in logs(c), 20, "the reload error")
+    victim = dns_pods(c)[0]["metadata"]["name"]
+    c.kubectl("delete", "pod", "-n", "kube-system", victim, "--wait=false")
+
+    def crashed():
+        pods = kget(c, "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")["items"]
+        new = [p for p in pods if p["metadata"]["name"] != victim and not p["metadata"].get("deletionTimestamp")
+               and (p["status"].get("containerStatuses") or [{}])[0].get("restartCount", 0) >= 1]
+        return new[0]["metadata"]["name"] if new else None
+    # the replacement reads the bad Corefile first: it exits 1 with CoreDNS's message, and restarts
+    crashed_pod = c.wait(crashed, 40, "the new coredns pod to exit and restart")
+    out = c.kubectl("logs", "-n", "kube-system", crashed_pod, "--previous", check=False).stdout
+    assert 'plugin/forward: not an IP address or file: "not-an-upstream"' in out, out
+    # the pod that kept its last good Corefile still answers through kube-dns
+    assert c.exec("tmp", "dig", "+short", "+tries=3", "+time=1", "web.default.svc.cluster.local").stdout.split() \
+        == [web_ip]
+    c.kubectl("apply", "-f", "-", input=configmap(good))
