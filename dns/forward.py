@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 
 from dns import wire
+from dns.forwardcache import ForwardCache
 
 log = logging.getLogger(__name__)
 
@@ -97,15 +98,6 @@ class Pending:
     pinned: bool = False
 
 
-@dataclass(slots=True)
-class CacheEntry:
-    data: bytes
-    offsets: list
-    ttls: list
-    stored: float
-    expires: float
-
-
 @dataclass
 class ForwardStats:
     requests: dict = field(default_factory=dict)       # to -> count
@@ -116,56 +108,17 @@ class ForwardStats:
     cache_misses: int = 0
 
 
-class ForwardCache:
-    """Forwarded answers by (name, type, class, EDNS-or-not), aged on the way out."""
-
-    def __init__(self, max_entries: int = 10_000, max_ttl: int = 30) -> None:
-        self.max_entries = max_entries
-        self.max_ttl = max_ttl
-        self._entries: dict[bytes, CacheEntry] = {}
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def store(self, key: bytes, data: bytes, now: float) -> None:
-        flags = struct.unpack_from("!H", data, 2)[0]
-        if flags & wire.FLAG_TC or (flags & 0xF) not in (0, 3):
-            return
-        try:
-            offsets, smallest = wire.ttl_offsets(data)
-        except (ValueError, struct.error, IndexError):
-            return
-        ttl = min(smallest, self.max_ttl)
-        if not offsets or ttl <= 0:
-            return
-        ttls = [struct.unpack_from("!I", data, o)[0] for o in offsets]
-        if len(self._entries) >= self.max_entries:
-            self._entries.pop(next(iter(self._entries)), None)
-        self._entries[key] = CacheEntry(data, offsets, ttls, now, now + ttl)
-
-    def lookup(self, key: bytes, qid: int, question: bytes, now: float) -> bytes | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if now >= entry.expires:
-            self._entries.pop(key, None)
-            return None
-        buf = bytearray(entry.data)
-        age = int(now - entry.stored)
-        for off, ttl in zip(entry.offsets, entry.ttls):
-            struct.pack_into("!I", buf, off, max(0, min(ttl, self.max_ttl) - age))
-        struct.pack_into("!H", buf, 0, qid)
-        buf[12:12 + len(question)] = question
-        return bytes(buf)
-
-
 class Forwarder:
     """Sends queries upstream and calls back with the reply (or None and an rcode)."""
 
     def __init__(self, upstreams: list[tuple[str, int]], *, timeout: float = 5.0,
                  attempt_timeout: float = 2.0, max_concurrent: int = 1000,
-                 cache: ForwardCache | None = None) -> None:
+                 cache: ForwardCache | None = None, policy: str = "round_robin",
+                 force_tcp: bool = False, prefer_udp: bool = True) -> None:
         self.upstreams = list(upstreams)
+        self.force_tcp = force_tcp      # every query upstream over TCP
+        self.prefer_udp = prefer_udp    # False: a TCP client's query goes upstream over TCP
+        self.policy = policy            # random | round_robin | sequential (the forward plugin's)
         self.disabled: set[int] = set()
         self.timeout = timeout
         self.attempt_timeout = attempt_timeout
@@ -206,7 +159,9 @@ class Forwarder:
         """Forward `data` (the client's query, whose parsed form is `q`); done(reply|None, rcode)."""
         ckey = q.key + (b"E" if q.edns_size is not None else b"-")
         now = time.monotonic()
-        cached = self.cache.lookup(ckey, q.qid, q.question, now)
+        cached, stale = self.cache.lookup_stale(ckey, q.qid, q.question, now)
+        if stale and cached is not None:
+            self._refresh(q, data, ckey, now)
         if cached is not None and len(cached) <= max(q.udp_limit(), 512):
             kind = "denial" if cached[3] & 0xF == 3 else "success"
             self.stats.cache_hits[kind] = self.stats.cache_hits.get(kind, 0) + 1
@@ -229,6 +184,18 @@ class Forwarder:
                                           pinned=upstream is not None)
         self._send(index, sent)
 
+    def _refresh(self, q: wire.Query, data: bytes, ckey: bytes, now: float) -> None:
+        """serve_stale / prefetch: ask upstream in the background; the reply refreshes the cache."""
+        index = self._pick()
+        with self._lock:
+            if index is None or len(self._pending) >= self.max_concurrent:
+                return
+            txid = self._new_id()
+            sent = struct.pack("!H", txid) + data[2:]
+            self._pending[txid] = Pending(q.qid, q.key, sent, ckey, lambda reply, rcode: None, index,
+                                          now + self.timeout, now + self.attempt_timeout)
+        self._send(index, sent)
+
     def ask(self, q: wire.Query, data: bytes, timeout: float | None = None) -> tuple[bytes | None, int]:
         """Blocking submit, for TCP clients and CNAME chasing."""
         box: list = []
@@ -241,6 +208,20 @@ class Forwarder:
         self.submit(q, data, done)
         event.wait(timeout if timeout is not None else self.timeout + 1)
         return box[0] if box else (None, RCODE_SERVFAIL)
+
+    def ask_tcp_cached(self, q: wire.Query, data: bytes) -> tuple[bytes | None, int]:
+        """A query over TCP (force_tcp, or a TCP client without prefer_udp), through the cache."""
+        ckey = q.key + (b"E" if q.edns_size is not None else b"-")
+        now = time.monotonic()
+        cached, _ = self.cache.lookup_stale(ckey, q.qid, q.question, now)
+        if cached is not None:
+            return cached, 0
+        self.stats.cache_misses += 1
+        reply = self.ask_tcp(data)
+        if reply is None:
+            return None, RCODE_SERVFAIL
+        self.cache.store(ckey, reply, time.monotonic())
+        return reply, reply[3] & 0xF
 
     def ask_tcp(self, data: bytes, index: int | None = None) -> bytes | None:
         """One query over TCP to an upstream (when its UDP reply was truncated)."""
@@ -257,10 +238,17 @@ class Forwarder:
             self._error(index, "tcp", exc)
             return None
 
-    def _pick(self) -> int | None:
+    def _pick(self, after: int | None = None) -> int | None:
+        """The upstream to ask; `after` is the one that just timed out (a retry)."""
         usable = [i for i in range(len(self.upstreams)) if i not in self.disabled]
         if not usable:
             return None
+        if self.policy == "sequential":
+            if after is None or after not in usable:
+                return usable[0]
+            return usable[(usable.index(after) + 1) % len(usable)]
+        if self.policy == "random" and after is None:
+            return random.choice(usable)
         self._next = (self._next + 1) % len(usable)
         return usable[self._next]
 
@@ -340,7 +328,7 @@ class Forwarder:
             self._finish(p, None, RCODE_SERVFAIL)
         for p in retry:
             self._error(p.upstream, "timeout")
-            nxt = p.upstream if p.pinned else self._pick()
+            nxt = p.upstream if p.pinned else self._pick(after=p.upstream)
             p.upstream = p.upstream if nxt is None else nxt
             p.attempt_deadline = now + self.attempt_timeout
             self._send(p.upstream, p.data)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 import time
 from dataclasses import replace
 
@@ -40,15 +41,21 @@ MAX_TCP = 65535
 
 class QueryHandler:
     def __init__(self, state: ClusterState, cfg: Config, forwarder: Forwarder | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, *, kubernetes: bool = True, routes: tuple = ()) -> None:
         self.state = state
         self.cfg = cfg
         self.forwarder = forwarder
+        self.kubernetes = kubernetes     # False: a server block without the kubernetes plugin
+        self.errors = None               # the errors plugin: errors(q, rcode, forwarder) logs a failure
+        self.before_forward = None       # plugins between kubernetes and forward (file): (q, data) -> reply
+        self.block_zone = "."            # the server block's zone, the metrics' zone label
+        # several `forward FROM TO...` of one server block: (from zone labels, except zones, Forwarder)
+        self.routes = routes
         self.metrics = metrics or Metrics()
         self.prepared = PreparedAnswers(state, cfg)
         self.zone_name = ".".join(cfg.domain) + "."
 
-    def handle(self, data: bytes, proto: str, family: int, send) -> bytes | None:
+    def handle(self, data: bytes, proto: str, family: int, send, addr=None) -> bytes | None:
         started = time.perf_counter()
         if type(data) is not bytes:
             data = bytes(data)
@@ -79,6 +86,8 @@ class QueryHandler:
             if fwd.looped(index):
                 return self._done(q, wire.simple_reply(q, RCODE.SERVFAIL), proto, family, started, "loop")
             return self._forward(q, data, proto, family, send, started, upstream=index)
+        if not self.kubernetes:
+            return self._forward(q, data, proto, family, send, started)
         p = self.prepared.get(q)
         if p.forward:
             return self._forward(q, data, proto, family, send, started)
@@ -98,29 +107,64 @@ class QueryHandler:
         return reply
 
     def _done(self, q, reply, proto, family, started, plugin) -> bytes:
-        zone = self.zone_name if plugin == "kubernetes" else "."
+        zone = self.zone_name if plugin == "kubernetes" else self.block_zone
         self.metrics.observe(zone, proto, family, q.qtype, reply[3] & 0xF, plugin,
                              time.perf_counter() - started)
         return reply
 
     # -- upstream ------------------------------------------------------------
 
+    def _route(self, q: wire.Query) -> Forwarder | None:
+        """The `forward` whose FROM zone holds the name and whose `except` does not."""
+        name = q.labels
+        for zone, ignored, fwd in self.routes:
+            if name[len(name) - len(zone):] == zone if zone else True:
+                if not any(name[len(name) - len(z):] == z for z in ignored if len(z) <= len(name)):
+                    return fwd
+        return None
+
     def _forward(self, q, data, proto, family, send, started, upstream=None) -> bytes | None:
-        if self.forwarder is None:
+        forwarder = self.forwarder
+        if upstream is None and (self.routes or self.before_forward is not None):
+            if self.before_forward is not None:
+                reply = self.before_forward(q, data)
+                if reply is not None:
+                    return self._done(q, reply, proto, family, started, "file")
+            if self.routes:
+                forwarder = self._route(q)
+        if forwarder is None:
             return self._done(q, wire.simple_reply(q, RCODE.SERVFAIL), proto, family, started, "forward")
+        if forwarder.force_tcp or (proto == "tcp" and not forwarder.prefer_udp):
+            return self._forward_tcp(forwarder, q, data, proto, family, send, started)
         if proto == "tcp":
-            reply, rcode = self.forwarder.ask(q, data)
+            reply, rcode = forwarder.ask(q, data)
+            if reply is None and self.errors is not None:
+                self.errors(q, rcode, forwarder)
             if reply is not None and reply[2] & 0x02:  # TC from upstream: ask it over TCP
-                full = self.forwarder.ask_tcp(struct.pack("!H", q.qid) + data[2:])
+                full = forwarder.ask_tcp(struct.pack("!H", q.qid) + data[2:])
                 reply = full or reply
             reply = reply or wire.simple_reply(q, rcode)
             return self._done(q, reply, proto, family, started, "forward")
 
         def done(reply: bytes | None, rcode: int) -> None:
+            if reply is None and self.errors is not None:
+                self.errors(q, rcode, forwarder)
             reply = reply or wire.simple_reply(q, rcode)
             send(self._done(q, reply, proto, family, started, "forward"))
 
-        self.forwarder.submit(q, data, done, upstream=upstream)
+        forwarder.submit(q, data, done, upstream=upstream)
+        return None
+
+    def _forward_tcp(self, forwarder, q, data, proto, family, send, started) -> bytes | None:
+        """The forward plugin's force_tcp (and TCP clients without prefer_udp): upstream over TCP."""
+        def ask() -> bytes:
+            reply, rcode = forwarder.ask_tcp_cached(q, data)
+            if reply is None and self.errors is not None:
+                self.errors(q, rcode, forwarder)
+            return self._done(q, reply or wire.simple_reply(q, rcode), proto, family, started, "forward")
+        if proto == "tcp":
+            return ask()
+        threading.Thread(target=lambda: send(ask()), name="dns-forward-tcp", daemon=True).start()
         return None
 
     def _chase(self, q: wire.Query, p: Prepared, proto, family, send, started) -> bytes | None:

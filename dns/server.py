@@ -150,7 +150,7 @@ class DNSServer:
     # -- UDP -------------------------------------------------------------
 
     def _udp_loop(self) -> None:
-        sock, handle, stop = self.udp, self.handler.handle, self._stop
+        sock, stop = self.udp, self._stop
         family = 2 if self.family == socket.AF_INET6 else 1
         sendto = sock.sendto
 
@@ -166,7 +166,8 @@ class DNSServer:
                 continue
             if not data and stop.is_set():
                 return
-            reply = handle(data, "udp", family, sender(addr))
+            # self.handler is read per query: a Corefile reload swaps it while the socket stays
+            reply = self.handler.handle(data, "udp", family, sender(addr), addr)
             if reply is not None:
                 try:
                     sendto(reply, addr)
@@ -206,7 +207,7 @@ class DNSServer:
                 data = _recv_exact(conn, struct.unpack("!H", head)[0])
                 if data is None:
                     return
-                reply = self.handler.handle(data, "tcp", family, lambda r: None)
+                reply = self.handler.handle(data, "tcp", family, lambda r: None, addr)
                 if reply is None:
                     continue
                 conn.sendall(struct.pack("!H", len(reply)) + reply)

@@ -94,6 +94,39 @@ class BootstrapController(Controller):
 
 
 DNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.3"
+
+# kubeadm 1.32's Corefile (cmd/kubeadm/app/phases/addons/dns), with the
+# cluster's domain and upstreams filled in as kubeadm fills them.
+COREFILE = """.:53 {{
+    errors
+    health {{
+       lameduck 5s
+    }}
+    ready
+    kubernetes {domain} in-addr.arpa ip6.arpa {{
+       pods insecure
+       fallthrough in-addr.arpa ip6.arpa
+       ttl 30
+    }}
+    prometheus :9153
+    forward . {upstream} {{
+       max_concurrent 1000
+    }}
+    cache 30 {{
+       disable success {domain}
+       disable denial {domain}
+    }}
+    loop
+    reload
+    loadbalance
+}}
+"""
+
+
+def corefile(cfg) -> str:
+    """kubeadm's Corefile for this cluster (`nsplane up --upstream-dns` replaces /etc/resolv.conf)."""
+    return COREFILE.format(domain=cfg.cluster_domain,
+                           upstream=" ".join(cfg.upstream_dns) if cfg.upstream_dns else "/etc/resolv.conf")
 DNS_LABELS = {"k8s-app": "kube-dns"}
 
 
@@ -108,11 +141,10 @@ def cluster_dns(registry: Registry, cfg) -> None:
                  "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
                            {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
                            {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]}})
-    env = [{"name": "NSPLANE_DNS_DOMAIN", "value": cfg.cluster_domain},
-           {"name": "NSPLANE_API_CA_FILE", "value": cfg.ca_file},          # its service account's
+    env = [{"name": "NSPLANE_API_CA_FILE", "value": cfg.ca_file},          # its service account's
            {"name": "NSPLANE_API_TOKEN_FILE", "value": cfg.token_file("coredns")}]   # ca.crt and token
-    if cfg.upstream_dns:
-        env.append({"name": "NSPLANE_DNS_UPSTREAMS", "value": ",".join(cfg.upstream_dns)})
+    ensure(registry, "configmaps", {"metadata": {"name": "coredns", "namespace": "kube-system"},
+                                    "data": {"Corefile": corefile(cfg)}})
     ensure(registry, "deployments", {
         "metadata": {"name": "coredns", "namespace": "kube-system", "labels": DNS_LABELS},
         "spec": {"replicas": 2, "selector": {"matchLabels": DNS_LABELS},
@@ -125,9 +157,13 @@ def cluster_dns(registry: Registry, cfg) -> None:
                      "containers": [{
                          "name": "coredns", "image": DNS_IMAGE, "args": ["-conf", "/etc/coredns/Corefile"],
                          "env": env,
+                         "volumeMounts": [{"name": "config-volume", "mountPath": "/etc/coredns",
+                                           "readOnly": True}],
                          "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
                                    {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
                                    {"name": "metrics", "containerPort": 9153, "protocol": "TCP"}],
                          "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}, "initialDelaySeconds": 60,
                                            "timeoutSeconds": 5, "failureThreshold": 5},
-                         "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 1}}]}}}})
+                         "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 1}}],
+                     "volumes": [{"name": "config-volume", "configMap": {
+                         "name": "coredns", "items": [{"key": "Corefile", "path": "Corefile"}]}}]}}}})

@@ -5,7 +5,10 @@ agent.coredns.main`), which list+watches Services, EndpointSlices, Pods and
 Namespaces through the `kubernetes` Service, like CoreDNS's in-cluster
 client, and serves them with the `dns` package.
 
-The pod takes the coredns image's `-conf` flag but reads no Corefile: it
+With `-conf FILE` (the coredns Deployment passes /etc/coredns/Corefile, the
+kube-system/coredns ConfigMap mounted there) it serves that Corefile and
+reloads it on change (dns/reload.py); a Corefile that does not load at start
+is printed as CoreDNS prints it and the process exits 1. Without `-conf` it
 behaves as kubeadm's default Corefile (cluster.local, `pods insecure`,
 `ttl 30`, `lameduck 5s`, forward to the node's resolv.conf), with settings from the
 environment (NSPLANE_DNS_DOMAIN, NSPLANE_DNS_UPSTREAMS, and the kubernetes block's
@@ -48,7 +51,7 @@ def feed(client, state, stop: threading.Event):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="coredns")
-    ap.add_argument("-conf", default=None, help="accepted for the image's args; not read")
+    ap.add_argument("-conf", default=None, help="the Corefile (CoreDNS's flag)")
     ap.add_argument("--api", default=None, help="API URL (default: the kubernetes Service from the environment)")
     ap.add_argument("--port", type=int, default=53)
     args = ap.parse_args(argv)
@@ -74,12 +77,35 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         logging.getLogger("nsplane.coredns").info("kubernetes options from %s: %s", ENV, os.environ[ENV])
     stop = threading.Event()
+    corefile = None
+    if args.conf:
+        from dns.corefile import CorefileError
+        from dns.reload import CorefileServer
+        corefile = CorefileServer(ClusterState(), args.conf, port_override=args.port if args.port != 53 else None)
+        try:
+            corefile.load_first()
+        except (CorefileError, OSError) as exc:
+            print(exc, flush=True)          # CoreDNS: log.Fatal(err), exit 1
+            return 1
     # kubeadm's Corefile has `health { lameduck 5s }`: keep answering for 5 s
     # after SIGTERM while the endpoint turns terminating and leaves kube-dns.
-    signal.signal(signal.SIGTERM, lambda *_: threading.Timer(LAMEDUCK, stop.set).start())
+    lameduck = LAMEDUCK if corefile is None else corefile.lameduck
+    signal.signal(signal.SIGTERM, lambda *_: threading.Timer(lameduck, stop.set).start())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    state = ClusterState()
+    state = ClusterState() if corefile is None else corefile.state
     feed(Client(api, ca_file=os.environ.get("NSPLANE_API_CA_FILE"), token=token, user_agent="coredns/1.11.3"), state, stop)
+    if corefile is not None:
+        try:
+            corefile.start()
+        except (CorefileError, OSError, ValueError) as exc:
+            print(exc, flush=True)
+            stop.set()
+            return 1
+        try:
+            stop.wait()
+        finally:
+            corefile.stop()
+        return 0
     upstreams = [u for u in os.environ.get("NSPLANE_DNS_UPSTREAMS", "").split(",") if u] or None
     server.run(state, port=args.port, upstreams=upstreams,
                domain=os.environ.get("NSPLANE_DNS_DOMAIN", "cluster.local"), stop=stop, options=options)
