@@ -29,6 +29,7 @@ from agent.controllers.deployment import DeploymentController
 from agent.controllers.endpointslice import EndpointSliceController
 from agent.controllers.endpointslicemirroring import EndpointSliceMirroringController
 from agent.controllers.eventttl import EventTTLController
+from agent.controllers.gateway import crds as gateway_crds
 from agent.controllers.gc import GarbageCollector
 from agent.controllers.job import JobController
 from agent.controllers.loadbalancer import LoadBalancerController
@@ -50,6 +51,8 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
     bootstrap.kube_proxy_config(registry, cfg.cluster_cidr)
     if cfg.dns:
         bootstrap.cluster_dns(registry, cfg)
+    gateway_crds.install(registry)                   # the Gateway API's standard channel
+    gateway_crds.default_class(registry, store)
     listen = listen or [("127.0.0.1", cfg.api_port), (cfg.host_ip, cfg.api_port)]
     nodes = [cfg.host_node] if cfg.host_mode and cfg.host_node else [cfg.node_name(i) for i in cfg.node_list]
     pki.ensure(cfg.pki_dir, cfg.name, [cfg.host_ip], registry.allocation.cluster_ips.nth(1), cfg.cluster_domain,
