@@ -301,3 +301,56 @@ def test_stamp_keeps_transition_time_while_status_holds():
     assert new[0]["lastTransitionTime"] == "t1" and new[0]["observedGeneration"] == 2
     flip = stamp([{"type": "Accepted", "status": "False", "reason": "X", "message": ""}], new, 3, "t3")
     assert flip[0]["lastTransitionTime"] == "t3"
+
+
+# ---- matches as one regex over the request summary --------------------------------
+
+def first_match(matches, method="GET", uri="/", args="", headers=None):
+    """Index of the first match (in the order given) nginx's map would pick."""
+    import re
+    from agent.controllers.gateway import matchregex as mr
+    ms = [precedence.default_match(m) for m in matches]
+    names = mr.header_names(ms)
+    s = mr.subject(method, uri, args, headers or {}, names)
+    return next((i for i, m in enumerate(ms) if re.search(mr.pattern(m, names), s)), None)
+
+
+@pytest.mark.parametrize("path, uri, ok", [
+    ({"type": "Exact", "value": "/foo"}, "/foo", True),
+    ({"type": "Exact", "value": "/foo"}, "/foo/", False),
+    ({"type": "PathPrefix", "value": "/foo"}, "/foo", True),
+    ({"type": "PathPrefix", "value": "/foo"}, "/foo/bar", True),
+    ({"type": "PathPrefix", "value": "/foo"}, "/foobar", False),
+    ({"type": "PathPrefix", "value": "/foo/"}, "/foo", True),
+    ({"type": "PathPrefix", "value": "/"}, "/anything", True),
+    ({"type": "RegularExpression", "value": "/v[0-9]+/.*"}, "/v2/x", True),
+    ({"type": "RegularExpression", "value": "/v[0-9]+/.*"}, "/vx/x", False),
+    ({"type": "RegularExpression", "value": "^/v[0-9]+$"}, "/v12", True),
+    ({"type": "RegularExpression", "value": "/v[0-9]+"}, "/v12/more", False),      # a full match
+])
+def test_path_patterns(path, uri, ok):
+    assert (first_match([{"path": path}], uri=uri) == 0) is ok
+
+
+def test_headers_query_method_in_one_pattern():
+    m = {"path": {"type": "PathPrefix", "value": "/"}, "method": "POST",
+         "headers": [{"name": "Version", "value": "two"}, {"name": "X-Re", "type": "RegularExpression",
+                                                           "value": "ab+c"}],
+         "queryParams": [{"name": "animal", "value": "whale"}]}
+    good = {"method": "POST", "uri": "/x", "args": "color=blue&animal=whale",
+            "headers": {"version": "two", "x-re": "abbbc"}}
+    assert first_match([m], **good) == 0
+    for bad in ({"method": "GET"}, {"args": "animal=whales"}, {"args": "xanimal=whale"},
+                {"headers": {"version": "Two", "x-re": "abc"}}, {"headers": {"version": "two", "x-re": "abd"}}):
+        assert first_match([m], **{**good, **bad}) is None, bad
+
+
+def test_first_in_precedence_wins():
+    refs = [ref({"path": {"type": "PathPrefix", "value": "/"}}, rule=0),
+            ref({"path": {"type": "PathPrefix", "value": "/"}, "headers": [{"name": "version", "value": "two"}]},
+                rule=1),
+            ref({"path": {"type": "Exact", "value": "/a"}}, rule=2)]
+    ordered = [r.match for r in precedence.ordered(refs)]
+    assert first_match(ordered, uri="/a", headers={"version": "two"}) == 0      # Exact first
+    assert ordered[first_match(ordered, uri="/b", headers={"version": "two"})]["headers"]
+    assert first_match(ordered, uri="/b") == 2
