@@ -354,3 +354,51 @@ def test_first_in_precedence_wins():
     assert first_match(ordered, uri="/a", headers={"version": "two"}) == 0      # Exact first
     assert ordered[first_match(ordered, uri="/b", headers={"version": "two"})]["headers"]
     assert first_match(ordered, uri="/b") == 2
+
+
+# ---- filters as nginx directives --------------------------------------------------
+
+def test_user_text_never_names_a_variable():
+    from agent.controllers.gateway import filters as flt
+    assert flt.q('a$b"c\\') == '"a${nsplane_dollar}b\\"c\\\\"'
+
+
+def test_request_header_modifier():
+    from agent.controllers.gateway import filters as flt
+    directives, maps = flt.request_headers([{"type": "RequestHeaderModifier", "requestHeaderModifier": {
+        "set": [{"name": "X-Set", "value": "v"}], "add": [{"name": "X-Add", "value": "a"}], "remove": ["X-Gone"]}}],
+        "s0m1")
+    assert 'proxy_set_header X-Set "v"' in directives
+    assert "proxy_set_header X-Add $nsplane_add_s0m1_0" in directives
+    assert 'proxy_set_header X-Gone ""' in directives
+    assert "proxy_set_header Host $http_host" in directives      # forwarded unmodified, as the spec asks
+    assert maps == ['map $http_x_add $nsplane_add_s0m1_0 { "" "a"; default "$http_x_add,a"; }']
+
+
+@pytest.mark.parametrize("redirect, scheme, port, want", [
+    ({}, "http", 80, '"http://$host$1" redirect'),
+    ({"statusCode": 301}, "http", 8080, '"http://$host:8080$1" permanent'),
+    ({"scheme": "https"}, "http", 8080, '"https://$host$1" redirect'),           # the scheme's well-known port
+    ({"hostname": "x.test", "port": 8443, "scheme": "https"}, "http", 80, '"https://x.test:8443$1" redirect'),
+    ({"path": {"type": "ReplaceFullPath", "replaceFullPath": "/new"}}, "http", 80, '"http://$host/new" redirect'),
+])
+def test_redirect_location(redirect, scheme, port, want):
+    from agent.controllers.gateway import filters as flt
+    lines = flt.redirect({"requestRedirect": redirect}, "/_gw/m0", {"type": "PathPrefix", "value": "/"}, scheme, port)
+    assert lines[-1].endswith(want), lines
+
+
+def test_replace_prefix_match():
+    from agent.controllers.gateway import filters as flt
+    lines = flt.rewrite([{"type": "URLRewrite", "urlRewrite": {"path": {
+        "type": "ReplacePrefixMatch", "replacePrefixMatch": "/one"}}}], "/_gw/m0",
+        {"type": "PathPrefix", "value": "/prefix/one/"})
+    assert lines == ['rewrite "^/_gw/m0/prefix/one$" "/one" break',
+                     'rewrite "^/_gw/m0/prefix/one(/.*)$" "/one$1" break']
+
+
+def test_durations():
+    from agent.controllers.gateway import filters as flt
+    assert flt.duration_ms("1m30s") == 90_000 and flt.duration_ms("250ms") == 250
+    assert flt.timeouts({"request": "10s", "backendRequest": "2s"}) == ["proxy_read_timeout 2000ms",
+                                                                        "proxy_send_timeout 2000ms"]
