@@ -36,7 +36,8 @@ change() {
 
 # ---- packages -----------------------------------------------------------
 packages=(iproute2 iptables conntrack curl netcat-openbsd dnsutils python3 python3-venv python3-pip util-linux procps openssl
-          crun runc skopeo umoci docker-registry busybox-static)   # containers: runtime, images, local registry
+          crun runc skopeo umoci docker-registry busybox-static   # containers: runtime, images, local registry
+          nginx-light)   # the Ingress proxy's program, run inside its pods (never as the host's service)
 if ! command -v kubectl >/dev/null 2>&1 && apt-cache show kubernetes-client >/dev/null 2>&1; then
   packages+=(kubernetes-client)      # Debian's kubectl; an existing kubectl is never replaced
 fi
@@ -51,6 +52,17 @@ install_packages() {
 }
 if [ "${#missing[@]}" -gt 0 ]; then
   change "installing ${missing[*]}" install_packages "${missing[@]}"
+fi
+
+# Debian starts nginx's own service on install; it would hold the machine's :80.
+# The Ingress proxy runs nginx in pods, so the host service stays stopped and disabled.
+if [ -d /run/systemd/system ]; then
+  if systemctl is-enabled -q nginx.service 2>/dev/null || systemctl is-active -q nginx.service 2>/dev/null; then
+    change "stopping and disabling the host's nginx service (nginx runs in the Ingress proxy's pods)" \
+      systemctl disable --now -q nginx.service
+  fi
+elif [ -s /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then
+  change "stopping the host's nginx service (nginx runs in the Ingress proxy's pods)" /etc/init.d/nginx stop
 fi
 
 # python-iptables (libiptc) drives the legacy backend: make `iptables` show our rules.
