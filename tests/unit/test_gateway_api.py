@@ -402,3 +402,12 @@ def test_durations():
     assert flt.duration_ms("1m30s") == 90_000 and flt.duration_ms("250ms") == 250
     assert flt.timeouts({"request": "10s", "backendRequest": "2s"}) == ["proxy_read_timeout 2000ms",
                                                                         "proxy_send_timeout 2000ms"]
+
+
+def test_proxy_config_http_snippets_render_at_http_level():
+    from agent.controllers.proxy import nginx
+    from agent.controllers.proxy.model import ProxyConfig
+    text = nginx.render(ProxyConfig(http_snippets=("map $a $b {\n    default x;\n}",)), "/certs")
+    http = text[text.index("http {"):]
+    assert "    map $a $b {\n        default x;\n    }\n" in http
+    assert http.index("map $a $b") < http.index("server {")

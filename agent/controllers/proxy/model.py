@@ -15,7 +15,9 @@ turns into nginx.conf. Nothing here knows Kubernetes objects or nginx syntax.
   wildcard; an empty tuple = the port's default server), TLS certificate
   name or None, the routes, and `fallback`, the action when no route matches.
 - `ProxyConfig`: the servers, the upstreams and the certificates
-  (name -> PEM with certificate and key) the servers name.
+  (name -> PEM with certificate and key) the servers name; `http_snippets`,
+  raw http-level blocks (the Gateway API controller's `map`s) for callers
+  whose `directives` need them.
 """
 from __future__ import annotations
 
@@ -60,3 +62,4 @@ class ProxyConfig:
     servers: tuple[Server, ...] = ()
     upstreams: tuple[Upstream, ...] = ()
     certs: dict[str, str] = field(default_factory=dict)
+    http_snippets: tuple[str, ...] = ()   # raw http-level directives (maps) a caller's directives use
