@@ -30,6 +30,7 @@ from agent.controllers.endpointslice import EndpointSliceController
 from agent.controllers.endpointslicemirroring import EndpointSliceMirroringController
 from agent.controllers.eventttl import EventTTLController
 from agent.controllers.gateway import crds as gateway_crds
+from agent.controllers.gateway.controller import GatewayController
 from agent.controllers.gc import GarbageCollector
 from agent.controllers.job import JobController
 from agent.controllers.loadbalancer import LoadBalancerController
@@ -77,6 +78,7 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
                    ClusterRoleAggregationController(store, registry)]
     controllers += [StatefulSetController(store, registry), DaemonSetController(store, registry),
                     JobController(store, registry), CronJobController(store, registry)]
+    controllers.append(GatewayController(store, registry))          # Gateway API: one nginx proxy per Gateway
     return store, api, controllers
 
 

@@ -411,3 +411,14 @@ def test_proxy_config_http_snippets_render_at_http_level():
     http = text[text.index("http {"):]
     assert "    map $a $b {\n        default x;\n    }\n" in http
     assert http.index("map $a $b") < http.index("server {")
+
+
+def test_printer_column_filters_as_the_gateway_crds_use_them():
+    from agent.apiserver.crd.custom import jsonpath
+    gw = {"status": {"conditions": [{"type": "Accepted", "status": "True"}, {"type": "Programmed", "status": "False"}],
+                     "addresses": [{"value": "172.28.0.200"}]}}
+    assert jsonpath(gw, '.status.conditions[?(@.type=="Programmed")].status') == ["False"]
+    assert jsonpath(gw, ".status.conditions[?(@.type=='Accepted')].status") == ["True"]
+    assert jsonpath(gw, '.status.conditions[?(@.type!="Accepted")].type') == ["Programmed"]
+    assert jsonpath(gw, ".status.addresses[*].value") == ["172.28.0.200"]
+    assert jsonpath({}, '.status.conditions[?(@.type=="Programmed")].status') == []

@@ -51,6 +51,7 @@ class Program:
     servers: list[Server] = field(default_factory=list)
     ports: list[tuple[int, str]] = field(default_factory=list)         # (port, protocol) of usable listeners
     certs: list[tuple[str, str]] = field(default_factory=list)
+    port_certs: dict = field(default_factory=dict)                      # HTTPS port -> a listener's cert
 
 
 @dataclass
@@ -148,6 +149,8 @@ def _program(listeners: list, servers: dict) -> Program:
             by_port.setdefault(x.port, x)
             if x.cert and x.cert not in prog.certs:
                 prog.certs.append(x.cert)
+            if x.cert:
+                prog.port_certs.setdefault(x.port, x.cert)
     prog.ports = sorted((p, x.protocol) for p, x in by_port.items())
     for (port, host), entries in sorted(servers.items()):
         refs, targets = [], {}

@@ -1,0 +1,80 @@
+"""One nginx proxy per Gateway, run by the proxy machinery
+(agent/controllers/proxy/deploy.py) in namespace nsplane-ingress: a
+Deployment, a ConfigMap, a certificates Secret and a LoadBalancer Service
+named `nsplane-gw-<namespace>-<name>` (cut and hashed when long), whose
+ports are the Gateway's listener ports. Why one per Gateway: each Gateway
+has its own addresses and may use any port, as on a real cluster (two
+Gateways may both listen on :80 with a catch-all listener); a shared
+proxy would make them conflict.
+
+`GatewayProxies` is the controller's only door to them: apply, address,
+remove, and the instances that exist."""
+from __future__ import annotations
+
+import hashlib
+
+from agent.api.kinds import BY_RESOURCE
+from agent.apiserver.registry import APIError
+from agent.controllers.proxy import deploy
+from agent.controllers.proxy.model import ProxyConfig
+
+PREFIX = "nsplane-gw-"
+
+
+def instance_name(ns: str, name: str) -> str:
+    full = f"{PREFIX}{ns}-{name}"
+    if len(full) <= 47:
+        return full
+    digest = hashlib.sha256(f"{ns}/{name}".encode()).hexdigest()[:8]
+    return f"{full[:38]}-{digest}"
+
+
+def instance(ns: str, name: str, ports: list[int]) -> deploy.ProxyInstance:
+    return deploy.ProxyInstance(name=instance_name(ns, name),
+                                ports=tuple((f"p{p}", p) for p in sorted(set(ports))))
+
+
+class GatewayProxies:
+    def __init__(self, store, registry):
+        self.store, self.registry = store, registry
+
+    def apply(self, ns: str, name: str, ports: list[int], config: ProxyConfig) -> str | None:
+        """Make or update the Gateway's proxy; its address, or None while pending."""
+        inst = instance(ns, name, ports)
+        deploy.ensure(self.registry, inst)
+        self._ports(inst)
+        deploy.publish(self.registry, inst, config)
+        return deploy.address(self.store, inst)
+
+    def _ports(self, inst: deploy.ProxyInstance) -> None:
+        """A listener port added or removed: the Service and the pods follow."""
+        for resource, want in (("services", deploy.service(inst)), ("deployments", deploy.deployment(inst))):
+            kind = BY_RESOURCE[resource]
+            cur = self.registry.get(kind, inst.namespace, inst.name)
+            if resource == "services":
+                have = [(p.get("name"), p.get("port")) for p in cur["spec"].get("ports") or ()]
+                if have == [(p["name"], p["port"]) for p in want["spec"]["ports"]]:
+                    return
+                old = {p.get("name"): p for p in cur["spec"]["ports"]}
+                ports = [{**old.get(p["name"], {}), **p} for p in want["spec"]["ports"]]
+                self.registry.update(kind, inst.namespace, inst.name,
+                                     {**cur, "spec": {**cur["spec"], "ports": ports}})
+            else:
+                spec = cur["spec"]
+                spec["template"]["spec"]["containers"][0]["ports"] = \
+                    want["spec"]["template"]["spec"]["containers"][0]["ports"]
+                self.registry.update(kind, inst.namespace, inst.name, cur)
+
+    def running(self) -> list[str]:
+        """Names of the Gateway proxies that exist."""
+        return sorted(d["metadata"]["name"] for d in self.store.list("deployments", deploy.NAMESPACE)[0]
+                      if d["metadata"]["name"].startswith(PREFIX))
+
+    def remove(self, inst_name: str) -> None:
+        for resource, name in (("services", inst_name), ("deployments", inst_name), ("configmaps", inst_name),
+                               ("secrets", f"{inst_name}-certs")):
+            try:
+                self.registry.delete(BY_RESOURCE[resource], deploy.NAMESPACE, name)
+            except APIError as e:
+                if e.code != 404:
+                    raise
