@@ -448,6 +448,11 @@ def test_listener_with_a_missing_certificate(c):
         assert who(curl(c, gateway_address(c), "/", host="example.com")[1]) == "infra-backend-v1"
     finally:
         c.kubectl("delete", "gateway", "gw-bad-cert")
+    # its proxy goes with it
+    c.wait(lambda: "nsplane-gw-default-gw-bad-cert" not in c.kubectl("get", "deploy,svc", "-n", "nsplane-ingress",
+                                                                     "-o", "name").stdout,
+           timeout=30, what="the deleted Gateway's proxy removed")
+    assert "nsplane-gw-default-gw" in c.kubectl("get", "deploy", "-n", "nsplane-ingress", "-o", "name").stdout
 
 
 def test_kubectl_get_gateway_httproute(c):
