@@ -458,3 +458,39 @@ def test_listener_with_a_missing_certificate(c):
 def test_kubectl_get_gateway_httproute(c):
     out = c.kubectl("get", "gateway,httproute").stdout
     assert "gateway.gateway.networking.k8s.io/gw" in out and "httproute.gateway.networking.k8s.io/matching" in out
+
+
+def test_requested_address_and_an_unsupported_one(c):
+    ip = gateway_address(c)
+    wanted = ip.rsplit(".", 1)[0] + ".240"                         # in the pool (.200-.250), free
+    fixed = f"""
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw-fixed}}
+spec:
+  gatewayClassName: nsplane
+  addresses: [{{type: IPAddress, value: "{wanted}"}}]
+  listeners: [{{name: http, protocol: HTTP, port: 80}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw-hostname}}
+spec:
+  gatewayClassName: nsplane
+  addresses: [{{type: Hostname, value: gw.example.test}}]
+  listeners: [{{name: http, protocol: HTTP, port: 80}}]
+"""
+    c.kubectl("apply", "-f", "-", input=fixed)
+    try:
+        def status(name):
+            st = json.loads(c.kubectl("get", "gateway", name, "-o", "json").stdout).get("status") or {}
+            return st, {x["type"]: (x["status"], x["reason"]) for x in st.get("conditions") or ()}
+        st, conds = c.wait(lambda: (s := status("gw-fixed"))[1].get("Programmed") == ("True", "Programmed") and s,
+                           timeout=30, what="gw-fixed Programmed")
+        assert st["addresses"] == [{"type": "IPAddress", "value": wanted}]
+        _, conds = c.wait(lambda: (s := status("gw-hostname"))[1].get("Accepted", ("", ""))[1] == "UnsupportedAddress"
+                          and s, timeout=30, what="gw-hostname refused")
+        assert conds["Accepted"] == ("False", "UnsupportedAddress")
+        assert conds["Programmed"] == ("False", "Invalid")
+    finally:
+        c.kubectl("delete", "gateway", "gw-fixed", "gw-hostname")

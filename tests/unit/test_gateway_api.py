@@ -422,3 +422,24 @@ def test_printer_column_filters_as_the_gateway_crds_use_them():
     assert jsonpath(gw, '.status.conditions[?(@.type!="Accepted")].type') == ["Programmed"]
     assert jsonpath(gw, ".status.addresses[*].value") == ["172.28.0.200"]
     assert jsonpath({}, '.status.conditions[?(@.type=="Programmed")].status') == []
+
+
+@pytest.mark.parametrize("addresses, want", [
+    ([{"type": "Hostname", "value": "gw.example.test"}], ("False", "UnsupportedAddress")),
+    ([{"value": "172.28.0.210"}, {"value": "172.28.0.211"}], ("False", "UnsupportedAddress")),
+    ([{"type": "IPAddress", "value": "172.28.0.210"}], ("True", "Accepted")),
+])
+def test_spec_addresses(addresses, want):
+    g = gateway([HTTP])
+    g["spec"]["addresses"] = addresses
+    snap = plan.Snapshot(CLASSES, [g], [], [SVC], [], [], NAMESPACES)
+    res = plan.build(snap, lambda s: None, lambda k: None)
+    st = res.gateway_status[("default", "gw")]
+    assert conds(st["conditions"])["Accepted"] == want
+    if want[0] == "True":
+        assert res.programs[("default", "gw")].address == "172.28.0.210"
+        res = plan.build(snap, lambda s: None, lambda k: None, lambda k: "address 172.28.0.210 cannot be used: taken")
+        st = res.gateway_status[("default", "gw")]
+        assert conds(st["conditions"])["Programmed"] == ("False", "AddressNotUsable")
+    else:
+        assert ("default", "gw") not in res.programs                # no proxy for it

@@ -87,20 +87,19 @@ class GatewayController(Controller):
         snap = self.snapshot()
         secrets = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in snap.secrets}
         mine = plan.ours(snap.classes)
-        configs = {}
-        addresses = {}
+        configs, addresses, problems = {}, {}, {}
         # first the proxies (their addresses go into the statuses), then the statuses
         res = plan.build(snap, self._cert_error, lambda k: None)
         for k, prog in res.programs.items():
             configs[k] = proxyconf.to_proxy(prog, lambda ns, n: pem(secrets.get((ns, n))))
             ports = [p for p, _ in prog.ports] or [80]
-            addresses[k] = self.proxies.apply(k[0], k[1], ports, configs[k])
+            addresses[k], problems[k] = self.proxies.apply(k[0], k[1], ports, configs[k], prog.address)
         wanted = {proxies.instance_name(*k) for k in res.programs}
         for name in self.proxies.running():
             if name not in wanted:
                 log.info("removing proxy %s: its Gateway is gone", name)
                 self.proxies.remove(name)
-        res = plan.build(snap, self._cert_error, addresses.get)
+        res = plan.build(snap, self._cert_error, addresses.get, problems.get)
         kinds = {k.resource: k for k in definition.served(self.store) if k.group == GROUP}
         self._write_classes(kinds, snap, res, mine)
         self._write_gateways(kinds, snap, res)

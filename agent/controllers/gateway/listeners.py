@@ -141,11 +141,40 @@ def judge(gw: dict, secret_of: Callable, grants: list[dict], cert_error: Callabl
     return out
 
 
-def gateway_conditions(listeners: list[Listener], address: str | None, class_ok: bool = True) -> list[dict]:
+def requested_address(gw: dict) -> tuple[str | None, dict | None]:
+    """(the IP the Gateway asks for in spec.addresses, or None; the Accepted
+    condition refusing what cannot be served: other address types, or more
+    than one address, since a proxy has one LoadBalancer address)."""
+    wanted = (gw.get("spec") or {}).get("addresses") or []
+    bad = [a for a in wanted if a.get("type", "IPAddress") != "IPAddress"]
+    if bad:
+        return None, cond("Accepted", False, "UnsupportedAddress",
+                          f"address type {bad[0].get('type')} is not supported; use IPAddress")
+    if len(wanted) > 1:
+        return None, cond("Accepted", False, "UnsupportedAddress",
+                          "a Gateway here has one address (its proxy's LoadBalancer IP); list at most one")
+    return (wanted[0].get("value") if wanted else None), None
+
+
+def gateway_conditions(listeners: list[Listener], address: str | None, refused: dict | None = None,
+                       unusable: str | None = None) -> list[dict]:
     """The Gateway's Accepted and Programmed. A proxy without an address yet
     leaves every listener's Programmed False (Pending) and the Gateway's
-    False (AddressNotAssigned)."""
+    False (AddressNotAssigned); a requested address that cannot be had
+    (`unusable`, why) is AddressNotUsable; `refused` replaces Accepted."""
     valid = [lst for lst in listeners if lst.conditions[0]["status"] == "True"]
+    if refused:
+        for lst in listeners:
+            lst.usable = False
+            lst.conditions[-1] = cond("Programmed", False, "Invalid", "the Gateway is not accepted")
+        return [refused, cond("Programmed", False, "Invalid", "the Gateway is not accepted")]
+    if unusable:
+        for lst in listeners:
+            if lst.usable:
+                lst.conditions[-1] = cond("Programmed", False, "Pending", "waiting for the Gateway's address")
+        return [cond("Accepted", True, "Accepted", "Gateway accepted") if len(valid) == len(listeners) else
+                cond("Accepted", bool(valid), "ListenersNotValid", "some listeners are not valid"),
+                cond("Programmed", False, "AddressNotUsable", unusable)]
     if len(valid) == len(listeners):
         accepted = cond("Accepted", True, "Accepted", "Gateway accepted")
     else:

@@ -52,6 +52,7 @@ class Program:
     ports: list[tuple[int, str]] = field(default_factory=list)         # (port, protocol) of usable listeners
     certs: list[tuple[str, str]] = field(default_factory=list)
     port_certs: dict = field(default_factory=dict)                      # HTTPS port -> a listener's cert
+    address: str | None = None                                          # the IP spec.addresses asks for
 
 
 @dataclass
@@ -70,7 +71,10 @@ def ours(classes: list[dict]) -> set[str]:
     return {c["metadata"]["name"] for c in classes if (c.get("spec") or {}).get("controllerName") == CONTROLLER_NAME}
 
 
-def build(snap: Snapshot, cert_error: Callable, address_of: Callable[[tuple], str | None]) -> Result:
+def build(snap: Snapshot, cert_error: Callable, address_of: Callable[[tuple], str | None],
+          unusable: Callable[[tuple], str | None] = lambda k: None) -> Result:
+    """`address_of(key)`: the Gateway proxy's address (None: pending);
+    `unusable(key)`: why its requested address cannot be had, if so."""
     res = Result()
     mine = ours(snap.classes)
     for name in mine:
@@ -88,13 +92,17 @@ def build(snap: Snapshot, cert_error: Callable, address_of: Callable[[tuple], st
     for k, g in gateways.items():
         listeners = judged[k]
         addr = address_of(k)
-        gconds = lsn.gateway_conditions(listeners, addr)
+        wanted, refused = lsn.requested_address(g)
+        gconds = lsn.gateway_conditions(listeners, addr, refused, unusable(k))
         res.gateway_status[k] = {
             "addresses": [{"type": "IPAddress", "value": addr}] if addr else [],
             "conditions": gconds,
             "listeners": [{"name": x.name, "supportedKinds": x.supported_kinds, "attachedRoutes": x.attached,
                            "conditions": x.conditions} for x in listeners]}
+        if refused:
+            continue                                # no proxy for a Gateway that is not accepted
         res.programs[k] = _program(listeners, servers[k])
+        res.programs[k].address = wanted
     return res
 
 

@@ -38,13 +38,35 @@ class GatewayProxies:
     def __init__(self, store, registry):
         self.store, self.registry = store, registry
 
-    def apply(self, ns: str, name: str, ports: list[int], config: ProxyConfig) -> str | None:
-        """Make or update the Gateway's proxy; its address, or None while pending."""
+    def apply(self, ns: str, name: str, ports: list[int], config: ProxyConfig,
+              wanted_ip: str | None = None) -> tuple[str | None, str | None]:
+        """Make or update the Gateway's proxy: (its address or None while
+        pending, why the requested `wanted_ip` cannot be had or None)."""
         inst = instance(ns, name, ports)
         deploy.ensure(self.registry, inst)
         self._ports(inst)
+        problem = self._load_balancer_ip(inst, wanted_ip)
         deploy.publish(self.registry, inst, config)
-        return deploy.address(self.store, inst)
+        addr = deploy.address(self.store, inst)
+        if wanted_ip and addr != wanted_ip:
+            return None, problem
+        return addr, problem
+
+    def _load_balancer_ip(self, inst: deploy.ProxyInstance, ip: str | None) -> str | None:
+        """spec.addresses' IP as the Service's loadBalancerIP (the pool's
+        admission says when it is outside the pool or taken)."""
+        kind = BY_RESOURCE["services"]
+        cur = self.registry.get(kind, inst.namespace, inst.name)
+        if (cur["spec"].get("loadBalancerIP") or None) == ip:
+            return None
+        spec = {k: v for k, v in cur["spec"].items() if k != "loadBalancerIP"}
+        if ip:
+            spec["loadBalancerIP"] = ip
+        try:
+            self.registry.update(kind, inst.namespace, inst.name, {**cur, "spec": spec})
+        except APIError as e:
+            return f"address {ip} cannot be used: {e.message}"
+        return None
 
     def _ports(self, inst: deploy.ProxyInstance) -> None:
         """A listener port added or removed: the Service and the pods follow."""
