@@ -12,13 +12,19 @@ cluster and one Gateway serve the module."""
 import json
 import re
 import subprocess
-import time
 
 import pytest
 
 from dataplane import netns
 from tests.integration.cluster import ThrowawayCluster
-from tests.integration.manifests import AGNHOST, deployment, documents, netexec, pod, service
+from tests.integration.manifests import (
+    AGNHOST,
+    deployment,
+    documents,
+    netexec,
+    pod,
+    service,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -94,6 +100,27 @@ spec:
     backendRefs: [{name: infra-backend-v3, port: 8080}]
   - matches: [{path: {type: RegularExpression, value: "/re/[0-9]+/.*"}}]
     backendRefs: [{name: infra-backend-v3, port: 8080}]
+"""
+
+# conformance/tests/httproute-hostname-intersection.yaml, in short: a wildcard and an exact name
+HOSTNAMES = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: wildcard}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  hostnames: ["*.wild.example.test"]
+  rules:
+  - backendRefs: [{name: infra-backend-v3, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: exact-in-wildcard}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  hostnames: [a.wild.example.test]
+  rules:
+  - backendRefs: [{name: infra-backend-v2, port: 8080}]
 """
 
 WEIGHTS = """
@@ -233,7 +260,8 @@ def c(tmp_path_factory):
         tc.kubectl("apply", "-n", "apps", "-f", "-", input=documents(*backend("apps-backend")))
         tls_secret(tc, tmp)
         tc.kubectl("apply", "-f", "-", input=GATEWAY)
-        tc.kubectl("apply", "-f", "-", input=documents(ACROSS_ROUTES, MATCHING, WEIGHTS, FILTERS, SECURE, CROSS_NS, BAD))
+        tc.kubectl("apply", "-f", "-",
+                   input=documents(ACROSS_ROUTES, MATCHING, HOSTNAMES, WEIGHTS, FILTERS, SECURE, CROSS_NS, BAD))
         for b in BACKENDS + ECHO:
             tc.wait_ready(f"app={b}", 1, timeout=90)
         tc.wait(lambda: gateway_address(tc), timeout=60, what="the Gateway's address")
@@ -284,7 +312,7 @@ def test_gateway_status(c):
         lc = {x["type"]: (x["status"], x["reason"]) for x in listeners[name]["conditions"]}
         assert lc["Programmed"] == ("True", "Programmed") and lc["ResolvedRefs"] == ("True", "ResolvedRefs"), lc
         assert lc["Conflicted"] == ("False", "NoConflicts")
-    assert listeners["http"]["attachedRoutes"] == 8              # attachment counts routes with bad rules too
+    assert listeners["http"]["attachedRoutes"] == 10             # attachment counts routes with bad rules too
     assert listeners["https"]["attachedRoutes"] == 1
     out = c.kubectl("get", "gateway", "gw").stdout
     assert re.search(r"gw\s+nsplane\s+" + re.escape(gateway_address(c)) + r"\s+True", out), out
@@ -331,6 +359,17 @@ def test_matching_across_routes(c, host, path, headers, want):
 def test_header_query_method_matching_and_precedence(c, path, method, headers, want):
     status, body, _ = curl(c, gateway_address(c), path, host="match.example.test", method=method, headers=headers)
     assert (status, who(body)) == (200, want)
+
+
+@pytest.mark.parametrize("host, want", [
+    ("a.wild.example.test", (200, "infra-backend-v2")),            # the exact name wins over the wildcard
+    ("b.wild.example.test", (200, "infra-backend-v3")),
+    ("x.y.wild.example.test", (200, "infra-backend-v3")),          # a wildcard is a suffix match, any depth
+    ("wild.example.test", (404, "")),
+])
+def test_wildcard_and_exact_hostnames(c, host, want):
+    status, body, _ = curl(c, gateway_address(c), "/", host=host)
+    assert (status, who(body) if status == 200 else "") == want
 
 
 def test_weighted_split_90_10_over_1000_requests(c):

@@ -4,7 +4,6 @@ precedence, listener judgement, route attachment and status reasons
 import pytest
 
 from agent.controllers.gateway import hostnames as hn
-from agent.controllers.gateway import listeners as lsn
 from agent.controllers.gateway import plan, precedence
 from agent.controllers.gateway.conditions import CONTROLLER_NAME, stamp
 
@@ -193,6 +192,9 @@ def test_listener_conflicts_and_unsupported_protocol():
     assert conds(st["conditions"])["Accepted"] == ("False", "ListenersNotValid")
 
 
+APPS_ROUTE = route(ns="apps", parents=[{"name": "gw", "namespace": "default"}])
+
+
 def parent(res, name="r", ns="default"):
     [p] = res.route_parents[(ns, name)]
     assert p["controllerName"] == CONTROLLER_NAME
@@ -208,12 +210,12 @@ def test_route_accepted_and_attached():
 
 
 @pytest.mark.parametrize("listener, r, want", [
-    (HTTP, route(ns="apps", parents=[{"name": "gw", "namespace": "default"}]), ("False", "NotAllowedByListeners")),
-    ({**HTTP, "allowedRoutes": {"namespaces": {"from": "All"}}}, route(ns="apps", parents=[{"name": "gw", "namespace": "default"}]), ("True", "Accepted")),
+    (HTTP, APPS_ROUTE, ("False", "NotAllowedByListeners")),
+    ({**HTTP, "allowedRoutes": {"namespaces": {"from": "All"}}}, APPS_ROUTE, ("True", "Accepted")),
     ({**HTTP, "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {"matchLabels": {"team": "b"}}}}},
-     route(ns="apps", parents=[{"name": "gw", "namespace": "default"}]), ("True", "Accepted")),
+     APPS_ROUTE, ("True", "Accepted")),
     ({**HTTP, "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {"matchLabels": {"team": "c"}}}}},
-     route(ns="apps", parents=[{"name": "gw", "namespace": "default"}]), ("False", "NotAllowedByListeners")),
+     APPS_ROUTE, ("False", "NotAllowedByListeners")),
     (HTTP, route(parents=[{"name": "gw", "sectionName": "nope"}]), ("False", "NoMatchingParent")),
     (HTTP, route(parents=[{"name": "gw", "port": 8080}]), ("False", "NoMatchingParent")),
     (HTTP, route(parents=[{"name": "gw", "sectionName": "http", "port": 80}]), ("True", "Accepted")),
@@ -308,6 +310,7 @@ def test_stamp_keeps_transition_time_while_status_holds():
 def first_match(matches, method="GET", uri="/", args="", headers=None):
     """Index of the first match (in the order given) nginx's map would pick."""
     import re
+
     from agent.controllers.gateway import matchregex as mr
     ms = [precedence.default_match(m) for m in matches]
     names = mr.header_names(ms)

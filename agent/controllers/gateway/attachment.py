@@ -9,8 +9,8 @@ unless every rule is invalid; `ResolvedRefs` reports its backends.
 Pure: namespaces' labels and the judged listeners are handed in."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from agent.api import selectors
 from agent.controllers.gateway import hostnames as hn

@@ -20,7 +20,7 @@ def wildcard_matches(pattern: str, host: str) -> bool:
     if not pattern.startswith("*."):
         return pattern == host
     suffix = pattern[1:]                     # ".example.com"
-    name = host[2:] if host.startswith("*.") else host
+    name = host.removeprefix("*.")
     return name.endswith(suffix)
 
 

@@ -10,8 +10,8 @@ Pure: Secrets, grants and the certificate check are handed in."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from agent.controllers.gateway import grants as refgrants
 from agent.controllers.gateway.conditions import GROUP, cond

@@ -7,10 +7,11 @@ Pure: a `Snapshot` of plain objects in; `cert_error(secret)` and the
 Gateways' proxy addresses are handed in."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from agent.controllers.gateway import attachment, listeners as lsn, precedence
+from agent.controllers.gateway import attachment, precedence
+from agent.controllers.gateway import listeners as lsn
 from agent.controllers.gateway.conditions import CONTROLLER_NAME, cond
 from agent.controllers.gateway.rules import Backend, Resolver, RuleProblem, check_rule
 

@@ -20,12 +20,13 @@ Pure: PEM text comes from `pem_of(namespace, name)`."""
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from agent.controllers.gateway import filters as flt
 from agent.controllers.gateway import hostnames as hn
 from agent.controllers.gateway import matchregex as mr
-from agent.controllers.gateway.plan import Program, Server as PlanServer, Target
+from agent.controllers.gateway.plan import Program, Target
+from agent.controllers.gateway.plan import Server as PlanServer
 from agent.controllers.proxy.model import Action, ProxyConfig, Route, Server, Upstream
 
 PREFIX = "/_nsplane_gw"

@@ -11,8 +11,8 @@ Pure: Services and grants are handed in."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from agent.controllers.gateway import grants as refgrants
 from agent.controllers.gateway.conditions import GROUP
