@@ -446,3 +446,8 @@ def test_spec_addresses(addresses, want):
         assert conds(st["conditions"])["Programmed"] == ("False", "AddressNotUsable")
     else:
         assert ("default", "gw") not in res.programs                # no proxy for it
+
+
+def test_the_proxys_own_ports_are_unavailable():
+    st = build([gateway([{**HTTP, "port": 10254}])]).gateway_status[("default", "gw")]
+    assert conds(st["listeners"][0]["conditions"])["Accepted"] == ("False", "PortUnavailable")

@@ -110,7 +110,7 @@ class GatewayController(Controller):
 
     def _put(self, kind, obj: dict, status: dict) -> None:
         md = obj["metadata"]
-        if (obj.get("status") or {}) == status:
+        if kind is None or (obj.get("status") or {}) == status:      # kind None: its CRD is being deleted
             return
         try:
             self.registry.guaranteed_update(kind, md.get("namespace"), md["name"],
@@ -126,7 +126,7 @@ class GatewayController(Controller):
                 continue
             old = (gc.get("status") or {}).get("conditions")
             conds = stamp(res.class_conditions[name], old, gc["metadata"].get("generation", 1), now)
-            self._put(kinds["gatewayclasses"], gc, {**(gc.get("status") or {}), "conditions": conds})
+            self._put(kinds.get("gatewayclasses"), gc, {**(gc.get("status") or {}), "conditions": conds})
 
     def _write_gateways(self, kinds, snap, res) -> None:
         now = now_iso()
@@ -145,7 +145,7 @@ class GatewayController(Controller):
                                                            gen, now)} for x in st["listeners"]]}
             if not new["addresses"]:
                 del new["addresses"]
-            self._put(kinds["gateways"], gw, new)
+            self._put(kinds.get("gateways"), gw, new)
 
     def _write_routes(self, kinds, snap, res) -> None:
         now = now_iso()
@@ -163,7 +163,7 @@ class GatewayController(Controller):
                        for p in ours]
             if not stamped and not old_ours:
                 continue
-            self._put(kinds["httproutes"], route, {**(route.get("status") or {}), "parents": theirs + stamped})
+            self._put(kinds.get("httproutes"), route, {**(route.get("status") or {}), "parents": theirs + stamped})
 
 
 def _ref_key(ref: dict, ns: str) -> tuple:

@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 
 from agent.controllers.gateway import grants as refgrants
 from agent.controllers.gateway.conditions import GROUP, cond
+from agent.controllers.proxy.nginx import HEALTH_PORT
 
 SUPPORTED_PROTOCOLS = ("HTTP", "HTTPS")
+ERROR_PORT = 10256                    # the proxy answers 500 here for a backendRef that did not resolve
+RESERVED_PORTS = {HEALTH_PORT: "the proxy's health checks", ERROR_PORT: "the proxy's answer for unresolved backends"}
 ROUTE_KINDS = ({"group": GROUP, "kind": "HTTPRoute"},)
 
 
@@ -111,6 +114,9 @@ def judge(gw: dict, secret_of: Callable, grants: list[dict], cert_error: Callabl
         if lst.protocol not in SUPPORTED_PROTOCOLS:
             accepted = cond("Accepted", False, "UnsupportedProtocol",
                             f"protocol {lst.protocol} is not supported; nsplane serves HTTP and HTTPS")
+        elif lst.port in RESERVED_PORTS:
+            accepted = cond("Accepted", False, "PortUnavailable",
+                            f"port {lst.port} is used by {RESERVED_PORTS[lst.port]}; choose another port")
         elif s["name"] in conflicts:
             accepted = cond("Accepted", False, conflicts[s["name"]], "the listener conflicts with another listener")
         else:

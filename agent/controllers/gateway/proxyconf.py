@@ -25,12 +25,12 @@ from collections.abc import Callable
 from agent.controllers.gateway import filters as flt
 from agent.controllers.gateway import hostnames as hn
 from agent.controllers.gateway import matchregex as mr
+from agent.controllers.gateway.listeners import ERROR_PORT
 from agent.controllers.gateway.plan import Program, Target
 from agent.controllers.gateway.plan import Server as PlanServer
 from agent.controllers.proxy.model import Action, ProxyConfig, Route, Server, Upstream
 
 PREFIX = "/_nsplane_gw"
-ERROR_PORT = 10256                    # answers 500 for a backendRef that did not resolve
 ERROR_ADDRESS = f"127.0.0.1:{ERROR_PORT}"
 
 
