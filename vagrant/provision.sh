@@ -36,8 +36,14 @@ change() {
 
 # ---- packages -----------------------------------------------------------
 packages=(iproute2 iptables conntrack curl netcat-openbsd dnsutils python3 python3-venv python3-pip util-linux procps openssl
-          crun runc skopeo umoci docker-registry busybox-static   # containers: runtime, images, local registry
-          nginx-light)   # the Ingress proxy's program, run inside its pods (never as the host's service)
+          crun runc skopeo umoci docker-registry busybox-static)   # containers: runtime, images, local registry
+# nginx: the Ingress proxy's program, run inside its pods (never as the host's service);
+# Debian 12's smallest build, or plain nginx where a release has no nginx-light (Ubuntu 24.04).
+if apt-cache show nginx-light >/dev/null 2>&1 || ! apt-cache show nginx >/dev/null 2>&1; then
+  packages+=(nginx-light)
+else
+  packages+=(nginx)
+fi
 if ! command -v kubectl >/dev/null 2>&1 && apt-cache show kubernetes-client >/dev/null 2>&1; then
   packages+=(kubernetes-client)      # Debian's kubectl; an existing kubectl is never replaced
 fi

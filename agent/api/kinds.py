@@ -74,6 +74,8 @@ KINDS: tuple[Kind, ...] = (
          (), ("create",)),
     Kind("LocalSubjectAccessReview", "localsubjectaccessreviews", "localsubjectaccessreview",
          "authorization.k8s.io", "v1", True, (), ("create",)),
+    Kind("Ingress", "ingresses", "ingress", "networking.k8s.io", "v1", True, ("ing",)),
+    Kind("IngressClass", "ingressclasses", "ingressclass", "networking.k8s.io", "v1", False, ()),
     Kind("CustomResourceDefinition", "customresourcedefinitions", "customresourcedefinition",
          "apiextensions.k8s.io", "v1", False, ("crd", "crds")),
 )

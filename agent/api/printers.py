@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 import yaml
 
-from agent.api import kinds, workloadprinters
+from agent.api import ingressprinters, kinds, workloadprinters
 from agent.api.durations import human_duration, parse_time, since  # noqa: F401 - re-exported
 from agent.api.selectors import from_label_selector
 
@@ -486,3 +486,6 @@ def to_json(obj) -> str:
 # ---- StatefulSet, ControllerRevision, DaemonSet, Job, CronJob: agent/api/workloadprinters.py
 _COLUMNS.update(workloadprinters.COLUMNS)
 _ROWS.update(workloadprinters.ROWS)
+# ---- Ingress, IngressClass: agent/api/ingressprinters.py
+_COLUMNS.update(ingressprinters.COLUMNS)
+_ROWS.update(ingressprinters.ROWS)

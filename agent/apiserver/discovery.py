@@ -84,7 +84,7 @@ def groups() -> list[str]:
     """The named groups we serve, in kube-apiserver's order of preference
     (apps before discovery.k8s.io, as kube lists them)."""
     order = ["apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "batch",
-             "certificates.k8s.io", "rbac.authorization.k8s.io", "apiextensions.k8s.io", "discovery.k8s.io"]
+             "certificates.k8s.io", "networking.k8s.io", "rbac.authorization.k8s.io", "apiextensions.k8s.io", "discovery.k8s.io"]
     found = {k.group for k in KINDS if k.group}
     return sorted(found, key=lambda g: (order.index(g) if g in order else len(order), g))
 

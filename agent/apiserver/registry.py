@@ -18,7 +18,7 @@ import uuid
 
 from agent.api.kinds import BY_RESOURCE, KINDS, Kind
 from agent.api.objects import now_iso
-from agent.apiserver import admission, configdata, csrstrategy, validation
+from agent.apiserver import admission, configdata, csrstrategy, defaultingressclass, validation
 from agent.apiserver.allocation import (
     AllocationRefused,
     ServiceAllocation,
@@ -32,8 +32,10 @@ from agent.apiserver.store import AlreadyExists, NotFound, Store
 
 HAS_STATUS = {"Pod", "Service", "Deployment", "ReplicaSet", "ReplicationController", "Node", "Namespace"}
 HAS_STATUS |= {"StatefulSet", "DaemonSet", "Job", "CronJob"}     # the workload controllers' kinds
+HAS_STATUS |= {"Ingress"}
 # Kinds whose metadata.generation counts spec changes (kube's workload strategies).
-HAS_GENERATION = {"Deployment", "ReplicaSet", "ReplicationController", "StatefulSet", "DaemonSet", "Job", "CronJob"}
+HAS_GENERATION = {"Deployment", "ReplicaSet", "ReplicationController", "StatefulSet", "DaemonSet", "Job", "CronJob",
+                  "Ingress"}
 # utilrand's alphabet: the 5 characters kube-apiserver appends to a generateName.
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -124,6 +126,8 @@ class Registry:
         default(kind.kind, obj)
         if kind.kind == "Pod":
             self._admit_pod(obj)
+        if kind.kind == "Ingress":
+            defaultingressclass.admit(obj, self.store.list("ingressclasses")[0])
         causes = self._validate(kind, obj, None)
         if causes:
             raise invalid(kind, name, causes)

@@ -363,3 +363,29 @@ KIND_TYPES.update({
     "Job": (BATCH, {**_TOP, "spec": "JobSpec", "status": "JobStatus"}, ()),
     "CronJob": (BATCH, {**_TOP, "spec": "CronJobSpec", "status": "CronJobStatus"}, ()),
 })
+
+
+# ---- Ingress, IngressClass (networking.k8s.io) ---------------------------------------------------
+NETWORKING = "io.k8s.api.networking.v1."
+_t(NETWORKING, "ServiceBackendPort", {"name": "string", "number": "int32"})
+_t(NETWORKING, "IngressServiceBackend", {"name": "string", "port": "ServiceBackendPort"}, ("name",))
+_t(NETWORKING, "IngressBackend", {"service": "IngressServiceBackend", "resource": "any"})
+_t(NETWORKING, "IngressTLS", {"hosts": "[string]", "secretName": "string"})
+_t(NETWORKING, "HTTPIngressPath", {"path": "string", "pathType": "string", "backend": "IngressBackend"},
+   ("pathType", "backend"))
+_t(NETWORKING, "HTTPIngressRuleValue", {"paths": "[HTTPIngressPath]"}, ("paths",))
+_t(NETWORKING, "IngressRule", {"host": "string", "http": "HTTPIngressRuleValue"})
+_t(NETWORKING, "IngressSpec", {"ingressClassName": "string", "defaultBackend": "IngressBackend",
+                               "tls": "[IngressTLS]", "rules": "[IngressRule]"})
+_t(NETWORKING, "IngressPortStatus", {"port": "int32", "protocol": "string", "error": "string"},
+   ("port", "protocol"))
+_t(NETWORKING, "IngressLoadBalancerIngress", {"ip": "string", "hostname": "string", "ports": "[IngressPortStatus]"})
+_t(NETWORKING, "IngressLoadBalancerStatus", {"ingress": "[IngressLoadBalancerIngress]"})
+_t(NETWORKING, "IngressStatus", {"loadBalancer": "IngressLoadBalancerStatus"})
+_t(NETWORKING, "IngressClassParametersReference", {"apiGroup": "string", "kind": "string", "name": "string",
+                                                   "scope": "string", "namespace": "string"}, ("kind", "name"))
+_t(NETWORKING, "IngressClassSpec", {"controller": "string", "parameters": "IngressClassParametersReference"})
+KIND_TYPES.update({
+    "Ingress": (NETWORKING, {**_TOP, "spec": "IngressSpec", "status": "IngressStatus"}, ()),
+    "IngressClass": (NETWORKING, {**_TOP, "spec": "IngressClassSpec"}, ()),
+})

@@ -1,6 +1,6 @@
 """Table column definitions of StatefulSet, ControllerRevision, DaemonSet,
-Job and CronJob, as kube-apiserver declares them (the cells come from
-agent/api/workloadprinters.py). Merged into agent/apiserver/tables.py."""
+Job and CronJob (cells: agent/api/workloadprinters.py), and of Ingress and
+IngressClass, as kube-apiserver declares them. Merged into agent/apiserver/tables.py."""
 from __future__ import annotations
 
 NAME_DOC = ("Name must be unique within a namespace. Is required when creating resources, although some "
@@ -58,3 +58,13 @@ COLUMNS = {
                                                "scheduled."),
                 _AGE, _CONTAINERS, _IMAGES, _SELECTOR),
 }
+
+# Ingress and IngressClass (networking.k8s.io; cells: agent/api/ingressprinters.py).
+COLUMNS.update({
+    "Ingress": (_NAME, ("Class", "string", 0, "The name of the IngressClass resource that should be used"),
+                ("Hosts", "string", 0, "Hosts that incoming requests are matched against before the ingress rule"),
+                ("Address", "string", 0, "Address is a list containing ingress points for the load-balancer"),
+                ("Ports", "string", 0, "Ports of TLS configurations that open"), _AGE),
+    "IngressClass": (_NAME, ("Controller", "string", 0, "Controller that is responsible for handling this class"),
+                     ("Parameters", "string", 0, "A reference to a resource with additional parameters"), _AGE),
+})

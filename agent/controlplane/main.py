@@ -32,6 +32,7 @@ from agent.controllers.eventttl import EventTTLController
 from agent.controllers.gateway import crds as gateway_crds
 from agent.controllers.gateway.controller import GatewayController
 from agent.controllers.gc import GarbageCollector
+from agent.controllers.ingress.controller import IngressController, ensure_default_class
 from agent.controllers.job import JobController
 from agent.controllers.loadbalancer import LoadBalancerController
 from agent.controllers.nodes import NodeController
@@ -52,6 +53,7 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
     bootstrap.kube_proxy_config(registry, cfg.cluster_cidr)
     if cfg.dns:
         bootstrap.cluster_dns(registry, cfg)
+    ensure_default_class(registry)                  # IngressClass nsplane, the default
     gateway_crds.install(registry)                   # the Gateway API's standard channel
     gateway_crds.default_class(registry, store)
     listen = listen or [("127.0.0.1", cfg.api_port), (cfg.host_ip, cfg.api_port)]
@@ -77,7 +79,8 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
                    EventTTLController(store, registry, cfg.event_ttl),
                    ClusterRoleAggregationController(store, registry)]
     controllers += [StatefulSetController(store, registry), DaemonSetController(store, registry),
-                    JobController(store, registry), CronJobController(store, registry)]
+                    JobController(store, registry), CronJobController(store, registry),
+                    IngressController(store, registry)]
     controllers.append(GatewayController(store, registry))          # Gateway API: one nginx proxy per Gateway
     return store, api, controllers
 

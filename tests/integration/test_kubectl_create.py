@@ -82,7 +82,6 @@ def test_create_namespace_deployment_and_every_service_type(c):
 @pytest.mark.parametrize("args", [
     ["quota", "q", "--hard=pods=3"],
     ["priorityclass", "p", "--value=5"],
-    ["ingress", "i", "--rule=a.test/*=svc:80"],
     ["poddisruptionbudget", "pdb", "--selector=app=web", "--min-available=1"],
 ], ids=lambda a: a[0])
 def test_a_kind_the_server_does_not_serve_is_a_404(c, args):

@@ -38,7 +38,7 @@ def test_groups_and_versions():
     assert D.api_versions()["versions"] == ["v1"]
     groups = {g["name"]: g for g in D.api_group_list()["groups"]}
     assert [g["name"] for g in D.api_group_list()["groups"]] == [     # kube-apiserver's order
-        "apps", "authentication.k8s.io", "authorization.k8s.io", "batch", "certificates.k8s.io",
+        "apps", "authentication.k8s.io", "authorization.k8s.io", "batch", "certificates.k8s.io", "networking.k8s.io",
         "rbac.authorization.k8s.io", "apiextensions.k8s.io", "discovery.k8s.io"]
     rbac = by_name(D.api_resource_list("rbac.authorization.k8s.io/v1"))
     assert (rbac["clusterroles"]["namespaced"], rbac["roles"]["namespaced"]) == (False, True)

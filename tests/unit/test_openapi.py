@@ -176,7 +176,8 @@ def test_ignore_and_warn_drop_unknown_fields():
 def test_v3_documents_tell_kubectl_to_use_server_side_validation():
     root = openapi.v3_root()["paths"]
     assert set(root) == {"api/v1", "apis/apps/v1", "apis/authentication.k8s.io/v1", "apis/batch/v1",
-                         "apis/certificates.k8s.io/v1", "apis/apiextensions.k8s.io/v1", "apis/discovery.k8s.io/v1",
+                         "apis/certificates.k8s.io/v1", "apis/networking.k8s.io/v1", "apis/apiextensions.k8s.io/v1",
+                         "apis/discovery.k8s.io/v1",
                          "apis/authorization.k8s.io/v1", "apis/rbac.authorization.k8s.io/v1"}
     assert root["apis/apps/v1"]["serverRelativeURL"].startswith("/openapi/v3/apis/apps/v1?hash=")
     doc, ctype = openapi.serve("/openapi/v3/apis/apps/v1", "application/json")

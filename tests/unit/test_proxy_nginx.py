@@ -63,3 +63,9 @@ def test_redirect_and_extra_directives():
 def test_weightless_upstream_servers_are_left_out():
     conf = render(ProxyConfig(upstreams=(Upstream("u", (("10.0.0.1:80", 0), ("10.0.0.2:80", 9))),)), "/c")
     assert "server 10.0.0.2:80 weight=9" in conf and "10.0.0.1" not in conf
+
+
+def test_a_tls_port_without_any_certificate_of_its_own():
+    conf = render(ProxyConfig(servers=(Server(443, ("a.test",)),), tls_ports=(443,)), "/c")
+    assert "listen 443 ssl;" in _server_block(conf, '"a.test"', 443)
+    assert "listen 443 ssl default_server;" in _server_block(conf, "_", 443)

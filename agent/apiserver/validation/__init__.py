@@ -34,6 +34,7 @@ from agent.apiserver.validation.common import (
 from agent.apiserver.validation.config import check_config_map, check_secret, check_service_account
 from agent.apiserver.validation.endpoints import check_endpoint_slice, check_endpoints
 from agent.apiserver.validation.errors import Cause, Errs, go_value, type_name
+from agent.apiserver.validation.ingress import check_ingress, check_ingress_class
 from agent.apiserver.validation.pods import check_pod, validate_binding
 from agent.apiserver.validation.rbac import CHECKS as RBAC_CHECKS
 from agent.apiserver.validation.service import check_service
@@ -105,5 +106,7 @@ CHECKS = {
     "ConfigMap": check_config_map,
     "Secret": check_secret,
     "ServiceAccount": check_service_account,
+    "Ingress": check_ingress,
+    "IngressClass": check_ingress_class,
     **RBAC_CHECKS,
 }

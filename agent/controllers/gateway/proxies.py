@@ -93,10 +93,4 @@ class GatewayProxies:
                       if d["metadata"]["name"].startswith(PREFIX))
 
     def remove(self, inst_name: str) -> None:
-        for resource, name in (("services", inst_name), ("deployments", inst_name), ("configmaps", inst_name),
-                               ("secrets", f"{inst_name}-certs")):
-            try:
-                self.registry.delete(BY_RESOURCE[resource], deploy.NAMESPACE, name)
-            except APIError as e:
-                if e.code != 404:
-                    raise
+        deploy.remove(self.registry, deploy.ProxyInstance(name=inst_name))

@@ -108,4 +108,5 @@ def to_proxy(prog: Program, pem_of: Callable[[str, str], str | None]) -> ProxyCo
     if any(ERROR_ADDRESS == a for u in upstreams for a, _ in u.servers):
         servers.append(Server(port=ERROR_PORT, fallback=Action(status=500)))
     return ProxyConfig(servers=tuple(servers), upstreams=tuple(upstreams), certs=certs,
+                       tls_ports=tuple(p for p, protocol in prog.ports if protocol == "HTTPS"),
                        http_snippets=tuple(maps))

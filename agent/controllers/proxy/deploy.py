@@ -27,6 +27,8 @@ API (what a controller uses):
   True when something was written. Reaches nginx within ~RELOAD_POLL + the
   kubelet's volume update.
 - `address(store, inst)`: the Service's load-balancer IP, or None (pending).
+- `remove(registry, inst)`: delete the instance's objects (its pods go with
+  the Deployment); the namespace stays.
 """
 from __future__ import annotations
 
@@ -190,3 +192,14 @@ def address(store, inst: ProxyInstance) -> str | None:
         if ing.get("ip"):
             return ing["ip"]
     return None
+
+
+def remove(registry, inst: ProxyInstance) -> None:
+    """Delete `inst`'s Deployment, Service, ConfigMap and Secret (those that exist)."""
+    for resource, name in (("deployments", inst.name), ("services", inst.name), ("configmaps", inst.name),
+                           ("secrets", inst.certs_secret)):
+        try:
+            registry.delete(BY_RESOURCE[resource], inst.namespace, name)
+        except APIError as e:
+            if e.code != 404:
+                raise

@@ -14,10 +14,11 @@ turns into nginx.conf. Nothing here knows Kubernetes objects or nginx syntax.
   exactly one more DNS label, as Kubernetes and the Gateway API define the
   wildcard; an empty tuple = the port's default server), TLS certificate
   name or None, the routes, and `fallback`, the action when no route matches.
-- `ProxyConfig`: the servers, the upstreams and the certificates
-  (name -> PEM with certificate and key) the servers name; `http_snippets`,
-  raw http-level blocks (the Gateway API controller's `map`s) for callers
-  whose `directives` need them.
+- `ProxyConfig`: the servers, the upstreams, the certificates (name -> PEM
+  with certificate and key) the servers name, and `tls_ports`, the ports
+  that speak TLS (as does any port where a server has a certificate);
+  `http_snippets`, raw http-level blocks (the Gateway API controller's
+  `map`s) for callers whose `directives` need them.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ MATCHES = ("exact", "prefix", "string", "regex")
 
 @dataclass(frozen=True)
 class Upstream:
-    name: str                                   # [a-z0-9_.-]: nginx upstream name
+    name: str                                   # [a-z0-9_.-]: nginx upstream name, unique
     servers: tuple[tuple[str, int], ...]        # ("10.96.0.20:8080", weight)
 
 
@@ -62,4 +63,5 @@ class ProxyConfig:
     servers: tuple[Server, ...] = ()
     upstreams: tuple[Upstream, ...] = ()
     certs: dict[str, str] = field(default_factory=dict)
+    tls_ports: tuple[int, ...] = ()
     http_snippets: tuple[str, ...] = ()   # raw http-level directives (maps) a caller's directives use

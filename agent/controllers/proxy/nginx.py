@@ -10,8 +10,9 @@ regex matching exactly one more DNS label (Kubernetes' and the Gateway API's
 wildcard; nginx's own `*.suffix` would match any depth), so nginx picks
 exact names before wildcards. Every port gets a default server (404 unless
 the config has one): a request for an unknown host never lands on someone's
-virtual host. A port where any server has TLS is a TLS port; its servers
-without their own certificate present DEFAULT_CERT.
+virtual host. A port in `tls_ports`, or where any server has a certificate,
+is a TLS port; its servers without their own certificate present
+DEFAULT_CERT.
 
 Paths: `exact` is `location = P`; `prefix` (Kubernetes' Prefix: element-wise,
 trailing slash ignored) is `location = P` plus `location P/`, so /foo matches
@@ -50,7 +51,7 @@ def server_name(host: str) -> str:
 def render(config: ProxyConfig, certs_dir: str) -> str:
     """The whole nginx.conf for `config`; certificates are `<certs_dir>/<name>.pem`."""
     upstreams = {u.name: u for u in config.upstreams if _live_servers(u)}
-    tls_ports = sorted({s.port for s in config.servers if s.tls_cert})
+    tls_ports = {s.port for s in config.servers if s.tls_cert} | set(config.tls_ports)
     out = [_HEADER, _MAIN]
     out += ["    " + sn.replace("\n", "\n    ") + "\n" for sn in config.http_snippets]
     out += [_upstream(u) for u in upstreams.values()]
@@ -87,6 +88,7 @@ http {
     access_log /dev/stdout upstreaminfo;
     server_tokens on;
     server_names_hash_bucket_size 128;
+    server_names_hash_max_size 8192;
     keepalive_timeout 75s;
     keepalive_requests 1000;
     ssl_protocols TLSv1.2 TLSv1.3;
