@@ -451,3 +451,10 @@ def test_spec_addresses(addresses, want):
 def test_the_proxys_own_ports_are_unavailable():
     st = build([gateway([{**HTTP, "port": 10254}])]).gateway_status[("default", "gw")]
     assert conds(st["listeners"][0]["conditions"])["Accepted"] == ("False", "PortUnavailable")
+
+
+@pytest.mark.parametrize("value", ["/(unclosed", "(?a)/x", "/\\N{LATIN SMALL LETTER A}"])
+def test_regexes_nginx_would_refuse_are_unsupported_values(value):
+    rule = {"matches": [{"path": {"type": "RegularExpression", "value": value}}],
+            "backendRefs": [{"name": "web", "port": 80}]}
+    assert parent(build([gateway([HTTP])], [route(rules=[rule])]))["Accepted"] == ("False", "UnsupportedValue")

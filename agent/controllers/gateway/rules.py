@@ -38,11 +38,18 @@ class RuleProblem(Exception):
         self.reason, self.message = reason, message
 
 
+# What Python's re takes but nginx's PCRE refuses (which would fail `nginx -t`): the a/L/u flags, \N{...}
+PYTHON_ONLY = re.compile(r"\(\?[imsx]*[aLu]|\\N\{")
+
+
 def _regex(value: str, where: str) -> None:
     try:
         re.compile(value)
     except re.error as e:
         raise RuleProblem("UnsupportedValue", f"{where}: invalid regular expression {value!r}: {e}") from None
+    if PYTHON_ONLY.search(value):
+        raise RuleProblem("UnsupportedValue", f"{where}: regular expression {value!r} uses a construct nginx's "
+                                              "PCRE does not have")
     if "\n" in value:
         raise RuleProblem("UnsupportedValue", f"{where}: a regular expression may not contain a newline")
 
