@@ -78,8 +78,16 @@ def build(snap: Snapshot, cert_error: Callable, address_of: Callable[[tuple], st
     `unusable(key)`: why its requested address cannot be had, if so."""
     res = Result()
     mine = ours(snap.classes)
-    for name in mine:
-        res.class_conditions[name] = [cond("Accepted", True, "Accepted", "GatewayClass is accepted by nsplane")]
+    for gc in snap.classes:
+        name = gc["metadata"]["name"]
+        if name not in mine:
+            continue
+        if (gc.get("spec") or {}).get("parametersRef"):
+            res.class_conditions[name] = [cond("Accepted", False, "InvalidParameters",
+                                               "nsplane's GatewayClass takes no parameters; remove parametersRef")]
+        else:
+            res.class_conditions[name] = [cond("Accepted", True, "Accepted", "GatewayClass is accepted by nsplane")]
+    mine = {n for n in mine if res.class_conditions[n][0]["status"] == "True"}
     by_key = {(k, _key(o)): o for k, objs in (("svc", snap.services), ("secret", snap.secrets))
               for o in objs}
     ns_labels = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in snap.namespaces}
