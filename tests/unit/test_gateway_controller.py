@@ -52,7 +52,7 @@ def conds(entries):
 
 
 def test_statuses_written_and_foreign_parents_kept(env):
-    store, registry, kinds, ctl, fake = env
+    _, registry, kinds, ctl, fake = env
     registry.create(BY_RESOURCE["services"], "default", {"metadata": {"name": "web"},
                                                          "spec": {"ports": [{"port": 80}], "selector": {"a": "b"}}})
     registry.create(kinds["gateways"], "default", {"metadata": {"name": "gw"}, "spec": {
@@ -89,7 +89,7 @@ def test_statuses_written_and_foreign_parents_kept(env):
 
 
 def test_gateway_class_with_parameters_is_refused(env):
-    store, registry, kinds, ctl, fake = env
+    _, registry, kinds, ctl, fake = env
     registry.create(kinds["gatewayclasses"], None, {"metadata": {"name": "tuned"}, "spec": {
         "controllerName": CONTROLLER_NAME, "parametersRef": {"group": "", "kind": "ConfigMap", "name": "x",
                                                              "namespace": "default"}}})
