@@ -167,6 +167,9 @@ spec:
     - type: URLRewrite
       urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}
     backendRefs: [{name: echo, port: 8080}]
+  - matches: [{path: {type: PathPrefix, value: /shell}}]
+    timeouts: {request: 1s}
+    backendRefs: [{name: echo, port: 8080}]
   - matches: [{path: {type: PathPrefix, value: /mirror}}]
     filters:
     - type: URLRewrite
@@ -406,6 +409,13 @@ def test_rewrite_prefix(c):
     # rewritten to /hostname netexec answers its name; unrewritten it would show its NOW page
     status, body, _ = curl(c, gateway_address(c), "/prefix/one/hostname", host="filters.example.test")
     assert (status, who(body)) == (200, "echo")
+
+
+def test_request_timeout_is_504(c):
+    # conformance/tests/httproute-timeout-request.go: a backend slower than timeouts.request gets 504
+    ip = gateway_address(c)
+    assert curl(c, ip, "/shell?cmd=echo%20fast", host="filters.example.test")[0] == 200
+    assert curl(c, ip, "/shell?cmd=sleep%203", host="filters.example.test")[0] == 504
 
 
 def test_request_mirror(c):

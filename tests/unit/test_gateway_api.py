@@ -458,3 +458,12 @@ def test_regexes_nginx_would_refuse_are_unsupported_values(value):
     rule = {"matches": [{"path": {"type": "RegularExpression", "value": value}}],
             "backendRefs": [{"name": "web", "port": 80}]}
     assert parent(build([gateway([HTTP])], [route(rules=[rule])]))["Accepted"] == ("False", "UnsupportedValue")
+
+
+def test_programmed_waits_for_the_proxys_pods():
+    snap = plan.Snapshot(CLASSES, [gateway([HTTP])], [], [SVC], [], [], NAMESPACES)
+    st = plan.build(snap, lambda s: None, lambda k: "172.28.0.200", ready=lambda k: False).gateway_status[
+        ("default", "gw")]
+    assert conds(st["conditions"])["Programmed"] == ("False", "Pending")
+    assert conds(st["listeners"][0]["conditions"])["Programmed"] == ("False", "Pending")
+    assert st["addresses"] == [{"type": "IPAddress", "value": "172.28.0.200"}]

@@ -25,6 +25,9 @@ class FakeProxies:
         self.applied[instance_name(ns, name)] = (ports, config)
         return "172.28.0.200", None
 
+    def ready(self, ns, name):
+        return instance_name(ns, name) in self.applied
+
     def running(self):
         return sorted(self.applied)
 

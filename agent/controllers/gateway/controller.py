@@ -22,11 +22,18 @@ from agent.apiserver.store import NotFound
 from agent.controllers.base import Controller
 from agent.controllers.gateway import plan, proxies, proxyconf
 from agent.controllers.gateway.conditions import CONTROLLER_NAME, GROUP, stamp
+from agent.controllers.proxy import deploy
 
 log = logging.getLogger("nsplane.controllers.gateway")
 
 KEY = ("sync",)
 WATCHED = ("gatewayclasses", "gateways", "httproutes", "referencegrants", "services", "secrets", "namespaces")
+
+
+def _proxy_deployment(self, obj: dict) -> list:
+    """A proxy's Deployment changing (its pods becoming ready) resyncs."""
+    md = obj["metadata"]
+    return [KEY] if md.get("namespace") == deploy.NAMESPACE and md["name"].startswith(proxies.PREFIX) else []
 
 
 def cert_error(secret: dict) -> str | None:
@@ -60,7 +67,7 @@ def pem(secret: dict | None) -> str | None:
 
 class GatewayController(Controller):
     name = "gateway-controller"
-    watches = {r: (lambda self, o: [KEY]) for r in WATCHED}
+    watches = {**{r: (lambda self, o: [KEY]) for r in WATCHED}, "deployments": _proxy_deployment}
 
     def __init__(self, store, registry, gateway_proxies=None):
         """`gateway_proxies` runs one proxy per Gateway (proxies.GatewayProxies)."""
@@ -99,14 +106,15 @@ class GatewayController(Controller):
             if name not in wanted:
                 log.info("removing proxy %s: its Gateway is gone", name)
                 self.proxies.remove(name)
-        res = plan.build(snap, self._cert_error, addresses.get, problems.get)
+        ready = {k: self.proxies.ready(*k) for k in res.programs}
+        res = plan.build(snap, self._cert_error, addresses.get, problems.get, lambda k: ready.get(k, False))
         kinds = {k.resource: k for k in definition.served(self.store) if k.group == GROUP}
         self._write_classes(kinds, snap, res, mine)
         self._write_gateways(kinds, snap, res)
         self._write_routes(kinds, snap, res)
         log.info("gateway sync: %d gateways, %d routes in %.0f ms", len(res.programs), len(snap.routes),
                  (time.monotonic() - t0) * 1000)
-        return 5.0 if any(a is None for a in addresses.values()) else None
+        return 5.0 if any(a is None for a in addresses.values()) or not all(ready.values()) else None
 
     def _put(self, kind, obj: dict, status: dict) -> None:
         md = obj["metadata"]

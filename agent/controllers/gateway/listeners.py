@@ -163,11 +163,13 @@ def requested_address(gw: dict) -> tuple[str | None, dict | None]:
 
 
 def gateway_conditions(listeners: list[Listener], address: str | None, refused: dict | None = None,
-                       unusable: str | None = None) -> list[dict]:
+                       unusable: str | None = None, ready: bool = True) -> list[dict]:
     """The Gateway's Accepted and Programmed. A proxy without an address yet
     leaves every listener's Programmed False (Pending) and the Gateway's
     False (AddressNotAssigned); a requested address that cannot be had
-    (`unusable`, why) is AddressNotUsable; `refused` replaces Accepted."""
+    (`unusable`, why) is AddressNotUsable; `refused` replaces Accepted; a
+    proxy with no ready pod yet (`ready` False) is Pending, so `kubectl
+    wait --for=condition=Programmed` returns when requests are answered."""
     valid = [lst for lst in listeners if lst.conditions[0]["status"] == "True"]
     if refused:
         for lst in listeners:
@@ -195,6 +197,11 @@ def gateway_conditions(listeners: list[Listener], address: str | None, refused: 
                           "the Gateway's proxy has no LoadBalancer address yet")
     elif not any(lst.usable for lst in listeners):
         programmed = cond("Programmed", False, "Invalid", "no listener can be programmed")
+    elif not ready:
+        for lst in listeners:
+            if lst.usable:
+                lst.conditions[-1] = cond("Programmed", False, "Pending", "waiting for the proxy's pods")
+        programmed = cond("Programmed", False, "Pending", f"the proxy at {address} has no ready pod yet")
     else:
         programmed = cond("Programmed", True, "Programmed", f"Programmed on the proxy at {address}")
     return [accepted, programmed]

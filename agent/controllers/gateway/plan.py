@@ -73,9 +73,11 @@ def ours(classes: list[dict]) -> set[str]:
 
 
 def build(snap: Snapshot, cert_error: Callable, address_of: Callable[[tuple], str | None],
-          unusable: Callable[[tuple], str | None] = lambda k: None) -> Result:
+          unusable: Callable[[tuple], str | None] = lambda k: None,
+          ready: Callable[[tuple], bool] = lambda k: True) -> Result:
     """`address_of(key)`: the Gateway proxy's address (None: pending);
-    `unusable(key)`: why its requested address cannot be had, if so."""
+    `unusable(key)`: why its requested address cannot be had, if so;
+    `ready(key)`: whether its proxy has a ready pod."""
     res = Result()
     mine = ours(snap.classes)
     for gc in snap.classes:
@@ -102,7 +104,7 @@ def build(snap: Snapshot, cert_error: Callable, address_of: Callable[[tuple], st
         listeners = judged[k]
         addr = address_of(k)
         wanted, refused = lsn.requested_address(g)
-        gconds = lsn.gateway_conditions(listeners, addr, refused, unusable(k))
+        gconds = lsn.gateway_conditions(listeners, addr, refused, unusable(k), ready(k))
         res.gateway_status[k] = {
             "addresses": [{"type": "IPAddress", "value": addr}] if addr else [],
             "conditions": gconds,

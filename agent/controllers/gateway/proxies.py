@@ -15,6 +15,7 @@ import hashlib
 
 from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError
+from agent.apiserver.store import NotFound
 from agent.controllers.proxy import deploy
 from agent.controllers.proxy.model import ProxyConfig
 
@@ -86,6 +87,14 @@ class GatewayProxies:
                 spec["template"]["spec"]["containers"][0]["ports"] = \
                     want["spec"]["template"]["spec"]["containers"][0]["ports"]
                 self.registry.update(kind, inst.namespace, inst.name, cur)
+
+    def ready(self, ns: str, name: str) -> bool:
+        """Has the Gateway's proxy a ready pod (its Deployment says so)?"""
+        try:
+            d = self.store.get("deployments", deploy.NAMESPACE, instance_name(ns, name))
+        except NotFound:
+            return False
+        return (d.get("status") or {}).get("readyReplicas", 0) > 0
 
     def running(self) -> list[str]:
         """Names of the Gateway proxies that exist."""
