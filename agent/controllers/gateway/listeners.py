@@ -162,6 +162,13 @@ def requested_address(gw: dict) -> tuple[str | None, dict | None]:
     return (wanted[0].get("value") if wanted else None), None
 
 
+def _pending(listeners: list[Listener], why: str) -> None:
+    """Usable listeners wait too: their Programmed becomes False (Pending)."""
+    for lst in listeners:
+        if lst.usable:
+            lst.conditions[-1] = cond("Programmed", False, "Pending", why)
+
+
 def gateway_conditions(listeners: list[Listener], address: str | None, refused: dict | None = None,
                        unusable: str | None = None, ready: bool = True) -> list[dict]:
     """The Gateway's Accepted and Programmed. A proxy without an address yet
@@ -170,37 +177,29 @@ def gateway_conditions(listeners: list[Listener], address: str | None, refused: 
     (`unusable`, why) is AddressNotUsable; `refused` replaces Accepted; a
     proxy with no ready pod yet (`ready` False) is Pending, so `kubectl
     wait --for=condition=Programmed` returns when requests are answered."""
-    valid = [lst for lst in listeners if lst.conditions[0]["status"] == "True"]
     if refused:
         for lst in listeners:
             lst.usable = False
             lst.conditions[-1] = cond("Programmed", False, "Invalid", "the Gateway is not accepted")
         return [refused, cond("Programmed", False, "Invalid", "the Gateway is not accepted")]
-    if unusable:
-        for lst in listeners:
-            if lst.usable:
-                lst.conditions[-1] = cond("Programmed", False, "Pending", "waiting for the Gateway's address")
-        return [cond("Accepted", True, "Accepted", "Gateway accepted") if len(valid) == len(listeners) else
-                cond("Accepted", bool(valid), "ListenersNotValid", "some listeners are not valid"),
-                cond("Programmed", False, "AddressNotUsable", unusable)]
+    valid = [lst for lst in listeners if lst.conditions[0]["status"] == "True"]
     if len(valid) == len(listeners):
         accepted = cond("Accepted", True, "Accepted", "Gateway accepted")
     else:
         accepted = cond("Accepted", bool(valid), "ListenersNotValid",
                         f"{len(listeners) - len(valid)} of {len(listeners)} listeners are not valid: "
                         + ", ".join(lst.name for lst in listeners if lst not in valid))
-    if not address:
-        for lst in listeners:
-            if lst.usable:
-                lst.conditions[-1] = cond("Programmed", False, "Pending", "waiting for the proxy's address")
+    if unusable:
+        _pending(listeners, "waiting for the Gateway's address")
+        programmed = cond("Programmed", False, "AddressNotUsable", unusable)
+    elif not address:
+        _pending(listeners, "waiting for the proxy's address")
         programmed = cond("Programmed", False, "AddressNotAssigned",
                           "the Gateway's proxy has no LoadBalancer address yet")
     elif not any(lst.usable for lst in listeners):
         programmed = cond("Programmed", False, "Invalid", "no listener can be programmed")
     elif not ready:
-        for lst in listeners:
-            if lst.usable:
-                lst.conditions[-1] = cond("Programmed", False, "Pending", "waiting for the proxy's pods")
+        _pending(listeners, "waiting for the proxy's pods")
         programmed = cond("Programmed", False, "Pending", f"the proxy at {address} has no ready pod yet")
     else:
         programmed = cond("Programmed", True, "Programmed", f"Programmed on the proxy at {address}")
