@@ -272,7 +272,15 @@ def _default_cronjob(cj: dict) -> None:
         _default_template(jt["spec"])
 
 
+def _default_ingress_class(ic: dict) -> None:
+    """SetDefaults_IngressClass: parameters' scope is Cluster unless set."""
+    params = (ic.get("spec") or {}).get("parameters") if isinstance(ic.get("spec"), dict) else None
+    if isinstance(params, dict):
+        params.setdefault("scope", "Cluster")
+
+
 _DEFAULTERS = {
+    "IngressClass": _default_ingress_class,
     "RoleBinding": _default_binding,
     "ClusterRoleBinding": _default_binding,
     "StatefulSet": _default_statefulset,

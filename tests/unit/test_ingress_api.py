@@ -122,3 +122,10 @@ def test_kubectl_columns():
     assert P.row("IngressClass", ic, wide=False, now=NOW) == ["nsplane", "nsplane.io/ingress-nginx", "<none>", "60s"]
     ic["spec"]["parameters"] = {"apiGroup": "k8s.example.com", "kind": "IngressParameters", "name": "p"}
     assert P.row("IngressClass", ic, wide=False, now=NOW)[2] == "IngressParameters.k8s.example.com/p"
+
+
+def test_ingress_class_parameters_scope_defaults_to_cluster(tmp_path):
+    reg = Registry(Store(str(tmp_path / "store.db")))
+    ic = {**default_class(), "metadata": {"name": "p"}}
+    ic["spec"] = {"controller": "acme.io/x", "parameters": {"kind": "K", "name": "n"}}
+    assert reg.create(BY_RESOURCE["ingressclasses"], None, ic)["spec"]["parameters"]["scope"] == "Cluster"
