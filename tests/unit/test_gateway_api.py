@@ -467,3 +467,10 @@ def test_programmed_waits_for_the_proxys_pods():
     assert conds(st["conditions"])["Programmed"] == ("False", "Pending")
     assert conds(st["listeners"][0]["conditions"])["Programmed"] == ("False", "Pending")
     assert st["addresses"] == [{"type": "IPAddress", "value": "172.28.0.200"}]
+
+
+def test_header_names_nginx_cannot_set_are_unsupported_values():
+    rule = {"filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"add": [{"name": "X$a",
+                                                                                             "value": "v"}]}}],
+            "backendRefs": [{"name": "web", "port": 80}]}
+    assert parent(build([gateway([HTTP])], [route(rules=[rule])]))["Accepted"] == ("False", "UnsupportedValue")

@@ -81,6 +81,13 @@ def check_rule(rule: dict, i: int) -> None:
                                  "URLRewrite", "RequestMirror"):
             raise RuleProblem("UnsupportedValue", f"spec.rules[{i}].filters: filter type {f.get('type')} "
                                                   "is not supported")
+        mod = f.get("requestHeaderModifier") or f.get("responseHeaderModifier") or {}
+        names = [h.get("name", "") for h in (mod.get("set") or []) + (mod.get("add") or [])] + \
+            list(mod.get("remove") or ())
+        bad = next((n for n in names if not HEADER_NAME.match(n)), None)
+        if bad is not None:
+            raise RuleProblem("UnsupportedValue", f"spec.rules[{i}].filters: header name {bad!r} is not one "
+                                                  "nsplane can set (letters, digits, '-')")
         path = (f.get("urlRewrite") or f.get("requestRedirect") or {}).get("path") or {}
         if path.get("type") == "ReplacePrefixMatch" and any(
                 (m.get("path") or {}).get("type", "PathPrefix") != "PathPrefix" for m in rule.get("matches") or ()):
