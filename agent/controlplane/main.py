@@ -29,6 +29,8 @@ from agent.controllers.deployment import DeploymentController
 from agent.controllers.endpointslice import EndpointSliceController
 from agent.controllers.endpointslicemirroring import EndpointSliceMirroringController
 from agent.controllers.eventttl import EventTTLController
+from agent.controllers.gateway import crds as gateway_crds
+from agent.controllers.gateway.controller import GatewayController
 from agent.controllers.gc import GarbageCollector
 from agent.controllers.ingress.controller import IngressController, ensure_default_class
 from agent.controllers.job import JobController
@@ -52,6 +54,8 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
     if cfg.dns:
         bootstrap.cluster_dns(registry, cfg)
     ensure_default_class(registry)                  # IngressClass nsplane, the default
+    gateway_crds.install(registry)                   # the Gateway API's standard channel
+    gateway_crds.default_class(registry, store)
     listen = listen or [("127.0.0.1", cfg.api_port), (cfg.host_ip, cfg.api_port)]
     nodes = [cfg.host_node] if cfg.host_mode and cfg.host_node else [cfg.node_name(i) for i in cfg.node_list]
     pki.ensure(cfg.pki_dir, cfg.name, [cfg.host_ip], registry.allocation.cluster_ips.nth(1), cfg.cluster_domain,
@@ -77,6 +81,7 @@ def build(cfg: ClusterConfig, listen: list[tuple[str, int]] | None = None):
     controllers += [StatefulSetController(store, registry), DaemonSetController(store, registry),
                     JobController(store, registry), CronJobController(store, registry),
                     IngressController(store, registry)]
+    controllers.append(GatewayController(store, registry))          # Gateway API: one nginx proxy per Gateway
     return store, api, controllers
 
 

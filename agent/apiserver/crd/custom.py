@@ -62,7 +62,8 @@ def count_generation(kind, new: dict, old: dict | None) -> None:
 
 # ---- JSONPath (the subset printer columns and scale paths use) -----------------------
 
-_TOKEN = re.compile(r"\.([A-Za-z0-9_\-$@]+)|\[(\d+)\]|\['([^']+)'\]|\[\*\]")
+_TOKEN = re.compile(r"\.([A-Za-z0-9_\-$@]+)|\[(\d+)\]|\['([^']+)'\]|\[\*\]"
+                    r"|\[\?\(@\.([A-Za-z0-9_\-.]+)\s*(==|!=)\s*(?:\"([^\"]*)\"|'([^']*)')\)\]")
 
 
 def _tokens(path: str) -> list:
@@ -76,7 +77,10 @@ def _tokens(path: str) -> list:
         m = _TOKEN.match(path, pos)
         if not m:
             raise ValueError(f"unrecognized JSONPath at {path[pos:]!r}")
-        out.append(m.group(1) or m.group(3) or (int(m.group(2)) if m.group(2) else "*"))
+        if m.group(4):                  # a filter: [?(@.type=="Programmed")], as the Gateway API's columns use
+            out.append(("?", m.group(4).split("."), m.group(5), m.group(6) if m.group(6) is not None else m.group(7)))
+        else:
+            out.append(m.group(1) or m.group(3) or (int(m.group(2)) if m.group(2) else "*"))
         pos = m.end()
     return out
 
@@ -89,10 +93,21 @@ def jsonpath(obj, path: str) -> list:
         for v in values:
             if tok == "*" and isinstance(v, list):
                 nxt.extend(v)
+            elif isinstance(tok, tuple) and isinstance(v, list):
+                nxt.extend(item for item in v if _keep(item, tok))
             elif isinstance(tok, int) and isinstance(v, list) and -len(v) <= tok < len(v) or isinstance(tok, str) and isinstance(v, dict) and tok in v:
                 nxt.append(v[tok])
         values = nxt
     return values
+
+
+def _keep(item, flt: tuple) -> bool:
+    _, fields, op, want = flt
+    for f in fields:
+        if not isinstance(item, dict) or f not in item:
+            return False
+        item = item[f]
+    return (str(item) == want) == (op == "==")
 
 
 def set_path(obj: dict, path: str, value) -> None:

@@ -16,7 +16,9 @@ turns into nginx.conf. Nothing here knows Kubernetes objects or nginx syntax.
   name or None, the routes, and `fallback`, the action when no route matches.
 - `ProxyConfig`: the servers, the upstreams, the certificates (name -> PEM
   with certificate and key) the servers name, and `tls_ports`, the ports
-  that speak TLS (as does any port where a server has a certificate).
+  that speak TLS (as does any port where a server has a certificate);
+  `http_snippets`, raw http-level blocks (the Gateway API controller's
+  `map`s) for callers whose `directives` need them.
 """
 from __future__ import annotations
 
@@ -62,3 +64,4 @@ class ProxyConfig:
     upstreams: tuple[Upstream, ...] = ()
     certs: dict[str, str] = field(default_factory=dict)
     tls_ports: tuple[int, ...] = ()
+    http_snippets: tuple[str, ...] = ()   # raw http-level directives (maps) a caller's directives use

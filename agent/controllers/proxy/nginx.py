@@ -53,6 +53,7 @@ def render(config: ProxyConfig, certs_dir: str) -> str:
     upstreams = {u.name: u for u in config.upstreams if _live_servers(u)}
     tls_ports = {s.port for s in config.servers if s.tls_cert} | set(config.tls_ports)
     out = [_HEADER, _MAIN]
+    out += ["    " + sn.replace("\n", "\n    ") + "\n" for sn in config.http_snippets]
     out += [_upstream(u) for u in upstreams.values()]
     servers = list(config.servers)
     ports = sorted({s.port for s in servers})
