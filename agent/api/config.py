@@ -11,25 +11,22 @@ import dataclasses
 import ipaddress
 import json
 import os
-import re
 from dataclasses import dataclass, field
 
+from agent.api.durations import parse_duration as parse_go_duration
 from dataplane import names
 
 DEFAULT_CLUSTER = "nsplane"
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
 def parse_duration(text: str) -> float:
     """Seconds in a Go duration ("1h", "1h0m0s", "90s", "1.5h", "0"), as
     kube's flags take them; ValueError with the accepted form otherwise."""
-    text = text.strip()
-    if text == "0":
-        return 0.0
-    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f'invalid duration "{text}": use a number and a unit, such as 1h, 30m, 90s or 1h30m')
-    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    try:
+        seconds = parse_go_duration(text)
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise ValueError(f'invalid duration "{text.strip()}": use a number and a unit, such as 1h, 30m, 90s or 1h30m')
+    return seconds
 
 
 @dataclass

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from agent.api.durations import go_duration, parse_duration  # noqa: F401 - go_duration re-exported
+
 NAMESPACE, NAME, KEY = "kube-system", "kube-proxy", "config.conf"
 API_VERSION, KIND = "kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration"
 ROOT = "KubeProxyConfiguration"
@@ -129,43 +131,6 @@ def unknown_fields(doc: dict) -> list[str]:
         if section and isinstance(doc.get(section), dict):
             out += [f"{section}.{key}" for key in doc[section] if key not in known]
     return out
-
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """Go's time.ParseDuration, in seconds ("1h0m0s", "500ms", "-1s", "0")."""
-    s = text.strip()
-    sign = -1.0 if s.startswith("-") else 1.0
-    s = s.lstrip("+-")
-    if s == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    for m in _DURATION_PART.finditer(s):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if not s or pos != len(s):
-        raise ValueError(f'time: invalid duration "{text}"')
-    return sign * total
-
-
-def go_duration(seconds: float) -> str:
-    """A duration as Go's metav1.Duration prints it (30 -> "30s", 3600 -> "1h0m0s")."""
-    if seconds == 0:
-        return "0s"
-    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    s_text = f"{s:.9f}".rstrip("0").rstrip(".") + "s"
-    if h:
-        return f"{sign}{int(h)}h{int(m)}m{s_text}"
-    if m:
-        return f"{sign}{int(m)}m{s_text}"
-    return sign + s_text
 
 
 def parse(text: str) -> tuple[ProxyConfig | None, list[str]]:
