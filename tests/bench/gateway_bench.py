@@ -7,15 +7,17 @@ listener, an agnhost serve-hostname backend, and
   50 ms until that host answers 200; the median over the rounds (the
   controller's sync, the ConfigMap reaching the proxy pod, nginx's
   graceful reload). Target: <= 1 s.
-- failed requests across route changes under load: 2,000 keep-alive
-  requests from the outside through the Gateway while routes for other
-  hosts are applied every 0.5 s. Target: 0.
+- failed requests across route changes under load: 20,000 keep-alive
+  requests from the outside through the Gateway (about 10 s at the ~2,000
+  req/s measured here: enough to span the changes) while routes for other
+  hosts are applied every 0.5 s, up to 10 of them. Target: 0.
 - requests/s with keep-alive (figures 14-16), the issue's speed target
   (>= 0.7x of straight to a pod IP, measured in the same run): from a client
   pod's network namespace, one curl per path fetching THROUGHPUT_REQUESTS
   URLs over one keep-alive connection (`-m` bounds it in time), agnhost
-  netexec /hostname as the backend, on four paths in turn, each twice
-  (the better round counts): straight to the pod IP, through the Ingress
+  netexec /hostname as the backend, on four paths in turn, THROUGHPUT_ROUNDS
+  times (the best round of each counts: other work on the machine only
+  ever slows a round down): straight to the pod IP, through the Ingress
   over HTTP (a host without TLS: a TLS host's HTTP answers 308 to
   https, as ingress-nginx's ssl-redirect) and over HTTPS (the
   nsplane-ingress-nginx proxy's pool address), and through a Gateway's HTTP listener (its own proxy).
@@ -74,8 +76,9 @@ spec:
     http:
       paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]
 """
-LOAD_REQUESTS = 2000
+LOAD_REQUESTS = 20000
 THROUGHPUT_REQUESTS = 2000
+THROUGHPUT_ROUNDS = 5
 THROUGHPUT_TIMEOUT = 60
 
 
@@ -95,13 +98,13 @@ def _keepalive_rate(c, netns_name: str, url: str, *curl_args: str) -> tuple[floa
     lines = r.stdout.split("\n")
     ok = sum(1 for line in lines if line.startswith("200 "))
     connects = sum(int(line.split()[1]) for line in lines if len(line.split()) == 2)
-    if ok and connects > 2:
+    if ok and connects > 1 + ok // 1000:           # nginx's keepalive_requests 1000 closes after 1,000
         raise AssertionError(f"{url}: {connects} connections for {ok} requests: not keep-alive")
     return round(ok / elapsed, 1), THROUGHPUT_REQUESTS - ok
 
 
 def throughput(c, gateway_ip: str) -> dict:
-    """Keep-alive requests/s on the four paths (module docstring), best of two rounds each."""
+    """Keep-alive requests/s on the four paths (module docstring), best round of each."""
     c.wait(lambda: c.get("pod", "client")["status"].get("phase") == "Running", 60, "the client pod")
     ing_ip = c.wait(lambda: ((c.get("ingress", "bench").get("status") or {}).get("loadBalancer") or {})
                     .get("ingress", [{}])[0].get("ip"), 90, "the Ingress's address")
@@ -116,7 +119,7 @@ def throughput(c, gateway_ip: str) -> dict:
                                                              "%{http_code}", *args, url], timeout=5).stdout == "200",
                60, f"{name} answering")
     out: dict = {}
-    for _ in range(2):
+    for _ in range(THROUGHPUT_ROUNDS):
         for name, (url, *args) in paths.items():
             rate, failed = _keepalive_rate(c, client, url, *args)
             best = out.get(name, (0.0, 0))
