@@ -543,3 +543,68 @@ spec:
         assert conds["Programmed"] == ("False", "Invalid")
     finally:
         c.kubectl("delete", "gateway", "gw-fixed", "gw-hostname")
+
+
+def gateway_conditions(c, name="gw"):
+    st = json.loads(c.kubectl("get", "gateway", name, "-o", "json").stdout).get("status") or {}
+    return {x["type"]: x for x in st.get("conditions") or ()}
+
+
+def test_a_configuration_nginx_refuses_is_programmed_false_and_the_old_one_serves(c):
+    # PCRE2 takes at most 65535 in a {} quantifier; Python's re (the route's validation) takes it
+    route = """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: pcre-limit}
+spec:
+  parentRefs: [{name: gw, sectionName: http}]
+  hostnames: [limit.example.test]
+  rules:
+  - matches: [{path: {type: RegularExpression, value: "/a{70000}"}}]
+    backendRefs: [{name: infra-backend-v1, port: 8080}]
+"""
+    c.kubectl("apply", "-f", "-", input=route)
+    try:
+        prog = c.wait(lambda: (p := gateway_conditions(c).get("Programmed")) and p["status"] == "False" and p,
+                      timeout=30, what="Programmed False")
+        assert prog["reason"] == "Invalid"
+        assert "nginx -t refused" in prog["message"] and "number too big in {} quantifier" in prog["message"] \
+            and "/etc/nsplane-proxy/nginx.conf:" in prog["message"], prog
+        st = json.loads(c.kubectl("get", "gateway", "gw", "-o", "json").stdout)["status"]
+        http = {x["name"]: x for x in st["listeners"]}["http"]
+        assert {x["type"]: (x["status"], x["reason"]) for x in http["conditions"]}["Programmed"] == ("False", "Invalid")
+        # the proxy keeps serving the previous configuration
+        assert who(curl(c, gateway_address(c), "/", host="example.com")[1]) == "infra-backend-v1"
+        assert curl(c, gateway_address(c), "/a", host="limit.example.test")[0] == 404
+    finally:
+        c.kubectl("delete", "httproute", "pcre-limit")
+    c.wait(lambda: gateway_conditions(c)["Programmed"]["status"] == "True", timeout=30, what="Programmed again")
+
+
+def test_routes_on_a_gateway_that_is_not_accepted_are_not_accepted(c):
+    doc = """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw-refused}
+spec:
+  gatewayClassName: nsplane
+  addresses: [{type: Hostname, value: gw.example.test}]
+  listeners: [{name: http, protocol: HTTP, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: on-refused}
+spec:
+  parentRefs: [{name: gw-refused}]
+  rules:
+  - backendRefs: [{name: infra-backend-v1, port: 8080}]
+"""
+    c.kubectl("apply", "-f", "-", input=doc)
+    try:
+        conds, parent = c.wait(lambda: (r := route_parent(c, "on-refused"))[0].get("Accepted", ("",))[0] == "False"
+                               and r, timeout=30, what="the route's Accepted")
+        assert conds["Accepted"] == ("False", "NotAllowedByListeners")
+        msg = {x["type"]: x["message"] for x in parent["conditions"]}["Accepted"]
+        assert "Gateway default/gw-refused is not accepted (UnsupportedAddress" in msg, msg
+        assert gateway_conditions(c, "gw-refused")["Accepted"]["status"] == "False"
+    finally:
+        c.kubectl("delete", "httproute", "on-refused")
+        c.kubectl("delete", "gateway", "gw-refused")

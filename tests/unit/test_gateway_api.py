@@ -453,7 +453,7 @@ def test_the_proxys_own_ports_are_unavailable():
     assert conds(st["listeners"][0]["conditions"])["Accepted"] == ("False", "PortUnavailable")
 
 
-@pytest.mark.parametrize("value", ["/(unclosed", "(?a)/x", "/\\N{LATIN SMALL LETTER A}"])
+@pytest.mark.parametrize("value", ["/(unclosed", "(?a)/x", "/\\N{LATIN SMALL LETTER A}", "/caf\\u00e9", "/\\U0001F600"])
 def test_regexes_nginx_would_refuse_are_unsupported_values(value):
     rule = {"matches": [{"path": {"type": "RegularExpression", "value": value}}],
             "backendRefs": [{"name": "web", "port": 80}]}

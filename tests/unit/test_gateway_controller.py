@@ -19,7 +19,7 @@ G = "gateway.networking.k8s.io"
 
 class FakeProxies:
     def __init__(self):
-        self.applied, self.removed = {}, []
+        self.applied, self.removed, self.refused = {}, [], {}
 
     def apply(self, ns, name, ports, config, wanted_ip=None):
         self.applied[instance_name(ns, name)] = (ports, config)
@@ -30,6 +30,9 @@ class FakeProxies:
 
     def running(self):
         return sorted(self.applied)
+
+    def rejected(self, ns, name):
+        return self.refused.get(instance_name(ns, name))
 
     def remove(self, name):
         self.removed.append(name)
@@ -102,3 +105,39 @@ def test_gateway_class_with_parameters_is_refused(env):
     gc = registry.get(kinds["gatewayclasses"], None, "tuned")
     assert conds(gc["status"]["conditions"]) == {"Accepted": ("False", "InvalidParameters")}
     assert fake.applied == {}                                       # no proxy for its Gateways
+
+
+def test_a_configuration_nginx_refuses_leaves_the_gateway_not_programmed(env):
+    _, registry, kinds, ctl, fake = env
+    registry.create(kinds["gateways"], "default", {"metadata": {"name": "gw"}, "spec": {
+        "gatewayClassName": "nsplane", "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]}})
+    fake.refused["nsplane-gw-default-gw"] = "pcre2_compile() failed: ... in /etc/nsplane-proxy/nginx.conf:40"
+    ctl.sync(KEY)
+    st = registry.get(kinds["gateways"], "default", "gw")["status"]
+    assert conds(st["conditions"]) == {"Accepted": ("True", "Accepted"), "Programmed": ("False", "Invalid")}
+    prog = [c for c in st["conditions"] if c["type"] == "Programmed"][0]
+    assert "nginx -t refused" in prog["message"] and "nginx.conf:40" in prog["message"]
+    assert conds(st["listeners"][0]["conditions"])["Programmed"] == ("False", "Invalid")
+    fake.refused.clear()
+    ctl.sync(KEY)
+    st = registry.get(kinds["gateways"], "default", "gw")["status"]
+    assert conds(st["conditions"])["Programmed"] == ("True", "Programmed")
+
+
+@pytest.mark.parametrize("spec", [
+    {"gatewayClassName": "nsplane", "addresses": [{"type": "Hostname", "value": "gw.example.test"}],
+     "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]},
+    {"gatewayClassName": "nsplane", "listeners": [{"name": "tcp", "protocol": "TCP", "port": 9000}]}])
+def test_routes_of_a_gateway_that_is_not_accepted_are_not_accepted(env, spec):
+    _, registry, kinds, ctl, fake = env
+    registry.create(kinds["gateways"], "default", {"metadata": {"name": "gw"}, "spec": spec})
+    registry.create(kinds["httproutes"], "default", {"metadata": {"name": "r"}, "spec": {
+        "parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}})
+    ctl.sync(KEY)
+    gw = registry.get(kinds["gateways"], "default", "gw")["status"]
+    assert conds(gw["conditions"])["Accepted"][0] == "False"
+    parent = registry.get(kinds["httproutes"], "default", "r")["status"]["parents"][0]
+    accepted = [c for c in parent["conditions"] if c["type"] == "Accepted"][0]
+    assert (accepted["status"], accepted["reason"]) == ("False", "NotAllowedByListeners")
+    assert "Gateway default/gw is not accepted" in accepted["message"]
+    assert all(x["attachedRoutes"] == 0 for x in gw["listeners"])

@@ -76,3 +76,31 @@ def test_usable_certificate_refuses_junk():
     secret = {"data": {"tls.crt": base64.b64encode(crt.encode()).decode(),
                        "tls.key": base64.b64encode(("-----BEGIN PRIVATE KEY-----" + key).encode()).decode()}}
     assert "BEGIN CERTIFICATE" in usable_certificate(secret)
+
+
+def test_a_configuration_nginx_refuses_is_a_warning_event_and_not_published(tmp_path, monkeypatch):
+    reg = Registry(Store(str(tmp_path / "store.db")), lb_pool="172.28.0.200-172.28.0.201")
+    reg.create(BY_RESOURCE["namespaces"], None, {"metadata": {"name": "default"}})
+    ensure_default_class(reg)
+    ctl = IngressController(reg.store, reg)
+    reg.create(BY_RESOURCE["ingresses"], "default", ingress("site", "web.test"))
+    ctl.sync("ingresses")
+    before = reg.store.get("configmaps", INSTANCE.namespace, INSTANCE.name)
+    assert "web.test" in before["data"]["nginx.conf"]
+    told = []
+    monkeypatch.setattr(deploy.check, "test", lambda config, *a, **k: told.append(config) or
+                        'unknown directive "x" in /etc/nsplane-proxy/nginx.conf:9')
+    reg.create(BY_RESOURCE["ingresses"], "default", ingress("more", "more.test"))
+    ctl.sync("ingresses")
+    ctl.sync("ingresses")
+    assert told                                                            # the new configuration was tested
+    after = reg.store.get("configmaps", INSTANCE.namespace, INSTANCE.name)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]     # not published
+    reloads = events(reg, "RELOAD")
+    assert sorted(e["involvedObject"]["name"] for e in reloads) == ["more", "site"]          # once each
+    assert all(e["type"] == "Warning" and e["message"] == "Error reloading NGINX: the new configuration fails "
+               'nginx -t, the previous one keeps serving: unknown directive "x" in /etc/nsplane-proxy/nginx.conf:9'
+               for e in reloads)
+    monkeypatch.undo()
+    ctl.sync("ingresses")
+    assert "more.test" in reg.store.get("configmaps", INSTANCE.namespace, INSTANCE.name)["data"]["nginx.conf"]

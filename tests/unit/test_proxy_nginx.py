@@ -69,3 +69,17 @@ def test_a_tls_port_without_any_certificate_of_its_own():
     conf = render(ProxyConfig(servers=(Server(443, ("a.test",)),), tls_ports=(443,)), "/c")
     assert "listen 443 ssl;" in _server_block(conf, '"a.test"', 443)
     assert "listen 443 ssl default_server;" in _server_block(conf, "_", 443)
+
+
+def test_server_names_bucket_holds_the_longest_exact_host():
+    short = render(ProxyConfig(servers=(Server(80, ("web.test",)),)), "/c")
+    assert "server_names_hash_bucket_size 128;" in short
+    long_host = ".".join(c * 63 for c in "abc") + ".test"                    # 196 characters, a valid DNS name
+    conf = render(ProxyConfig(servers=(Server(80, (long_host, "*." + long_host[:240])),)), "/c")
+    assert "server_names_hash_bucket_size 256;" in conf                      # 8 + 196 + 2 -> 208, + 8: 216
+
+
+def test_run_dir_holds_pid_and_temp_paths():
+    conf = render(ProxyConfig(), "/c", run_dir="/x/y")
+    assert "pid /x/y/nginx.pid;" in conf and "proxy_temp_path /x/y/nginx-proxy;" in conf and "/tmp" not in conf
+    assert "pid /tmp/nginx.pid;" in render(ProxyConfig(), "/c")

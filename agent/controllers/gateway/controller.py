@@ -107,7 +107,9 @@ class GatewayController(Controller):
                 log.info("removing proxy %s: its Gateway is gone", name)
                 self.proxies.remove(name)
         ready = {k: self.proxies.ready(*k) for k in res.programs}
-        res = plan.build(snap, self._cert_error, addresses.get, problems.get, lambda k: ready.get(k, False))
+        rejected = {k: self.proxies.rejected(*k) for k in res.programs}
+        res = plan.build(snap, self._cert_error, addresses.get, problems.get, lambda k: ready.get(k, False),
+                         rejected.get)
         kinds = {k.resource: k for k in definition.served(self.store) if k.group == GROUP}
         self._write_classes(kinds, snap, res, mine)
         self._write_gateways(kinds, snap, res)

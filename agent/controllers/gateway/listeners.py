@@ -170,13 +170,16 @@ def _pending(listeners: list[Listener], why: str) -> None:
 
 
 def gateway_conditions(listeners: list[Listener], address: str | None, refused: dict | None = None,
-                       unusable: str | None = None, ready: bool = True) -> list[dict]:
+                       unusable: str | None = None, ready: bool = True, rejected: str | None = None) -> list[dict]:
     """The Gateway's Accepted and Programmed. A proxy without an address yet
     leaves every listener's Programmed False (Pending) and the Gateway's
     False (AddressNotAssigned); a requested address that cannot be had
     (`unusable`, why) is AddressNotUsable; `refused` replaces Accepted; a
     proxy with no ready pod yet (`ready` False) is Pending, so `kubectl
-    wait --for=condition=Programmed` returns when requests are answered."""
+    wait --for=condition=Programmed` returns when requests are answered; a
+    configuration nginx -t refuses (`rejected`, nginx's message) is Invalid,
+    on the Gateway and its usable listeners, while the proxy keeps serving
+    the previous one."""
     if refused:
         for lst in listeners:
             lst.usable = False
@@ -198,6 +201,13 @@ def gateway_conditions(listeners: list[Listener], address: str | None, refused: 
                           "the Gateway's proxy has no LoadBalancer address yet")
     elif not any(lst.usable for lst in listeners):
         programmed = cond("Programmed", False, "Invalid", "no listener can be programmed")
+    elif rejected:
+        why = f"nginx -t refused the new configuration, the proxy at {address} keeps serving the previous one: " \
+              + rejected
+        for lst in listeners:
+            if lst.usable:
+                lst.conditions[-1] = cond("Programmed", False, "Invalid", why)
+        programmed = cond("Programmed", False, "Invalid", why)
     elif not ready:
         _pending(listeners, "waiting for the proxy's pods")
         programmed = cond("Programmed", False, "Pending", f"the proxy at {address} has no ready pod yet")

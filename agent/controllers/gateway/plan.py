@@ -74,10 +74,12 @@ def ours(classes: list[dict]) -> set[str]:
 
 def build(snap: Snapshot, cert_error: Callable, address_of: Callable[[tuple], str | None],
           unusable: Callable[[tuple], str | None] = lambda k: None,
-          ready: Callable[[tuple], bool] = lambda k: True) -> Result:
+          ready: Callable[[tuple], bool] = lambda k: True,
+          rejected: Callable[[tuple], str | None] = lambda k: None) -> Result:
     """`address_of(key)`: the Gateway proxy's address (None: pending);
     `unusable(key)`: why its requested address cannot be had, if so;
-    `ready(key)`: whether its proxy has a ready pod."""
+    `ready(key)`: whether its proxy has a ready pod; `rejected(key)`: nginx's
+    complaint about the configuration last handed to it, if any."""
     res = Result()
     mine = ours(snap.classes)
     for gc in snap.classes:
@@ -98,13 +100,14 @@ def build(snap: Snapshot, cert_error: Callable, address_of: Callable[[tuple], st
     judged = {k: lsn.judge(g, lambda ns, n: by_key.get(("secret", (ns, n))), snap.grants, cert_error)
               for k, g in gateways.items()}
     servers: dict[tuple, dict] = {k: {} for k in gateways}
+    not_accepted = {k: why for k, g in gateways.items() if (why := _not_accepted(g, judged[k]))}
     for route in sorted(snap.routes, key=lambda r: _key(r)):
-        _route(route, gateways, judged, servers, snap, ns_labels, by_key, res)
+        _route(route, gateways, judged, servers, snap, ns_labels, by_key, res, not_accepted)
     for k, g in gateways.items():
         listeners = judged[k]
         addr = address_of(k)
         wanted, refused = lsn.requested_address(g)
-        gconds = lsn.gateway_conditions(listeners, addr, refused, unusable(k), ready(k))
+        gconds = lsn.gateway_conditions(listeners, addr, refused, unusable(k), ready(k), rejected(k))
         res.gateway_status[k] = {
             "addresses": [{"type": "IPAddress", "value": addr}] if addr else [],
             "conditions": gconds,
@@ -117,7 +120,17 @@ def build(snap: Snapshot, cert_error: Callable, address_of: Callable[[tuple], st
     return res
 
 
-def _route(route, gateways, judged, servers, snap, ns_labels, by_key, res) -> None:
+def _not_accepted(gw: dict, listeners: list) -> str | None:
+    """Why the Gateway is not Accepted (as gateway_conditions will say), or None."""
+    _, refused = lsn.requested_address(gw)
+    if refused:
+        return f"{refused['reason']}: {refused['message']}"
+    if not any(lst.conditions[0]["status"] == "True" for lst in listeners):
+        return "ListenersNotValid: none of its listeners is valid"
+    return None
+
+
+def _route(route, gateways, judged, servers, snap, ns_labels, by_key, res, not_accepted) -> None:
     md = route["metadata"]
     rns = md["namespace"]
     spec = route.get("spec") or {}
@@ -140,6 +153,12 @@ def _route(route, gateways, judged, servers, snap, ns_labels, by_key, res) -> No
         gk = attachment.parent_key(rns, ref)
         if gk not in gateways:
             continue                     # not a Gateway of ours: another controller's to report
+        if gk in not_accepted:           # no listener of a Gateway that is not Accepted takes routes
+            parents.append(attachment.parent_status(ref, [
+                cond("Accepted", False, "NotAllowedByListeners",
+                     f"Gateway {gk[0]}/{gk[1]} is not accepted ({not_accepted[gk]}), so none of its listeners "
+                     "allows routes"), refs]))
+            continue
         atts, accepted = attachment.attach(route, ref, gateways[gk], judged[gk], ns_labels.get)
         conds = [accepted, refs]
         if atts and not rules:

@@ -8,7 +8,9 @@ Gateways may both listen on :80 with a catch-all listener); a shared
 proxy would make them conflict.
 
 `GatewayProxies` is the controller's only door to them: apply, address,
-remove, and the instances that exist."""
+remove, the instances that exist, and `rejected`: a configuration this
+machine's nginx -t refused is not published (deploy.publish), the proxy
+keeps the previous one and the Gateway says why (Programmed False)."""
 from __future__ import annotations
 
 import hashlib
@@ -38,6 +40,7 @@ def instance(ns: str, name: str, ports: list[int]) -> deploy.ProxyInstance:
 class GatewayProxies:
     def __init__(self, store, registry):
         self.store, self.registry = store, registry
+        self._rejected: dict[str, str] = {}      # instance -> nginx -t's complaint about its latest config
 
     def apply(self, ns: str, name: str, ports: list[int], config: ProxyConfig,
               wanted_ip: str | None = None) -> tuple[str | None, str | None]:
@@ -47,11 +50,19 @@ class GatewayProxies:
         deploy.ensure(self.registry, inst)
         self._ports(inst)
         problem = self._load_balancer_ip(inst, wanted_ip)
-        deploy.publish(self.registry, inst, config)
+        try:
+            deploy.publish(self.registry, inst, config)
+            self._rejected.pop(inst.name, None)
+        except deploy.ConfigRejected as e:
+            self._rejected[inst.name] = e.message
         addr = deploy.address(self.store, inst)
         if wanted_ip and addr != wanted_ip:
             return None, problem
         return addr, problem
+
+    def rejected(self, ns: str, name: str) -> str | None:
+        """Why nginx -t refused the Gateway's latest configuration (None: it took it)."""
+        return self._rejected.get(instance_name(ns, name))
 
     def _load_balancer_ip(self, inst: deploy.ProxyInstance, ip: str | None) -> str | None:
         """spec.addresses' IP as the Service's loadBalancerIP (the pool's

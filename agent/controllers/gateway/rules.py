@@ -38,8 +38,8 @@ class RuleProblem(Exception):
         self.reason, self.message = reason, message
 
 
-# What Python's re takes but nginx's PCRE refuses (which would fail `nginx -t`): the a/L/u flags, \N{...}
-PYTHON_ONLY = re.compile(r"\(\?[imsx]*[aLu]|\\N\{")
+# What Python's re takes but nginx's PCRE refuses (which would fail `nginx -t`): the a/L/u flags, \N{...}, \u and \U
+PYTHON_ONLY = re.compile(r"\(\?[imsx]*[aLu]|\\N\{|\\[uU]")
 
 
 def _regex(value: str, where: str) -> None:

@@ -12,7 +12,10 @@ Ingresses runs no nginx and keeps its pool addresses.
 
 Events on the Ingress, each once per cause (as ingress-nginx reports them:
 `Sync` "Scheduled for sync" when its spec changes, Warnings for a Service,
-port or TLS Secret that cannot be used).
+port or TLS Secret that cannot be used, and `RELOAD` "Error reloading
+NGINX: ..." with nginx's own message on every Ingress of the class when the
+configuration they make fails `nginx -t` (deploy.publish tests it with this
+machine's nginx before writing it; the proxy keeps the previous one)).
 """
 from __future__ import annotations
 
@@ -36,6 +39,8 @@ DEFAULT_CLASS = "nsplane"
 COMPONENT = "nginx-ingress-controller"
 INSTANCE = deploy.ProxyInstance("nsplane-ingress-nginx")
 KEY = "ingresses"
+RELOAD = "RELOAD"                # ingress-nginx's Event reason when nginx refuses a configuration
+RELOAD_MESSAGE = "Error reloading NGINX: the new configuration fails nginx -t, the previous one keeps serving: "
 
 
 def default_class() -> dict:
@@ -103,7 +108,13 @@ class IngressController(Controller):
         self._deployed = True
         services = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in self.store.list("services")[0]}
         config, problems = routes.build(ings, services, self._tls_certs(ings))
-        changed = deploy.publish(self.registry, INSTANCE, config)
+        try:
+            changed = deploy.publish(self.registry, INSTANCE, config)
+        except deploy.ConfigRejected as e:
+            changed = False
+            log.warning("ingress: nginx -t refused the new configuration: %s", e.message)
+            problems = problems + [routes.Problem(i["metadata"]["namespace"], i["metadata"]["name"], RELOAD,
+                                                  RELOAD_MESSAGE + e.message) for i in ings]
         self._events(ings, problems)
         address = deploy.address(self.store, INSTANCE)
         self._statuses(ings, address)

@@ -22,9 +22,10 @@ An instance (`ProxyInstance`) is, in namespace `nsplane-ingress`:
 
 API (what a controller uses):
 - `ensure(registry, inst)`: make whatever of the above is missing (idempotent).
-- `publish(registry, inst, config)`: render `config` (model.ProxyConfig) and
-  write the Secret, then the ConfigMap, each only when it changed; returns
-  True when something was written. Reaches nginx within ~RELOAD_POLL + the
+- `publish(registry, inst, config)`: render `config` (model.ProxyConfig),
+  have this machine's nginx test it (check.py; refused: ConfigRejected,
+  nothing written) and write the Secret, then the ConfigMap, each only when
+  it changed; returns True when something was written. Reaches nginx within ~RELOAD_POLL + the
   kubelet's volume update.
 - `address(store, inst)`: the Service's load-balancer IP, or None (pending).
 - `remove(registry, inst)`: delete the instance's objects (its pods go with
@@ -42,7 +43,7 @@ from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError
 from agent.apiserver.store import NotFound
 from agent.controllers.bootstrap import ensure as ensure_object
-from agent.controllers.proxy import nginx
+from agent.controllers.proxy import check, nginx
 from agent.controllers.proxy.model import ProxyConfig
 
 NAMESPACE = "nsplane-ingress"
@@ -161,25 +162,39 @@ def ensure(registry, inst: ProxyInstance) -> None:
     ensure_object(registry, "services", service(inst))
 
 
+class ConfigRejected(Exception):
+    """nginx -t refused a configuration; nothing was published."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
 def publish(registry, inst: ProxyInstance, config: ProxyConfig) -> bool:
-    """Write `config`'s certificates, then its nginx.conf; True if anything changed."""
-    changed = False
-    secrets = BY_RESOURCE["secrets"]
-    cur = registry.get(secrets, inst.namespace, inst.certs_secret)
-    data = cur.get("data") or {}
+    """Write `config`'s certificates, then its nginx.conf; True if anything
+    changed. A change that this machine's nginx -t refuses (check.py) is not
+    written: ConfigRejected with nginx's message, the pods keep serving the
+    previous configuration."""
+    secrets, cms = BY_RESOURCE["secrets"], BY_RESOURCE["configmaps"]
+    cur_secret = registry.get(secrets, inst.namespace, inst.certs_secret)
+    data = cur_secret.get("data") or {}
     default = base64.b64decode(data[f"{nginx.DEFAULT_CERT}.pem"]).decode() \
         if f"{nginx.DEFAULT_CERT}.pem" in data else fake_certificate()
-    want = certs_secret(inst, {**config.certs, nginx.DEFAULT_CERT: default})
-    if data != want["data"]:
-        registry.update(secrets, inst.namespace, inst.certs_secret, {**cur, "data": want["data"]})
-        changed = True
+    pems = {**config.certs, nginx.DEFAULT_CERT: default}
+    want = certs_secret(inst, pems)
     text = nginx.render(config, CERTS_DIR)
-    cms = BY_RESOURCE["configmaps"]
-    cur = registry.get(cms, inst.namespace, inst.name)
-    if (cur.get("data") or {}).get("nginx.conf") != text:
-        registry.update(cms, inst.namespace, inst.name, {**cur, "data": {"nginx.conf": text}})
-        changed = True
-    return changed
+    cur_cm = registry.get(cms, inst.namespace, inst.name)
+    new_certs, new_text = data != want["data"], (cur_cm.get("data") or {}).get("nginx.conf") != text
+    if not (new_certs or new_text):
+        return False
+    problem = check.test(config, pems, f"{CONF_DIR}/nginx.conf", CERTS_DIR)
+    if problem:
+        raise ConfigRejected(problem)
+    if new_certs:
+        registry.update(secrets, inst.namespace, inst.certs_secret, {**cur_secret, "data": want["data"]})
+    if new_text:
+        registry.update(cms, inst.namespace, inst.name, {**cur_cm, "data": {"nginx.conf": text}})
+    return True
 
 
 def address(store, inst: ProxyInstance) -> str | None:

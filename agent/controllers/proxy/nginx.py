@@ -48,11 +48,26 @@ def server_name(host: str) -> str:
     return quote(host)
 
 
-def render(config: ProxyConfig, certs_dir: str) -> str:
-    """The whole nginx.conf for `config`; certificates are `<certs_dir>/<name>.pem`."""
+def names_bucket_size(config: ProxyConfig) -> int:
+    """server_names_hash_bucket_size that holds the longest exact host name
+    (a DNS name may have 253 characters; nginx refuses a name longer than a
+    bucket: "could not build server_names_hash"): an entry takes a pointer,
+    the name and 2 bytes rounded up to 8, the bucket one more pointer; the
+    next power of two, at least 128."""
+    longest = max((len(h) for s in config.servers for h in s.hostnames if not h.startswith("*.")), default=0)
+    need = (8 + longest + 2 + 7) // 8 * 8 + 8
+    size = 128
+    while size < need:
+        size *= 2
+    return size
+
+
+def render(config: ProxyConfig, certs_dir: str, run_dir: str = "/tmp") -> str:
+    """The whole nginx.conf for `config`; certificates are `<certs_dir>/<name>.pem`,
+    the pid file and temporary files under `run_dir`."""
     upstreams = {u.name: u for u in config.upstreams if _live_servers(u)}
     tls_ports = {s.port for s in config.servers if s.tls_cert} | set(config.tls_ports)
-    out = [_HEADER, _MAIN]
+    out = [_HEADER, _MAIN.replace("@RUN@", run_dir).replace("@BUCKET@", str(names_bucket_size(config)))]
     out += ["    " + sn.replace("\n", "\n    ") + "\n" for sn in config.http_snippets]
     out += [_upstream(u) for u in upstreams.values()]
     servers = list(config.servers)
@@ -69,7 +84,7 @@ def render(config: ProxyConfig, certs_dir: str) -> str:
 
 _MAIN = """daemon off;
 worker_processes 2;
-pid /tmp/nginx.pid;
+pid @RUN@/nginx.pid;
 error_log stderr notice;
 
 events {
@@ -77,17 +92,17 @@ events {
 }
 
 http {
-    client_body_temp_path /tmp/nginx-client-body;
-    proxy_temp_path /tmp/nginx-proxy;
-    fastcgi_temp_path /tmp/nginx-fastcgi;
-    uwsgi_temp_path /tmp/nginx-uwsgi;
-    scgi_temp_path /tmp/nginx-scgi;
+    client_body_temp_path @RUN@/nginx-client-body;
+    proxy_temp_path @RUN@/nginx-proxy;
+    fastcgi_temp_path @RUN@/nginx-fastcgi;
+    uwsgi_temp_path @RUN@/nginx-uwsgi;
+    scgi_temp_path @RUN@/nginx-scgi;
     log_format upstreaminfo '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
                             '"$http_referer" "$http_user_agent" $request_length $request_time '
                             '$upstream_addr $upstream_status $host';
     access_log /dev/stdout upstreaminfo;
     server_tokens on;
-    server_names_hash_bucket_size 128;
+    server_names_hash_bucket_size @BUCKET@;
     server_names_hash_max_size 8192;
     keepalive_timeout 75s;
     keepalive_requests 1000;
