@@ -34,21 +34,13 @@ class Autopath:
         self.state = state
         self.cfg = cfg
         self.own_search = resolv_search() if own_search is None else own_search
-        self._index: tuple[int, dict] = (-1, {})
-
-    def _pod_namespace(self, ip: str) -> str | None:
-        gen = self.state.generation
-        if self._index[0] != gen:
-            pods = getattr(self.state, "_objects", {}).get("Pod", {})    # ClusterState's pods
-            self._index = (gen, {i: p.namespace for p in list(pods.values()) for i in p.ips})
-        return self._index[1].get(ip)
 
     def search_path(self, addr) -> list[str]:
         if self.opts.source != "@kubernetes":
             return list(self.opts.search) + [""]
         if self.cfg.pods != "verified" or addr is None:
             return []
-        ns = self._pod_namespace(addr[0])
+        ns = self.state.view().pod_namespace(addr[0])
         if ns is None:
             return []
         zone = ".".join(self.cfg.domain) + "."

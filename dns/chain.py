@@ -249,7 +249,6 @@ class Built:
     forwarders: list[Forwarder] = field(default_factory=list)
     loop_probes: list[Forwarder] = field(default_factory=list)
     cores: list[QueryHandler] = field(default_factory=list)
-    state: object = None
 
     def start(self) -> None:
         for f in self.forwarders:
@@ -269,24 +268,16 @@ class Built:
         else:
             stop_all()
 
-
     def _forget_prepared(self) -> None:
-        """Unhooks the old prepared-answer tables from the state, so reloads do not pile them up.
-        (ClusterState has add_listener only; this reaches its list under its lock.)"""
-        listeners, lock = getattr(self.state, "_listeners", None), getattr(self.state, "_lock", None)
-        if listeners is None or lock is None:
-            return
-        with lock:
-            for core in self.cores:
-                fn = core.prepared._invalidate
-                if fn in listeners:
-                    listeners.remove(fn)
+        """Unhooks the old prepared-answer tables from the state, so reloads do not pile them up."""
+        for core in self.cores:
+            core.prepared.close()
 
 
 def build(corefile, state, *, local_ips: tuple[str, ...], metrics: dict[int, Metrics],
           self_check=lambda upstream: False) -> Built:
     """Handlers for every server of `corefile` (nothing starts until Built.start())."""
-    built = Built({}, state=state)
+    built = Built({})
     per_port: dict[int, list] = {}
     for server in corefile.servers:
         kcfg = replace(server.kubernetes or Config(), local_ips=tuple(local_ips))

@@ -183,9 +183,15 @@ def test_a_bad_first_corefile_exits_1_with_coredns_message(tmp_path, capsys):
 
 
 def test_a_stopped_build_unhooks_its_prepared_answers():
+    """A reload stops the old build: its tables no longer hear state changes (they would pile
+    up, one per reload, each emptied on every watch event), while the live build's do."""
     s = state()
-    before = len(s._listeners)
-    built = chain.build(load(COREFILE, env={}), s, local_ips=(), metrics={})
-    assert len(s._listeners) == before + 2            # one table per server block
-    built.stop()
-    assert len(s._listeners) == before
+    old = chain.build(load(COREFILE, env={}), s, local_ips=(), metrics={})
+    live = chain.build(load(COREFILE, env={}), s, local_ips=(), metrics={})
+    for built in (old, live):
+        ask(built.handlers[53], "web.default.svc.cluster.local")
+        assert len(built.cores[0].prepared) == 1
+    old.stop()
+    s.apply("Namespace", "ADDED", {"metadata": {"name": "other"}})
+    assert len(live.cores[0].prepared) == 0           # emptied by the change
+    assert len(old.cores[0].prepared) == 1            # unhooked: not told any more
