@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from dns.corefile.parser import CorefileError, Dispenser
 from dns.corefile.zones import ZoneError, labels, normalize_host
-from dns.records import Config
+from dns.records import Config, pods_problem, ttl_problem
 
 ORDER = ("root", "metadata", "geoip", "cancel", "tls", "timeouts", "multisocket", "reload", "nsid", "bufsize",
          "bind", "debug", "trace", "ready", "health", "pprof", "prometheus", "errors", "log", "dnstap", "local",
@@ -91,6 +91,9 @@ def setup_kubernetes(c: Dispenser) -> Config:
 
 def _kubernetes_stanza(c: Dispenser) -> Config:
     zones = zones_from_args_or_keys(c.remaining_args(), c.keys)
+    for z in zones:
+        if "/" in z:       # a CIDR that did not parse (a good one is its reverse zones by now)
+            raise CorefileError(f"'{z.rstrip('.')}' is not a CIDR: write a network such as 10.96.0.0/12")
     forward_zones = [z for z in zones if not z.endswith(("in-addr.arpa.", "ip6.arpa."))]
     if not forward_zones:
         raise CorefileError("non-reverse zone name must be used")
@@ -110,8 +113,8 @@ def _kubernetes_stanza(c: Dispenser) -> Config:
         elif prop == "pods":
             if len(args) != 1:
                 raise c.arg_err()
-            if args[0] not in ("disabled", "insecure", "verified"):
-                raise CorefileError(f"wrong value for pods: {args[0]},  must be one of: disabled, verified, insecure")
+            if pods_problem(args[0]):
+                raise CorefileError(pods_problem(args[0]))
             opts["pods"] = args[0]
         elif prop == "namespaces":
             if not args:
@@ -126,8 +129,8 @@ def _kubernetes_stanza(c: Dispenser) -> Config:
                 ttl = atoi(args[0])
             except ValueError as exc:
                 raise CorefileError(str(exc)) from None
-            if not 0 <= ttl <= 3600:
-                raise c.errf(f"ttl must be in range [0, 3600]: {ttl}")
+            if ttl_problem(ttl):
+                raise c.errf(ttl_problem(ttl))
             opts["ttl"] = ttl
         elif prop == "noendpoints":
             if args:
