@@ -14,7 +14,7 @@ import pytest
 
 from agent.controllers.bootstrap import COREFILE
 from tests.integration.cluster import ThrowawayCluster
-from tests.integration.manifests import deployment, documents, service
+from tests.integration.manifests import coredns_corefile, deployment, documents, service
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -75,13 +75,6 @@ example.test:53 {{
 """
 
 
-def configmap(corefile: str) -> str:
-    import json
-    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
-                       "metadata": {"name": "coredns", "namespace": "kube-system"},
-                       "data": {"Corefile": corefile}})
-
-
 def kget(c, *args: str) -> dict:
     import json
     return json.loads(c.kubectl("get", *args, "-o", "json").stdout)
@@ -131,7 +124,7 @@ def c(tmp_path_factory):
 def apply_and_time(c, corefile: str, ready) -> float:
     c.dns_ips = [p["status"]["podIP"] for p in dns_pods(c)]
     started = time.monotonic()
-    c.kubectl("apply", "-f", "-", input=configmap(corefile))
+    c.kubectl("apply", "-f", "-", input=coredns_corefile(corefile))
     c.wait(ready, 20, "the new Corefile serving on every coredns pod")
     took = time.monotonic() - started
     c.dns_ips = None
@@ -173,7 +166,7 @@ def test_custom_corefile_stub_domain_hosts_rewrite_autopath_then_typo(c):
 
     # a typo: logged as CoreDNS logs it; the last good Corefile keeps answering
     broken = custom.replace("    loop\n", "    lop\n")
-    c.kubectl("apply", "-f", "-", input=configmap(broken))
+    c.kubectl("apply", "-f", "-", input=coredns_corefile(broken))
     c.wait(lambda: "Unknown directive 'lop'" in logs(c), 20, "the reload error in kubectl logs")
     assert "[ERROR] Restart failed: /etc/coredns/Corefile:" in logs(c)
     assert all(a == ["10.1.2.3"] for a in dig_each(c, "db.legacy.internal"))
@@ -210,7 +203,7 @@ def test_custom_corefile_stub_domain_hosts_rewrite_autopath_then_typo(c):
 def test_a_new_pod_with_a_bad_corefile_fails_as_coredns_does(c):
     web_ip = c.get("svc", "web")["spec"]["clusterIP"]
     good = kget(c, "configmap", "-n", "kube-system", "coredns")["data"]["Corefile"]
-    c.kubectl("apply", "-f", "-", input=configmap(good.replace("forward . /etc/resolv.conf",
+    c.kubectl("apply", "-f", "-", input=coredns_corefile(good.replace("forward . /etc/resolv.conf",
                                                                 "forward . not-an-upstream")))
     c.wait(lambda: "plugin/forward: not an IP address or file" in logs(c), 20, "the reload error")
     victim = dns_pods(c)[0]["metadata"]["name"]
@@ -228,4 +221,4 @@ def test_a_new_pod_with_a_bad_corefile_fails_as_coredns_does(c):
     # the pod that kept its last good Corefile still answers through kube-dns
     assert c.exec("tmp", "dig", "+short", "+tries=3", "+time=1", "web.default.svc.cluster.local").stdout.split() \
         == [web_ip]
-    c.kubectl("apply", "-f", "-", input=configmap(good))
+    c.kubectl("apply", "-f", "-", input=coredns_corefile(good))
