@@ -154,7 +154,8 @@ class BlockHandler:
         return None if r is None else finish(r)
 
     def _lookup(self, data: bytes) -> bytes | None:
-        """Autopath's probe: answer `data` from hosts and the cluster only (no upstream)."""
+        """Autopath's probe: answer `data` from hosts, the cluster and, for names the kubernetes
+        plugin falls through on, `file` (no upstream)."""
         q = wire.parse_query(data) or wire.parse_query_slow(data)
         name = ".".join(q.labels) + "."
         if self.hosts is not None:
@@ -164,7 +165,10 @@ class BlockHandler:
         if not self.core.kubernetes:
             return None
         p = self.core.prepared.get(q)
-        if p.forward or p.answer.chase is not None:
+        if p.forward:
+            before = self.core.before_forward
+            return None if before is None else before(q, data)
+        if p.answer.chase is not None:
             return None
         return self.core._render(q, p, "tcp")
 

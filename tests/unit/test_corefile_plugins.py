@@ -271,6 +271,24 @@ def test_kubernetes_fallthrough_goes_to_file_then_forward(tmp_path):
             built.stop()
 
 
+def test_autopath_finds_what_kubernetes_falls_through_to_file(tmp_path):
+    """autopath walks the rest of the chain for each search domain, as CoreDNS's does: a name in
+    the file behind a kubernetes `fallthrough` is found at the cluster-domain step."""
+    db = tmp_path / "db.cluster.local"
+    db.write_text(CLUSTER_ZONE)
+    built = chain.build(load(f""".:53 {{
+    kubernetes cluster.local {{
+        pods verified
+        fallthrough cluster.local
+    }}
+    autopath @kubernetes
+    file {db} cluster.local
+}}""", env={}), state(), local_ips=("10.244.0.2",), metrics={})
+    r = ask(built.handlers[53], "legacy.default.svc.cluster.local")     # pod tmp's first search query
+    assert [(rr.rtype, str(rr.rdata)) for rr in r.rr] == [(QTYPE.CNAME, "legacy.cluster.local."),
+                                                          (QTYPE.A, "10.0.0.7")]
+
+
 def test_kubernetes_fallthrough_goes_to_forward():
     """Without `file`, what the kubernetes plugin falls through on is asked upstream; without
     `fallthrough` it is the plugin's NXDOMAIN and upstream never hears of it."""
