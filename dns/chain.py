@@ -30,7 +30,6 @@ from dnslib import AAAA, PTR, QTYPE, RCODE, RR, A, DNSLabel, DNSRecord
 
 from dns import querylog, rewrite, wire
 from dns.autopath import Autopath, cnamed, query_for
-from dns.corefile.zones import labels as zone_labels
 from dns.corefile.zones import longest_match
 from dns.corefile.parser import CorefileError
 from dns.errorlog import ErrorLog
@@ -38,6 +37,7 @@ from dns.forward import Forwarder, ForwardCache
 from dns.handler import QueryHandler
 from dns.hosts import Hosts
 from dns.metrics import Metrics
+from dns.names import labels_of
 from dns.records import Config
 from dns.zonefile import ZoneFile
 
@@ -61,7 +61,7 @@ def make_forwarders(server, self_check) -> list[tuple[tuple, tuple, Forwarder]]:
         ups = [u for u in f.to if not self_check(u)]
         fwd = Forwarder(ups, max_concurrent=f.max_concurrent or UNLIMITED, cache=make_cache(server.cache),
                         policy=f.policy, force_tcp=f.force_tcp, prefer_udp=f.prefer_udp)
-        out.append((zone_labels(f.from_zone), tuple(zone_labels(z) for z in f.ignored), fwd))
+        out.append((labels_of(f.from_zone), tuple(labels_of(z) for z in f.ignored), fwd))
     return out
 
 

@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass
 
 from dns.corefile.parser import CorefileError, Dispenser
-from dns.corefile.zones import ZoneError, labels, normalize_host
+from dns.corefile.zones import ZoneError, normalize_host
+from dns.names import labels_of
 from dns.records import Config, pods_problem, ttl_problem
 
 ORDER = ("root", "metadata", "geoip", "cancel", "tls", "timeouts", "multisocket", "reload", "nsid", "bufsize",
@@ -100,8 +101,8 @@ def _kubernetes_stanza(c: Dispenser) -> Config:
     if len(forward_zones) > 1:
         raise CorefileError(f"nsplane serves one cluster zone per kubernetes block, not {forward_zones}: "
                             f"keep {forward_zones[0]} and add a server block for the others")
-    opts: dict = {"domain": labels(forward_zones[0]),
-                  "reverse_zones": tuple(labels(z) for z in zones if z not in forward_zones),
+    opts: dict = {"domain": labels_of(forward_zones[0]),
+                  "reverse_zones": tuple(labels_of(z) for z in zones if z not in forward_zones),
                   "fallthrough": None}
     while c.next_block():
         prop = c.val()
@@ -121,7 +122,7 @@ def _kubernetes_stanza(c: Dispenser) -> Config:
                 raise c.arg_err()
             opts["namespaces"] = frozenset(args)
         elif prop == "fallthrough":
-            opts["fallthrough"] = tuple(labels(z) for a in args for z in normalize_host(a))
+            opts["fallthrough"] = tuple(labels_of(z) for a in args for z in normalize_host(a))
         elif prop == "ttl":
             if not args:
                 raise c.arg_err()
