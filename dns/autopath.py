@@ -70,25 +70,17 @@ class Autopath:
 
 
 def query_for(q, name: str) -> bytes:
-    enc = b"".join(bytes([len(p)]) + p.encode("latin-1") for p in name.rstrip(".").split(".") if p) + b"\x00"
-    return wire.HEADER.pack(q.qid, q.flags & 0x0110, 1, 0, 0, 0) + enc + struct.pack("!HH", q.qtype, q.qclass)
+    return (wire.HEADER.pack(q.qid, q.flags & 0x0110, 1, 0, 0, 0) + wire.encode_name(name)
+            + struct.pack("!HH", q.qtype, q.qclass))
 
 
 def cnamed(reply: bytes, q) -> bytes:
     """CoreDNS's cnamer: the asked name back in the question, and a CNAME to the found name first."""
     msg = DNSRecord.parse(reply)
     found = msg.q.qname
-    asked = DNSLabel(_name(q.question))
+    asked = DNSLabel(wire.question_name(q.question))
     ttl = msg.rr[0].ttl if msg.rr else 5
     msg.q.qname = asked
     if str(found).lower() != str(asked).lower():
         msg.rr = [RR(asked, QTYPE.CNAME, ttl=ttl, rdata=CNAME(found))] + msg.rr
     return bytes(msg.pack())
-
-
-def _name(question: bytes) -> str:
-    labels, i = [], 0
-    while i < len(question) and question[i]:
-        labels.append(question[i + 1:i + 1 + question[i]].decode("latin-1"))
-        i += 1 + question[i]
-    return ".".join(labels) + "."

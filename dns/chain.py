@@ -189,9 +189,8 @@ class BlockHandler:
 
 def _with_name(data: bytes, q, name: str) -> bytes:
     """The query with its question's name replaced (header and the rest kept)."""
-    enc = b"".join(bytes([len(p)]) + p.encode("latin-1") for p in name.rstrip(".").split(".") if p) + b"\x00"
     old_len = len(q.question) - 4
-    return data[:12] + enc + data[12 + old_len:]
+    return data[:12] + wire.encode_name(name) + data[12 + old_len:]
 
 
 def hosts_reply(data: bytes, found: tuple[str, list], ttl: int) -> bytes:
