@@ -5,14 +5,18 @@ kube-system/coredns as a user does (`kubectl replace`), waits until both
 coredns pods serve the change (the reload takes at most about 2 s), and holds
 the answers of kubeadm's block (`pods insecure`, `ttl 30`) against `pods
 verified`, `ttl 7`, `ignore empty_service` and a reverse zone given as a
-CIDR, with every query crossing the kube-dns DNAT.
+CIDR; then `fallthrough`, which hands the names the plugin has nothing for
+to `forward` (a test upstream in pod tmp's network namespace). Every query
+crosses the kube-dns DNAT.
 """
 import re
 import subprocess
 
 import pytest
 
+from agent.controllers.bootstrap import COREFILE
 from tests.integration.cluster import ThrowawayCluster
+from tests.integration.dnsupstream import PORT, upstream
 from tests.integration.manifests import coredns_corefile, documents, service
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -57,13 +61,12 @@ def corefile(c) -> str:
 
 
 def dig_each_pod(c, name: str) -> list[str]:
-    """dig's status for `name` asked of every coredns pod directly (each must serve the edit)."""
+    """dig's output for `name` asked of every coredns pod directly (each must serve the edit)."""
     pods = c.get("pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")["items"]
     ips = [p["status"]["podIP"] for p in pods
            if not p["metadata"].get("deletionTimestamp") and p["status"].get("podIP")]
-    return [status(subprocess.run(["ip", "netns", "exec", c.pod_netns("tmp"), "dig", "+tries=1", "+time=1",
-                                   f"@{ip}", name], capture_output=True, text=True, timeout=10).stdout)
-            for ip in ips]
+    return [subprocess.run(["ip", "netns", "exec", c.pod_netns("tmp"), "dig", "+tries=1", "+time=1",
+                            f"@{ip}", name], capture_output=True, text=True, timeout=10).stdout for ip in ips]
 
 
 def steadily(c, fn, what: str, times: int = 4, timeout: float = 60):
@@ -101,7 +104,8 @@ def test_pods_insecure_then_verified(c):
     assert KUBEADM_BLOCK in text, text
     c.kubectl("replace", "-f", "-", input=coredns_corefile(text.replace(KUBEADM_BLOCK, EDITED_BLOCK)))
     assert EDITED_BLOCK in corefile(c)
-    c.wait(lambda: dig_each_pod(c, fake) == ["NXDOMAIN", "NXDOMAIN"], 20, "pods verified on both coredns pods")
+    c.wait(lambda: [status(o) for o in dig_each_pod(c, fake)] == ["NXDOMAIN"] * 2, 20,
+           "pods verified on both coredns pods")
     steadily(c, lambda: status(dig(c, fake)) == "NXDOMAIN", "pods verified through kube-dns")
 
     # pods verified: only the IP of a pod that exists, in its own namespace
@@ -123,6 +127,30 @@ def test_pods_insecure_then_verified(c):
     c.kubectl("replace", "-f", "-", input=coredns_corefile(corefile(c).replace("ttl 7", "ttl 5000")))
     c.wait(lambda: "ttl must be in range [0, 3600]: 5000" in logs(c), 20, "the reload error in kubectl logs")
     assert answer(dig(c, own)) == [(f"{own}.", "7", "A", ip)]
+
+
+def test_fallthrough_hands_names_to_forward(c):
+    """`fallthrough cluster.local`: a cluster name the plugin has no records for is asked
+    upstream (CoreDNS's next plugin, forward) instead of being its NXDOMAIN."""
+    with upstream(c, "tmp", "", "192.0.2.9") as (ip, seen):
+        base = COREFILE.format(domain=DOMAIN, upstream=f"{ip}:{PORT}")
+        c.kubectl("replace", "-f", "-", input=coredns_corefile(base.replace(KUBEADM_BLOCK, EDITED_BLOCK)))
+        c.wait(lambda: all(answer(o) for o in dig_each_pod(c, "probe.example.test")), 20,
+               "forward to the test upstream on both coredns pods")
+        out = dig(c, f"legacy.{DOMAIN}")                  # no svc/pod label: no such name for the plugin
+        assert status(out) == "NXDOMAIN" and f"ns.dns.{DOMAIN}." in out, out
+        with open(seen) as f:
+            assert f"legacy.{DOMAIN}." not in f.read().split()
+
+        fall = EDITED_BLOCK.replace("       ttl 7\n", f"       fallthrough {DOMAIN}\n       ttl 7\n")
+        c.kubectl("replace", "-f", "-", input=coredns_corefile(base.replace(KUBEADM_BLOCK, fall)))
+        c.wait(lambda: all(answer(o) for o in dig_each_pod(c, f"legacy.{DOMAIN}")), 20,
+               "fallthrough on both coredns pods")
+        assert answer(dig(c, f"legacy.{DOMAIN}")) == [(f"legacy.{DOMAIN}.", "60", "A", "192.0.2.9")]
+        with open(seen) as f:
+            assert f"legacy.{DOMAIN}." in f.read().split()
+        # what the plugin does have is still its own answer
+        assert answer(dig(c, f"kubernetes.default.svc.{DOMAIN}"))[0][1:] == ("7", "A", "10.96.0.1")
 
 
 def logs(c) -> str:
