@@ -34,21 +34,13 @@ class Autopath:
         self.state = state
         self.cfg = cfg
         self.own_search = resolv_search() if own_search is None else own_search
-        self._index: tuple[int, dict] = (-1, {})
-
-    def _pod_namespace(self, ip: str) -> str | None:
-        gen = self.state.generation
-        if self._index[0] != gen:
-            pods = getattr(self.state, "_objects", {}).get("Pod", {})    # ClusterState's pods
-            self._index = (gen, {i: p.namespace for p in list(pods.values()) for i in p.ips})
-        return self._index[1].get(ip)
 
     def search_path(self, addr) -> list[str]:
         if self.opts.source != "@kubernetes":
             return list(self.opts.search) + [""]
         if self.cfg.pods != "verified" or addr is None:
             return []
-        ns = self._pod_namespace(addr[0])
+        ns = self.state.view().pod_namespace(addr[0])
         if ns is None:
             return []
         zone = ".".join(self.cfg.domain) + "."
@@ -78,25 +70,17 @@ class Autopath:
 
 
 def query_for(q, name: str) -> bytes:
-    enc = b"".join(bytes([len(p)]) + p.encode("latin-1") for p in name.rstrip(".").split(".") if p) + b"\x00"
-    return wire.HEADER.pack(q.qid, q.flags & 0x0110, 1, 0, 0, 0) + enc + struct.pack("!HH", q.qtype, q.qclass)
+    return (wire.HEADER.pack(q.qid, q.flags & 0x0110, 1, 0, 0, 0) + wire.encode_name(name)
+            + struct.pack("!HH", q.qtype, q.qclass))
 
 
 def cnamed(reply: bytes, q) -> bytes:
     """CoreDNS's cnamer: the asked name back in the question, and a CNAME to the found name first."""
     msg = DNSRecord.parse(reply)
     found = msg.q.qname
-    asked = DNSLabel(_name(q.question))
+    asked = DNSLabel(wire.question_name(q.question))
     ttl = msg.rr[0].ttl if msg.rr else 5
     msg.q.qname = asked
     if str(found).lower() != str(asked).lower():
         msg.rr = [RR(asked, QTYPE.CNAME, ttl=ttl, rdata=CNAME(found))] + msg.rr
     return bytes(msg.pack())
-
-
-def _name(question: bytes) -> str:
-    labels, i = [], 0
-    while i < len(question) and question[i]:
-        labels.append(question[i + 1:i + 1 + question[i]].decode("latin-1"))
-        i += 1 + question[i]
-    return ".".join(labels) + "."

@@ -30,7 +30,6 @@ from dnslib import AAAA, PTR, QTYPE, RCODE, RR, A, DNSLabel, DNSRecord
 
 from dns import querylog, rewrite, wire
 from dns.autopath import Autopath, cnamed, query_for
-from dns.corefile.zones import labels as zone_labels
 from dns.corefile.zones import longest_match
 from dns.corefile.parser import CorefileError
 from dns.errorlog import ErrorLog
@@ -38,6 +37,7 @@ from dns.forward import Forwarder, ForwardCache
 from dns.handler import QueryHandler
 from dns.hosts import Hosts
 from dns.metrics import Metrics
+from dns.names import labels_of
 from dns.records import Config
 from dns.zonefile import ZoneFile
 
@@ -61,7 +61,7 @@ def make_forwarders(server, self_check) -> list[tuple[tuple, tuple, Forwarder]]:
         ups = [u for u in f.to if not self_check(u)]
         fwd = Forwarder(ups, max_concurrent=f.max_concurrent or UNLIMITED, cache=make_cache(server.cache),
                         policy=f.policy, force_tcp=f.force_tcp, prefer_udp=f.prefer_udp)
-        out.append((zone_labels(f.from_zone), tuple(zone_labels(z) for z in f.ignored), fwd))
+        out.append((labels_of(f.from_zone), tuple(labels_of(z) for z in f.ignored), fwd))
     return out
 
 
@@ -154,7 +154,8 @@ class BlockHandler:
         return None if r is None else finish(r)
 
     def _lookup(self, data: bytes) -> bytes | None:
-        """Autopath's probe: answer `data` from hosts and the cluster only (no upstream)."""
+        """Autopath's probe: answer `data` from hosts, the cluster and, for names the kubernetes
+        plugin falls through on, `file` (no upstream)."""
         q = wire.parse_query(data) or wire.parse_query_slow(data)
         name = ".".join(q.labels) + "."
         if self.hosts is not None:
@@ -164,7 +165,10 @@ class BlockHandler:
         if not self.core.kubernetes:
             return None
         p = self.core.prepared.get(q)
-        if p.forward or p.answer.chase is not None:
+        if p.forward:
+            before = self.core.before_forward
+            return None if before is None else before(q, data)
+        if p.answer.chase is not None:
             return None
         return self.core._render(q, p, "tcp")
 
@@ -185,9 +189,8 @@ class BlockHandler:
 
 def _with_name(data: bytes, q, name: str) -> bytes:
     """The query with its question's name replaced (header and the rest kept)."""
-    enc = b"".join(bytes([len(p)]) + p.encode("latin-1") for p in name.rstrip(".").split(".") if p) + b"\x00"
     old_len = len(q.question) - 4
-    return data[:12] + enc + data[12 + old_len:]
+    return data[:12] + wire.encode_name(name) + data[12 + old_len:]
 
 
 def hosts_reply(data: bytes, found: tuple[str, list], ttl: int) -> bytes:
@@ -249,7 +252,6 @@ class Built:
     forwarders: list[Forwarder] = field(default_factory=list)
     loop_probes: list[Forwarder] = field(default_factory=list)
     cores: list[QueryHandler] = field(default_factory=list)
-    state: object = None
 
     def start(self) -> None:
         for f in self.forwarders:
@@ -269,24 +271,16 @@ class Built:
         else:
             stop_all()
 
-
     def _forget_prepared(self) -> None:
-        """Unhooks the old prepared-answer tables from the state, so reloads do not pile them up.
-        (ClusterState has add_listener only; this reaches its list under its lock.)"""
-        listeners, lock = getattr(self.state, "_listeners", None), getattr(self.state, "_lock", None)
-        if listeners is None or lock is None:
-            return
-        with lock:
-            for core in self.cores:
-                fn = core.prepared._invalidate
-                if fn in listeners:
-                    listeners.remove(fn)
+        """Unhooks the old prepared-answer tables from the state, so reloads do not pile them up."""
+        for core in self.cores:
+            core.prepared.close()
 
 
 def build(corefile, state, *, local_ips: tuple[str, ...], metrics: dict[int, Metrics],
           self_check=lambda upstream: False) -> Built:
     """Handlers for every server of `corefile` (nothing starts until Built.start())."""
-    built = Built({}, state=state)
+    built = Built({})
     per_port: dict[int, list] = {}
     for server in corefile.servers:
         kcfg = replace(server.kubernetes or Config(), local_ips=tuple(local_ips))

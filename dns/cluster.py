@@ -77,6 +77,12 @@ class ClusterView:
     def namespace_exists(self, namespace: str) -> bool:
         return namespace in self.namespaces
 
+    def pod_namespace(self, ip: str) -> str | None:
+        """The namespace of the pod whose status.podIP is `ip` (CoreDNS's podWithIP, which
+        autopath asks), or None; the first in order when pods of several namespaces share it."""
+        found = self.pods_by_ip.get(normalize_ip(ip))
+        return min(found) if found else None
+
 
 def normalize_ip(ip: str) -> str:
     """Canonical text form, so '10.0.0.1' and a reverse-name IPv6 compare equal."""
@@ -146,7 +152,14 @@ class ClusterState:
 
     def add_listener(self, fn) -> None:
         """fn() is called (with the lock held, so keep it O(1)) after every change."""
-        self._listeners.append(fn)
+        with self._lock:
+            self._listeners.append(fn)
+
+    def remove_listener(self, fn) -> None:
+        """fn is no longer called (a reloaded Corefile drops the old one's tables); absent: no-op."""
+        with self._lock:
+            if fn in self._listeners:
+                self._listeners.remove(fn)
 
     def _changed(self) -> None:
         self._generation += 1

@@ -81,21 +81,6 @@ def is_reverse(name: Labels) -> bool:
     return is_subdomain(name, IN_ADDR_ARPA) or is_subdomain(name, IP6_ARPA)
 
 
-def reverse_zones_of(cidr: str) -> tuple[Labels, ...]:
-    """A CIDR in a zone list -> the reverse zones CoreDNS serves for it (plugin/pkg/cidr:
-    split on label boundaries, 8 bits for IPv4, 4 for IPv6): '10.0.0.0/24' ->
-    ('0', '0', '10', 'in-addr', 'arpa'); '10.0.0.0/23' -> two /24 zones. ValueError if
-    it is not a CIDR."""
-    net = ipaddress.ip_network(cidr, strict=False)
-    step = 8 if net.version == 4 else 4
-    prefix = -(-net.prefixlen // step) * step
-    zones = []
-    for sub in net.subnets(new_prefix=prefix):
-        name = labels_of(sub.network_address.reverse_pointer)
-        zones.append(name[(net.max_prefixlen - prefix) // step:])
-    return tuple(zones)
-
-
 def match_zone(name: Labels, zones: tuple[Labels, ...]) -> Labels | None:
     """The longest of `zones` that `name` is in (plugin.Zones.Matches), or None."""
     best = None

@@ -175,6 +175,10 @@ class PreparedAnswers:
     def _invalidate(self) -> None:
         self._entries = {}
 
+    def close(self) -> None:
+        """Unhooks the table from the state (it is no longer served)."""
+        self._state.remove_listener(self._invalidate)
+
     def __len__(self) -> int:
         return len(self._entries)
 

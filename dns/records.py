@@ -35,6 +35,20 @@ DNS_VERSION_TTL = 28800
 MAX_CNAME_CHAIN = 10
 
 
+def pods_problem(pods: str) -> str | None:
+    """What is wrong with a `pods` value, in CoreDNS's words (setup.go), or None."""
+    if pods not in POD_MODES:
+        return f"wrong value for pods: {pods},  must be one of: disabled, verified, insecure"
+    return None
+
+
+def ttl_problem(ttl: int) -> str | None:
+    """What is wrong with a `ttl` value, in CoreDNS's words (setup.go), or None."""
+    if not 0 <= ttl <= 3600:
+        return f"ttl must be in range [0, 3600]: {ttl}"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The Corefile's kubernetes block: zone, ttl, and the server's own pod IPs (for NS).
@@ -64,11 +78,9 @@ class Config:
         return (self.domain,) + self.reverse_zones
 
     def __post_init__(self) -> None:
-        if self.pods not in POD_MODES:
-            raise ValueError(f"kubernetes: wrong value for pods: {self.pods},  must be one of: "
-                             "disabled, verified, insecure")
-        if not 0 <= self.ttl <= 3600:
-            raise ValueError(f"kubernetes: ttl must be in range [0, 3600]: {self.ttl}")
+        for problem in (pods_problem(self.pods), ttl_problem(self.ttl)):
+            if problem:
+                raise ValueError(f"kubernetes: {problem}")
         if any(not is_reverse(z) for z in self.reverse_zones):
             raise ValueError("kubernetes: reverse_zones must be under in-addr.arpa or ip6.arpa: "
                              f"{['.'.join(z) for z in self.reverse_zones if not is_reverse(z)]}")

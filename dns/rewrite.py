@@ -15,6 +15,8 @@ import re
 
 from dnslib import QTYPE, DNSLabel, DNSRecord
 
+from dns import wire
+
 
 def _regex_target(target: str) -> str:
     return re.sub(r"\{(\d+)\}", r"\\g<\1>", target)
@@ -82,7 +84,7 @@ def revert(reply: bytes, original_question: bytes, hit) -> bytes:
     """The reply with the client's question back, and owner names / values rewritten as configured."""
     msg = DNSRecord.parse(reply)
     for q in msg.questions:
-        q.qname = DNSLabel(_decode_name(original_question))
+        q.qname = DNSLabel(wire.question_name(original_question))
     for rr in msg.rr + msg.auth + msg.ar:
         owner = str(rr.rname).lower()
         new = _reverse_name(hit, owner)
@@ -91,12 +93,3 @@ def revert(reply: bytes, original_question: bytes, hit) -> bytes:
         if rr.rtype in (QTYPE.CNAME, QTYPE.NS, QTYPE.PTR) and any(r.answer_value for r, _, _ in hit):
             rr.rdata.label = DNSLabel(_value(hit, str(rr.rdata.label).lower()))
     return bytes(msg.pack())
-
-
-def _decode_name(question: bytes) -> str:
-    labels, i = [], 0
-    while i < len(question) and question[i]:
-        n = question[i]
-        labels.append(question[i + 1:i + 1 + n].decode("latin-1"))
-        i += 1 + n
-    return ".".join(labels) + "."

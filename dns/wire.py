@@ -148,6 +148,16 @@ def question_labels(question: bytes) -> tuple:
     return tuple(labels)
 
 
+def question_name(question: bytes) -> str:
+    """The question's name as the client spelled it, dotted and fully qualified ('Web.default.svc.')."""
+    return ".".join(question_labels(question)) + "."
+
+
+def encode_name(name: str) -> bytes:
+    """'web.default.svc.' -> its uncompressed wire form (length-prefixed labels, then the root)."""
+    return b"".join(bytes([len(p)]) + p.encode("latin-1") for p in name.rstrip(".").split(".") if p) + b"\x00"
+
+
 def header_only(data: bytes, rcode: int) -> bytes:
     """miekg's reply to a rejected message: the header echoed, no sections."""
     qid, flags = struct.unpack_from("!HH", data)

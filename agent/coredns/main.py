@@ -11,9 +11,8 @@ reloads it on change (dns/reload.py); a Corefile that does not load at start
 is printed as CoreDNS prints it and the process exits 1. Without `-conf` it
 behaves as kubeadm's default Corefile (cluster.local, `pods insecure`,
 `ttl 30`, `lameduck 5s`, forward to the node's resolv.conf), with settings from the
-environment (NSPLANE_DNS_DOMAIN, NSPLANE_DNS_UPSTREAMS, and the kubernetes block's
-options from NSPLANE_DNS_KUBERNETES_OPTIONS, a test/debug hook the Corefile
-supersedes: see agent/coredns/options.py).
+environment (NSPLANE_DNS_DOMAIN, NSPLANE_DNS_UPSTREAMS); the kubernetes block's
+other options are set in the Corefile.
 """
 from __future__ import annotations
 
@@ -57,25 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from agent.api.client import Client
-    from agent.coredns.options import ENV, OptionsError, options_from_json
     from dns import server
     from dns.cluster import ClusterState
-    from dns.records import Config
     api = args.api or "https://{}:{}".format(os.environ.get("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
                                              os.environ.get("KUBERNETES_SERVICE_PORT", "443"))
     token = None
     if os.environ.get("NSPLANE_API_TOKEN_FILE"):
         with open(os.environ["NSPLANE_API_TOKEN_FILE"]) as f:
             token = f.read().strip()
-    options = None
-    if os.environ.get(ENV):
-        try:
-            options = options_from_json(os.environ[ENV])
-            Config(**options)  # refused here, with CoreDNS's words, rather than at the first query
-        except (OptionsError, ValueError, TypeError) as exc:
-            logging.getLogger("nsplane.coredns").error("%s", exc)
-            return 1
-        logging.getLogger("nsplane.coredns").info("kubernetes options from %s: %s", ENV, os.environ[ENV])
     stop = threading.Event()
     corefile = None
     if args.conf:
@@ -108,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     upstreams = [u for u in os.environ.get("NSPLANE_DNS_UPSTREAMS", "").split(",") if u] or None
     server.run(state, port=args.port, upstreams=upstreams,
-               domain=os.environ.get("NSPLANE_DNS_DOMAIN", "cluster.local"), stop=stop, options=options)
+               domain=os.environ.get("NSPLANE_DNS_DOMAIN", "cluster.local"), stop=stop)
     return 0
 
 

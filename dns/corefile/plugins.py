@@ -15,8 +15,9 @@ import re
 from dataclasses import dataclass
 
 from dns.corefile.parser import CorefileError, Dispenser
-from dns.corefile.zones import ZoneError, labels, normalize_host
-from dns.records import Config
+from dns.corefile.zones import ZoneError, normalize_host
+from dns.names import labels_of
+from dns.records import Config, pods_problem, ttl_problem
 
 ORDER = ("root", "metadata", "geoip", "cancel", "tls", "timeouts", "multisocket", "reload", "nsid", "bufsize",
          "bind", "debug", "trace", "ready", "health", "pprof", "prometheus", "errors", "log", "dnstap", "local",
@@ -91,14 +92,17 @@ def setup_kubernetes(c: Dispenser) -> Config:
 
 def _kubernetes_stanza(c: Dispenser) -> Config:
     zones = zones_from_args_or_keys(c.remaining_args(), c.keys)
+    for z in zones:
+        if "/" in z:       # a CIDR that did not parse (a good one is its reverse zones by now)
+            raise CorefileError(f"'{z.rstrip('.')}' is not a CIDR: write a network such as 10.96.0.0/12")
     forward_zones = [z for z in zones if not z.endswith(("in-addr.arpa.", "ip6.arpa."))]
     if not forward_zones:
         raise CorefileError("non-reverse zone name must be used")
     if len(forward_zones) > 1:
         raise CorefileError(f"nsplane serves one cluster zone per kubernetes block, not {forward_zones}: "
                             f"keep {forward_zones[0]} and add a server block for the others")
-    opts: dict = {"domain": labels(forward_zones[0]),
-                  "reverse_zones": tuple(labels(z) for z in zones if z not in forward_zones),
+    opts: dict = {"domain": labels_of(forward_zones[0]),
+                  "reverse_zones": tuple(labels_of(z) for z in zones if z not in forward_zones),
                   "fallthrough": None}
     while c.next_block():
         prop = c.val()
@@ -110,15 +114,15 @@ def _kubernetes_stanza(c: Dispenser) -> Config:
         elif prop == "pods":
             if len(args) != 1:
                 raise c.arg_err()
-            if args[0] not in ("disabled", "insecure", "verified"):
-                raise CorefileError(f"wrong value for pods: {args[0]},  must be one of: disabled, verified, insecure")
+            if pods_problem(args[0]):
+                raise CorefileError(pods_problem(args[0]))
             opts["pods"] = args[0]
         elif prop == "namespaces":
             if not args:
                 raise c.arg_err()
             opts["namespaces"] = frozenset(args)
         elif prop == "fallthrough":
-            opts["fallthrough"] = tuple(labels(z) for a in args for z in normalize_host(a))
+            opts["fallthrough"] = tuple(labels_of(z) for a in args for z in normalize_host(a))
         elif prop == "ttl":
             if not args:
                 raise c.arg_err()
@@ -126,8 +130,8 @@ def _kubernetes_stanza(c: Dispenser) -> Config:
                 ttl = atoi(args[0])
             except ValueError as exc:
                 raise CorefileError(str(exc)) from None
-            if not 0 <= ttl <= 3600:
-                raise c.errf(f"ttl must be in range [0, 3600]: {ttl}")
+            if ttl_problem(ttl):
+                raise c.errf(ttl_problem(ttl))
             opts["ttl"] = ttl
         elif prop == "noendpoints":
             if args:

@@ -108,7 +108,3 @@ def longest_match(zones, qname: str) -> str | None:
         if is_subdomain(z, qname) and (best is None or len(z) > len(best)):
             best = z
     return best
-
-
-def labels(zone: str) -> tuple[str, ...]:
-    return tuple(zone.rstrip(".").split(".")) if zone != "." else ()

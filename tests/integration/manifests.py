@@ -94,6 +94,13 @@ def service(name: str, *, selector: dict | None = None, ports: Sequence[dict] = 
     return _dump({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": body})
 
 
+def coredns_corefile(corefile: str) -> str:
+    """ConfigMap kube-system/coredns holding `corefile`, as kubeadm names it."""
+    return _dump({"apiVersion": "v1", "kind": "ConfigMap",
+                  "metadata": {"name": "coredns", "namespace": "kube-system"},
+                  "data": {"Corefile": corefile}})
+
+
 def demo(filename: str) -> str:
     """One of the Service chapter's manifests (vagrant/demo/), unchanged."""
     with open(os.path.join(REPO, "vagrant", "demo", filename)) as f:

@@ -6,7 +6,6 @@ where the search path would take four), and a typo that leaves DNS answering
 with the error in `kubectl logs`. Queries are the real dig inside pod tmp."""
 import os
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -14,32 +13,14 @@ import pytest
 
 from agent.controllers.bootstrap import COREFILE
 from tests.integration.cluster import ThrowawayCluster
-from tests.integration.manifests import deployment, documents, service
+from tests.integration.dnsupstream import PORT, upstream
+from tests.integration.manifests import coredns_corefile, deployment, documents, service
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WEB = documents(
     deployment("web", replicas=1, ports=[80], readiness=("/", 80)),
     service("web", type="ClusterIP", selector={"app": "web"}, ports=[{"port": 80, "targetPort": 80}]))
-
-UPSTREAM = r"""
-import sys, time
-from dnslib import RR, QTYPE, A
-from dnslib.server import DNSServer, BaseResolver, DNSLogger
-class R(BaseResolver):
-    def resolve(self, request, handler):
-        with open(sys.argv[3], "a") as f:
-            f.write(str(request.q.qname) + "\n")
-        reply = request.reply()
-        if str(request.q.qname).lower().endswith("example.test."):
-            reply.add_answer(RR(request.q.qname, QTYPE.A, rdata=A("192.0.2.7"), ttl=60))
-        else:
-            reply.header.rcode = 3
-        return reply
-s = DNSServer(R(), address=sys.argv[1], port=int(sys.argv[2]), logger=DNSLogger("-request,-reply,-truncated,-error,-recv,-send,-data"))
-s.start_thread()
-time.sleep(600)
-"""
 
 CUSTOM = """.:53 {{
     errors
@@ -70,16 +51,9 @@ CUSTOM = """.:53 {{
 }}
 example.test:53 {{
     errors
-    forward . {upstream}:5353
+    forward . {upstream}:{port}
 }}
 """
-
-
-def configmap(corefile: str) -> str:
-    import json
-    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
-                       "metadata": {"name": "coredns", "namespace": "kube-system"},
-                       "data": {"Corefile": corefile}})
 
 
 def kget(c, *args: str) -> dict:
@@ -115,23 +89,14 @@ def c(tmp_path_factory):
         tc.wait_ready("run=tmp", 1, timeout=30)
         tc.wait_ready("app=web", 1, timeout=30)
         tc.wait(lambda: len(dns_pods(tc)) == 2, 40, "2 coredns pods")
-        tmp_ip = tc.get("pod", "tmp")["status"]["podIP"]
-        seen = tempfile.NamedTemporaryFile(prefix="nsplane-cf-upstream-", delete=False).name
-        upstream = subprocess.Popen(["ip", "netns", "exec", tc.pod_netns("tmp"), sys.executable, "-c", UPSTREAM,
-                                     tmp_ip, "5353", seen], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            tc.upstream_ip, tc.upstream_seen = tmp_ip, seen
+        with upstream(tc, "tmp", "example.test.", "192.0.2.7") as (tc.upstream_ip, tc.upstream_seen):
             yield tc
-        finally:
-            upstream.terminate()
-            upstream.wait(timeout=10)
-            os.unlink(seen)
 
 
 def apply_and_time(c, corefile: str, ready) -> float:
     c.dns_ips = [p["status"]["podIP"] for p in dns_pods(c)]
     started = time.monotonic()
-    c.kubectl("apply", "-f", "-", input=configmap(corefile))
+    c.kubectl("apply", "-f", "-", input=coredns_corefile(corefile))
     c.wait(ready, 20, "the new Corefile serving on every coredns pod")
     took = time.monotonic() - started
     c.dns_ips = None
@@ -151,7 +116,7 @@ def test_up_writes_kubeadms_corefile_and_mounts_it(c):
 
 def test_custom_corefile_stub_domain_hosts_rewrite_autopath_then_typo(c):
     web_ip = c.get("svc", "web")["spec"]["clusterIP"]
-    custom = CUSTOM.format(hosts_ip="10.1.2.3", upstream=c.upstream_ip)
+    custom = CUSTOM.format(hosts_ip="10.1.2.3", upstream=c.upstream_ip, port=PORT)
     took = apply_and_time(c, custom, lambda: all(a == ["10.1.2.3"] for a in dig_each(c, "db.legacy.internal")))
     print(f"\nCorefile change serving on both coredns pods {took:.2f} s after kubectl apply")
 
@@ -173,7 +138,7 @@ def test_custom_corefile_stub_domain_hosts_rewrite_autopath_then_typo(c):
 
     # a typo: logged as CoreDNS logs it; the last good Corefile keeps answering
     broken = custom.replace("    loop\n", "    lop\n")
-    c.kubectl("apply", "-f", "-", input=configmap(broken))
+    c.kubectl("apply", "-f", "-", input=coredns_corefile(broken))
     c.wait(lambda: "Unknown directive 'lop'" in logs(c), 20, "the reload error in kubectl logs")
     assert "[ERROR] Restart failed: /etc/coredns/Corefile:" in logs(c)
     assert all(a == ["10.1.2.3"] for a in dig_each(c, "db.legacy.internal"))
@@ -210,7 +175,7 @@ def test_custom_corefile_stub_domain_hosts_rewrite_autopath_then_typo(c):
 def test_a_new_pod_with_a_bad_corefile_fails_as_coredns_does(c):
     web_ip = c.get("svc", "web")["spec"]["clusterIP"]
     good = kget(c, "configmap", "-n", "kube-system", "coredns")["data"]["Corefile"]
-    c.kubectl("apply", "-f", "-", input=configmap(good.replace("forward . /etc/resolv.conf",
+    c.kubectl("apply", "-f", "-", input=coredns_corefile(good.replace("forward . /etc/resolv.conf",
                                                                 "forward . not-an-upstream")))
     c.wait(lambda: "plugin/forward: not an IP address or file" in logs(c), 20, "the reload error")
     victim = dns_pods(c)[0]["metadata"]["name"]
@@ -228,4 +193,4 @@ def test_a_new_pod_with_a_bad_corefile_fails_as_coredns_does(c):
     # the pod that kept its last good Corefile still answers through kube-dns
     assert c.exec("tmp", "dig", "+short", "+tries=3", "+time=1", "web.default.svc.cluster.local").stdout.split() \
         == [web_ip]
-    c.kubectl("apply", "-f", "-", input=configmap(good))
+    c.kubectl("apply", "-f", "-", input=coredns_corefile(good))

@@ -292,9 +292,11 @@ def test_srv_target_case_with_real_dig(topology):
 def test_kubernetes_options_with_real_dig(topology):
     """A second server with `pods verified`, `ttl 7`, reverse zone 10.96.0.0/24 and no fallthrough,
     next to the kubeadm-default one on :53."""
-    from dns.names import reverse_zones_of
+    from dns.corefile.zones import reverse_zones
+    from dns.names import labels_of
 
-    options = {"pods": "verified", "ttl": 7, "fallthrough": None, "reverse_zones": reverse_zones_of("10.96.0.0/24")}
+    options = {"pods": "verified", "ttl": 7, "fallthrough": None,
+               "reverse_zones": tuple(labels_of(z) for z in reverse_zones("10.96.0.0/24"))}
     server = RunningServer(listen=SRV_IP, port=5310, upstreams=[UP_IP], local_ips=["10.244.0.5"],
                            health_port=None, ready_port=None, metrics_port=None, options=options)
     try:

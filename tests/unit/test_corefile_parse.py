@@ -37,6 +37,10 @@ def test_kubeadm_corefile_loads_in_plugin_cfg_order():
     (".:53 {\n kubernetes {\n pods\n }\n}", "plugin/kubernetes: /etc/coredns/Corefile:3 - Error during parsing: "
                                           "Wrong argument count or unexpected line ending after 'pods'"),
     (".:53 {\n kubernetes\n kubernetes\n}", "plugin/kubernetes: this plugin can only be used once per Server Block"),
+    (".:53 {\n kubernetes cluster.local 10.0.0.300/24\n}",
+     "plugin/kubernetes: '10.0.0.300/24' is not a CIDR: write a network such as 10.96.0.0/12"),
+    (".:53 {\n kubernetes cluster.local example.org\n}", "plugin/kubernetes: nsplane serves one cluster zone"),
+    (".:53 {\n kubernetes {\n ttl 30s\n }\n}", 'plugin/kubernetes: strconv.Atoi: parsing "30s": invalid syntax'),
     ("a.org {\n whoami\n}\na.org {\n whoami\n}", "plugin/whoami: not supported"),
     (".:53 {\n forward . 1.1.1.1\n}\n.:53 {\n forward . 1.1.1.1\n}", "cannot serve dns://.:53 - it is already defined"),
 ])
@@ -44,6 +48,40 @@ def test_errors_read_as_coredns_writes_them(text, error):
     with pytest.raises(CorefileError) as e:
         load(text, "/etc/coredns/Corefile", env={})
     assert str(e.value).startswith(error)
+
+
+@pytest.mark.parametrize("cidr,zones", [
+    # coredns/ci ptr_test.go: `kubernetes cluster.local 10.96.0.0/24 172.17.0.0/24 1234:abcd::0/64`
+    ("10.96.0.0/24", ["0.96.10.in-addr.arpa."]),
+    ("172.17.0.0/24", ["0.17.172.in-addr.arpa."]),
+    ("1234:abcd::0/64", ["0.0.0.0.0.0.0.0.d.c.b.a.4.3.2.1.ip6.arpa."]),   # 64 bits = 16 nibbles
+    # plugin/pkg/cidr: split on label boundaries
+    ("10.0.0.0/23", ["0.0.10.in-addr.arpa.", "1.0.10.in-addr.arpa."]),
+    ("10.96.0.0/16", ["96.10.in-addr.arpa."]),
+    ("10.0.0.7/24", ["0.0.10.in-addr.arpa."]),
+    ("fd00::/7", ["c.f.ip6.arpa.", "d.f.ip6.arpa."]),
+    ("10.0.0.0/8", ["10.in-addr.arpa."]),
+])
+def test_reverse_zones_of_cidrs(cidr, zones):
+    assert reverse_zones(cidr) == zones
+
+
+def test_kubernetes_block_options_become_config():
+    (s,) = load(""".:53 {
+    kubernetes cluster.local 10.0.0.0/24 {
+        pods verified
+        namespaces default
+        endpoint_pod_names
+        ignore empty_service
+        fallthrough in-addr.arpa
+        ttl 5
+    }
+}""", env={}).servers
+    cfg = s.kubernetes
+    assert cfg.zones == (("cluster", "local"), ("0", "0", "10", "in-addr", "arpa"))
+    assert (cfg.pods, cfg.namespaces, cfg.endpoint_pod_names, cfg.ignore_empty_service, cfg.ttl) == (
+        "verified", frozenset({"default"}), True, True, 5)
+    assert cfg.fallthrough == (("in-addr", "arpa"),) and not cfg.noendpoints
 
 
 def test_keys_snippets_env_and_reverse_cidrs():
@@ -63,7 +101,6 @@ def test_keys_snippets_env_and_reverse_cidrs():
     f = s.forward[0]
     assert f.to == (("10.0.0.53", 5353), ("10.0.0.54", 53)) and f.policy == "sequential"
     assert f.ignored == ("internal.example.org.",)
-    assert reverse_zones("10.0.0.0/8") == ["10.in-addr.arpa."]
     assert server_key(".:53") == ("dns", ["."], 53)
 
 

@@ -1,8 +1,11 @@
 """The Corefile's plugins answering real DNS messages, without sockets: a Corefile is loaded,
 built into handlers (dns/chain.py) and asked with dnslib-packed queries."""
+import contextlib
+import queue
+import socket
 import struct
 
-from dnslib import QTYPE, RCODE, DNSRecord
+from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 
 from dns import chain
 from dns.cluster import ClusterState
@@ -12,6 +15,7 @@ from dns.corefile.plugins_more import ErrorsOptions
 from dns.forward import Forwarder, ForwardCache
 from dns.querylog import line
 from dns import wire
+from tests.unit.loopback import free_port
 
 
 def state():
@@ -183,9 +187,124 @@ def test_a_bad_first_corefile_exits_1_with_coredns_message(tmp_path, capsys):
 
 
 def test_a_stopped_build_unhooks_its_prepared_answers():
+    """A reload stops the old build: its tables no longer hear state changes (they would pile
+    up, one per reload, each emptied on every watch event), while the live build's do."""
     s = state()
-    before = len(s._listeners)
-    built = chain.build(load(COREFILE, env={}), s, local_ips=(), metrics={})
-    assert len(s._listeners) == before + 2            # one table per server block
-    built.stop()
-    assert len(s._listeners) == before
+    old = chain.build(load(COREFILE, env={}), s, local_ips=(), metrics={})
+    live = chain.build(load(COREFILE, env={}), s, local_ips=(), metrics={})
+    for built in (old, live):
+        ask(built.handlers[53], "web.default.svc.cluster.local")
+        assert len(built.cores[0].prepared) == 1
+    old.stop()
+    s.apply("Namespace", "ADDED", {"metadata": {"name": "other"}})
+    assert len(live.cores[0].prepared) == 0           # emptied by the change
+    assert len(old.cores[0].prepared) == 1            # unhooked: not told any more
+
+
+CLUSTER_ZONE = """$ORIGIN cluster.local.
+@      IN SOA files.cluster.local. admin.cluster.local. ( 1 7200 3600 1209600 3600 )
+@      IN NS files
+files  IN A 10.0.0.1
+legacy IN A 10.0.0.7
+"""
+
+
+@contextlib.contextmanager
+def upstream():
+    """A dnslib server on 127.0.0.1 answering every A question 192.0.2.53; yields (port, names asked)."""
+    from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+    asked: list[str] = []
+
+    class Resolver(BaseResolver):
+        def resolve(self, request, handler):
+            asked.append(str(request.q.qname))
+            reply = request.reply()
+            reply.add_answer(RR(request.q.qname, QTYPE.A, rdata=A("192.0.2.53"), ttl=60))
+            return reply
+
+    port = free_port(socket.SOCK_DGRAM)
+    server = DNSServer(Resolver(), address="127.0.0.1", port=port, logger=DNSLogger("-request,-reply,-truncated,"
+                                                                                    "-error,-recv,-send,-data"))
+    server.start_thread()
+    try:
+        yield port, asked
+    finally:
+        server.stop()
+
+
+def ask_waiting(handler, name, qtype="A"):
+    """ask(), waiting for an answer that comes back later from the forwarder's thread."""
+    got: queue.Queue = queue.Queue()
+    reply = handler.handle(bytes(DNSRecord.question(name, qtype).pack()), "udp", 1, got.put, ("10.244.1.9", 40000))
+    return DNSRecord.parse(reply if reply is not None else got.get(timeout=10))
+
+
+def test_kubernetes_fallthrough_goes_to_file_then_forward(tmp_path):
+    """`fallthrough cluster.local`: a cluster name the kubernetes plugin has no records for
+    (NXDOMAIN there) is answered by the next plugin, `file`, with that zone's data and SOA; a
+    reverse name, not covered by this fallthrough, stays the kubernetes plugin's NXDOMAIN;
+    names in neither zone go on to `forward`."""
+    db = tmp_path / "db.cluster.local"
+    db.write_text(CLUSTER_ZONE)
+    with upstream() as (port, asked):
+        built = chain.build(load(f""".:53 {{
+    kubernetes cluster.local in-addr.arpa {{
+        fallthrough cluster.local
+    }}
+    file {db} cluster.local
+    forward . 127.0.0.1:{port}
+}}""", env={}), state(), local_ips=("10.244.0.2",), metrics={})
+        built.start()
+        try:
+            h = built.handlers[53]
+            assert [str(rr.rdata) for rr in ask(h, "web.default.svc.cluster.local").rr] == ["10.96.5.5"]
+            r = ask(h, "legacy.cluster.local")        # no svc/pod label: NXDOMAIN for kubernetes
+            assert [str(rr.rdata) for rr in r.rr] == ["10.0.0.7"] and r.header.aa == 1
+            r = ask(h, "gone.default.svc.cluster.local")      # no such Service: file says NXDOMAIN
+            assert r.header.rcode == RCODE.NXDOMAIN and str(r.auth[0].rdata.mname) == "files.cluster.local."
+            r = ask(h, "9.9.0.10.in-addr.arpa", "PTR")        # not under this fallthrough
+            assert r.header.rcode == RCODE.NXDOMAIN and str(r.auth[0].rdata.mname) == "ns.dns.in-addr.arpa."
+            assert [str(rr.rdata) for rr in ask_waiting(h, "www.example.org").rr] == ["192.0.2.53"]
+            assert asked == ["www.example.org."]              # only the name neither zone holds
+        finally:
+            built.stop()
+
+
+def test_autopath_finds_what_kubernetes_falls_through_to_file(tmp_path):
+    """autopath walks the rest of the chain for each search domain, as CoreDNS's does: a name in
+    the file behind a kubernetes `fallthrough` is found at the cluster-domain step."""
+    db = tmp_path / "db.cluster.local"
+    db.write_text(CLUSTER_ZONE)
+    built = chain.build(load(f""".:53 {{
+    kubernetes cluster.local {{
+        pods verified
+        fallthrough cluster.local
+    }}
+    autopath @kubernetes
+    file {db} cluster.local
+}}""", env={}), state(), local_ips=("10.244.0.2",), metrics={})
+    r = ask(built.handlers[53], "legacy.default.svc.cluster.local")     # pod tmp's first search query
+    assert [(rr.rtype, str(rr.rdata)) for rr in r.rr] == [(QTYPE.CNAME, "legacy.cluster.local."),
+                                                          (QTYPE.A, "10.0.0.7")]
+
+
+def test_kubernetes_fallthrough_goes_to_forward():
+    """Without `file`, what the kubernetes plugin falls through on is asked upstream; without
+    `fallthrough` it is the plugin's NXDOMAIN and upstream never hears of it."""
+    with upstream() as (port, asked):
+        for block, forwarded in (("{\n        fallthrough\n    }", True), ("", False)):
+            built = chain.build(load(f""".:53 {{
+    kubernetes cluster.local {block}
+    forward . 127.0.0.1:{port}
+}}""", env={}), state(), local_ips=("10.244.0.2",), metrics={})
+            built.start()
+            try:
+                r = ask_waiting(built.handlers[53], "legacy.cluster.local")
+            finally:
+                built.stop()
+            if forwarded:
+                assert [str(rr.rdata) for rr in r.rr] == ["192.0.2.53"] and asked == ["legacy.cluster.local."]
+            else:
+                assert r.header.rcode == RCODE.NXDOMAIN and str(r.auth[0].rdata.mname) == "ns.dns.cluster.local."
+                assert asked == ["legacy.cluster.local."]     # still the one from the first round

@@ -176,3 +176,9 @@ def test_parse_upstream_forms():
     assert parse_upstream("10.0.0.2:5353") == ("10.0.0.2", 5353)
     assert parse_upstream("[fd00::1]:53") == ("fd00::1", 53)
     assert parse_upstream("fd00::1") == ("fd00::1", 53)
+
+
+def test_names_to_and_from_the_wire_keep_the_clients_spelling():
+    enc = wire.encode_name("Web.Default.svc.")
+    assert enc == b"\x03Web\x07Default\x03svc\x00" and wire.encode_name(".") == b"\x00"
+    assert wire.question_name(enc + b"\x00\x01\x00\x01") == "Web.Default.svc."
