@@ -130,7 +130,8 @@ def _conditions(rs: NftRuleset, text: str, p: _Packet, node_ips: frozenset[str])
             return ok, text
 
 
-def _lookup(rs: NftRuleset, name: str, key: str) -> str | None:
+def element(rs: NftRuleset, name: str, key: str) -> str | None:
+    """The value of map `name`'s element `key` (an element's comment ignored), or None."""
     elements = rs.maps.get(name, ("", {}))[1]
     if key in elements:
         return elements[key]
@@ -196,7 +197,7 @@ class _Walker:
             return out
         if m:
             key = f"{p.dst} . {p.proto} . {p.port}" if m.group(1).startswith("ip daddr") else f"{p.proto} . {p.port}"
-            value = _lookup(self.rs, m.group(2)[1:], key) if m.group(2).startswith("@") else None
+            value = element(self.rs, m.group(2)[1:], key) if m.group(2).startswith("@") else None
             if value is None:
                 return None
             return self._verdict(chain, rule, value, p, f"{key} in {m.group(2)}: {value}", depth)

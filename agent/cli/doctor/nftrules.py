@@ -15,17 +15,10 @@ from __future__ import annotations
 import re
 
 from dataplane.nft.ruleset import NftRuleset
+from dataplane.nft.trace import element
 
 _TARGETS = re.compile(r"(?:goto|jump) ([^\s,}]+)")
 _DNAT = re.compile(r"dnat to (\S+)")
-_COMMENT = re.compile(r'\s+comment "[^"]*"$')
-
-
-def _element(rs: NftRuleset, name: str, key: str) -> str | None:
-    for k, v in rs.maps.get(name, ("", {}))[1].items():
-        if _COMMENT.sub("", k) == key:
-            return v
-    return None
 
 
 def chains_from(rs: NftRuleset, verdict: str) -> list[str]:
@@ -62,13 +55,13 @@ def check_node(rs: NftRuleset, svc: dict, ready_ips) -> tuple[bool, str]:
         ip, proto = spec["clusterIP"], port.get("protocol", "TCP").lower()
         key = f"{ip} . {proto} . {port['port']}"
         if n_ready == 0:
-            stop = _element(rs, "no-endpoint-services", key)
+            stop = element(rs, "no-endpoint-services", key)
             if stop is None:
                 return False, (f"no element {key} in map no-endpoint-services (nftables; expected a reject: the "
                                f"Service has no endpoints)")
             said.append(f"{key} in @no-endpoint-services: {stop} (no endpoints)")
             continue
-        to = _element(rs, "service-ips", key)
+        to = element(rs, "service-ips", key)
         if to is None:
             return False, f"no element {key} in map service-ips (nftables)"
         chains = chains_from(rs, to)
@@ -86,11 +79,11 @@ def check_node(rs: NftRuleset, svc: dict, ready_ips) -> tuple[bool, str]:
 def _missing_external(rs: NftRuleset, svc: dict, port: dict, proto: str) -> str:
     if port.get("nodePort"):
         key = f"{proto} . {port['nodePort']}"
-        if _element(rs, "service-nodeports", key) is None and _element(rs, "no-endpoint-nodeports", key) is None:
+        if element(rs, "service-nodeports", key) is None and element(rs, "no-endpoint-nodeports", key) is None:
             return f"no element {key} in map service-nodeports (nftables) for nodePort {port['nodePort']}"
     for ip in _lb_ips(svc):
         key = f"{ip} . {proto} . {port['port']}"
-        if _element(rs, "service-ips", key) is None and _element(rs, "no-endpoint-services", key) is None:
+        if element(rs, "service-ips", key) is None and element(rs, "no-endpoint-services", key) is None:
             return f"no element {key} in map service-ips (nftables) for load-balancer IP {ip}"
     return ""
 
@@ -120,7 +113,7 @@ def explain(rs: NftRuleset, svc: dict) -> list[dict]:
         for kind, key in keys:
             if (kind == "port-map") != name.endswith("nodeports"):
                 continue
-            value = _element(rs, name, key)
+            value = element(rs, name, key)
             if value is not None:
                 rows.append({"rule": f"{key} : {value}", "meaning": f"{key} -> {value}"})
                 seen += [c for c in chains_from(rs, value) if c not in seen]
