@@ -95,9 +95,11 @@ _MARK_SET = re.compile(r"(?:meta )?mark set (?:meta )?mark (\||or|\^|xor) (0x[0-
 def _in(addr: str, value: str, rs: NftRuleset) -> bool:
     if value.startswith("@"):
         keys = rs.sets.get(value[1:], ("", frozenset()))[1]
-        return any(_in(addr, k, rs) for k in keys)
+        return addr in keys or any(_in(addr, k, rs) for k in keys if "/" in k or "-" in k)
     if value.startswith("{"):
         return any(_in(addr, v, rs) for v in _SPLIT.split(value.strip("{} ")) if v)
+    if "/" not in value:
+        return addr == value
     try:
         return ipaddress.ip_address(addr) in ipaddress.ip_network(value, strict=False)
     except ValueError:
@@ -141,6 +143,15 @@ def element(rs: NftRuleset, name: str, key: str) -> str | None:
 class _Walker:
     def __init__(self, rs: NftRuleset, node_ips: Iterable[str]):
         self.rs, self.node_ips = rs, frozenset(node_ips)
+        self._maps: dict[str, dict[str, str]] = {}
+
+    def element(self, name: str, key: str) -> str | None:
+        """`element()` over an index of the map built once per walk (at
+        10,000 Services: one pass over the map, not one per lookup)."""
+        if name not in self._maps:
+            self._maps[name] = {(_COMMENT.sub("", k) if ' comment "' in k else k): v
+                                for k, v in self.rs.maps.get(name, ("", {}))[1].items()}
+        return self._maps[name].get(key)
 
     def chain(self, name: str, p: _Packet, depth: int = 0) -> _Result:
         if depth > MAX_DEPTH:
@@ -197,7 +208,7 @@ class _Walker:
             return out
         if m:
             key = f"{p.dst} . {p.proto} . {p.port}" if m.group(1).startswith("ip daddr") else f"{p.proto} . {p.port}"
-            value = element(self.rs, m.group(2)[1:], key) if m.group(2).startswith("@") else None
+            value = self.element(m.group(2)[1:], key) if m.group(2).startswith("@") else None
             if value is None:
                 return None
             return self._verdict(chain, rule, value, p, f"{key} in {m.group(2)}: {value}", depth)
