@@ -174,8 +174,9 @@ def test_trace_and_doctor_read_the_nftables_table(c):
     """`nsplane trace` walks the connection through node's table ip kube-proxy
     and names the endpoint chain whose DNAT the conntrack entry shows, which
     is the pod that answered; `nsplane doctor` finds the Service's elements
-    on every node and `explain` lists its chains; a Service without endpoints
-    stops in reject-chain."""
+    on every node and `explain` lists its chains; `trace --from outside` to a
+    NodePort walks the taking node's external- chain and masquerade; a
+    Service without endpoints stops in reject-chain."""
     ip = ensure_nftables(c)
     seen = set()
     for _ in range(4):
@@ -201,6 +202,16 @@ def test_trace_and_doctor_read_the_nftables_table(c):
     assert checks["endpoints"]["status"] == "ok" and "3 ready endpoint(s)" in checks["endpoints"]["evidence"]
     explained = c.nsplane("explain", "svc/echo").stdout
     assert "(nftables mode: nft list table ip kube-proxy)" in explained and "numgen random mod 3 vmap" in explained
+
+    apply_svc(c, "np", type="NodePort", ports=[{"port": 80, "targetPort": 8080, "nodePort": 30090}])
+    url = f"http://{node_ip(c, 2)}:30090/hostname"
+    c.wait(lambda: outside(c, *curl_args(url)).returncode == 0, 10, "NodePort on node-2")
+    rep = json.loads(c.nsplane("trace", "--from", "outside", url, "--json").stdout)
+    assert rep["node"] == "node-2" and rep["mode"] == "nftables" and rep["answeredBy"] in echo_pods(c), rep
+    rules = [(h["node"], h["chain"], h["rule"]) for h in rep["hops"]]
+    assert ("node-2", "services", "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports") in rules
+    assert any(chain.startswith("external-") for _, chain, _ in rules), rules
+    assert rules[-1] == ("node-2", "masquerading", "masquerade fully-random") and rep["masquerade"], rules
 
     apply_svc(c, "nobody", app="nothing-has-this-label", ports=TO_8080)
     gone = svc(c, "nobody")["spec"]["clusterIP"]

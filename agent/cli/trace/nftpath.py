@@ -38,8 +38,22 @@ def pick(paths: list[Path], endpoint: str | None) -> tuple[Path | None, str]:
                         f" (numgen random); one branch is shown")
 
 
+ROLES = {  # kube-proxy's fixed chains, for the jumps into them
+    "services": "look the destination up in @service-ips (cluster, external, LB IPs) and @service-nodeports",
+    "masquerading": "SNAT what mark-for-masquerade marked",
+    "mark-for-masquerade": "mark the connection for masquerade",
+    "firewall-check": "loadBalancerSourceRanges: @firewall-ips",
+    "service-endpoints-check": "Services without endpoints: @no-endpoint-services",
+    "nodeport-endpoints-check": "nodePorts without endpoints: @no-endpoint-nodeports",
+    "cluster-ips-check": "reject invalid ports of ClusterIPs, drop unallocated ClusterIPs",
+}
+
+
 def _meaning(hop) -> str:
     did = hop.did
+    verb, _, target = did.partition(" ")
+    if verb in ("jump", "goto") and target in ROLES:
+        return f"{did}: {ROLES[target]}"
     if hop.chain == "masquerading" and did == "return":
         return "not marked for masquerade: the source address stays"
     if did.startswith("picks "):
