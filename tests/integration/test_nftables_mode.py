@@ -168,3 +168,59 @@ def test_service_without_endpoints_is_refused(c):
     c.wait(lambda: f"{ip} . tcp . 80" in run_in(c.node_netns(1), "nft", "list", "map", "ip", "kube-proxy",
                                                  "no-endpoint-services").stdout, 10, "the reject element")
     assert c.exec("tmp", *curl_args(f"http://{ip}/hostname", 2)).returncode == 7
+
+
+def test_trace_and_doctor_read_the_nftables_table(c):
+    """`nsplane trace` walks the connection through node's table ip kube-proxy
+    and names the endpoint chain whose DNAT the conntrack entry shows, which
+    is the pod that answered; `nsplane doctor` finds the Service's elements
+    on every node and `explain` lists its chains; `trace --from outside` to a
+    NodePort walks the taking node's external- chain and masquerade; a
+    Service without endpoints stops in reject-chain."""
+    ip = ensure_nftables(c)
+    seen = set()
+    for _ in range(4):
+        r = c.nsplane("trace", "tmp", f"http://{ip}/hostname", "--json", check=False)
+        rep = json.loads(r.stdout)
+        assert r.returncode == 0 and rep["mode"] == "nftables", rep
+        assert rep["answeredBy"] == rep["answer"]["body"].strip() and rep["answeredBy"] in echo_pods(c), rep
+        chains = [h["chain"] for h in rep["hops"]]
+        assert chains[:2] == ["nat-prerouting", "services"], rep["hops"]
+        assert chains[2].startswith("service-") and chains[2].endswith("-default/echo/tcp/"), chains
+        dnat = [h for h in rep["hops"] if h["rule"].endswith(f"dnat to {rep['endpoint']}")]
+        assert len(dnat) == 1 and dnat[0]["chain"].startswith("endpoint-"), rep["hops"]
+        assert dnat[0]["chain"].endswith(f"__{rep['endpoint'].replace(':', '/')}"), dnat
+        seen.add(rep["answeredBy"])
+    text = c.nsplane("trace", "tmp", f"http://{ip}/hostname").stdout
+    assert " ip kube-proxy services  ip daddr . meta l4proto . th dport vmap @service-ips  => " in text, text
+
+    r = c.nsplane("doctor", "svc/echo", "--json", check=False)
+    checks = {ch["name"]: ch for ch in json.loads(r.stdout)["checks"]}
+    assert checks["node-rules"]["status"] == "ok", checks["node-rules"]
+    for k in NODES:
+        assert f"node-{k}: {ip} . tcp . 80 in @service-ips: goto service-" in checks["node-rules"]["evidence"]
+    assert checks["endpoints"]["status"] == "ok" and "3 ready endpoint(s)" in checks["endpoints"]["evidence"]
+    explained = c.nsplane("explain", "svc/echo").stdout
+    assert "(nftables mode: nft list table ip kube-proxy)" in explained and "numgen random mod 3 vmap" in explained
+
+    apply_svc(c, "np", type="NodePort", ports=[{"port": 80, "targetPort": 8080, "nodePort": 30090}])
+    url = f"http://{node_ip(c, 2)}:30090/hostname"
+    c.wait(lambda: outside(c, *curl_args(url)).returncode == 0, 10, "NodePort on node-2")
+    rep = json.loads(c.nsplane("trace", "--from", "outside", url, "--json").stdout)
+    assert rep["node"] == "node-2" and rep["mode"] == "nftables" and rep["answeredBy"] in echo_pods(c), rep
+    rules = [(h["node"], h["chain"], h["rule"]) for h in rep["hops"]]
+    assert ("node-2", "services", "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports") in rules
+    assert any(chain.startswith("external-") for _, chain, _ in rules), rules
+    assert rules[-1] == ("node-2", "masquerading", "masquerade fully-random") and rep["masquerade"], rules
+
+    apply_svc(c, "nobody", app="nothing-has-this-label", ports=TO_8080)
+    gone = svc(c, "nobody")["spec"]["clusterIP"]
+    c.wait(lambda: f"{gone} . tcp . 80" in nft_table(c, 1).stdout, 10, "the reject element")
+    r = c.nsplane("trace", "tmp", f"http://{gone}/hostname", "--json", check=False)
+    rep = json.loads(r.stdout)
+    assert r.returncode == 1 and rep["verdict"].startswith("rejected by ip kube-proxy reject-chain: reject: the "
+                                                            "Service has no endpoints"), rep
+    r = c.nsplane("doctor", "svc/nobody", "--json", check=False)
+    checks = {ch["name"]: ch for ch in json.loads(r.stdout)["checks"]}
+    assert checks["node-rules"]["status"] == "ok" and "@no-endpoint-services: goto reject-chain" in \
+        checks["node-rules"]["evidence"], checks["node-rules"]

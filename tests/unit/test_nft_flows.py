@@ -4,22 +4,21 @@ kube-proxy's nftables proxier_test.go checks most features by tracing
 packets through the rules it wrote (runPacketFlowTests): for a source,
 destination and port, which endpoints can be reached (or REJECT / DROP /
 nothing), and whether the packet is masqueraded. The same cases, with the
-same inputs and expected outcomes, run here through a small tracer over our
-rendered `NftRuleset`: the firewall check, the "no endpoints" checks before
-and after DNAT in the hook order of kube-proxy's base chains, the
-`services` dispatch through `service-ips` / `service-nodeports`, the
-per-Service chains (every numgen branch is followed) and the ClusterIP
-check. Session affinity sets start empty, so their lookups never match.
+same inputs and expected outcomes, run here through `dataplane.nft.trace`
+(the walker `nsplane trace` uses too) over our rendered `NftRuleset`: the
+firewall check, the "no endpoints" checks before and after DNAT in the hook
+order of kube-proxy's base chains, the `services` dispatch through
+`service-ips` / `service-nodeports`, the per-Service chains (every numgen
+branch is followed), the ClusterIP check and masquerading. Session affinity
+sets start empty, so their lookups never match.
 """
 from __future__ import annotations
-
-import ipaddress
-import re
 
 import pytest
 
 from dataplane.model import Endpoint, NodeInfo, ServicePort
 from dataplane.nft.render import render
+from dataplane.nft.trace import outcome, walk
 
 NODE_NAME = "test-node"
 NODE_IP, NODE_IP_ALT, EXTERNAL_IP = "192.168.0.2", "192.168.1.2", "192.168.99.11"
@@ -32,99 +31,10 @@ SERVICE_CIDRS = ("172.30.0.0/16",)
 # ---------------------------------------------------------------- the tracer
 
 
-def _matches(cond: str, src: str, node_ips: tuple[str, ...]) -> bool:
-    """One rule's match, on what the tracer knows (daddr/dport were chosen by
-    the map lookup that led here, and are checked again for the ClusterIP
-    masquerade rule by the caller)."""
-    if not cond:
-        return True
-    if cond == "fib saddr type local":
-        return src in node_ips
-    m = re.fullmatch(r"ip saddr (!= )?(\S+)", cond)
-    if m is None:
-        raise AssertionError(f"tracer does not know the match {cond!r}")
-    if m.group(2).startswith("@"):
-        return bool(m.group(1))  # affinity sets start empty
-    inside = ipaddress.ip_address(src) in ipaddress.ip_network(m.group(2))
-    return inside != bool(m.group(1))
-
-
-def _run_chain(rs, chain: str, src: str, dst: str, port: int, masq: bool, node_ips, out: set) -> None:
-    for rule in rs.chains[chain]:
-        head = re.match(rf"ip daddr {re.escape(dst)} \w+ dport {port} ", rule)
-        if rule.startswith("ip daddr "):
-            if head is None:
-                continue
-            rule = rule[head.end():]
-        if m := re.fullmatch(r"(.*?) ?jump mark-for-masquerade( comment .*)?", rule):
-            if _matches(m.group(1), src, node_ips):
-                masq = True
-            continue
-        if m := re.fullmatch(r"(.*?) ?goto (\S+)( comment .*)?", rule):
-            if _matches(m.group(1), src, node_ips):
-                return _run_chain(rs, m.group(2), src, dst, port, masq, node_ips, out)
-            continue
-        if m := re.fullmatch(r"numgen random mod \d+ vmap \{ (.*) \}", rule):
-            for branch in m.group(1).split(" , "):
-                _run_chain(rs, branch.split(" : goto ")[1], src, dst, port, masq, node_ips, out)
-            return None
-        if m := re.fullmatch(r"meta l4proto \w+ dnat to (\S+)", rule):
-            out.add((m.group(1), masq))
-            return None
-        if rule.startswith("update @"):
-            continue
-        raise AssertionError(f"tracer does not know the rule {rule!r} in {chain}")
-    return None
-
-
-def _verdict(value: str | None) -> str | None:
-    return {None: None, "drop": "DROP", "goto reject-chain": "REJECT"}[value]
-
-
-def _lookup(rs, name: str, key: str) -> str | None:
-    elements = rs.maps[name][1]
-    if key in elements:
-        return elements[key]
-    for k, v in elements.items():  # keys of "no endpoints" elements carry a comment
-        if k.split(" comment ")[0] == key:
-            return v
-    return None
-
-
 def trace(rs, src: str, dst: str, port: int, proto: str = "tcp", node_ips=NODE_IPS) -> tuple[str, bool]:
     """(outcome, masqueraded): outcome is "ip:port, ..." of the reachable
     endpoints (sorted), "REJECT", "DROP" or "" (not touched)."""
-    key, local = f"{dst} . {proto} . {port}", src in node_ips
-    nodeport_ips = rs.sets["nodeport-ips"][1] if "nodeport-ips" in rs.sets else None
-    is_nodeport_ip = dst in nodeport_ips if nodeport_ips is not None else dst in node_ips
-    fw = _lookup(rs, "firewall-ips", key)  # filter-prerouting / filter-output, before DNAT
-    if fw is not None and rs.chains[fw.split()[1]]:
-        allowed = re.fullmatch(r"ip saddr != \{ (.*) \} drop", rs.chains[fw.split()[1]][0]).group(1).split(" , ")
-        if not any(ipaddress.ip_address(src) in ipaddress.ip_network(n) for n in allowed):
-            return "DROP", False
-    if local and (v := _verdict(_lookup(rs, "no-endpoint-services", key))):  # filter-output, before nat-output
-        return v, False
-    out: set = set()
-    target = _lookup(rs, "service-ips", key)
-    if target is None and is_nodeport_ip:
-        target = _lookup(rs, "service-nodeports", f"{proto} . {port}")
-    if target is not None:
-        _run_chain(rs, target.split()[1], src, dst, port, False, node_ips, out)
-    if out:
-        masq = {m for _, m in out}
-        assert len(masq) == 1, f"masquerade differs between endpoints: {out}"
-        return ", ".join(sorted(a for a, _ in out)), masq.pop()
-    if not local:  # filter-input / filter-forward, after nat-prerouting left it alone
-        if v := _verdict(_lookup(rs, "no-endpoint-services", key)):
-            return v, False
-        if dst in node_ips and is_nodeport_ip and (v := _verdict(_lookup(rs, "no-endpoint-nodeports",
-                                                                          f"{proto} . {port}"))):
-            return v, False
-    if dst in rs.sets["cluster-ips"][1]:  # cluster-ips-check
-        return "REJECT", False
-    if any(ipaddress.ip_address(dst) in ipaddress.ip_network(c) for c in SERVICE_CIDRS):
-        return "DROP", False
-    return "", False
+    return outcome(walk(rs, src, dst, port, proto, node_ips))
 
 
 def run_flows(rs, flows) -> None:

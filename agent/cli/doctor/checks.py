@@ -11,7 +11,9 @@ The facts are a plain dict:
     namespace), events (Events of those pods), slices (the Service's
     EndpointSlices), listening ({pod name: [(proto, port), ...]} as read in
     the pod's network namespace; a pod missing means "not read"),
-    node_rules ({node: {table: {chain: [-A lines]}}}), nodes ([node names]),
+    node_rules ({node: {table: {chain: [-A lines]}}} in iptables mode, the
+    node's `table ip kube-proxy` as an NftRuleset in nftables mode),
+    nodes ([node names]),
     dns ({"name", "answers": [ips], "error", "from"}), client (an IP or None),
     via_node (the node the client's external traffic arrives at, or None).
 """
@@ -21,7 +23,8 @@ import difflib
 from dataclasses import asdict, dataclass
 
 from agent.api import selectors
-from agent.cli.doctor import rules
+from agent.cli.doctor import nftrules, rules
+from dataplane.nft.ruleset import NftRuleset
 
 OK, FAIL, WARN, SKIP = "ok", "fail", "warn", "skip"
 MARKS = {OK: "✓", FAIL: "✗", WARN: "!", SKIP: "-"}
@@ -259,7 +262,10 @@ def check_node_rules(f: dict) -> Check:
         if tables is None:
             bad.append(f"{node}: rules not readable")
             continue
-        found = rules.check_node(tables, f["namespace"], f["name"], svc, n_ready)
+        if isinstance(tables, NftRuleset):  # kube-proxy's nftables mode: table ip kube-proxy
+            found = nftrules.check_node(tables, svc, n_ready)
+        else:
+            found = rules.check_node(tables, f["namespace"], f["name"], svc, n_ready)
         (good if found[0] else bad).append(f"{node}: {found[1]}")
     if bad:
         return Check("node-rules", FAIL, "; ".join(bad),
@@ -316,12 +322,14 @@ def check_source_ranges(f: dict) -> Check:
     if not ranges:
         return Check("source-ranges", OK, "no loadBalancerSourceRanges: every client may reach the load balancer")
     client = f.get("client")
+    nft = any(isinstance(t, NftRuleset) for t in (f.get("node_rules") or {}).values())
+    where = "the Service's firewall- chain (nftables, @firewall-ips)" if nft else "KUBE-FW (iptables)"
     if client and not any(rules.in_cidr(client, r) for r in ranges):
         return Check("source-ranges", FAIL, f"client {client} is outside loadBalancerSourceRanges "
-                                            f"{', '.join(ranges)}: its packets are dropped in KUBE-FW",
+                                            f"{', '.join(ranges)}: its packets are dropped in {where}",
                      "add the client's range to spec.loadBalancerSourceRanges")
     return Check("source-ranges", OK, f"loadBalancerSourceRanges {', '.join(ranges)}"
-                 + (f" admit client {client}" if client else ": other clients are dropped in KUBE-FW"))
+                 + (f" admit client {client}" if client else f": other clients are dropped in {where}"))
 
 
 STEPS = [check_selector, check_ready, check_target_port, check_endpoints, check_node_rules, check_dns,

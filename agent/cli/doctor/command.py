@@ -6,7 +6,7 @@ import json
 import sys
 
 from agent.api.client import Client
-from agent.cli.doctor import facts, rules
+from agent.cli.doctor import facts, nftrules, rules
 from agent.cli.doctor.checks import FAIL, MARKS, diagnose, first_broken
 from agent.cli.errors import die
 
@@ -31,7 +31,7 @@ def add_parsers(sub) -> None:
                    help="the node the client's external traffic arrives at (nodePort, LB), checked against "
                         "externalTrafficPolicy Local")
     p.add_argument("--json", action="store_true", help="print the checks as JSON")
-    p = sub.add_parser("explain", help="a Service's iptables rules on a node, annotated")
+    p = sub.add_parser("explain", help="a Service's kube-proxy rules on a node (iptables or nftables mode), annotated")
     p.add_argument("target", metavar="svc/NAME")
     p.add_argument("-n", "--namespace")
     p.add_argument("--node", help="which node's rules (default: the first node)")
@@ -69,12 +69,19 @@ def cmd_doctor(cfg, args) -> int:
 def cmd_explain(cfg, args) -> int:
     name, ns = service_name(args.target, "explain"), args.namespace or "default"
     client = Client(cfg.local_api_url)
-    client.get("services", name, ns)   # a missing Service is the API's NotFound
+    svc = client.get("services", name, ns)   # a missing Service is the API's NotFound
     nodes = [n["metadata"]["name"] for n in client.list("nodes")["items"]]
     node = args.node or (nodes[0] if nodes else "")
     if node not in nodes:
         die(f'error: node "{node}" not found; the nodes are {", ".join(nodes) or "none"}')
-    tables = facts.node_tables(cfg, node)
+    mode, tables = facts.node_rules(cfg, node)
+    if mode == "nftables":
+        groups = nftrules.explain(tables, svc)
+        if args.json:
+            print(json.dumps({"service": f"{ns}/{name}", "node": node, "mode": mode, "chains": groups}, indent=2))
+        else:
+            sys.stdout.write(nftrules.render_explain(groups, node, ns, name))
+        return 0
     if tables is None:
         die(f"error: cannot read the iptables rules of node {node} (iptables-save in its namespace failed)")
     groups = rules.explain(tables, ns, name)

@@ -1,8 +1,10 @@
 """The edge of `nsplane doctor` / `explain`: collects the facts the pure
 checks judge — objects from the API, listening sockets (`ss`) inside each
-selected pod's network namespace, `iptables-save` inside each node's
-namespace, and a DNS lookup (`dig`, through the pod's resolv.conf and
-search path) from inside a pod. Reads only; changes nothing.
+selected pod's network namespace, each node's kube-proxy rules inside its
+namespace (`nft -j list table ip kube-proxy` when the node holds that
+table, kube-proxy's nftables mode; `iptables-save` otherwise), and a DNS
+lookup (`dig`, through the pod's resolv.conf and search path) from inside
+a pod. Reads only; changes nothing.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from agent.api.client import APIStatusError, Client
 from agent.api.config import ClusterConfig
 from agent.cli.doctor.checks import parse_ss, ready_endpoint_ips, selected
 from dataplane import iptables, names, netns
+from dataplane.nft import listing
+from dataplane.nft.ruleset import FAMILY, TABLE, NftRuleset
 
 TIMEOUT = 5.0
 
@@ -37,6 +41,27 @@ def node_tables(cfg: ClusterConfig, node: str) -> dict | None:
     if r is None or f is None or r.returncode or f.returncode:
         return None
     return {**iptables.parse_rules(r.stdout), **iptables.parse_rules(f.stdout)}
+
+
+def read_nft(ns: str | None) -> NftRuleset | None:
+    """kube-proxy's `table ip kube-proxy` in namespace `ns` (`nft -j list
+    table`), or None when the node holds none (iptables mode) or nft fails."""
+    r = _run(ns, ["nft", "-j", "list", "table", FAMILY, TABLE])
+    if r is None or r.returncode:
+        return None
+    try:
+        rs = listing.parse_text(r.stdout)
+    except (ValueError, KeyError, TypeError, StopIteration):
+        return None
+    return rs if "services" in rs.chains else None
+
+
+def node_rules(cfg: ClusterConfig, node: str) -> tuple[str, dict | NftRuleset | None]:
+    """(proxy mode, rules) of `node`, the mode read from what the node holds:
+    kube-proxy's nftables table ("nftables", its NftRuleset), else
+    ("iptables", node_tables())."""
+    rs = read_nft(node_namespace(cfg, node))
+    return ("nftables", rs) if rs is not None else ("iptables", node_tables(cfg, node))
 
 
 def _pod_ns(cfg: ClusterConfig, pod: dict) -> str:
@@ -99,7 +124,9 @@ def collect(cfg: ClusterConfig, client: Client, ns: str, name: str, client_ip: s
     chosen = selected(facts["service"], facts["pods"]) if facts["service"]["spec"].get("selector") else []
     facts["listening"] = listening(cfg, chosen)
     facts["nodes"] = [n["metadata"]["name"] for n in client.list("nodes")["items"]]
-    facts["node_rules"] = {n: node_tables(cfg, n) for n in facts["nodes"]}
+    read = {n: node_rules(cfg, n) for n in facts["nodes"]}
+    facts["proxy_modes"] = {n: mode for n, (mode, _) in read.items()}
+    facts["node_rules"] = {n: rules for n, (_, rules) in read.items()}
     others = [p for p in client.list("pods")["items"] if p not in chosen]
     facts["dns"] = resolve(cfg, f"{name}.{ns}.svc.{cfg.cluster_domain}", chosen + others)
     if facts["dns"]:

@@ -44,7 +44,11 @@ def render(rep: dict) -> str:
     if rep.get("nodeEvidence"):
         lines.append(f"  node  {rep['node'] or '?'}: {rep['nodeEvidence']}")
     for h in rep.get("hops") or []:
-        lines.append(f"  {h.get('node', rep['node'])} {h['table']} {h['chain']}  +{h['packets']} pkt  {h['meaning']}")
+        if h["packets"] is None:  # nftables mode: walked, the rule as nft lists it
+            lines.append(f"  {h.get('node', rep['node'])} {h['table']} {h['chain']}  {h['rule']}  => {h['meaning']}")
+        else:
+            lines.append(f"  {h.get('node', rep['node'])} {h['table']} {h['chain']}  +{h['packets']} pkt  "
+                         f"{h['meaning']}")
     ct = rep.get("conntrack")
     if ct:
         lines.append(f"  conntrack  {ct['line']}")

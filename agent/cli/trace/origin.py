@@ -5,14 +5,16 @@ namespace, to an IP:port. Reads every node's per-rule packet counters
 before and after, finds the node that took the packet (for a load-balancer
 IP: the node whose MAC the outside's ARP cache learnt, the speaker's
 announcement; for a node address: that node), and reads the connection's
-conntrack entry and the route to the endpoint on it. Reads only.
+conntrack entry and the route to the endpoint on it. On a node in
+kube-proxy's nftables mode (no counters) the connection is walked through
+that node's table ip kube-proxy instead (trace/nftpath.py). Reads only.
 """
 from __future__ import annotations
 
 from agent.api.client import Client
 from agent.api.config import ClusterConfig
-from agent.cli.doctor.facts import node_namespace
-from agent.cli.trace import path
+from agent.cli.doctor.facts import node_namespace, read_nft
+from agent.cli.trace import nftpath, path
 from agent.cli.trace.probe import (
     NOTES,
     TraceError,
@@ -22,6 +24,7 @@ from agent.cli.trace.probe import (
     endpoint_facts,
     find_service,
     keeper,
+    local_addresses,
     route,
     send,
 )
@@ -66,11 +69,13 @@ def trace_from(cfg: ClusterConfig, client: Client, origin: str, target: str) -> 
     report: dict = {"from": origin, "origin": described, "url": url, "notes": NOTES[:1]}
     found, report["service"] = find_service(client, host, port)
     spaces = {n["metadata"]["name"]: node_namespace(cfg, n["metadata"]["name"]) for n in nodes}
-    before = {name: _counters(ns) for name, ns in spaces.items()}
+    tables = {name: read_nft(ns) for name, ns in spaces.items()}  # each node's mode, from what it holds
+    counted = [name for name in spaces if tables[name] is None]
+    before = {name: _counters(spaces[name]) for name in counted}
     report["answer"], local_ip, local_port = send(src_ns, host, port, url, host)
-    after = {name: _counters(ns) for name, ns in spaces.items()}
+    after = {name: _counters(spaces[name]) for name in counted}
     reached = report["reached"] = report["answer"]["reached"]
-    report["hops"] = [{"node": name, **h} for name in spaces
+    report["hops"] = [{"node": name, **h} for name in counted
                       for h in path.hit(before[name], after[name], keeper(after[name], found))]
     if origin != OUTSIDE:
         owner, how = origin, f"the connection starts on {origin}: nat OUTPUT -> KUBE-SERVICES there"
@@ -84,11 +89,18 @@ def trace_from(cfg: ClusterConfig, client: Client, origin: str, target: str) -> 
     report["conntrack"] = entry
     report["sourceIP"] = local_ip
     report.update(endpoint_facts(client, entry))
+    report["mode"] = "nftables" if owner and tables[owner] is not None else "iptables"
+    if report["mode"] == "nftables":
+        walked, _, note = nftpath.hops(tables[owner], local_ip, host, port, path.protocol(url),
+                                       local_addresses(spaces[owner]), report.get("endpoint"))
+        report["hops"] += [{"node": owner, **h} for h in walked]
+        report["notes"] = [nftpath.NOTE, *([note] if note else [])]
     if entry:
         report["masqueradeWhy"] = path.masquerade_why(report["masquerade"], (report["service"] or {}).get(
             "externalTrafficPolicy"), OUTSIDE if origin == OUTSIDE else "node")
     if owner:
         report["route"] = route(spaces[owner], report["endpoint"].rpartition(":")[0] if entry else host)
     report["verdict"] = path.verdict(report["hops"], entry, reached, "" if found else f"{host}:{port}",
-                                     report["answer"]["error"], "" if found else report.get("route", ""))
+                                     report["answer"]["error"], "" if found else report.get("route", ""),
+                                     report["mode"])
     return report

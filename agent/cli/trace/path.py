@@ -9,6 +9,7 @@ connection that happened at the same moment: the report says so).
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from urllib.parse import urlsplit
 
@@ -139,12 +140,13 @@ def service_for(services: list[dict], ip: str, port: int, node_ips: set[str]) ->
 
 
 def verdict(hops: list[dict], entry: dict | None, reached: bool, target: str = "", error: str = "",
-            route: str = "") -> str:
+            route: str = "", mode: str = "iptables") -> str:
     """One sentence: where the connection went or stopped."""
     if entry and entry.get("reply", {}).get("src") and reached:
         return f"answered by {entry['reply']['src']}:{entry['reply'].get('sport', '')}"
-    rejects = [h for h in hops if h["rule"].endswith("REJECT") or " -j REJECT" in h["rule"]]
-    drops = [h for h in hops if " -j DROP" in h["rule"]]
+    rejects = [h for h in hops if h["rule"].endswith("REJECT") or " -j REJECT" in h["rule"]
+               or h.get("stop") == "reject"]
+    drops = [h for h in hops if " -j DROP" in h["rule"] or h.get("stop") == "drop"]
     if rejects:
         return f"rejected by {rejects[0]['table']} {rejects[0]['chain']}: {rejects[0]['meaning']}"
     if drops:
@@ -152,9 +154,19 @@ def verdict(hops: list[dict], entry: dict | None, reached: bool, target: str = "
     if not reached:
         why = f" ({error})" if error else ""
         routed = f"routes it {route_words(route)}" if route else "routes the packet as is"
-        return (f"no Service has {target}: no rule of KUBE-SERVICES matches, the kernel {routed} "
+        where = "no element of @service-ips matches" if mode == "nftables" else "no rule of KUBE-SERVICES matches"
+        return (f"no Service has {target}: {where}, the kernel {routed} "
                 f"and it gets no answer{why}") if target else f"no answer{why}"
     return "answered"
+
+
+def local_addresses(ip_json: str) -> list[str]:
+    """`ip -j -4 addr show` -> the namespace's IPv4 addresses."""
+    try:
+        links = json.loads(ip_json or "[]")
+    except ValueError:
+        return []
+    return [a["local"] for link in links for a in link.get("addr_info") or [] if a.get("local")]
 
 
 _MAC = re.compile(r"\blladdr ([0-9a-f]{2}(?::[0-9a-f]{2}){5})\b")

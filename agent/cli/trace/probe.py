@@ -4,7 +4,10 @@ pod's namespace (its resolv.conf, its search list, in the resolver's
 order), snapshots the pod's node's per-rule packet counters
 (`iptables-save -c`, nat and filter), connects with curl from the pod,
 snapshots again, and reads the connection's conntrack entry on that node
-(by the pod's IP and curl's source port). Reads only; adds no rule.
+(by the pod's IP and curl's source port). On a node in kube-proxy's
+nftables mode (it holds `table ip kube-proxy`), which has no counters, the
+table is read instead and the packet walked through it (trace/nftpath.py).
+Reads only; adds no rule.
 """
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ import sys
 
 from agent.api.client import Client
 from agent.api.config import ClusterConfig
-from agent.cli.doctor.facts import node_namespace
+from agent.cli.doctor.facts import node_namespace, read_nft
 from agent.cli.doctor.rules import service_rules
-from agent.cli.trace import path
+from agent.cli.trace import nftpath, path
 from dataplane import names, netns
 
 TIMEOUT = 8.0
@@ -110,6 +113,13 @@ def find_service(client: Client, ip: str, port: int) -> tuple[tuple | None, dict
         "externalTrafficPolicy": found[0]["spec"].get("externalTrafficPolicy")}
 
 
+def local_addresses(ns: str | None) -> list[str]:
+    """The IPv4 addresses of namespace `ns` (`ip -j -4 addr`): what `fib
+    saddr/daddr type local` matches there, for the nftables walk."""
+    r = _run(ns, ["ip", "-j", "-4", "addr", "show"])
+    return path.local_addresses(r.stdout) if r.returncode == 0 else []
+
+
 def keeper(after: dict, found: tuple | None):
     """keep(table, chain, rule) for path.hit: the Service's own rules and the
     SNAT; without a Service only what stops a packet (other rules' counters
@@ -197,17 +207,24 @@ def trace(cfg: ClusterConfig, client: Client, pod_name: str, ns: str, target: st
             report["reached"] = False
             return report
     found, report["service"] = find_service(client, ip, port)
-    before = _counters(node_ns)
+    table = read_nft(node_ns)  # the node's mode, from what it holds
+    before = _counters(node_ns) if table is None else {}
     report["answer"], _, local_port = send(pod_ns, host, port, url, ip)
-    after = _counters(node_ns)
+    after = _counters(node_ns) if table is None else {}
     reached = report["reached"] = report["answer"]["reached"]
-    report["hops"] = path.hit(before, after, keeper(after, found))
     entry = conntrack(node_ns, report["podIP"], local_port, path.protocol(url))
     report["conntrack"] = entry
     report.update(endpoint_facts(client, entry))
+    if table is None:
+        report["mode"], report["hops"] = "iptables", path.hit(before, after, keeper(after, found))
+    else:
+        report["mode"] = "nftables"
+        report["hops"], _, note = nftpath.hops(table, report["podIP"], ip, port, path.protocol(url),
+                                               local_addresses(node_ns), report.get("endpoint"))
+        report["notes"] = [nftpath.NOTE, *NOTES[1:], *([note] if note else [])]
     if entry:
         report["masqueradeWhy"] = path.masquerade_why(report["masquerade"], None, "pod")
     report["route"] = route(node_ns, report["endpoint"].rpartition(":")[0] if entry else ip)
     report["verdict"] = path.verdict(report["hops"], entry, reached, "" if found else f"{ip}:{port}",
-                                     report["answer"]["error"], "" if found else report["route"])
+                                     report["answer"]["error"], "" if found else report["route"], report["mode"])
     return report
