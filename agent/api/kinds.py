@@ -56,6 +56,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("CronJob", "cronjobs", "cronjob", "batch", "v1", True, ("cj",)),
     Kind("ReplicationController", "replicationcontrollers", "replicationcontroller", "", "v1", True, ("rc",)),
     Kind("ConfigMap", "configmaps", "configmap", "", "v1", True, ("cm",)),
+    Kind("PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", "", "v1", True, ("pvc",)),
     Kind("Secret", "secrets", "secret", "", "v1", True, ()),
     Kind("ServiceAccount", "serviceaccounts", "serviceaccount", "", "v1", True, ("sa",)),
     Kind("SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", "authentication.k8s.io", "v1", False, (),

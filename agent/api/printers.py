@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 import yaml
 
-from agent.api import ingressprinters, kinds, workloadprinters
+from agent.api import ingressprinters, kinds, storageprinters, workloadprinters
 from agent.api.durations import human_duration, parse_time, since  # noqa: F401 - re-exported
 from agent.api.selectors import from_label_selector
 
@@ -489,3 +489,6 @@ _ROWS.update(workloadprinters.ROWS)
 # ---- Ingress, IngressClass: agent/api/ingressprinters.py
 _COLUMNS.update(ingressprinters.COLUMNS)
 _ROWS.update(ingressprinters.ROWS)
+# ---- PersistentVolumeClaim: agent/api/storageprinters.py
+_COLUMNS.update(storageprinters.COLUMNS)
+_ROWS.update(storageprinters.ROWS)

@@ -272,6 +272,14 @@ def _default_cronjob(cj: dict) -> None:
         _default_template(jt["spec"])
 
 
+def _default_pvc(pvc: dict) -> None:
+    """SetDefaults_PersistentVolumeClaim[Spec]: volumeMode Filesystem, phase Pending."""
+    if isinstance(pvc.get("spec"), dict):
+        pvc["spec"].setdefault("volumeMode", "Filesystem")
+    if isinstance(pvc.setdefault("status", {}), dict):
+        pvc["status"].setdefault("phase", "Pending")
+
+
 def _default_ingress_class(ic: dict) -> None:
     """SetDefaults_IngressClass: parameters' scope is Cluster unless set."""
     params = (ic.get("spec") or {}).get("parameters") if isinstance(ic.get("spec"), dict) else None
@@ -280,6 +288,7 @@ def _default_ingress_class(ic: dict) -> None:
 
 
 _DEFAULTERS = {
+    "PersistentVolumeClaim": _default_pvc,
     "IngressClass": _default_ingress_class,
     "RoleBinding": _default_binding,
     "ClusterRoleBinding": _default_binding,

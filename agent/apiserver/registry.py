@@ -32,7 +32,7 @@ from agent.apiserver.store import AlreadyExists, NotFound, Store
 
 HAS_STATUS = {"Pod", "Service", "Deployment", "ReplicaSet", "ReplicationController", "Node", "Namespace"}
 HAS_STATUS |= {"StatefulSet", "DaemonSet", "Job", "CronJob"}     # the workload controllers' kinds
-HAS_STATUS |= {"Ingress"}
+HAS_STATUS |= {"Ingress", "PersistentVolumeClaim"}
 # Kinds whose metadata.generation counts spec changes (kube's workload strategies).
 HAS_GENERATION = {"Deployment", "ReplicaSet", "ReplicationController", "StatefulSet", "DaemonSet", "Job", "CronJob",
                   "Ingress"}
@@ -121,6 +121,8 @@ class Registry:
             md["generation"] = 1
             obj["status"] = {"replicas": 0} if kind.kind in ("ReplicaSet", "ReplicationController", "StatefulSet") \
                 else {}
+        if kind.kind == "PersistentVolumeClaim":
+            obj["status"] = {}               # PrepareForCreate; defaulting makes it phase Pending
         if kind.kind == csrstrategy.KIND:
             obj.pop("status", None)          # signed and approved only through its subresources
         default(kind.kind, obj)

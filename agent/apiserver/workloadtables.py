@@ -1,6 +1,6 @@
 """Table column definitions of StatefulSet, ControllerRevision, DaemonSet,
-Job and CronJob (cells: agent/api/workloadprinters.py), and of Ingress and
-IngressClass, as kube-apiserver declares them. Merged into agent/apiserver/tables.py."""
+Job and CronJob (cells: agent/api/workloadprinters.py), of Ingress and
+IngressClass, and of PersistentVolumeClaim, as kube-apiserver declares them. Merged into agent/apiserver/tables.py."""
 from __future__ import annotations
 
 NAME_DOC = ("Name must be unique within a namespace. Is required when creating resources, although some "
@@ -68,3 +68,16 @@ COLUMNS.update({
     "IngressClass": (_NAME, ("Controller", "string", 0, "Controller that is responsible for handling this class"),
                      ("Parameters", "string", 0, "A reference to a resource with additional parameters"), _AGE),
 })
+
+# PersistentVolumeClaim (cells: agent/api/storageprinters.py).
+COLUMNS["PersistentVolumeClaim"] = (
+    _NAME, ("Status", "string", 0, "phase represents the current phase of PersistentVolumeClaim."),
+    ("Volume", "string", 0, "volumeName is the binding reference to the PersistentVolume backing this claim."),
+    ("Capacity", "string", 0, "capacity represents the actual resources of the underlying volume."),
+    ("Access Modes", "string", 0, "accessModes contains the actual access modes the volume backing the PVC has. "
+                                  "More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes"
+                                  "#access-modes-1"),
+    ("StorageClass", "string", 0, "StorageClass of the pvc"),
+    ("VolumeAttributesClass", "string", 0, "VolumeAttributesClass of the pvc"), _AGE,
+    ("VolumeMode", "string", 1, "volumeMode defines what type of volume is required by the claim. Value of "
+                                "Filesystem is implied when not included in claim spec."))

@@ -1,5 +1,5 @@
 """Garbage collection by ownerReference: when an owner (Deployment,
-ReplicaSet, ReplicationController, Service, Endpoints) is gone, its
+ReplicaSet, ReplicationController, Service, Endpoints, StatefulSet...) is gone, its
 dependents go too (background propagation; pods are deleted gracefully).
 Like kube-controller-manager's pod GC, pods bound to a Node that no longer
 exists are deleted at once (no kubelet is left to stop them gracefully), so
@@ -13,7 +13,7 @@ from agent.controllers.base import Controller
 
 OWNERS = ("deployments", "replicasets", "replicationcontrollers", "services", "endpoints", "nodes",
           "statefulsets", "daemonsets", "jobs", "cronjobs")
-DEPENDENTS = ("replicasets", "pods", "endpointslices", "controllerrevisions", "jobs")
+DEPENDENTS = ("replicasets", "pods", "endpointslices", "controllerrevisions", "jobs", "persistentvolumeclaims")
 
 
 class GarbageCollector(Controller):

@@ -14,9 +14,11 @@ updateRevision, collisionCount and observedGeneration.
 `plan` is the pure core (kube's updateStatefulSet: which pod to create,
 delete or wait for next); `statefulset_status` computes the status.
 Each volumeClaimTemplate becomes a `persistentVolumeClaim` volume of the
-pod (claim `<template>-<pod>`), as kube's controller makes it; no
-PersistentVolumeClaim objects are made: there is no storage provisioner
-here (see README).
+pod (claim `<template>-<pod>`), and the claim itself is created before the
+pod when missing (`new_claims`; labels from the template and the set's
+selector; owned by the set when persistentVolumeClaimRetentionPolicy
+whenDeleted is Delete), as kube's controller makes them. The scheduler binds
+a claim to the node of its first pod (agent/controllers/volumebinding.py).
 """
 from __future__ import annotations
 
@@ -26,11 +28,13 @@ from datetime import datetime, timezone
 
 from agent.api.kinds import BY_RESOURCE
 from agent.apiserver.registry import APIError
+from agent.apiserver.store import NotFound
 from agent.controllers.base import Controller, controller_ref, ns_name, owner_key, record_event
 from agent.controllers.replicaset import claim_selected, pod_available, pod_from_template, pod_ready
 from agent.controllers.revisions import Revisions
 
 PODS = BY_RESOURCE["pods"]
+PVCS = BY_RESOURCE["persistentvolumeclaims"]
 REVISION_LABEL = "controller-revision-hash"
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
@@ -179,6 +183,30 @@ def new_pod(sts: dict, revision: dict, ordinal: int) -> dict:
     return pod
 
 
+def new_claims(sts: dict, ordinal: int) -> list[dict]:
+    """getPersistentVolumeClaims: the claims pod `ordinal` uses, from the
+    volumeClaimTemplates (named <template>-<set>-<ordinal>, labelled with the
+    template's labels and the set's selector matchLabels)."""
+    pod_name = f"{sts['metadata']['name']}-{ordinal}"
+    selector = ((sts["spec"].get("selector") or {}).get("matchLabels")) or {}
+    out = []
+    for tmpl in sts["spec"].get("volumeClaimTemplates") or []:
+        md = tmpl.get("metadata") or {}
+        if not md.get("name"):
+            continue
+        claim_md = {k: v for k, v in md.items() if k in ("labels", "annotations")}
+        claim_md.update(name=f"{md['name']}-{pod_name}", namespace=sts["metadata"]["namespace"],
+                        labels={**(md.get("labels") or {}), **selector})
+        policy = sts["spec"].get("persistentVolumeClaimRetentionPolicy") or {}
+        if policy.get("whenDeleted") == "Delete":
+            claim_md["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                            "name": sts["metadata"]["name"], "uid": sts["metadata"]["uid"],
+                                            "controller": True, "blockOwnerDeletion": True}]
+        out.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": claim_md,
+                    "spec": dict(tmpl.get("spec") or {})})
+    return out
+
+
 def _template_of(revision: dict) -> dict:
     tmpl = dict(revision["data"]["spec"]["template"])
     tmpl.pop("$patch", None)
@@ -234,6 +262,8 @@ class StatefulSetController(Controller):
             verb, pod_name = "delete", step.name
         try:
             if verb == "create":
+                if not self._create_claims(sts, step.ordinal, pod_name):
+                    return False
                 self.registry.create(PODS, ns, pod)
             else:
                 self.registry.delete(PODS, ns, pod_name)
@@ -246,4 +276,29 @@ class StatefulSetController(Controller):
             raise
         record_event(self.registry, sts, f"Successful{verb.capitalize()}",
                      f"{verb} Pod {pod_name} in StatefulSet {set_name} successful", component=COMPONENT)
+        return True
+
+    def _create_claims(self, sts: dict, ordinal: int, pod_name: str) -> bool:
+        """createPersistentVolumeClaims: each missing claim of the pod; False
+        (try again later) while one of them is still being deleted."""
+        ns, set_name = sts["metadata"]["namespace"], sts["metadata"]["name"]
+        for claim in new_claims(sts, ordinal):
+            name = claim["metadata"]["name"]
+            try:
+                if self.store.get("persistentvolumeclaims", ns, name)["metadata"].get("deletionTimestamp"):
+                    return False
+                continue
+            except NotFound:
+                pass
+            try:
+                self.registry.create(PVCS, ns, claim)
+            except APIError as e:
+                if e.code == 409:       # made meanwhile
+                    continue
+                record_event(self.registry, sts, "FailedCreate",
+                             f"create Claim {name} for Pod {pod_name} in StatefulSet {set_name} failed error: "
+                             f"{e.message}", "Warning", COMPONENT)
+                raise
+            record_event(self.registry, sts, "SuccessfulCreate",
+                         f"create Claim {name} Pod {pod_name} in StatefulSet {set_name} success", component=COMPONENT)
         return True

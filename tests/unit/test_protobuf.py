@@ -406,7 +406,7 @@ def test_unknown_json_keys_are_dropped_and_unknown_field_numbers_skipped():
 # ---- served kinds ----------------------------------------------------------------
 
 SERVED = [("v1", k) for k in ("Namespace", "Node", "Pod", "Service", "Endpoints", "Event", "ReplicationController",
-                              "ConfigMap", "Secret", "ServiceAccount", "ResourceQuota")] + [
+                              "ConfigMap", "Secret", "ServiceAccount", "PersistentVolumeClaim", "ResourceQuota")] + [
     ("discovery.k8s.io/v1", "EndpointSlice"), ("apps/v1", "Deployment"), ("apps/v1", "ReplicaSet"),
     ("apps/v1", "StatefulSet"), ("apps/v1", "DaemonSet"), ("batch/v1", "Job"), ("batch/v1", "CronJob"),
     ("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "ClusterRole"),

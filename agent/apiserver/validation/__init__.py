@@ -36,6 +36,7 @@ from agent.apiserver.validation.endpoints import check_endpoint_slice, check_end
 from agent.apiserver.validation.errors import Cause, Errs, go_value, type_name
 from agent.apiserver.validation.ingress import check_ingress, check_ingress_class
 from agent.apiserver.validation.pods import check_pod, validate_binding
+from agent.apiserver.validation.pvc import check_pvc
 from agent.apiserver.validation.rbac import CHECKS as RBAC_CHECKS
 from agent.apiserver.validation.service import check_service
 from agent.apiserver.validation.statefulset import check_daemonset, check_statefulset
@@ -108,5 +109,6 @@ CHECKS = {
     "ServiceAccount": check_service_account,
     "Ingress": check_ingress,
     "IngressClass": check_ingress_class,
+    "PersistentVolumeClaim": check_pvc,
     **RBAC_CHECKS,
 }

@@ -20,6 +20,7 @@ KINDS = (
     "ConfigMap",
     "Secret",
     "ServiceAccount",
+    "PersistentVolumeClaim",
     "ResourceQuota",
 )
 
