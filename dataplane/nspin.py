@@ -161,6 +161,21 @@ def unpin(path: str) -> None:
     _check(_libc.umount2(path.encode(), _MNT_DETACH), f"umount {path}")
 
 
+def remove_pinned(path: str, pinned: Callable[[str], bool]) -> bool:
+    """Unmount (each stacked mount, bounded) and delete the namespace file at
+    `path`; True if it existed. `pinned(path)` says whether a namespace is
+    still mounted there; OSError(EBUSY) if one still is after the unmounts."""
+    existed = os.path.exists(path)
+    for _ in range(8):  # a file can carry stacked mounts
+        if not pinned(path):
+            break
+        unpin(path)
+    if pinned(path):
+        raise OSError(errno.EBUSY, "still mounted after umount", path)
+    _unlink(path)
+    return existed
+
+
 def _unlink(path: str) -> None:
     try:
         os.unlink(path)

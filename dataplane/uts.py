@@ -81,23 +81,7 @@ def ensure(path: str, hostname: str) -> bool:
 
 def remove(path: str) -> bool:
     """Unmount and delete the UTS namespace file at `path`; True if it existed."""
-    existed = os.path.exists(path)
-    for _ in range(8):  # a file can carry stacked mounts; bounded
-        if not is_mounted(path):
-            break
-        try:
-            nspin.unpin(path)
-        except OSError as exc:
-            raise UTSError(f"UTS {path}: {exc}; run `umount --lazy {path}`") from exc
-    if is_mounted(path):
-        raise UTSError(f"UTS {path}: still mounted after umount; "
-                       f"run `umount --lazy {path}`")
-    _unlink(path)
-    return existed
-
-
-def _unlink(path: str) -> None:
     try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+        return nspin.remove_pinned(path, is_mounted)
+    except OSError as exc:
+        raise UTSError(f"UTS {path}: {exc}; run `umount --lazy {path}`") from exc

@@ -60,23 +60,7 @@ def ensure_ipc(path: str) -> bool:
 
 def remove_ipc(path: str) -> bool:
     """Unpin and delete the IPC namespace file at `path`; True if it existed."""
-    existed = os.path.exists(path)
-    for _ in range(8):      # a file can carry stacked mounts; bounded
-        if not ipc_pinned(path):
-            break
-        try:
-            kernel.umount(path)
-        except OSError:
-            kernel.umount(path, detach=True)
-    _unlink(path)
-    return existed
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+    return nspin.remove_pinned(path, ipc_pinned)
 
 
 def sweep_ipc(ipc_dir: str) -> list[str]:
