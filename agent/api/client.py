@@ -159,7 +159,14 @@ class Client:
         conn = self._connect(timeout=timeout + 30)
         try:
             if opened is not None:
+                # Connected before it is told, and `stop` checked after: a close()
+                # racing with the start of the watch either finds a socket to shut
+                # down or has set `stop` by the time it is checked here.
+                if conn.sock is None:
+                    conn.connect()
                 opened(conn)
+                if stop is not None and stop.is_set():
+                    return
             conn.request("GET", path, headers=self._headers())
             resp = conn.getresponse()
             if resp.status != 200:

@@ -29,7 +29,8 @@ class FakeClient:
         try:
             if opened is not None:
                 opened(conn)
-            near.recv(1)
+            if stop is None or not stop.is_set():   # as Client.watch: stop is checked after opened()
+                near.recv(1)
         finally:
             near.close()
             far.close()
