@@ -15,6 +15,17 @@ network namespace this process is in:
 `written` is the last ruleset the kernel accepted (None when unknown, which
 makes the next apply full).
 
+How it reaches the kernel (`netlink=True`, the default): a partial sync is
+one netlink batch written by `dataplane.nft.netlink`, which reads nothing
+first; a full sync is two transactions, the fixed part through nft and the
+per-Service part as one netlink batch (`transaction.split_full`), and the
+names of what the kernel holds are read over netlink. A transaction holding
+something `dataplane.nft.compile` does not express (a LoadBalancer's
+source ranges) is written whole through nft instead, as with
+`netlink=False`. Measured at 10,000 Services x 3 endpoints: nft spends
+0.13 s reading the table before each transaction, and a fresh table with
+nft's `__map%d` names took 27 s of kernel time (see dataplane.nft.netlink).
+
 "Is the table still ours" (`canary_missing`): the table's handle is noted
 after every full write; a table deleted (`nft flush ruleset`, `nft delete
 table ip kube-proxy`, a firewall reload) and perhaps made again has none or
@@ -37,6 +48,7 @@ import json
 import logging
 from typing import Any
 
+from dataplane.nft import netlink as nl
 from dataplane.nft import transaction
 from dataplane.nft.kernel import Nft, NftError
 from dataplane.nft.ruleset import NftRuleset
@@ -58,11 +70,14 @@ class NftApplier:
     """Writes rulesets into this network namespace's `table ip kube-proxy`
     and owns what was last written there (see the module docstring)."""
 
-    def __init__(self, verify: str = "off", nft: Nft | None = None) -> None:
+    def __init__(self, verify: str = "off", nft: Nft | None = None, netlink: bool = True) -> None:
         if verify not in VERIFY_MODES:
             raise ValueError(f"verify must be one of {', '.join(VERIFY_MODES)}, not {verify!r}")
         self.verify = verify
         self.nft = nft if nft is not None else Nft()
+        self.netlink = netlink
+        self.names = nl.Names()
+        self.via_nft = 0  # transactions written through nft because netlink could not express them
         self.written: NftRuleset | None = None
         self.last: transaction.Transaction | None = None  # the last transaction written
         self._handle: int | None = None  # the table's handle after our last full write
@@ -76,17 +91,47 @@ class NftApplier:
         previous, self.written = (None if full else self.written), None
         tx = transaction.compose_partial(ruleset, previous) if previous is not None else None
         if tx is None:
-            tx = transaction.compose_full(ruleset, self.nft.existing())
+            tx = transaction.compose_full(ruleset, nl.existing() if self.netlink else self.nft.existing())
             self._handle = None
-            self.nft.run(tx.text)
+            self._write_full(tx, ruleset)
             self._handle = self.nft.table_handle()
-        else:
-            self.nft.run(tx.text)
+        elif tx.ops:
+            self._write(tx, ruleset)
         self.last = tx
         if self.verify != "off":
             self._verify(ruleset)
         self.written = ruleset
         return tx.changed
+
+    def _write(self, tx: transaction.Transaction, ruleset: NftRuleset) -> None:
+        """One transaction: a netlink batch when it can be, else through nft."""
+        if self.netlink:
+            try:
+                batch = nl.encode(tx.ops, _declarations(ruleset), self.names)
+            except nl.Unsupported as why:
+                log.debug("nftables: writing through nft: %s", why)
+            else:
+                nl.write(batch, tx.ops)
+                return
+            self.via_nft += 1
+        self.nft.run(tx.text)
+
+    def _write_full(self, tx: transaction.Transaction, ruleset: NftRuleset) -> None:
+        """A full sync: the fixed part through nft, then the per-Service part
+        as one netlink batch; all of it through nft when the per-Service part
+        cannot be expressed in netlink."""
+        if self.netlink:
+            fixed, services = transaction.split_full(tx)
+            try:
+                batch = nl.encode(services.ops, _declarations(ruleset), self.names)
+            except nl.Unsupported as why:
+                log.debug("nftables: full sync through nft: %s", why)
+            else:
+                self.nft.run(fixed.text)
+                nl.write(batch, services.ops)
+                return
+            self.via_nft += 1
+        self.nft.run(tx.text)
 
     def canary_missing(self) -> bool:
         """True when our table is gone or is not the one we wrote (another
@@ -113,6 +158,11 @@ class NftApplier:
         if self.verify == "raise":
             raise NftVerifyError(message, problems)
         log.error("%s", message)
+
+
+def _declarations(ruleset: NftRuleset) -> dict[str, str]:
+    """Every map's and set's declaration, by name."""
+    return {name: decl for name, (decl, _) in (*ruleset.maps.items(), *ruleset.sets.items())}
 
 
 # ---------------------------------------------------------------- comparing (pure)

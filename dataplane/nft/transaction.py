@@ -24,6 +24,11 @@ a packet sees the table before or after, never half of it.
 
 Element keys may carry an nft comment (`10.96.0.10 . udp . 53 comment
 "kube-system/kube-dns:dns"`); a deletion names the key without it.
+
+A transaction is kept as a list of operations (`Op`: a kind and its
+arguments, in the order they are written) and as the `nft -f` text they
+read as; `dataplane.nft.netlink` writes the same operations as netlink
+messages.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
+from dataplane.nft.names import is_affinity_set, is_service_chain
 from dataplane.nft.ruleset import CHAIN_COMMENTS, FAMILY, TABLE, NftRuleset
 
 TABLE_COMMENT = "rules for kube-proxy"
@@ -47,11 +53,18 @@ class Existing:
     sets: frozenset[str] = frozenset()
 
 
+# One operation: (kind, *arguments). Kinds and arguments:
+#   "table" | "chain" name body | "map" name decl | "set" name decl (declare; body/decl may be "")
+#   "flush chain" | "flush map" | "flush set" | "delete chain" | "delete map" | "delete set": name
+#   "elements" set [(key, value or None)] | "delete elements" set [key] | "rule" chain text
+Op = tuple
+
+
 @dataclass
 class Transaction:
-    """One nft transaction's text and what it touched (for logs and metrics)."""
+    """One nft transaction's operations, its text and what it touched (for logs and metrics)."""
 
-    text: str
+    ops: list[Op]
     chains_written: int = 0
     chains_deleted: int = 0
     elements_added: int = 0
@@ -62,16 +75,35 @@ class Transaction:
     def changed(self) -> int:
         return self.chains_written + self.chains_deleted
 
+    @property
+    def text(self) -> str:
+        """The operations as `nft -f` input."""
+        return "\n".join(_line(op) for op in self.ops) + "\n" if self.ops else ""
+
+
+def _line(op: Op) -> str:
+    kind = op[0]
+    if kind == "table":
+        return f'add table {PREFIX} {{ comment "{TABLE_COMMENT}" ; }}'
+    if kind == "chain":
+        comment = CHAIN_COMMENTS.get(op[1])
+        if comment and not op[2]:
+            return f'add chain {PREFIX} {op[1]} {{ comment "{comment}" ; }}'
+        return f"add chain {PREFIX} {op[1]}{_decl(op[2])}"
+    if kind in ("map", "set"):
+        return f"add {kind} {PREFIX} {op[1]}{_decl(op[2])}"
+    if kind == "elements":
+        return f"add element {PREFIX} {op[1]} {{ {_elements(k if v is None else f'{k} : {v}' for k, v in op[2])} }}"
+    if kind == "delete elements":
+        return f"delete element {PREFIX} {op[1]} {{ {_elements(element_key(k) for k in op[2])} }}"
+    if kind == "rule":
+        return f"add rule {PREFIX} {op[1]} {op[2]}"
+    return f"{kind} {PREFIX} {op[1]}"  # flush / delete chain, map or set
+
 
 def element_key(key: str) -> str:
     """A map or set element's key without its comment (what `delete element` takes)."""
     return _COMMENT.sub("", key).strip()
-
-
-def _chain(name: str) -> str:
-    """`add chain` of a regular chain, with its comment if it has one."""
-    comment = CHAIN_COMMENTS.get(name)
-    return f'add chain {PREFIX} {name} {{ comment "{comment}" ; }}' if comment else f"add chain {PREFIX} {name}"
 
 
 def _decl(body: str) -> str:
@@ -88,42 +120,39 @@ def is_dynamic(declaration: str) -> bool:
     return "timeout" in declaration or "dynamic" in declaration
 
 
-def _fill_map(out: list[str], name: str, elements: Mapping[str, str]) -> None:
+def _fill_map(out: list[Op], name: str, elements: Mapping[str, str]) -> None:
     if elements:
-        out.append(f"add element {PREFIX} {name} {{ {_elements(f'{k} : {v}' for k, v in elements.items())} }}")
+        out.append(("elements", name, list(elements.items())))
 
 
-def _fill_set(out: list[str], name: str, elements: Iterable[str]) -> None:
-    elements = list(elements)
+def _fill_set(out: list[Op], name: str, elements: Iterable[str]) -> None:
+    elements = [(k, None) for k in elements]
     if elements:
-        out.append(f"add element {PREFIX} {name} {{ {_elements(elements)} }}")
+        out.append(("elements", name, elements))
 
 
-def _delete(out: list[str], chains: Iterable[str], maps: Iterable[str], sets: Iterable[str]) -> list[str]:
+def _delete(out: list[Op], chains: Iterable[str], maps: Iterable[str], sets: Iterable[str]) -> list[str]:
     """Flush then delete stale chains (they may refer to each other), then maps and sets."""
     chains, gone = sorted(chains), []
-    out += [f"flush chain {PREFIX} {c}" for c in chains]
-    out += [f"delete chain {PREFIX} {c}" for c in chains]
-    out += [f"delete map {PREFIX} {m}" for m in sorted(maps)]
-    out += [f"delete set {PREFIX} {s}" for s in sorted(sets)]
+    out += [("flush chain", c) for c in chains]
+    out += [("delete chain", c) for c in chains]
+    out += [("delete map", m) for m in sorted(maps)]
+    out += [("delete set", s) for s in sorted(sets)]
     gone += chains + sorted(maps) + sorted(sets)
     return gone
 
 
 def compose_full(ruleset: NftRuleset, existing: Existing = Existing()) -> Transaction:
     """The whole table as `ruleset` has it (see the module docstring)."""
-    out = [f'add table {PREFIX} {{ comment "{TABLE_COMMENT}" ; }}']
-    for name, body in ruleset.base_chains.items():
-        out.append(f"add chain {PREFIX} {name}{_decl(body)}")
+    out: list[Op] = [("table",)]
+    out += [("chain", name, body) for name, body in ruleset.base_chains.items()]
     regular = [c for c in ruleset.chains if c not in ruleset.base_chains]
-    out += [_chain(c) for c in regular]
-    for name, (decl, _) in ruleset.maps.items():
-        out.append(f"add map {PREFIX} {name}{_decl(decl)}")
-    for name, (decl, _) in ruleset.sets.items():
-        out.append(f"add set {PREFIX} {name}{_decl(decl)}")
-    out += [f"flush chain {PREFIX} {c}" for c in (*ruleset.base_chains, *regular)]
-    out += [f"flush map {PREFIX} {m}" for m in ruleset.maps]
-    out += [f"flush set {PREFIX} {s}" for s, (decl, _) in ruleset.sets.items() if not is_dynamic(decl)]
+    out += [("chain", c, "") for c in regular]
+    out += [("map", name, decl) for name, (decl, _) in ruleset.maps.items()]
+    out += [("set", name, decl) for name, (decl, _) in ruleset.sets.items()]
+    out += [("flush chain", c) for c in (*ruleset.base_chains, *regular)]
+    out += [("flush map", m) for m in ruleset.maps]
+    out += [("flush set", s) for s, (decl, _) in ruleset.sets.items() if not is_dynamic(decl)]
     elements = 0
     for name, (decl, items) in ruleset.sets.items():
         if not is_dynamic(decl):
@@ -133,10 +162,10 @@ def compose_full(ruleset: NftRuleset, existing: Existing = Existing()) -> Transa
         _fill_map(out, name, items)
         elements += len(items)
     for chain, rules in ruleset.chains.items():
-        out += [f"add rule {PREFIX} {chain} {rule}" for rule in rules]
+        out += [("rule", chain, rule) for rule in rules]
     gone = _delete(out, existing.chains - set(ruleset.chains) - set(ruleset.base_chains),
                    existing.maps - set(ruleset.maps), existing.sets - set(ruleset.sets))
-    return Transaction("\n".join(out) + "\n", len(ruleset.chains), len(gone), elements, 0, gone)
+    return Transaction(out, len(ruleset.chains), len(gone), elements, 0, gone)
 
 
 def compose_partial(ruleset: NftRuleset, previous: NftRuleset) -> Transaction | None:
@@ -147,15 +176,18 @@ def compose_partial(ruleset: NftRuleset, previous: NftRuleset) -> Transaction | 
     for now, before in ((ruleset.maps, previous.maps), (ruleset.sets, previous.sets)):
         if any(name in before and before[name][0] != decl for name, (decl, _) in now.items()):
             return None
-    adds, deletes, fills, rules = [], [], [], []
+    adds: list[Op] = []
+    deletes: list[Op] = []
+    fills: list[Op] = []
+    rules: list[Op] = []
     new_chains = [c for c in ruleset.chains if c not in previous.chains]
     changed = [c for c, r in ruleset.chains.items()
                if c in previous.chains and previous.chains[c] is not r and previous.chains[c] != r]
-    adds += [_chain(c) for c in new_chains]
+    adds += [("chain", c, "") for c in new_chains]
     added = deleted = 0
     for name, (decl, items) in ruleset.maps.items():
         if name not in previous.maps:
-            adds.append(f"add map {PREFIX} {name}{_decl(decl)}")
+            adds.append(("map", name, decl))
             _fill_map(fills, name, items)
             added += len(items)
             continue
@@ -165,12 +197,12 @@ def compose_partial(ruleset: NftRuleset, previous: NftRuleset) -> Transaction | 
         gone = [k for k, v in old.items() if items.get(k) != v]
         new = {k: v for k, v in items.items() if old.get(k) != v}
         if gone:
-            deletes.append(f"delete element {PREFIX} {name} {{ {_elements(element_key(k) for k in gone)} }}")
+            deletes.append(("delete elements", name, gone))
         _fill_map(fills, name, new)
         added, deleted = added + len(new), deleted + len(gone)
     for name, (decl, items) in ruleset.sets.items():
         if name not in previous.sets:
-            adds.append(f"add set {PREFIX} {name}{_decl(decl)}")
+            adds.append(("set", name, decl))
             if not is_dynamic(decl):
                 _fill_set(fills, name, sorted(items))
                 added += len(items)
@@ -180,18 +212,41 @@ def compose_partial(ruleset: NftRuleset, previous: NftRuleset) -> Transaction | 
             continue
         gone, new = sorted(old - items), sorted(items - old)
         if gone:
-            deletes.append(f"delete element {PREFIX} {name} {{ {_elements(element_key(k) for k in gone)} }}")
+            deletes.append(("delete elements", name, gone))
         _fill_set(fills, name, new)
         added, deleted = added + len(new), deleted + len(gone)
-    for chain in changed:
-        rules.append(f"flush chain {PREFIX} {chain}")
+    rules += [("flush chain", chain) for chain in changed]
     for chain in (*new_chains, *changed):
-        rules += [f"add rule {PREFIX} {chain} {rule}" for rule in ruleset.chains[chain]]
-    tail: list[str] = []
+        rules += [("rule", chain, rule) for rule in ruleset.chains[chain]]
+    tail: list[Op] = []
     gone_names = _delete(tail, [c for c in previous.chains if c not in ruleset.chains],
                          [m for m in previous.maps if m not in ruleset.maps],
                          [s for s in previous.sets if s not in ruleset.sets])
-    lines = adds + deletes + rules + fills + tail
-    text = "\n".join(lines) + "\n" if lines else ""
-    return Transaction(text, len(new_chains) + len(changed),
+    return Transaction(adds + deletes + rules + fills + tail, len(new_chains) + len(changed),
                        len([n for n in gone_names if n in previous.chains]), added, deleted, gone_names)
+
+
+def _per_service(op: Op) -> bool:
+    """An operation on the per-Service part of the table: its chains and
+    rules, its affinity sets, and every map and set element."""
+    kind = op[0]
+    if kind in ("elements", "delete elements", "flush map", "flush set"):
+        return True
+    if kind in ("chain", "flush chain", "delete chain", "rule"):
+        return is_service_chain(op[1])
+    if kind in ("set", "delete set"):
+        return is_affinity_set(op[1])
+    return False
+
+
+def split_full(tx: Transaction) -> tuple[Transaction, Transaction]:
+    """A full sync as two transactions: the fixed part (table, base and
+    fixed chains and their rules, map and set declarations, stale fixed
+    objects), then the per-Service part (see `_per_service`), each in the
+    order `compose_full` wrote it. Each is atomic; between the two the
+    kernel holds the new fixed part with the previous Services, which is
+    consistent (the maps and sets the fixed rules name exist in both)."""
+    fixed = [op for op in tx.ops if not _per_service(op)]
+    services = [op for op in tx.ops if _per_service(op)]
+    return Transaction(fixed), Transaction(services, tx.chains_written, tx.chains_deleted, tx.elements_added,
+                                           tx.elements_deleted, tx.deleted)
