@@ -77,9 +77,10 @@ class NftApplier:
         self.nft = nft if nft is not None else Nft()
         self.netlink = netlink
         self.names = nl.Names()
+        self.socket = nl.Socket()
         self.via_nft = 0  # transactions written through nft because netlink could not express them
         self.written: NftRuleset | None = None
-        self.last: transaction.Transaction | None = None  # the last transaction written
+        self.last: transaction.Transaction | None = None  # the last transaction written (a full one without its ops)
         self._handle: int | None = None  # the table's handle after our last full write
 
     def apply(self, ruleset: NftRuleset, full: bool = False) -> int:
@@ -95,6 +96,7 @@ class NftApplier:
             self._handle = None
             self._write_full(tx, ruleset)
             self._handle = self.nft.table_handle()
+            tx.ops = []  # a full sync's operations are the whole table: not kept
         elif tx.ops:
             self._write(tx, ruleset)
         self.last = tx
@@ -103,35 +105,40 @@ class NftApplier:
         self.written = ruleset
         return tx.changed
 
-    def _write(self, tx: transaction.Transaction, ruleset: NftRuleset) -> None:
-        """One transaction: a netlink batch when it can be, else through nft."""
-        if self.netlink:
+    def _stream(self, ops: list, ruleset: NftRuleset) -> bool:
+        """Write `ops` as netlink transactions (`netlink.split`), each encoded
+        just before it is sent, so one batch at a time is in memory. False
+        when netlink cannot express one of them: the caller then writes the
+        whole transaction through nft, which is safe after earlier batches,
+        as those only declared chains and sets and rewrote chains (the
+        elements and deletions are in the last one)."""
+        if not self.netlink:
+            return False
+        declarations = _declarations(ruleset)
+        for part in nl.split(ops, lambda: _groups(ruleset)):
             try:
-                batch = nl.encode(tx.ops, _declarations(ruleset), self.names)
+                batch = nl.encode(part, declarations, self.names)
             except nl.Unsupported as why:
                 log.debug("nftables: writing through nft: %s", why)
-            else:
-                nl.write(batch, tx.ops)
-                return
-            self.via_nft += 1
-        self.nft.run(tx.text)
+                self.via_nft += 1
+                return False
+            nl.write(batch, part, self.socket)
+        return True
+
+    def _write(self, tx: transaction.Transaction, ruleset: NftRuleset) -> None:
+        """A partial sync: netlink batches when they can express it, else nft."""
+        if not self._stream(tx.ops, ruleset):
+            self.nft.run(tx.text)
 
     def _write_full(self, tx: transaction.Transaction, ruleset: NftRuleset) -> None:
         """A full sync: the fixed part through nft, then the per-Service part
-        as one netlink batch; all of it through nft when the per-Service part
-        cannot be expressed in netlink."""
+        as netlink batches; all of it through nft when netlink cannot express
+        the per-Service part."""
+        fixed, services = transaction.split_full(tx)
         if self.netlink:
-            fixed, services = transaction.split_full(tx)
-            try:
-                batch = nl.encode(services.ops, _declarations(ruleset), self.names)
-            except nl.Unsupported as why:
-                log.debug("nftables: full sync through nft: %s", why)
-            else:
-                self.nft.run(fixed.text)
-                nl.write(batch, services.ops)
-                return
-            self.via_nft += 1
-        self.nft.run(tx.text)
+            self.nft.run(fixed.text)
+        if not self._stream(services.ops, ruleset):
+            self.nft.run(tx.text)
 
     def canary_missing(self) -> bool:
         """True when our table is gone or is not the one we wrote (another
@@ -141,6 +148,7 @@ class NftApplier:
     def cleanup(self) -> bool:
         """Delete the table (kube-proxy's CleanupLeftovers); forget what was written."""
         self.written, self._handle = None, None
+        self.socket.close()
         return self.nft.delete_table()
 
     # -- verify mode
@@ -158,6 +166,11 @@ class NftApplier:
         if self.verify == "raise":
             raise NftVerifyError(message, problems)
         log.error("%s", message)
+
+
+def _groups(ruleset: NftRuleset) -> dict[str, object]:
+    """Each per-Service chain's Service port."""
+    return {chain: sp for sp, rendered in ruleset.services.items() for chain, _ in rendered.chains}
 
 
 def _declarations(ruleset: NftRuleset) -> dict[str, str]:

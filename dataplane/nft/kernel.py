@@ -10,8 +10,9 @@ Stateless calls, each one nft transaction or one read:
   handle is never reused within a namespace, so a table deleted and made
   again (`nft flush ruleset`, a firewall reload) has another one: the
   applier's "is the table still ours" check. Asked over netlink
-  (pyroute2, NFT_MSG_GETTABLE): ~2 ms, where `nft list tables` builds
-  nft's whole cache first (0.35 s at 2,000 Services);
+  (`dataplane.nft.netlink.table_handle`, NFT_MSG_GETTABLE): well under a
+  millisecond, where `nft list tables` builds nft's whole cache first
+  (0.35 s at 2,000 Services);
 - `read_table()`: `nft -j list table ip kube-proxy`, parsed (verify mode,
   tests);
 - `delete_table()`: kube-proxy's CleanupLeftovers for nftables mode.
@@ -35,24 +36,14 @@ import subprocess
 import threading
 from typing import Any
 
+from dataplane.nft import netlink
+from dataplane.nft.errors import NftError, NotFound
 from dataplane.nft.ruleset import FAMILY, TABLE
 from dataplane.nft.transaction import Existing
 
 NFT = "nft"
 TIMEOUT = 120.0
 BACKENDS = ("lib", "binary")
-
-
-class NftError(RuntimeError):
-    """nft refused a command; `line_number`/`line` say which line of the transaction."""
-
-    def __init__(self, message: str, stderr: str = "", line_number: int | None = None, line: str | None = None):
-        super().__init__(message)
-        self.stderr, self.line_number, self.line = stderr, line_number, line
-
-
-class NotFound(NftError):
-    """The table (or what was listed) does not exist."""
 
 
 _lib_lock = threading.Lock()
@@ -166,14 +157,7 @@ class Nft:
     @staticmethod
     def table_handle() -> int | None:
         """Our table's handle, None when it does not exist (one netlink dump of the tables)."""
-        from pyroute2.netlink.nfnetlink.nftsocket import NFPROTO_IPV4
-        from pyroute2.nftables.main import NFTables
-
-        with NFTables(nfgen_family=NFPROTO_IPV4) as nft:
-            for table in nft.get_tables():
-                if table.get_attr("NFTA_TABLE_NAME") == TABLE:
-                    return int(table.get_attr("NFTA_TABLE_HANDLE"))
-        return None
+        return netlink.table_handle()
 
     def read_table(self) -> dict[str, Any]:
         """`nft -j list table ip kube-proxy`, parsed; NotFound without the table."""

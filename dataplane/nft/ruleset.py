@@ -41,6 +41,19 @@ CHAIN_COMMENTS = {"reject-chain": "helper for @no-endpoint-services / @no-endpoi
 
 
 @dataclass(frozen=True)
+class Delta:
+    """How a ruleset differs from `base` (the ruleset rendered before it):
+    only in these chains (added, changed or gone) and in these keys of these
+    maps and sets (and in affinity sets, found by comparing names). A render
+    that could not say so marks its ruleset `patchable=False`."""
+
+    base: NftRuleset | None
+    chains: frozenset[str]
+    elements: Mapping[str, frozenset[str]]
+    patchable: bool = True
+
+
+@dataclass(frozen=True)
 class NftRuleset:
     base_chains: Mapping[str, str]
     chains: Mapping[str, tuple[str, ...]]
@@ -49,6 +62,7 @@ class NftRuleset:
     service_ports: int = 0
     endpoints: int = 0
     services: Mapping[Any, Any] = field(default_factory=dict)
+    delta: Delta | None = None  # what changed since the ruleset rendered before (dataplane.nft.render)
 
     def rules(self) -> int:
         return sum(len(r) for r in self.chains.values())

@@ -70,6 +70,7 @@ class Transaction:
     elements_added: int = 0
     elements_deleted: int = 0
     deleted: list[str] = field(default_factory=list)  # names of chains, maps and sets removed
+    full: bool = False  # the whole table (compose_full)
 
     @property
     def changed(self) -> int:
@@ -78,10 +79,11 @@ class Transaction:
     @property
     def text(self) -> str:
         """The operations as `nft -f` input."""
-        return "\n".join(_line(op) for op in self.ops) + "\n" if self.ops else ""
+        return "\n".join(line_of(op) for op in self.ops) + "\n" if self.ops else ""
 
 
-def _line(op: Op) -> str:
+def line_of(op: Op) -> str:
+    """One operation as a line of `nft -f` input."""
     kind = op[0]
     if kind == "table":
         return f'add table {PREFIX} {{ comment "{TABLE_COMMENT}" ; }}'
@@ -165,7 +167,7 @@ def compose_full(ruleset: NftRuleset, existing: Existing = Existing()) -> Transa
         out += [("rule", chain, rule) for rule in rules]
     gone = _delete(out, existing.chains - set(ruleset.chains) - set(ruleset.base_chains),
                    existing.maps - set(ruleset.maps), existing.sets - set(ruleset.sets))
-    return Transaction(out, len(ruleset.chains), len(gone), elements, 0, gone)
+    return Transaction(out, len(ruleset.chains), len(gone), elements, 0, gone, full=True)
 
 
 def compose_partial(ruleset: NftRuleset, previous: NftRuleset) -> Transaction | None:
@@ -176,54 +178,64 @@ def compose_partial(ruleset: NftRuleset, previous: NftRuleset) -> Transaction | 
     for now, before in ((ruleset.maps, previous.maps), (ruleset.sets, previous.sets)):
         if any(name in before and before[name][0] != decl for name, (decl, _) in now.items()):
             return None
-    adds: list[Op] = []
+    delta = ruleset.delta
+    if delta is not None and delta.base is previous:  # only what the render says it touched
+        names, touched = delta.chains, delta.elements
+    else:
+        names, touched = ruleset.chains.keys() | previous.chains.keys(), None
+    chains, before = ruleset.chains, previous.chains
+    new_chains = sorted(c for c in names if c in chains and c not in before)
+    changed = sorted(c for c in names if c in chains and c in before and chains[c] is not before[c]
+                     and chains[c] != before[c])
+    adds: list[Op] = [("chain", c, "") for c in new_chains]
     deletes: list[Op] = []
     fills: list[Op] = []
-    rules: list[Op] = []
-    new_chains = [c for c in ruleset.chains if c not in previous.chains]
-    changed = [c for c, r in ruleset.chains.items()
-               if c in previous.chains and previous.chains[c] is not r and previous.chains[c] != r]
-    adds += [("chain", c, "") for c in new_chains]
-    added = deleted = 0
-    for name, (decl, items) in ruleset.maps.items():
-        if name not in previous.maps:
-            adds.append(("map", name, decl))
-            _fill_map(fills, name, items)
-            added += len(items)
-            continue
-        old = previous.maps[name][1]
-        if old is items:
-            continue
-        gone = [k for k, v in old.items() if items.get(k) != v]
-        new = {k: v for k, v in items.items() if old.get(k) != v}
-        if gone:
-            deletes.append(("delete elements", name, gone))
-        _fill_map(fills, name, new)
-        added, deleted = added + len(new), deleted + len(gone)
-    for name, (decl, items) in ruleset.sets.items():
-        if name not in previous.sets:
-            adds.append(("set", name, decl))
-            if not is_dynamic(decl):
-                _fill_set(fills, name, sorted(items))
-                added += len(items)
-            continue
-        old = previous.sets[name][1]
-        if old is items or is_dynamic(decl):
-            continue
-        gone, new = sorted(old - items), sorted(items - old)
-        if gone:
-            deletes.append(("delete elements", name, gone))
-        _fill_set(fills, name, new)
-        added, deleted = added + len(new), deleted + len(gone)
-    rules += [("flush chain", chain) for chain in changed]
+    added, deleted = _element_changes(ruleset, previous, touched, adds, deletes, fills)
+    rules: list[Op] = [("flush chain", chain) for chain in changed]
     for chain in (*new_chains, *changed):
-        rules += [("rule", chain, rule) for rule in ruleset.chains[chain]]
+        rules += [("rule", chain, rule) for rule in chains[chain]]
     tail: list[Op] = []
-    gone_names = _delete(tail, [c for c in previous.chains if c not in ruleset.chains],
-                         [m for m in previous.maps if m not in ruleset.maps],
+    gone_chains = [c for c in names if c not in chains and c in before]
+    gone_names = _delete(tail, gone_chains, [m for m in previous.maps if m not in ruleset.maps],
                          [s for s in previous.sets if s not in ruleset.sets])
-    return Transaction(adds + deletes + rules + fills + tail, len(new_chains) + len(changed),
-                       len([n for n in gone_names if n in previous.chains]), added, deleted, gone_names)
+    return Transaction(adds + deletes + rules + fills + tail, len(new_chains) + len(changed), len(gone_chains),
+                       added, deleted, gone_names)
+
+
+def _element_changes(ruleset: NftRuleset, previous: NftRuleset, touched: Mapping[str, frozenset[str]] | None,
+                     adds: list[Op], deletes: list[Op], fills: list[Op]) -> tuple[int, int]:
+    """The map and set operations turning `previous` into `ruleset`: new
+    maps and sets declared and filled, elements deleted and added; only the
+    `touched` keys of each are compared when given. Returns (added, deleted)."""
+    added = deleted = 0
+    for kind, now, before in (("map", ruleset.maps, previous.maps), ("set", ruleset.sets, previous.sets)):
+        for name, (decl, items) in now.items():
+            dynamic = kind == "set" and is_dynamic(decl)
+            if name not in before:
+                adds.append((kind, name, decl))
+                if not dynamic:
+                    (_fill_map if kind == "map" else _fill_set)(fills, name, items if kind == "map" else sorted(items))
+                    added += len(items)
+                continue
+            old = before[name][1]
+            if old is items or dynamic:
+                continue
+            if touched is not None:
+                keys = touched.get(name, ())
+            else:
+                keys = old.keys() | items.keys() if kind == "map" else old | items
+            if kind == "map":
+                gone = sorted(k for k in keys if k in old and items.get(k) != old[k])
+                new = {k: items[k] for k in sorted(keys) if k in items and old.get(k) != items[k]}
+                _fill_map(fills, name, new)
+            else:
+                gone = sorted(k for k in keys if k in old and k not in items)
+                new = sorted(k for k in keys if k in items and k not in old)
+                _fill_set(fills, name, new)
+            if gone:
+                deletes.append(("delete elements", name, gone))
+            added, deleted = added + len(new), deleted + len(gone)
+    return added, deleted
 
 
 def _per_service(op: Op) -> bool:

@@ -3,14 +3,21 @@ same 10,000 Services x 3 endpoints (tests/bench/proxier_bench.py's
 `cluster`), in the same throwaway topology (`proxier_bench.topology`:
 nsplane-hb-cli ==veth== nsplane-hb-node ==veth== nsplane-hb-srv):
 
-- full sync: render + apply from an empty node, and the same text written
-  by the kernel interface alone (iptables-legacy-restore / nft -f) as the
-  floor;
+- full sync: render + apply from an empty node, then again over the table
+  it wrote (a resync: every chain flushed and rewritten). The floor is the
+  kernel's own share: the time spent inside the kernel interface
+  (iptables-legacy-restore of the same text; in nftables mode, nft for the
+  fixed part plus the netlink batches, encoding excluded). For reference,
+  the same table written the way kube-proxy writes it, one `nft -f`;
 - one endpoint change at 10,000 Services, live: a Proxier in the mode
   gets the target Service's only endpoint added or removed, syncs, and a
   real connection from the client pod must reach the server (or be
   refused); timed from the change to the connection's outcome. The floor
-  is a one-chain transaction at that table size.
+  is the smallest transaction that holds a jump at that table size (the
+  kernel then validates the whole table): iptables-legacy-restore of one
+  chain, or one netlink batch adding a chain with one jump;
+- new connections through one ClusterIP with 1 and with 10,000 Services
+  in the table, in each mode (sequential short connections, median).
 
 Printed as a table with nftables / iptables ratios, and returned as
 tests/bench/run's rows. Not collected by pytest. Every loop is bounded in
@@ -50,15 +57,37 @@ def _clean() -> None:
 # ---------------------------------------------------------------- workers (inside nsplane-hb-node)
 
 
+class _KernelClock:
+    """Seconds spent inside the kernel interface (nft runs, netlink batches,
+    iptables restores) while it is installed."""
+
+    def __init__(self) -> None:
+        from dataplane import iptables
+        from dataplane.nft import netlink
+        from dataplane.nft.kernel import Nft
+
+        self.seconds = 0.0
+        for owner, name in ((netlink, "write"), (Nft, "run"), (iptables, "restore")):
+            setattr(owner, name, self._timed(getattr(owner, name)))
+
+    def _timed(self, fn):
+        def timed(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t
+        return timed
+
+
 def full_sync(n: int, mode: str) -> dict:
-    """Render + apply n Services x 3 endpoints from empty in `mode`; then the
-    kernel interface alone writing the same text."""
+    """Render + apply n Services x 3 endpoints from empty in `mode`, then a
+    resync over what it wrote; the kernel interface's share of each; and,
+    in nftables mode, the same table through one `nft -f` as kube-proxy."""
     from agent.node.proxy import backends
 
-    from dataplane import iptables
-
     _clean()
-    empty = iptables.read_tables()
+    clock = _KernelClock()
     services = pb.cluster(n, True)
     backend = backends.make(mode)
     t0 = time.perf_counter()
@@ -66,22 +95,41 @@ def full_sync(n: int, mode: str) -> dict:
     t1 = time.perf_counter()
     backend.applier.apply(ruleset)
     t2 = time.perf_counter()
+    floor, clock.seconds = clock.seconds, 0.0
+    backend.applier.apply(ruleset, full=True)
+    t3 = time.perf_counter()
+    out = {"render": t1 - t0, "apply": t2 - t1, "floor": floor, "resync": t3 - t2, "resync_floor": clock.seconds,
+           "rules": ruleset.rules(), "nft_f": None}
     if mode == "nftables":
         from dataplane.nft.kernel import Nft
         from dataplane.nft.transaction import compose_full
 
         text = compose_full(ruleset).text
         _clean()
-        t3 = time.perf_counter()
+        t = time.perf_counter()
         Nft().run(text)
-    else:
-        text = iptables.compose_restore(ruleset, empty)  # what apply wrote
-        _clean()
-        t3 = time.perf_counter()
-        iptables.restore(text)
-    t4 = time.perf_counter()
+        out["nft_f"] = time.perf_counter() - t
     _clean()
-    return {"render": t1 - t0, "apply": t2 - t1, "floor": t4 - t3, "rules": ruleset.rules()}
+    return out
+
+
+def connections(n: int, mode: str, count: int) -> dict:
+    """Leave n Services (one reaching the server) written in `mode`, then
+    time `count` sequential connections to its ClusterIP from the client
+    pod, and `count` straight to the pod IP."""
+    from agent.node.proxy import backends
+
+    _clean()
+    services = pb.cluster(n, False, "10.96.0.100")
+    backend = backends.make(mode)
+    backend.applier.apply(backend.render(services, pb._node()))
+    try:
+        pb.in_ns(pb.CLI, "cli-connect", "10.96.0.100", "80", "100")  # warm-up
+        via = pb.in_ns(pb.CLI, "cli-connect", "10.96.0.100", "80", str(count))
+        direct = pb.in_ns(pb.CLI, "cli-connect", pb.SRV_IP, str(pb.HELLO_PORT), str(count))
+    finally:
+        _clean()
+    return {"via": pb._merge([via])["median"], "direct": pb._merge([direct])["median"]}
 
 
 def endpoint_change(n: int, rounds: int, mode: str) -> dict:
@@ -120,14 +168,21 @@ def endpoint_change(n: int, rounds: int, mode: str) -> dict:
                 if outcome != want:
                     unexpected.append(f"{mode} round {i}: expected {want}, got {outcome}")
         for _ in range(max(3, rounds // 2)):
-            t = time.perf_counter()
             if mode == "nftables":
-                from dataplane.nft.kernel import Nft
-                Nft().run("add chain ip kube-proxy bench-floor\ndelete chain ip kube-proxy bench-floor\n")
+                from dataplane.nft import netlink
+                add = [("chain", "bench-floor", ""), ("rule", "bench-floor", "jump mark-for-masquerade")]
+                drop = [("flush chain", "bench-floor"), ("delete chain", "bench-floor")]
+                batches = [(netlink.encode(ops, {}, netlink.Names()), ops) for ops in (add, drop)]
+                t = time.perf_counter()
+                netlink.write(*batches[0])
+                floor.append(time.perf_counter() - t)
+                netlink.write(*batches[1])
             else:
                 from dataplane import iptables
-                iptables.restore("*nat\n:KUBE-SVC-BENCHFLOOR - [0:0]\n-X KUBE-SVC-BENCHFLOOR\nCOMMIT\n")
-            floor.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                iptables.restore("*nat\n:KUBE-SVC-BENCHFLOOR - [0:0]\n-A KUBE-SVC-BENCHFLOOR -j KUBE-MARK-MASQ\n"
+                                 "-F KUBE-SVC-BENCHFLOOR\n-X KUBE-SVC-BENCHFLOOR\nCOMMIT\n")
+                floor.append(time.perf_counter() - t)
     finally:
         client.stdin.close()
         client.kill()
@@ -141,29 +196,40 @@ def endpoint_change(n: int, rounds: int, mode: str) -> dict:
 
 
 def compare(quick: bool) -> list[dict]:
-    n, rounds = 10000, 5 if quick else 15
+    n, rounds, count = 10000, 5 if quick else 15, 500 if quick else 1500
     full = {mode: _in_node("full-sync", str(n), mode) for mode in MODES}
     change = {mode: _in_node("endpoint-change", str(n), str(rounds), mode) for mode in MODES}
+    conn = {(mode, k): _in_node("connections", str(k), mode, str(count)) for mode in MODES for k in (1, n)}
     rows = [
         ("full sync 10k x3: render", {m: full[m]["render"] for m in MODES}, "s"),
         ("full sync 10k x3: apply", {m: full[m]["apply"] for m in MODES}, "s"),
         ("full sync 10k x3: render + apply", {m: full[m]["render"] + full[m]["apply"] for m in MODES}, "s"),
-        ("full sync 10k x3: kernel interface alone (floor)", {m: full[m]["floor"] for m in MODES}, "s"),
+        ("full sync 10k x3: in the kernel interface (floor)", {m: full[m]["floor"] for m in MODES}, "s"),
+        ("resync 10k x3 (full, over its own table): apply", {m: full[m]["resync"] for m in MODES}, "s"),
+        ("resync 10k x3: in the kernel interface (floor)", {m: full[m]["resync_floor"] for m in MODES}, "s"),
         ("endpoint change at 10k -> connection, p50", {m: pb._median(change[m]["changes"]) for m in MODES}, "s"),
         ("endpoint change at 10k -> connection, p99", {m: pb._pct(change[m]["changes"], 0.99) for m in MODES}, "s"),
         ("endpoint change at 10k: apply, p50", {m: pb._median(change[m]["apply"]) for m in MODES}, "s"),
-        ("one-chain transaction at 10k (floor), p50", {m: pb._median(change[m]["floor"]) for m in MODES}, "s"),
+        ("smallest transaction with a jump at 10k (floor), p50", {m: pb._median(change[m]["floor"]) for m in MODES},
+         "s"),
+        ("new connection via ClusterIP, 1 Service, p50", {m: conn[m, 1]["via"] * 1e6 for m in MODES}, "us"),
+        ("new connection via ClusterIP, 10k Services, p50", {m: conn[m, n]["via"] * 1e6 for m in MODES}, "us"),
+        ("new connection 10k / 1 Service", {m: conn[m, n]["via"] / conn[m, 1]["via"] for m in MODES}, "ratio"),
         ("proxier RSS at 10k", {m: change[m]["rss_after"] for m in MODES}, "MB"),
     ]
     print(f"\n# proxy modes, {n} Services x 3 endpoints, same run ({rounds} rounds of add + remove)", file=sys.stderr)
-    print(f"# {'':52} {'iptables':>10} {'nftables':>10} {'nft/ipt':>8}", file=sys.stderr)
+    print(f"# {'':56} {'iptables':>10} {'nftables':>10} {'nft/ipt':>8}", file=sys.stderr)
     out = []
     for name, values, unit in rows:
         ratio = values["nftables"] / values["iptables"] if values["iptables"] else float("nan")
-        print(f"# {name:52} {values['iptables']:>10.4f} {values['nftables']:>10.4f} {ratio:>8.2f}  {unit}",
+        print(f"# {name:56} {values['iptables']:>10.4f} {values['nftables']:>10.4f} {ratio:>8.2f}  {unit}",
               file=sys.stderr)
         out.append(pb._fig(f"modes: {name}, nftables", values["nftables"], unit, values["iptables"],
                            "iptables mode, same run", "", None))
+    print(f"# {'full sync 10k x3 as kube-proxy writes it (one nft -f)':56} {'':>10} {full['nftables']['nft_f']:>10.4f}"
+          "           s", file=sys.stderr)
+    out.append(pb._fig("modes: full sync 10k x3 as kube-proxy writes it (one nft -f)", full["nftables"]["nft_f"], "s",
+                       full["nftables"]["apply"], "nftables mode's apply, same run", "", None))
     wrong = [note for m in MODES for note in change[m]["unexpected"]]
     for note in wrong:
         print(f"# modes: {note}", file=sys.stderr)
@@ -185,6 +251,8 @@ def _worker(argv: list[str]) -> None:
         result = full_sync(int(args[0]), args[1])
     elif role == "endpoint-change":
         result = endpoint_change(int(args[0]), int(args[1]), args[2])
+    elif role == "connections":
+        result = connections(int(args[0]), args[1], int(args[2]))
     else:
         raise SystemExit(f"unknown worker role {role!r}")
     print(json.dumps(result))

@@ -3,7 +3,8 @@
 Two throwaway namespaces get the same rulesets, one through netlink batches
 (`NftApplier()`, the default) and one through nft alone
 (`NftApplier(netlink=False)`): after a full sync and after each partial
-sync, the kernel must hold the same expressions in both, as `nft
+sync (the netlink side rendering with a cache, so its partial syncs come
+from the render's Delta), the kernel must hold the same expressions in both, as `nft
 --debug=netlink list table` prints them (anonymous maps' names and rule
 handles left out), and `nft list table` must read the same. Then the
 fallback: a LoadBalancer with source ranges, which the netlink path does
@@ -22,7 +23,7 @@ import pytest
 from dataplane import netns
 from dataplane.model import Endpoint, NodeInfo, ServicePort
 from dataplane.nft.applier import NftApplier
-from dataplane.nft.render import render
+from dataplane.nft.render import NftRenderCache, render
 
 pytestmark = [pytest.mark.kernel]
 PREFIX = "nsplane-nfl"
@@ -46,8 +47,12 @@ def namespaces(*names: str):
 
 
 def held(ns: str) -> tuple[str, dict[str, list[str]]]:
-    """(`nft list table`, {chain: its rules' expressions in order}) in `ns`."""
-    text = sh("ip", "netns", "exec", ns, "nft", "list", "table", "ip", "kube-proxy")
+    """(`nft list table`'s blocks, {chain: its rules' expressions in order}) in
+    `ns`. The blocks (each chain, map, set) are sorted: chains made in one
+    transaction are listed in the order they were made, which is not part
+    of what either path promises."""
+    listing = sh("ip", "netns", "exec", ns, "nft", "list", "table", "ip", "kube-proxy")
+    text = "\n\n".join(sorted(block.strip() for block in listing.rstrip().removesuffix("}").split("\n\n")))
     debug = sh("ip", "netns", "exec", ns, "nft", "--debug=netlink", "list", "table", "ip", "kube-proxy")
     rules: dict[str, list[str]] = {}
     current: list[str] | None = None
@@ -100,11 +105,13 @@ NODES = {
 def test_netlink_writes_what_nft_writes_full_and_partial(node):
     with namespaces(f"{PREFIX}-n-{os.getpid()}", f"{PREFIX}-t-{os.getpid()}") as (via_netlink, via_nft):
         appliers = {via_netlink: NftApplier(), via_nft: NftApplier(netlink=False)}
+        cache = NftRenderCache()  # the netlink side gets patched rulesets and their Delta, as in the proxier
         for step in range(4):
-            ruleset = render(services(step), node, service_cidrs=("172.30.0.0/16",))
+            rulesets = {via_netlink: render(services(step), node, cache, service_cidrs=("172.30.0.0/16",)),
+                        via_nft: render(services(step), node, service_cidrs=("172.30.0.0/16",))}
             for ns, applier in appliers.items():
                 with netns.entered(ns):
-                    applier.apply(ruleset, full=step == 0)
+                    applier.apply(rulesets[ns], full=step == 0)
             assert appliers[via_netlink].via_nft == 0, "the netlink path fell back to nft"
             text_a, rules_a = held(via_netlink)
             text_b, rules_b = held(via_nft)

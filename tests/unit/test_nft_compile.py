@@ -108,9 +108,14 @@ def test_long_element_lists_take_several_messages():
     decl = "type ipv4_addr ;"
     ops = [("elements", "cluster-ips", [(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", None) for i in range(20000)])]
     batch = netlink.encode(ops, {"cluster-ips": decl}, netlink.Names())
-    assert len(batch.parts) > 1
-    assert all(len(part) < 65536 for part in batch.parts)
-    assert set(batch.origin.values()) == {0}
+    data, sizes, offset = batch.data(), [], 0
+    while offset < len(data):
+        (size,) = struct.unpack_from("<I", data, offset)
+        sizes.append(size)
+        offset += size
+    assert len(sizes) > 3  # begin, several element messages, end
+    assert all(size < 65536 for size in sizes)
+    assert {batch.op_of(seq) for seq in range(1, batch.seq + 1)} == {0}
 
 
 def test_refusals_are_read_from_the_kernels_replies():

@@ -4,7 +4,7 @@
 - "iptables" (the default): `dataplane.rules.render` into a `Ruleset`,
   written by `dataplane.applier.Applier` (iptables-legacy-restore);
 - "nftables": `dataplane.nft.render.render` into an `NftRuleset`, written by
-  `dataplane.nft.applier.NftApplier` (one nft transaction per sync).
+  `dataplane.nft.applier.NftApplier` (netlink batches, nft for the fixed part).
 Both rulesets answer `services` / `reachable`, so the proxier's conntrack
 cleanup is the same in both modes.
 
