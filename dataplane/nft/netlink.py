@@ -14,11 +14,11 @@ sets and base chains are never encoded here: a full sync writes them
 through nft first (see `dataplane.nft.applier`).
 
 Anonymous maps (each `numgen random mod N vmap { ... }`) get a name chosen
-here, `__map.<token>.<n>`, instead of nft's `__map%d`. With `%d` the kernel
+here, `__map.<token>.<n>`, instead of nft's `__map%d`: with `%d` the kernel
 picks the lowest free number by reading the name of every set in the table
-(nf_tables_set_alloc_name): at 10,000 Services that scan, once per map, is
-what made a fresh table cost 27 s of kernel time. The `.` keeps these names
-out of that scan's numbering; nft lists the maps inline all the same.
+(nf_tables_set_alloc_name), one more scan of the table's sets per map on
+top of those it makes anyway. The `.` keeps these names out of that
+numbering; nft lists the maps inline all the same.
 
 `write(batch)` sends the batch in the calling thread's network namespace
 and raises NftError naming the operation the kernel refused.
@@ -51,7 +51,7 @@ from dataplane.nft import compile as c
 from dataplane.nft import nlmsg as m
 from dataplane.nft.errors import NftError
 from dataplane.nft.ruleset import CHAIN_COMMENTS, TABLE
-from dataplane.nft.transaction import Existing, Op, line_of
+from dataplane.nft.transaction import Existing, Op, binds, line_of
 
 Unsupported = c.Unsupported
 NETLINK_NETFILTER = 12
@@ -166,8 +166,8 @@ def encode(ops: Sequence[Op], declarations: Mapping[str, str], names: Names) -> 
 BINDS_PER_BATCH = 500
 
 
-def _binds(op: Op) -> bool:
-    return op[0] == "rule" and "vmap {" in op[2]
+def _binds(op: Op) -> int:
+    return op[0] == "rule" and binds((op[2],))
 
 
 def split(ops: Sequence[Op], group_of: Callable[[], Mapping[str, object]],
@@ -278,19 +278,23 @@ def _send(sock: socket.socket, data: bytearray, batch: Batch, ops: Sequence[Op])
                        "nothing of this transaction was applied", line=line)
 
 
-def _attrs(data: bytes, offset: int, end: int) -> dict[int, bytes]:
+def _attrs(data: bytes, offset: int, end: int, wanted: frozenset[int]) -> dict[int, bytes]:
     out = {}
     while offset + 4 <= end:
         size, kind = struct.unpack_from("<HH", data, offset)
         if size < 4:
             break
-        out[kind & 0x3FFF] = data[offset + 4:offset + size]
+        if kind & 0x3FFF in wanted:
+            out[kind & 0x3FFF] = data[offset + 4:offset + size]
         offset += (size + 3) & ~3
     return out
 
 
-def _dump(kind: int) -> list[dict[int, bytes]]:
-    """Every object of one kind (chains, sets) of the ip family, as attributes."""
+def _dump(kind: int, wanted: frozenset[int], keep: Callable[[dict[int, bytes]], object | None]) -> list:
+    """keep(attributes) of every object of one kind (tables, chains, sets) of
+    the ip family, read attribute by attribute (only the `wanted` ones), and
+    left out where keep returns None: at 10,000 Services the chains alone
+    are 50,000 objects, so nothing else of them is held."""
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
     out = []
     try:
@@ -309,31 +313,41 @@ def _dump(kind: int) -> list[dict[int, bytes]]:
                     if err:
                         raise NftError(f"listing nf_tables objects failed: {os.strerror(-err)}")
                 else:
-                    out.append(_attrs(data, offset + 20, offset + size))
+                    kept = keep(_attrs(data, offset + 20, offset + size, wanted))
+                    if kept is not None:
+                        out.append(kept)
                 offset += (size + 3) & ~3
     finally:
         sock.close()
+
+
+_OURS = TABLE.encode() + b"\0"
+
+
+def _name(a: dict[int, bytes], table_attr: int, name_attr: int) -> str | None:
+    return a[name_attr].rstrip(b"\0").decode() if a.get(table_attr) == _OURS else None
+
+
+def _named_set(a: dict[int, bytes]) -> tuple[str, bool] | None:
+    """(name, is a map) of one of our named sets."""
+    (flags,) = struct.unpack(">I", a.get(m.SET_FLAGS, b"\0\0\0\0"))
+    if a.get(m.SET_TABLE) != _OURS or flags & m.SET_ANONYMOUS:
+        return None
+    return a[m.SET_NAME].rstrip(b"\0").decode(), bool(flags & m.SET_MAP)
 
 
 def existing() -> Existing:
     """The names of `table ip kube-proxy`'s chains, maps and (named) sets, read
     over netlink without rules or elements: what a full sync deletes when
     stale. Empty when there is no table."""
-    table = TABLE.encode() + b"\0"
-    chains = frozenset(a[m.CHAIN_NAME].rstrip(b"\0").decode() for a in _dump(GETCHAIN) if a.get(m.CHAIN_TABLE) == table)
-    maps, sets = set(), set()
-    for a in _dump(GETSET):
-        if a.get(m.SET_TABLE) != table:
-            continue
-        (flags,) = struct.unpack(">I", a.get(m.SET_FLAGS, b"\0\0\0\0"))
-        if not flags & m.SET_ANONYMOUS:
-            (maps if flags & m.SET_MAP else sets).add(a[m.SET_NAME].rstrip(b"\0").decode())
-    return Existing(chains, frozenset(maps), frozenset(sets))
+    chains = _dump(GETCHAIN, frozenset((m.CHAIN_TABLE, m.CHAIN_NAME)), lambda a: _name(a, m.CHAIN_TABLE, m.CHAIN_NAME))
+    sets = _dump(GETSET, frozenset((m.SET_TABLE, m.SET_NAME, m.SET_FLAGS)), _named_set)
+    return Existing(frozenset(chains), frozenset(n for n, is_map in sets if is_map),
+                    frozenset(n for n, is_map in sets if not is_map))
 
 
 def table_handle() -> int | None:
     """The handle of `table ip kube-proxy`, None when there is none."""
-    for a in _dump(GETTABLE):
-        if a.get(m.TABLE_NAME) == TABLE.encode() + b"\0":
-            return struct.unpack(">Q", a[4])[0]  # NFTA_TABLE_HANDLE
-    return None
+    handles = _dump(GETTABLE, frozenset((m.TABLE_NAME, 4)),  # NFTA_TABLE_HANDLE
+                    lambda a: struct.unpack(">Q", a[4])[0] if a.get(m.TABLE_NAME) == _OURS else None)
+    return handles[0] if handles else None

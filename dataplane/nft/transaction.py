@@ -33,8 +33,8 @@ messages.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from dataplane.nft.names import is_affinity_set, is_service_chain
 from dataplane.nft.ruleset import CHAIN_COMMENTS, FAMILY, TABLE, NftRuleset
@@ -238,27 +238,73 @@ def _element_changes(ruleset: NftRuleset, previous: NftRuleset, touched: Mapping
     return added, deleted
 
 
-def _per_service(op: Op) -> bool:
-    """An operation on the per-Service part of the table: its chains and
-    rules, its affinity sets, and every map and set element."""
-    kind = op[0]
-    if kind in ("elements", "delete elements", "flush map", "flush set"):
-        return True
-    if kind in ("chain", "flush chain", "delete chain", "rule"):
-        return is_service_chain(op[1])
-    if kind in ("set", "delete set"):
-        return is_affinity_set(op[1])
-    return False
+def compose_fixed(ruleset: NftRuleset, existing: Existing = Existing()) -> Transaction:
+    """The part of a full sync that is not per-Service: the table, base and
+    fixed chains and their rules, every map's and set's declaration but the
+    affinity sets', and the stale objects among those; `service_parts` is
+    the rest. Written first, it leaves the kernel consistent: the previous
+    Services with the new fixed part (the maps and sets it names exist)."""
+    fixed = [c for c in ruleset.chains if not is_service_chain(c) and c not in ruleset.base_chains]
+    out: list[Op] = [("table",)]
+    out += [("chain", name, body) for name, body in ruleset.base_chains.items()]
+    out += [("chain", c, "") for c in fixed]
+    out += [("map", name, decl) for name, (decl, _) in ruleset.maps.items()]
+    out += [("set", name, decl) for name, (decl, _) in ruleset.sets.items() if not is_affinity_set(name)]
+    out += [("flush chain", c) for c in (*ruleset.base_chains, *fixed)]
+    for chain in (*ruleset.base_chains, *fixed):
+        out += [("rule", chain, rule) for rule in ruleset.chains.get(chain, ())]
+    gone = _delete(out, {c for c in existing.chains - ruleset.chains.keys() if not is_service_chain(c)},
+                   existing.maps - ruleset.maps.keys(),
+                   {n for n in existing.sets - ruleset.sets.keys() if not is_affinity_set(n)})
+    return Transaction(out, len(fixed) + len(ruleset.base_chains), len(gone), full=True)
 
 
-def split_full(tx: Transaction) -> tuple[Transaction, Transaction]:
-    """A full sync as two transactions: the fixed part (table, base and
-    fixed chains and their rules, map and set declarations, stale fixed
-    objects), then the per-Service part (see `_per_service`), each in the
-    order `compose_full` wrote it. Each is atomic; between the two the
-    kernel holds the new fixed part with the previous Services, which is
-    consistent (the maps and sets the fixed rules name exist in both)."""
-    fixed = [op for op in tx.ops if not _per_service(op)]
-    services = [op for op in tx.ops if _per_service(op)]
-    return Transaction(fixed), Transaction(services, tx.chains_written, tx.chains_deleted, tx.elements_added,
-                                           tx.elements_deleted, tx.deleted)
+def binds(rules: Iterable[str]) -> int:
+    """Anonymous maps these rules make (each `numgen ... vmap { }`)."""
+    return sum("vmap {" in rule for rule in rules)
+
+
+def service_parts(ruleset: NftRuleset, existing: Existing, limit: int) -> Iterator[list[Op]]:
+    """The per-Service part of a full sync, as transactions made one at a
+    time: one, when its rules bind at most `limit` anonymous maps; else the
+    declarations, then the chains' flushes and rules `limit` maps at a time
+    (a Service port's chains together), then every map and set element and
+    the stale per-Service chains and affinity sets (see
+    dataplane.nft.netlink on why)."""
+    groups = [[chain for chain, _ in rendered.chains] for rendered in ruleset.services.values()]
+    grouped = {chain for group in groups for chain in group}
+    groups.append([c for c in ruleset.chains if is_service_chain(c) and c not in grouped])
+    declare: list[Op] = [("chain", c, "") for group in groups for c in group]
+    declare += [("set", name, decl) for name, (decl, _) in ruleset.sets.items() if is_affinity_set(name)]
+
+    def rewrite(group: list[str]) -> list[Op]:
+        return [("flush chain", c) for c in group] + [("rule", c, rule) for c in group for rule in ruleset.chains[c]]
+
+    def elements_and_stale() -> list[Op]:
+        out: list[Op] = [("flush map", m) for m in ruleset.maps]
+        out += [("flush set", s) for s, (decl, _) in ruleset.sets.items() if not is_dynamic(decl)]
+        for name, (decl, items) in ruleset.sets.items():
+            if not is_dynamic(decl):
+                _fill_set(out, name, sorted(items))
+        for name, (_, items) in ruleset.maps.items():
+            _fill_map(out, name, items)
+        _delete(out, {c for c in existing.chains - ruleset.chains.keys() if is_service_chain(c)}, (),
+                {n for n in existing.sets - ruleset.sets.keys() if is_affinity_set(n)})
+        return out
+
+    counts = [sum(binds(ruleset.chains[c]) for c in group) for group in groups]
+    if sum(counts) <= limit:
+        yield declare + [op for group in groups for op in rewrite(group)] + elements_and_stale()
+        return
+    yield declare
+    current: list[Op] = []
+    made = 0
+    for group, count in zip(groups, counts):
+        if current and made + count > limit:
+            yield current
+            current, made = [], 0
+        current += rewrite(group)
+        made += count
+    if current:
+        yield current
+    yield elements_and_stale()

@@ -22,6 +22,7 @@ import pytest
 
 from dataplane import netns
 from dataplane.model import Endpoint, NodeInfo, ServicePort
+from dataplane.nft import netlink
 from dataplane.nft.applier import NftApplier
 from dataplane.nft.render import NftRenderCache, render
 
@@ -102,7 +103,9 @@ NODES = {
 
 
 @pytest.mark.parametrize("node", NODES.values(), ids=NODES.keys())
-def test_netlink_writes_what_nft_writes_full_and_partial(node):
+@pytest.mark.parametrize("binds", [netlink.BINDS_PER_BATCH, 2], ids=["one-transaction", "split"])
+def test_netlink_writes_what_nft_writes_full_and_partial(node, binds, monkeypatch):
+    monkeypatch.setattr(netlink, "BINDS_PER_BATCH", binds)  # 2: every full and partial sync is split
     with namespaces(f"{PREFIX}-n-{os.getpid()}", f"{PREFIX}-t-{os.getpid()}") as (via_netlink, via_nft):
         appliers = {via_netlink: NftApplier(), via_nft: NftApplier(netlink=False)}
         cache = NftRenderCache()  # the netlink side gets patched rulesets and their Delta, as in the proxier
