@@ -27,6 +27,7 @@ written, into one `nft -f` transaction.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -40,17 +41,23 @@ TABLE_COMMENT = "rules for kube-proxy"
 CHAIN_COMMENTS = {"reject-chain": "helper for @no-endpoint-services / @no-endpoint-nodeports"}
 
 
-@dataclass(frozen=True)
 class Delta:
     """How a ruleset differs from `base` (the ruleset rendered before it):
     only in these chains (added, changed or gone) and in these keys of these
     maps and sets (and in affinity sets, found by comparing names). A render
-    that could not say so marks its ruleset `patchable=False`."""
+    that could not say so marks its ruleset `patchable=False`. The base is
+    held weakly: each ruleset would otherwise keep every earlier one alive."""
 
-    base: NftRuleset | None
-    chains: frozenset[str]
-    elements: Mapping[str, frozenset[str]]
-    patchable: bool = True
+    __slots__ = ("_base", "chains", "elements", "patchable")
+
+    def __init__(self, base: NftRuleset | None, chains: frozenset[str], elements: Mapping[str, frozenset[str]],
+                 patchable: bool = True) -> None:
+        self._base = weakref.ref(base) if base is not None else None
+        self.chains, self.elements, self.patchable = chains, elements, patchable
+
+    @property
+    def base(self) -> NftRuleset | None:
+        return self._base() if self._base is not None else None
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,19 @@ def test_patched_renders_equal_whole_renders(seed):
     assert patched_steps > 50
 
 
+def test_a_ruleset_does_not_keep_the_ones_before_it_alive():
+    import gc
+    import weakref
+
+    sp = ServicePort("ns", "a", "http", "TCP", "172.30.0.1", 80)
+    cache = NftRenderCache()
+    first = weakref.ref(render({sp: [Endpoint("10.180.0.1", 8080)]}, NODE, cache))
+    second = render({sp: [Endpoint("10.180.0.2", 8080)]}, NODE, cache)
+    third = render({sp: [Endpoint("10.180.0.3", 8080)]}, NODE, cache)
+    gc.collect()
+    assert first() is None and second.delta.base is None and third.delta.base is second
+
+
 def test_a_map_key_two_ports_name_turns_patching_off():
     a = ServicePort("ns", "a", "http", "TCP", "172.30.0.1", 80, external_ips=("192.168.99.1",))
     b = ServicePort("ns", "b", "http", "TCP", "172.30.0.2", 80, external_ips=("192.168.99.1",))
