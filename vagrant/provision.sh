@@ -35,8 +35,8 @@ change() {
 }
 
 # ---- packages -----------------------------------------------------------
-packages=(iproute2 iptables nftables conntrack curl netcat-openbsd dnsutils python3 python3-venv python3-pip util-linux procps openssl
-          crun runc skopeo umoci docker-registry busybox-static)   # containers: runtime, images, local registry
+packages=(iproute2 iptables nftables conntrack curl netcat-openbsd dnsutils dnsperf python3 python3-venv python3-pip util-linux
+          procps openssl crun runc skopeo umoci docker-registry busybox-static)   # containers: runtime, images, local registry
 # nginx: the Ingress proxy's program, run inside its pods (never as the host's service);
 # Debian 12's smallest build, or plain nginx where a release has no nginx-light (Ubuntu 24.04).
 if apt-cache show nginx-light >/dev/null 2>&1 || ! apt-cache show nginx >/dev/null 2>&1; then
@@ -200,6 +200,17 @@ case "$mode" in
     # their time waiting on their own throwaway clusters, which never share
     # names, namespaces or addresses; a module's tests stay on one worker.
     workers="$(nproc)"; [ "$workers" -lt 2 ] && workers=2; [ "$workers" -gt 4 ] && workers=4
+    # The SPDY-only client tests need an old kubectl: Debian 12's kubernetes-client
+    # (1.20), unpacked beside the system, never installed over a newer kubectl.
+    old_kubectl="${NSPLANE_OLD_KUBECTL:-/tmp/nsr/k120/usr/bin/kubectl}"
+    if [ ! -x "$old_kubectl" ] && [ -z "${NSPLANE_OLD_KUBECTL:-}" ]; then
+      deb_dir="$(mktemp -d /tmp/nsplane-k120.XXXXXX)"
+      if (cd "$deb_dir" && apt-get download -qq kubernetes-client >/dev/null 2>&1); then
+        say "unpacking Debian's kubectl 1.20 under /tmp/nsr/k120 (the SPDY client tests)"
+        mkdir -p /tmp/nsr/k120 && dpkg-deb -x "$deb_dir"/kubernetes-client_*.deb /tmp/nsr/k120
+      fi
+      rm -rf "$deb_dir"
+    fi
     exec "$venv/bin/python" -m pytest -q -n "$workers" --dist loadfile tests
     ;;
   check)

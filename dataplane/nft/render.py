@@ -90,7 +90,8 @@ def render(
             old, rendered = rendered, render_service(sp, endpoints, node, local)
             changed.append((old, rendered))
         cache.by_port[sp] = rendered
-    changed += [(rendered, None) for sp, rendered in previous.items() if sp not in cache.by_port]
+    if len(cache.by_port) != len(previous) + sum(old is None for old, _ in changed):  # some ports are gone
+        changed += [(rendered, None) for sp, rendered in previous.items() if sp not in cache.by_port]
     ruleset = None
     if cache.last is not None:
         ruleset = _patched(cache, changed, len(services), total_endpoints)
