@@ -13,13 +13,15 @@ the same table whichever wrote it:
     iifname [!=] <prefix>*                        meta iifname, cmp of the prefix
     fib saddr type local                          fib, cmp
     jump|goto <chain>, drop, accept, return       immediate verdict
+    ip saddr [!=] { <prefix>, <ip>, ... }         payload, lookup in an anonymous interval set
     numgen random mod N vmap { 0 : goto <c>, ... }  numgen + lookup in an anonymous map
     update @<set> { ip saddr }                    payload, dynset
     dnat to <ip>:<port>                           immediate x2, nat
     comment "<text>"                              the rule's user data
 
-Anything else (the fixed chains' rules, an anonymous set of addresses)
-raises `Unsupported`; the caller then writes the transaction through nft.
+Anything else (the fixed chains' rules; an address set nft would merge,
+or of single addresses only) raises `Unsupported`; the caller then writes
+the transaction through nft.
 """
 from __future__ import annotations
 
@@ -44,13 +46,18 @@ class Unsupported(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A compiled rule: its expressions (without the anonymous map lookup a
-    `numgen ... vmap` ends with, which needs the map's name), that map's
-    (key, chain) gotos, and its comment."""
+    """A compiled rule: its expressions, in two parts around the lookup in an
+    anonymous map or set (which needs the name it is given in the batch):
+    a `numgen ... vmap`'s (key, chain) gotos, or an `ip saddr [!=] { ... }`
+    interval set's elements ((key, is an interval's end), as nft sends
+    them); and its comment."""
 
     exprs: bytes
     vmap: tuple[tuple[int, str], ...] | None = None
     comment: str | None = None
+    interval: tuple[tuple[bytes, bool], ...] | None = None
+    negate: bool = False  # the interval set's lookup is `!=`
+    after: bytes = b""  # the expressions after the anonymous lookup
 
 
 def _payload(base: int, offset: int, length: int, reg: int = m.REG_1) -> bytes:
@@ -134,7 +141,21 @@ def rule(text: str) -> Rule:
             target = need(1)[0]
             i += 1
             if target == "{":
-                raise Unsupported("an anonymous set of addresses")
+                close = tokens.index("}", i) if "}" in tokens[i:] else -1
+                if close < 0:
+                    raise Unsupported(text)
+                items = [t for t in " ".join(tokens[i:close]).replace(",", " ").split()]
+                i = close + 1
+                if len(items) == 1:  # nft compares a one-element set directly
+                    out.append(_address(offset, negate, items[0]))
+                    continue
+                if field != "saddr":
+                    raise Unsupported(f"ip {field} {{ ... }}")
+                rest_rule = rule(" ".join(tokens[i:]))
+                if rest_rule.vmap is not None or rest_rule.interval is not None:
+                    raise Unsupported(text)
+                return Rule(b"".join(out) + _payload(_NETWORK, offset, 4), None, comment, _intervals(items, text),
+                            negate, rest_rule.exprs)
             if target.startswith("@"):
                 out.append(_payload(_NETWORK, offset, 4) + lookup(target[1:], negate=negate))
             else:
@@ -191,6 +212,32 @@ def rule(text: str) -> Rule:
         else:
             raise Unsupported(f"{word!r} in {text!r}")
     return Rule(b"".join(out), None, comment)
+
+
+def _intervals(items: list[str], text: str) -> tuple[tuple[bytes, bool], ...]:
+    """An interval set's elements as nft 1.0.6 sends them: sorted ranges,
+    each its first address and, flagged as an end, the address after its
+    last; a leading end at 0.0.0.0 when the first range does not start
+    there. Sets without a prefix (nft makes those plain sets), ranges that
+    touch or overlap (nft merges them) and a range ending at
+    255.255.255.255 are left to nft."""
+    try:
+        nets = sorted(ipaddress.IPv4Network(item, strict=False) for item in items)
+    except ValueError as err:
+        raise Unsupported(text) from err
+    if all("/" not in item for item in items):
+        raise Unsupported(f"a set of single addresses: {text!r}")
+    out: list[tuple[bytes, bool]] = []
+    previous_end = None
+    for net in nets:
+        start, end = int(net.network_address), int(net.broadcast_address) + 1
+        if previous_end is not None and start <= previous_end or end > 0xFFFFFFFF:
+            raise Unsupported(f"ranges nft would merge or end at the top: {text!r}")
+        if not out and start != 0:
+            out.append((b"\0\0\0\0", True))
+        out += [(start.to_bytes(4, "big"), False), (end.to_bytes(4, "big"), True)]
+        previous_end = end
+    return tuple(out)
 
 
 def _numgen(tokens: list[str], text: str) -> bytes:
@@ -287,6 +334,19 @@ def affinity_set_attrs(name: str, timeout_ms: int, set_id: int, table: str) -> b
             + m.u32(m.SET_FLAGS, m.SET_TIMEOUT_FLAG | m.SET_EVAL) + m.u32(m.SET_KEY_TYPE, 7)
             + m.u32(m.SET_KEY_LEN, 4) + m.u32(m.SET_ID, set_id) + m.u64(m.SET_TIMEOUT, timeout_ms)
             + m.attr(m.SET_USERDATA, _IPV4_SET_UDATA))
+
+
+# libnftnl set user data nft 1.0.6 sends for an `ip saddr { ... }` interval set:
+# key byte order big endian, merge elements, key typeof `ip saddr`
+_SADDR_INTERVAL_UDATA = bytes.fromhex("000402000000" "020401000000" "0314" "000407000000" "010c" "00040c000000"
+                                      "01040b000000")
+
+
+def interval_set_attrs(name: str, size: int, set_id: int, table: str) -> bytes:
+    return (m.string(m.SET_TABLE, table) + m.string(m.SET_NAME, name)
+            + m.u32(m.SET_FLAGS, m.SET_ANONYMOUS | m.SET_CONSTANT | m.SET_INTERVAL) + m.u32(m.SET_KEY_TYPE, 7)
+            + m.u32(m.SET_KEY_LEN, 4) + m.u32(m.SET_ID, set_id) + m.nest(m.SET_DESC, m.u32(m.SET_DESC_SIZE, size))
+            + m.attr(m.SET_USERDATA, _SADDR_INTERVAL_UDATA))
 
 
 # libnftnl set user data nft 1.0.6 sends for numgen's anonymous verdict map

@@ -60,14 +60,14 @@ GETTABLE, GETCHAIN, GETSET = 1, 4, 10
 
 
 class Names:
-    """Unique names (and batch ids) for anonymous maps, per writer."""
+    """Unique names for anonymous maps, per writer (a random token and a count)."""
 
     def __init__(self) -> None:
         self.token = secrets.token_hex(4)
         self._count = itertools.count()
 
-    def next(self) -> str:
-        return f"__map.{self.token}.{next(self._count)}"
+    def next(self, prefix: str = "__map") -> str:
+        return f"{prefix}.{self.token}.{next(self._count)}"
 
 
 class Batch:
@@ -154,6 +154,15 @@ def encode(ops: Sequence[Op], declarations: Mapping[str, str], names: Names) -> 
                 batch.add(index, m.NEWSETELEM, m.NLM_F_CREATE,
                           table + m.u32(m.ELEM_LIST_SET_ID, set_id) + m.nest(m.ELEM_LIST_ELEMENTS, *items))
                 exprs += c.lookup(anon, set_id, verdict_map=True)
+            elif rule.interval is not None:
+                anon, set_id = names.next("__set"), next(set_ids)
+                batch.add(index, m.NEWSET, m.NLM_F_CREATE,
+                          c.interval_set_attrs(anon, len(rule.interval), set_id, TABLE))
+                items = [m.nest(m.LIST_ELEM, *((m.u32(m.ELEM_FLAGS, m.ELEM_INTERVAL_END),) if end else ()),
+                                m.nest(m.ELEM_KEY, m.attr(m.DATA_VALUE, key))) for key, end in rule.interval]
+                batch.add(index, m.NEWSETELEM, m.NLM_F_CREATE,
+                          table + m.u32(m.ELEM_LIST_SET_ID, set_id) + m.nest(m.ELEM_LIST_ELEMENTS, *items))
+                exprs += c.lookup(anon, set_id, negate=rule.negate) + rule.after
             payload = table + m.string(m.RULE_CHAIN, op[1]) + m.nest(m.RULE_EXPRESSIONS, exprs)
             if rule.comment is not None:
                 payload += m.attr(m.RULE_USERDATA, m.udata(0, rule.comment))
@@ -167,7 +176,7 @@ BINDS_PER_BATCH = 500
 
 
 def _binds(op: Op) -> int:
-    return op[0] == "rule" and binds((op[2],))
+    return op[0] == "rule" and binds((op[2],))  # (interval sets are few: one per firewall chain)
 
 
 def split(ops: Sequence[Op], group_of: Callable[[], Mapping[str, object]],
@@ -189,14 +198,14 @@ def split(ops: Sequence[Op], group_of: Callable[[], Mapping[str, object]],
             rewrites.setdefault(groups.get(op[1]), []).append(op)
         else:
             last.append(op)
-    out, current, binds = [declare], [], 0
+    out, current, made = [declare], [], 0
     for group in rewrites.values():
         count = sum(map(_binds, group))
-        if current and binds + count > limit:
+        if current and made + count > limit:
             out.append(current)
-            current, binds = [], 0
+            current, made = [], 0
         current += group
-        binds += count
+        made += count
     out += [current, last]
     return [part for part in out if part]
 

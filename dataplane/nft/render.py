@@ -25,6 +25,7 @@ Pure.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 from dataplane.model import Endpoint, NodeInfo, ServicePort
@@ -133,12 +134,7 @@ def _whole(cache: NftRenderCache, node: NodeInfo, service_cidrs: Sequence[str], 
         endpoints=total_endpoints,
         services=cache.by_port,  # a new dict every render, so the ruleset may keep it
     )
-    return ruleset if unique else _no_patching(ruleset)
-
-
-def _no_patching(ruleset: NftRuleset) -> NftRuleset:
-    return NftRuleset(ruleset.base_chains, ruleset.chains, ruleset.maps, ruleset.sets, ruleset.service_ports,
-                      ruleset.endpoints, ruleset.services, delta=Delta(None, frozenset(), {}, patchable=False))
+    return ruleset if unique else dataclasses.replace(ruleset, delta=Delta(None, frozenset(), {}, patchable=False))
 
 
 def _patched(cache: NftRenderCache, changed: list, ports: int, total_endpoints: int) -> NftRuleset | None:

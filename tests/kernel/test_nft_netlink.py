@@ -6,9 +6,9 @@ Two throwaway namespaces get the same rulesets, one through netlink batches
 sync (the netlink side rendering with a cache, so its partial syncs come
 from the render's Delta), the kernel must hold the same expressions in both, as `nft
 --debug=netlink list table` prints them (anonymous maps' names and rule
-handles left out), and `nft list table` must read the same. Then the
-fallback: a LoadBalancer with source ranges, which the netlink path does
-not express, goes through nft and the table is still complete. The
+handles left out), and `nft list table` must read the same. Then
+LoadBalancer source ranges, as an interval set, and the fallback: ranges
+nft would merge are left to nft, and the table is still complete. The
 namespaces go on every exit path.
 """
 from __future__ import annotations
@@ -63,7 +63,7 @@ def held(ns: str) -> tuple[str, dict[str, list[str]]]:
             current = rules.setdefault(head.group(1), [])
             current.append("")
         elif current is not None and line.startswith(("  [", "  userdata")):
-            current[-1] += re.sub(r"__map\S+", "__map", line) + "\n"
+            current[-1] += re.sub(r"(__map|__set)\S+", r"\1", line) + "\n"
         else:
             current = None
     return text, rules
@@ -123,17 +123,29 @@ def test_netlink_writes_what_nft_writes_full_and_partial(node, binds, monkeypatc
         assert appliers[via_netlink].last.chains_written  # the last step was a real partial sync
 
 
-def test_what_netlink_cannot_express_goes_through_nft():
+def lb(name: str, ip: str, *ranges: str) -> ServicePort:
+    return ServicePort("ns1", name, "http", "TCP", ip, 80, node_port=30083 + int(ip.rsplit(".", 1)[1]) % 50,
+                       load_balancer_ips=(f"1.2.3.{ip.rsplit('.', 1)[1]}",), load_balancer_source_ranges=ranges)
+
+
+def test_source_ranges_and_what_netlink_leaves_to_nft():
+    """LoadBalancer source ranges (an interval set, the node's own LB IP in
+    it) go through netlink; ranges nft would merge go through nft."""
     node = NODES["cidr"]
-    ranged = ServicePort("ns1", "lb", "http", "TCP", "172.30.0.46", 80, node_port=30083, load_balancer_ips=("1.2.3.5",),
-                         load_balancer_source_ranges=("192.168.0.0/24", "203.0.113.0/25"))
+    ranged = lb("ranged", "172.30.0.46", "192.168.0.0/24", "203.0.113.0/25", "198.51.100.7/32")
+    single = lb("single", "172.30.0.47", "203.0.113.0/25")
+    merged = lb("merged", "172.30.0.48", "10.0.0.0/8", "10.1.0.0/16")
     with namespaces(f"{PREFIX}-f-{os.getpid()}", f"{PREFIX}-g-{os.getpid()}") as (via_netlink, via_nft):
-        appliers = {via_netlink: NftApplier(verify="raise"), via_nft: NftApplier(netlink=False)}
-        for step, extra in enumerate(({}, {ranged: eps("10.180.0.8")})):
+        appliers = {via_netlink: NftApplier(), via_nft: NftApplier(netlink=False)}
+        second = {ranged: eps("10.180.0.8"), single: eps("10.180.0.9")}
+        steps = ({}, second, {**second, merged: eps("10.180.0.10")})
+        for step, extra in enumerate(steps):
             ruleset = render({**services(0), **extra}, node, service_cidrs=("172.30.0.0/16",))
             for ns, applier in appliers.items():
                 with netns.entered(ns):
                     applier.apply(ruleset)
-            assert held(via_netlink) == held(via_nft)
-        assert appliers[via_netlink].via_nft == 1  # the partial sync adding the source ranges
-        assert "192.168.0.0/24, 203.0.113.0/25 } drop" in held(via_netlink)[0]
+            assert held(via_netlink) == held(via_nft), f"step {step}"
+            assert appliers[via_netlink].via_nft == (step == 2)  # only the ranges nft merges
+        listing = held(via_netlink)[0]
+        assert "ip saddr != { 1.2.3.46, 192.168.0.0/24, 198.51.100.7, 203.0.113.0/25 } drop" in listing
+        assert "ip saddr != { 10.0.0.0/8 } drop" in listing  # nft merged the two

@@ -63,12 +63,23 @@ def test_numgen_vmap_keeps_its_gotos_for_the_anonymous_map():
     assert expr_names(rule.exprs) == ["numgen"]
 
 
+def test_an_address_set_is_sent_as_nft_sends_its_intervals():
+    rule = c.rule("ip saddr != { 1.2.3.4 , 192.168.0.0/24 , 203.0.113.0/25 } drop")
+    assert rule.negate and expr_names(rule.exprs) == ["payload"] and expr_names(rule.after) == ["immediate"]
+    assert [(k.hex(), end) for k, end in rule.interval] == [
+        ("00000000", True), ("01020304", False), ("01020305", True), ("c0a80000", False), ("c0a80100", True),
+        ("cb007100", False), ("cb007180", True)]
+    assert c.rule("ip saddr != { 203.0.113.0/25 } drop").interval is None  # one element: compared directly
+
+
 def test_comment_is_kept():
     assert c.rule('goto x comment "short-circuit local traffic"').comment == "short-circuit local traffic"
 
 
 @pytest.mark.parametrize("text", [
-    "ip saddr != { 203.0.113.0/25 , 1.2.3.4 } drop",  # an anonymous interval set: left to nft
+    "ip saddr != { 1.2.3.4 , 1.2.3.5 } drop",  # nft makes a plain set of these
+    "ip saddr != { 10.0.0.0/8 , 10.1.0.0/16 } drop",  # nft merges these
+    "ip daddr != { 10.0.0.0/8 , 192.168.0.0/16 } drop",
     "ct state new jump firewall-check",
     "iif lo goto services",
     "iifname eth0 goto services",
