@@ -97,7 +97,18 @@ class Batch:
 def encode(ops: Sequence[Op], declarations: Mapping[str, str], names: Names) -> Batch:
     """The batch for `ops`; `declarations` are the maps' and sets' declarations
     by name (element keys are encoded from their types). Unsupported when
-    an operation is outside what is compiled here."""
+    an operation is outside what is compiled here, or text compile.py does
+    not read (a port that is not a number, say): nft then reads it, and
+    says what is wrong with it."""
+    try:
+        return _encode(ops, declarations, names)
+    except Unsupported:
+        raise
+    except (ValueError, IndexError, struct.error) as err:
+        raise Unsupported(f"{type(err).__name__}: {err}") from err
+
+
+def _encode(ops: Sequence[Op], declarations: Mapping[str, str], names: Names) -> Batch:
     batch = Batch()
     table = m.string(1, TABLE)
     fields_of: dict[str, tuple[str, ...]] = {}

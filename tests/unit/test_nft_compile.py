@@ -92,6 +92,12 @@ def test_everything_else_is_left_to_nft(text):
         c.rule(text)
 
 
+def test_text_compile_does_not_read_is_left_to_nft():
+    for ops in ([("rule", "x", "tcp dport http drop")], [("elements", "s", [("10.0.0.300", None)])]):
+        with pytest.raises(netlink.Unsupported):
+            netlink.encode(ops, {"s": "type ipv4_addr ;"}, netlink.Names())
+
+
 def test_keys_are_padded_to_registers_and_comments_left_out():
     fields = c.key_fields("type ipv4_addr . inet_proto . inet_service : verdict ;")
     assert c.key(fields, '10.96.0.10 . udp . 53 comment "kube-system/kube-dns:dns"') == \
