@@ -144,7 +144,7 @@ def rule(text: str) -> Rule:
                 close = tokens.index("}", i) if "}" in tokens[i:] else -1
                 if close < 0:
                     raise Unsupported(text)
-                items = [t for t in " ".join(tokens[i:close]).replace(",", " ").split()]
+                items = " ".join(tokens[i:close]).replace(",", " ").split()
                 i = close + 1
                 if len(items) == 1:  # nft compares a one-element set directly
                     out.append(_address(offset, negate, items[0]))

@@ -17,23 +17,19 @@ Stateless calls, each one nft transaction or one read:
   tests);
 - `delete_table()`: kube-proxy's CleanupLeftovers for nftables mode.
 
-Two ways to reach the kernel, same text: the `nft` binary (package
-nftables), one process per transaction (the default), and libnftables
-(libnftables.so.1, the library `nft` is built on, same package) called
-in-process through ctypes (`Nft("lib")`). Measured at 2,000 Services x 3
-endpoints (kube-proxy's layout, tests/nft_sample.py) the library saved
-nothing: full sync 2.0 s binary / 2.1 s lib, one-endpoint partial sync
-58 ms / 93 ms p50; both build nft's cache of the table first, which is
-what costs, and the library keeps the GIL while it does.
+Each call is one `nft` process (package nftables). The applier writes the
+per-Service part of its syncs as netlink batches instead
+(`dataplane.nft.netlink`); nft writes the fixed part, whatever netlink
+does not express, and every listing. libnftables, called in-process,
+saved nothing when measured (2,000 Services: full sync 2.0 s binary, 2.1 s
+library; one-endpoint partial sync 58 / 93 ms p50): it builds the same
+cache of the table first, holding the GIL.
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import re
 import subprocess
-import threading
 from typing import Any
 
 from dataplane.nft import netlink
@@ -43,73 +39,16 @@ from dataplane.nft.transaction import Existing
 
 NFT = "nft"
 TIMEOUT = 120.0
-BACKENDS = ("lib", "binary")
-
-
-_lib_lock = threading.Lock()
-_lib: ctypes.CDLL | None = None
-
-
-def _libnftables() -> ctypes.CDLL | None:
-    global _lib
-    with _lib_lock:
-        if _lib is None:
-            name = ctypes.util.find_library("nftables") or "libnftables.so.1"
-            try:
-                lib = ctypes.CDLL(name)
-            except OSError:
-                return None
-            lib.nft_ctx_new.restype = ctypes.c_void_p
-            lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
-            lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
-            for fn in (lib.nft_ctx_buffer_output, lib.nft_ctx_buffer_error):
-                fn.argtypes, fn.restype = [ctypes.c_void_p], ctypes.c_int
-            for fn in (lib.nft_ctx_get_output_buffer, lib.nft_ctx_get_error_buffer):
-                fn.argtypes, fn.restype = [ctypes.c_void_p], ctypes.c_char_p
-            lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
-            lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-            lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
-            _lib = lib
-        return _lib
-
-
-_JSON, _TERSE = 1 << 4, 1 << 5  # NFT_CTX_OUTPUT_JSON, NFT_CTX_OUTPUT_TERSE
 
 
 class Nft:
-    """One way of calling nft (see the module docstring); holds no state of the table."""
+    """Calls of nft (see the module docstring); holds no state of the table."""
 
-    def __init__(self, backend: str | None = None) -> None:
-        if backend is None:
-            backend = "binary"
-        if backend not in BACKENDS:
-            raise ValueError(f"nft backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-        if backend == "lib" and _libnftables() is None:
-            raise NftError("libnftables.so.1 cannot be loaded: install the nftables package")
-        self.backend = backend
-
-    def _call(self, text: str, json_out: bool = False, terse: bool = False) -> str:
+    def _call(self, text: str, json_out: bool = False) -> str:
         """Run `text` (commands, one transaction); returns nft's output."""
-        if self.backend == "binary":
-            flags = [*(["-j"] if json_out else []), *(["-t"] if terse else [])]
-            if json_out:  # nft -j -f prints nothing for listings: one process per listing
-                return "".join(self._binary([NFT, *flags, *line.split()], line) for line in text.splitlines())
-            return self._binary([NFT, *flags, "-f", "-"], text)
-        lib = _libnftables()
-        # A context per call: its netlink socket belongs to the namespace it is
-        # opened in, and callers (tests, the proxier) may change namespaces.
-        ctx = lib.nft_ctx_new(0)
-        try:
-            lib.nft_ctx_buffer_output(ctx)
-            lib.nft_ctx_buffer_error(ctx)
-            lib.nft_ctx_output_set_flags(ctx, (_JSON if json_out else 0) | (_TERSE if terse else 0))
-            rc = lib.nft_run_cmd_from_buffer(ctx, text.encode())
-            out = (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(errors="replace")
-            if rc != 0:
-                raise self._lib_error(text, (lib.nft_ctx_get_error_buffer(ctx) or b"").decode(errors="replace"))
-            return out
-        finally:
-            lib.nft_ctx_free(ctx)
+        if json_out:  # nft -j -f prints nothing for listings: one process per listing
+            return "".join(self._binary([NFT, "-j", *line.split()], line) for line in text.splitlines())
+        return self._binary([NFT, "-f", "-"], text)
 
     @staticmethod
     def _binary(argv: list[str], text: str) -> str:
@@ -121,18 +60,6 @@ class Nft:
         if proc.returncode != 0:
             raise _error(text, proc.stderr.decode(errors="replace"))
         return proc.stdout.decode()
-
-    def _lib_error(self, text: str, stderr: str) -> NftError:
-        """libnftables 1.0.6 may echo the wrong line of a buffer; `nft --check`
-        of the same text names the right one (a failed sync only)."""
-        if text.startswith("list "):
-            return _error(text, stderr)
-        try:
-            self._binary([NFT, "--check", "-f", "-"], text)
-        except NftError as checked:
-            if checked.line_number is not None:
-                return checked
-        return _error(text, stderr)
 
     def run(self, text: str) -> None:
         """Apply `text` as one transaction."""

@@ -51,7 +51,7 @@ from dataplane.nft import compile as c
 from dataplane.nft import nlmsg as m
 from dataplane.nft.errors import NftError
 from dataplane.nft.ruleset import CHAIN_COMMENTS, TABLE
-from dataplane.nft.transaction import Existing, Op, binds, line_of
+from dataplane.nft.transaction import Existing, Op, binds, in_parts, line_of
 
 Unsupported = c.Unsupported
 NETLINK_NETFILTER = 12
@@ -123,7 +123,7 @@ def _encode(ops: Sequence[Op], declarations: Mapping[str, str], names: Names) ->
             batch.add(index, m.NEWCHAIN, m.NLM_F_CREATE, table + m.string(m.CHAIN_NAME, op[1]))
         elif kind in ("flush chain", "delete chain"):
             msg = m.DELRULE if kind == "flush chain" else m.DELCHAIN
-            batch.add(index, msg, 0, table + m.string(2 if msg == m.DELRULE else m.CHAIN_NAME, op[1]))
+            batch.add(index, msg, 0, table + m.string(m.RULE_CHAIN if msg == m.DELRULE else m.CHAIN_NAME, op[1]))
         elif kind in ("flush map", "flush set"):
             batch.add(index, m.DELSETELEM, 0, table + m.string(m.ELEM_LIST_SET, op[1]))
         elif kind in ("delete map", "delete set"):
@@ -157,22 +157,15 @@ def _encode(ops: Sequence[Op], declarations: Mapping[str, str], names: Names) ->
             exprs = rule.exprs
             if rule.vmap is not None:
                 anon, set_id = names.next(), next(set_ids)
-                batch.add(index, m.NEWSET, m.NLM_F_CREATE, c.anonymous_vmap_attrs(anon, len(rule.vmap), set_id, TABLE))
-                items = [m.nest(m.LIST_ELEM, m.nest(m.ELEM_KEY, m.attr(m.DATA_VALUE, c.vmap_key(k))),
-                                m.verdict(m.ELEM_DATA, m.NFT_GOTO, chain)) for k, chain in rule.vmap]
-                # By id alone: the kernel finds a set made in this transaction by id from the
-                # newest one back, where a name is compared with every set of the table.
-                batch.add(index, m.NEWSETELEM, m.NLM_F_CREATE,
-                          table + m.u32(m.ELEM_LIST_SET_ID, set_id) + m.nest(m.ELEM_LIST_ELEMENTS, *items))
+                _anonymous(batch, index, c.anonymous_vmap_attrs(anon, len(rule.vmap), set_id, TABLE), set_id,
+                           [m.nest(m.LIST_ELEM, m.nest(m.ELEM_KEY, m.attr(m.DATA_VALUE, c.vmap_key(k))),
+                                   m.verdict(m.ELEM_DATA, m.NFT_GOTO, chain)) for k, chain in rule.vmap])
                 exprs += c.lookup(anon, set_id, verdict_map=True)
             elif rule.interval is not None:
                 anon, set_id = names.next("__set"), next(set_ids)
-                batch.add(index, m.NEWSET, m.NLM_F_CREATE,
-                          c.interval_set_attrs(anon, len(rule.interval), set_id, TABLE))
-                items = [m.nest(m.LIST_ELEM, *((m.u32(m.ELEM_FLAGS, m.ELEM_INTERVAL_END),) if end else ()),
-                                m.nest(m.ELEM_KEY, m.attr(m.DATA_VALUE, key))) for key, end in rule.interval]
-                batch.add(index, m.NEWSETELEM, m.NLM_F_CREATE,
-                          table + m.u32(m.ELEM_LIST_SET_ID, set_id) + m.nest(m.ELEM_LIST_ELEMENTS, *items))
+                _anonymous(batch, index, c.interval_set_attrs(anon, len(rule.interval), set_id, TABLE), set_id,
+                           [m.nest(m.LIST_ELEM, *((m.u32(m.ELEM_FLAGS, m.ELEM_INTERVAL_END),) if end else ()),
+                                   m.nest(m.ELEM_KEY, m.attr(m.DATA_VALUE, key))) for key, end in rule.interval])
                 exprs += c.lookup(anon, set_id, negate=rule.negate) + rule.after
             payload = table + m.string(m.RULE_CHAIN, op[1]) + m.nest(m.RULE_EXPRESSIONS, exprs)
             if rule.comment is not None:
@@ -183,20 +176,26 @@ def _encode(ops: Sequence[Op], declarations: Mapping[str, str], names: Names) ->
     return batch
 
 
+def _anonymous(batch: Batch, index: int, set_attrs: bytes, set_id: int, items: list[bytes]) -> None:
+    """An anonymous map or set and its elements. The elements name it by id
+    alone: the kernel finds a set made in this transaction by id from the
+    newest one back, where a name is compared with every set of the table."""
+    batch.add(index, m.NEWSET, m.NLM_F_CREATE, set_attrs)
+    batch.add(index, m.NEWSETELEM, m.NLM_F_CREATE, m.string(m.ELEM_LIST_TABLE, TABLE)
+              + m.u32(m.ELEM_LIST_SET_ID, set_id) + m.nest(m.ELEM_LIST_ELEMENTS, *items))
+
+
 BINDS_PER_BATCH = 500
-
-
-def _binds(op: Op) -> int:
-    return op[0] == "rule" and binds((op[2],))  # (interval sets are few: one per firewall chain)
 
 
 def split(ops: Sequence[Op], group_of: Callable[[], Mapping[str, object]],
           limit: int | None = None) -> list[list[Op]]:
-    """`ops` as the transactions to write, in order (see the module
-    docstring); `group_of()` gives each per-Service chain's Service port
-    (only called when the transaction is split)."""
+    """`ops` as the transactions to write, in order: one, unless its rules
+    bind more than `limit` anonymous maps (see the module docstring), then
+    `transaction.in_parts`; `group_of()` gives each per-Service chain's
+    Service port (only called when the transaction is split)."""
     limit = BINDS_PER_BATCH if limit is None else limit
-    if sum(map(_binds, ops)) <= limit:
+    if binds(ops) <= limit:
         return [list(ops)]
     groups = group_of()
     stale = {op[1] for op in ops if op[0] == "delete chain"}
@@ -209,16 +208,7 @@ def split(ops: Sequence[Op], group_of: Callable[[], Mapping[str, object]],
             rewrites.setdefault(groups.get(op[1]), []).append(op)
         else:
             last.append(op)
-    out, current, made = [declare], [], 0
-    for group in rewrites.values():
-        count = sum(map(_binds, group))
-        if current and made + count > limit:
-            out.append(current)
-            current, made = [], 0
-        current += group
-        made += count
-    out += [current, last]
-    return [part for part in out if part]
+    return list(in_parts(declare, rewrites.values(), lambda: last, limit))
 
 
 _ATTR_MAX = 0xFFFF - 1024  # an attribute's length is 16 bits: long element lists take several messages

@@ -33,7 +33,7 @@ messages.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from dataplane.nft.names import is_affinity_set, is_service_chain
@@ -259,18 +259,40 @@ def compose_fixed(ruleset: NftRuleset, existing: Existing = Existing()) -> Trans
     return Transaction(out, len(fixed) + len(ruleset.base_chains), len(gone), full=True)
 
 
-def binds(rules: Iterable[str]) -> int:
-    """Anonymous maps these rules make (each `numgen ... vmap { }`)."""
-    return sum("vmap {" in rule for rule in rules)
+def binds(ops: Iterable[Op]) -> int:
+    """Anonymous maps these operations' rules make (each `numgen ... vmap { }`)."""
+    return sum(op[0] == "rule" and "vmap {" in op[2] for op in ops)
+
+
+def in_parts(declare: list[Op], groups: Iterable[list[Op]], last: Callable[[], list[Op]],
+             limit: int) -> Iterator[list[Op]]:
+    """A transaction too large for one (see dataplane.nft.netlink on why), as
+    several made one at a time: `declare`; then the groups of chain flushes
+    and rules, a group never cut, `limit` anonymous maps at a time; then
+    `last()` (the elements and deletions). Empty parts are left out."""
+    if declare:
+        yield declare
+    current: list[Op] = []
+    made = 0
+    for group in groups:
+        count = binds(group)
+        if current and made + count > limit:
+            yield current
+            current, made = [], 0
+        current += group
+        made += count
+    if current:
+        yield current
+    tail = last()
+    if tail:
+        yield tail
 
 
 def service_parts(ruleset: NftRuleset, existing: Existing, limit: int) -> Iterator[list[Op]]:
     """The per-Service part of a full sync, as transactions made one at a
-    time: one, when its rules bind at most `limit` anonymous maps; else the
-    declarations, then the chains' flushes and rules `limit` maps at a time
-    (a Service port's chains together), then every map and set element and
-    the stale per-Service chains and affinity sets (see
-    dataplane.nft.netlink on why)."""
+    time: one, when its rules bind at most `limit` anonymous maps; else
+    `in_parts` with a Service port's chains as a group and every map and
+    set element and the stale per-Service chains and affinity sets last."""
     groups = [[chain for chain, _ in rendered.chains] for rendered in ruleset.services.values()]
     grouped = {chain for group in groups for chain in group}
     groups.append([c for c in ruleset.chains if is_service_chain(c) and c not in grouped])
@@ -292,19 +314,7 @@ def service_parts(ruleset: NftRuleset, existing: Existing, limit: int) -> Iterat
                 {n for n in existing.sets - ruleset.sets.keys() if is_affinity_set(n)})
         return out
 
-    counts = [sum(binds(ruleset.chains[c]) for c in group) for group in groups]
-    if sum(counts) <= limit:
+    if sum("vmap {" in rule for group in groups for c in group for rule in ruleset.chains[c]) <= limit:
         yield declare + [op for group in groups for op in rewrite(group)] + elements_and_stale()
         return
-    yield declare
-    current: list[Op] = []
-    made = 0
-    for group, count in zip(groups, counts):
-        if current and made + count > limit:
-            yield current
-            current, made = [], 0
-        current += rewrite(group)
-        made += count
-    if current:
-        yield current
-    yield elements_and_stale()
+    yield from in_parts(declare, map(rewrite, groups), elements_and_stale, limit)
